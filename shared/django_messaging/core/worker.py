@@ -1,0 +1,225 @@
+"""The loop every long-running command shares (``kafka_consume``, ``publish``, ``subscribe``,
+``cqrs_consume``).
+
+A :class:`Worker` does one bounded unit of work per :meth:`Worker.run_once` call (a poll and the
+batch it returned, one relay batch, ...). :func:`run_worker` calls it until SIGTERM or SIGINT
+arrives, then lets the unit in progress finish, calls :meth:`Worker.stop` (commit, ack, close)
+and returns, so the command exits 0. Between units it calls ``close_old_connections()`` so
+that a database restart or ``CONN_MAX_AGE`` never breaks a long-lived worker.
+
+:func:`run_workers` runs several workers as child processes under a supervisor: a child that
+crashes or is killed is restarted with exponential backoff, up to ``max_restarts`` within
+``restart_window`` seconds; past that the supervisor stops the others and returns a non-zero
+exit code. SIGTERM/SIGINT to the supervisor is forwarded to every child and waited for, so no
+child is ever orphaned.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_sentinels
+from types import FrameType
+from typing import Any
+
+from django import db
+
+logger = logging.getLogger(__name__)
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class Worker:
+    """One unit-of-work loop. Subclasses implement :meth:`run_once`; it must return within a
+    second or so when idle (poll with a timeout), so that a stop request is honoured promptly."""
+
+    name: str = "worker"
+
+    def start(self) -> None:
+        """Open connections, subscribe. Called once before the first unit."""
+
+    def run_once(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Commit or acknowledge what was done, close connections. Called once, always."""
+
+
+class StopRequested:
+    """Set by the first SIGTERM/SIGINT; a second one exits at once (status 130)."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    def request(self, signum: int | None = None) -> None:
+        self.signal = signum
+        self.event.set()
+
+    def handler(self, signum: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            logger.warning("second %s: exiting without waiting", signal.Signals(signum).name)
+            os._exit(130)
+        logger.info("%s received: finishing the current unit of work", signal.Signals(signum).name)
+        self.request(signum)
+
+
+def _install(stop: StopRequested) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, stop.handler) for sig in STOP_SIGNALS}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
+    """Run ``worker`` in this process until a stop signal (or ``stop.request()``).
+
+    Exceptions from the worker propagate after :meth:`Worker.stop` has run.
+    """
+    stop = stop or StopRequested()
+    previous = _install(stop)
+    try:
+        worker.start()
+        try:
+            while not stop:
+                worker.run_once()
+                db.close_old_connections()
+        finally:
+            worker.stop()
+            db.connections.close_all()
+        logger.info("%s stopped cleanly", worker.name)
+    finally:
+        _restore(previous)
+
+
+# --- supervision of several workers -------------------------------------------------------
+
+WorkerFactory = Callable[[], Worker]
+
+
+@dataclass
+class _Child:
+    index: int
+    factory: WorkerFactory
+    process: Any = None
+    restarts: list[float] = field(default_factory=list)
+    next_start: float = 0.0
+
+
+def _child_main(factory: WorkerFactory) -> None:
+    # A fresh process: own signal handling, own database connections.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        run_worker(factory())
+    except BaseException:
+        logger.exception("worker crashed")
+        os._exit(1)
+    os._exit(0)
+
+
+def run_workers(
+    factories: Sequence[WorkerFactory],
+    *,
+    max_restarts: int = 5,
+    restart_window: float = 60.0,
+    backoff: tuple[float, float] = (0.5, 30.0),
+    stop: StopRequested | None = None,
+    grace: float = 30.0,
+) -> int:
+    """Run each factory's worker in its own process; return the command's exit code.
+
+    One factory runs in this process (no fork). ``max_restarts=0`` turns restarts off: the first
+    crash stops everything with exit code 1.
+    """
+    stop = stop or StopRequested()
+    if len(factories) == 1:
+        run_worker(factories[0](), stop)
+        return 0
+
+    context = multiprocessing.get_context("fork")
+    children = [_Child(i, f) for i, f in enumerate(factories)]
+    previous = _install(stop)
+    db.connections.close_all()  # never share a database socket with a forked child
+    exit_code = 0
+    try:
+        while not stop:
+            now = time.monotonic()
+            for child in children:
+                if child.process is None and now >= child.next_start:
+                    child.process = context.Process(
+                        target=_child_main, args=(child.factory,), name=f"worker-{child.index}"
+                    )
+                    child.process.start()
+                    logger.info("started worker %d (pid %d)", child.index, child.process.pid)
+            running = [c.process.sentinel for c in children if c.process is not None]
+            wait_for_sentinels(running, timeout=0.2)
+            for child in children:
+                proc = child.process
+                if proc is None or proc.is_alive():
+                    continue
+                proc.join()
+                child.process = None
+                if proc.exitcode == 0 and stop:
+                    continue
+                if proc.exitcode == 0:
+                    logger.info("worker %d finished", child.index)
+                    child.next_start = float("inf")
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < restart_window]
+                if len(child.restarts) >= max_restarts:
+                    logger.error(
+                        "worker %d exited with %s and was restarted %d times in %.0fs: giving up",
+                        child.index,
+                        proc.exitcode,
+                        len(child.restarts),
+                        restart_window,
+                    )
+                    exit_code = 1
+                    stop.request()
+                    break
+                delay = min(backoff[0] * 2 ** len(child.restarts), backoff[1])
+                child.restarts.append(now)
+                child.next_start = now + delay
+                logger.warning(
+                    "worker %d exited with %s; restarting in %.1fs",
+                    child.index,
+                    proc.exitcode,
+                    delay,
+                )
+            if all(c.process is None and c.next_start == float("inf") for c in children):
+                break
+    finally:
+        _stop_children(children, grace)
+        _restore(previous)
+    return exit_code
+
+
+def _stop_children(children: list[_Child], grace: float) -> None:
+    alive = [c.process for c in children if c.process is not None and c.process.is_alive()]
+    for proc in alive:
+        try:
+            os.kill(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace
+    for proc in alive:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            logger.error("worker pid %d did not stop within %.0fs: killing it", proc.pid, grace)
+            proc.kill()
+            proc.join()

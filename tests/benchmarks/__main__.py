@@ -1,0 +1,40 @@
+"""``python -m tests.benchmarks [--rounds N] [name-filter ...]``: run every bench_*.py module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import pkgutil
+import sys
+from pathlib import Path
+
+from tests import services
+from tests.benchmarks.harness import ROOT, run_scenarios, write_report
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per variant run, seconds")
+    parser.add_argument("--output", default=str(ROOT / "bench-results.md"))
+    parser.add_argument("only", nargs="*", help="run only modules whose name contains one of these")
+    args = parser.parse_args(argv)
+
+    here = Path(__file__).parent
+    names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
+    if args.only:
+        names = [n for n in names if any(word in n for word in args.only)]
+    scenarios = []
+    for name in names:
+        scenarios.extend(importlib.import_module(f"tests.benchmarks.{name}").SCENARIOS)
+    with services.kafka_broker() as broker:
+        os.environ[services.KAFKA_BOOTSTRAP_ENV] = broker.bootstrap
+        results = run_scenarios(scenarios, args.rounds, args.timeout)
+    write_report(results, Path(args.output))
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

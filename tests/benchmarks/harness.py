@@ -1,0 +1,188 @@
+"""Benchmark harness: every variant of a scenario runs in the same session, several rounds,
+interleaved, each in a fresh subprocess; medians and ratios go to bench-results.md / .json.
+
+A benchmark module ``tests/benchmarks/bench_<topic>.py`` defines ``SCENARIOS``, a list of
+:class:`Scenario`. A variant is a command (normally ``python <this module> <variant-key>``)
+whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}``; the harness turns
+it into ops/s. Variants whose ``requirements`` are set run in their own virtualenv
+(``.bench-envs/<slug>``, built with uv once and reused): that is how the reference libraries
+are installed side by side without touching the project's environment.
+
+The harness starts one Kafka broker for the whole run and exports its address as
+``MESSAGING_KAFKA_BOOTSTRAP``; every other service comes from tests/services.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENVS = ROOT / ".bench-envs"
+
+
+@dataclass
+class Variant:
+    label: (
+        str  # shown in the table: "django-messaging", "django-kafka 0.5.13", "raw confluent-kafka"
+    )
+    argv: list[str]  # arguments after the python executable
+    requirements: list[str] = field(default_factory=list)  # empty: the project's own environment
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Target:
+    """``ours / other >= at_least`` is the requirement (``at_least=0.5`` for "half of raw")."""
+
+    other: str
+    at_least: float
+
+
+@dataclass
+class Scenario:
+    name: str
+    unit: str  # "msgs/s", "rows/s", ...
+    ours: str  # label of the project's variant
+    variants: list[Variant]
+    targets: list[Target] = field(default_factory=list)
+    note: str = ""
+
+
+def script(module_file: str, key: str, *extra: str) -> list[str]:
+    return [module_file, key, *extra]
+
+
+def python_for(requirements: list[str]) -> str:
+    if not requirements:
+        return sys.executable
+    slug = hashlib.sha1("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
+    env_dir = ENVS / slug
+    python = env_dir / "bin" / "python"
+    marker = env_dir / ".complete"
+    if not marker.exists():
+        subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
+        subprocess.run(
+            ["uv", "pip", "install", "-q", "--python", str(python), *requirements], check=True
+        )
+        marker.write_text("\n".join(requirements))
+    return str(python)
+
+
+def run_variant(variant: Variant, timeout: float) -> float:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **variant.env}
+    done = subprocess.run(
+        [python_for(variant.requirements), *variant.argv],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    lines = [line for line in done.stdout.strip().splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{variant.label}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
+    result = json.loads(lines[-1])
+    return float(result["ops"]) / float(result["seconds"])
+
+
+def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> list[dict]:
+    results = []
+    for scenario in scenarios:
+        print(f"-- {scenario.name}", flush=True)
+        samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
+        errors: dict[str, str] = {}
+        for round_no in range(rounds):
+            order = (
+                scenario.variants[round_no % len(scenario.variants) :]
+                + scenario.variants[: round_no % len(scenario.variants)]
+            )
+            for variant in order:
+                if variant.label in errors:
+                    continue
+                try:
+                    samples[variant.label].append(run_variant(variant, timeout))
+                except Exception as exc:  # a broken reference run is reported, not fatal
+                    errors[variant.label] = str(exc)[-1500:]
+                    print(f"   {variant.label}: FAILED\n{errors[variant.label]}", flush=True)
+        medians = {k: statistics.median(v) for k, v in samples.items() if v}
+        ours = medians.get(scenario.ours)
+        ratios = {k: (ours / v if ours and v else None) for k, v in medians.items()}
+        checks = []
+        for target in scenario.targets:
+            ratio = ratios.get(target.other)
+            checks.append(
+                {
+                    "other": target.other,
+                    "at_least": target.at_least,
+                    "ratio": ratio,
+                    "met": ratio is not None and ratio >= target.at_least,
+                }
+            )
+        for label, value in medians.items():
+            print(f"   {label:40s} {value:14,.0f} {scenario.unit}", flush=True)
+        results.append(
+            {
+                "scenario": scenario.name,
+                "unit": scenario.unit,
+                "ours": scenario.ours,
+                "rounds": rounds,
+                "medians": medians,
+                "samples": samples,
+                "ratios": ratios,
+                "targets": checks,
+                "errors": errors,
+                "note": scenario.note,
+            }
+        )
+    return results
+
+
+def write_report(results: list[dict], path: Path) -> None:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Written by `nox -s bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"on {os.cpu_count()} CPUs. Each variant ran in its own process, rounds interleaved; the "
+        "numbers are medians. *ratio* is django-messaging's median divided by that variant's "
+        "(above 1: django-messaging is faster).",
+        "",
+    ]
+    for result in results:
+        lines += [f"## {result['scenario']}", ""]
+        if result["note"]:
+            lines += [result["note"], ""]
+        lines += [f"| variant | median {result['unit']} | ratio | rounds |", "|---|---:|---:|---:|"]
+        for label, value in result["medians"].items():
+            ratio = result["ratios"].get(label)
+            shown = "—" if label == result["ours"] else (f"{ratio:.2f}×" if ratio else "n/a")
+            lines.append(f"| {label} | {value:,.0f} | {shown} | {len(result['samples'][label])} |")
+        for label, error in result["errors"].items():
+            lines.append(
+                f"| {label} | failed: {error.splitlines()[-1][:120] if error else ''} | | |"
+            )
+        for check in result["targets"]:
+            ratio = f"{check['ratio']:.2f}×" if check["ratio"] else "n/a"
+            verdict = "met" if check["met"] else "NOT MET"
+            lines.append("")
+            lines.append(
+                f"- target: ≥ {check['at_least']}× {check['other']}: measured {ratio} — **{verdict}**"
+            )
+        lines.append("")
+    path.write_text("\n".join(lines))
+    path.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
+
+
+def emit(ops: int, seconds: float) -> None:
+    """What a variant prints last."""
+    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)

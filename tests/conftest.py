@@ -1,0 +1,82 @@
+"""Service fixtures shared by every package's tests.
+
+A service that is needed and missing fails the run with what is missing and how to start it;
+nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from django.conf import settings
+
+from tests import services
+
+
+def _fail_missing(exc: services.ServiceMissing) -> None:
+    pytest.fail(str(exc), pytrace=False)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    db = settings.DATABASES["default"]["ENGINE"]
+    try:
+        if db.endswith("postgresql"):
+            services.require("postgres", services.POSTGRES_URL, 5432)
+        elif db.endswith("mysql"):
+            services.require("mariadb", services.MARIADB_URL, 3306)
+    except services.ServiceMissing as exc:
+        pytest.exit(f"MISSING SERVICE: {exc}", returncode=3)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[services.KafkaBroker]:
+    """One Kafka-protocol broker for the session; its address goes into MESSAGING['KAFKA']."""
+    try:
+        broker = services.start_kafka()
+    except services.ServiceMissing as exc:
+        _fail_missing(exc)
+        raise
+    global_config = settings.MESSAGING["KAFKA"].setdefault("GLOBAL_CONFIG", {})
+    previous = global_config.get("bootstrap.servers")
+    global_config["bootstrap.servers"] = broker.bootstrap
+    try:
+        yield broker
+    finally:
+        global_config["bootstrap.servers"] = previous
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: services.KafkaBroker) -> str:
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    try:
+        services.require("rabbitmq", services.RABBITMQ_URL, 5672)
+    except services.ServiceMissing as exc:
+        _fail_missing(exc)
+    return services.RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def stomp_address() -> tuple[str, int]:
+    try:
+        return services.ensure_stomp()
+    except services.ServiceMissing as exc:
+        _fail_missing(exc)
+        raise
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("orders")`` → ``orders-test_x-1a2b3c4d``: a topic/queue/group of this test only."""
+
+    def make(prefix: str = "t") -> str:
+        test = request.node.name.replace("[", "-").replace("]", "")[:40]
+        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+
+    return make

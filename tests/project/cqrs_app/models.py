@@ -1,0 +1,1 @@
+"""Models the cqrs tests and the demo use."""

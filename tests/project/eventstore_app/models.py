@@ -1,0 +1,1 @@
+"""Models the eventstore tests and the demo use."""

@@ -1,0 +1,1 @@
+"""Models the kafka tests and the demo use."""

@@ -1,0 +1,1 @@
+"""Models the outbox tests and the demo use."""

@@ -1,0 +1,132 @@
+"""Django project for the tests, the demo and the benchmarks: all five apps installed.
+
+The database comes from ``MESSAGING_TEST_DB`` (``sqlite``, ``postgres`` or ``mariadb``); service
+addresses from the variables documented in ``tests/services.py``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tests import services
+
+SECRET_KEY = "tests-only-not-secret"
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+ROOT_URLCONF = "tests.project.urls"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django_messaging.core",
+    "django_messaging.kafka",
+    "django_messaging.outbox",
+    "django_messaging.cqrs",
+    "django_messaging.eventstore",
+    "tests.project.kafka_app",
+    "tests.project.outbox_app",
+    "tests.project.cqrs_app",
+    "tests.project.eventstore_app",
+]
+
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DB = os.environ.get("MESSAGING_TEST_DB", "sqlite")
+#: Lets several test runs share one server without sharing a test database.
+DB_NAME = os.environ.get("MESSAGING_TEST_DB_NAME", "messaging")
+
+if DB == "postgres":
+    _pg = services.url_parts(services.POSTGRES_URL)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": DB_NAME,
+            "USER": _pg["user"] or "postgres",
+            "PASSWORD": _pg["password"] or "",
+            "HOST": _pg["host"],
+            "PORT": _pg["port"] or 5432,
+            "TEST": {"NAME": f"test_{DB_NAME}"},
+        }
+    }
+elif DB == "mariadb":
+    import pymysql
+
+    pymysql.install_as_MySQLdb()
+    _my = services.url_parts(services.MARIADB_URL)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": DB_NAME,
+            "USER": _my["user"] or "root",
+            "PASSWORD": _my["password"] or "",
+            "HOST": _my["host"],
+            "PORT": _my["port"] or 3306,
+            "OPTIONS": {"charset": "utf8mb4", "isolation_level": "read committed"},
+            "TEST": {"NAME": f"test_{DB_NAME}", "CHARSET": "utf8mb4"},
+        }
+    }
+elif DB == "sqlite":
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("MESSAGING_SQLITE_PATH", f"/tmp/{DB_NAME}.sqlite3"),
+            "TEST": {
+                "NAME": os.environ.get("MESSAGING_SQLITE_TEST_PATH", f"/tmp/test_{DB_NAME}.sqlite3")
+            },
+            "OPTIONS": {"timeout": 20},
+        }
+    }
+else:
+    raise RuntimeError(f"MESSAGING_TEST_DB={DB!r}: use sqlite, postgres or mariadb")
+
+_stomp_host, _stomp_port = services.host_port(services.STOMP_ADDRESS, 61613)
+
+MESSAGING: dict = {
+    "KAFKA": {
+        # The session fixture (or the demo) fills in bootstrap.servers once the broker is up.
+        "GLOBAL_CONFIG": {"bootstrap.servers": os.environ.get(services.KAFKA_BOOTSTRAP_ENV, "")},
+        "CONSUMER_CONFIG": dict(services.FAST_GROUP_CONFIG),
+    },
+    "OUTBOX": {
+        "DEFAULT_STOMP_HOST_AND_PORTS": [(_stomp_host, _stomp_port)],
+    },
+    "CQRS": {
+        "url": services.RABBITMQ_URL,
+    },
+    "EVENTSTORE": {},
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {
+        "django_messaging": {
+            "handlers": ["console"],
+            "level": os.environ.get("MESSAGING_LOG_LEVEL", "WARNING"),
+        }
+    },
+}

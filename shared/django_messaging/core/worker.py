@@ -89,7 +89,7 @@ def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
 
     Exceptions from the worker propagate after :meth:`Worker.stop` has run.
     """
-    stop = stop or StopRequested()
+    stop = StopRequested() if stop is None else stop
     previous = _install(stop)
     try:
         worker.start()
@@ -145,7 +145,7 @@ def run_workers(
     One factory runs in this process (no fork). ``max_restarts=0`` turns restarts off: the first
     crash stops everything with exit code 1.
     """
-    stop = stop or StopRequested()
+    stop = StopRequested() if stop is None else stop
     if len(factories) == 1:
         run_worker(factories[0](), stop)
         return 0

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_messaging.core.checks import check_messaging_settings
+from django_messaging.core.settings import _SECTIONS, KNOWN_SECTIONS, Section, Setting
+
+
+@pytest.fixture(autouse=True)
+def demo_section(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(KNOWN_SECTIONS, "DEMO", "django_messaging.core")
+    Section(
+        "DEMO",
+        "django_messaging.core",
+        {
+            "TIMEOUT": Setting(5, int),
+            "PASSWORD": Setting(None, str, secret=True),
+            "URL": Setting("amqp://localhost", str),
+            "MODE": Setting(
+                "a", str, validate=lambda v: None if v in "ab" else "must be 'a' or 'b'"
+            ),
+            "NESTED": Setting(None, dict, children={"queue": Setting("q", str)}),
+        },
+    )
+    yield
+    _SECTIONS.pop("DEMO", None)
+
+
+def ids(messages: list) -> list[str]:
+    return [m.id for m in messages]
+
+
+def run(messaging: object) -> list:
+    with override_settings(MESSAGING=messaging):
+        return [
+            m for m in check_messaging_settings() if "DEMO" in m.msg or m.msg[:9] == "MESSAGING"
+        ]
+
+
+def test_valid_settings_pass() -> None:
+    assert run({"DEMO": {"TIMEOUT": 3, "NESTED": {"queue": "x"}}}) == []
+
+
+def test_messaging_must_be_a_dict() -> None:
+    with override_settings(MESSAGING=["KAFKA"]):
+        assert ids(check_messaging_settings()) == ["messaging.E001"]
+
+
+def test_unknown_section_gets_a_did_you_mean_hint() -> None:
+    with override_settings(MESSAGING={"KAFAK": {}}):
+        (message,) = check_messaging_settings()
+    assert message.id == "messaging.E002"
+    assert "Did you mean 'KAFKA'?" in message.hint
+
+
+def test_section_must_be_a_dict() -> None:
+    assert ids(run({"DEMO": "yes"})) == ["messaging.E003"]
+
+
+def test_unknown_key_gets_a_did_you_mean_hint() -> None:
+    (message,) = run({"DEMO": {"TIMOUT": 3}})
+    assert message.id == "messaging.E004"
+    assert "Did you mean 'TIMEOUT'?" in message.hint
+
+
+def test_unknown_nested_key_is_reported_with_its_path() -> None:
+    (message,) = run({"DEMO": {"NESTED": {"queu": "x"}}})
+    assert message.id == "messaging.E004"
+    assert "['NESTED']['queu']" in message.msg
+
+
+def test_wrong_type_names_the_expected_type() -> None:
+    (message,) = run({"DEMO": {"TIMEOUT": "3"}})
+    assert message.id == "messaging.E005"
+    assert "must be int, got str" in message.msg
+
+
+def test_bool_is_not_accepted_as_int() -> None:
+    assert ids(run({"DEMO": {"TIMEOUT": True}})) == ["messaging.E005"]
+
+
+def test_validator_reports_bad_values() -> None:
+    (message,) = run({"DEMO": {"MODE": "z"}})
+    assert message.id == "messaging.E006"
+    assert "must be 'a' or 'b'" in message.msg
+
+
+def test_secrets_are_never_printed() -> None:
+    messages = run({"DEMO": {"PASSWORD": 12345678, "URL": 1}})
+    text = " ".join(m.msg + str(m.hint) for m in messages)
+    assert ids(messages) == ["messaging.E005", "messaging.E005"]
+    assert "12345678" not in text
+
+
+def test_secret_in_url_is_masked() -> None:
+    (message,) = run({"DEMO": {"TIMEOUT": "amqp://user:hunter2@host/"}})
+    assert "hunter2" not in message.msg
+    assert "user:********@host" in message.msg
+
+
+def test_unknown_serializer_path_is_an_error() -> None:
+    with override_settings(MESSAGING={"SERIALIZERS": {"yaml": "no.such.module.Yaml"}}):
+        (message,) = check_messaging_settings()
+    assert message.id == "messaging.E007"
+    assert "no.such.module.Yaml" in message.msg
+
+
+def test_section_of_app_not_installed_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(KNOWN_SECTIONS, "DEMO", "not.installed.app")
+    (message,) = run({"DEMO": {}})
+    assert message.id == "messaging.W001"
+
+
+def test_manage_py_check_fails_on_errors() -> None:
+    with override_settings(MESSAGING={"DEMO": {"TIMEOUT": "x"}}), pytest.raises(SystemCheckError):
+        call_command("check")

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+
+from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.settings import _SECTIONS, KNOWN_SECTIONS, Section, Setting
+
+
+@pytest.fixture
+def section(monkeypatch: pytest.MonkeyPatch) -> Section:
+    monkeypatch.setitem(KNOWN_SECTIONS, "DEMO", "django_messaging.core")
+    declared = Section(
+        "DEMO",
+        "django_messaging.core",
+        {
+            "TIMEOUT": Setting(5, int),
+            "CONFIG": Setting({}, dict, open=True),
+            "NESTED": Setting(
+                None, dict, children={"queue": Setting("q", str), "n": Setting(1, int)}
+            ),
+        },
+        legacy="OLD_DEMO",
+    )
+    yield declared
+    _SECTIONS.pop("DEMO", None)
+
+
+def test_defaults_when_unset(section: Section) -> None:
+    with override_settings(MESSAGING={}):
+        assert section.TIMEOUT == 5
+        assert section["CONFIG"] == {}
+
+
+def test_values_are_read_live_not_captured(section: Section) -> None:
+    with override_settings(MESSAGING={"DEMO": {"TIMEOUT": 7}}):
+        assert section.TIMEOUT == 7
+        with override_settings(MESSAGING={"DEMO": {"TIMEOUT": 9}}):
+            assert section.TIMEOUT == 9
+        assert section.TIMEOUT == 7
+
+
+def test_in_place_changes_are_seen(section: Section) -> None:
+    messaging: dict = {"DEMO": {}}
+    with override_settings(MESSAGING=messaging):
+        assert section.TIMEOUT == 5
+        messaging["DEMO"]["TIMEOUT"] = 11
+        assert section.TIMEOUT == 11
+
+
+def test_defaults_are_copies(section: Section) -> None:
+    with override_settings(MESSAGING={}):
+        section.CONFIG["x"] = 1
+        assert section.CONFIG == {}
+
+
+def test_nested_dict_is_merged_over_child_defaults(section: Section) -> None:
+    with override_settings(MESSAGING={"DEMO": {"NESTED": {"n": 3}}}):
+        assert section.NESTED == {"queue": "q", "n": 3}
+    with override_settings(MESSAGING={}):
+        assert section.NESTED == {"queue": "q", "n": 1}
+
+
+def test_legacy_top_level_setting_is_used_when_section_missing(section: Section) -> None:
+    with override_settings(MESSAGING={}, OLD_DEMO={"TIMEOUT": 42}):
+        assert section.TIMEOUT == 42
+    with override_settings(MESSAGING={"DEMO": {}}, OLD_DEMO={"TIMEOUT": 42}):
+        assert section.TIMEOUT == 5  # the MESSAGING section wins, even when empty
+
+
+def test_unknown_key_names_the_known_ones(section: Section) -> None:
+    with pytest.raises(ConfigurationError, match="TIMEOUT"):
+        section.get("TIMOUT")
+    with pytest.raises(AttributeError):
+        section.TIMOUT  # noqa: B018
+
+
+def test_as_dict_has_every_key(section: Section) -> None:
+    with override_settings(MESSAGING={"DEMO": {"TIMEOUT": 1}}):
+        assert section.as_dict() == {"TIMEOUT": 1, "CONFIG": {}, "NESTED": {"queue": "q", "n": 1}}

@@ -1,0 +1,159 @@
+"""The worker runtime, driven through a real subprocess and real signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_messaging.core.worker import StopRequested, Worker, run_worker
+from tests.helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(log: Path, *args: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.core.worker_script", str(log), *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def events(log: Path) -> dict[int, list[str]]:
+    by_pid: dict[int, list[str]] = defaultdict(list)
+    if log.exists():
+        for line in log.read_text().splitlines():
+            pid, event, n = line.split()
+            by_pid[int(pid)].append(f"{event} {n}")
+    return by_pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); treat it as gone
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_single_worker_finishes_the_unit_then_exits_zero(tmp_path: Path, signum: int) -> None:
+    log = tmp_path / "log"
+    proc = start(log, 1, 0.6)
+    wait_until(lambda: any(e == "start 1" for v in events(log).values() for e in v), what="unit 1")
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0, out
+    (lines,) = events(log).values()
+    assert lines[-2:] == ["done 1", "stopped 1"], lines  # the unit in progress completed
+
+
+def test_supervisor_forwards_sigterm_and_leaves_no_orphans(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    proc = start(log, 3, 0.3)
+    wait_until(lambda: len(events(log)) == 3, what="three workers running")
+    children = list(events(log))
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    final = events(log)
+    for pid in children:
+        assert final[pid][-1].startswith("stopped"), final[pid]
+        assert final[pid][-2].startswith("done"), final[pid]
+        assert not alive(pid)
+
+
+def test_crashed_worker_is_restarted(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.05, 2)  # every worker process crashes in its second unit
+    try:
+        wait_until(lambda: len(events(log)) >= 4, what="crashed workers replaced by new processes")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "restarting in" in out
+    crashed = [
+        pid for pid, lines in events(log).items() if "stopped 2" in lines and "done 2" not in lines
+    ]
+    assert crashed, events(log)
+
+
+def test_too_many_crashes_exit_non_zero_and_stop_the_others(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.05, 1, 2)  # crash in the first unit, at most 2 restarts
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "giving up" in out
+    for pid in events(log):
+        assert not alive(pid)
+
+
+def test_killed_child_is_replaced(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.2)
+    try:
+        wait_until(lambda: len(events(log)) == 2, what="two workers")
+        victim = next(iter(events(log)))
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: len(events(log)) == 3, what="a replacement worker")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "exited with -9" in out
+
+
+class QueryingWorker(Worker):
+    def __init__(self, stop: StopRequested, units: int) -> None:
+        self.stop_request, self.units = stop, units
+        self.connections: list[object] = []
+        self.stopped = False
+
+    def run_once(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        self.connections.append(connection.connection)
+        if len(self.connections) == self.units:
+            self.stop_request.request()
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_old_connections_are_closed_between_units(settings: object) -> None:
+    stop = StopRequested()
+    worker = QueryingWorker(stop, 3)
+    run_worker(worker, stop)
+    assert worker.stopped
+    assert len({id(c) for c in worker.connections}) == 3  # a fresh connection for every unit
+
+
+def test_stop_runs_even_when_a_unit_raises() -> None:
+    class Failing(Worker):
+        stopped = False
+
+        def run_once(self) -> None:
+            raise ValueError("bad unit")
+
+        def stop(self) -> None:
+            Failing.stopped = True
+
+    with pytest.raises(ValueError):
+        run_worker(Failing())
+    assert Failing.stopped

@@ -56,10 +56,9 @@ def services(session: nox.Session) -> None:
 def tests(session: nox.Session, django: str, db: str) -> None:
     """Every package's tests against real services, on one Django version and one database."""
     install_project(session, django)
-    env = {
-        "MESSAGING_TEST_DB": db,
-        "MESSAGING_TEST_DB_NAME": os.environ.get("MESSAGING_TEST_DB_NAME", "messaging"),
-    }
+    # A database name per session, so that sessions can run side by side on one server.
+    name = f"messaging_dj{django.replace('.', '')}_{db}"
+    env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": name}
     session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 

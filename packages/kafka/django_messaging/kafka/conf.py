@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from django_messaging.core.settings import Section, Setting
 
-#: Keys of the Kafka clients, topics, consumers and retries. Provisional declarations with the
-#: documented defaults, so the checks accept the documented keys; the client side owns them.
-KAFKA_SETTINGS: dict[str, Setting] = {
-    "CLIENT_ID": Setting(f"{socket.gethostname()}-python", str),
-    "ERROR_HANDLER": Setting("django_messaging.kafka.error_handlers.ClientErrorHandler", None),
-    "GLOBAL_CONFIG": Setting({}, dict, open=True),
-    "PRODUCER_CONFIG": Setting({}, dict, open=True),
-    "CONSUMER_CONFIG": Setting({}, dict, open=True),
-    "RETRY_CONSUMER_CONFIG": Setting(
-        {
-            "auto.offset.reset": "earliest",
-            "enable.auto.offset.store": False,
-            "topic.metadata.refresh.interval.ms": 10000,
-        },
-        dict,
-        open=True,
-    ),
-    "RETRY_SETTINGS": Setting(None, dict),
-    "RETRY_TOPIC_SUFFIX": Setting("retry", str),
-    "DEAD_LETTER_TOPIC_SUFFIX": Setting("dlt", str),
-    "POLLING_FREQUENCY": Setting(1, (int, float)),
-    "SCHEMA_REGISTRY": Setting({}, dict, open=True),
-}
+#: Keys of the Kafka clients, topics, consumers and retries.
+KAFKA_SETTINGS: dict[str, Setting] = {}
 
 
 # --- Kafka Connect ----------------------------------------------------------------------------

@@ -10,11 +10,13 @@ never the credentials or the connector configuration.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.util.retry import Retry
@@ -150,6 +152,14 @@ class KafkaConnectClient:
                 f"{where}: no answer within {self.timeout}s (CONNECT_REQUESTS_TIMEOUT)."
             ) from None
         except requests.exceptions.ConnectionError as exc:
+            cause = _innermost(exc)
+            if isinstance(cause, urllib3.exceptions.TimeoutError) and not isinstance(
+                cause, urllib3.exceptions.NewConnectionError
+            ):
+                raise KafkaConnectError(
+                    f"{where}: no answer within {self.timeout}s (CONNECT_REQUESTS_TIMEOUT), "
+                    "also after the retries of CONNECT_RETRY."
+                ) from None
             raise KafkaConnectError(
                 f"{where}: cannot reach Kafka Connect ({_reason(exc)}). "
                 "Check CONNECT_HOST and that Connect is running."
@@ -204,8 +214,8 @@ def _quote(segment: str) -> str:
     return quote(segment, safe="")
 
 
-def _reason(exc: BaseException) -> str:
-    """The innermost reason of a requests/urllib3 error, without URLs carrying credentials."""
+def _innermost(exc: BaseException) -> BaseException:
+    """The root cause of a requests/urllib3 error (``MaxRetryError.reason`` and the like)."""
     reason: Any = exc
     seen = set()
     while id(reason) not in seen:
@@ -216,5 +226,10 @@ def _reason(exc: BaseException) -> str:
         if inner is None or not isinstance(inner, BaseException):
             break
         reason = inner
-    text = str(reason)
+    return reason  # type: ignore[no-any-return]
+
+
+def _reason(exc: BaseException) -> str:
+    """The root cause as text: no object reprs, no URLs carrying credentials."""
+    text = re.sub(r"<[^<>]* object at 0x[0-9a-f]+>: ", "", str(_innermost(exc)))
     return redact_url(text)[:300]

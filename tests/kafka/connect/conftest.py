@@ -1,0 +1,66 @@
+"""Fixtures of the Kafka Connect tests: a local Connect REST API and settings pointing at it."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from django_messaging.kafka import kafka
+from tests.kafka.connect.connect_server import FakeConnect
+
+#: Retries without long back-off sleeps, so failure tests stay fast.
+FAST_RETRY = {
+    "connect": 2,
+    "read": 2,
+    "status": 3,
+    "backoff_factor": 0.01,
+    "status_forcelist": [502, 503, 504],
+}
+
+
+@pytest.fixture
+def connect_server() -> Iterator[FakeConnect]:
+    server = FakeConnect().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def connect_settings(settings: Any, connect_server: FakeConnect) -> Callable[..., dict[str, Any]]:
+    """``connect_settings(**keys)``: MESSAGING['KAFKA'] pointing at the local Connect."""
+
+    def apply(**keys: Any) -> dict[str, Any]:
+        messaging = copy.deepcopy(settings.MESSAGING)
+        kafka_section = messaging.setdefault("KAFKA", {})
+        kafka_section.update(
+            {
+                "CONNECT_HOST": connect_server.url,
+                "CONNECT_RETRY": dict(FAST_RETRY),
+                "CONNECT_REQUESTS_TIMEOUT": 5,
+            }
+        )
+        kafka_section.update(keys)
+        settings.MESSAGING = messaging
+        return kafka_section
+
+    apply()
+    return apply
+
+
+@pytest.fixture
+def register_connector() -> Iterator[Callable[[type], type]]:
+    """Register connector classes for one test; they are unregistered afterwards."""
+    keys: list[str] = []
+
+    def register(cls: type) -> type:
+        keys.append(kafka.connectors.register(cls))
+        return cls
+
+    yield register
+    for key in keys:
+        kafka.connectors.unregister(key)

@@ -53,14 +53,16 @@ def connect_settings(settings: Any, connect_server: FakeConnect) -> Callable[...
 
 
 @pytest.fixture
-def register_connector() -> Iterator[Callable[[type], type]]:
-    """Register connector classes for one test; they are unregistered afterwards."""
-    keys: list[str] = []
+def register_connector(monkeypatch: pytest.MonkeyPatch) -> Callable[[type], type]:
+    """An empty connector registry for one test; ``register_connector(cls)`` adds to it.
+
+    The project's own connectors (``tests/project/kafka_app/connectors.py``) are hidden meanwhile
+    and come back after the test.
+    """
+    monkeypatch.setattr(kafka.connectors, "_classes", {})
 
     def register(cls: type) -> type:
-        keys.append(kafka.connectors.register(cls))
+        kafka.connectors.register(cls)
         return cls
 
-    yield register
-    for key in keys:
-        kafka.connectors.unregister(key)
+    return register

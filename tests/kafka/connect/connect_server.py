@@ -70,7 +70,9 @@ def _validate(plugin: str, config: dict[str, Any]) -> dict[str, Any]:
         if key in required and not config.get(key):
             messages.append(f'Missing required configuration "{key}" which has no default value.')
         if key == "tasks.max" and not str(config[key]).isdigit():
-            messages.append(f'Invalid value {config[key]} for configuration tasks.max: Not a number of type INT')
+            messages.append(
+                f"Invalid value {config[key]} for configuration tasks.max: Not a number of type INT"
+            )
         errors += len(messages)
         configs.append(
             {
@@ -98,7 +100,9 @@ class FakeConnect:
         self.auth = auth
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -127,9 +131,7 @@ class FakeConnect:
     ) -> None:
         """Answer the next ``times`` ``method`` requests matching ``path`` (a regex) this way."""
         with self.lock:
-            self.failures.append(
-                Failure(method, re.compile(path), status, times, delay, body)
-            )
+            self.failures.append(Failure(method, re.compile(path), status, times, delay, body))
 
     def script_states(self, name: str, *states: tuple[str, list[str]], trace: str = "") -> None:
         """States the status endpoint reports for ``name``, one per request; the last one stays."""
@@ -147,7 +149,8 @@ class FakeConnect:
             return [
                 r
                 for r in self.requests
-                if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
+                if (method is None or r.method == method)
+                and (path is None or re.fullmatch(path, r.path))
             ]
 
     # --- serving --------------------------------------------------------------------------------
@@ -155,12 +158,18 @@ class FakeConnect:
     def _take_failure(self, method: str, path: str) -> Failure | None:
         with self.lock:
             for failure in self.failures:
-                if failure.method == method and failure.pattern.fullmatch(path) and failure.times > 0:
+                if (
+                    failure.method == method
+                    and failure.pattern.fullmatch(path)
+                    and failure.times > 0
+                ):
                     failure.times -= 1
                     return failure
         return None
 
-    def handle(self, method: str, path: str, body: Any, authorization: str | None) -> tuple[int, Any]:
+    def handle(
+        self, method: str, path: str, body: Any, authorization: str | None
+    ) -> tuple[int, Any]:
         with self.lock:
             self.requests.append(Recorded(method, path, body, authorization))
         failure = self._take_failure(method, path)
@@ -183,9 +192,19 @@ class FakeConnect:
         with self.lock:
             if parts == ["connectors"] and method == "GET":
                 return 200, sorted(n for n, c in self.connectors.items() if c.config)
-            if len(parts) == 3 and parts[0] == "connectors" and parts[2] == "config" and method == "PUT":
+            if (
+                len(parts) == 3
+                and parts[0] == "connectors"
+                and parts[2] == "config"
+                and method == "PUT"
+            ):
                 return self._put_config(parts[1], body)
-            if len(parts) == 3 and parts[0] == "connectors" and parts[2] == "status" and method == "GET":
+            if (
+                len(parts) == 3
+                and parts[0] == "connectors"
+                and parts[2] == "status"
+                and method == "GET"
+            ):
                 return self._status(parts[1])
             if len(parts) == 2 and parts[0] == "connectors" and method == "DELETE":
                 connector = self.connectors.get(parts[1])
@@ -201,7 +220,10 @@ class FakeConnect:
             ):
                 plugin = _plugin(parts[1])
                 if plugin is None:
-                    return 404, {"error_code": 404, "message": f"Unknown connector plugin {parts[1]}"}
+                    return 404, {
+                        "error_code": 404,
+                        "message": f"Unknown connector plugin {parts[1]}",
+                    }
                 return 200, _validate(plugin, body or {})
         return 404, {"error_code": 404, "message": f"HTTP 404 Not Found: {method} {path}"}
 
@@ -216,7 +238,10 @@ class FakeConnect:
             }
         plugin = _plugin(str(config.get("connector.class", "")))
         if plugin is None:
-            return 400, {"error_code": 400, "message": "Connector config is missing a known connector.class"}
+            return 400, {
+                "error_code": 400,
+                "message": "Connector config is missing a known connector.class",
+            }
         report = _validate(plugin, {**config, "name": name})
         if report["error_count"]:
             return 400, {
@@ -230,7 +255,12 @@ class FakeConnect:
             self.connectors[name] = FakeConnector(config=dict(config))
         else:
             existing.config = dict(config)
-        return (201 if created else 200), {"name": name, "config": config, "tasks": [], "type": "source"}
+        return (201 if created else 200), {
+            "name": name,
+            "config": config,
+            "tasks": [],
+            "type": "source",
+        }
 
     def _status(self, name: str) -> tuple[int, Any]:
         connector = self.connectors.get(name)
@@ -243,9 +273,7 @@ class FakeConnect:
         body: dict[str, Any] = {
             "name": name,
             "connector": {"state": state, "worker_id": worker},
-            "tasks": [
-                {"id": i, "state": s, "worker_id": worker} for i, s in enumerate(tasks)
-            ],
+            "tasks": [{"id": i, "state": s, "worker_id": worker} for i, s in enumerate(tasks)],
             "type": "source",
         }
         if connector.trace:

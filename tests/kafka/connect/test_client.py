@@ -148,7 +148,9 @@ def test_basic_auth_from_a_pair_or_an_auth_object() -> None:
     try:
         assert client_for(server, auth=("deployer", "s3cret-pw")).list_connectors() == []
         assert client_for(server, auth=["deployer", "s3cret-pw"]).list_connectors() == []
-        assert client_for(server, auth=HTTPBasicAuth("deployer", "s3cret-pw")).list_connectors() == []
+        assert (
+            client_for(server, auth=HTTPBasicAuth("deployer", "s3cret-pw")).list_connectors() == []
+        )
 
         with pytest.raises(KafkaConnectError) as info:
             client_for(server, auth=("deployer", "wrong-pw")).list_connectors()

@@ -109,7 +109,7 @@ class Command(BaseCommand):
                     "--check-status (see --help).",
                     returncode=2,
                 )
-            self.print_help("manage.py", "kafka_connect")
+            self.stdout.write(self.create_parser("manage.py", "kafka_connect").format_help())
             return
         classes = [find_connector(key)] if key else [kafka.connectors[k] for k in kafka.connectors]
         if not classes:

@@ -59,7 +59,7 @@ def test_validate_uses_the_plugin_endpoint_and_returns_the_report(
 
     paths = [r.path for r in connect_server.calls("PUT")]
     assert paths == [f"/connector-plugins/{FILE_SOURCE}/config/validate"] * 2
-    with pytest.raises(KafkaConnectError, match="no 'connector.class'"):
+    with pytest.raises(KafkaConnectError, match=r"no 'connector\.class'"):
         client.validate({"file": "x"})
 
 
@@ -139,7 +139,7 @@ def test_unreachable_connect_is_reported() -> None:
         port = sock.getsockname()[1]
     client = KafkaConnectClient(f"http://127.0.0.1:{port}", retry={"connect": 0}, timeout=2)
 
-    with pytest.raises(KafkaConnectError, match="cannot reach Kafka Connect.*CONNECT_HOST"):
+    with pytest.raises(KafkaConnectError, match=r"cannot reach Kafka Connect.*CONNECT_HOST"):
         client.list_connectors()
 
 

@@ -116,7 +116,7 @@ def test_validate_reads_error_count_not_http_status(
     assert result.valid is False
     assert set(result.errors) == {"file", "topic", "tasks.max"}
     assert BrokenSource().is_valid() is False
-    with pytest.raises(DjangoKafkaError, match="invalid config: .*file: Missing required") as info:
+    with pytest.raises(DjangoKafkaError, match=r"invalid config: .*file: Missing required") as info:
         BrokenSource().is_valid(raise_exception=True)
     assert "hunter2-secret" not in str(info.value)
 

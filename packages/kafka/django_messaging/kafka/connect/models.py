@@ -16,7 +16,7 @@ through the model or its queryset sets it, so the connector can filter on it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import models, router, transaction
@@ -113,7 +113,7 @@ class KafkaConnectSkipQueryset(models.QuerySet[Any]):
         return created
 
     def bulk_update(
-        self, objs: Iterable[Any], fields: Sequence[str], *args: Any, **kwargs: Any
+        self, objs: Iterable[Any], fields: Iterable[str], batch_size: int | None = None
     ) -> int:
         objs = list(objs)
         for obj in objs:
@@ -121,7 +121,7 @@ class KafkaConnectSkipQueryset(models.QuerySet[Any]):
         fields = list(fields)
         if fields and FIELD not in fields:
             fields.append(FIELD)
-        updated = super().bulk_update(objs, fields, *args, **kwargs)
+        updated = super().bulk_update(objs, fields, batch_size=batch_size)
         for obj in objs:
             obj.__dict__[_EXPLICIT] = False
         return updated
@@ -141,7 +141,7 @@ class KafkaConnectSkipModel(models.Model):
     ``obj.save()`` publishes again.
     """
 
-    kafka_skip = models.BooleanField(
+    kafka_skip = models.BooleanField(  # type: ignore[var-annotated]
         default=False,
         editable=False,
         help_text="Written on every save: True tells the Kafka connector not to publish this change.",
@@ -166,8 +166,8 @@ class KafkaConnectSkipModel(models.Model):
         super().__setattr__(name, value)
 
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Any:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance.__dict__[_EXPLICIT] = False
         return instance
 

@@ -121,6 +121,8 @@ def test_validate_publish_check_status_for_all(connect: FakeConnect) -> None:
 def test_one_connector_by_name_or_python_path(
     connect: FakeConnect, connect_settings: Callable[..., Any]
 ) -> None:
+    """django-kafka 0.5.13 documented a Python path for the positional argument but accepted
+    only the registry key (the connector name, prefix captured at import)."""
     run("OrdersSource", "--publish")
     assert list(connect.connectors) == ["OrdersSource"]
 
@@ -307,3 +309,20 @@ def test_no_registered_connectors(
 ) -> None:
     result = run("--publish")
     assert "No connectors are registered" in result.out
+
+
+def test_a_broken_connector_class_does_not_stop_the_others(
+    connect: FakeConnect, register_connector: Callable[[type], type]
+) -> None:
+    class BrokenConfig(Connector):
+        @property
+        def config(self) -> dict[str, Any]:
+            raise KeyError("ORDERS_DB_HOST")
+
+    register_connector(BrokenConfig)
+
+    result = run("--validate", "--publish", fails=True)
+
+    assert "[validate 3/3] BrokenConfig: FAILED: KeyError: 'ORDERS_DB_HOST'" in result.err
+    assert sorted(connect.connectors) == ["OrdersSource", "UsersSource"]
+    assert str(result.error) == "1 of 3 connector(s) failed: BrokenConfig (validate)"

@@ -240,3 +240,40 @@ def test_errors_are_kafka_connect_errors(
         LinesSource().submit()
     assert isinstance(info.value, DjangoKafkaError)
     assert info.value.status_code == 500
+
+
+def test_config_can_be_a_property(
+    connect_settings: Callable[..., Any], connect_server: FakeConnect, settings: Any
+) -> None:
+    class FromSettings(Connector):
+        @property
+        def config(self) -> dict[str, Any]:
+            return {
+                "connector.class": FILE_SOURCE,
+                "file": f"/data/{settings.TIME_ZONE}.txt",
+                "topic": "tz",
+            }
+
+    assert FromSettings().submit() is True
+    assert connect_server.connectors["FromSettings"].config["file"] == "/data/UTC.txt"
+
+
+def test_connector_status_knows_every_connect_state() -> None:
+    """django-kafka 0.5.13's ``ConnectorStatus`` had no ``FAILED`` member."""
+    assert {s.value for s in ConnectorStatus} == {
+        "UNASSIGNED",
+        "RUNNING",
+        "PAUSED",
+        "FAILED",
+        "RESTARTING",
+        "STOPPED",
+    }
+
+
+def test_legacy_django_kafka_setting_is_read(settings: Any, connect_server: FakeConnect) -> None:
+    settings.MESSAGING = {}
+    settings.DJANGO_KAFKA = {"CONNECT_HOST": connect_server.url, "CONNECTOR_NAME_PREFIX": "old"}
+
+    assert LinesSource.name == "old.LinesSource"
+    assert LinesSource().submit() is True
+    assert "old.LinesSource" in connect_server.connectors

@@ -97,6 +97,7 @@ def test_declared_as_documented() -> None:
 
 
 def test_create_publishes_unless_set_or_suppressed(events: Events) -> None:
+    """django-kafka #79: ``kafka_skip`` ignored ``suppress()`` (0.5.13 always wrote False)."""
     a = SkipItem.objects.create(name="a")
     b = SkipItem.objects.create(name="b", kafka_skip=True)
     with suppress():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +14,8 @@ from django_messaging.kafka import kafka
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.connector import Connector, ConnectorState, ConnectorStatus
 from django_messaging.kafka.exceptions import DjangoKafkaError
+
+logger = logging.getLogger(__name__)
 
 HELP = """\
 Manage the Kafka Connect connectors registered with @kafka.connectors().
@@ -139,6 +142,9 @@ class Command(BaseCommand):
                 message = action(outcome)
             except DjangoKafkaError as exc:
                 self.fail(outcome, name, str(exc), label)
+            except Exception as exc:  # a broken connector class must not stop the others
+                logger.exception("kafka_connect: %s of %s failed", name, outcome.connector.name)
+                self.fail(outcome, name, f"{type(exc).__name__}: {exc}", label)
             else:
                 outcome.steps.append(name)
                 self.say(f"{label}: {message}", self.style.SUCCESS)
@@ -176,6 +182,9 @@ class Command(BaseCommand):
                     verdict, text = self.status_once(outcome)
                 except DjangoKafkaError as exc:
                     verdict, text = "failed", str(exc)
+                except Exception as exc:  # a broken connector class must not stop the others
+                    logger.exception("kafka_connect: status of %s failed", outcome.connector.name)
+                    verdict, text = "failed", f"{type(exc).__name__}: {exc}"
                 if verdict in ("wait", "wait-ok"):
                     if last.get(id(outcome), ("", ""))[1] != text and self.verbosity >= 2:
                         self.stdout.write(f"  {outcome.connector.name}: {text}, waiting")

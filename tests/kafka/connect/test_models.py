@@ -7,10 +7,12 @@ what a connector filtering on ``kafka_skip`` decides on.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 
 import pytest
 from django import forms
+from django.core.management import call_command
 from django.db import connection
 
 from django_messaging.core.suppression import suppress, unsuppress
@@ -94,6 +96,24 @@ def test_declared_as_documented() -> None:
             fields = "__all__"
 
     assert "kafka_skip" not in ItemForm().fields
+
+
+def test_migrations_see_a_plain_boolean_field() -> None:
+    """The assignment-tracking field class stays out of users' migrations."""
+    field = SkipItem._meta.get_field("kafka_skip")
+    assert field.deconstruct()[1] == "django.db.models.BooleanField"
+    out = io.StringIO()
+    call_command("makemigrations", "test_kafka", check=True, dry_run=True, stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_positional_construction_counts_as_explicit() -> None:
+    order = [f.attname for f in SkipItem._meta.concrete_fields]
+    assert order == ["id", "kafka_skip", "name", "counter"]
+    item = SkipItem(None, True, "positional", 0)
+    item.save()
+    assert _skip(item) is True
+    assert SkipItem(None)._kafka_skip_explicit is False
 
 
 def test_create_publishes_unless_set_or_suppressed(events: Events) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models.deletion import Collector
+from django.db.models.query_utils import DeferredAttribute
 
 from django_messaging.core.suppression import is_suppressed
 
@@ -127,10 +128,39 @@ class KafkaConnectSkipQueryset(models.QuerySet[Any]):
         return updated
 
 
+def _flag_position(model: type[models.Model]) -> int:
+    """Index of ``kafka_skip`` among the positional arguments of ``model(...)``."""
+    position = model.__dict__.get("_kafka_skip_position")
+    if position is None:
+        attnames = [f.attname for f in model._meta.concrete_fields]
+        position = attnames.index(FIELD)
+        model._kafka_skip_position = position  # type: ignore[attr-defined]
+    return int(position)
+
+
 def _prepare_write(obj: KafkaConnectSkipModel) -> None:
     """Before a write: keep an explicitly set ``kafka_skip``, else take the default."""
     if not obj.__dict__.get(_EXPLICIT, False):
         obj.__dict__[FIELD] = default_skip()
+
+
+class _SkipFlagAttribute(DeferredAttribute):
+    """``obj.kafka_skip = value`` also records that the code chose the value explicitly."""
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        data = instance.__dict__
+        data[FIELD] = value
+        data[_EXPLICIT] = True
+
+
+class KafkaSkipField(models.BooleanField):  # type: ignore[type-arg]
+    """A ``BooleanField`` that tracks assignments; migrations see a plain ``BooleanField``."""
+
+    descriptor_class = _SkipFlagAttribute
+
+    def deconstruct(self) -> Any:
+        name, _path, args, kwargs = super().deconstruct()
+        return name, "django.db.models.BooleanField", args, kwargs
 
 
 class KafkaConnectSkipModel(models.Model):
@@ -141,7 +171,7 @@ class KafkaConnectSkipModel(models.Model):
     ``obj.save()`` publishes again.
     """
 
-    kafka_skip = models.BooleanField(  # type: ignore[var-annotated]
+    kafka_skip = KafkaSkipField(
         default=False,
         editable=False,
         help_text="Written on every save: True tells the Kafka connector not to publish this change.",
@@ -154,16 +184,11 @@ class KafkaConnectSkipModel(models.Model):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        explicit = FIELD in kwargs
-        if not explicit and args:
-            names = [f.attname for f in self._meta.concrete_fields[: len(args)]]
-            explicit = FIELD in names
+        if args:
+            explicit = len(args) > _flag_position(type(self)) or FIELD in kwargs
+        else:
+            explicit = FIELD in kwargs
         self.__dict__[_EXPLICIT] = explicit
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == FIELD:
-            self.__dict__[_EXPLICIT] = True
-        super().__setattr__(name, value)
 
     @classmethod
     def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Any:

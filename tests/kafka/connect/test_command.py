@@ -236,6 +236,12 @@ def test_check_status_waits_for_a_starting_connector(connect: FakeConnect) -> No
 
     assert "[check-status 1/1] OrdersSource: RUNNING (task 0 RUNNING)" in result.out
     assert len(connect.calls("GET", "/connectors/OrdersSource/status")) == 4
+    waiting = [line for line in result.out.splitlines() if "waiting (up to" in line]
+    assert [line.split(", waiting")[0] for line in waiting] == [
+        "  OrdersSource: UNASSIGNED (no tasks)",
+        "  OrdersSource: RUNNING (no tasks)",
+        "  OrdersSource: RUNNING (task 0 UNASSIGNED)",
+    ]
 
 
 def test_check_status_fails_on_a_failed_task(connect: FakeConnect) -> None:

@@ -186,8 +186,9 @@ class Command(BaseCommand):
                     logger.exception("kafka_connect: status of %s failed", outcome.connector.name)
                     verdict, text = "failed", f"{type(exc).__name__}: {exc}"
                 if verdict in ("wait", "wait-ok"):
-                    if last.get(id(outcome), ("", ""))[1] != text and self.verbosity >= 2:
-                        self.stdout.write(f"  {outcome.connector.name}: {text}, waiting")
+                    if last.get(id(outcome), ("", ""))[1] != text:
+                        left = max(deadline - time.monotonic(), 0.0)
+                        self.say(f"  {outcome.connector.name}: {text}, waiting (up to {left:.0f}s)")
                     last[id(outcome)] = (verdict, text)
                     still.append(outcome)
                     continue

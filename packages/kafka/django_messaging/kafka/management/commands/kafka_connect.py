@@ -42,7 +42,6 @@ class Outcome:
     connector: Connector
     failed_step: str = ""
     detail: str = ""
-    removed: bool = False
     steps: list[str] = field(default_factory=list)
 
     @property
@@ -161,7 +160,6 @@ class Command(BaseCommand):
     def publish_one(self, outcome: Outcome) -> str:
         connector = outcome.connector
         if connector.mark_for_removal:
-            outcome.removed = True
             if connector.delete():
                 return "deleted (marked for removal)"
             return "already absent (marked for removal)"

@@ -1,1 +1,52 @@
 """Models the kafka tests and the demo use."""
+
+
+# Kafka Connect
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.db import models
+
+from django_messaging.kafka.connect.models import (
+    KafkaConnectSkipModel,
+    KafkaConnectSkipQueryset,
+)
+
+
+class SkipItem(KafkaConnectSkipModel):
+    """A row a change-data-capture connector would publish unless ``kafka_skip`` is set."""
+
+    name = models.CharField(max_length=100, unique=True)
+    counter = models.IntegerField(default=0)
+
+
+class SkipChild(KafkaConnectSkipModel):
+    """Deleted by cascade with its item: its ``kafka_skip`` must be written too."""
+
+    item = models.ForeignKey(SkipItem, on_delete=models.CASCADE, related_name="children")
+    label = models.CharField(max_length=100, default="")
+
+
+class SkipUserManager(BaseUserManager.from_queryset(KafkaConnectSkipQueryset)):  # type: ignore[misc]
+    def create_user(self, email: str, password: str | None = None) -> "SkipUser":
+        user = self.model(email=self.normalize_email(email))
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+
+class SkipUser(KafkaConnectSkipModel, AbstractBaseUser):
+    """The documented custom-user example: a manager built from ``KafkaConnectSkipQueryset``."""
+
+    email = models.EmailField(unique=True)
+
+    USERNAME_FIELD = "email"
+    objects = SkipUserManager()
+
+
+class ChangeLog(models.Model):
+    """What a change-data-capture connector would read: filled by database triggers in tests."""
+
+    table = models.CharField(max_length=100)
+    op = models.CharField(max_length=1)
+    row_id = models.BigIntegerField()
+    kafka_skip = models.BooleanField()

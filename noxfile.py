@@ -65,14 +65,9 @@ def tests(session: nox.Session, django: str, db: str) -> None:
 def mariadb(session: nox.Session) -> None:
     """The event store's tests (upstream conformance cases included) on MariaDB."""
     install_project(session)
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "tests/eventstore",
-        *session.posargs,
-        env={"MESSAGING_TEST_DB": "mariadb"},
-    )
+    paths = session.posargs or ["tests/eventstore", "tests/integration"]
+    env = {"MESSAGING_TEST_DB": "mariadb", "MESSAGING_TEST_DB_NAME": "messaging_mariadb"}
+    session.run("python", "-m", "pytest", *paths, env=env)
 
 
 @nox.session

@@ -16,11 +16,12 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 from eventsourcing.tests import persistence as upstream
-from eventsourcing.tests.application import ExampleApplicationTestCase
+from eventsourcing.tests.application import ApplicationTestCase, ExampleApplicationTestCase
 from eventsourcing.tests.projection import (
     AggregateEventCountersProjectionTestCase,
     EventCountersView,
     EventCountersViewTestCase,
+    EventSourcedProjectionTestCase,
 )
 from eventsourcing.utils import Environment
 
@@ -183,3 +184,17 @@ class TestEventCountersProjection(EventStoreTestCase, AggregateEventCountersProj
 # collector sees only the concrete subclasses above.
 del upstream
 del ExampleApplicationTestCase, EventCountersViewTestCase, AggregateEventCountersProjectionTestCase
+
+
+class TestEventSourcedProjection(EventStoreTestCase, EventSourcedProjectionTestCase):
+    env: ClassVar[dict[str, str]] = {
+        "PERSISTENCE_MODULE": "django_messaging.eventstore",
+        "DJANGO_SUBSCRIPTION_POLL_INTERVAL": "0.2",
+    }
+
+
+class TestApplication(PersistenceEnv, EventStoreTestCase, ApplicationTestCase):
+    """The generic application cases, with this module as the persistence module."""
+
+
+del EventSourcedProjectionTestCase, ApplicationTestCase

@@ -57,7 +57,7 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
-        if not apps.ready:
+        if not apps.apps_ready:
             raise OperationalError(
                 "Django is not set up: call django.setup() (or run under manage.py) before "
                 "constructing an application with PERSISTENCE_MODULE='django_messaging.eventstore'."

@@ -116,7 +116,12 @@ MESSAGING: dict = {
     "CQRS": {
         "url": services.RABBITMQ_URL,
     },
-    "EVENTSTORE": {},
+    "EVENTSTORE": {
+        "PERSISTENCE_MODULE": "django_messaging.eventstore",
+        "DJANGO_SUBSCRIPTION_POLL_INTERVAL": 0.2,
+        # The subprocess tests of sync_followers name their runner through this variable.
+        "RUNNER": os.environ.get("MESSAGING_EVENTSTORE_RUNNER") or None,
+    },
 }
 
 LOGGING = {

@@ -414,17 +414,64 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        ids: list[int] = []
-        with translated(), self._serialised(), transaction.atomic(using=self.using):
-            with self.connection.cursor() as cursor:
-                self._before_insert(cursor, **kwargs)
-                if stored_events:
-                    ids = self._insert_notified_events(cursor, stored_events)
-            if stored_events:
-                key = (self.using, self.application_name)
-                if key in _subscriptions:
-                    transaction.on_commit(lambda: _wake(key), using=self.using)
+        ids: list[int] | None = None
+        if (
+            self.vendor == "postgresql"
+            and kwargs.get("tracking") is None
+            and 0 < len(stored_events) <= MAX_ROWS_PER_INSERT
+        ):
+            with translated(), self.connection.cursor() as cursor:
+                ids = self._insert_in_one_statement(cursor, stored_events)
+        if ids is None:
+            ids = []
+            with translated(), self._serialised(), transaction.atomic(using=self.using):
+                with self.connection.cursor() as cursor:
+                    self._before_insert(cursor, **kwargs)
+                    if stored_events:
+                        ids = self._insert_notified_events(cursor, stored_events)
+                self._wake_subscriptions(stored_events)
+        else:
+            self._wake_subscriptions(stored_events)
         return ids
+
+    def _wake_subscriptions(self, stored_events: Sequence[StoredEvent]) -> None:
+        key = (self.using, self.application_name)
+        if stored_events and key in _subscriptions:
+            # At once outside a transaction, else when the caller's transaction commits.
+            transaction.on_commit(lambda: _wake(key), using=self.using)
+
+    def _insert_in_one_statement(
+        self, cursor: Any, stored_events: Sequence[StoredEvent]
+    ) -> list[int] | None:
+        """PostgreSQL: reserve the ids, notify and insert in one statement (so, outside a
+        caller's transaction, in one round trip and without BEGIN/COMMIT). ``None`` when the
+        application has no sequence row yet; the caller then takes the general path."""
+        count = len(stored_events)
+        values = ",".join(["(%s,%s,%s,%s,%s::bytea)"] * count)
+        sql = (
+            f"WITH seq AS ({self._sql['bump']}) "
+            f"INSERT INTO {self._events_table} (application_name, notification_id, "
+            "originator_id, originator_version, topic, state) "
+            "SELECT %s, seq.last_id - %s + v.n, v.oid, v.version, v.topic, v.state "
+            f"FROM seq, (VALUES {values}) AS v(n, oid, version, topic, state) "
+            "RETURNING notification_id"
+        )
+        params: list[Any] = [count, self.application_name, self.channel_name]
+        params += [self.application_name, count]
+        for number, e in enumerate(stored_events, start=1):
+            params += [
+                number,
+                self._db_originator_id(e.originator_id),
+                e.originator_version,
+                e.topic,
+                e.state,
+            ]
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+        if not rows:
+            return None
+        first = min(row[0] for row in rows)
+        return list(range(first, first + count))
 
     @retrying()
     def select_events(

@@ -208,3 +208,36 @@ class TestLocking(EventStoreTestCase):
             assert thread.is_alive()  # waiting on the sequence row
         thread.join(timeout=20)
         assert result == [[3]]
+
+
+class TestTransientFailures(EventStoreTestCase):
+    def test_a_connection_dropped_by_the_server_is_reopened(self) -> None:
+        """The server ends the recorder's session (a restart, an idle timeout); the next call
+        notices, reconnects and succeeds instead of failing until the process restarts."""
+        connection = connections[self.db_alias]
+        if connection.vendor == "sqlite":
+            pytest.skip("SQLite has no server that could drop the connection")
+        recorder = DjangoApplicationRecorder("dropped", self.db_alias)
+        recorder.insert_events(events(1))
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_backend_pid()")
+            else:
+                cursor.execute("SELECT CONNECTION_ID()")
+            pid = cursor.fetchone()[0]
+
+        def kill() -> None:
+            try:
+                with connections[self.db_alias].cursor() as cursor:
+                    if connection.vendor == "postgresql":
+                        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+                    else:
+                        cursor.execute(f"KILL {int(pid)}")
+            finally:
+                connections[self.db_alias].close()
+
+        thread = threading.Thread(target=kill)
+        thread.start()
+        thread.join(timeout=10)
+        assert recorder.max_notification_id() == 1
+        assert recorder.insert_events(events(1)) == [2]

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from django.apps import apps
@@ -46,10 +46,11 @@ def sync(*args: str, **options: Any) -> str:
 
 class RunnerCase(EventStoreTestCase):
     runner_class: type[Runner[Any]] = SingleThreadedRunner
+    env: ClassVar[dict[str, str]] = ENV
 
     def setUp(self) -> None:
         super().setUp()
-        self.runner = self.runner_class(domain.training_system(), env=ENV)
+        self.runner = self.runner_class(domain.training_system(), env=self.env)
         self.config = apps.get_app_config(APP_LABEL)
         self.config.runner = self.runner  # type: ignore[attr-defined]
         self.school: TrainingSchool = self.runner.apps["TrainingSchool"]  # type: ignore[attr-defined]
@@ -211,6 +212,26 @@ class TestNewMultiThreadedRunner(RunnerCase):
         self.teach("Fido", "sit")
         sync()
         assert self.counter.get_count("Fido") == 1
+
+
+class TestFollowersStoredElsewhere(RunnerCase):
+    """eventsourcing-django grouped followers by ``recorder.using`` and crashed with an
+    AttributeError on a follower whose recorder was not a Django one."""
+
+    env: ClassVar[dict[str, str]] = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+
+    def test_synchronised_without_a_django_transaction(self) -> None:
+        self.teach("Fido", "sit", "beg")
+        sync()
+        assert self.counter.get_count("Fido") == 2
+
+    def test_dry_run_is_refused_per_follower(self) -> None:
+        self.teach("Fido", "sit")
+        out = StringIO()
+        with pytest.raises(CommandError, match="2 of 2"):
+            call_command("sync_followers", "--dry-run", stdout=out, verbosity=2)
+        assert "could not roll its changes back" in out.getvalue()
+        assert self.counter.get_count("Fido") == 0
 
 
 class TestStartedRunner(RunnerCase):

@@ -9,6 +9,8 @@ is filled later (see the README, "How the notification log stays gap-free").
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 from django_messaging.eventstore.tables import (
@@ -24,13 +26,13 @@ from django_messaging.eventstore.tables import (
 class StoredEventRecord(models.Model):
     """One stored domain event, positioned in its aggregate and in its application's log."""
 
-    id = models.BigAutoField(primary_key=True)
-    application_name = models.CharField(max_length=APPLICATION_NAME_LENGTH)
-    notification_id = models.BigIntegerField()
-    originator_id = models.CharField(max_length=ORIGINATOR_ID_LENGTH)
-    originator_version = models.BigIntegerField()
-    topic = models.TextField()
-    state = models.BinaryField()
+    id: models.Field[Any, Any] = models.BigAutoField(primary_key=True)
+    application_name: models.Field[Any, Any] = models.CharField(max_length=APPLICATION_NAME_LENGTH)
+    notification_id: models.Field[Any, Any] = models.BigIntegerField()
+    originator_id: models.Field[Any, Any] = models.CharField(max_length=ORIGINATOR_ID_LENGTH)
+    originator_version: models.Field[Any, Any] = models.BigIntegerField()
+    topic: models.Field[Any, Any] = models.TextField()
+    state: models.Field[Any, Any] = models.BinaryField()
 
     class Meta:
         db_table = EVENTS_TABLE
@@ -53,13 +55,13 @@ class StoredEventRecord(models.Model):
 class AggregateRecord(models.Model):
     """A stored event of an aggregate recorder: snapshots, or any other ``purpose``."""
 
-    id = models.BigAutoField(primary_key=True)
-    application_name = models.CharField(max_length=APPLICATION_NAME_LENGTH)
-    purpose = models.CharField(max_length=50, default="snapshots")
-    originator_id = models.CharField(max_length=ORIGINATOR_ID_LENGTH)
-    originator_version = models.BigIntegerField()
-    topic = models.TextField()
-    state = models.BinaryField()
+    id: models.Field[Any, Any] = models.BigAutoField(primary_key=True)
+    application_name: models.Field[Any, Any] = models.CharField(max_length=APPLICATION_NAME_LENGTH)
+    purpose: models.Field[Any, Any] = models.CharField(max_length=50, default="snapshots")
+    originator_id: models.Field[Any, Any] = models.CharField(max_length=ORIGINATOR_ID_LENGTH)
+    originator_version: models.Field[Any, Any] = models.BigIntegerField()
+    topic: models.Field[Any, Any] = models.TextField()
+    state: models.Field[Any, Any] = models.BinaryField()
 
     class Meta:
         db_table = AGGREGATE_TABLE
@@ -82,10 +84,12 @@ class NotificationTrackingRecord(models.Model):
     one is an integrity error.
     """
 
-    id = models.BigAutoField(primary_key=True)
-    application_name = models.CharField(max_length=APPLICATION_NAME_LENGTH)
-    upstream_application_name = models.CharField(max_length=APPLICATION_NAME_LENGTH)
-    notification_id = models.BigIntegerField()
+    id: models.Field[Any, Any] = models.BigAutoField(primary_key=True)
+    application_name: models.Field[Any, Any] = models.CharField(max_length=APPLICATION_NAME_LENGTH)
+    upstream_application_name: models.Field[Any, Any] = models.CharField(
+        max_length=APPLICATION_NAME_LENGTH
+    )
+    notification_id: models.Field[Any, Any] = models.BigIntegerField()
 
     class Meta:
         db_table = TRACKING_TABLE
@@ -106,8 +110,10 @@ class NotificationTrackingRecord(models.Model):
 class NotificationSequence(models.Model):
     """The last notification id handed out for one application (its write lock, too)."""
 
-    application_name = models.CharField(max_length=APPLICATION_NAME_LENGTH, primary_key=True)
-    last_id = models.BigIntegerField(default=0)
+    application_name: models.Field[Any, Any] = models.CharField(
+        max_length=APPLICATION_NAME_LENGTH, primary_key=True
+    )
+    last_id: models.Field[Any, Any] = models.BigIntegerField(default=0)
 
     class Meta:
         db_table = SEQUENCE_TABLE

@@ -148,7 +148,7 @@ class DjangoRecorder:
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
-        connection = self.connection
+        connection: Any = self.connection
         if connection.vendor == "sqlite" and connection.is_in_memory_db():
             with _memory_lock(connection):
                 yield

@@ -121,3 +121,7 @@ class NotificationSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.application_name}: {self.last_id}"
+
+
+#: eventsourcing-django's name for the snapshots model.
+SnapshotRecord = AggregateRecord

@@ -112,3 +112,7 @@ def get_runner() -> Runner[Any]:
             "MESSAGING['EVENTSTORE']['RUNNER']."
         )
     return found[0][1]
+
+
+#: eventsourcing-django's name for :func:`get_runner`.
+get_eventsourcing_runner = get_runner

@@ -99,3 +99,9 @@ def test_opt_outs_are_real() -> None:
         subclass = getattr(conformance, class_name)
         assert any(method in dir(base) for base in subclass.__mro__[1:])
         assert method not in unittest.TestLoader().getTestCaseNames(subclass)
+
+
+def test_the_optional_subscribe_case_runs() -> None:
+    """``optional_test_insert_subscribe`` runs only where a subclass opts in."""
+    for name in ("TestApplicationRecorder", "TestApplicationRecorderNonEmptyLog"):
+        assert "test_insert_subscribe" in vars(getattr(conformance, name))

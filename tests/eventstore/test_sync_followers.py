@@ -419,3 +419,37 @@ class TestInARealProcess(EventStoreTestCase):
         assert "FAILED" in output
         assert "follower TrickCounter failed" in output  # the logged traceback
         assert "Synchronizing Registrar... OK" in output
+
+
+class TestGracefulStop(EventStoreTestCase):
+    @pytest.fixture(autouse=True)
+    def _progress(self, progress_file: Path) -> None:
+        self.progress_file = progress_file
+
+    def tearDown(self) -> None:
+        domain._runner = None
+        super().tearDown()
+
+    def test_sigterm_finishes_the_current_follower_then_stops(self) -> None:
+        school = TrainingSchool(env=ENV)
+        school.register("Fido")
+        for number in range(20):
+            school.add_trick("Fido", f"trick {number}")
+        env = {**subprocess_env(), "TRICK_COUNTER_PROGRESS_FILE": str(self.progress_file)}
+        process = manage("sync_followers", "TrickCounter", "Registrar", env=env)
+        try:
+            wait_until(
+                lambda: self.progress_file.exists() and len(self.progress_file.read_text()) >= 3,
+                timeout=60,
+                what="the first follower to be under way",
+            )
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 1, output
+        assert "stopped by SIGTERM; not synchronised: Registrar" in output
+        counter = TrickCounter(env=ENV)
+        assert counter.get_count("Fido") == 20  # the follower in progress finished and committed
+        assert Registrar(env=ENV).get_registrations() == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from contextlib import nullcontext
 from typing import Any
 
@@ -11,6 +13,7 @@ from django.db import transaction
 from eventsourcing.system import Follower, Leader, Runner
 
 from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.worker import STOP_SIGNALS, StopRequested
 from django_messaging.eventstore.runners import get_runner
 
 logger = logging.getLogger(__name__)
@@ -29,7 +32,9 @@ class Command(BaseCommand):
         "Examples:\n"
         "  manage.py sync_followers                    # every follower\n"
         "  manage.py sync_followers TrickCounter -v 2  # one follower, with event counts\n"
-        "  manage.py sync_followers --dry-run          # process, then roll everything back"
+        "  manage.py sync_followers --dry-run          # process, then roll everything back\n\n"
+        "SIGTERM or SIGINT lets the follower in progress finish (and commit), then stops; a "
+        "second one exits at once. The exit status is 1 when a follower failed or was left out."
     )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
@@ -76,8 +81,41 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.WARNING("Dry run: every change will be rolled back at the end")
                 )
+        stop = StopRequested()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, stop.handler) for sig in STOP_SIGNALS}
+        try:
+            failed, left_out = self._sync_all(runner, selected, dry_run, verbosity, stop)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        problems = []
+        if failed:
+            if verbosity == 1:
+                self.stdout.write("Run again with --verbosity 2 to see the errors.")
+            problems.append(
+                f"{len(failed)} of {len(selected)} follower(s) failed: {', '.join(failed)}"
+            )
+        if left_out:
+            reason = signal.Signals(stop.signal).name if stop.signal else "a stop request"
+            problems.append(f"stopped by {reason}; not synchronised: {', '.join(left_out)}")
+        if problems:
+            raise CommandError("; ".join(problems))
+
+    def _sync_all(
+        self,
+        runner: Runner[Any],
+        selected: list[str],
+        dry_run: bool,
+        verbosity: int,
+        stop: StopRequested,
+    ) -> tuple[list[str], list[str]]:
+        """Synchronise the followers one by one; (failed, left out by a stop request)."""
         failed: list[str] = []
         for number, name in enumerate(selected, start=1):
+            if stop:
+                return failed, selected[number - 1 :]
             if verbosity >= 1:
                 self.stdout.write(f"[{number}/{len(selected)}] Synchronizing {name}... ", ending="")
                 self.stdout.flush()
@@ -96,12 +134,7 @@ class Command(BaseCommand):
             if verbosity >= 2:
                 for leader, count in counts.items():
                     self.stdout.write(f"\t{count} events from {leader} processed")
-        if failed:
-            if verbosity == 1:
-                self.stdout.write("Run again with --verbosity 2 to see the errors.")
-            raise CommandError(
-                f"{len(failed)} of {len(selected)} follower(s) failed: {', '.join(failed)}"
-            )
+        return failed, []
 
     def _sync(self, runner: Runner[Any], name: str, dry_run: bool) -> dict[str, int]:
         follower = _app(runner, name)

@@ -24,6 +24,8 @@ TEST_REQUIREMENTS = [
     "fastavro>=1.9",
     "requests>=2.31",
     "kombu>=5.3",
+    "msgspec>=0.18",  # eventsourcing.tests.projection imports it (event store conformance cases)
+    "pycryptodome>=3.22",  # the event store's cipher tests (eventsourcing.cipher.AESCipher)
 ]
 DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
 #: (Django, database) pairs the test session runs; every pair runs every package's tests.

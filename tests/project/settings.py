@@ -102,6 +102,25 @@ elif DB == "sqlite":
 else:
     raise RuntimeError(f"MESSAGING_TEST_DB={DB!r}: use sqlite, postgres or mariadb")
 
+# A second database of the same kind, for the event store's DJANGO_DB_ALIAS tests. Only tests
+# that name it (databases = {"default", "eventstore"}) make the test runner create it.
+DATABASES["eventstore"] = {
+    **DATABASES["default"],
+    "NAME": (
+        os.environ.get("MESSAGING_SQLITE_EVENTSTORE_PATH", f"/tmp/{DB_NAME}_eventstore.sqlite3")
+        if DB == "sqlite"
+        else f"{DB_NAME}_eventstore"
+    ),
+    "TEST": {
+        **DATABASES["default"].get("TEST", {}),
+        "NAME": (
+            f"/tmp/test_{DB_NAME}_eventstore.sqlite3"
+            if DB == "sqlite"
+            else f"test_{DB_NAME}_eventstore"
+        ),
+    },
+}
+
 _stomp_host, _stomp_port = services.host_port(services.STOMP_ADDRESS, 61613)
 
 MESSAGING: dict = {
@@ -116,7 +135,12 @@ MESSAGING: dict = {
     "CQRS": {
         "url": services.RABBITMQ_URL,
     },
-    "EVENTSTORE": {},
+    "EVENTSTORE": {
+        "PERSISTENCE_MODULE": "django_messaging.eventstore",
+        "DJANGO_SUBSCRIPTION_POLL_INTERVAL": 0.2,
+        # The subprocess tests of sync_followers name their runner through this variable.
+        "RUNNER": os.environ.get("MESSAGING_EVENTSTORE_RUNNER") or None,
+    },
 }
 
 LOGGING = {

@@ -1,0 +1,43 @@
+"""The README's examples, run as written.
+
+Blocks whose first line names a project file (``# settings.py``, ``# .../apps.py``) belong in
+a Django project and are mirrored by ``tests/project``; every other Python block runs here,
+in order, in one module namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+from pathlib import Path
+from typing import ClassVar
+
+from tests.eventstore.base import EventStoreTestCase
+
+README = Path(__file__).resolve().parents[2] / "packages" / "eventstore" / "README.md"
+FILE_COMMENT = re.compile(r"^# [\w/.]+\.py\s*$")
+
+
+def python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+
+
+class TestReadme(EventStoreTestCase):
+    databases: ClassVar = {"default", "eventstore"}
+
+    def test_examples_run(self) -> None:
+        blocks = python_blocks()
+        runnable = [b for b in blocks if not FILE_COMMENT.match(b.splitlines()[0])]
+        assert len(runnable) >= 4, "the README lost its runnable examples"
+        module = types.ModuleType("readme_examples")
+        sys.modules[module.__name__] = module  # event topics resolve to this module
+        try:
+            for block in runnable:
+                exec(compile(block, str(README), "exec"), module.__dict__)
+            school = module.__dict__["training_school"]
+            assert school.recorder.using == "eventstore"
+            school.register("Rex")
+            assert school.get_tricks("Rex") == []
+        finally:
+            del sys.modules[module.__name__]

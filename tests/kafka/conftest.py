@@ -134,3 +134,35 @@ def make_topic(base: type, name: str, **attrs: Any) -> type:
     return type(
         f"Topic_{name.replace('-', '_').replace('.', '_')}"[:60], (base,), {"name": name, **attrs}
     )
+
+
+def run_many(consumers: list[Consumer], condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Like :func:`run_until` for several consumers taking turns in this thread."""
+    for consumer in consumers:
+        consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for consumer in consumers:
+                consumer.run_once()
+            value = condition()
+            if value:
+                return value
+        pytest.fail(f"timed out after {timeout}s; last: {condition()!r}")
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    return dict(msg.headers() or [])
+
+
+def committed(bootstrap: str, group_id: str, topic: str, partitions: int = 1) -> list[int]:
+    """The group's committed offsets of ``topic`` (-1001: none)."""
+    consumer = RawConsumer({"bootstrap.servers": bootstrap, "group.id": group_id})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return [tp.offset for tp in tps]
+    finally:
+        consumer.close()

@@ -65,6 +65,8 @@ class Consumer(Worker):
         self.config = self.build_config()
         self._consumer = ConfluentConsumer(self.config)
         self._pauses = PauseManager()
+        #: messages of paused partitions, from the one to retry on, in offset order
+        self._backlog: dict[tuple[str, int], list[Message]] = {}
         self._retries = RetryManager()
         self._partitions: dict[str, int] = {}
         self._stored = False
@@ -141,24 +143,45 @@ class Consumer(Worker):
         tps = [(p.topic, p.partition) for p in partitions]
         self._pauses.discard(tps)
         self._retries.discard(tps)
+        for tp in tps:
+            self._backlog.pop(tp, None)
 
     # --- the loop -------------------------------------------------------------------------
 
     def run_once(self) -> None:
         """Take one batch, handle it, store the offsets of what was handled."""
+        done: dict[tuple[str, int], int] = {}
         if self._pauses:
-            self.resume_partitions()
+            self._retry_due(done)
         timeout = self.get_polling_freq()
         due = self._pauses.next_due()
         if due is not None:
             timeout = max(0.0, min(timeout, due - time.monotonic()))
         msgs = self._consumer.consume(self.get_batch_size(), timeout)
         if msgs:
-            self.process_batch(msgs)
+            self.process_batch(msgs, done)
+        elif done:
+            self._store(done)
 
-    def process_batch(self, msgs: list[Message]) -> None:
-        done: dict[tuple[str, int], int] = {}
-        blocked: set[tuple[str, int]] = set()
+    def _retry_due(self, done: dict[tuple[str, int], int]) -> None:
+        """Handle the held messages of partitions whose pause is over; resume the partitions
+        whose held messages are all handled."""
+        for tp, _pause in self._pauses.pop_ready():
+            held = self._backlog.pop(tp, [])
+            for index, msg in enumerate(held):
+                if self.process_message(msg):
+                    done[tp] = msg.offset()
+                else:
+                    self._backlog[tp] = held[index:]
+                    break
+            else:
+                self._consumer.resume([TopicPartition(tp[0], tp[1])])
+
+    def process_batch(
+        self, msgs: list[Message], done: dict[tuple[str, int], int] | None = None
+    ) -> None:
+        done = {} if done is None else done
+        backlog = self._backlog
         bulk: dict[int, list[Message]] | None = None
         handlers = self._handlers
         process = self.process_message
@@ -168,7 +191,8 @@ class Consumer(Worker):
                 continue
             topic_name = msg.topic()
             tp = (topic_name, msg.partition())
-            if tp in blocked:
+            if backlog and tp in backlog:
+                backlog[tp].append(msg)
                 continue
             entry = handlers.get(topic_name) or self._handler(topic_name)
             if entry[1]:
@@ -179,10 +203,10 @@ class Consumer(Worker):
             if process(msg):
                 done[tp] = msg.offset()
             else:
-                blocked.add(tp)
+                backlog[tp] = [msg]
         if bulk:
             for group in bulk.values():
-                self._process_bulk(group, done, blocked)
+                self._process_bulk(group, done)
         if done:
             self._store(done)
 
@@ -196,9 +220,7 @@ class Consumer(Worker):
         self._handlers[topic_name] = entry
         return entry
 
-    def _process_bulk(
-        self, msgs: list[Message], done: dict[tuple[str, int], int], blocked: set[tuple[str, int]]
-    ) -> None:
+    def _process_bulk(self, msgs: list[Message], done: dict[tuple[str, int], int]) -> None:
         topic = self.get_topic(msgs[0])
         try:
             with self._atomic(topic):
@@ -215,14 +237,15 @@ class Consumer(Worker):
             for msg in msgs:
                 done[(msg.topic(), msg.partition())] = msg.offset()
             return
+        backlog = self._backlog
         for msg in msgs:
             tp = (msg.topic(), msg.partition())
-            if tp in blocked:
-                continue
-            if self.process_message(msg):
+            if tp in backlog:
+                backlog[tp].append(msg)
+            elif self.process_message(msg):
                 done[tp] = msg.offset()
             else:
-                blocked.add(tp)
+                backlog[tp] = [msg]
 
     def _store(self, done: dict[tuple[str, int], int]) -> None:
         self._consumer.store_offsets(
@@ -408,16 +431,17 @@ class Consumer(Worker):
     # --- pausing --------------------------------------------------------------------------
 
     def pause_partition(self, msg: Message, seconds: float) -> None:
-        """Rewind the partition to ``msg`` and pause it for ``seconds``."""
-        tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
-        self._consumer.pause([tp])
-        self._consumer.seek(tp)
+        """Pause the partition of ``msg`` for ``seconds``; ``msg`` and the messages after it
+        are held and handled in order when the pause is over (no re-fetch, no seek)."""
+        self._consumer.pause([TopicPartition(msg.topic(), msg.partition())])
         self._pauses.set(msg.topic(), msg.partition(), msg.offset(), seconds)
 
     def resume_partitions(self) -> None:
-        ready = self._pauses.pop_ready()
-        if ready:
-            self._consumer.resume([TopicPartition(t, p, pause.offset) for (t, p), pause in ready])
+        """Handle held messages whose time has come (``run_once`` does this)."""
+        done: dict[tuple[str, int], int] = {}
+        self._retry_due(done)
+        if done:
+            self._store(done)
 
 
 def _tps(partitions: list[TopicPartition]) -> str:

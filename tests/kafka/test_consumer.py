@@ -1,0 +1,196 @@
+"""The consumer loop against the broker: offsets, config, transactions, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka.serialization import MessageField
+from django.db import OperationalError
+from django.test import override_settings
+
+from django_messaging.kafka.consumer import Consumer, Topics
+from django_messaging.kafka.error_handlers import ClientErrorHandler
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.topic import TopicConsumer
+from tests.kafka.conftest import (
+    committed,
+    headers_of,
+    make_consumer,
+    make_topic,
+    produce_raw,
+    run_until,
+)
+from tests.project.kafka_app.models import Handled
+
+pytestmark = pytest.mark.django_db
+
+
+def _collect(name: str, seen: list, **attrs):
+    def consume(self, msg):
+        seen.append(msg.value().decode())
+
+    return make_topic(TopicConsumer, name, consume=consume, **attrs)
+
+
+def test_offsets_are_stored_even_when_the_user_enables_auto_offset_store(
+    create_topic, group, kafka_bootstrap
+):
+    """django-kafka: without ``enable.auto.offset.store: False`` store_offsets raised
+    ``_INVALID_ARG`` on the first message and the consumer died."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a", b"b", b"c"])
+    seen: list[str] = []
+    consumer = make_consumer(
+        group, _collect(name, seen)(), config={"enable.auto.offset.store": True}
+    )()
+    assert consumer.config["enable.auto.offset.store"] is False
+    run_until(consumer, lambda: len(seen) == 3)
+    assert committed(kafka_bootstrap, group, name) == [3]
+
+
+def test_a_restarted_consumer_continues_after_the_committed_offset(
+    create_topic, group, kafka_bootstrap
+):
+    name = create_topic(partitions=3)
+    produce_raw(kafka_bootstrap, name, [f"a{i}".encode() for i in range(9)])
+    first: list[str] = []
+    run_until(make_consumer(group, _collect(name, first)())(), lambda: len(first) == 9)
+    produce_raw(kafka_bootstrap, name, [b"b0", b"b1"])
+    second: list[str] = []
+    run_until(make_consumer(group, _collect(name, second)())(), lambda: len(second) == 2)
+    assert sorted(first) == [f"a{i}" for i in range(9)]
+    assert sorted(second) == ["b0", "b1"]
+
+
+def test_regex_topic_consumes_every_matching_topic(
+    create_topic, group, kafka_bootstrap, unique_name
+):
+    prefix = unique_name("rx")
+    one, two = create_topic(f"{prefix}-one"), create_topic(f"{prefix}-two")
+    produce_raw(kafka_bootstrap, one, [b"1"])
+    produce_raw(kafka_bootstrap, two, [b"2"])
+    seen: list[str] = []
+    topic = _collect(f"^{prefix}-.*", seen)()
+    assert topic.is_regex() and topic.matches(one) and not topic.matches("other")
+    run_until(make_consumer(group, topic)(), lambda: len(seen) == 2)
+    assert sorted(seen) == ["1", "2"]
+
+
+def test_a_failing_handler_rolls_back_its_database_writes(
+    create_topic, group, kafka_bootstrap, read
+):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"keep", b"fail"])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        Handled.objects.create(topic=msg.topic(), value=value)
+        if value == "fail":
+            raise ValueError("after the write")
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    assert list(Handled.objects.filter(topic=name).values_list("value", flat=True)) == ["keep"]
+
+
+def test_a_database_outage_does_not_dead_letter_messages(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"x", b"y"])
+    calls: list[str] = []
+
+    def consume(self, msg):
+        calls.append(msg.value().decode())
+        if len(calls) <= 3:
+            raise OperationalError("server closed the connection unexpectedly")
+
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    consumer_cls = make_consumer(group, topic(), transient_error_delay=0.05)
+    caplog.set_level(logging.WARNING, logger="django_messaging.kafka")
+    run_until(consumer_cls(), lambda: "y" in calls)
+    assert calls == ["x", "x", "x", "x", "y"]
+    assert not any("dead-lettered" in r.getMessage() for r in caplog.records)
+    assert committed(kafka_bootstrap, group, name) == [2]
+
+
+def test_garbage_payload_is_dead_lettered_and_the_consumer_goes_on(
+    create_topic, group, kafka_bootstrap, read
+):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"\xff{not json", b'{"ok": 1}'])
+    seen: list = []
+
+    def consume(self, msg):
+        seen.append(self.deserialize(msg.value(), MessageField.VALUE, msg.headers()))
+
+    topic = make_topic(
+        TopicConsumer, name, consume=consume, value_deserializer="json", atomic=False
+    )
+    run_until(make_consumer(group, topic())(), lambda: seen)
+    assert seen == [{"ok": 1}]
+    dead = read(f"{group}.{name}.dlt", 1)[0]
+    assert dead.value() == b"\xff{not json"
+    assert b"SerializerError" in headers_of(dead)["EXCEPTION_CLASS"]
+
+
+def test_message_of_an_unknown_topic_is_dead_lettered(create_topic, group, kafka_bootstrap, read):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"orphan"])
+
+    class Narrow(Consumer):
+        topics = Topics(_collect("something-else", [])())
+        config = {"group.id": group, "auto.offset.reset": "earliest"}
+        polling_freq = 0.2
+
+        def start(self):
+            self.subscribe([name])
+
+    run_until(Narrow(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    assert committed(kafka_bootstrap, group, name) == [1]
+
+
+def test_consumer_config_precedence_and_live_settings(group):
+    cls = make_consumer(group, config={"session.timeout.ms": 6000})
+    with override_settings(
+        MESSAGING={
+            "KAFKA": {
+                "CLIENT_ID": "from-settings",
+                "GLOBAL_CONFIG": {
+                    "bootstrap.servers": "x:1",
+                    "fetch.wait.max.ms": 1,
+                    "linger.ms": 5,
+                },
+                "CONSUMER_CONFIG": {"fetch.wait.max.ms": 2, "session.timeout.ms": 3000},
+                "POLLING_FREQUENCY": 0.5,
+                "RETRY_SETTINGS": None,
+            }
+        }
+    ):
+        config = cls.build_config()
+        assert config["client.id"] == "from-settings"
+        assert config["bootstrap.servers"] == "x:1"
+        assert config["fetch.wait.max.ms"] == 2  # CONSUMER_CONFIG over GLOBAL_CONFIG
+        assert config["session.timeout.ms"] == 6000  # class config over CONSUMER_CONFIG
+        assert isinstance(config["error_cb"], ClientErrorHandler)
+        consumer = type("P", (cls,), {"polling_freq": None})()
+        assert consumer.get_polling_freq() == 0.5
+        consumer.close()
+    with override_settings(MESSAGING={"KAFKA": {"CONSUMER_CONFIG": {"client.id": "own"}}}):
+        assert cls.build_config()["client.id"] == "own"
+
+
+def test_legacy_django_kafka_setting_is_read(group):
+    with override_settings(MESSAGING={}, DJANGO_KAFKA={"CLIENT_ID": "legacy-id"}):
+        assert make_consumer(group).build_config()["client.id"] == "legacy-id"
+
+
+def test_error_handler_raises_on_fatal_errors_only(caplog):
+    handler = ClientErrorHandler()
+    with pytest.raises(DjangoKafkaError):
+        handler(KafkaError(KafkaError._FATAL, "fatal", fatal=True))
+    caplog.set_level(logging.WARNING)
+    handler(KafkaError(KafkaError._ALL_BROKERS_DOWN, "down"))
+    assert "down" in caplog.text

@@ -68,4 +68,4 @@ def test_schema_client_needs_the_setting(settings):
         override_settings(MESSAGING={"KAFKA": {}}),
         pytest.raises(DjangoKafkaError, match="SCHEMA_REGISTRY"),
     ):
-        kafka.schema_client
+        _ = kafka.schema_client

@@ -73,7 +73,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 
 
 def test_sigkill_mid_stream_then_restart_loses_nothing(setup, kafka_bootstrap):
-    topic, group, output, env = setup
+    topic, _group, output, env = setup
     env["KAFKA_APP_SLOW"] = "0.001"
     values = [f"v{i}" for i in range(3000)]
     produce_raw(kafka_bootstrap, topic, [v.encode() for v in values[:1500]])
@@ -110,7 +110,7 @@ def test_sigterm_finishes_commits_and_exits_zero(setup, kafka_bootstrap):
 def test_crashed_consumer_is_restarted_and_its_message_redelivered(
     setup, create_topic, kafka_bootstrap, unique_name, tmp_path
 ):
-    topic, group, output, env = setup
+    topic, _group, output, env = setup
     second = create_topic()
     marker = tmp_path / "crashed"
     env.update(

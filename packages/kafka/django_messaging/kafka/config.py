@@ -29,9 +29,16 @@ def producer_config(*extra: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
+#: Library defaults under every consumer config. librdkafka waits ``fetch.queue.backoff.ms``
+#: (1 s) before fetching again once its prefetch queue was full, so a consumer that does any
+#: work per batch stalls for up to a second every ~100k messages; 20 ms keeps it fed.
+CONSUMER_DEFAULTS: dict[str, Any] = {"fetch.queue.backoff.ms": 20}
+
+
 def consumer_config(*extra: dict[str, Any] | None) -> dict[str, Any]:
-    """``client.id`` < ``GLOBAL_CONFIG`` < ``CONSUMER_CONFIG`` < ``logger``/``error_cb`` < ``extra``."""
-    config: dict[str, Any] = {"client.id": settings.CLIENT_ID}
+    """Library defaults < ``client.id`` < ``GLOBAL_CONFIG`` < ``CONSUMER_CONFIG`` <
+    ``logger``/``error_cb`` < ``extra``."""
+    config: dict[str, Any] = {**CONSUMER_DEFAULTS, "client.id": settings.CLIENT_ID}
     config.update(settings.GLOBAL_CONFIG)
     config.update(settings.CONSUMER_CONFIG)
     config["logger"] = logger

@@ -71,7 +71,7 @@ class Consumer(Worker):
         self._partitions: dict[str, int] = {}
         self._stored = False
         self._commit_each_batch = not self.config.get("enable.auto.commit", True)
-        self._handlers: dict[str, tuple[TopicConsumer, bool]] = {}
+        self._handlers: dict[str, tuple[TopicConsumer, bool, Any]] = {}
         self.name = type(self).__name__
 
     # --- configuration --------------------------------------------------------------------
@@ -180,43 +180,75 @@ class Consumer(Worker):
     def process_batch(
         self, msgs: list[Message], done: dict[tuple[str, int], int] | None = None
     ) -> None:
+        """Handle messages in order; store the offset after the last handled message of each
+        partition. A partition paused for a retry keeps its later messages in the backlog."""
         done = {} if done is None else done
+        self._handlers.clear()  # topics' settings (atomic, bulk) are read once per batch
         backlog = self._backlog
         bulk: dict[int, list[Message]] | None = None
         handlers = self._handlers
-        process = self.process_message
         for msg in msgs:
             if msg.error() is not None:
                 self._log_message_error(msg)
                 continue
             topic_name = msg.topic()
-            tp = (topic_name, msg.partition())
-            if backlog and tp in backlog:
-                backlog[tp].append(msg)
-                continue
             entry = handlers.get(topic_name) or self._handler(topic_name)
-            if entry[1]:
-                if bulk is None:
-                    bulk = {}
-                bulk.setdefault(id(entry[0]), []).append(msg)
+            if backlog:
+                tp = (topic_name, msg.partition())
+                if tp in backlog:
+                    backlog[tp].append(msg)
+                    continue
+            call = entry[2]
+            if call is None:
+                if entry[1]:
+                    if bulk is None:
+                        bulk = {}
+                    bulk.setdefault(id(entry[0]), []).append(msg)
+                    continue
+                if self.process_message(msg):
+                    done[topic_name, msg.partition()] = msg.offset()
+                else:
+                    backlog[topic_name, msg.partition()] = [msg]
                 continue
-            if process(msg):
-                done[tp] = msg.offset()
-            else:
-                backlog[tp] = [msg]
+            try:
+                call(msg)
+            except Exception as exc:
+                if not self.handle_exception(msg, exc):
+                    backlog[topic_name, msg.partition()] = [msg]
+                    continue
+            done[topic_name, msg.partition()] = msg.offset()
         if bulk:
             for group in bulk.values():
                 self._process_bulk(group, done)
         if done:
+            if self._retries:
+                for tp in done:
+                    if tp not in backlog:
+                        self._retries.done(*tp)
             self._store(done)
 
-    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool]:
-        """(topic consumer, takes batches?) of a topic name; unknown names get a stub."""
+    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any]:
+        """(topic consumer, takes batches?, direct callable or None) of a topic name.
+
+        The direct callable skips :meth:`process_message`/:meth:`consume` when a subclass
+        did not override them; unknown topics and batch topics get ``None``.
+        """
         try:
             topic = self.get_topic_by_name(topic_name)
         except DjangoKafkaError:
-            return (None, False)  # type: ignore[return-value]
-        entry = (topic, bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch"))
+            return (None, False, None)  # type: ignore[return-value]
+        batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
+        call = None
+        cls = type(self)
+        if (
+            not batch
+            and cls.consume is Consumer.consume
+            and cls.process_message is Consumer.process_message
+        ):
+            call = topic.consume
+            if self._is_atomic(topic):
+                call = transaction.atomic(using=topic.atomic_using)(topic.consume)
+        entry = (topic, batch, call)
         self._handlers[topic_name] = entry
         return entry
 

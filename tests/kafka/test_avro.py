@@ -9,7 +9,7 @@ from django.test import override_settings
 
 from django_messaging.kafka import kafka
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.topic.avro import AvroTopic
+from django_messaging.kafka.topic.avro import AvroTopic, FastAvroSerializer
 from tests.kafka.conftest import make_consumer, make_topic, run_until
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +56,7 @@ def test_avro_round_trip_through_the_broker(registry, create_topic, group):
 def test_avro_serializers_are_reused(registry):
     cls = make_topic(AvroTopic, "orders", value_schema=VALUE_SCHEMA, key_schema=KEY_SCHEMA)
     first = cls().get_value_serializer()
-    assert isinstance(first, AvroSerializer)
+    assert isinstance(first, FastAvroSerializer)
     assert cls().get_value_serializer() is first
     assert cls().get_value_deserializer() is cls().get_value_deserializer()
     assert cls().get_key_serializer() is not first
@@ -69,3 +69,30 @@ def test_schema_client_needs_the_setting(settings):
         pytest.raises(DjangoKafkaError, match="SCHEMA_REGISTRY"),
     ):
         _ = kafka.schema_client
+
+
+def test_wire_format_is_compatible_with_confluent_serializers(registry):
+    from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+    from confluent_kafka.serialization import SerializationContext
+
+    cls = make_topic(AvroTopic, "compat", value_schema=VALUE_SCHEMA)
+    ctx = SerializationContext("compat", MessageField.VALUE)
+    ours = cls().serialize({"id": 1, "item": "a", "qty": 2}, MessageField.VALUE)
+    assert AvroDeserializer(registry)(ours, ctx) == {"id": 1, "item": "a", "qty": 2}
+    theirs = AvroSerializer(registry, VALUE_SCHEMA)({"id": 2, "item": "b", "qty": 3}, ctx)
+    assert cls().deserialize(theirs, MessageField.VALUE) == {"id": 2, "item": "b", "qty": 3}
+
+
+def test_schema_config_beyond_the_fast_codec_uses_confluent_serializers(registry):
+    cls = make_topic(
+        AvroTopic, "rules", value_schema=VALUE_SCHEMA, schema_config={"use.schema.id": None}
+    )
+    assert isinstance(cls().get_value_serializer(), AvroSerializer)
+
+
+def test_corrupt_avro_is_a_serialization_error(registry):
+    from confluent_kafka.serialization import SerializationError
+
+    cls = make_topic(AvroTopic, "corrupt", value_schema=VALUE_SCHEMA)
+    with pytest.raises(SerializationError):
+        cls().deserialize(b"not avro at all", MessageField.VALUE)

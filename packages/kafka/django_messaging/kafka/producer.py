@@ -37,17 +37,35 @@ class Producer:
 
     config: dict[str, Any] = {}
 
+    #: delivery reports are served (``poll(0)``) every this many messages, and at once for a
+    #: message with an ``on_delivery``/``callback``.
+    poll_every = 64
+
     def __init__(self, config: dict[str, Any] | None = None, **kwargs: Any) -> None:
         self.config = producer_config(type(self).config, config, kwargs)
         self._producer = ConfluentProducer(self.config)
+        self._unpolled = 0
 
     def produce(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Produce to topic ``name`` unless it is suppressed here; serve delivery callbacks."""
         if is_suppressed(name):
             logger.debug("suppressed a message to %s", name)
             return
-        self._producer.produce(name, *args, **kwargs)
-        self._producer.poll(0)
+        self.send(name, *args, **kwargs)
+
+    def send(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """Produce without the suppression check (the caller did it)."""
+        producer = self._producer
+        try:
+            producer.produce(name, *args, **kwargs)
+        except BufferError:
+            # The local queue is full: let librdkafka deliver some, then try once more.
+            producer.poll(1.0)
+            producer.produce(name, *args, **kwargs)
+        self._unpolled += 1
+        if self._unpolled >= self.poll_every or "on_delivery" in kwargs or "callback" in kwargs:
+            self._unpolled = 0
+            producer.poll(0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)

@@ -27,6 +27,10 @@ class NamedSerializer(Serializer):
     def __call__(self, obj: Any, ctx: SerializationContext | None = None) -> bytes | None:
         return None if obj is None else self._dumps(obj)
 
+    def dumps_value(self, obj: Any) -> bytes | None:
+        """The same without a context (the produce path skips building one)."""
+        return None if obj is None else self._dumps(obj)
+
 
 class NamedDeserializer(Deserializer):
     """The reverse of :class:`NamedSerializer`."""

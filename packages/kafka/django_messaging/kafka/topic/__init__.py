@@ -113,22 +113,34 @@ class TopicProducer(ABC):
         name = self.name
         if is_suppressed(name):
             return
-        from django_messaging.kafka import kafka
-
         if key is not _UNSET:
             kwargs["key"] = self.serialize(
                 key, MessageField.KEY, headers, **(key_serializer_kwargs or {})
             )
         if headers is not None:
             kwargs["headers"] = headers
-        payload = self.serialize(
-            value, MessageField.VALUE, headers, **(value_serializer_kwargs or {})
-        )
-        producer = kafka.producer
-        producer.produce(name, payload, **kwargs)
+        if value_serializer_kwargs:
+            payload = self.serialize(value, MessageField.VALUE, headers, **value_serializer_kwargs)
+        else:
+            serializer = self.get_value_serializer()
+            dumps = getattr(serializer, "dumps_value", None)
+            if dumps is not None:  # needs no SerializationContext
+                payload = dumps(value)
+            else:
+                payload = serializer(value, self.context(MessageField.VALUE, headers))
+        _kafka().producer.send(name, payload, **kwargs)
 
 
 _CACHES: dict[type, dict[Any, Any]] = {}
+_KAFKA: list[Any] = []
+
+
+def _kafka() -> Any:
+    if not _KAFKA:
+        from django_messaging.kafka import kafka
+
+        _KAFKA.append(kafka)
+    return _KAFKA[0]
 
 
 def _cache_of(cls: type) -> dict[Any, Any]:

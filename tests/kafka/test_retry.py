@@ -263,3 +263,41 @@ def test_registry_registers_the_retry_consumer():
         f"{__name__.replace('test_retry', 'conftest')}.Other.retry",
     ]
     assert issubclass(registry[f"{nonblocking.__module__}.Other.retry"], nonblocking)
+
+
+def test_dead_letter_topic_is_created_like_its_source(create_topic, group, kafka_bootstrap, admin):
+    """django-kafka relied on broker auto-creation (4 partitions on this broker, or nothing
+    where auto-creation is off); the library creates the topic with the source's partitions."""
+    name = create_topic(partitions=3)
+    produce_raw(kafka_bootstrap, name, [b"bad"])
+    seen: list[str] = []
+    run_until(
+        make_consumer(group, _recording_topic(name, seen, lambda v, s: True)())(), lambda: seen
+    )
+    dlt = f"{group}.{name}.dlt"
+    assert len(admin.list_topics(dlt, timeout=10).topics[dlt].partitions) == 3
+
+
+def test_undelivered_dead_letter_keeps_the_original_offset(
+    create_topic, group, kafka_bootstrap, monkeypatch
+):
+    """django-kafka stored the offset right after a fire-and-forget produce to the DLT."""
+    from django_messaging.kafka.dead_letter import topic as dead_letter
+    from django_messaging.kafka.exceptions import DjangoKafkaError
+
+    def refuse(*args, **kwargs):
+        raise DjangoKafkaError("delivery to the dead letter topic failed: broker said no")
+
+    monkeypatch.setattr(dead_letter, "deliver", refuse)
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"good", b"bad"])
+    seen: list[str] = []
+    consumer = make_consumer(group, _recording_topic(name, seen, lambda v, s: v == "bad")())()
+    with pytest.raises(DjangoKafkaError, match="broker said no"):
+        run_until(consumer, lambda: False, timeout=20)
+    assert seen == ["good", "bad"]
+    assert committed(kafka_bootstrap, group, name)[0] in (-1001, 0, 1)  # never past "bad"
+    monkeypatch.undo()
+    again: list[str] = []
+    retry = make_consumer(group, _recording_topic(name, again, lambda v, s: False)())()
+    run_until(retry, lambda: "bad" in again)

@@ -194,3 +194,47 @@ def test_error_handler_raises_on_fatal_errors_only(caplog):
     caplog.set_level(logging.WARNING)
     handler(KafkaError(KafkaError._ALL_BROKERS_DOWN, "down"))
     assert "down" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_killed_database_connection_is_replaced_and_the_message_retried(
+    create_topic, group, kafka_bootstrap, read, atomic
+):
+    """django-kafka had no connection hygiene: after a database restart every message failed
+    and went to the dead letter topic. Here the server really drops the connection."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no server connection to terminate")
+    import psycopg
+
+    from tests import services
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a", b"b"])
+    killed: list[int] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        if value == "b" and not killed:
+            connection.ensure_connection()
+            pid = connection.connection.info.backend_pid
+            parts = services.url_parts(services.POSTGRES_URL)
+            with psycopg.connect(
+                host=parts["host"],
+                port=parts["port"] or 5432,
+                user=parts["user"] or "postgres",
+                dbname="postgres",
+                autocommit=True,
+            ) as admin_conn:
+                admin_conn.execute("SELECT pg_terminate_backend(%s)", [pid])
+            killed.append(pid)
+        Handled.objects.create(topic=name, value=value)
+
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=atomic)
+    consumer = make_consumer(group, topic(), transient_error_delay=0.05)()
+    run_until(consumer, lambda: Handled.objects.filter(topic=name, value="b").exists())
+    assert killed
+    assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == ["a", "b"]
+    assert read(f"{group}.{name}.dlt", 1, timeout=1) == []

@@ -238,3 +238,39 @@ def test_a_killed_database_connection_is_replaced_and_the_message_retried(
     assert killed
     assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == ["a", "b"]
     assert read(f"{group}.{name}.dlt", 1, timeout=1) == []
+
+
+def test_messages_produced_by_a_handler_are_delivered_before_its_offset_is_stored(
+    create_topic, group, kafka_bootstrap, read
+):
+    from django_messaging.kafka import kafka
+    from django_messaging.kafka.topic import TopicProducer
+
+    source, target = create_topic(), create_topic()
+    produce_raw(kafka_bootstrap, source, [b"1", b"2", b"3"])
+    out = make_topic(TopicProducer, target)
+
+    def consume(self, msg):
+        out().produce(msg.value().decode() + "-echo")
+
+    topic = make_topic(TopicConsumer, source, consume=consume, atomic=False)
+    consumer = make_consumer(group, topic())()
+    pending_at_store: list[int] = []
+
+    class StoreSpy:
+        """The confluent consumer, noting what is still undelivered when offsets are stored."""
+
+        def __init__(self, wrapped):
+            self.wrapped = wrapped
+
+        def __getattr__(self, name):
+            return getattr(self.wrapped, name)
+
+        def store_offsets(self, *args, **kwargs):
+            pending_at_store.append(len(kafka.producer))
+            return self.wrapped.store_offsets(*args, **kwargs)
+
+    consumer._consumer = StoreSpy(consumer._consumer)
+    run_until(consumer, lambda: pending_at_store)
+    assert pending_at_store and all(pending == 0 for pending in pending_at_store)
+    assert sorted(m.value() for m in read(target, 3)) == [b"1-echo", b"2-echo", b"3-echo"]

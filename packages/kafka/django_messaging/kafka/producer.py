@@ -70,5 +70,9 @@ class Producer:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._producer, name)
 
+    def __len__(self) -> int:
+        """Messages waiting for delivery."""
+        return len(self._producer)
+
     def __repr__(self) -> str:
         return f"<Producer client.id={self.config.get('client.id')!r}>"

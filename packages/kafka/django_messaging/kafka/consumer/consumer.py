@@ -120,6 +120,7 @@ class Consumer(Worker):
 
     def stop(self) -> None:
         try:
+            self._flush_produced()
             if self._stored:
                 self._commit()
         finally:
@@ -279,7 +280,22 @@ class Consumer(Worker):
             else:
                 backlog[tp] = [msg]
 
+    def _flush_produced(self) -> None:
+        """Messages the handlers produced are delivered before the offsets that caused them
+        are stored, so a crash cannot lose them."""
+        from django_messaging.kafka import kafka
+
+        producer = kafka._producer
+        if producer is not None and len(producer._producer):
+            remaining = producer._producer.flush(float(settings.DELIVERY_TIMEOUT))
+            if remaining:
+                raise DjangoKafkaError(
+                    f"{remaining} produced message(s) not delivered within "
+                    f"{settings.DELIVERY_TIMEOUT}s; the consumed offsets are not stored."
+                )
+
     def _store(self, done: dict[tuple[str, int], int]) -> None:
+        self._flush_produced()
         self._consumer.store_offsets(
             offsets=[TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
         )

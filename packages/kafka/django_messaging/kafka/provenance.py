@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
-from confluent_kafka import Message
+from django_messaging.kafka.utils.message import Message
 
 ORIGINAL_TOPIC = "ORIGINAL_TOPIC"
 ORIGINAL_PARTITION = "ORIGINAL_PARTITION"

@@ -17,7 +17,7 @@ import time
 from typing import Any, ClassVar
 
 from confluent_kafka import Consumer as ConfluentConsumer
-from confluent_kafka import KafkaError, Message, TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from django import db
 from django.db import transaction
 
@@ -31,6 +31,7 @@ from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.retry.topic import RetryTopicProducer
 from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class Consumer(Worker):
     transient_error_delay: ClassVar[float] = 1.0
 
     def __init__(self) -> None:
-        self.config = self.build_config()
+        self.config = self.build_config()  # type: ignore[misc]  # the built config
         self._consumer = ConfluentConsumer(self.config)
         self._pauses = PauseManager()
         #: messages of paused partitions, from the one to retry on, in offset order

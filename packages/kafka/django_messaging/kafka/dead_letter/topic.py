@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from confluent_kafka import Message
-
 from django_messaging.kafka.conf import dead_letter_topic_suffix
 from django_messaging.kafka.dead_letter.header import DeadLetterHeader
 from django_messaging.kafka.delivery import deliver
 from django_messaging.kafka.provenance import format_traceback, provenance_headers
+from django_messaging.kafka.utils.message import Message
 
 
 def dead_letter_topic_name(group_id: str, topic: str) -> str:

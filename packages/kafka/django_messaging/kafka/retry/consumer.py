@@ -13,8 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-from confluent_kafka import Message
-
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
 from django_messaging.kafka.consumer.consumer import Consumer
@@ -27,6 +25,7 @@ from django_messaging.kafka.retry.topic import (
     retry_topic_name,
 )
 from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
 
 
 class RetryTopics(Topics):

@@ -6,14 +6,13 @@ import re
 import time
 from typing import Any
 
-from confluent_kafka import Message
-
 from django_messaging.kafka.conf import retry_topic_suffix
 from django_messaging.kafka.delivery import deliver
 from django_messaging.kafka.provenance import provenance_headers
 from django_messaging.kafka.retry.header import RetryHeader
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
 
 
 def retry_topic_name(group_id: str, topic: str, attempt: int) -> str:

@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from confluent_kafka import Message
 from confluent_kafka.serialization import (
     Deserializer,
     MessageField,
@@ -23,6 +22,7 @@ from confluent_kafka.serialization import (
 
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.utils.message import Message
 
 if TYPE_CHECKING:
     from django_messaging.kafka.retry.settings import RetrySettings
@@ -83,7 +83,7 @@ class TopicProducer(ABC):
         return found  # type: ignore[no-any-return]
 
     def context(self, field: MessageField | str, headers: Any = None) -> SerializationContext:
-        return SerializationContext(self.name, field, headers)
+        return SerializationContext(self.name, field, headers)  # type: ignore[arg-type]
 
     def serialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
@@ -224,7 +224,7 @@ class TopicConsumer(ABC):
         return self._cached_deserializer("value", self.value_deserializer, kwargs)  # type: ignore[no-any-return]
 
     def context(self, field: MessageField | str, headers: Any = None) -> SerializationContext:
-        return SerializationContext(self.name, field, headers)
+        return SerializationContext(self.name, field, headers)  # type: ignore[arg-type]
 
     def deserialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any

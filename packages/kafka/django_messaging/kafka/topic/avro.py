@@ -128,14 +128,14 @@ class FastAvroDeserializer(Deserializer):
         writer = self._writers.get(schema_id)
         if writer is None:
             schema = self.client.get_schema(schema_id)
-            writer = self._writers[schema_id] = parse_schema(json.loads(schema.schema_str))
+            writer = self._writers[schema_id] = parse_schema(json.loads(str(schema.schema_str)))
         try:
             obj = schemaless_reader(
                 io.BytesIO(value[5:]), writer, self.reader, self.return_record_name
             )
         except Exception as exc:  # fastavro raises many kinds on corrupt input
             raise SerializationError(f"corrupt Avro payload: {exc!r}") from exc
-        return self.from_dict(obj, ctx) if self.from_dict is not None else obj
+        return self.from_dict(obj, ctx) if self.from_dict is not None else obj  # type: ignore[arg-type]
 
 
 class AvroTopicProducer(TopicProducer):

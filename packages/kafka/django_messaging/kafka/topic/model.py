@@ -6,7 +6,6 @@ from abc import abstractmethod
 from collections import defaultdict
 from typing import Any, ClassVar
 
-from confluent_kafka import Message
 from confluent_kafka.serialization import MessageField
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
@@ -14,6 +13,7 @@ from django.db.models import Q
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
 
 __all__ = ["ModelTopicConsumer"]
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # confluent-kafka's stubs make every accessor of a consumed message Optional; a message
+    # handed to a topic always has its topic, partition and offset.
+    Message = Any
+else:
+    from confluent_kafka import Message
+
+__all__ = ["Header", "Message"]
 
 
 class Header:
@@ -10,11 +19,11 @@ class Header:
     ``Header.list(...)``: every value of a repeated header."""
 
     @staticmethod
-    def list(headers: list[tuple[str, Any]] | None, name: str) -> list[Any]:
+    def list(headers: Any, name: str) -> Any:
         return [value for key, value in headers or [] if key == name]
 
     @staticmethod
-    def get(headers: list[tuple[str, Any]] | None, name: str) -> Any:
+    def get(headers: Any, name: str) -> Any:
         for key, value in headers or []:
             if key == name:
                 return value

@@ -180,6 +180,14 @@ def test_consumer_config_precedence_and_live_settings(group):
         consumer.close()
     with override_settings(MESSAGING={"KAFKA": {"CONSUMER_CONFIG": {"client.id": "own"}}}):
         assert cls.build_config()["client.id"] == "own"
+    with override_settings(
+        MESSAGING={"KAFKA": {"ERROR_HANDLER": f"{__name__}.RecordingErrorHandler"}}
+    ):
+        assert isinstance(cls.build_config()["error_cb"], RecordingErrorHandler)
+
+
+class RecordingErrorHandler(ClientErrorHandler):
+    pass
 
 
 def test_legacy_django_kafka_setting_is_read(group):

@@ -107,6 +107,31 @@ def test_sigterm_finishes_commits_and_exits_zero(setup, kafka_bootstrap):
     assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == 30
 
 
+def test_sigterm_stops_parallel_consumers_gracefully(
+    setup, create_topic, kafka_bootstrap, unique_name
+):
+    """django-kafka 0.5.13: SIGTERM killed the parent and left the consumer processes running,
+    without a final commit."""
+    topic, group, output, env = setup
+    second, second_group = create_topic(), unique_name("g2")
+    env.update(KAFKA_APP_TOPIC_2=second, KAFKA_APP_GROUP_2=second_group)
+    produce_raw(kafka_bootstrap, topic, [f"a{i}".encode() for i in range(20)])
+    produce_raw(kafka_bootstrap, second, [f"b{i}".encode() for i in range(10)])
+    proc = start(kafka_bootstrap, env, FILE_CONSUMER, SECOND_CONSUMER)
+    try:
+        wait_until(lambda: len(lines(output)) >= 30, timeout=40, what="both consumers' messages")
+        workers = {line[0] for line in lines(output)}
+    finally:
+        code = stop(proc)
+    assert code == 0, proc.stdout.read().decode()[-3000:]
+    assert len(workers) == 2  # one process per consumer
+    for pid in workers:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)  # no orphan left behind
+    assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == 20
+    assert committed(kafka_bootstrap, second_group, second) == [10]
+
+
 def test_crashed_consumer_is_restarted_and_its_message_redelivered(
     setup, create_topic, kafka_bootstrap, unique_name, tmp_path
 ):

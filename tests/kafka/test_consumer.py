@@ -282,3 +282,28 @@ def test_messages_produced_by_a_handler_are_delivered_before_its_offset_is_store
     run_until(consumer, lambda: pending_at_store)
     assert pending_at_store and all(pending == 0 for pending in pending_at_store)
     assert sorted(m.value() for m in read(target, 3)) == [b"1-echo", b"2-echo", b"3-echo"]
+
+
+def test_consumer_consume_can_suppress_what_handlers_produce(
+    create_topic, group, kafka_bootstrap, read
+):
+    from django_messaging.kafka import kafka, producer
+    from django_messaging.kafka.topic import TopicProducer
+
+    source, target = create_topic(), create_topic()
+    produce_raw(kafka_bootstrap, source, [b"x"])
+    out = make_topic(TopicProducer, target)
+    seen: list[str] = []
+
+    def consume(self, msg):
+        seen.append(msg.value().decode())
+        out().produce("echo")
+
+    class Quiet(make_consumer(group, make_topic(TopicConsumer, source, consume=consume)())):
+        @producer.suppress
+        def consume(self, *args, **kwargs):
+            return super().consume(*args, **kwargs)
+
+    run_until(Quiet(), lambda: seen)
+    kafka.producer.flush(5)
+    assert read(target, 1, timeout=1) == []

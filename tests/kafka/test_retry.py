@@ -301,3 +301,32 @@ def test_undelivered_dead_letter_keeps_the_original_offset(
     again: list[str] = []
     retry = make_consumer(group, _recording_topic(name, again, lambda v, s: False)())()
     run_until(retry, lambda: "bad" in again)
+
+
+def test_non_blocking_retries_of_a_regex_topic(
+    create_topic, group, kafka_bootstrap, unique_name, settings, read
+):
+    prefix = unique_name("rx")
+    name = create_topic(f"{prefix}-one")
+    produce_raw(kafka_bootstrap, name, [b"fails"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        seen.append(msg.topic())
+        raise Boom("no")
+
+    topic_cls = kafka.retry(max_retries=1, delay=0.1, blocking=False)(
+        make_topic(TopicConsumer, f"^{prefix}-.*", consume=consume, atomic=False)
+    )
+    kafka_settings = {
+        **settings.MESSAGING["KAFKA"],
+        "RETRY_CONSUMER_CONFIG": {
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 300,
+        },
+    }
+    with override_settings(MESSAGING={**settings.MESSAGING, "KAFKA": kafka_settings}):
+        consumer_cls = make_consumer(group, topic_cls())
+        main, retry = consumer_cls(), RetryConsumer.build(consumer_cls)()
+        run_many([main, retry], lambda: read(f"{group}.{name}.dlt", 1, 0.1), timeout=40)
+    assert seen == [name, f"{group}.{name}.retry.1"]

@@ -9,6 +9,8 @@ from confluent_kafka import KafkaError
 from confluent_kafka.serialization import MessageField
 from django.db import OperationalError
 from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from django_messaging.kafka.consumer import Consumer, Topics
 from django_messaging.kafka.error_handlers import ClientErrorHandler
@@ -307,3 +309,20 @@ def test_consumer_consume_can_suppress_what_handlers_produce(
     run_until(Quiet(), lambda: seen)
     kafka.producer.flush(5)
     assert read(target, 1, timeout=1) == []
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payloads=st.lists(st.binary(max_size=64), min_size=5, max_size=15))
+def test_garbage_never_stops_a_model_consumer(
+    create_topic, unique_name, kafka_bootstrap, read, payloads
+):
+    from django_messaging.kafka.topic.debezium import DbzModelTopicConsumer
+    from tests.project.kafka_app.models import Product
+
+    name, group = create_topic(), unique_name("g")
+    produce_raw(kafka_bootstrap, name, payloads, key=b"\x00garbage")
+    produce_raw(kafka_bootstrap, name, [b'{"id": 424242, "name": "after"}'], key=b'{"id": 424242}')
+    topic = make_topic(DbzModelTopicConsumer, name, model=Product)
+    run_until(make_consumer(group, topic())(), lambda: Product.objects.filter(id=424242).exists())
+    Product.objects.filter(id=424242).delete()
+    assert len(read(f"{group}.{name}.dlt", len(payloads))) == len(payloads)

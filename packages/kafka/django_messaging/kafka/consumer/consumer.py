@@ -143,6 +143,15 @@ class Consumer(Worker):
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         logger.info("%s revoked %s", self.name, _tps(partitions))
         tps = [(p.topic, p.partition) for p in partitions]
+        paused = [TopicPartition(t, p) for t, p in tps if (t, p) in self._pauses]
+        if paused:
+            # librdkafka keeps a partition's pause flag; clear it so that a later assignment
+            # of the same partition is fetched. Its held messages are dropped unstored: the
+            # next owner starts again at the committed offset.
+            try:
+                self._consumer.resume(paused)
+            except Exception:
+                logger.debug("resume of revoked partitions failed", exc_info=True)
         self._pauses.discard(tps)
         self._retries.discard(tps)
         for tp in tps:

@@ -96,3 +96,14 @@ def test_run_consumers_without_consumers_returns(monkeypatch):
     empty = DjangoKafka()
     monkeypatch.setattr(empty, "consumers", ConsumersRegistry())
     assert empty.run_consumers() == 0
+
+
+def test_registry_decorator_works_with_and_without_parentheses():
+    """django-kafka: ``@kafka.consumers`` without parentheses silently registered nothing."""
+    from django_messaging.kafka.consumer import Consumer, Topics
+
+    registry = ConsumersRegistry()
+    first = registry()(type("First", (Consumer,), {"topics": Topics(), "__module__": "m"}))
+    second = registry(type("Second", (Consumer,), {"topics": Topics(), "__module__": "m"}))
+    assert list(registry) == ["m.First", "m.Second"]
+    assert registry["m.Second"] is second and registry["m.First"] is first

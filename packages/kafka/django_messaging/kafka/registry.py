@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 
@@ -16,8 +16,12 @@ class Registry(Generic[T]):
     def __init__(self) -> None:
         self._classes: dict[str, T] = {}
 
-    def __call__(self) -> Callable[[T], T]:
-        """``@kafka.consumers()``: register the decorated class and return it unchanged."""
+    def __call__(self, cls: T | None = None) -> Any:
+        """``@kafka.consumers()`` (or ``@kafka.consumers``): register the decorated class and
+        return it unchanged."""
+        if cls is not None:
+            self.register(cls)
+            return cls
 
         def decorator(cls: T) -> T:
             self.register(cls)

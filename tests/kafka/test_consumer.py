@@ -16,6 +16,7 @@ from django_messaging.kafka.consumer import Consumer, Topics
 from django_messaging.kafka.error_handlers import ClientErrorHandler
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.topic import TopicConsumer
+from tests.helpers import wait_until
 from tests.kafka.conftest import (
     committed,
     headers_of,
@@ -326,3 +327,17 @@ def test_garbage_never_stops_a_model_consumer(
     run_until(make_consumer(group, topic())(), lambda: Product.objects.filter(id=424242).exists())
     Product.objects.filter(id=424242).delete()
     assert len(read(f"{group}.{name}.dlt", len(payloads))) == len(payloads)
+
+
+def test_without_auto_commit_each_batch_is_committed(create_topic, group, kafka_bootstrap):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"1", b"2"])
+    seen: list[str] = []
+    consumer = make_consumer(group, _collect(name, seen)(), config={"enable.auto.commit": False})()
+    consumer.start()
+    try:
+        wait_until(lambda: consumer.run_once() or len(seen) >= 2, what="both messages")
+        # committed while the consumer is still running, not only when it stops
+        assert committed(kafka_bootstrap, group, name) == [2]
+    finally:
+        consumer.stop()

@@ -167,6 +167,13 @@ def test_unknown_consumer_key_is_an_error(kafka_bootstrap):
     assert b"not registered" in proc.stdout.read()
 
 
+def test_list_prints_the_registry_keys(kafka_bootstrap):
+    proc = start(kafka_bootstrap, {}, "--list")
+    assert proc.wait(60) == 0
+    keys = proc.stdout.read().decode().split()
+    assert FILE_CONSUMER in keys and SECOND_CONSUMER in keys
+
+
 def test_help_explains_with_an_example():
     done = subprocess.run(
         [

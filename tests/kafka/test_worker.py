@@ -18,6 +18,7 @@ from tests.kafka.conftest import committed, produce_raw
 ROOT = Path(__file__).resolve().parents[2]
 FILE_CONSUMER = "tests.project.kafka_app.consumers.FileConsumer"
 SECOND_CONSUMER = "tests.project.kafka_app.consumers.SecondFileConsumer"
+RETRYING_CONSUMER = "tests.project.kafka_app.consumers.RetryingFileConsumer"
 
 
 def start(kafka_bootstrap: str, env: dict[str, str], *keys: str) -> subprocess.Popen[bytes]:
@@ -159,6 +160,34 @@ def test_crashed_consumer_is_restarted_and_its_message_redelivered(
         code = stop(proc)
     assert code == 0
     assert len(pids) >= 1
+
+
+def test_the_generated_retry_consumer_runs_under_kafka_consume(
+    create_topic, unique_name, tmp_path, kafka_bootstrap
+):
+    topic, group = create_topic(), unique_name("g3")
+    output, marker = tmp_path / "handled.txt", tmp_path / "failed"
+    env = {
+        "KAFKA_APP_TOPIC_3": topic,
+        "KAFKA_APP_GROUP_3": group,
+        "KAFKA_APP_OUTPUT": str(output),
+        "KAFKA_APP_CRASH_MARKER": str(marker),
+    }
+    produce_raw(kafka_bootstrap, topic, [b"fail-once", b"fine"])
+    proc = start(kafka_bootstrap, env, RETRYING_CONSUMER, f"{RETRYING_CONSUMER}.retry")
+    try:
+        wait_until(
+            lambda: (
+                {(line[1], line[4]) for line in lines(output)}
+                >= {(topic, "fine"), (f"{group}.{topic}.retry.1", "fail-once")}
+            ),
+            timeout=40,
+            what="the failed message handled by the retry consumer",
+        )
+    finally:
+        code = stop(proc)
+    assert code == 0, proc.stdout.read().decode()[-3000:]
+    assert marker.exists()
 
 
 def test_unknown_consumer_key_is_an_error(kafka_bootstrap):

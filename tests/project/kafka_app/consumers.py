@@ -58,3 +58,27 @@ class SecondFileConsumer(Consumer):
         "group.id": os.environ.get("KAFKA_APP_GROUP_2", "kafka-app-group-2"),
         "auto.offset.reset": "earliest",
     }
+
+
+class FailOnceTopic(FileTopic):
+    """Fails a message ``fail-once`` the first time (while ``KAFKA_APP_CRASH_MARKER`` is absent)."""
+
+    def consume(self, msg):
+        marker = os.environ.get("KAFKA_APP_CRASH_MARKER")
+        if msg.value() == b"fail-once" and marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("failing once on purpose")
+        super().consume(msg)
+
+
+@kafka.consumers()
+class RetryingFileConsumer(Consumer):
+    topics = Topics(
+        kafka.retry(max_retries=2, delay=0.2, blocking=False)(FailOnceTopic)(
+            os.environ.get("KAFKA_APP_TOPIC_3", "kafka-app-topic-3")
+        )
+    )
+    config = {
+        "group.id": os.environ.get("KAFKA_APP_GROUP_3", "kafka-app-group-3"),
+        "auto.offset.reset": "earliest",
+    }

@@ -1,4 +1,14 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.core.signals import setting_changed
+
+
+def _settings_changed(setting: str, **kwargs: Any) -> None:
+    if setting in ("MESSAGING", "DJANGO_KAFKA"):
+        from django_messaging.kafka import kafka
+
+        kafka.reset_clients()
 
 
 class MessagingKafkaConfig(AppConfig):
@@ -10,4 +20,5 @@ class MessagingKafkaConfig(AppConfig):
     def ready(self) -> None:
         from django_messaging.kafka import autodiscover, conf  # noqa: F401  (declares MESSAGING["KAFKA"])
 
+        setting_changed.connect(_settings_changed, dispatch_uid="django_messaging.kafka.settings")
         autodiscover()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterator
+from typing import Any, Generic, TypeVar
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 
@@ -16,8 +16,12 @@ class Registry(Generic[T]):
     def __init__(self) -> None:
         self._classes: dict[str, T] = {}
 
-    def __call__(self) -> Callable[[T], T]:
-        """``@kafka.consumers()``: register the decorated class and return it unchanged."""
+    def __call__(self, cls: T | None = None) -> Any:
+        """``@kafka.consumers()`` (or ``@kafka.consumers``): register the decorated class and
+        return it unchanged."""
+        if cls is not None:
+            self.register(cls)
+            return cls
 
         def decorator(cls: T) -> T:
             self.register(cls)
@@ -53,6 +57,27 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._classes)
+
+
+class ConsumersRegistry(Registry[T]):
+    """Consumers by ``module.ClassName``; a consumer with non-blocking retry topics also
+    registers its generated retry consumer as ``module.ClassName.retry``."""
+
+    def register(self, cls: T) -> str:
+        key = super().register(cls)
+        from django_messaging.kafka.retry.consumer import RetryConsumer
+
+        retry_cls = RetryConsumer.build(cls)  # type: ignore[arg-type]
+        if retry_cls is not None:
+            retry_key = f"{key}.retry"
+            if retry_key in self._classes:
+                raise DjangoKafkaError(f"{retry_key!r} is already registered.", context=cls)
+            self._classes[retry_key] = retry_cls  # type: ignore[assignment]
+        return key
+
+    def unregister(self, key: str) -> None:
+        super().unregister(key)
+        super().unregister(f"{key}.retry")
 
 
 class ConnectorsRegistry(Registry[T]):

@@ -5,9 +5,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    initial = True
+    initial = False
 
-    dependencies = []
+    dependencies = [("test_kafka", "0001_initial")]
 
     operations = [
         migrations.CreateModel(

@@ -1,0 +1,506 @@
+"""``Consumer``: subscribes to its ``Topics`` and hands every message to its topic.
+
+It is a :class:`django_messaging.core.worker.Worker`: ``kafka_consume`` runs each registered
+consumer in its own process under the core supervisor (SIGTERM: finish the batch, commit,
+leave the group, exit 0; a crashed consumer is restarted).
+
+Delivery guarantees: a message's offset is stored only after its topic handled it (and its
+database transaction committed), or after its retry or dead-letter copy was acknowledged by the
+broker. Offsets are stored by the library whatever ``enable.auto.offset.store`` says, and
+committed by librdkafka's auto-commit, at every rebalance and synchronously on stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, ClassVar
+
+from confluent_kafka import Consumer as ConfluentConsumer
+from confluent_kafka import KafkaError, TopicPartition
+from django import db
+from django.db import transaction
+
+from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka.conf import settings
+from django_messaging.kafka.config import consumer_config
+from django_messaging.kafka.consumer.managers import PauseManager, RetryManager
+from django_messaging.kafka.consumer.topics import Topics
+from django_messaging.kafka.dead_letter.topic import DeadLetterTopicProducer
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.retry.settings import RetrySettings
+from django_messaging.kafka.retry.topic import RetryTopicProducer
+from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
+
+logger = logging.getLogger(__name__)
+
+#: Errors that mean "the database is not reachable right now", not "this message is bad".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (db.OperationalError, db.InterfaceError)
+
+
+def _should_log(attempt: int) -> bool:
+    """Log retry attempts 1, 2, 4, 8, ...: bounded even for ``max_retries=-1``."""
+    return attempt & (attempt - 1) == 0
+
+
+class Consumer(Worker):
+    """Consumes ``topics`` with the librdkafka ``config`` of the class.
+
+    Config precedence: ``client.id`` < ``GLOBAL_CONFIG`` < ``CONSUMER_CONFIG`` <
+    ``logger``/``error_cb`` < ``config``. Other attributes are proxied to the
+    ``confluent_kafka.Consumer``.
+    """
+
+    topics: ClassVar[Topics] = Topics()
+    config: ClassVar[dict[str, Any]] = {}
+    #: seconds ``consume()`` waits for messages; ``None``: the ``POLLING_FREQUENCY`` setting.
+    polling_freq: ClassVar[float | None] = None
+    #: most messages per batch; ``None``: the ``BATCH_SIZE`` setting.
+    batch_size: ClassVar[int | None] = None
+    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
+    #: seconds a partition waits after a transient (database) error before the message is retried.
+    transient_error_delay: ClassVar[float] = 1.0
+
+    def __init__(self) -> None:
+        self.config = self.build_config()  # type: ignore[misc]  # the built config
+        self._consumer = ConfluentConsumer(self.config)
+        self._pauses = PauseManager()
+        #: messages of paused partitions, from the one to retry on, in offset order
+        self._backlog: dict[tuple[str, int], list[Message]] = {}
+        self._retries = RetryManager()
+        self._partitions: dict[str, int] = {}
+        self._stored = False
+        self._commit_each_batch = not self.config.get("enable.auto.commit", True)
+        self._handlers: dict[str, tuple[TopicConsumer, bool, Any]] = {}
+        self.name = type(self).__name__
+
+    # --- configuration --------------------------------------------------------------------
+
+    @classmethod
+    def build_config(cls) -> dict[str, Any]:
+        config = consumer_config(cls.config)
+        # Offsets are stored by the library after each message was handled, never by librdkafka
+        # when it hands the message out (django-kafka crashed without this key).
+        config["enable.auto.offset.store"] = False
+        return config
+
+    @property
+    def group_id(self) -> str:
+        group = self.config.get("group.id")
+        if not group:
+            raise DjangoKafkaError(f"{type(self).__name__}: no group.id in its config or settings.")
+        return str(group)
+
+    def get_polling_freq(self) -> float:
+        return float(
+            self.polling_freq if self.polling_freq is not None else settings.POLLING_FREQUENCY
+        )
+
+    def get_batch_size(self) -> int:
+        return int(self.batch_size if self.batch_size is not None else settings.BATCH_SIZE)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name == "_consumer":
+            raise AttributeError(name)
+        return getattr(self._consumer, name)
+
+    # --- lifecycle (Worker) ---------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume in this process until SIGTERM/SIGINT (django-kafka's ``Consumer.run``)."""
+        run_worker(self)
+
+    def start(self) -> None:
+        self.subscribe(self.topics.names)
+
+    def subscribe(self, topics: list[str]) -> None:
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def stop(self) -> None:
+        try:
+            self._flush_produced()
+            if self._stored:
+                self._commit()
+        finally:
+            self._consumer.close()
+
+    def _commit(self) -> None:
+        try:
+            self._consumer.commit(asynchronous=False)
+        except Exception as exc:
+            error = exc.args[0] if exc.args else None
+            if isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET:
+                return
+            raise
+        self._stored = False
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        logger.info("%s assigned %s", self.name, _tps(partitions))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        logger.info("%s revoked %s", self.name, _tps(partitions))
+        tps = [(p.topic, p.partition) for p in partitions]
+        paused = [TopicPartition(t, p) for t, p in tps if (t, p) in self._pauses]
+        if paused:
+            # librdkafka keeps a partition's pause flag; clear it so that a later assignment
+            # of the same partition is fetched. Its held messages are dropped unstored: the
+            # next owner starts again at the committed offset.
+            try:
+                self._consumer.resume(paused)
+            except Exception:
+                logger.debug("resume of revoked partitions failed", exc_info=True)
+        self._pauses.discard(tps)
+        self._retries.discard(tps)
+        for tp in tps:
+            self._backlog.pop(tp, None)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run_once(self) -> None:
+        """Take one batch, handle it, store the offsets of what was handled."""
+        done: dict[tuple[str, int], int] = {}
+        if self._pauses:
+            self._retry_due(done)
+        timeout = self.get_polling_freq()
+        due = self._pauses.next_due()
+        if due is not None:
+            timeout = max(0.0, min(timeout, due - time.monotonic()))
+        msgs = self._consumer.consume(self.get_batch_size(), timeout)
+        if msgs:
+            self.process_batch(msgs, done)
+        elif done:
+            self._store(done)
+
+    def _retry_due(self, done: dict[tuple[str, int], int]) -> None:
+        """Handle the held messages of partitions whose pause is over; resume the partitions
+        whose held messages are all handled."""
+        for tp, _pause in self._pauses.pop_ready():
+            held = self._backlog.pop(tp, [])
+            for index, msg in enumerate(held):
+                if self.process_message(msg):
+                    done[tp] = msg.offset()
+                else:
+                    self._backlog[tp] = held[index:]
+                    break
+            else:
+                self._consumer.resume([TopicPartition(tp[0], tp[1])])
+
+    def process_batch(
+        self, msgs: list[Message], done: dict[tuple[str, int], int] | None = None
+    ) -> None:
+        """Handle messages in order; store the offset after the last handled message of each
+        partition. A partition paused for a retry keeps its later messages in the backlog."""
+        done = {} if done is None else done
+        self._handlers.clear()  # topics' settings (atomic, bulk) are read once per batch
+        backlog = self._backlog
+        bulk: dict[int, list[Message]] | None = None
+        handlers = self._handlers
+        for msg in msgs:
+            if msg.error() is not None:
+                self._log_message_error(msg)
+                continue
+            topic_name = msg.topic()
+            entry = handlers.get(topic_name) or self._handler(topic_name)
+            if backlog:
+                tp = (topic_name, msg.partition())
+                if tp in backlog:
+                    backlog[tp].append(msg)
+                    continue
+            call = entry[2]
+            if call is None:
+                if entry[1]:
+                    if bulk is None:
+                        bulk = {}
+                    bulk.setdefault(id(entry[0]), []).append(msg)
+                    continue
+                if self.process_message(msg):
+                    done[topic_name, msg.partition()] = msg.offset()
+                else:
+                    backlog[topic_name, msg.partition()] = [msg]
+                continue
+            try:
+                call(msg)
+            except Exception as exc:
+                if not self.handle_exception(msg, exc):
+                    backlog[topic_name, msg.partition()] = [msg]
+                    continue
+            done[topic_name, msg.partition()] = msg.offset()
+        if bulk:
+            for group in bulk.values():
+                self._process_bulk(group, done)
+        if done:
+            if self._retries:
+                for tp in done:
+                    if tp not in backlog:
+                        self._retries.done(*tp)
+            self._store(done)
+
+    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any]:
+        """(topic consumer, takes batches?, direct callable or None) of a topic name.
+
+        The direct callable skips :meth:`process_message`/:meth:`consume` when a subclass
+        did not override them; unknown topics and batch topics get ``None``.
+        """
+        try:
+            topic = self.get_topic_by_name(topic_name)
+        except DjangoKafkaError:
+            return (None, False, None)  # type: ignore[return-value]
+        batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
+        call = None
+        cls = type(self)
+        if (
+            not batch
+            and cls.consume is Consumer.consume
+            and cls.process_message is Consumer.process_message
+        ):
+            call = topic.consume
+            if self._is_atomic(topic):
+                call = transaction.atomic(using=topic.atomic_using)(topic.consume)
+        entry = (topic, batch, call)
+        self._handlers[topic_name] = entry
+        return entry
+
+    def _process_bulk(self, msgs: list[Message], done: dict[tuple[str, int], int]) -> None:
+        topic = self.get_topic(msgs[0])
+        try:
+            with self._atomic(topic):
+                topic.consume_batch(msgs)  # type: ignore[attr-defined]
+        except Exception as exc:
+            logger.info(
+                "%s: batch of %d messages of %s failed (%s); handling them one by one",
+                self.name,
+                len(msgs),
+                msgs[0].topic(),
+                exc,
+            )
+        else:
+            for msg in msgs:
+                done[(msg.topic(), msg.partition())] = msg.offset()
+            return
+        backlog = self._backlog
+        for msg in msgs:
+            tp = (msg.topic(), msg.partition())
+            if tp in backlog:
+                backlog[tp].append(msg)
+            elif self.process_message(msg):
+                done[tp] = msg.offset()
+            else:
+                backlog[tp] = [msg]
+
+    def _flush_produced(self) -> None:
+        """Messages the handlers produced are delivered before the offsets that caused them
+        are stored, so a crash cannot lose them."""
+        from django_messaging.kafka import kafka
+
+        producer = kafka._producer
+        if producer is not None and len(producer._producer):
+            remaining = producer._producer.flush(float(settings.DELIVERY_TIMEOUT))
+            if remaining:
+                raise DjangoKafkaError(
+                    f"{remaining} produced message(s) not delivered within "
+                    f"{settings.DELIVERY_TIMEOUT}s; the consumed offsets are not stored."
+                )
+
+    def _store(self, done: dict[tuple[str, int], int]) -> None:
+        self._flush_produced()
+        self._consumer.store_offsets(
+            offsets=[TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
+        )
+        self._stored = True
+        if self._commit_each_batch:
+            self._commit()
+
+    def _log_message_error(self, msg: Message) -> None:
+        error = msg.error()
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        logger.error(
+            "%s: consume error on %s [%s]: %s", self.name, msg.topic(), msg.partition(), error
+        )
+
+    # --- one message ----------------------------------------------------------------------
+
+    def get_topic_by_name(self, topic_name: str) -> TopicConsumer:
+        return self.topics.get(topic_name)
+
+    def get_topic(self, msg: Message) -> TopicConsumer:
+        return self.get_topic_by_name(msg.topic())
+
+    def process_message(self, msg: Message) -> bool:
+        """Handle one message; ``True`` when its offset may be stored (handled, retried
+        elsewhere or dead-lettered), ``False`` when its partition is paused to retry it."""
+        try:
+            self.consume(msg)
+        except Exception as exc:
+            return self.handle_exception(msg, exc)
+        if self._retries:
+            self._retries.done(msg.topic(), msg.partition())
+        return True
+
+    def consume(self, msg: Message) -> Any:
+        """Hand ``msg`` to its topic, in a transaction when the topic is ``atomic``.
+        Override to wrap every message (``@producer.suppress``)."""
+        topic_name = msg.topic()
+        entry = self._handlers.get(topic_name) or self._handler(topic_name)
+        topic = entry[0]
+        if topic is None:
+            topic = self.get_topic(msg)  # raises "No topic registered"
+        if self._is_atomic(topic):
+            with transaction.atomic(using=topic.atomic_using):
+                return topic.consume(msg)
+        return topic.consume(msg)
+
+    @staticmethod
+    def _is_atomic(topic: TopicConsumer) -> bool:
+        atomic = topic.atomic
+        return bool(settings.ATOMIC) if atomic is None else bool(atomic)
+
+    def _atomic(self, topic: TopicConsumer) -> Any:
+        if self._is_atomic(topic):
+            return transaction.atomic(using=topic.atomic_using)
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    # --- failures -------------------------------------------------------------------------
+
+    def original_topic_name(self, msg: Message) -> str:
+        return msg.topic()
+
+    def current_attempt(self, msg: Message) -> int:
+        """How many times this message was retried through retry topics already."""
+        return 0
+
+    def num_partitions(self, topic_name: str) -> int:
+        count = self._partitions.get(topic_name)
+        if count is None:
+            try:
+                metadata = self._consumer.list_topics(topic_name, timeout=5)
+                count = len(metadata.topics[topic_name].partitions) or 1
+            except Exception:
+                count = 1
+            self._partitions[topic_name] = count
+        return count
+
+    def handle_exception(self, msg: Message, exc: Exception) -> bool:
+        topic_name, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        if isinstance(exc, self.transient_errors):
+            # The database is away: wait and retry this message; do not dead-letter it.
+            db.close_old_connections()
+            for conn in db.connections.all(initialized_only=True):
+                conn.close_if_unusable_or_obsolete()
+            attempt = self._retries.next(topic_name, partition, offset)
+            if _should_log(attempt):
+                logger.warning(
+                    "%s: transient error on %s [%d] @%d (attempt %d), retrying in %.1fs: %r",
+                    self.name,
+                    topic_name,
+                    partition,
+                    offset,
+                    attempt,
+                    self.transient_error_delay,
+                    exc,
+                )
+            self.pause_partition(msg, self.transient_error_delay)
+            return False
+        try:
+            topic: TopicConsumer | None = self.get_topic(msg)
+        except DjangoKafkaError:
+            topic = None
+        retry_settings = topic.get_retry_settings() if topic is not None else None
+        if (
+            retry_settings is not None
+            and retry_settings.blocking
+            and self.current_attempt(msg) == 0
+        ):
+            attempt = self._retries.next(topic_name, partition, offset)
+            if retry_settings.can_retry(attempt, exc):
+                delay = retry_settings.get_retry_delay(attempt)
+                if _should_log(attempt):
+                    logger.warning(
+                        "%s: %s [%d] @%d failed (attempt %d), retrying in %.1fs: %r",
+                        self.name,
+                        topic_name,
+                        partition,
+                        offset,
+                        attempt,
+                        delay,
+                        exc,
+                        exc_info=attempt == 1,
+                    )
+                self.pause_partition(msg, delay)
+                return False
+            self._retries.done(topic_name, partition)
+            self.dead_letter_msg(msg, exc, attempt - 1)
+            return True
+        if retry_settings is not None and (
+            not retry_settings.blocking or self.current_attempt(msg)
+        ):
+            if self.retry_msg(msg, exc, retry_settings):
+                return True
+            self.dead_letter_msg(msg, exc, self.current_attempt(msg))
+            return True
+        self.dead_letter_msg(msg, exc, 0)
+        return True
+
+    def retry_msg(self, msg: Message, exc: Exception, retry_settings: RetrySettings) -> bool:
+        """Send ``msg`` to its next retry topic; ``False`` when it may not be retried."""
+        original = self.original_topic_name(msg)
+        producer = RetryTopicProducer(
+            self.retry_group_id(), retry_settings, msg, original, self.current_attempt(msg) + 1
+        )
+        if not producer.retry(exc, self.num_partitions(msg.topic())):
+            return False
+        logger.info(
+            "%s: %s [%d] @%d failed, sent to %s: %r",
+            self.name,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            producer.name,
+            exc,
+        )
+        return True
+
+    def retry_group_id(self) -> str:
+        """The group id retry and dead letter topic names are built from."""
+        return self.group_id
+
+    def dead_letter_msg(self, msg: Message, exc: Exception, attempt: int = 0) -> None:
+        producer = DeadLetterTopicProducer(
+            self.retry_group_id(), msg, self.original_topic_name(msg)
+        )
+        producer.produce_for(exc, attempt, self.num_partitions(msg.topic()))
+        logger.error(
+            "%s: %s [%d] @%d dead-lettered to %s after %d retries: %r",
+            self.name,
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            producer.name,
+            attempt,
+            exc,
+            exc_info=exc,
+        )
+
+    # --- pausing --------------------------------------------------------------------------
+
+    def pause_partition(self, msg: Message, seconds: float) -> None:
+        """Pause the partition of ``msg`` for ``seconds``; ``msg`` and the messages after it
+        are held and handled in order when the pause is over (no re-fetch, no seek)."""
+        self._consumer.pause([TopicPartition(msg.topic(), msg.partition())])
+        self._pauses.set(msg.topic(), msg.partition(), msg.offset(), seconds)
+
+    def resume_partitions(self) -> None:
+        """Handle held messages whose time has come (``run_once`` does this)."""
+        done: dict[tuple[str, int], int] = {}
+        self._retry_due(done)
+        if done:
+            self._store(done)
+
+
+def _tps(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in partitions) or "nothing"

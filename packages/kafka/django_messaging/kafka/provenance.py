@@ -1,0 +1,75 @@
+"""Headers that say where a retried or dead-lettered message came from and why.
+
+The original key, value and headers are kept as they were; these headers are added (and
+replaced on each hop, except the ``ORIGINAL_*`` ones, which keep the first topic's values).
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from django_messaging.kafka.utils.message import Message
+
+ORIGINAL_TOPIC = "ORIGINAL_TOPIC"
+ORIGINAL_PARTITION = "ORIGINAL_PARTITION"
+ORIGINAL_OFFSET = "ORIGINAL_OFFSET"
+ORIGINAL_TIMESTAMP = "ORIGINAL_TIMESTAMP"
+ATTEMPT = "RETRY_ATTEMPT"
+EXCEPTION_CLASS = "EXCEPTION_CLASS"
+EXCEPTION_MESSAGE = "EXCEPTION_MESSAGE"
+EXCEPTION_TRACEBACK = "EXCEPTION_TRACEBACK"
+
+ORIGINAL = (ORIGINAL_TOPIC, ORIGINAL_PARTITION, ORIGINAL_OFFSET, ORIGINAL_TIMESTAMP)
+#: Every header this library adds; stripped from a message before it is re-sent.
+OWN = frozenset(
+    (
+        *ORIGINAL,
+        ATTEMPT,
+        EXCEPTION_CLASS,
+        EXCEPTION_MESSAGE,
+        EXCEPTION_TRACEBACK,
+        "RETRY_MESSAGE",
+        "RETRY_TIMESTAMP",
+        "DEAD_LETTER_MESSAGE",
+        "DEAD_LETTER_DETAIL",
+    )
+)
+MAX_TRACEBACK = 16_000
+
+
+def format_traceback(exc: BaseException) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return text[-MAX_TRACEBACK:]
+
+
+def provenance_headers(
+    msg: Message,
+    exc: BaseException,
+    attempt: int,
+    extra: list[tuple[str, Any]] = (),  # type: ignore[assignment]
+) -> list[tuple[str, bytes]]:
+    """The message's own headers (ours removed), then the provenance headers."""
+    incoming = msg.headers() or []
+    kept = [(k, v) for k, v in incoming if k not in OWN]
+    previous = {k: v for k, v in incoming if k in ORIGINAL}
+    timestamp = msg.timestamp()[1] if msg.timestamp() else -1
+    originals = {
+        ORIGINAL_TOPIC: msg.topic(),
+        ORIGINAL_PARTITION: msg.partition(),
+        ORIGINAL_OFFSET: msg.offset(),
+        ORIGINAL_TIMESTAMP: timestamp,
+    }
+    headers: list[tuple[str, Any]] = kept
+    for name in ORIGINAL:
+        value = previous.get(name)
+        headers.append((name, value if value is not None else str(originals[name]).encode()))
+    cls = type(exc)
+    headers += [
+        (ATTEMPT, str(attempt).encode()),
+        (EXCEPTION_CLASS, f"{cls.__module__}.{cls.__qualname__}".encode()),
+        (EXCEPTION_MESSAGE, str(exc).encode("utf-8", "replace")),
+        (EXCEPTION_TRACEBACK, format_traceback(exc).encode("utf-8", "replace")),
+    ]
+    headers += [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in extra]
+    return headers

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django_messaging.kafka.utils.message import Header
+
+
+class RetryHeader:
+    """Headers of a message in a retry topic: the error, and when it is due (epoch seconds)."""
+
+    MESSAGE = "RETRY_MESSAGE"
+    TIMESTAMP = "RETRY_TIMESTAMP"
+
+    @staticmethod
+    def get_retry_time(headers: list[tuple[str, Any]] | None) -> dt.datetime | None:
+        value = Header.get(headers, RetryHeader.TIMESTAMP)
+        if value is None:
+            return None
+        try:
+            seconds = float(value.decode() if isinstance(value, bytes) else value)
+        except (TypeError, ValueError):
+            return None
+        return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)

@@ -1,0 +1,86 @@
+"""``@kafka.retry(...)``: how a topic's failed messages are retried."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from django.utils import timezone
+
+T = TypeVar("T", bound=type)
+
+
+class RetrySettings:
+    """Retry a failed message ``max_retries`` times (``-1``: forever) waiting ``delay`` seconds
+    (doubled each attempt with ``backoff``), for the exceptions in ``include`` or not in
+    ``exclude``. ``blocking`` retries pause the partition; non-blocking ones go through
+    ``<group>.<topic>.retry.N`` topics. Used as a class decorator of a topic.
+    """
+
+    def __init__(
+        self,
+        max_retries: int,
+        delay: float,
+        backoff: bool = False,
+        include: Sequence[type[BaseException]] | None = None,
+        exclude: Sequence[type[BaseException]] | None = None,
+        blocking: bool = True,
+    ) -> None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < -1:
+            raise ValueError(f"max_retries must be an int >= -1 (-1: forever), got {max_retries!r}")
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay <= 0:
+            raise ValueError(f"delay must be a number of seconds > 0, got {delay!r}")
+        if include is not None and exclude is not None:
+            raise ValueError("pass include or exclude, not both")
+        self.max_retries = max_retries
+        self.delay = delay
+        self.backoff = backoff
+        self.include = tuple(include) if include is not None else None
+        self.exclude = tuple(exclude) if exclude is not None else None
+        self.blocking = blocking
+
+    @classmethod
+    def from_settings(cls) -> RetrySettings | None:
+        """``RETRY_SETTINGS`` as RetrySettings (read now), or ``None``."""
+        from django_messaging.kafka.conf import settings
+
+        value = settings.RETRY_SETTINGS
+        return cls(**value) if value else None
+
+    def __call__(self, topic_cls: T) -> T:
+        topic_cls.retry_settings = self  # type: ignore[attr-defined]
+        return topic_cls
+
+    def attempts_exceeded(self, attempt: int) -> bool:
+        return self.max_retries != -1 and attempt > self.max_retries
+
+    def should_retry_exception(self, exc: BaseException) -> bool:
+        if self.include is not None:
+            return isinstance(exc, self.include)
+        if self.exclude is not None:
+            return not isinstance(exc, self.exclude)
+        return True
+
+    def can_retry(self, attempt: int, exc: BaseException) -> bool:
+        """May the ``attempt``-th retry (1-based) of a message that raised ``exc`` happen?"""
+        return not self.attempts_exceeded(attempt) and self.should_retry_exception(exc)
+
+    def get_retry_delay(self, attempt: int) -> float:
+        if self.backoff:
+            return float(self.delay * 2 ** (attempt - 1))
+        return float(self.delay)
+
+    def get_retry_time(self, attempt: int) -> dt.datetime:
+        return timezone.now() + dt.timedelta(seconds=self.get_retry_delay(attempt))
+
+    def __repr__(self) -> str:
+        return (
+            f"RetrySettings(max_retries={self.max_retries}, delay={self.delay}, "
+            f"backoff={self.backoff}, blocking={self.blocking})"
+        )
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, RetrySettings) and vars(self) == vars(other)
+
+    __hash__ = None  # type: ignore[assignment]

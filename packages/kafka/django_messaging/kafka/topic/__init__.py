@@ -1,0 +1,250 @@
+"""Topics: how messages are serialized and produced, and how consumed messages are handled.
+
+``Topic`` is both halves; inherit ``TopicProducer`` or ``TopicConsumer`` for one of them.
+Serializers are built once per topic class (not per message) and reused.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from confluent_kafka.serialization import (
+    Deserializer,
+    MessageField,
+    SerializationContext,
+    Serializer,
+    StringDeserializer,
+    StringSerializer,
+)
+
+from django_messaging.core.suppression import is_suppressed
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.utils.message import Message
+
+if TYPE_CHECKING:
+    from django_messaging.kafka.retry.settings import RetrySettings
+
+__all__ = ["Topic", "TopicConsumer", "TopicProducer"]
+
+_UNSET: Any = object()
+
+
+class TopicProducer(ABC):
+    """Serializes and produces messages to the topic ``name``.
+
+    ``key_serializer`` / ``value_serializer``: a confluent-kafka ``Serializer`` class, or the
+    name of a django-messaging serializer (``"json"``, ``"string"``...). Default: UTF-8 strings.
+    """
+
+    key_serializer: ClassVar[type[Serializer] | str] = StringSerializer
+    value_serializer: ClassVar[type[Serializer] | str] = StringSerializer
+
+    def __init__(self) -> None:
+        if self.name.startswith("^"):
+            raise DjangoKafkaError(
+                f"{type(self).__name__}: cannot produce to the regex topic name {self.name!r}."
+            )
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The topic name."""
+
+    # --- serializers ----------------------------------------------------------------------
+
+    def _make_serializer(self, factory: Any, kwargs: dict[str, Any]) -> Serializer:
+        if isinstance(factory, str):
+            from django_messaging.kafka.serialization import NamedSerializer
+
+            return NamedSerializer(factory)
+        return factory(**kwargs)  # type: ignore[no-any-return]
+
+    def get_key_serializer(self, **kwargs: Any) -> Serializer:
+        return self._cached_serializer("key", self.key_serializer, kwargs)
+
+    def get_value_serializer(self, **kwargs: Any) -> Serializer:
+        return self._cached_serializer("value", self.value_serializer, kwargs)
+
+    def _serializer_cache_key(self) -> Any:
+        """What else a cached serializer depends on (AvroTopic: the schema registry client)."""
+        return None
+
+    def _cached_serializer(self, field: str, factory: Any, kwargs: dict[str, Any]) -> Serializer:
+        if kwargs:
+            return self._make_serializer(factory, kwargs)
+        cache = _cache_of(type(self))
+        key = ("ser", field, self._serializer_cache_key())
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = self._make_serializer(factory, kwargs)
+        return found  # type: ignore[no-any-return]
+
+    def context(self, field: MessageField | str, headers: Any = None) -> SerializationContext:
+        return SerializationContext(self.name, field, headers)  # type: ignore[arg-type]
+
+    def serialize(
+        self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
+    ) -> Any:
+        if field == MessageField.VALUE:
+            serializer = self.get_value_serializer(**kwargs)
+        elif field == MessageField.KEY:
+            serializer = self.get_key_serializer(**kwargs)
+        else:
+            raise DjangoKafkaError(f"unknown message field {field!r}; use MessageField.KEY/VALUE")
+        return serializer(value, self.context(field, headers))
+
+    def produce(
+        self,
+        value: Any,
+        key: Any = _UNSET,
+        headers: Any = None,
+        key_serializer_kwargs: dict[str, Any] | None = None,
+        value_serializer_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Serialize ``key`` (when given) and ``value`` and produce them to this topic.
+
+        Nothing is serialized when the topic is suppressed. Other keyword arguments go to
+        ``confluent_kafka.Producer.produce`` (``partition``, ``on_delivery``, ``timestamp``...).
+        """
+        name = self.name
+        if is_suppressed(name):
+            return
+        if key is not _UNSET:
+            kwargs["key"] = self.serialize(
+                key, MessageField.KEY, headers, **(key_serializer_kwargs or {})
+            )
+        if headers is not None:
+            kwargs["headers"] = headers
+        if value_serializer_kwargs:
+            payload = self.serialize(value, MessageField.VALUE, headers, **value_serializer_kwargs)
+        else:
+            serializer = self.get_value_serializer()
+            dumps = getattr(serializer, "dumps_value", None)
+            if dumps is not None:  # needs no SerializationContext
+                payload = dumps(value)
+            else:
+                payload = serializer(value, self.context(MessageField.VALUE, headers))
+        _kafka().producer.send(name, payload, **kwargs)
+
+
+_CACHES: dict[type, dict[Any, Any]] = {}
+_KAFKA: list[Any] = []
+
+
+def _kafka() -> Any:
+    if not _KAFKA:
+        from django_messaging.kafka import kafka
+
+        _KAFKA.append(kafka)
+    return _KAFKA[0]
+
+
+def _cache_of(cls: type) -> dict[Any, Any]:
+    cache = _CACHES.get(cls)
+    if cache is None:
+        cache = _CACHES[cls] = {}
+    return cache
+
+
+def clear_serializer_caches() -> None:
+    """Forget every cached (de)serializer (settings changed)."""
+    _CACHES.clear()
+
+
+class TopicConsumer(ABC):
+    """Handles messages of the topic ``name``; a name starting with ``^`` is a regex
+    subscription (``"^orders\\..*"``).
+
+    ``retry_settings``: set by ``@kafka.retry(...)``; without it, ``RETRY_SETTINGS`` applies
+    (read when a message fails). ``atomic``: run :meth:`consume` in ``transaction.atomic()``
+    (default: the ``ATOMIC`` setting); ``atomic_using`` names the database.
+    """
+
+    key_deserializer: ClassVar[type[Deserializer] | str] = StringDeserializer
+    value_deserializer: ClassVar[type[Deserializer] | str] = StringDeserializer
+    retry_settings: ClassVar[RetrySettings | None] = None
+    atomic: ClassVar[bool | None] = None
+    atomic_using: ClassVar[str | None] = None
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """The topic name, or a regex starting with ``^``."""
+
+    def is_regex(self) -> bool:
+        return self.name.startswith("^")
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(self.name)
+
+    def matches(self, topic_name: str) -> bool:
+        if self.is_regex():
+            return bool(self._pattern.search(topic_name))
+        return self.name == topic_name
+
+    def get_retry_settings(self) -> RetrySettings | None:
+        """``@kafka.retry`` settings of this topic, else ``RETRY_SETTINGS``, else ``None``."""
+        if self.retry_settings is not None:
+            return self.retry_settings
+        from django_messaging.kafka.retry.settings import RetrySettings
+
+        return RetrySettings.from_settings()
+
+    # --- deserializers --------------------------------------------------------------------
+
+    def _make_deserializer(self, factory: Any, kwargs: dict[str, Any]) -> Deserializer:
+        if isinstance(factory, str):
+            from django_messaging.kafka.serialization import NamedDeserializer
+
+            return NamedDeserializer(factory)
+        return factory(**kwargs)  # type: ignore[no-any-return]
+
+    def _deserializer_cache_key(self) -> Any:
+        return None
+
+    def _cached_deserializer(self, field: str, factory: Any, kwargs: dict[str, Any]) -> Any:
+        if kwargs:
+            return self._make_deserializer(factory, kwargs)
+        cache = _cache_of(type(self))
+        key = ("de", field, self._deserializer_cache_key())
+        found = cache.get(key)
+        if found is None:
+            found = cache[key] = self._make_deserializer(factory, kwargs)
+        return found
+
+    def get_key_deserializer(self, **kwargs: Any) -> Deserializer:
+        return self._cached_deserializer("key", self.key_deserializer, kwargs)  # type: ignore[no-any-return]
+
+    def get_value_deserializer(self, **kwargs: Any) -> Deserializer:
+        return self._cached_deserializer("value", self.value_deserializer, kwargs)  # type: ignore[no-any-return]
+
+    def context(self, field: MessageField | str, headers: Any = None) -> SerializationContext:
+        return SerializationContext(self.name, field, headers)  # type: ignore[arg-type]
+
+    def deserialize(
+        self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
+    ) -> Any:
+        if field == MessageField.VALUE:
+            deserializer = self.get_value_deserializer(**kwargs)
+        elif field == MessageField.KEY:
+            deserializer = self.get_key_deserializer(**kwargs)
+        else:
+            raise DjangoKafkaError(f"unknown message field {field!r}; use MessageField.KEY/VALUE")
+        return deserializer(value, self.context(field, headers))
+
+    def consume(self, msg: Message) -> Any:
+        """Handle one message. Override it; an exception sends the message to retry or the
+        dead letter topic."""
+        raise DjangoKafkaError(
+            f"{type(self).__name__}.consume() is not implemented; define it to handle messages "
+            f"of {self.name!r}."
+        )
+
+
+class Topic(TopicConsumer, TopicProducer):
+    """Produces to and consumes from the same topic ``name``."""

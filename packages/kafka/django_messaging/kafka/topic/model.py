@@ -1,0 +1,153 @@
+"""``ModelTopicConsumer``: keep Django model rows in sync with the messages of a topic."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections import defaultdict
+from typing import Any, ClassVar
+
+from confluent_kafka.serialization import MessageField
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import models
+from django.db.models import Q
+
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.utils.message import Message
+
+__all__ = ["ModelTopicConsumer"]
+
+
+class ModelTopicConsumer(TopicConsumer):
+    """Creates, updates and deletes ``model`` rows from messages (key and value: dicts).
+
+    Define :meth:`is_deletion` and :meth:`get_lookup_kwargs`. Fields of the value that are not
+    model fields are ignored; ``exclude_fields`` drops more; ``transform_<field>(model,
+    field_name, field_value)`` returns ``(new_name, new_value)``.
+
+    ``bulk = True`` takes the batched upsert path: each batch the consumer receives becomes one
+    transaction with one ``INSERT ... ON CONFLICT DO UPDATE`` per model (and one ``DELETE`` for
+    deletions), the last message per row winning. It skips ``save()`` and model signals, and
+    needs a lookup on unique fields. When a batch fails, its messages are handled one by one,
+    so retries and dead letters still concern single messages.
+    """
+
+    model: ClassVar[type[models.Model] | None] = None
+    exclude_fields: ClassVar[list[str]] = []
+    bulk: ClassVar[bool] = False
+    key_deserializer: ClassVar[Any] = "json"
+    value_deserializer: ClassVar[Any] = "json"
+
+    def get_model(self, key: Any, value: Any) -> type[models.Model]:
+        if self.model is None:
+            raise DjangoKafkaError(f"{type(self).__name__}: set `model` or override get_model().")
+        return self.model
+
+    @abstractmethod
+    def is_deletion(self, model: type[models.Model], key: Any, value: Any) -> bool:
+        """Does the message mean the row is deleted?"""
+
+    @abstractmethod
+    def get_lookup_kwargs(self, model: type[models.Model], key: Any, value: Any) -> dict[str, Any]:
+        """The filter that finds the row of this message, e.g. ``{"id": key}``."""
+
+    def transform(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        exclude = self.exclude_fields
+        for name, field_value in value.items():
+            if name in exclude:
+                continue
+            method = getattr(self, f"transform_{name}", None)
+            if method is not None:
+                name, field_value = method(model, name, field_value)
+            result[name] = field_value
+        return result
+
+    def get_defaults(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
+        """The transformed value restricted to the model's fields (``fk`` and ``fk_id`` both work)."""
+        meta = model._meta
+        known = meta._forward_fields_map  # type: ignore[attr-defined]
+        return {k: v for k, v in self.transform(model, value).items() if k in known}
+
+    def sync(self, model: type[models.Model], key: Any, value: Any) -> models.Model | None:
+        lookup = self.get_lookup_kwargs(model, key, value)
+        if self.is_deletion(model, key, value):
+            try:
+                model._default_manager.get(**lookup).delete()
+            except ObjectDoesNotExist:
+                pass
+            return None
+        if not isinstance(value, dict):
+            raise DjangoKafkaError(
+                f"{type(self).__name__}: the message value must be a dict of fields, got "
+                f"{type(value).__name__}."
+            )
+        instance, _ = model._default_manager.update_or_create(
+            **lookup, defaults=self.get_defaults(model, value)
+        )
+        return instance
+
+    def read(self, msg: Message) -> tuple[Any, Any]:
+        headers = msg.headers()
+        key = self.deserialize(msg.key(), MessageField.KEY, headers)
+        value = self.deserialize(msg.value(), MessageField.VALUE, headers)
+        return key, value
+
+    def consume(self, msg: Message) -> Any:
+        key, value = self.read(msg)
+        return self.sync(self.get_model(key, value), key, value)
+
+    # --- batched path (bulk = True) -------------------------------------------------------
+
+    def consume_batch(self, msgs: list[Message]) -> None:
+        """Apply a batch: the last message per row wins; one upsert and one delete per model."""
+        latest: dict[
+            tuple[Any, ...], tuple[type[models.Model], dict[str, Any], dict[str, Any] | None]
+        ] = {}
+        for msg in msgs:
+            key, value = self.read(msg)
+            model = self.get_model(key, value)
+            lookup = self.get_lookup_kwargs(model, key, value)
+            if self.is_deletion(model, key, value):
+                row: dict[str, Any] | None = None
+            elif isinstance(value, dict):
+                row = self.get_defaults(model, value)
+            else:
+                raise DjangoKafkaError(f"{type(self).__name__}: message value is not a dict")
+            marker = (model, tuple(sorted(lookup.items())))
+            latest.pop(marker, None)  # keep the order of the last write
+            latest[marker] = (model, lookup, row)
+        upserts: dict[tuple[Any, ...], list[models.Model]] = defaultdict(list)
+        deletes: dict[type[models.Model], list[dict[str, Any]]] = defaultdict(list)
+        for model, lookup, row in latest.values():
+            if row is None:
+                deletes[model].append(lookup)
+                continue
+            fields = {**row, **lookup}
+            unique = tuple(sorted(_field_name(model, k) for k in lookup))
+            update = tuple(
+                sorted(_field_name(model, k) for k in row if _field_name(model, k) not in unique)
+            )
+            upserts[(model, unique, update)].append(model(**fields))
+        for model, lookups in deletes.items():
+            query = Q()
+            for lookup in lookups:
+                query |= Q(**lookup)
+            model._default_manager.filter(query).delete()
+        for (model, unique, update), objs in upserts.items():
+            manager = model._default_manager
+            if update:
+                manager.bulk_create(
+                    objs,
+                    update_conflicts=True,
+                    unique_fields=list(unique),
+                    update_fields=list(update),
+                )
+            else:
+                manager.bulk_create(objs, ignore_conflicts=True)
+
+
+def _field_name(model: type[models.Model], name: str) -> str:
+    if name == "pk":
+        return model._meta.pk.name  # type: ignore[union-attr]
+    return model._meta.get_field(name).name

@@ -1,0 +1,487 @@
+"""django-messaging-kafka against django-kafka 0.5.13 and raw confluent-kafka, same broker.
+
+Each variant is this file run as ``python bench_kafka.py <scenario> <variant>``; the reference
+variants run in their own virtualenv with ``django-kafka==0.5.13`` (which pins confluent-kafka
+2.7.0). Every consume variant reads its own freshly filled topic; the clock starts at the first
+message, so the group join is not measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+
+from tests.benchmarks.harness import Scenario, Target, Variant, emit
+
+REFERENCE = ["django-kafka==0.5.13", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
+CONSUME_N = 200_000
+PRODUCE_N = 200_000
+AVRO_N = 20_000
+MODEL_N = 5_000
+FAST_GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 20}
+VALUE_SCHEMA = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "customer", "type": "string"},
+            {"name": "item", "type": "string"},
+            {"name": "quantity", "type": "int"},
+            {"name": "price", "type": "double"},
+            {"name": "paid", "type": "boolean"},
+        ],
+    }
+)
+RECORD = {"id": 1, "customer": "c-1", "item": "hammer", "quantity": 3, "price": 9.5, "paid": True}
+PAYLOAD = {"id": 12345, "name": "A product", "price": "12.50", "tags": ["a", "b"], "active": True}
+
+
+def bootstrap() -> str:
+    return os.environ["MESSAGING_KAFKA_BOOTSTRAP"]
+
+
+def setup_django(variant: str) -> None:
+    import django
+    from django.conf import settings
+
+    from tests import services
+
+    pg = services.url_parts(services.POSTGRES_URL)
+    database = {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": pg["name"] or "postgres",
+        "USER": pg["user"] or "postgres",
+        "PASSWORD": pg["password"] or "",
+        "HOST": pg["host"],
+        "PORT": pg["port"] or 5432,
+    }
+    kafka_settings = {
+        "GLOBAL_CONFIG": {"bootstrap.servers": bootstrap()},
+        "CONSUMER_CONFIG": dict(FAST_GROUP),
+        "PRODUCER_CONFIG": {"linger.ms": 5},
+        "SCHEMA_REGISTRY": {"url": "mock://bench"},
+        "POLLING_FREQUENCY": 0.5,
+    }
+    if variant == "ours":
+        settings.configure(
+            INSTALLED_APPS=["django_messaging.core", "django_messaging.kafka"],
+            DATABASES={"default": database},
+            MESSAGING={"KAFKA": kafka_settings},
+            USE_TZ=True,
+        )
+    else:
+        settings.configure(
+            INSTALLED_APPS=["django_kafka"],
+            DATABASES={"default": database},
+            DJANGO_KAFKA=kafka_settings,
+            USE_TZ=True,
+        )
+    django.setup()
+
+
+def fill_topic(values: list[bytes], keys: list[bytes] | None = None) -> str:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    name = f"bench-{uuid.uuid4().hex[:10]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap()})
+    for future in admin.create_topics([NewTopic(name, 1)]).values():
+        future.result(10)
+    producer = Producer({"bootstrap.servers": bootstrap(), "linger.ms": 20, "batch.size": 65_536})
+    for i, value in enumerate(values):
+        while True:
+            try:
+                producer.produce(name, value, key=keys[i] if keys else None)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    producer.flush(60)
+    return name
+
+
+class Clock:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.count = 0
+        self.started = 0.0
+
+    def tick(self) -> None:
+        if self.count == 0:
+            self.started = time.perf_counter()
+        self.count += 1
+
+    def done(self) -> bool:
+        return self.count >= self.total
+
+
+# --- consume loop -------------------------------------------------------------------------
+
+
+def consume_ours(n: int) -> None:
+    setup_django("ours")
+    from django_messaging.kafka.consumer import Consumer, Topics
+    from django_messaging.kafka.topic import TopicConsumer
+
+    name = fill_topic([b"x" * 100] * n)
+    clock = Clock(n)
+
+    class Trivial(TopicConsumer):
+        atomic = False  # the handler does not touch the database
+
+        def consume(self, msg):
+            clock.tick()
+
+    Trivial.name = name
+    Trivial.__abstractmethods__ = frozenset()
+
+    class Bench(Consumer):
+        topics = Topics(Trivial())
+        config = {"group.id": f"g-{name}", "auto.offset.reset": "earliest"}
+
+    consumer = Bench()
+    consumer.start()
+    while not clock.done():
+        consumer.run_once()
+    elapsed = time.perf_counter() - clock.started
+    consumer.stop()
+    emit(n, elapsed)
+
+
+def consume_reference(n: int) -> None:
+    setup_django("reference")
+    from django_kafka.consumer import Consumer, Topics
+    from django_kafka.topic import TopicConsumer
+
+    name = fill_topic([b"x" * 100] * n)
+    clock = Clock(n)
+
+    class Trivial(TopicConsumer):
+        def consume(self, msg):
+            clock.tick()
+
+    Trivial.name = name
+    Trivial.__abstractmethods__ = frozenset()
+
+    class Bench(Consumer):
+        topics = Topics(Trivial())
+        config = {
+            "group.id": f"g-{name}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.offset.store": False,
+        }
+
+    consumer = Bench()
+    consumer.start()
+    # Consumer.run()'s loop body, until every message is in
+    while not clock.done():
+        consumer.resume_partitions()
+        msg = consumer.poll()
+        if msg is not None:
+            consumer.process_message(msg)
+    elapsed = time.perf_counter() - clock.started
+    consumer.stop()
+    emit(n, elapsed)
+
+
+def consume_raw(n: int) -> None:
+    from confluent_kafka import Consumer
+
+    name = fill_topic([b"x" * 100] * n)
+    clock = Clock(n)
+
+    def handle(msg):
+        clock.tick()
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap(),
+            "group.id": f"g-{name}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.offset.store": False,
+            **FAST_GROUP,
+        }
+    )
+    consumer.subscribe([name])
+    while not clock.done():
+        msgs = consumer.consume(num_messages=500, timeout=0.5)
+        for msg in msgs:
+            if msg.error() is None:
+                handle(msg)
+        if msgs:
+            consumer.store_offsets(message=msgs[-1])
+    elapsed = time.perf_counter() - clock.started
+    consumer.close()
+    emit(n, elapsed)
+
+
+# --- produce ------------------------------------------------------------------------------
+
+
+def produce_ours(n: int) -> None:
+    setup_django("ours")
+    from django_messaging.kafka import kafka
+    from django_messaging.kafka.topic import TopicProducer
+
+    class Orders(TopicProducer):
+        name = fill_topic([])
+        value_serializer = "json"
+
+    started = time.perf_counter()
+    for _ in range(n):
+        Orders().produce(PAYLOAD)
+    kafka.producer.flush(60)
+    emit(n, time.perf_counter() - started)
+
+
+def produce_reference(n: int) -> None:
+    setup_django("reference")
+    from confluent_kafka.serialization import Serializer
+    from django_kafka import kafka
+    from django_kafka.topic import TopicProducer
+
+    class JSONSerializer(Serializer):
+        def __call__(self, obj, ctx=None):
+            return json.dumps(obj).encode()
+
+    class Orders(TopicProducer):
+        name = fill_topic([])
+        value_serializer = JSONSerializer
+
+    started = time.perf_counter()
+    for _ in range(n):
+        Orders().produce(PAYLOAD)
+    kafka.producer.flush(60)
+    emit(n, time.perf_counter() - started)
+
+
+def produce_raw(n: int) -> None:
+    from confluent_kafka import Producer
+
+    name = fill_topic([])
+    producer = Producer({"bootstrap.servers": bootstrap(), "linger.ms": 5})
+    started = time.perf_counter()
+    for _ in range(n):
+        producer.produce(name, json.dumps(PAYLOAD).encode())
+        producer.poll(0)
+    producer.flush(60)
+    emit(n, time.perf_counter() - started)
+
+
+# --- avro ---------------------------------------------------------------------------------
+
+
+def avro_round_trip(variant: str, n: int) -> None:
+    setup_django(variant)
+    from confluent_kafka.serialization import MessageField
+
+    if variant == "ours":
+        from django_messaging.kafka.topic.avro import AvroTopic
+    else:
+        from confluent_kafka.schema_registry import SchemaRegistryClient
+        from django_kafka import kafka
+        from django_kafka.topic.avro import AvroTopic
+
+        new_client = getattr(SchemaRegistryClient, "new_client", None)
+        if new_client is not None:
+            kafka.__dict__["schema_client"] = new_client({"url": "mock://bench"})
+        else:  # confluent-kafka 2.7 has the mock client under its tests helpers
+            from confluent_kafka.schema_registry.mock_schema_registry_client import (
+                MockSchemaRegistryClient,
+            )
+
+            kafka.__dict__["schema_client"] = MockSchemaRegistryClient({"url": "mock://bench"})
+
+    class Orders(AvroTopic):
+        name = f"avro-{uuid.uuid4().hex[:8]}"
+        value_schema = VALUE_SCHEMA
+
+        def consume(self, msg):
+            pass
+
+    # warm-up for both: imports, the registry client, the schema registration
+    warm = Orders()
+    warm.deserialize(warm.serialize(RECORD, MessageField.VALUE, None), MessageField.VALUE, None)
+    started = time.perf_counter()
+    for i in range(n):
+        topic = Orders()
+        data = topic.serialize({**RECORD, "id": i}, MessageField.VALUE, None)
+        assert topic.deserialize(data, MessageField.VALUE, None)["id"] == i
+    emit(n, time.perf_counter() - started)
+
+
+# --- model sync into PostgreSQL ------------------------------------------------------------
+
+
+def model_sync(variant: str, n: int) -> None:
+    setup_django(variant)
+    from django.db import connection, models
+
+    table = f"bench_kafka_product_{variant}"
+
+    class BenchProduct(models.Model):
+        id = models.BigIntegerField(primary_key=True)
+        name = models.CharField(max_length=100)
+        price = models.DecimalField(max_digits=10, decimal_places=2)
+        stock = models.IntegerField(default=0)
+
+        class Meta:
+            app_label = "bench_kafka"
+            db_table = table
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
+    with connection.schema_editor() as editor:
+        editor.create_model(BenchProduct)
+    rows = 2_000
+    keys = [json.dumps({"id": i % rows}).encode() for i in range(n)]
+    values = [
+        json.dumps(
+            {
+                "id": i % rows,
+                "name": f"product {i}",
+                "price": f"{i % 500}.25",
+                "stock": i,
+                "__deleted": "false",
+            }
+        ).encode()
+        for i in range(n)
+    ]
+    name = fill_topic(values, keys)
+    clock = Clock(n)
+
+    if variant == "ours":
+        from django_messaging.kafka.consumer import Consumer, Topics
+        from django_messaging.kafka.topic.debezium import DbzModelTopicConsumer
+
+        class Products(DbzModelTopicConsumer):
+            model = BenchProduct
+            bulk = True
+
+            def consume_batch(self, msgs):
+                super().consume_batch(msgs)
+                for _ in msgs:
+                    clock.tick()
+
+            def consume(self, msg):
+                super().consume(msg)
+                clock.tick()
+
+    else:
+        from confluent_kafka.serialization import StringDeserializer
+        from django_kafka.consumer import Consumer, Topics
+        from django_kafka.topic.debezium import DbzModelTopicConsumer
+
+        class JSONDeserializer(StringDeserializer):
+            def __call__(self, value, ctx=None):
+                return None if value is None else json.loads(value)
+
+        class Products(DbzModelTopicConsumer):
+            model = BenchProduct
+            key_deserializer = JSONDeserializer
+            value_deserializer = JSONDeserializer
+
+            def consume(self, msg):
+                super().consume(msg)
+                clock.tick()
+
+    Products.name = name
+    Products.__abstractmethods__ = frozenset()
+    config = {
+        "group.id": f"g-{name}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.offset.store": False,
+    }
+    consumer_cls = type("Bench", (Consumer,), {"topics": Topics(Products()), "config": config})
+    consumer = consumer_cls()
+    consumer.start()
+    while not clock.done():
+        if variant == "ours":
+            consumer.run_once()
+        else:
+            consumer.resume_partitions()
+            msg = consumer.poll()
+            if msg is not None:
+                consumer.process_message(msg)
+    elapsed = time.perf_counter() - clock.started
+    consumer.stop()
+    assert BenchProduct.objects.count() == rows
+    emit(n, elapsed)
+
+
+def main(scenario: str, variant: str) -> None:
+    if scenario == "consume":
+        {"ours": consume_ours, "reference": consume_reference, "raw": consume_raw}[variant](
+            CONSUME_N
+        )
+    elif scenario == "produce":
+        {"ours": produce_ours, "reference": produce_reference, "raw": produce_raw}[variant](
+            PRODUCE_N
+        )
+    elif scenario == "avro":
+        avro_round_trip(variant, AVRO_N)
+    elif scenario == "model":
+        model_sync(variant, MODEL_N)
+
+
+def _variants(scenario: str, raw: bool = True) -> list[Variant]:
+    result = [
+        Variant("django-messaging", [__file__, scenario, "ours"]),
+        Variant("django-kafka 0.5.13", [__file__, scenario, "reference"], requirements=REFERENCE),
+    ]
+    if raw:
+        result.append(Variant("raw confluent-kafka", [__file__, scenario, "raw"]))
+    return result
+
+
+SCENARIOS = [
+    Scenario(
+        name="kafka: consume loop, trivial handler",
+        unit="msgs/s",
+        ours="django-messaging",
+        variants=_variants("consume"),
+        targets=[Target("django-kafka 0.5.13", 3.0), Target("raw confluent-kafka", 0.5)],
+        note=(
+            f"{CONSUME_N:,} messages of 100 bytes in one partition; the clock starts at the first "
+            "message. The handler does not use the database, so its topic sets `atomic = False`. "
+            "Raw: `consume(num_messages=500)` and one `store_offsets` per batch."
+        ),
+    ),
+    Scenario(
+        name="kafka: Topic.produce, json",
+        unit="msgs/s",
+        ours="django-messaging",
+        variants=_variants("produce"),
+        targets=[Target("django-kafka 0.5.13", 2.0), Target("raw confluent-kafka", 0.5)],
+        note=(
+            f"{PRODUCE_N:,} messages, a new topic instance per message as in the documented "
+            "`Topic1().produce(...)`, then one flush. django-kafka uses a json.dumps serializer "
+            "class; raw: `json.dumps` + `Producer.produce` + `poll(0)`."
+        ),
+    ),
+    Scenario(
+        name="kafka: Avro serialize + deserialize round trip",
+        unit="msgs/s",
+        ours="django-messaging",
+        variants=_variants("avro", raw=False),
+        targets=[Target("django-kafka 0.5.13", 3.0)],
+        note=f"{AVRO_N:,} six-field records through `AvroTopic.serialize/deserialize`, mock:// registry.",
+    ),
+    Scenario(
+        name="kafka: DbzModelTopicConsumer into PostgreSQL",
+        unit="msgs/s",
+        ours="django-messaging",
+        variants=_variants("model", raw=False),
+        targets=[Target("django-kafka 0.5.13", 2.0)],
+        note=(
+            f"{MODEL_N:,} Debezium-style JSON messages updating 2,000 rows. django-messaging uses "
+            "`bulk = True` (one upsert per batch); django-kafka does `update_or_create` per message."
+        ),
+    ),
+]
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,168 @@
+"""Helpers of the kafka tests: topics created with the admin client, readers that assign
+partitions directly (no group join), and a loop that runs a consumer until a condition holds."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer as RawConsumer
+from confluent_kafka import Message, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from django_messaging.kafka import kafka
+from django_messaging.kafka.consumer import Consumer, Topics
+from tests.services import FAST_GROUP_CONFIG
+
+
+@pytest.fixture(autouse=True)
+def _fresh_clients(kafka_bootstrap: str) -> Iterator[None]:
+    kafka.reset_clients()
+    yield
+    kafka.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def admin(kafka_bootstrap: str) -> AdminClient:
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def create_topic(admin: AdminClient, unique_name: Callable[[str], str]) -> Callable[..., str]:
+    def create(name: str | None = None, partitions: int = 1) -> str:
+        name = name or unique_name("t")
+        for future in admin.create_topics([NewTopic(name, partitions)]).values():
+            future.result(10)
+        return name
+
+    return create
+
+
+@pytest.fixture
+def group(unique_name: Callable[[str], str]) -> str:
+    return unique_name("g")
+
+
+def read_topic(
+    bootstrap: str, topic: str, count: int, timeout: float = 15.0, partitions: int | None = None
+) -> list[Message]:
+    """Read ``count`` messages of ``topic`` from the beginning (assign(), no group)."""
+    consumer = RawConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    try:
+        if partitions is None:
+            meta = consumer.list_topics(topic, timeout=10)
+            partitions = len(meta.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        found: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                if msg.error() is None:
+                    found.append(msg)
+        return found
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def read(kafka_bootstrap: str) -> Callable[..., list[Message]]:
+    def reader(topic: str, count: int, timeout: float = 15.0) -> list[Message]:
+        return read_topic(kafka_bootstrap, topic, count, timeout)
+
+    return reader
+
+
+def make_consumer(
+    group_id: str, *topics: Any, config: dict[str, Any] | None = None, **attrs: Any
+) -> type[Consumer]:
+    return type(
+        "TestConsumer",
+        (Consumer,),
+        {
+            "topics": Topics(*topics),
+            "config": {"group.id": group_id, "auto.offset.reset": "earliest", **(config or {})},
+            "polling_freq": 0.2,
+            "__module__": __name__,
+            **attrs,
+        },
+    )
+
+
+def run_until(
+    consumer: Consumer, condition: Callable[[], Any], timeout: float = 20.0, what: str = ""
+) -> Any:
+    """Start ``consumer``, run batches until ``condition()`` is truthy, stop it."""
+    consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            consumer.run_once()
+            value = condition()
+            if value:
+                return value
+        pytest.fail(
+            f"timed out after {timeout}s waiting for {what or condition}; last: {condition()!r}"
+        )
+    finally:
+        consumer.stop()
+
+
+def produce_raw(bootstrap: str, topic: str, values: list[Any], key: Any = None, **kw: Any) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for value in values:
+        producer.produce(topic, value, key=key, **kw)
+    assert producer.flush(10) == 0
+
+
+FAST = FAST_GROUP_CONFIG
+
+
+def make_topic(base: type, name: str, **attrs: Any) -> type:
+    """A topic class with a run-time name (``name`` is abstract on the base classes)."""
+    return type(
+        f"Topic_{name.replace('-', '_').replace('.', '_')}"[:60], (base,), {"name": name, **attrs}
+    )
+
+
+def run_many(consumers: list[Consumer], condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Like :func:`run_until` for several consumers taking turns in this thread."""
+    for consumer in consumers:
+        consumer.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for consumer in consumers:
+                consumer.run_once()
+            value = condition()
+            if value:
+                return value
+        pytest.fail(f"timed out after {timeout}s; last: {condition()!r}")
+    finally:
+        for consumer in consumers:
+            consumer.stop()
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    return dict(msg.headers() or [])
+
+
+def committed(bootstrap: str, group_id: str, topic: str, partitions: int = 1) -> list[int]:
+    """The group's committed offsets of ``topic`` (-1001: none)."""
+    consumer = RawConsumer({"bootstrap.servers": bootstrap, "group.id": group_id})
+    try:
+        tps = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return [tp.offset for tp in tps]
+    finally:
+        consumer.close()

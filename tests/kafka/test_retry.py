@@ -1,0 +1,332 @@
+"""Blocking and non-blocking retries, dead letters, against the broker."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from django.test import override_settings
+
+from django_messaging.kafka import kafka
+from django_messaging.kafka.retry.consumer import RetryConsumer
+from django_messaging.kafka.retry.settings import RetrySettings
+from django_messaging.kafka.topic import Topic, TopicConsumer
+from tests.kafka.conftest import (
+    committed,
+    headers_of,
+    make_consumer,
+    make_topic,
+    produce_raw,
+    run_many,
+    run_until,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+class Boom(Exception):
+    pass
+
+
+# --- RetrySettings ------------------------------------------------------------------------
+
+
+def test_retry_settings_rules():
+    rs = RetrySettings(max_retries=3, delay=60, backoff=True)
+    assert [rs.get_retry_delay(n) for n in (1, 2, 3, 4)] == [60, 120, 240, 480]
+    assert RetrySettings(max_retries=3, delay=60).get_retry_delay(4) == 60
+    assert rs.can_retry(3, ValueError()) and not rs.can_retry(4, ValueError())
+    assert RetrySettings(max_retries=-1, delay=1).can_retry(10_000, ValueError())
+    only = RetrySettings(max_retries=1, delay=1, include=[ValueError])
+    assert only.can_retry(1, ValueError()) and not only.can_retry(1, KeyError())
+    but = RetrySettings(max_retries=1, delay=1, exclude=[ValueError])
+    assert not but.can_retry(1, ValueError()) and but.can_retry(1, KeyError())
+    for bad in ({"max_retries": -2, "delay": 1}, {"max_retries": 1, "delay": 0}):
+        with pytest.raises(ValueError):
+            RetrySettings(**bad)
+    with pytest.raises(ValueError):
+        RetrySettings(1, 1, include=[ValueError], exclude=[KeyError])
+
+
+def test_retry_decorator_sets_the_topic_settings():
+    @kafka.retry(max_retries=3, delay=120, include=[ValueError])
+    class RetryableTopic(Topic):
+        name = "topic"
+
+    assert RetryableTopic.retry_settings == RetrySettings(3, 120, include=[ValueError])
+    assert RetryableTopic().get_retry_settings().blocking is True
+
+
+def test_retry_settings_setting_is_read_live():
+    topic = make_topic(TopicConsumer, "any")()
+    assert topic.get_retry_settings() is None
+    with override_settings(
+        MESSAGING={"KAFKA": {"RETRY_SETTINGS": {"max_retries": -1, "delay": 10}}}
+    ):
+        assert topic.get_retry_settings() == RetrySettings(-1, 10)
+    with override_settings(
+        MESSAGING={}, DJANGO_KAFKA={"RETRY_SETTINGS": {"max_retries": 2, "delay": 1}}
+    ):
+        assert topic.get_retry_settings() == RetrySettings(2, 1)
+
+
+# --- blocking -----------------------------------------------------------------------------
+
+
+def _recording_topic(name: str, seen: list[str], fail: callable, **retry):
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append(value)
+        if fail(value, seen):
+            raise Boom(f"cannot handle {value}")
+
+    cls = make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    return kafka.retry(**retry)(cls) if retry else cls
+
+
+def test_blocking_retry_resumes_at_the_failed_message(create_topic, group, kafka_bootstrap, read):
+    """django-kafka #88: the partition was resumed at the last committed offset, so earlier
+    messages were processed again on every retry (or, with no committed offset, lost)."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [f"m{i}".encode() for i in range(5)])
+    seen: list[str] = []
+    topic = _recording_topic(name, seen, lambda v, s: v == "m1", max_retries=2, delay=0.1)
+    consumer = make_consumer(group, topic())()
+    run_until(consumer, lambda: "m4" in seen)
+    assert seen == ["m0", "m1", "m1", "m1", "m2", "m3", "m4"]
+    dead = read(f"{group}.{name}.dlt", 1)
+    assert [m.value() for m in dead] == [b"m1"]
+    assert headers_of(dead[0])["RETRY_ATTEMPT"] == b"2"
+
+
+def test_blocking_retry_succeeds_on_a_later_attempt(create_topic, group, kafka_bootstrap):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [f"m{i}".encode() for i in range(4)])
+    seen: list[str] = []
+    topic = _recording_topic(
+        name, seen, lambda v, s: v == "m2" and s.count("m2") < 3, max_retries=5, delay=0.1
+    )
+    consumer = make_consumer(group, topic())()
+    run_until(consumer, lambda: "m3" in seen)
+    assert seen == ["m0", "m1", "m2", "m2", "m2", "m3"]
+    # everything up to the last message was committed when the consumer stopped
+    assert committed(kafka_bootstrap, group, name) == [4]
+
+
+def test_poison_message_goes_to_the_dead_letter_topic_after_max_retries(
+    create_topic, group, kafka_bootstrap, read
+):
+    """django-kafka #51: a message failing forever blocked its partition with no way out."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"poison", b"next"], headers=[("trace", b"abc")])
+    seen: list[str] = []
+    topic = _recording_topic(name, seen, lambda v, s: v == "poison", max_retries=1, delay=0.1)
+    run_until(make_consumer(group, topic())(), lambda: "next" in seen)
+    assert seen == ["poison", "poison", "next"]
+    dead = read(f"{group}.{name}.dlt", 1)[0]
+    headers = headers_of(dead)
+    assert dead.value() == b"poison"
+    assert headers["trace"] == b"abc"
+    assert headers["ORIGINAL_TOPIC"] == name.encode()
+    assert headers["ORIGINAL_OFFSET"] == b"0"
+    assert headers["EXCEPTION_CLASS"].endswith(b".Boom")
+    assert headers["DEAD_LETTER_MESSAGE"] == b"cannot handle poison"
+    assert b"Traceback" in headers["EXCEPTION_TRACEBACK"]
+
+
+def test_infinite_blocking_retries_log_at_a_bounded_rate(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    """django-kafka #91: every attempt was logged with a full traceback."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"stuck"])
+    seen: list[str] = []
+    topic = _recording_topic(name, seen, lambda v, s: True, max_retries=-1, delay=0.02)
+    caplog.set_level(logging.WARNING, logger="django_messaging.kafka")
+    run_until(make_consumer(group, topic())(), lambda: len(seen) >= 40, timeout=30)
+    retry_logs = [r for r in caplog.records if "retrying in" in r.getMessage()]
+    assert 1 <= len(retry_logs) <= 7  # attempts 1, 2, 4, 8, 16, 32 (64)
+    assert sum(1 for r in retry_logs if r.exc_info) == 1
+
+
+def test_excluded_exception_is_dead_lettered_at_once(create_topic, group, kafka_bootstrap, read):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a", b"b"])
+    seen: list[str] = []
+    topic = _recording_topic(
+        name, seen, lambda v, s: v == "a", max_retries=3, delay=0.1, exclude=[Boom]
+    )
+    run_until(make_consumer(group, topic())(), lambda: "b" in seen)
+    assert seen == ["a", "b"]
+    assert [m.value() for m in read(f"{group}.{name}.dlt", 1)] == [b"a"]
+
+
+def test_failure_without_retry_settings_goes_to_dlt(create_topic, group, kafka_bootstrap, read):
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"bad", b"good"], key=b"k1")
+    seen: list[str] = []
+    topic = _recording_topic(name, seen, lambda v, s: v == "bad")
+    run_until(make_consumer(group, topic())(), lambda: "good" in seen)
+    dead = read(f"{group}.{name}.dlt", 1)
+    assert [(m.key(), m.value()) for m in dead] == [(b"k1", b"bad")]
+
+
+@override_settings()
+def test_dead_letter_suffix_setting(create_topic, group, kafka_bootstrap, read, settings):
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "KAFKA": {**settings.MESSAGING["KAFKA"], "DEAD_LETTER_TOPIC_SUFFIX": "dead"},
+    }
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"bad"])
+    seen: list[str] = []
+    topic = _recording_topic(name, seen, lambda v, s: True)
+    run_until(make_consumer(group, topic())(), lambda: seen)
+    assert [m.value() for m in read(f"{group}.{name}.dead", 1)] == [b"bad"]
+
+
+# --- non-blocking -------------------------------------------------------------------------
+
+
+def test_non_blocking_retries_follow_the_documented_topic_sequence(
+    create_topic, group, kafka_bootstrap, read
+):
+    name = create_topic()
+    produce_raw(
+        kafka_bootstrap, name, [b"always-fails", b"fine"], key=b"key-1", headers=[("h", b"1")]
+    )
+    seen: list[tuple[str, str]] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append((msg.topic(), value))
+        if value == "always-fails":
+            raise Boom("nope")
+
+    topic_cls = kafka.retry(max_retries=3, delay=0.1, blocking=False)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    consumer_cls = make_consumer(group, topic_cls(), config={"session.timeout.ms": 2100})
+    retry_cls = RetryConsumer.build(consumer_cls)
+    assert retry_cls is not None and retry_cls.__name__ == "TestConsumerRetry"
+    main, retry = consumer_cls(), retry_cls()
+    assert retry.config["group.id"] == f"{group}.retry"
+    dlt = f"{group}.{name}.dlt"
+    run_many([main, retry], lambda: len([s for s in seen if s[1] == "always-fails"]) >= 4)
+    assert [t for t, v in seen if v == "always-fails"] == [
+        name,
+        f"{group}.{name}.retry.1",
+        f"{group}.{name}.retry.2",
+        f"{group}.{name}.retry.3",
+    ]
+    assert "fine" in [v for _, v in seen]
+    dead = read(dlt, 1)
+    assert [(m.key(), m.value()) for m in dead] == [(b"key-1", b"always-fails")]
+    headers = headers_of(dead[0])
+    assert headers["h"] == b"1"
+    assert headers["ORIGINAL_TOPIC"] == name.encode()
+    assert headers["RETRY_ATTEMPT"] == b"3"
+    third = read(f"{group}.{name}.retry.3", 1)[0]
+    assert headers_of(third)["RETRY_ATTEMPT"] == b"3"
+    assert headers_of(third)["ORIGINAL_TOPIC"] == name.encode()
+    assert headers_of(third)["h"] == b"1"
+
+
+def test_retry_consumer_inherits_the_consumer_class_config(group):
+    """django-kafka: the generated retry consumer replaced the class's own ``config``."""
+    topic_cls = kafka.retry(max_retries=1, delay=1, blocking=False)(make_topic(TopicConsumer, "x"))
+    consumer_cls = make_consumer(
+        group, topic_cls(), config={"session.timeout.ms": 2345, "client.id": "mine"}
+    )
+    config = RetryConsumer.build(consumer_cls).build_config()
+    assert config["session.timeout.ms"] == 2345
+    assert config["client.id"] == "mine"
+    assert config["group.id"] == f"{group}.retry"
+    assert config["auto.offset.reset"] == "earliest"  # RETRY_CONSUMER_CONFIG on top
+    assert config["enable.auto.offset.store"] is False
+
+
+def test_registry_registers_the_retry_consumer():
+    from django_messaging.kafka.registry import ConsumersRegistry
+
+    registry = ConsumersRegistry()
+    blocking = make_consumer("g1", kafka.retry(1, 1)(make_topic(TopicConsumer, "a"))())
+    nonblocking = make_consumer(
+        "g2", kafka.retry(1, 1, blocking=False)(make_topic(TopicConsumer, "b"))()
+    )
+    nonblocking.__name__ = "Other"
+    registry()(blocking)
+    registry()(nonblocking)
+    assert list(registry) == [
+        f"{__name__.replace('test_retry', 'conftest')}.TestConsumer",
+        f"{__name__.replace('test_retry', 'conftest')}.Other",
+        f"{__name__.replace('test_retry', 'conftest')}.Other.retry",
+    ]
+    assert issubclass(registry[f"{nonblocking.__module__}.Other.retry"], nonblocking)
+
+
+def test_dead_letter_topic_is_created_like_its_source(create_topic, group, kafka_bootstrap, admin):
+    """django-kafka relied on broker auto-creation (4 partitions on this broker, or nothing
+    where auto-creation is off); the library creates the topic with the source's partitions."""
+    name = create_topic(partitions=3)
+    produce_raw(kafka_bootstrap, name, [b"bad"])
+    seen: list[str] = []
+    run_until(
+        make_consumer(group, _recording_topic(name, seen, lambda v, s: True)())(), lambda: seen
+    )
+    dlt = f"{group}.{name}.dlt"
+    assert len(admin.list_topics(dlt, timeout=10).topics[dlt].partitions) == 3
+
+
+def test_undelivered_dead_letter_keeps_the_original_offset(
+    create_topic, group, kafka_bootstrap, monkeypatch
+):
+    """django-kafka stored the offset right after a fire-and-forget produce to the DLT."""
+    from django_messaging.kafka.dead_letter import topic as dead_letter
+    from django_messaging.kafka.exceptions import DjangoKafkaError
+
+    def refuse(*args, **kwargs):
+        raise DjangoKafkaError("delivery to the dead letter topic failed: broker said no")
+
+    monkeypatch.setattr(dead_letter, "deliver", refuse)
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"good", b"bad"])
+    seen: list[str] = []
+    consumer = make_consumer(group, _recording_topic(name, seen, lambda v, s: v == "bad")())()
+    with pytest.raises(DjangoKafkaError, match="broker said no"):
+        run_until(consumer, lambda: False, timeout=20)
+    assert seen == ["good", "bad"]
+    assert committed(kafka_bootstrap, group, name)[0] in (-1001, 0, 1)  # never past "bad"
+    monkeypatch.undo()
+    again: list[str] = []
+    retry = make_consumer(group, _recording_topic(name, again, lambda v, s: False)())()
+    run_until(retry, lambda: "bad" in again)
+
+
+def test_non_blocking_retries_of_a_regex_topic(
+    create_topic, group, kafka_bootstrap, unique_name, settings, read
+):
+    prefix = unique_name("rx")
+    name = create_topic(f"{prefix}-one")
+    produce_raw(kafka_bootstrap, name, [b"fails"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        seen.append(msg.topic())
+        raise Boom("no")
+
+    topic_cls = kafka.retry(max_retries=1, delay=0.1, blocking=False)(
+        make_topic(TopicConsumer, f"^{prefix}-.*", consume=consume, atomic=False)
+    )
+    kafka_settings = {
+        **settings.MESSAGING["KAFKA"],
+        "RETRY_CONSUMER_CONFIG": {
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 300,
+        },
+    }
+    with override_settings(MESSAGING={**settings.MESSAGING, "KAFKA": kafka_settings}):
+        consumer_cls = make_consumer(group, topic_cls())
+        main, retry = consumer_cls(), RetryConsumer.build(consumer_cls)()
+        run_many([main, retry], lambda: read(f"{group}.{name}.dlt", 1, 0.1), timeout=40)
+    assert seen == [name, f"{group}.{name}.retry.1"]

@@ -1,0 +1,129 @@
+"""Topics: serialization, produce, suppression, the shared producer."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka.serialization import MessageField, StringSerializer
+from django.test import override_settings
+
+from django_messaging.core import suppression
+from django_messaging.kafka import kafka, producer
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.producer import Producer
+from django_messaging.kafka.topic import Topic, TopicConsumer, TopicProducer
+from tests.kafka.conftest import headers_of, make_topic
+
+
+class CountingSerializer(StringSerializer):
+    built = 0
+    calls = 0
+
+    def __init__(self, *args, **kwargs):
+        type(self).built += 1
+        super().__init__(*args, **kwargs)
+
+    def __call__(self, obj, ctx=None):
+        type(self).calls += 1
+        return super().__call__(obj, ctx)
+
+
+def test_produce_serializes_key_value_and_keeps_headers(create_topic, read):
+    name = create_topic()
+    topic = make_topic(
+        Topic, name, value_serializer="json", value_deserializer="json", key_serializer="string"
+    )()
+    topic.produce({"id": 1, "name": "x"}, key="k-1", headers=[("h", b"v")])
+    kafka.producer.flush(5)
+    msg = read(name, 1)[0]
+    assert msg.key() == b"k-1"
+    assert headers_of(msg) == {"h": b"v"}
+    assert topic.deserialize(msg.value(), MessageField.VALUE) == {"id": 1, "name": "x"}
+    assert topic.deserialize(msg.key(), MessageField.KEY) == "k-1"
+
+
+def test_serializers_are_built_once_per_topic_class(create_topic):
+    CountingSerializer.built = 0
+    cls = make_topic(TopicProducer, create_topic(), value_serializer=CountingSerializer)
+    for i in range(20):
+        cls().produce(f"v{i}")
+    assert CountingSerializer.built == 1
+    assert cls().get_value_serializer() is cls().get_value_serializer()
+    # explicit serializer kwargs build a dedicated instance
+    assert cls().get_value_serializer(codec="ascii") is not cls().get_value_serializer()
+    kafka.producer.flush(5)
+
+
+def test_suppressed_topic_is_neither_serialized_nor_produced(create_topic, read):
+    """django-kafka #53: suppression was checked after serialization."""
+    name = create_topic()
+    CountingSerializer.calls = 0
+    cls = make_topic(TopicProducer, name, value_serializer=CountingSerializer)
+    with producer.suppress([name]):
+        cls().produce("hidden")
+    with producer.suppress():
+        cls().produce("hidden too")
+        with producer.unsuppress():
+            cls().produce("shown")
+    assert CountingSerializer.calls == 1
+    kafka.producer.flush(5)
+    assert [m.value() for m in read(name, 2, timeout=2)] == [b"shown"]
+
+
+def test_producer_suppress_is_the_core_suppression():
+    assert producer.suppress is suppression.suppress
+    assert producer.unsuppress is suppression.unsuppress
+    with suppression.suppress(["a"]):
+        assert producer.Suppression.active("a") and not producer.Suppression.active("b")
+
+
+def test_suppress_decorator_adds_to_the_suppression_active_when_called():
+    """django-kafka: ``@suppress(["A"])`` computed its topics when the function was decorated,
+    so calling it inside ``with suppress():`` un-suppressed every other topic."""
+
+    @producer.suppress(["A"])
+    def inner():
+        return producer.Suppression.active("B"), producer.Suppression.active("A")
+
+    with producer.suppress():
+        assert inner() == (True, True)
+    assert inner() == (False, True)
+
+
+def test_kafka_producer_produce_honours_suppression(create_topic, read):
+    name = create_topic()
+    with producer.suppress([name]):
+        kafka.producer.produce(name, b"no")
+    kafka.producer.produce(name, b"yes")
+    kafka.producer.flush(5)
+    assert [m.value() for m in read(name, 2, timeout=2)] == [b"yes"]
+
+
+def test_regex_names_cannot_be_produced_to():
+    with pytest.raises(DjangoKafkaError):
+        make_topic(Topic, "^orders.*")()
+
+
+def test_consume_must_be_defined():
+    with pytest.raises(DjangoKafkaError, match="not implemented"):
+        make_topic(TopicConsumer, "x")().consume(None)
+
+
+def test_producer_is_rebuilt_when_settings_change(kafka_bootstrap):
+    first = kafka.producer
+    assert kafka.producer is first
+    with override_settings(
+        MESSAGING={
+            "KAFKA": {
+                "CLIENT_ID": "cid",
+                "GLOBAL_CONFIG": {"bootstrap.servers": kafka_bootstrap, "linger.ms": 1},
+                "PRODUCER_CONFIG": {"linger.ms": 7},
+            }
+        }
+    ):
+        rebuilt = kafka.producer
+        assert rebuilt is not first
+        assert rebuilt.config["client.id"] == "cid"
+        assert rebuilt.config["linger.ms"] == 7
+        own = Producer({"linger.ms": 9})
+        assert own.config["linger.ms"] == 9
+        own.flush(1)

@@ -1,0 +1,84 @@
+"""Consumers of the test project, found by autodiscovery.
+
+The worker tests run ``kafka_consume`` in subprocesses and configure these consumers through
+the environment: ``KAFKA_APP_TOPIC``/``KAFKA_APP_GROUP`` (and ``..._2`` for the second
+consumer), ``KAFKA_APP_OUTPUT`` (a file each handled value is appended to) and
+``KAFKA_APP_CRASH_MARKER`` (a message ``crash`` kills the process once, while that file
+does not exist yet), ``KAFKA_APP_SLOW`` (seconds each message takes).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from django_messaging.kafka import kafka
+from django_messaging.kafka.consumer import Consumer, Topics
+from django_messaging.kafka.topic import TopicConsumer
+
+
+class FileTopic(TopicConsumer):
+    atomic = False
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        marker = os.environ.get("KAFKA_APP_CRASH_MARKER")
+        if value == "crash" and marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(3)
+        pause = float(os.environ.get("KAFKA_APP_SLOW", "0"))
+        if pause:
+            time.sleep(pause)  # a handler doing real work, so a kill lands mid-stream
+        output = os.environ.get("KAFKA_APP_OUTPUT")
+        if output:
+            with open(output, "a") as fh:
+                fh.write(f"{os.getpid()} {msg.topic()} {msg.partition()} {msg.offset()} {value}\n")
+
+
+@kafka.consumers()
+class FileConsumer(Consumer):
+    topics = Topics(FileTopic(os.environ.get("KAFKA_APP_TOPIC", "kafka-app-topic")))
+    config = {
+        "group.id": os.environ.get("KAFKA_APP_GROUP", "kafka-app-group"),
+        "auto.offset.reset": "earliest",
+    }
+
+
+@kafka.consumers()
+class SecondFileConsumer(Consumer):
+    topics = Topics(FileTopic(os.environ.get("KAFKA_APP_TOPIC_2", "kafka-app-topic-2")))
+    config = {
+        "group.id": os.environ.get("KAFKA_APP_GROUP_2", "kafka-app-group-2"),
+        "auto.offset.reset": "earliest",
+    }
+
+
+class FailOnceTopic(FileTopic):
+    """Fails a message ``fail-once`` the first time (while ``KAFKA_APP_CRASH_MARKER`` is absent)."""
+
+    def consume(self, msg):
+        marker = os.environ.get("KAFKA_APP_CRASH_MARKER")
+        if msg.value() == b"fail-once" and marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("failing once on purpose")
+        super().consume(msg)
+
+
+@kafka.consumers()
+class RetryingFileConsumer(Consumer):
+    topics = Topics(
+        kafka.retry(max_retries=2, delay=0.2, blocking=False)(FailOnceTopic)(
+            os.environ.get("KAFKA_APP_TOPIC_3", "kafka-app-topic-3")
+        )
+    )
+    config = {
+        "group.id": os.environ.get("KAFKA_APP_GROUP_3", "kafka-app-group-3"),
+        "auto.offset.reset": "earliest",
+    }

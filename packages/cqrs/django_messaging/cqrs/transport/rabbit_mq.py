@@ -1,0 +1,465 @@
+"""RabbitMQ transport on pika, wire-compatible with django-cqrs.
+
+Topology (the same names django-cqrs uses, so both libraries can share a broker):
+
+- one durable topic exchange (``exchange``, default ``cqrs``);
+- per replica service a durable queue ``queue`` bound with ``<CQRS_ID>`` (broadcasts) and
+  ``cqrs.<queue>.<CQRS_ID>`` (direct syncs), and its dead letter queue ``dead_letter_<queue>``
+  bound with ``cqrs.dead_letter_<queue>.<CQRS_ID>``;
+- additionally, per retry delay, a queue ``<queue>.delay.<ms>`` with ``x-message-ttl`` whose
+  expired messages the broker moves back into ``queue``: a failed message waits in the broker,
+  never unacknowledged in a worker's memory.
+
+Publishing uses one connection per thread (re-opened after a fork or a broken connection),
+publisher confirms and ``mandatory``; :meth:`RabbitMQTransport.produce` raises
+:class:`~django_messaging.cqrs.exceptions.PublishError` when the broker did not confirm, and the
+master then stores the message to send it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import pika
+from pika import exceptions as pika_exceptions
+
+from django_messaging.core.redact import redact_url
+from django_messaging.core.serializers import get_serializer
+from django_messaging.core.worker import Worker, run_worker
+from django_messaging.cqrs.conf import dead_letter_queue, replica_setting, settings
+from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.exceptions import PayloadError, PublishError
+from django_messaging.cqrs.transport.base import BaseTransport
+
+logger = logging.getLogger(__name__)
+
+CONTENT_TYPE = "text/plain"
+QUEUE_HEADER = "x-cqrs-queue"
+ERROR_HEADER = "x-cqrs-error"
+AMQP_ERRORS = (
+    pika_exceptions.AMQPError,
+    pika_exceptions.ChannelError,
+    pika_exceptions.ReentrancyError,
+    OSError,
+    AssertionError,
+)
+
+
+def connection_parameters() -> pika.ConnectionParameters:
+    """pika parameters from ``url`` (amqp/amqps, vhost kept) or the host/port/user/password keys."""
+    url = settings.url
+    if url:
+        params: pika.ConnectionParameters = pika.URLParameters(url)
+    else:
+        params = pika.ConnectionParameters(
+            host=settings.host or "localhost",
+            port=settings.port or 5672,
+            credentials=pika.PlainCredentials(
+                settings.user or "guest", settings.password or "guest"
+            ),
+        )
+    params.heartbeat = settings.heartbeat
+    params.blocked_connection_timeout = 10
+    params.client_properties = {"connection_name": f"django-messaging-cqrs pid {os.getpid()}"}
+    for key, value in settings.connection_options.items():
+        setattr(params, key, value)
+    return params
+
+
+def describe_broker() -> str:
+    url = settings.url
+    if url:
+        return redact_url(url)
+    return f"{settings.host or 'localhost'}:{settings.port or 5672}"
+
+
+def routing_key(payload: TransportPayload) -> str:
+    if payload.is_dead_letter:
+        return f"cqrs.{dead_letter_queue()}.{payload.cqrs_id}"
+    if payload.is_requeue:
+        return f"cqrs.{settings.queue}.{payload.cqrs_id}"
+    if payload.signal_type is SignalType.SYNC and payload.queue:
+        return f"cqrs.{payload.queue}.{payload.cqrs_id}"
+    return payload.cqrs_id
+
+
+def encode(payload: TransportPayload) -> bytes:
+    return get_serializer("json").dumps(payload.to_dict())
+
+
+def properties(**extra: Any) -> pika.BasicProperties:
+    return pika.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, **extra)
+
+
+class _PublisherState(threading.local):
+    connection: Any = None
+    channel: Any = None
+    pid: int = 0
+
+
+_publisher = _PublisherState()
+
+
+def declare_replica_topology(channel: Any, cqrs_ids: list[str]) -> None:
+    exchange = settings.exchange
+    queue = settings.queue
+    dlq = dead_letter_queue()
+    channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(queue=queue, durable=True)
+    channel.queue_declare(queue=dlq, durable=True)
+    for cqrs_id in cqrs_ids:
+        channel.queue_bind(queue=queue, exchange=exchange, routing_key=cqrs_id)
+        channel.queue_bind(queue=queue, exchange=exchange, routing_key=f"cqrs.{queue}.{cqrs_id}")
+        channel.queue_bind(queue=dlq, exchange=exchange, routing_key=f"cqrs.{dlq}.{cqrs_id}")
+
+
+class RabbitMQTransport(BaseTransport):
+    """Publish and consume over RabbitMQ (AMQP 0-9-1) with pika."""
+
+    @classmethod
+    def _channel(cls) -> Any:
+        state = _publisher
+        if state.pid != os.getpid():
+            # Forked: the parent's socket is not ours to use or close.
+            state.connection = state.channel = None
+            state.pid = os.getpid()
+        if (
+            state.connection is None
+            or not state.connection.is_open
+            or state.channel is None
+            or not state.channel.is_open
+        ):
+            cls.clean_connection()
+            connection = pika.BlockingConnection(connection_parameters())
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.exchange_declare(
+                exchange=settings.exchange, exchange_type="topic", durable=True
+            )
+            state.connection, state.channel = connection, channel
+        return state.channel
+
+    @classmethod
+    def produce(cls, payload: TransportPayload) -> None:
+        """Publish ``payload`` and wait for the broker's confirm; raise PublishError if none."""
+        key = routing_key(payload)
+        body = encode(payload)
+        last: BaseException | None = None
+        for _attempt in range(2):
+            try:
+                cls._channel().basic_publish(
+                    exchange=settings.exchange,
+                    routing_key=key,
+                    body=body,
+                    properties=properties(),
+                    mandatory=True,
+                )
+                logger.debug(
+                    "published cqrs_id=%s pk=%s %s key=%s",
+                    payload.cqrs_id,
+                    payload.pk,
+                    payload.signal_type.value,
+                    key,
+                )
+                return
+            except pika_exceptions.UnroutableError:
+                logger.info(
+                    "cqrs_id=%s pk=%s: no replica queue is bound to %r; nobody receives it",
+                    payload.cqrs_id,
+                    payload.pk,
+                    key,
+                )
+                return
+            except AMQP_ERRORS as exc:
+                last = exc
+                cls.clean_connection()
+        raise PublishError(
+            f"RabbitMQ at {describe_broker()} did not confirm cqrs_id={payload.cqrs_id} "
+            f"pk={payload.pk}: {type(last).__name__}: {last}"
+        ) from last
+
+    @classmethod
+    def clean_connection(cls) -> None:
+        state = _publisher
+        connection, state.connection, state.channel = state.connection, None, None
+        if connection is not None and state.pid == os.getpid():
+            try:
+                if connection.is_open:
+                    connection.close()
+            except AMQP_ERRORS:
+                pass
+
+    @classmethod
+    def consume(cls, cqrs_ids: list[str] | None = None) -> None:
+        """Consume until SIGTERM/SIGINT (the core worker runtime)."""
+        run_worker(cls.consumer_worker(cqrs_ids))
+
+    @classmethod
+    def consumer_worker(cls, cqrs_ids: list[str] | None = None) -> Worker:
+        """One consumer for ``cqrs_consume`` (which runs ``-w`` of them)."""
+        return RabbitMQConsumer(cqrs_ids)
+
+
+class RabbitMQConsumer(Worker):
+    """Fetches batches from the service queue, applies them, retries or dead-letters failures."""
+
+    name = "cqrs_consume"
+
+    def __init__(self, cqrs_ids: list[str] | None = None) -> None:
+        self.cqrs_ids = cqrs_ids
+        self.connection: Any = None
+        self.channel: Any = None
+        self.publish_channel: Any = None
+        self.buffer: list[tuple[Any, Any, bytes]] = []
+        self.next_connect = 0.0
+        self.failures = 0
+        self.delay_queues: set[str] = set()
+        self.next_housekeeping = 0.0
+
+    # -- connection ----------------------------------------------------------------------
+    def start(self) -> None:
+        if not settings.queue:
+            from django_messaging.core.exceptions import ConfigurationError
+
+            raise ConfigurationError("MESSAGING['CQRS']['queue'] must be set to consume")
+        self._connect()
+
+    def _cqrs_ids(self) -> list[str]:
+        from django_messaging.cqrs.registries import ReplicaRegistry
+
+        return list(self.cqrs_ids or ReplicaRegistry.models)
+
+    def _prefetch(self) -> int:
+        return settings.consumer_prefetch_count or 2 * replica_setting("CQRS_BATCH_SIZE")
+
+    def _connect(self) -> bool:
+        try:
+            connection = pika.BlockingConnection(connection_parameters())
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=self._prefetch())
+            declare_replica_topology(channel, self._cqrs_ids())
+            publish_channel = connection.channel()
+            publish_channel.confirm_delivery()
+            channel.basic_consume(settings.queue, self._on_message, auto_ack=False)
+        except AMQP_ERRORS as exc:
+            self.failures += 1
+            wait = min(0.5 * 2**self.failures, 10.0)
+            self.next_connect = time.monotonic() + wait
+            logger.warning(
+                "cannot consume from RabbitMQ at %s (%s: %s); retrying in %.1fs",
+                describe_broker(),
+                type(exc).__name__,
+                exc,
+                wait,
+            )
+            self._drop()
+            return False
+        self.connection, self.channel, self.publish_channel = connection, channel, publish_channel
+        self.delay_queues.clear()
+        self.buffer.clear()
+        self.failures = 0
+        logger.info("consuming %s from %s", settings.queue, describe_broker())
+        return True
+
+    def _drop(self) -> None:
+        connection, self.connection = self.connection, None
+        self.channel = self.publish_channel = None
+        self.buffer.clear()
+        if connection is not None:
+            try:
+                if connection.is_open:
+                    connection.close()
+            except AMQP_ERRORS:
+                pass
+
+    def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
+        self.buffer.append((method, props, body))
+
+    def stop(self) -> None:
+        self._drop()
+        RabbitMQTransport.clean_connection()
+
+    # -- the loop ------------------------------------------------------------------------
+    def run_once(self) -> None:
+        if self.connection is None:
+            remaining = self.next_connect - time.monotonic()
+            if remaining > 0:
+                time.sleep(min(remaining, 0.5))
+                return
+            if not self._connect():
+                return
+        try:
+            batch_size = replica_setting("CQRS_BATCH_SIZE")
+            if not self.buffer:
+                self.connection.process_data_events(time_limit=0.5)
+            while self.buffer and len(self.buffer) < batch_size:
+                before = len(self.buffer)
+                self.connection.process_data_events(time_limit=0)
+                if len(self.buffer) == before:
+                    break
+            if not self.buffer:
+                self._housekeeping()
+                return
+            batch, self.buffer = self.buffer[:batch_size], self.buffer[batch_size:]
+            self.handle(batch)
+        except AMQP_ERRORS as exc:
+            logger.warning(
+                "RabbitMQ connection lost (%s: %s); unacknowledged messages will be redelivered",
+                type(exc).__name__,
+                exc,
+            )
+            self._drop()
+            self.next_connect = time.monotonic() + 1.0
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self.next_housekeeping:
+            return
+        self.next_housekeeping = now + 3600
+        from django_messaging.cqrs.utils import purge_tombstones
+
+        purge_tombstones()
+
+    def handle(self, batch: list[tuple[Any, Any, bytes]]) -> None:
+        from django_messaging.cqrs.controller.consumer import consume_batch
+        from django_messaging.cqrs.registries import ReplicaRegistry
+
+        serializer = get_serializer("json")
+        own_prefix = f"cqrs.{settings.queue}."
+        accepted: list[tuple[Any, TransportPayload]] = []
+        for method, props, body in batch:
+            try:
+                data = serializer.loads(body)
+                headers = getattr(props, "headers", None) or {}
+                direct = method.routing_key.startswith(own_prefix) or (
+                    headers.get(QUEUE_HEADER) == settings.queue
+                )
+                payload = TransportPayload.from_message(data, settings.queue if direct else None)
+            except Exception as exc:
+                logger.error(
+                    "malformed CQRS message (key %s): %s; moved to %s",
+                    method.routing_key,
+                    exc,
+                    dead_letter_queue(),
+                )
+                self._dead_letter_raw(body, f"{type(exc).__name__}: {exc}")
+                continue
+            if payload.is_expired():
+                logger.error(
+                    "cqrs_id=%s pk=%s expired at %s; moved to %s",
+                    payload.cqrs_id,
+                    payload.pk,
+                    payload.expires,
+                    dead_letter_queue(),
+                )
+                self._dead_letter(payload, "expired")
+                continue
+            if payload.cqrs_id not in ReplicaRegistry.models:
+                logger.error(
+                    "cqrs_id=%s pk=%s: no replica model here; moved to %s",
+                    payload.cqrs_id,
+                    payload.pk,
+                    dead_letter_queue(),
+                )
+                self._dead_letter(payload, f"unknown CQRS_ID {payload.cqrs_id!r}")
+                continue
+            accepted.append((method, payload))
+        if accepted:
+            results = consume_batch([payload for _, payload in accepted])
+            for (_method, payload), error in zip(accepted, results, strict=True):
+                if error is not None:
+                    self._failed(payload, error)
+        self.channel.basic_ack(delivery_tag=batch[-1][0].delivery_tag, multiple=True)
+
+    # -- failures --------------------------------------------------------------------------
+    def _failed(self, payload: TransportPayload, error: BaseException) -> None:
+        from django_messaging.cqrs.registries import ReplicaRegistry
+
+        model = ReplicaRegistry.models[payload.cqrs_id]
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, PayloadError) or not model.should_retry_cqrs(payload.retries, error):
+            logger.error(
+                "cqrs_id=%s pk=%s failed after %d retries (%s); moved to %s",
+                payload.cqrs_id,
+                payload.pk,
+                payload.retries,
+                reason,
+                dead_letter_queue(),
+                exc_info=error,
+            )
+            self._dead_letter(payload, reason)
+            return
+        delay = model.get_cqrs_retry_delay(payload.retries)
+        logger.warning(
+            "cqrs_id=%s pk=%s failed (%s); retry %d in %ss",
+            payload.cqrs_id,
+            payload.pk,
+            reason,
+            payload.retries + 1,
+            delay,
+            exc_info=error if payload.retries == 0 else None,
+        )
+        payload.retries += 1
+        self._retry(payload, delay, reason)
+
+    def _retry(self, payload: TransportPayload, delay: float, reason: str) -> None:
+        headers = {ERROR_HEADER: reason[:500]}
+        if payload.queue:
+            headers[QUEUE_HEADER] = payload.queue
+        milliseconds = int(delay * 1000)
+        if milliseconds <= 0:
+            payload.is_requeue = True
+            self.publish_channel.basic_publish(
+                exchange=settings.exchange,
+                routing_key=routing_key(payload),
+                body=encode(payload),
+                properties=properties(headers=headers),
+            )
+            return
+        delay_queue = f"{settings.queue}.delay.{milliseconds}"
+        if delay_queue not in self.delay_queues:
+            self.publish_channel.queue_declare(
+                queue=delay_queue,
+                durable=True,
+                arguments={
+                    "x-message-ttl": milliseconds,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": settings.queue,
+                },
+            )
+            self.delay_queues.add(delay_queue)
+        self.publish_channel.basic_publish(
+            exchange="",
+            routing_key=delay_queue,
+            body=encode(payload),
+            properties=properties(headers=headers),
+        )
+
+    def _dead_letter_properties(self, reason: str) -> pika.BasicProperties:
+        ttl = replica_setting("dead_message_ttl")
+        extra: dict[str, Any] = {"headers": {ERROR_HEADER: reason[:500]}}
+        if ttl:
+            extra["expiration"] = str(int(ttl) * 1000)
+        return properties(**extra)
+
+    def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
+        payload.is_dead_letter = True
+        self.publish_channel.basic_publish(
+            exchange=settings.exchange,
+            routing_key=routing_key(payload),
+            body=encode(payload),
+            properties=self._dead_letter_properties(reason),
+        )
+
+    def _dead_letter_raw(self, body: bytes, reason: str) -> None:
+        self.publish_channel.basic_publish(
+            exchange="",
+            routing_key=dead_letter_queue(),
+            body=body,
+            properties=self._dead_letter_properties(reason),
+        )

@@ -413,12 +413,12 @@ class RabbitMQConsumer(Worker):
             headers[QUEUE_HEADER] = payload.queue
         milliseconds = int(delay * 1000)
         if milliseconds <= 0:
-            payload.is_requeue = True
             self.publish_channel.basic_publish(
-                exchange=settings.exchange,
-                routing_key=routing_key(payload),
+                exchange="",
+                routing_key=settings.queue,
                 body=encode(payload),
                 properties=properties(headers=headers),
+                mandatory=True,
             )
             return
         delay_queue = f"{settings.queue}.delay.{milliseconds}"
@@ -438,6 +438,7 @@ class RabbitMQConsumer(Worker):
             routing_key=delay_queue,
             body=encode(payload),
             properties=properties(headers=headers),
+            mandatory=True,
         )
 
     def _dead_letter_properties(self, reason: str) -> pika.BasicProperties:
@@ -448,12 +449,14 @@ class RabbitMQConsumer(Worker):
         return properties(**extra)
 
     def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
+        # Straight into the queue (default exchange): routable whatever the CQRS_ID.
         payload.is_dead_letter = True
         self.publish_channel.basic_publish(
-            exchange=settings.exchange,
-            routing_key=routing_key(payload),
+            exchange="",
+            routing_key=dead_letter_queue(),
             body=encode(payload),
             properties=self._dead_letter_properties(reason),
+            mandatory=True,
         )
 
     def _dead_letter_raw(self, body: bytes, reason: str) -> None:
@@ -462,4 +465,5 @@ class RabbitMQConsumer(Worker):
             routing_key=dead_letter_queue(),
             body=body,
             properties=self._dead_letter_properties(reason),
+            mandatory=True,
         )

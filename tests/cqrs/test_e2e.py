@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from django.db import transaction
 
-from tests.cqrs.conftest import queue_depth
-from tests.helpers import wait_until
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
+from tests.cqrs.conftest import queue_depth
+from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Poison, PoisonRef, Product, ProductRef
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,10 +135,10 @@ def test_poison_messages_end_in_the_dead_letter_queue(consumer, broker, cqrs_set
     assert PoisonRef.objects.filter(pk=good.pk).exists()
     bodies = []
     for _ in range(5):
-        method, props, body = broker.basic_get(dlq, auto_ack=True)
+        _method, props, body = broker.basic_get(dlq, auto_ack=True)
         bodies.append(body)
         assert props.headers["x-cqrs-error"]
-    pill = [json.loads(b) for b in bodies if b"poison pill" in b][0]
+    pill = next(json.loads(b) for b in bodies if b"poison pill" in b)
     assert pill["retries"] == 2  # MESSAGING_CQRS_MAX_RETRIES in the test settings
     assert queue_depth(broker, queue) == 0
     assert replica.proc.poll() is None

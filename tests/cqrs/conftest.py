@@ -155,3 +155,22 @@ def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Calla
 
 
 __all__ = ["Consumer", "queue_depth", "wait_until"]
+
+
+def drain(until: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
+    """Run a consumer in this process until ``until()`` holds (or fail at the deadline)."""
+    import time
+
+    from django_messaging.cqrs.transport.rabbit_mq import RabbitMQConsumer
+
+    worker = RabbitMQConsumer()
+    worker.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            worker.run_once()
+            if until():
+                return
+        pytest.fail(f"timed out after {timeout}s draining the queue for {what or until!r}")
+    finally:
+        worker.stop()

@@ -122,3 +122,12 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
         if sent:
             logger.info("published %d stored CQRS message(s) from %r", sent, using)
         _flush_lock.release()
+
+
+def pending_count(using: str = "default") -> int:
+    from django_messaging.cqrs.models import PendingMessage
+
+    try:
+        return PendingMessage.objects.using(using).count()
+    except DatabaseError:
+        return 0

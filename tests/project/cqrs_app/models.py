@@ -184,3 +184,25 @@ class DirectOnlyRef(ReplicaMixin):
 
     id = models.BigIntegerField(primary_key=True)
     name = models.CharField(max_length=200)
+
+
+# -- wire compatibility with django-cqrs (tests/cqrs/test_compat.py) -----------------------------
+class CompatItem(MasterMixin):
+    """Replicated to a django-cqrs service."""
+
+    CQRS_ID = "compat_to_ref"
+
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    day = models.DateField(null=True)
+
+
+class CompatProductRef(ReplicaMixin):
+    """Replica of a django-cqrs master's model."""
+
+    CQRS_ID = "compat_to_ours"
+
+    id = models.IntegerField(primary_key=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=12, decimal_places=2)
+    day = models.DateField(null=True)

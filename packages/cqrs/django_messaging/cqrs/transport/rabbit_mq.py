@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import pika
 from pika import exceptions as pika_exceptions
@@ -103,6 +103,24 @@ class _PublisherState(threading.local):
 
 
 _publisher = _PublisherState()
+
+
+class Delivery(NamedTuple):
+    """A received message, whatever the client library."""
+
+    routing_key: str
+    headers: dict[str, Any]
+    body: bytes
+    tag: Any
+
+
+def delay_queue_arguments(milliseconds: int) -> dict[str, Any]:
+    """A queue whose messages the broker moves back into the service queue after the TTL."""
+    return {
+        "x-message-ttl": milliseconds,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": settings.queue,
+    }
 
 
 def declare_replica_topology(channel: Any, cqrs_ids: list[str]) -> None:
@@ -215,7 +233,7 @@ class RabbitMQConsumer(Worker):
         self.connection: Any = None
         self.channel: Any = None
         self.publish_channel: Any = None
-        self.buffer: list[tuple[Any, Any, bytes]] = []
+        self.buffer: list[Delivery] = []
         self.next_connect = 0.0
         self.failures = 0
         self.delay_queues: set[str] = set()
@@ -278,7 +296,9 @@ class RabbitMQConsumer(Worker):
                 pass
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
-        self.buffer.append((method, props, body))
+        self.buffer.append(
+            Delivery(method.routing_key, props.headers or {}, body, method.delivery_tag)
+        )
 
     def stop(self) -> None:
         self._drop()
@@ -325,25 +345,25 @@ class RabbitMQConsumer(Worker):
 
         purge_tombstones()
 
-    def handle(self, batch: list[tuple[Any, Any, bytes]]) -> None:
+    def handle(self, batch: list[Delivery]) -> None:
         from django_messaging.cqrs.controller.consumer import consume_batch
         from django_messaging.cqrs.registries import ReplicaRegistry
 
         serializer = get_serializer("json")
         own_prefix = f"cqrs.{settings.queue}."
-        accepted: list[tuple[Any, TransportPayload]] = []
-        for method, props, body in batch:
+        accepted: list[tuple[Delivery, TransportPayload]] = []
+        for delivery in batch:
+            body = delivery.body
             try:
                 data = serializer.loads(body)
-                headers = getattr(props, "headers", None) or {}
-                direct = method.routing_key.startswith(own_prefix) or (
-                    headers.get(QUEUE_HEADER) == settings.queue
+                direct = delivery.routing_key.startswith(own_prefix) or (
+                    delivery.headers.get(QUEUE_HEADER) == settings.queue
                 )
                 payload = TransportPayload.from_message(data, settings.queue if direct else None)
             except Exception as exc:
                 logger.error(
                     "malformed CQRS message (key %s): %s; moved to %s",
-                    method.routing_key,
+                    delivery.routing_key,
                     exc,
                     dead_letter_queue(),
                 )
@@ -368,13 +388,41 @@ class RabbitMQConsumer(Worker):
                 )
                 self._dead_letter(payload, f"unknown CQRS_ID {payload.cqrs_id!r}")
                 continue
-            accepted.append((method, payload))
+            accepted.append((delivery, payload))
         if accepted:
             results = consume_batch([payload for _, payload in accepted])
             for (_method, payload), error in zip(accepted, results, strict=True):
                 if error is not None:
                     self._failed(payload, error)
-        self.channel.basic_ack(delivery_tag=batch[-1][0].delivery_tag, multiple=True)
+        self._ack(batch)
+
+    # -- broker primitives (the Kombu consumer overrides these) ---------------------------------
+    def _ack(self, batch: list[Delivery]) -> None:
+        self.channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+
+    def _send(
+        self,
+        exchange: str,
+        key: str,
+        body: bytes,
+        headers: dict[str, Any],
+        expiration_ms: int | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {"headers": headers}
+        if expiration_ms:
+            extra["expiration"] = str(expiration_ms)
+        self.publish_channel.basic_publish(
+            exchange=exchange,
+            routing_key=key,
+            body=body,
+            properties=properties(**extra),
+            mandatory=True,
+        )
+
+    def _declare_delay_queue(self, name: str, milliseconds: int) -> None:
+        self.publish_channel.queue_declare(
+            queue=name, durable=True, arguments=delay_queue_arguments(milliseconds)
+        )
 
     # -- failures --------------------------------------------------------------------------
     def _failed(self, payload: TransportPayload, error: BaseException) -> None:
@@ -413,57 +461,20 @@ class RabbitMQConsumer(Worker):
             headers[QUEUE_HEADER] = payload.queue
         milliseconds = int(delay * 1000)
         if milliseconds <= 0:
-            self.publish_channel.basic_publish(
-                exchange="",
-                routing_key=settings.queue,
-                body=encode(payload),
-                properties=properties(headers=headers),
-                mandatory=True,
-            )
+            self._send("", settings.queue, encode(payload), headers)
             return
         delay_queue = f"{settings.queue}.delay.{milliseconds}"
         if delay_queue not in self.delay_queues:
-            self.publish_channel.queue_declare(
-                queue=delay_queue,
-                durable=True,
-                arguments={
-                    "x-message-ttl": milliseconds,
-                    "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": settings.queue,
-                },
-            )
+            self._declare_delay_queue(delay_queue, milliseconds)
             self.delay_queues.add(delay_queue)
-        self.publish_channel.basic_publish(
-            exchange="",
-            routing_key=delay_queue,
-            body=encode(payload),
-            properties=properties(headers=headers),
-            mandatory=True,
-        )
-
-    def _dead_letter_properties(self, reason: str) -> pika.BasicProperties:
-        ttl = replica_setting("dead_message_ttl")
-        extra: dict[str, Any] = {"headers": {ERROR_HEADER: reason[:500]}}
-        if ttl:
-            extra["expiration"] = str(int(ttl) * 1000)
-        return properties(**extra)
-
-    def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
-        # Straight into the queue (default exchange): routable whatever the CQRS_ID.
-        payload.is_dead_letter = True
-        self.publish_channel.basic_publish(
-            exchange="",
-            routing_key=dead_letter_queue(),
-            body=encode(payload),
-            properties=self._dead_letter_properties(reason),
-            mandatory=True,
-        )
+        self._send("", delay_queue, encode(payload), headers)
 
     def _dead_letter_raw(self, body: bytes, reason: str) -> None:
-        self.publish_channel.basic_publish(
-            exchange="",
-            routing_key=dead_letter_queue(),
-            body=body,
-            properties=self._dead_letter_properties(reason),
-            mandatory=True,
-        )
+        # Straight into the queue (default exchange): routable whatever the CQRS_ID.
+        ttl = replica_setting("dead_message_ttl")
+        expiration = int(ttl) * 1000 if ttl else None
+        self._send("", dead_letter_queue(), body, {ERROR_HEADER: reason[:500]}, expiration)
+
+    def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
+        payload.is_dead_letter = True
+        self._dead_letter_raw(encode(payload), reason)

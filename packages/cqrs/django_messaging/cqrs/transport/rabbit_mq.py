@@ -263,6 +263,7 @@ class RabbitMQConsumer(Worker):
             declare_replica_topology(channel, self._cqrs_ids())
             publish_channel = connection.channel()
             publish_channel.confirm_delivery()
+            self.buffer.clear()  # deliveries may arrive from here on: keep them
             channel.basic_consume(settings.queue, self._on_message, auto_ack=False)
         except AMQP_ERRORS as exc:
             self.failures += 1
@@ -279,7 +280,6 @@ class RabbitMQConsumer(Worker):
             return False
         self.connection, self.channel, self.publish_channel = connection, channel, publish_channel
         self.delay_queues.clear()
-        self.buffer.clear()
         self.failures = 0
         logger.info("consuming %s from %s", settings.queue, describe_broker())
         return True

@@ -159,3 +159,18 @@ def test_unpublished_changes_are_stored_and_sent_later(consumer, broker, cqrs_se
     )
     assert PendingMessage.objects.count() == 0
     assert replica.terminate() == 0
+
+
+def test_one_hot_row_ends_at_its_last_revision_with_two_workers(consumer, broker):
+    """Two workers share the queue: whatever order they apply in, the newest revision wins."""
+    replica = consumer(workers=2)
+    product = Product.objects.create(name="v0")
+    for i in range(1, 61):
+        product.name = f"v{i}"
+        product.save()
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=product.pk, name="v60", cqrs_revision=60).exists(),
+        timeout=30,
+        what="last revision",
+    )
+    assert replica.terminate() == 0

@@ -129,10 +129,19 @@ def _fast_path(model: Any) -> bool:
 
 
 def _listened(model: Any) -> bool:
-    return any(
-        s.has_listeners(model)
-        for s in (signals.pre_save, signals.post_save, signals.pre_delete, signals.post_delete)
-    )
+    """Does anything besides this package listen to the model's save or delete signals?"""
+    from django_messaging.cqrs.signals import MasterSignals
+
+    ours = {MasterSignals.post_save.__func__, MasterSignals.post_delete.__func__}
+    for signal in (signals.pre_save, signals.post_save, signals.pre_delete, signals.post_delete):
+        if not signal.has_listeners(model):
+            continue
+        receivers = signal._live_receivers(model)
+        if isinstance(receivers, tuple):  # Django >= 5.0: (sync, async)
+            receivers = [*receivers[0], *receivers[1]]
+        if any(getattr(r, "__func__", r) not in ours for r in receivers):
+            return True
+    return False
 
 
 @dataclass

@@ -41,6 +41,15 @@ MASTER = {
     ),
     "correlation_function": Setting(None, None, help="callable(signal_type, cqrs_id, pk, queue)"),
     "meta_function": Setting(None, None, help="callable or dotted path: meta for every payload"),
+    "CQRS_PUBLISH_CONFIRMS": Setting(
+        "each",
+        str,
+        validate=lambda v: None if v in ("each", "pipelined") else "must be 'each' or 'pipelined'",
+        help="wait for each confirm, or collect confirms while the application goes on",
+    ),
+    "CQRS_CONFIRM_WINDOW": Setting(
+        1000, int, validate=_positive_or_none, help="unconfirmed messages allowed (pipelined)"
+    ),
     "CQRS_PENDING_FLUSH_BATCH": Setting(
         500, int, validate=_positive_or_none, help="stored messages re-sent per flush"
     ),
@@ -100,12 +109,22 @@ settings = Section(
 )
 
 
+def _child(section: str, schema: dict[str, Setting], key: str) -> Any:
+    # A direct read (no copy of the whole sub-dict): these are looked up on every save.
+    values = settings.user_values().get(section)
+    if isinstance(values, dict) and key in values:
+        return values[key]
+    return schema[key].default
+
+
 def master_setting(key: str) -> Any:
-    return settings.master[key]
+    """``MESSAGING["CQRS"]["master"][key]`` or its default."""
+    return _child("master", MASTER, key)
 
 
 def replica_setting(key: str) -> Any:
-    return settings.replica[key]
+    """``MESSAGING["CQRS"]["replica"][key]`` or its default."""
+    return _child("replica", REPLICA, key)
 
 
 def dead_letter_queue() -> str:

@@ -75,6 +75,7 @@ class TransportPayload:
         "_signal_type",
         "is_dead_letter",
         "is_requeue",
+        "origin_db",
     )
 
     def __init__(
@@ -105,6 +106,8 @@ class TransportPayload:
         self._meta = meta
         self.is_dead_letter = False
         self.is_requeue = False
+        #: The database alias the change was written to (where it is stored if unpublished).
+        self.origin_db: str | None = None
 
     @classmethod
     def from_message(cls, dct: dict[str, Any], queue: str | None = None) -> TransportPayload:

@@ -33,6 +33,7 @@ def _transport() -> Any:
 
 def produce(payload: TransportPayload, using: str = "default") -> bool:
     """Publish ``payload``; on failure store it durably. True when it was published now."""
+    payload.origin_db = using
     try:
         _transport().produce(payload)
     except Exception as exc:

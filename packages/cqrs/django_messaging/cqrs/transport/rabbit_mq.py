@@ -18,6 +18,7 @@ master then stores the message to send it later.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 
 import pika
 from pika import exceptions as pika_exceptions
+from pika.adapters.blocking_connection import _IoloopTimerContext
 
 from django_messaging.core.redact import redact_url
 from django_messaging.core.serializers import get_serializer
@@ -97,12 +99,41 @@ def properties(**extra: Any) -> pika.BasicProperties:
 
 
 class _PublisherState(threading.local):
+    """One publishing connection per thread, with its unconfirmed messages."""
+
     connection: Any = None
     channel: Any = None
     pid: int = 0
+    next_tag: int = 0
+
+    def __init__(self) -> None:
+        #: delivery tag -> payload, until the broker confirms it.
+        self.unconfirmed: dict[int, TransportPayload] = {}
+        #: payloads the broker refused (nack), to be stored for later.
+        self.refused: list[TransportPayload] = []
+
+    def on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        if method.multiple:
+            tags = [t for t in self.unconfirmed if t <= method.delivery_tag]
+        else:
+            tags = [method.delivery_tag]
+        refused = isinstance(method, pika.spec.Basic.Nack)
+        for tag in tags:
+            payload = self.unconfirmed.pop(tag, None)
+            if refused and payload is not None:
+                self.refused.append(payload)
 
 
 _publisher = _PublisherState()
+_atexit_registered = False
+
+
+def _store_later(payloads: list[TransportPayload], reason: BaseException) -> None:
+    from django_messaging.cqrs.controller.producer import store
+
+    for payload in payloads:
+        store(payload, payload.origin_db or "default", reason)
 
 
 class Delivery(NamedTuple):
@@ -141,10 +172,12 @@ class RabbitMQTransport(BaseTransport):
 
     @classmethod
     def _channel(cls) -> Any:
+        global _atexit_registered
         state = _publisher
         if state.pid != os.getpid():
             # Forked: the parent's socket is not ours to use or close.
             state.connection = state.channel = None
+            state.unconfirmed, state.refused = {}, []
             state.pid = os.getpid()
         if (
             state.connection is None
@@ -155,51 +188,128 @@ class RabbitMQTransport(BaseTransport):
             cls.clean_connection()
             connection = pika.BlockingConnection(connection_parameters())
             channel = connection.channel()
-            channel.confirm_delivery()
             channel.exchange_declare(
                 exchange=settings.exchange, exchange_type="topic", durable=True
             )
-            state.connection, state.channel = connection, channel
+            # Confirms handled here rather than by BlockingChannel, so that CQRS_PUBLISH_CONFIRMS
+            # can either wait for each one or let them arrive while the application goes on.
+            channel._impl.confirm_delivery(ack_nack_callback=state.on_confirm)
+            connection.process_data_events(time_limit=0)
+            state.connection, state.channel, state.next_tag = connection, channel, 0
+            if not _atexit_registered:
+                atexit.register(cls.wait_for_confirms)
+                _atexit_registered = True
         return state.channel
 
     @classmethod
     def produce(cls, payload: TransportPayload) -> None:
-        """Publish ``payload`` and wait for the broker's confirm; raise PublishError if none."""
+        """Publish ``payload`` with a publisher confirm.
+
+        ``master.CQRS_PUBLISH_CONFIRMS = "each"`` (default) waits for the broker's confirm and
+        raises PublishError without one. ``"pipelined"`` returns once the message is sent; the
+        confirm is collected later (at the latest when ``CQRS_CONFIRM_WINDOW`` messages are
+        outstanding, or at exit) and a refused or unconfirmed message is stored to send later.
+        """
+        from django_messaging.cqrs.conf import master_setting
+
         key = routing_key(payload)
         body = encode(payload)
+        state = _publisher
         last: BaseException | None = None
         for _attempt in range(2):
             try:
-                cls._channel().basic_publish(
+                channel = cls._channel()
+                # Registered before sending: the confirm can arrive while basic_publish flushes.
+                state.next_tag += 1
+                tag = state.next_tag
+                state.unconfirmed[tag] = payload
+                channel.basic_publish(
                     exchange=settings.exchange,
                     routing_key=key,
                     body=body,
                     properties=properties(),
                     mandatory=True,
                 )
-                logger.debug(
-                    "published cqrs_id=%s pk=%s %s key=%s",
-                    payload.cqrs_id,
-                    payload.pk,
-                    payload.signal_type.value,
-                    key,
-                )
-                return
-            except pika_exceptions.UnroutableError:
-                logger.info(
-                    "cqrs_id=%s pk=%s: no replica queue is bound to %r; nobody receives it",
-                    payload.cqrs_id,
-                    payload.pk,
-                    key,
-                )
-                return
             except AMQP_ERRORS as exc:
                 last = exc
-                cls.clean_connection()
+                if state.unconfirmed:
+                    state.unconfirmed.pop(state.next_tag, None)  # this one is retried below
+                cls._connection_lost(exc)
+                continue
+            if master_setting("CQRS_PUBLISH_CONFIRMS") == "each":
+                cls._wait(lambda tag=tag: tag not in state.unconfirmed, 10.0)
+                if tag in state.unconfirmed:
+                    state.unconfirmed.pop(tag)
+                    last = PublishError("no confirm within 10s")
+                    break
+                if payload in state.refused:
+                    state.refused.remove(payload)
+                    raise PublishError(
+                        f"RabbitMQ at {describe_broker()} refused cqrs_id={payload.cqrs_id} "
+                        f"pk={payload.pk} (nack)"
+                    )
+            else:
+                # Confirms are read while later messages are sent; wait only past the window.
+                window = master_setting("CQRS_CONFIRM_WINDOW")
+                if len(state.unconfirmed) > window:
+                    cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)
+            cls._store_refused()
+            logger.debug(
+                "published cqrs_id=%s pk=%s %s key=%s",
+                payload.cqrs_id,
+                payload.pk,
+                payload.signal_type.value,
+                key,
+            )
+            return
         raise PublishError(
             f"RabbitMQ at {describe_broker()} did not confirm cqrs_id={payload.cqrs_id} "
             f"pk={payload.pk}: {type(last).__name__}: {last}"
         ) from last
+
+    @classmethod
+    def _wait(cls, condition: Any, timeout: float) -> None:
+        connection = _publisher.connection
+        if condition():
+            return
+        # Run pika's I/O loop until the condition holds or the timer fires (returning as soon
+        # as a confirm arrives; process_data_events would sleep out its whole time limit).
+        with _IoloopTimerContext(timeout, connection._impl) as timer:
+            connection._flush_output(timer.is_ready, condition)
+
+    @classmethod
+    def _store_refused(cls) -> None:
+        state = _publisher
+        if state.refused:
+            refused, state.refused = state.refused, []
+            _store_later(refused, PublishError("refused by the broker (nack)"))
+
+    @classmethod
+    def _connection_lost(cls, exc: BaseException) -> None:
+        """Messages sent but not confirmed on a broken connection are stored to send later."""
+        state = _publisher
+        pending, state.unconfirmed = list(state.unconfirmed.values()), {}
+        cls.clean_connection()
+        if pending:
+            _store_later(pending, exc)
+
+    @classmethod
+    def wait_for_confirms(cls, timeout: float = 10.0) -> int:
+        """Wait for outstanding confirms; store what stays unconfirmed. Returns how many stayed."""
+        state = _publisher
+        if state.pid != os.getpid() or not state.unconfirmed or state.connection is None:
+            return 0
+        try:
+            cls._wait(lambda: not state.unconfirmed, timeout)
+        except AMQP_ERRORS as exc:
+            cls._connection_lost(exc)
+            return 0
+        left = list(state.unconfirmed.values())
+        state.unconfirmed = {}
+        if left:
+            _store_later(left, PublishError(f"no confirm within {timeout}s"))
+        cls._store_refused()
+        return len(left)
 
     @classmethod
     def clean_connection(cls) -> None:

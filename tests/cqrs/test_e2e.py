@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import subprocess
 from decimal import Decimal
 
@@ -174,3 +176,23 @@ def test_one_hot_row_ends_at_its_last_revision_with_two_workers(consumer, broker
         what="last revision",
     )
     assert replica.terminate() == 0
+
+
+def test_a_killed_worker_is_restarted_by_the_supervisor(consumer, broker):
+    replica = consumer(workers=2)
+    children = wait_until(lambda: _children(replica.proc.pid, 2), what="two workers")
+    os.kill(children[0], signal.SIGKILL)
+    wait_until(
+        lambda: (kids := _children(replica.proc.pid, 2)) and children[0] not in kids,
+        timeout=20,
+        what="a new worker",
+    )
+    product = Product.objects.create(name="after the restart")
+    wait_until(lambda: ProductRef.objects.filter(pk=product.pk).exists(), what="row")
+    assert replica.terminate() == 0
+
+
+def _children(pid: int, count: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    kids = [int(p) for p in found.split()]
+    return kids if len(kids) >= count else []

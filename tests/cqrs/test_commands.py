@@ -12,6 +12,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection  # noqa: F401  (read by a skipif condition)
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
@@ -233,3 +234,33 @@ def test_pending_list_and_flush(broker, cqrs_settings):
     _, err = run("cqrs_pending", "flush")
     assert "Published 1" in err and PendingMessage.objects.count() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 1
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'",
+    reason="the dump's SQL JSON path exists only on PostgreSQL; SQLite uses the Python path",
+)
+def test_postgres_json_lines_hold_the_same_values_as_the_python_path(quiet):
+    from django_messaging.cqrs.dump import master_json_lines, master_rows
+
+    Product.objects.create(
+        name='quote " and \\ backslash',
+        price=Decimal("-12.345600"),
+        day=dt.date(2026, 3, 4),
+        at=dt.time(1, 2, 3, 400),
+        duration=dt.timedelta(days=-2, seconds=5, microseconds=6),
+        blob=bytes(range(200)),
+    )
+    Product.objects.create(name="nulls")
+    from_sql = [json.loads(line) for batch in master_json_lines(Product, 1) for line in batch]
+    from_python = [row for batch in master_rows(Product, Product.objects.all(), 1) for row in batch]
+    fields = {f.name: f for f in Product._meta.concrete_fields}
+    for sql_row, python_row in zip(from_sql, from_python, strict=True):
+        assert sql_row.keys() == python_row.keys()
+        for name, value in sql_row.items():
+            field = fields[name]
+            expected = python_row[name]
+            if value is None or expected is None:
+                assert value == expected, name
+            else:
+                assert field.to_python(value) == field.to_python(expected), name

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_messaging.cqrs.dump import master_rows
+from django_messaging.cqrs.dump import master_json_lines, master_rows
 from django_messaging.cqrs.management.utils import Progress, master_model, to_json
 
 
@@ -37,10 +37,17 @@ class Command(BaseCommand):
         written = 0
         try:
             stream.write(options["cqrs_id"])
-            for rows in master_rows(model, queryset, options["batch"]):
-                stream.write("".join("\n" + to_json(row) for row in rows))
-                written += len(rows)
-                progress.add(len(rows))
+            lines = master_json_lines(model, options["batch"], queryset.db)
+            if lines is not None:
+                for batch in lines:
+                    stream.write("\n" + "\n".join(batch))
+                    written += len(batch)
+                    progress.add(len(batch))
+            else:
+                for rows in master_rows(model, queryset, options["batch"]):
+                    stream.write("".join("\n" + to_json(row) for row in rows))
+                    written += len(rows)
+                    progress.add(len(rows))
         finally:
             if stream is not sys.stdout:
                 stream.close()

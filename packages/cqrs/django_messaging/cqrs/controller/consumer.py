@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import signals
 from django.utils import timezone
 
@@ -322,7 +322,7 @@ def consume_batch(payloads: list[TransportPayload]) -> list[BaseException | None
             with transaction.atomic(using=db):
                 _apply_timeout(db)
                 _apply_group(model, items, results)
-        except DatabaseError as exc:
+        except Exception as exc:  # DatabaseError mostly; anything else is isolated below too
             logger.info(
                 "cqrs_id=%s: batch of %d failed (%s); applying one by one",
                 model.CQRS_ID,

@@ -500,7 +500,13 @@ class RabbitMQConsumer(Worker):
                 continue
             accepted.append((delivery, payload))
         if accepted:
-            results = consume_batch([payload for _, payload in accepted])
+            try:
+                results: list[BaseException | None] = consume_batch(
+                    [payload for _, payload in accepted]
+                )
+            except Exception as exc:  # never let one batch kill the worker
+                logger.exception("applying a batch of %d failed", len(accepted))
+                results = [exc] * len(accepted)
             for (_method, payload), error in zip(accepted, results, strict=True):
                 if error is not None:
                     self._failed(payload, error)

@@ -9,6 +9,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
+from django.db import connection  # noqa: F401  (read by a skipif condition)
 from django.utils import timezone
 
 from django_messaging.cqrs.constants import SignalType
@@ -173,3 +174,29 @@ def test_every_field_type_round_trips_through_the_wire(settings):
     assert row.day == dt.date(2026, 1, 2)
     assert UuidItemRef.objects.get(pk=item.pk).name == "uuid"
     assert isinstance(UuidItemRef.objects.get().pk, uuid.UUID)
+
+
+@pytest.mark.skipif(
+    "connection.vendor != 'postgresql'",
+    reason="CQRS_QUERY_TIMEOUT sets PostgreSQL's statement_timeout; other databases ignore it",
+)
+def test_query_timeout_is_applied_and_logged(settings, caplog, monkeypatch):
+    settings.MESSAGING = copy.deepcopy(settings.MESSAGING)
+    settings.MESSAGING["CQRS"]["replica"] = {
+        "CQRS_QUERY_TIMEOUT": 50,
+        "CQRS_LOG_TIMED_OUT_QUERIES": True,
+    }
+
+    def slow_create(cls, sync, mapped_data, previous_data=None, meta=None):
+        from django.db import connection as db
+
+        with db.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(1)")
+
+    monkeypatch.setattr(AuthorRef, "cqrs_create", classmethod(slow_create))
+    payload = TransportPayload(
+        "SAVE", "author", {"id": 1, "name": "x", "cqrs_revision": 0, "cqrs_updated": str(T0)}, 1
+    )
+    [error] = consume_batch([payload])
+    assert error is not None and "timeout" in str(error).lower()
+    assert "query timed out after 50 ms" in caplog.text

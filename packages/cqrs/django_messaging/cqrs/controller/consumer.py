@@ -336,4 +336,20 @@ def consume_batch(payloads: list[TransportPayload]) -> list[BaseException | None
             results[index] = None
         except Exception as exc:
             results[index] = exc
+            _log_timeout(payloads[index], exc)
     return results
+
+
+def _log_timeout(payload: TransportPayload, exc: BaseException) -> None:
+    """``CQRS_LOG_TIMED_OUT_QUERIES``: report messages stopped by ``CQRS_QUERY_TIMEOUT``."""
+    if not replica_setting("CQRS_LOG_TIMED_OUT_QUERIES"):
+        return
+    text = str(exc).lower()
+    if "statement timeout" in text or "canceling statement" in text:
+        logging.getLogger(replica_setting("CQRS_QUERY_LOGGER")).error(
+            "cqrs_id=%s pk=%s: query timed out after %s ms: %s",
+            payload.cqrs_id,
+            payload.pk,
+            replica_setting("CQRS_QUERY_TIMEOUT"),
+            exc,
+        )

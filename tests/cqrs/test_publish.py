@@ -40,3 +40,26 @@ def test_pipelined_confirms_deliver_everything(broker, cqrs_settings):
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 50
     assert not PendingMessage.objects.exists()
+
+
+def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):
+    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.rabbit_mq")
+    Product.objects.create(name="nobody listens")  # no queue bound on this test's exchange
+    RabbitMQTransport.wait_for_confirms()
+    assert "no replica queue is bound to 'product'" in caplog.text
+    assert not PendingMessage.objects.exists()
+
+
+def test_old_tombstones_are_purged(settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from django_messaging.cqrs.models import Tombstone
+    from django_messaging.cqrs.utils import purge_tombstones
+
+    old = Tombstone.objects.create(cqrs_id="product", instance_pk="1", deleted_at=timezone.now())
+    Tombstone.objects.filter(pk=old.pk).update(created=timezone.now() - dt.timedelta(days=8))
+    Tombstone.objects.create(cqrs_id="product", instance_pk="2", deleted_at=timezone.now())
+    assert purge_tombstones() == 1
+    assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]

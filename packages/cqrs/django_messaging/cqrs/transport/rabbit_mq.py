@@ -129,6 +129,14 @@ _publisher = _PublisherState()
 _atexit_registered = False
 
 
+def _log_unroutable(channel: Any, method: Any, props: Any, body: bytes) -> None:
+    logger.info(
+        "no replica queue is bound to %r on %r: nobody receives this message",
+        method.routing_key,
+        method.exchange,
+    )
+
+
 def _store_later(payloads: list[TransportPayload], reason: BaseException) -> None:
     from django_messaging.cqrs.controller.producer import store
 
@@ -194,6 +202,7 @@ class RabbitMQTransport(BaseTransport):
             # Confirms handled here rather than by BlockingChannel, so that CQRS_PUBLISH_CONFIRMS
             # can either wait for each one or let them arrive while the application goes on.
             channel._impl.confirm_delivery(ack_nack_callback=state.on_confirm)
+            channel._impl.add_on_return_callback(_log_unroutable)
             connection.process_data_events(time_limit=0)
             state.connection, state.channel, state.next_tag = connection, channel, 0
             if not _atexit_registered:

@@ -242,11 +242,19 @@ def publish_rate(side: str, tag: str) -> None:
         if RabbitMQTransport.wait_for_confirms():
             raise SystemExit("unconfirmed messages")
     elapsed = time.perf_counter() - started
-    depth = channel.queue_declare(cqrs["queue"], passive=True).method.message_count
+    deadline = time.monotonic() + 5  # unconfirmed publishes may still be on their way
+    while time.monotonic() < deadline:
+        depth = channel.queue_declare(cqrs["queue"], passive=True).method.message_count
+        if depth >= SAVES:
+            break
+        time.sleep(0.05)
     _cleanup(channel, cqrs)
     conn.close()
     if depth != SAVES:
-        raise SystemExit(f"{depth} of {SAVES} messages reached the queue")
+        # Reported, not fatal for the reference libraries (publishing without confirms).
+        print(f"{SAVES - depth} of {SAVES} messages never reached the queue", file=sys.stderr)
+        if side == "ours":
+            raise SystemExit("messages were lost")
     emit(SAVES, elapsed)
     os._exit(0)
 
@@ -316,7 +324,7 @@ def _variants(kind: str, with_281: bool, pipelined: bool = False) -> list[Varian
     return variants
 
 
-SCENARIOS = [
+_ALL_SCENARIOS = [
     Scenario(
         name=f"cqrs: replica apply rate ({MESSAGES} messages, PostgreSQL, 1 worker)",
         unit="msgs/s",
@@ -353,6 +361,10 @@ SCENARIOS = [
         targets=[Target("django-cqrs 3.1.0", 5.0)],
     ),
 ]
+
+#: ``BENCH_CQRS_ONLY=publish,dump`` runs only the scenarios whose name mentions one of these.
+_ONLY = [w for w in os.environ.get("BENCH_CQRS_ONLY", "").split(",") if w]
+SCENARIOS = [s for s in _ALL_SCENARIOS if not _ONLY or any(w in s.name for w in _ONLY)]
 
 if __name__ == "__main__":
     KINDS[sys.argv[1]](sys.argv[2], sys.argv[3])

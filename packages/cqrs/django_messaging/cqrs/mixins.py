@@ -72,7 +72,7 @@ class RawMasterMixin(models.Model):
         from django_messaging.cqrs.conf import master_setting
 
         update_fields = kwargs.get("update_fields")
-        if update_cqrs_fields is None:
+        if update_cqrs_fields is None and update_fields is not None:
             update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         if transaction.get_connection(using).in_atomic_block:

@@ -22,10 +22,20 @@ __all__ = [
 ]
 
 
+_resolved: dict[str, Any] = {}
+
+
 def current_transport() -> Any:
     from django_messaging.cqrs.conf import settings
 
-    return import_from_setting(settings.transport, "MESSAGING['CQRS']['transport']")
+    value = settings.transport
+    if not isinstance(value, str):
+        return value
+    transport = _resolved.get(value)
+    if transport is None:
+        transport = import_from_setting(value, "MESSAGING['CQRS']['transport']")
+        _resolved[value] = transport
+    return transport
 
 
 def __getattr__(name: str) -> Any:

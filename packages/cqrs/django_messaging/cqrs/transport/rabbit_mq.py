@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import queue
 import threading
 import time
 from typing import Any, NamedTuple
@@ -215,10 +216,21 @@ class RabbitMQTransport(BaseTransport):
         """Publish ``payload`` with a publisher confirm.
 
         ``master.CQRS_PUBLISH_CONFIRMS = "each"`` (default) waits for the broker's confirm and
-        raises PublishError without one. ``"pipelined"`` returns once the message is sent; the
-        confirm is collected later (at the latest when ``CQRS_CONFIRM_WINDOW`` messages are
-        outstanding, or at exit) and a refused or unconfirmed message is stored to send later.
+        raises PublishError without one. ``"pipelined"`` hands the message to this process's
+        publisher thread and returns; that thread publishes in order, collects the confirms
+        (at most ``CQRS_CONFIRM_WINDOW`` messages wait for it) and stores a refused, unconfirmed
+        or unsendable message to send later. ``wait_for_confirms()`` (also run at exit) waits
+        for everything handed over so far.
         """
+        from django_messaging.cqrs.conf import master_setting
+
+        if master_setting("CQRS_PUBLISH_CONFIRMS") == "pipelined" and not _background.is_self():
+            _background.submit(payload)
+            return
+        cls._publish(payload)
+
+    @classmethod
+    def _publish(cls, payload: TransportPayload) -> None:
         from django_messaging.cqrs.conf import master_setting
 
         key = routing_key(payload)
@@ -277,6 +289,32 @@ class RabbitMQTransport(BaseTransport):
         ) from last
 
     @classmethod
+    def _publish_burst(cls, payloads: list[TransportPayload]) -> None:
+        """Send several messages with one flush (publisher thread); confirms come later."""
+        from django_messaging.cqrs.conf import master_setting
+
+        state = _publisher
+        try:
+            channel = cls._channel()
+            for payload in payloads:
+                state.next_tag += 1
+                state.unconfirmed[state.next_tag] = payload
+                channel._impl.basic_publish(
+                    exchange=settings.exchange,
+                    routing_key=routing_key(payload),
+                    body=encode(payload),
+                    properties=properties(),
+                    mandatory=True,
+                )
+            channel._flush_output()
+            window = master_setting("CQRS_CONFIRM_WINDOW")
+            if len(state.unconfirmed) > window:
+                cls._wait(lambda: len(state.unconfirmed) <= window // 2, 10.0)
+        except AMQP_ERRORS as exc:
+            cls._connection_lost(exc)  # stores every unconfirmed message, these included
+        cls._store_refused()
+
+    @classmethod
     def _wait(cls, condition: Any, timeout: float) -> None:
         connection = _publisher.connection
         if condition():
@@ -305,6 +343,11 @@ class RabbitMQTransport(BaseTransport):
     @classmethod
     def wait_for_confirms(cls, timeout: float = 10.0) -> int:
         """Wait for outstanding confirms; store what stays unconfirmed. Returns how many stayed."""
+        left = _background.flush(timeout) if not _background.is_self() else 0
+        return left + cls._wait_own_confirms(timeout)
+
+    @classmethod
+    def _wait_own_confirms(cls, timeout: float) -> int:
         state = _publisher
         if state.pid != os.getpid() or not state.unconfirmed or state.connection is None:
             return 0
@@ -340,6 +383,88 @@ class RabbitMQTransport(BaseTransport):
     def consumer_worker(cls, cqrs_ids: list[str] | None = None) -> Worker:
         """One consumer for ``cqrs_consume`` (which runs ``-w`` of them)."""
         return RabbitMQConsumer(cqrs_ids)
+
+
+class _BackgroundPublisher:
+    """The thread that publishes for ``CQRS_PUBLISH_CONFIRMS = "pipelined"``."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.thread: threading.Thread | None = None
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.lock = threading.Lock()
+
+    def is_self(self) -> bool:
+        return threading.current_thread() is self.thread
+
+    def submit(self, payload: TransportPayload) -> None:
+        from django_messaging.cqrs.conf import master_setting
+
+        with self.lock:
+            if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
+                self.pid = os.getpid()
+                self.queue = queue.Queue(maxsize=master_setting("CQRS_CONFIRM_WINDOW") or 0)
+                self.thread = threading.Thread(target=self.run, name="cqrs-publisher", daemon=True)
+                self.thread.start()
+        self.queue.put(payload)
+
+    def flush(self, timeout: float) -> int:
+        """Wait until everything submitted so far is confirmed or stored."""
+        if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
+            return 0
+        done = threading.Event()
+        self.queue.put(done)
+        if not done.wait(timeout + 5):
+            logger.error("the CQRS publisher thread did not finish within %.0fs", timeout)
+            return 1
+        return 0
+
+    def run(self) -> None:
+        from django.db import connections
+
+        while True:
+            try:
+                item = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                self._settle(1.0)
+                continue
+            batch, marker = [], None
+            while True:
+                if isinstance(item, threading.Event):
+                    marker = item
+                    break
+                batch.append(item)
+                if len(batch) >= 200:
+                    break
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                if batch:
+                    RabbitMQTransport._publish_burst(batch)
+            except Exception as exc:
+                _store_later(batch, exc)
+            finally:
+                # Storing opens this thread's own database connection: never keep it open.
+                connections.close_all()
+            if marker is not None:
+                self._settle(10.0)
+                marker.set()
+
+    @staticmethod
+    def _settle(timeout: float) -> None:
+        from django.db import connections
+
+        try:
+            RabbitMQTransport._wait_own_confirms(timeout)
+        except Exception:
+            logger.exception("collecting publisher confirms failed")
+        finally:
+            connections.close_all()
+
+
+_background = _BackgroundPublisher()
 
 
 class RabbitMQConsumer(Worker):

@@ -4,6 +4,7 @@ package replicate to each other through one RabbitMQ exchange, in both direction
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pika
 import pytest
+from django.core.management import call_command
 
 from tests.cqrs.conftest import drain
 from tests.helpers import wait_until
@@ -116,6 +118,20 @@ def test_django_cqrs_master_to_our_replica(reference):
         dt.date(2026, 1, 1),
         1,
     )
+
+    # A django-cqrs dump file loads here too.
+    dump = Path(env["REF_DB"]).with_name("reference.dump")
+    subprocess.run(
+        [python, "-m", "django", "cqrs_bulk_dump", "--cqrs-id=compat_to_ours", f"-o={dump}"],
+        env=env,
+        cwd=HERE,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    CompatProductRef.objects.all().delete()
+    call_command("cqrs_bulk_load", f"-i={dump}", stderr=io.StringIO())
+    assert dict(CompatProductRef.objects.values_list("pk", "name")) == expected
 
 
 def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):

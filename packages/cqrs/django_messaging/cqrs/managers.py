@@ -20,7 +20,7 @@ DROPPED = True
 
 
 class MasterManager(models.Manager):
-    def bulk_create(self, objs: Any, **kwargs: Any) -> list[Any]:
+    def bulk_create(self, objs: Any, **kwargs: Any) -> list[Any]:  # type: ignore[override]
         """``bulk_create`` that publishes one message per instance on commit.
 
         The database must return the primary keys (PostgreSQL, SQLite ≥ 3.35, MariaDB ≥ 10.5)

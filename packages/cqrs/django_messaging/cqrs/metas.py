@@ -12,7 +12,7 @@ from django_messaging.cqrs.registries import MasterRegistry, ReplicaRegistry
 
 class MasterMeta(ModelBase):
     def __new__(mcs, name: str, bases: tuple, attrs: dict, **kwargs: Any) -> Any:
-        model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        model_cls: Any = super().__new__(mcs, name, bases, attrs, **kwargs)
         if name != "MasterMixin" and not model_cls._meta.abstract and not model_cls._meta.proxy:
             mcs.register(model_cls)
         return model_cls
@@ -49,7 +49,7 @@ class MasterMeta(ModelBase):
 
 class ReplicaMeta(ModelBase):
     def __new__(mcs, name: str, bases: tuple, attrs: dict, **kwargs: Any) -> Any:
-        model_cls = super().__new__(mcs, name, bases, attrs, **kwargs)
+        model_cls: Any = super().__new__(mcs, name, bases, attrs, **kwargs)
         if name != "ReplicaMixin" and not model_cls._meta.abstract:
             mcs.register(model_cls)
         return model_cls

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="var-annotated"
 """Master and replica model mixins.
 
 A master model (``MasterMixin``) carries ``cqrs_revision`` (incremented once per transaction in
@@ -113,7 +114,7 @@ class RawMasterMixin(models.Model):
         cached = cls.__dict__.get("_cqrs_serializer_cls")
         if cached is None:
             cached = import_from_setting(cls.CQRS_SERIALIZER, f"{cls.__qualname__}.CQRS_SERIALIZER")
-            cls._cqrs_serializer_cls = cached
+            cls._cqrs_serializer_cls = cached  # type: ignore[attr-defined]
         return cached
 
     def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict[str, Any]:
@@ -239,7 +240,7 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
         abstract = True
 
     @classmethod
-    def cqrs_save(
+    def cqrs_save(  # type: ignore[override]
         cls,
         master_data: dict[str, Any],
         previous_data: dict[str, Any] | None = None,
@@ -274,6 +275,8 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
         return self
 
     @classmethod
-    def cqrs_delete(cls, master_data: dict[str, Any], meta: dict[str, Any] | None = None) -> bool:
+    def cqrs_delete(  # type: ignore[override]
+        cls, master_data: dict[str, Any], meta: dict[str, Any] | None = None
+    ) -> bool:
         """Delete the instance named by ``master_data['id']`` (True even if nothing was there)."""
         return cls.cqrs.delete_instance(master_data)

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="var-annotated"
 """Rows the package keeps: messages waiting to be published, and deletes replicas remember."""
 
 from __future__ import annotations

@@ -103,6 +103,10 @@ def consume(payload: TransportPayload) -> Any:
     return result
 
 
+def _function(method: Any) -> Any:
+    return getattr(method, "__func__", method)
+
+
 def _fast_path(model: Any) -> bool:
     from django_messaging.cqrs.managers import ReplicaManager
     from django_messaging.cqrs.mixins import ReplicaMixin
@@ -116,9 +120,9 @@ def _fast_path(model: Any) -> bool:
         and not model.CQRS_NO_DB_OPERATIONS
         and not model.CQRS_CUSTOM_SERIALIZATION
         and type(model.__dict__.get("cqrs", model.cqrs)) is ReplicaManager
-        and model.cqrs_save.__func__ is ReplicaMixin.cqrs_save.__func__
-        and model.cqrs_create.__func__ is ReplicaMixin.cqrs_create.__func__
-        and model.cqrs_delete.__func__ is ReplicaMixin.cqrs_delete.__func__
+        and _function(model.cqrs_save) is _function(ReplicaMixin.cqrs_save)
+        and _function(model.cqrs_create) is _function(ReplicaMixin.cqrs_create)
+        and _function(model.cqrs_delete) is _function(ReplicaMixin.cqrs_delete)
         and model.cqrs_update is ReplicaMixin.cqrs_update
         and model.save is models.Model.save
         and model.delete is models.Model.delete
@@ -132,14 +136,14 @@ def _listened(model: Any) -> bool:
     """Does anything besides this package listen to the model's save or delete signals?"""
     from django_messaging.cqrs.signals import MasterSignals
 
-    ours = {MasterSignals.post_save.__func__, MasterSignals.post_delete.__func__}
+    ours = {_function(MasterSignals.post_save), _function(MasterSignals.post_delete)}
     for signal in (signals.pre_save, signals.post_save, signals.pre_delete, signals.post_delete):
         if not signal.has_listeners(model):
             continue
-        receivers = signal._live_receivers(model)
-        if isinstance(receivers, tuple):  # Django >= 5.0: (sync, async)
-            receivers = [*receivers[0], *receivers[1]]
-        if any(getattr(r, "__func__", r) not in ours for r in receivers):
+        live: Any = signal._live_receivers(model)
+        if isinstance(live, tuple):  # Django >= 5.0: (sync, async)
+            live = [*live[0], *live[1]]
+        if any(_function(r) not in ours for r in live):
             return True
     return False
 
@@ -148,9 +152,9 @@ def _listened(model: Any) -> bool:
 class _Row:
     exists_db: bool
     exists: bool
-    revision: int | None = None
+    revision: Any = None
     updated: Any = None
-    data: dict[str, Any] | None = None
+    data: Any = None
     dirty: bool = False
     tomb: tuple[Any, Any] | None = None
     tomb_db: bool = False

@@ -96,7 +96,7 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     if not rows:
                         _maybe_pending[using] = False
                         return sent
-                    done = []
+                    done: list[int] = []
                     for row in rows:
                         payload = TransportPayload.from_message(
                             serializer.loads(row.body), queue=row.queue or None

@@ -54,7 +54,7 @@ def batch_values(
 class Progress:
     """``done/total (pct) rate/s ETA`` lines on stderr, at most one per batch."""
 
-    def __init__(self, total: int, stream: TextIO, enabled: bool = True) -> None:
+    def __init__(self, total: int, stream: Any, enabled: bool = True) -> None:
         self.total = total
         self.stream = stream
         self.enabled = enabled

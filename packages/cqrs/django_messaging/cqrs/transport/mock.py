@@ -12,7 +12,7 @@ class TransportMock(BaseTransport):
     produced: list[TransportPayload] = []
 
     @staticmethod
-    def produce(payload: TransportPayload) -> TransportPayload:
+    def produce(payload: TransportPayload) -> TransportPayload:  # type: ignore[override]
         TransportMock.produced.append(payload)
         return payload
 

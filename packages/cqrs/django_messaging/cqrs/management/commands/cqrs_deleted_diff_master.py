@@ -30,7 +30,7 @@ class Command(BaseCommand):
             line = line.strip()
             if not line:
                 continue
-            pks = [pk_field.to_python(pk) for pk in loads(line)]
+            pks = [pk_field.to_python(pk) for pk in loads(line.encode())]
             present = set(model._default_manager.filter(pk__in=pks).values_list("pk", flat=True))
             gone = [to_wire(pk) for pk in pks if pk not in present]
             if gone:

@@ -29,7 +29,7 @@ class Command(BaseCommand):
             line = line.strip()
             if not line:
                 continue
-            pks = loads(line)
+            pks = loads(line.encode())
             if pks:
                 with transaction.atomic(using=router.db_for_write(model)):
                     deleted += model._default_manager.filter(pk__in=pks).delete()[0]

@@ -31,7 +31,7 @@ class Command(BaseCommand):
             line = line.strip()
             if not line:
                 continue
-            pairs = loads(line)
+            pairs = loads(line.encode())
             wanted = {pk_field.to_python(pk): rev for pk, rev in pairs}
             have = dict(
                 model._default_manager.filter(pk__in=list(wanted)).values_list(

@@ -37,7 +37,7 @@ class Command(BaseCommand):
             line = line.strip()
             if not line:
                 continue
-            pks = loads(line)
+            pks = loads(line.encode())
             if pks:
                 queryset = model._default_manager.filter(pk__in=pks)
                 sent += sync_queryset(model, queryset, queue, options["batch"], progress)

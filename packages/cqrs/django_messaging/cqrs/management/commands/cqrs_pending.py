@@ -43,7 +43,7 @@ class Command(BaseCommand):
         if command == "list":
             for row in PendingMessage.objects.using(database).order_by("id"):
                 self.stdout.write(
-                    f"{row.id} {row.created.isoformat()} {row} attempts={row.attempts} "
+                    f"{row.pk} {row.created.isoformat()} {row} attempts={row.attempts} "
                     f"error={row.last_error}"
                 )
             return

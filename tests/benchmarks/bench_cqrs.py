@@ -2,7 +2,8 @@
 
 Every variant runs in its own process on PostgreSQL and the same RabbitMQ; django-cqrs runs from
 its own virtualenv (the harness installs it). Row counts are kept moderate so that a run fits on
-a small shared machine: ``BENCH_CQRS_ROWS`` (dump/load, default 20 000),
+a small shared machine: ``BENCH_CQRS_DUMP_ROWS`` (default 100 000), ``BENCH_CQRS_LOAD_ROWS``
+(default 20 000: django-cqrs loads about 1 100 rows/s here, 100 000 rows take it 90 s a round),
 ``BENCH_CQRS_MESSAGES`` (apply, default 4 000) and ``BENCH_CQRS_SAVES`` (publish, default 1 000).
 """
 
@@ -20,7 +21,8 @@ from urllib.parse import urlsplit
 
 from tests.benchmarks.harness import Scenario, Target, Variant, emit
 
-ROWS = int(os.environ.get("BENCH_CQRS_ROWS", "20000"))
+DUMP_ROWS = int(os.environ.get("BENCH_CQRS_DUMP_ROWS", "100000"))
+LOAD_ROWS = int(os.environ.get("BENCH_CQRS_LOAD_ROWS", "20000"))
 MESSAGES = int(os.environ.get("BENCH_CQRS_MESSAGES", "4000"))
 SAVES = int(os.environ.get("BENCH_CQRS_SAVES", "1000"))
 DB_NAME = "messaging_cqrs_bench"
@@ -259,27 +261,27 @@ def publish_rate(side: str, tag: str) -> None:
     os._exit(0)
 
 
-def _fill_master(master) -> None:
-    if master.objects.count() == ROWS:
+def _fill_master(master, rows: int) -> None:
+    if master.objects.count() == rows:
         return
     master.objects.all().delete()
     now = dt.datetime.now(dt.UTC)
     master.objects.bulk_create(
-        [master(name=f"row {i}", price=Decimal("3.50"), created=now) for i in range(ROWS)],
+        [master(name=f"row {i}", price=Decimal("3.50"), created=now) for i in range(rows)],
         batch_size=5000,
     )
 
 
 def dump_rate(side: str, tag: str) -> None:
     env = setup(side, tag)
-    _fill_master(env["master"])
+    _fill_master(env["master"], DUMP_ROWS)
     from django.core.management import call_command
 
     path = Path(f"/tmp/bench-cqrs-{tag}.dump")
     started = time.perf_counter()
     call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}", "--force")
     elapsed = time.perf_counter() - started
-    emit(ROWS, elapsed)
+    emit(DUMP_ROWS, elapsed)
 
 
 def load_rate(side: str, tag: str) -> None:
@@ -287,16 +289,16 @@ def load_rate(side: str, tag: str) -> None:
     path = Path(f"/tmp/bench-cqrs-{tag}.dump")
     from django.core.management import call_command
 
-    if not path.exists() or sum(1 for _ in path.open()) != ROWS + 1:
-        _fill_master(env["master"])
+    if not path.exists() or sum(1 for _ in path.open()) != LOAD_ROWS + 1:
+        _fill_master(env["master"], LOAD_ROWS)
         call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}", "--force")
     env["replica"].objects.all()._raw_delete("default")
     started = time.perf_counter()
     call_command("cqrs_bulk_load", f"--input={path}")
     elapsed = time.perf_counter() - started
-    if env["replica"].objects.count() != ROWS:
+    if env["replica"].objects.count() != LOAD_ROWS:
         raise SystemExit("not every row was loaded")
-    emit(ROWS, elapsed)
+    emit(LOAD_ROWS, elapsed)
 
 
 KINDS = {"apply": apply_rate, "publish": publish_rate, "dump": dump_rate, "load": load_rate}
@@ -347,14 +349,14 @@ _ALL_SCENARIOS = [
         ),
     ),
     Scenario(
-        name=f"cqrs: cqrs_bulk_dump ({ROWS} rows, PostgreSQL)",
+        name=f"cqrs: cqrs_bulk_dump ({DUMP_ROWS} rows, PostgreSQL)",
         unit="rows/s",
         ours="django-messaging-cqrs",
         variants=_variants("dump", with_281=False),
         targets=[Target("django-cqrs 3.1.0", 5.0)],
     ),
     Scenario(
-        name=f"cqrs: cqrs_bulk_load ({ROWS} rows, PostgreSQL, empty replica)",
+        name=f"cqrs: cqrs_bulk_load ({LOAD_ROWS} rows, PostgreSQL, empty replica)",
         unit="rows/s",
         ours="django-messaging-cqrs",
         variants=_variants("load", with_281=False),

@@ -134,6 +134,14 @@ MESSAGING: dict = {
     },
     "CQRS": {
         "url": services.RABBITMQ_URL,
+        # Tests give each master/replica pair its own exchange and queue (override_settings in
+        # the process, these variables in a `cqrs_consume` subprocess).
+        "exchange": os.environ.get("MESSAGING_CQRS_EXCHANGE", "cqrs_tests"),
+        "queue": os.environ.get("MESSAGING_CQRS_QUEUE", "cqrs_tests_replica"),
+        "replica": {
+            "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
+            "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),
+        },
     },
     "EVENTSTORE": {
         "PERSISTENCE_MODULE": "django_messaging.eventstore",

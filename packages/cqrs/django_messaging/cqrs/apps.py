@@ -8,4 +8,4 @@ class MessagingCqrsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_messaging.cqrs import conf  # noqa: F401  (declares MESSAGING["CQRS"])
+        from django_messaging.cqrs import checks, conf  # noqa: F401  (declares MESSAGING["CQRS"])

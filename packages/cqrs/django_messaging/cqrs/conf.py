@@ -1,5 +1,131 @@
-"""The ``MESSAGING["CQRS"]`` settings section: every key, its default and its type."""
+"""The ``MESSAGING["CQRS"]`` settings section: every key, its default and its type.
 
-from django_messaging.core.settings import Section
+The keys are django-cqrs's ``CQRS`` dict keys with the same meaning; a project that still has a
+top-level ``CQRS`` setting keeps working (``legacy="CQRS"``) while it moves to ``MESSAGING``.
+"""
 
-settings = Section("CQRS", "django_messaging.cqrs", {})
+from __future__ import annotations
+
+from typing import Any
+
+from django_messaging.core.settings import Section, Setting
+
+
+def _positive_or_none(value: Any) -> str | None:
+    if value is not None and value < 1:
+        return "must be at least 1, or None for no limit"
+    return None
+
+
+def _not_negative(value: Any) -> str | None:
+    if value is not None and value < 0:
+        return "must not be negative"
+    return None
+
+
+def _url(value: Any) -> str | None:
+    if value and value.split("://", 1)[0] not in {"amqp", "amqps", "pyamqp", "memory", "redis"}:
+        return "must be an amqp:// or amqps:// URL (Kombu also accepts its own schemes)"
+    return None
+
+
+MASTER = {
+    "CQRS_AUTO_UPDATE_FIELDS": Setting(
+        False, bool, help="save(update_fields=...) also bumps the revision and publishes"
+    ),
+    "CQRS_MESSAGE_TTL": Setting(
+        86400,
+        (int, type(None)),
+        validate=_positive_or_none,
+        help="seconds a message stays valid (None: forever)",
+    ),
+    "correlation_function": Setting(None, None, help="callable(signal_type, cqrs_id, pk, queue)"),
+    "meta_function": Setting(None, None, help="callable or dotted path: meta for every payload"),
+    "CQRS_PUBLISH_CONFIRMS": Setting(
+        "each",
+        str,
+        validate=lambda v: None if v in ("each", "pipelined") else "must be 'each' or 'pipelined'",
+        help="wait for each confirm, or collect confirms while the application goes on",
+    ),
+    "CQRS_CONFIRM_WINDOW": Setting(
+        1000, int, validate=_positive_or_none, help="unconfirmed messages allowed (pipelined)"
+    ),
+    "CQRS_PENDING_FLUSH_BATCH": Setting(
+        500, int, validate=_positive_or_none, help="stored messages re-sent per flush"
+    ),
+}
+
+REPLICA = {
+    "CQRS_MAX_RETRIES": Setting(
+        30, (int, type(None)), validate=_not_negative, help="None: retry forever"
+    ),
+    "CQRS_RETRY_DELAY": Setting(2, (int, float), validate=_not_negative, help="seconds"),
+    "delay_queue_max_size": Setting(
+        1000,
+        (int, type(None)),
+        validate=_positive_or_none,
+        help="accepted for compatibility; delays are broker-side",
+    ),
+    "dead_letter_queue": Setting(None, str, help="default: 'dead_letter_' + queue"),
+    "dead_message_ttl": Setting(
+        864000, (int, type(None)), validate=_positive_or_none, help="seconds; None: keep"
+    ),
+    "CQRS_QUERY_TIMEOUT": Setting(
+        0, int, validate=_not_negative, help="ms, per message (PostgreSQL)"
+    ),
+    "CQRS_LOG_TIMED_OUT_QUERIES": Setting(False, bool),
+    "CQRS_QUERY_LOGGER": Setting("django_messaging.cqrs.queries", str),
+    "CQRS_BATCH_SIZE": Setting(
+        200, int, validate=_positive_or_none, help="messages applied per database transaction"
+    ),
+    "CQRS_TOMBSTONE_TTL": Setting(
+        7 * 86400, int, validate=_positive_or_none, help="seconds a delete is remembered"
+    ),
+}
+
+settings = Section(
+    "CQRS",
+    "django_messaging.cqrs",
+    {
+        "transport": Setting(
+            "django_messaging.cqrs.transport.RabbitMQTransport",
+            (str, type),
+            help="dotted path of a BaseTransport subclass",
+        ),
+        "url": Setting(None, str, secret=True, validate=_url),
+        "host": Setting(None, str),
+        "port": Setting(None, int),
+        "user": Setting(None, str),
+        "password": Setting(None, str, secret=True),
+        "exchange": Setting("cqrs", str),
+        "queue": Setting(None, str, help="this service's replica queue"),
+        "consumer_prefetch_count": Setting(None, int, validate=_positive_or_none),
+        "heartbeat": Setting(60, int, validate=_not_negative),
+        "connection_options": Setting({}, dict, open=True, help="extra pika ConnectionParameters"),
+        "master": Setting({}, dict, children=MASTER),
+        "replica": Setting({}, dict, children=REPLICA),
+    },
+    legacy="CQRS",
+)
+
+
+def _child(section: str, schema: dict[str, Setting], key: str) -> Any:
+    # A direct read (no copy of the whole sub-dict): these are looked up on every save.
+    values = settings.user_values().get(section)
+    if isinstance(values, dict) and key in values:
+        return values[key]
+    return schema[key].default
+
+
+def master_setting(key: str) -> Any:
+    """``MESSAGING["CQRS"]["master"][key]`` or its default."""
+    return _child("master", MASTER, key)
+
+
+def replica_setting(key: str) -> Any:
+    """``MESSAGING["CQRS"]["replica"][key]`` or its default."""
+    return _child("replica", REPLICA, key)
+
+
+def dead_letter_queue() -> str:
+    return replica_setting("dead_letter_queue") or f"dead_letter_{settings.queue}"

@@ -1,0 +1,205 @@
+"""The message that travels from a master to its replicas.
+
+On the wire it is a JSON object with exactly the nine keys django-cqrs uses (``signal_type``,
+``cqrs_id``, ``instance_data``, ``previous_data``, ``instance_pk``, ``correlation_id``,
+``retries``, ``expires``, ``meta``), so a django-cqrs service and this package read each other's
+messages. The target queue of a direct sync is not in the body: it is the routing key
+(``cqrs.<queue>.<CQRS_ID>``), and the consumer recovers it from there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.utils import timezone
+
+from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.exceptions import PayloadError
+
+WIRE_KEYS = (
+    "signal_type",
+    "cqrs_id",
+    "instance_data",
+    "previous_data",
+    "instance_pk",
+    "correlation_id",
+    "retries",
+    "expires",
+    "meta",
+)
+REQUIRED_KEYS = ("signal_type", "cqrs_id", "instance_data", "instance_pk")
+
+
+def _wire_scalar(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime | uuid.UUID):
+        return str(value)
+    return value
+
+
+def format_expires(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.replace(microsecond=0).isoformat()
+
+
+def parse_expires(value: Any) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise PayloadError(f"'expires' is not an ISO 8601 datetime: {value!r}") from exc
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+class TransportPayload:
+    """One CQRS message: what happened (``signal_type``) to which instance of which model."""
+
+    __slots__ = (
+        "_correlation_id",
+        "_cqrs_id",
+        "_expires",
+        "_instance_data",
+        "_instance_pk",
+        "_meta",
+        "_previous_data",
+        "_queue",
+        "_retries",
+        "_signal_type",
+        "is_dead_letter",
+        "is_requeue",
+        "origin_db",
+    )
+
+    def __init__(
+        self,
+        signal_type: SignalType | str,
+        cqrs_id: str,
+        instance_data: dict[str, Any],
+        instance_pk: Any,
+        queue: str | None = None,
+        previous_data: dict[str, Any] | None = None,
+        correlation_id: Any = None,
+        expires: dt.datetime | None = None,
+        retries: int = 0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            self._signal_type = SignalType(signal_type)
+        except ValueError:
+            raise PayloadError(f"unknown signal_type {signal_type!r}") from None
+        self._cqrs_id = cqrs_id
+        self._instance_data = instance_data
+        self._instance_pk = instance_pk
+        self._queue = queue
+        self._previous_data = previous_data
+        self._correlation_id = correlation_id
+        self._expires = expires
+        self.retries = retries
+        self._meta = meta
+        self.is_dead_letter = False
+        self.is_requeue = False
+        #: The database alias the change was written to (where it is stored if unpublished).
+        self.origin_db: str | None = None
+
+    @classmethod
+    def from_message(cls, dct: dict[str, Any], queue: str | None = None) -> TransportPayload:
+        """Build a payload from a decoded message body; a missing required key is a PayloadError."""
+        if not isinstance(dct, dict):
+            raise PayloadError(f"a CQRS message must be a JSON object, got {type(dct).__name__}")
+        missing = [key for key in REQUIRED_KEYS if key not in dct]
+        if missing:
+            raise PayloadError(f"CQRS message lacks required key(s) {', '.join(missing)}")
+        if not isinstance(dct["instance_data"], dict):
+            raise PayloadError("'instance_data' must be a JSON object")
+        retries = dct.get("retries") or 0
+        if not isinstance(retries, int) or retries < 0:
+            raise PayloadError(f"'retries' must be a non-negative integer, got {retries!r}")
+        return cls(
+            signal_type=dct["signal_type"],
+            cqrs_id=dct["cqrs_id"],
+            instance_data=dct["instance_data"],
+            instance_pk=dct["instance_pk"],
+            queue=queue,
+            previous_data=dct.get("previous_data"),
+            correlation_id=dct.get("correlation_id"),
+            expires=parse_expires(dct.get("expires")),
+            retries=retries,
+            meta=dct.get("meta"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nine wire keys, JSON-ready."""
+        return {
+            "signal_type": self._signal_type.value,
+            "cqrs_id": self._cqrs_id,
+            "instance_data": self._instance_data,
+            "previous_data": self._previous_data,
+            "instance_pk": _wire_scalar(self._instance_pk),
+            "correlation_id": _wire_scalar(self._correlation_id),
+            "retries": self._retries,
+            "expires": format_expires(self._expires),
+            "meta": self._meta,
+        }
+
+    def is_expired(self) -> bool:
+        return self._expires is not None and self._expires <= timezone.now()
+
+    @property
+    def signal_type(self) -> SignalType:
+        return self._signal_type
+
+    @property
+    def cqrs_id(self) -> str:
+        return self._cqrs_id
+
+    @property
+    def instance_data(self) -> dict[str, Any]:
+        return self._instance_data
+
+    @property
+    def pk(self) -> Any:
+        return self._instance_pk
+
+    @property
+    def queue(self) -> str | None:
+        return self._queue
+
+    @property
+    def previous_data(self) -> dict[str, Any] | None:
+        return self._previous_data
+
+    @property
+    def correlation_id(self) -> Any:
+        return self._correlation_id
+
+    @property
+    def meta(self) -> dict[str, Any] | None:
+        return self._meta
+
+    @property
+    def expires(self) -> dt.datetime | None:
+        return self._expires
+
+    @property
+    def retries(self) -> int:
+        return self._retries
+
+    @retries.setter
+    def retries(self, value: int) -> None:
+        if value < 0:
+            raise ValueError("retries must not be negative")
+        self._retries = value
+
+    def __repr__(self) -> str:
+        return (
+            f"<TransportPayload {self._signal_type.value} {self._cqrs_id} pk={self._instance_pk!r} "
+            f"retries={self._retries}>"
+        )

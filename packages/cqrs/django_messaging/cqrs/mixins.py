@@ -1,0 +1,282 @@
+# mypy: disable-error-code="var-annotated"
+"""Master and replica model mixins.
+
+A master model (``MasterMixin``) carries ``cqrs_revision`` (incremented once per transaction in
+which it is saved) and ``cqrs_updated``, and publishes a message when the transaction commits. A
+replica model (``ReplicaMixin``) applies those messages: newer revisions win, duplicates and
+stale revisions are dropped, and a delete leaves a tombstone so that a late save of a deleted
+row never brings it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from django.db import models, router, transaction
+from django.db.models.expressions import BaseExpression
+
+from django_messaging.core.imports import import_from_setting
+from django_messaging.cqrs.conf import replica_setting
+from django_messaging.cqrs.constants import ALL_BASIC_FIELDS
+from django_messaging.cqrs.managers import MasterManager, ReplicaManager
+from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
+from django_messaging.cqrs.serialization import to_wire
+from django_messaging.cqrs.signals import MasterSignals, post_bulk_create, post_update
+from django_messaging.cqrs.utils import get_meta
+
+logger = logging.getLogger(__name__)
+
+
+class RawMasterMixin(models.Model):
+    """Base of :class:`MasterMixin`; register subclasses yourself with ``MasterMeta.register``."""
+
+    #: Unique CQRS identifier of the model across services.
+    CQRS_ID: ClassVar[str | None] = None
+    #: False: nothing is published (the revision still counts).
+    CQRS_PRODUCE: ClassVar[bool] = True
+    #: Field names of the default serialization, or ``'__all__'``.
+    CQRS_FIELDS: ClassVar[Any] = ALL_BASIC_FIELDS
+    #: Dotted path of a serializer class called as ``Serializer(instance).data``.
+    CQRS_SERIALIZER: ClassVar[str | None] = None
+    #: Fields whose previous values travel as ``previous_data`` (list or ``'__all__'``).
+    CQRS_TRACKED_FIELDS: ClassVar[Any] = None
+
+    cqrs_revision = models.IntegerField(
+        default=0, help_text="Incremented once per transaction that saves the row."
+    )
+    cqrs_updated = models.DateTimeField(auto_now=True, help_text="Last CQRS-relevant change.")
+
+    objects = models.Manager()
+    cqrs = MasterManager()
+
+    class Meta:
+        abstract = True
+
+    # -- saves count ---------------------------------------------------------------------
+    @property
+    def cqrs_saves_count(self) -> int:
+        """How many times this instance has been saved in the current transaction."""
+        return getattr(self, "_cqrs_saves_count", 0)
+
+    @property
+    def is_initial_cqrs_save(self) -> bool:
+        """True until the instance has been registered for publishing in this transaction."""
+        return self.cqrs_saves_count < 2
+
+    def reset_cqrs_saves_count(self) -> None:
+        """Reset the counter (done on commit; call it yourself after a rollback)."""
+        self._cqrs_saves_count = 0
+
+    # -- save ----------------------------------------------------------------------------
+    def save(self, *args: Any, update_cqrs_fields: bool | None = None, **kwargs: Any) -> None:
+        from django_messaging.cqrs.conf import master_setting
+
+        update_fields = kwargs.get("update_fields")
+        if update_cqrs_fields is None and update_fields is not None:
+            update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        if transaction.get_connection(using).in_atomic_block:
+            self._cqrs_saves_count = self.cqrs_saves_count + 1
+        else:
+            self._cqrs_saves_count = 0
+        increment = False
+        if update_fields is None:
+            increment = not self._state.adding and self.is_initial_cqrs_save
+        elif update_cqrs_fields:
+            increment = True
+            kwargs["update_fields"] = {*update_fields, "cqrs_revision", "cqrs_updated"}
+        if increment:
+            self.cqrs_revision = models.F("cqrs_revision") + 1
+        elif isinstance(self.cqrs_revision, BaseExpression):
+            # Saved already in this transaction: write the value, do not increment twice.
+            self.refresh_from_db(fields=["cqrs_revision"], using=using)
+        self.save_tracked_fields()
+        super().save(*args, **kwargs)
+        tracker = getattr(type(self), "_cqrs_tracker", None)
+        if tracker is not None:
+            tracker.snapshot(self)
+
+    def save_tracked_fields(self) -> None:
+        tracker = getattr(type(self), "_cqrs_tracker", None)
+        if tracker is not None and self.is_initial_cqrs_save:
+            self._cqrs_tracked_data = tracker.changed(self)
+
+    def get_tracked_fields_data(self) -> dict[str, Any] | None:
+        """Previous values of the tracked fields changed by the last save, or None."""
+        if getattr(type(self), "_cqrs_tracker", None) is None:
+            return None
+        return getattr(self, "_cqrs_tracked_data", None)
+
+    # -- serialization ---------------------------------------------------------------------
+    @classmethod
+    def _cqrs_serializer_class(cls) -> Any:
+        cached = cls.__dict__.get("_cqrs_serializer_cls")
+        if cached is None:
+            cached = import_from_setting(cls.CQRS_SERIALIZER, f"{cls.__qualname__}.CQRS_SERIALIZER")
+            cls._cqrs_serializer_cls = cached  # type: ignore[attr-defined]
+        return cached
+
+    def to_cqrs_dict(self, using: str | None = None, sync: bool = False) -> dict[str, Any]:
+        """The instance as ``instance_data``: its fields, or ``CQRS_SERIALIZER(instance).data``."""
+        if self.CQRS_SERIALIZER:
+            instance = self
+            if not sync:
+                manager = type(self)._default_manager.using(using)
+                instance = self.relate_cqrs_serialization(manager.all()).get(pk=self.pk)
+            return to_wire(dict(self._cqrs_serializer_class()(instance).data))
+        expressions = [
+            f.attname
+            for f in self._meta.concrete_fields
+            if isinstance(self.__dict__.get(f.attname), BaseExpression)
+        ]
+        if expressions:
+            self.refresh_from_db(fields=expressions, using=using)
+        chosen = None if self.CQRS_FIELDS == ALL_BASIC_FIELDS else set(self.CQRS_FIELDS)
+        data = {}
+        for field in self._meta.concrete_fields:
+            if chosen is not None and field.name not in chosen:
+                continue
+            data[field.name] = to_wire(field.value_from_object(self))
+        data["cqrs_revision"] = self.cqrs_revision
+        data["cqrs_updated"] = str(self.cqrs_updated)
+        return data
+
+    # -- sync and hooks ----------------------------------------------------------------------
+    def cqrs_sync(self, using: str | None = None, queue: str | None = None) -> bool:
+        """Publish the instance again as a SYNC (to one replica ``queue``, or to all)."""
+        if self._state.adding:
+            return False
+        if not self.CQRS_SERIALIZER:
+            try:
+                self.refresh_from_db(using=using)
+            except type(self).DoesNotExist:
+                return False
+        MasterSignals.post_save(type(self), instance=self, using=using, queue=queue, sync=True)
+        return True
+
+    def is_sync_instance(self) -> bool:
+        """Override to publish only some instances (the revision counts regardless)."""
+        return True
+
+    def get_cqrs_meta(self, **kwargs: Any) -> dict[str, Any]:
+        """Metadata for the payload's ``meta`` (default: ``master.meta_function`` or ``{}``)."""
+        return get_meta(self, **kwargs)
+
+    @classmethod
+    def relate_cqrs_serialization(cls, queryset: models.QuerySet) -> models.QuerySet:
+        """Add ``select_related``/``prefetch_related`` the serializer needs."""
+        return queryset
+
+    def get_custom_cqrs_delete_data(self) -> dict[str, Any] | None:
+        """Extra data sent as ``instance_data['custom']`` with a DELETE."""
+        return None
+
+    @classmethod
+    def call_post_bulk_create(cls, instances: list[Any], using: str | None = None) -> None:
+        post_bulk_create.send(cls, instances=instances, using=using)
+
+    @classmethod
+    def call_post_update(cls, instances: list[Any], using: str | None = None) -> None:
+        post_update.send(cls, instances=instances, using=using)
+
+
+class MasterMixin(RawMasterMixin, metaclass=MasterMeta):
+    """Master model: its changes are published to the replicas on commit."""
+
+    class Meta:
+        abstract = True
+
+
+class RawReplicaMixin:
+    """A replica that is not a Django model: implement ``cqrs_save`` and ``cqrs_delete``."""
+
+    CQRS_ID: ClassVar[str | None] = None
+    CQRS_NO_DB_OPERATIONS: ClassVar[bool] = True
+    CQRS_META: ClassVar[bool] = False
+    #: Apply SYNC messages only when they were sent to this service's queue.
+    CQRS_ONLY_DIRECT_SYNCS: ClassVar[bool] = False
+
+    @classmethod
+    def cqrs_save(cls, master_data: dict, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def cqrs_delete(cls, master_data: dict, **kwargs: Any) -> bool:
+        raise NotImplementedError
+
+    @classmethod
+    def should_retry_cqrs(cls, current_retry: int, exception: BaseException | None = None) -> bool:
+        """Retry a failed message? Default: fewer than ``CQRS_MAX_RETRIES`` retries so far."""
+        max_retries = replica_setting("CQRS_MAX_RETRIES")
+        return max_retries is None or current_retry < max_retries
+
+    @classmethod
+    def get_cqrs_retry_delay(cls, current_retry: int) -> float:
+        """Seconds before the next attempt (default: ``CQRS_RETRY_DELAY``)."""
+        return replica_setting("CQRS_RETRY_DELAY")
+
+
+class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
+    """Replica model, kept up to date from the master's messages (treat it as read-only)."""
+
+    CQRS_ID: ClassVar[str | None] = None
+    #: ``{master field: replica field}``; only mapped keys are applied.
+    CQRS_MAPPING: ClassVar[dict[str, str] | None] = None
+    #: Skip the default data checks; implement ``cqrs_create``/``cqrs_update``.
+    CQRS_CUSTOM_SERIALIZATION: ClassVar[bool] = False
+    #: Kept for compatibility: rows are always locked where the database supports it.
+    CQRS_SELECT_FOR_UPDATE: ClassVar[bool] = False
+    CQRS_NO_DB_OPERATIONS: ClassVar[bool] = False
+    CQRS_META: ClassVar[bool] = False
+
+    cqrs_revision = models.IntegerField()
+    cqrs_updated = models.DateTimeField()
+
+    objects = models.Manager()
+    cqrs = ReplicaManager()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def cqrs_save(  # type: ignore[override]
+        cls,
+        master_data: dict[str, Any],
+        previous_data: dict[str, Any] | None = None,
+        sync: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """Create or update from master data, honouring revisions (do not override)."""
+        return cls.cqrs.save_instance(master_data, previous_data, sync, meta)
+
+    @classmethod
+    def cqrs_create(
+        cls,
+        sync: bool,
+        mapped_data: dict[str, Any],
+        previous_data: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """Create the instance from mapped data (override for custom serialization)."""
+        return cls._default_manager.create(**mapped_data)
+
+    def cqrs_update(
+        self,
+        sync: bool,
+        mapped_data: dict[str, Any],
+        previous_data: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Any:
+        """Update the instance from mapped data (override for custom serialization)."""
+        for key, value in mapped_data.items():
+            setattr(self, key, value)
+        self.save()
+        return self
+
+    @classmethod
+    def cqrs_delete(  # type: ignore[override]
+        cls, master_data: dict[str, Any], meta: dict[str, Any] | None = None
+    ) -> bool:
+        """Delete the instance named by ``master_data['id']`` (True even if nothing was there)."""
+        return cls.cqrs.delete_instance(master_data)

@@ -1,0 +1,155 @@
+"""Master side signal handlers: a saved or deleted master instance becomes a message on commit.
+
+``post_bulk_create`` and ``post_update`` are sent by ``Model.cqrs.bulk_create`` and
+``Model.cqrs.bulk_update`` (Django has no signals for those). Every handler honours
+:func:`django_messaging.core.suppress`: inside ``with suppress():`` (or ``suppress([CQRS_ID])``)
+nothing is published, while revisions still count.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import router, transaction
+from django.db.models import signals
+from django.dispatch import Signal
+from django.utils import timezone
+
+from django_messaging.core.suppression import is_suppressed
+from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.utils import get_correlation_id, get_message_expiration_dt
+
+logger = logging.getLogger(__name__)
+
+#: Sent after ``Model.cqrs.bulk_create``: ``sender=model, instances=[...], using=alias``.
+post_bulk_create = Signal()
+#: Sent after ``Model.cqrs.bulk_update``: ``sender=model, instances=[...], using=alias``.
+post_update = Signal()
+
+
+def _produces(instance: Any) -> bool:
+    return bool(instance.CQRS_PRODUCE) and not is_suppressed(instance.CQRS_ID)
+
+
+class MasterSignals:
+    """Signal registry and handlers for master models."""
+
+    @classmethod
+    def register_model(cls, model_cls: Any) -> None:
+        """Connect the handlers (once; proxies and subclasses of ``model_cls`` are covered)."""
+        model_cls._cqrs_master_registered = True
+        signals.post_save.connect(cls.post_save, dispatch_uid="django_messaging.cqrs.post_save")
+        signals.post_delete.connect(
+            cls.post_delete, dispatch_uid="django_messaging.cqrs.post_delete"
+        )
+        post_bulk_create.connect(
+            cls.post_bulk_create, dispatch_uid="django_messaging.cqrs.post_bulk_create"
+        )
+        post_update.connect(
+            cls.post_bulk_update, dispatch_uid="django_messaging.cqrs.post_bulk_update"
+        )
+
+    @classmethod
+    def post_save(cls, sender: Any, **kwargs: Any) -> None:
+        if not getattr(sender, "_cqrs_master_registered", False):
+            return
+        instance = kwargs["instance"]
+        if not _produces(instance):
+            return
+        update_fields = kwargs.get("update_fields")
+        if update_fields and "cqrs_revision" not in update_fields:
+            return
+        if not instance.is_sync_instance():
+            return
+        using = kwargs.get("using") or router.db_for_write(sender, instance=instance)
+        sync = kwargs.get("sync", False)
+        queue = kwargs.get("queue")
+        connection = transaction.get_connection(using)
+        if sync or not connection.in_atomic_block or instance.is_initial_cqrs_save:
+            previous = instance.get_tracked_fields_data()
+            transaction.on_commit(
+                lambda: _produce_save(instance, using, sync, queue, previous), using=using
+            )
+
+    @classmethod
+    def post_delete(cls, sender: Any, **kwargs: Any) -> None:
+        if not getattr(sender, "_cqrs_master_registered", False):
+            return
+        instance = kwargs["instance"]
+        if not _produces(instance):
+            return
+        using = kwargs.get("using") or router.db_for_write(sender, instance=instance)
+        revision = instance.cqrs_revision
+        instance_data: dict[str, Any] = {
+            "id": instance.pk,
+            "cqrs_revision": (revision + 1) if isinstance(revision, int) else None,
+            "cqrs_updated": str(timezone.now()),
+        }
+        custom = instance.get_custom_cqrs_delete_data()
+        if custom:
+            instance_data["custom"] = custom
+        from django_messaging.cqrs.serialization import to_wire
+
+        instance_data = to_wire(instance_data)
+        pk = instance.pk
+        meta = instance.get_cqrs_meta(instance_data=instance_data, signal_type=SignalType.DELETE)
+        payload = TransportPayload(
+            SignalType.DELETE,
+            sender.CQRS_ID,
+            instance_data,
+            pk,
+            correlation_id=get_correlation_id(SignalType.DELETE, sender.CQRS_ID, pk, None),
+            expires=get_message_expiration_dt(),
+            meta=meta,
+        )
+        transaction.on_commit(lambda: producer.produce(payload, using=using), using=using)
+
+    @classmethod
+    def post_bulk_create(cls, sender: Any, **kwargs: Any) -> None:
+        for instance in kwargs["instances"]:
+            cls.post_save(sender, instance=instance, using=kwargs.get("using"), created=True)
+
+    @classmethod
+    def post_bulk_update(cls, sender: Any, **kwargs: Any) -> None:
+        for instance in kwargs["instances"]:
+            cls.post_save(sender, instance=instance, using=kwargs.get("using"), created=False)
+
+
+def _produce_save(
+    instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
+) -> None:
+    instance.reset_cqrs_saves_count()
+    model = type(instance)
+    try:
+        data = instance.to_cqrs_dict(using=using, sync=sync)
+    except model.DoesNotExist:
+        logger.error(
+            "cqrs_id=%s pk=%s: the row vanished before it could be serialized; not published",
+            model.CQRS_ID,
+            instance.pk,
+        )
+        return
+    except Exception:
+        logger.exception(
+            "cqrs_id=%s pk=%s: serialization failed; not published", model.CQRS_ID, instance.pk
+        )
+        return
+    signal_type = SignalType.SYNC if sync else SignalType.SAVE
+    meta = instance.get_cqrs_meta(
+        instance_data=data, previous_data=previous, signal_type=signal_type
+    )
+    payload = TransportPayload(
+        signal_type,
+        model.CQRS_ID,
+        data,
+        instance.pk,
+        queue=queue,
+        previous_data=previous,
+        correlation_id=get_correlation_id(signal_type, model.CQRS_ID, instance.pk, queue),
+        expires=get_message_expiration_dt(),
+        meta=meta,
+    )
+    producer.produce(payload, using=using)

@@ -1,0 +1,62 @@
+"""Small helpers of the master and replica sides."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from django_messaging.core.imports import import_from_setting
+from django_messaging.cqrs.conf import master_setting
+
+
+def get_message_expiration_dt(ttl: int | None = ...) -> dt.datetime | None:  # type: ignore[assignment]
+    """``now + CQRS_MESSAGE_TTL`` (or ``ttl``); None when messages never expire."""
+    if ttl is ...:
+        ttl = master_setting("CQRS_MESSAGE_TTL")
+    if ttl is None:
+        return None
+    return timezone.now() + dt.timedelta(seconds=ttl)
+
+
+def get_correlation_id(signal_type: Any, cqrs_id: str, instance_pk: Any, queue: str | None) -> Any:
+    function = master_setting("correlation_function")
+    if function is None:
+        return None
+    function = import_from_setting(function, "MESSAGING['CQRS']['master']['correlation_function']")
+    return function(signal_type, cqrs_id, instance_pk, queue)
+
+
+def get_meta(instance: Any, **kwargs: Any) -> dict[str, Any]:
+    function = master_setting("meta_function")
+    if function is None:
+        return {}
+    function = import_from_setting(function, "MESSAGING['CQRS']['master']['meta_function']")
+    return function(obj=instance, **kwargs)
+
+
+def purge_tombstones() -> int:
+    """Forget replica deletes older than ``CQRS_TOMBSTONE_TTL``; returns how many were removed."""
+    from django.db import DatabaseError, router
+
+    from django_messaging.cqrs.conf import replica_setting
+    from django_messaging.cqrs.models import Tombstone
+    from django_messaging.cqrs.registries import ReplicaRegistry
+
+    ttl = replica_setting("CQRS_TOMBSTONE_TTL")
+    if not ttl:
+        return 0
+    cutoff = timezone.now() - dt.timedelta(seconds=ttl)
+    removed = 0
+    aliases = {
+        router.db_for_write(m) for m in ReplicaRegistry.models.values() if hasattr(m, "_meta")
+    }
+    for alias in aliases:
+        try:
+            removed += Tombstone.objects.using(alias).filter(created__lt=cutoff).delete()[0]
+        except DatabaseError:
+            import logging
+
+            logging.getLogger(__name__).exception("could not purge tombstones on %r", alias)
+    return removed

@@ -1,0 +1,184 @@
+"""Wire compatibility: a django-cqrs service (installed from PyPI in its own virtualenv) and this
+package replicate to each other through one RabbitMQ exchange, in both directions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pika
+import pytest
+from django.core.management import call_command
+
+from tests.cqrs.conftest import drain
+from tests.helpers import wait_until
+from tests.project.cqrs_app.models import CompatItem, CompatProductRef
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+HERE = Path(__file__).parent / "compat"
+REFERENCE = ["django-cqrs==3.1.0", "Django>=5.2,<5.3"]
+ENV_DIR = Path(os.environ.get("MESSAGING_CQRS_COMPAT_VENV", "/tmp/django-messaging-cqrs-compat"))
+
+
+def reference_python() -> str:
+    """A virtualenv with django-cqrs from PyPI, built once and reused (marker file)."""
+    python = ENV_DIR / "bin" / "python"
+    marker = ENV_DIR / ".complete"
+    if marker.exists() and marker.read_text() == "\n".join(REFERENCE):
+        return str(python)
+    shutil.rmtree(ENV_DIR, ignore_errors=True)
+    uv = shutil.which("uv") or next(
+        (p for p in ("/work/devenv/bin/uv",) if os.path.exists(p)), None
+    )
+    if uv:
+        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(ENV_DIR)], check=True)
+        subprocess.run(
+            [uv, "pip", "install", "-q", "--python", str(python), *REFERENCE],
+            check=True,
+            timeout=600,
+        )
+    else:
+        subprocess.run([sys.executable, "-m", "venv", str(ENV_DIR)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *REFERENCE], check=True, timeout=600
+        )
+    marker.write_text("\n".join(REFERENCE))
+    return str(python)
+
+
+def _queue_exists(name: str) -> bool:
+    """A passive declare on its own connection (a missing queue closes the channel)."""
+    from tests.services import RABBITMQ_URL
+
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        connection.channel().queue_declare(queue=name, passive=True)
+        return True
+    except pika.exceptions.ChannelClosedByBroker:
+        return False
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+@pytest.fixture
+def reference(cqrs_settings, broker, tmp_path):
+    python = reference_python()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE),
+        "DJANGO_SETTINGS_MODULE": "refproj.settings",
+        "REF_DB": str(tmp_path / "reference.sqlite3"),
+        "REF_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
+        "REF_EXCHANGE": cqrs_settings["exchange"],
+        "REF_QUEUE": cqrs_settings["queue"] + "-reference",
+    }
+    subprocess.run(
+        [python, "-m", "django", "migrate", "--run-syncdb", "-v", "0"],
+        env=env,
+        cwd=HERE,
+        check=True,
+        timeout=120,
+    )
+    yield python, env
+    channel = broker
+    for queue in (env["REF_QUEUE"], "dead_letter_" + env["REF_QUEUE"]):
+        channel.queue_delete(queue=queue)
+
+
+def test_django_cqrs_master_to_our_replica(reference):
+    python, env = reference
+    done = subprocess.run(
+        [python, str(HERE / "master.py")],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = {int(pk): name for pk, name in json.loads(done.stdout.splitlines()[-1]).items()}
+    drain(
+        lambda: dict(CompatProductRef.objects.values_list("pk", "name")) == expected,
+        what="django-cqrs master's rows on our replica",
+    )
+    first = CompatProductRef.objects.get(pk=min(expected))
+    assert (first.price, first.day, first.cqrs_revision) == (
+        Decimal("0.25"),
+        dt.date(2026, 1, 1),
+        1,
+    )
+
+    # A django-cqrs dump file loads here too.
+    dump = Path(env["REF_DB"]).with_name("reference.dump")
+    subprocess.run(
+        [python, "-m", "django", "cqrs_bulk_dump", "--cqrs-id=compat_to_ours", f"-o={dump}"],
+        env=env,
+        cwd=HERE,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    CompatProductRef.objects.all().delete()
+    call_command("cqrs_bulk_load", f"-i={dump}", stderr=io.StringIO())
+    assert dict(CompatProductRef.objects.values_list("pk", "name")) == expected
+
+
+def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):
+    python, env = reference
+    log = (tmp_path / "reference-consumer.log").open("wb")
+    consumer = subprocess.Popen(
+        [python, "-m", "django", "cqrs_consume", "-w", "1"],
+        env=env,
+        cwd=HERE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        # The reference consumer declares and binds its queue when it starts.
+        wait_until(lambda: _queue_exists(env["REF_QUEUE"]), timeout=60, what="reference queue")
+        items = [
+            CompatItem.objects.create(
+                name=f"ours{i}", price=Decimal(f"{i}.50"), day=dt.date(2026, 2, i + 1)
+            )
+            for i in range(3)
+        ]
+        items[0].name = "ours0 updated"
+        items[0].save()
+        items[2].delete()
+        expected = {items[0].pk: ("ours0 updated", 1), items[1].pk: ("ours1", 0)}
+
+        def replicated() -> dict:
+            with sqlite3.connect(env["REF_DB"], timeout=20) as db:
+                rows = db.execute(
+                    "SELECT id, name, cqrs_revision FROM refapp_refitemref"
+                ).fetchall()
+            return {pk: (name, rev) for pk, name, rev in rows}
+
+        wait_until(
+            lambda: replicated() == expected, timeout=60, what="rows on the django-cqrs replica"
+        )
+        with sqlite3.connect(env["REF_DB"]) as db:
+            price, day = db.execute(
+                "SELECT price, day FROM refapp_refitemref WHERE id = ?", [items[1].pk]
+            ).fetchone()
+        assert (Decimal(str(price)), day) == (Decimal("1.50"), "2026-02-02")
+    finally:
+        os.killpg(consumer.pid, signal.SIGTERM)
+        try:
+            consumer.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(consumer.pid, signal.SIGKILL)
+            consumer.wait(timeout=10)
+        log.close()

@@ -1,0 +1,91 @@
+"""Settings: declared keys checked by Django, the legacy CQRS dict, URLs with vhosts and TLS."""
+
+from __future__ import annotations
+
+import copy
+
+import pika
+import pytest
+from django.core import checks
+
+from django_messaging.cqrs.conf import settings as cqrs_settings
+from django_messaging.cqrs.transport.rabbit_mq import connection_parameters
+
+
+def _ids(messages):
+    return {m.id for m in messages if m.id and m.id.startswith("messaging.")}
+
+
+def _with_cqrs(settings, **cqrs):
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"] = {**messaging["CQRS"], **cqrs}
+    settings.MESSAGING = messaging
+
+
+def test_unknown_keys_and_wrong_types_are_reported(settings):
+    _with_cqrs(settings, queu="typo", replica={"CQRS_MAX_RETRIES": "many"})
+    messages = checks.run_checks()
+    texts = " ".join(m.msg + (m.hint or "") for m in messages)
+    assert "queu" in texts and "queue" in texts
+    assert "CQRS_MAX_RETRIES" in texts
+    assert {"messaging.E004", "messaging.E005"} <= _ids(messages)
+
+
+def test_replica_service_needs_a_queue_and_a_real_transport(settings):
+    _with_cqrs(settings, queue=None, transport="no.such.Transport")
+    assert {"messaging.E301", "messaging.E303"} <= _ids(checks.run_checks())
+
+
+def test_nested_defaults_and_legacy_setting(settings):
+    assert cqrs_settings.master["CQRS_MESSAGE_TTL"] == 86400
+    assert cqrs_settings.replica["dead_message_ttl"] == 864000
+    messaging = copy.deepcopy(settings.MESSAGING)
+    del messaging["CQRS"]
+    settings.MESSAGING = messaging
+    settings.CQRS = {"queue": "from_legacy", "replica": {"CQRS_RETRY_DELAY": 5}}
+    assert cqrs_settings.queue == "from_legacy"
+    assert cqrs_settings.replica["CQRS_RETRY_DELAY"] == 5
+    assert cqrs_settings.replica["CQRS_MAX_RETRIES"] == 30
+
+
+def test_url_keeps_vhost_and_amqps_uses_tls(settings):
+    """django-cqrs research §4.2 #16: the vhost was dropped and amqps:// refused."""
+    _with_cqrs(settings, url="amqps://u:p@broker.example:5671/tenant%2Fa?heartbeat=10")
+    params = connection_parameters()
+    assert params.virtual_host == "tenant/a"
+    assert params.ssl_options is not None and params.port == 5671
+    _with_cqrs(settings, url=None, host="h", port=1234, user="x", password="y")
+    params = connection_parameters()
+    assert (params.host, params.port, params.credentials.username) == ("h", 1234, "x")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replication_through_a_virtual_host(cqrs_settings, unique_name):
+    """A real vhost: created for this test, used for publishing and consuming, then removed."""
+    import subprocess
+
+    from tests.cqrs.conftest import drain
+    from tests.project.cqrs_app.models import Product, ProductRef
+
+    vhost = unique_name("vh")
+    run = lambda *a: subprocess.run(["rabbitmqctl", "-q", *a], check=True, timeout=60)  # noqa: E731
+    run("add_vhost", vhost)
+    try:
+        run("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        cqrs_settings["url"] = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+        from django_messaging.cqrs.transport import RabbitMQTransport
+
+        RabbitMQTransport.clean_connection()
+        connection = pika.BlockingConnection(connection_parameters())
+        from django_messaging.cqrs.registries import ReplicaRegistry
+        from django_messaging.cqrs.transport.rabbit_mq import declare_replica_topology
+
+        declare_replica_topology(connection.channel(), list(ReplicaRegistry.models))
+        connection.close()
+        product = Product.objects.create(name="in a vhost")
+        drain(lambda: ProductRef.objects.filter(pk=product.pk).exists(), what="vhost row")
+    finally:
+        from django_messaging.cqrs.transport import RabbitMQTransport
+
+        RabbitMQTransport.clean_connection()
+        run("delete_vhost", vhost)

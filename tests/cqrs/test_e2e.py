@@ -1,0 +1,198 @@
+"""Master and replica as separate processes over real RabbitMQ."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.transport import RabbitMQTransport
+from tests.cqrs.conftest import queue_depth
+from tests.helpers import wait_until
+from tests.project.cqrs_app.models import Poison, PoisonRef, Product, ProductRef
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_create_update_delete_replicate_to_a_separate_process(consumer, broker):
+    replica = consumer(workers=1)
+    product = Product.objects.create(
+        name="desk",
+        price=Decimal("1234.567891"),
+        day=dt.date(2026, 12, 2),
+        at=dt.time(6, 45, 23, 123456),
+        duration=dt.timedelta(days=1, microseconds=7),
+        blob=b"\x00\xffbinary",
+    )
+    row = wait_until(lambda: ProductRef.objects.filter(pk=product.pk).first(), what="replica row")
+    assert row.price == Decimal("1234.567891")
+    assert row.at == dt.time(6, 45, 23, 123456)
+    assert row.duration == dt.timedelta(days=1, microseconds=7)
+    assert bytes(row.blob) == b"\x00\xffbinary"
+    assert row.day == dt.date(2026, 12, 2)
+    assert row.cqrs_revision == 0
+
+    with transaction.atomic():
+        product.name = "big desk"
+        product.save()
+        product.save()
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=product.pk, name="big desk", cqrs_revision=1).exists(),
+        what="update",
+    )
+    product.delete()
+    wait_until(lambda: not ProductRef.objects.filter(pk=product.pk).exists(), what="delete")
+    assert replica.terminate() == 0
+    assert queue_depth(broker, replica.env["MESSAGING_CQRS_QUEUE"]) == 0
+
+
+def _replicated(expected: dict) -> bool:
+    have = dict(ProductRef.objects.values_list("pk", "name"))
+    return have == expected
+
+
+def test_kill_and_restart_the_consumer_mid_stream_with_two_workers(consumer, broker):
+    """Nothing is lost and the newest revision wins across SIGKILL and -w 2."""
+    replica = consumer(workers=2)
+    products = [Product.objects.create(name=f"p{i}") for i in range(40)]
+    for round_no in range(3):
+        for product in products:
+            product.name = f"p{product.pk}-r{round_no}"
+            product.save()
+        if round_no == 0:
+            wait_until(lambda: ProductRef.objects.exists(), what="first rows")
+            replica.kill()
+            replica = consumer(workers=2)
+    for product in products[::5]:
+        product.delete()
+    expected = {p.pk: p.name for p in products if p.pk is not None}
+    wait_until(lambda: _replicated(expected), timeout=40, what="replica converged")
+    assert set(ProductRef.objects.values_list("cqrs_revision", flat=True)) == {3}
+    assert replica.terminate() == 0
+
+
+def test_sigterm_finishes_and_exits_zero(consumer, broker):
+    replica = consumer(workers=1)
+    Product.objects.create(name="before-stop")
+    wait_until(lambda: ProductRef.objects.filter(name="before-stop").exists(), what="row")
+    assert replica.terminate() == 0
+    assert "stopped cleanly" in replica.output()
+
+
+def _close_our_connections() -> int:
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    closed = 0
+    for line in listing.splitlines():
+        if "django-messaging-cqrs" in line:
+            subprocess.run(
+                ["rabbitmqctl", "close_connection", line.split()[0], "test: broker went away"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            closed += 1
+    return closed
+
+
+def test_connections_dropped_by_the_broker_are_reopened(consumer, broker):
+    """Stands in for a broker restart: the broker closes every connection of ours."""
+    replica = consumer(workers=1)
+    Product.objects.create(name="one")
+    wait_until(lambda: ProductRef.objects.filter(name="one").exists(), what="first row")
+    assert _close_our_connections() >= 2  # the master's publisher and the consumer
+    Product.objects.create(name="two")
+    wait_until(lambda: ProductRef.objects.filter(name="two").exists(), timeout=30, what="second")
+    assert "connection lost" in replica.output()
+    assert replica.terminate() == 0
+
+
+def test_poison_messages_end_in_the_dead_letter_queue(consumer, broker, cqrs_settings):
+    replica = consumer(workers=1)
+    queue = cqrs_settings["queue"]
+    exchange = cqrs_settings["exchange"]
+    for body in (b"not json", b"[1, 2]", b'{"signal_type": "SAVE"}'):
+        broker.basic_publish(exchange=exchange, routing_key="product", body=body)
+    broker.basic_publish(
+        exchange="",
+        routing_key=queue,
+        body=b'{"signal_type":"SAVE","cqrs_id":"unknown","instance_data":{},"instance_pk":1}',
+    )
+    Poison.objects.create(name="poison pill")
+    good = Poison.objects.create(name="fine")
+    dlq = f"dead_letter_{queue}"
+    wait_until(lambda: queue_depth(broker, dlq) == 5, timeout=30, what="5 dead letters")
+    assert PoisonRef.objects.filter(pk=good.pk).exists()
+    bodies = []
+    for _ in range(5):
+        _method, props, body = broker.basic_get(dlq, auto_ack=True)
+        bodies.append(body)
+        assert props.headers["x-cqrs-error"]
+    pill = next(json.loads(b) for b in bodies if b"poison pill" in b)
+    assert pill["retries"] == 2  # MESSAGING_CQRS_MAX_RETRIES in the test settings
+    assert queue_depth(broker, queue) == 0
+    assert replica.proc.poll() is None
+    assert replica.terminate() == 0
+
+
+def test_unpublished_changes_are_stored_and_sent_later(consumer, broker, cqrs_settings):
+    good_url = cqrs_settings["url"]
+    cqrs_settings["url"] = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens there
+    RabbitMQTransport.clean_connection()
+    lost = Product.objects.create(name="while the broker was unreachable")
+    assert PendingMessage.objects.count() == 1
+    cqrs_settings["url"] = good_url
+    replica = consumer(workers=1)
+    Product.objects.create(name="after")
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=lost.pk).exists(), timeout=20, what="stored change"
+    )
+    assert PendingMessage.objects.count() == 0
+    assert replica.terminate() == 0
+
+
+def test_one_hot_row_ends_at_its_last_revision_with_two_workers(consumer, broker):
+    """Two workers share the queue: whatever order they apply in, the newest revision wins."""
+    replica = consumer(workers=2)
+    product = Product.objects.create(name="v0")
+    for i in range(1, 61):
+        product.name = f"v{i}"
+        product.save()
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=product.pk, name="v60", cqrs_revision=60).exists(),
+        timeout=30,
+        what="last revision",
+    )
+    assert replica.terminate() == 0
+
+
+def test_a_killed_worker_is_restarted_by_the_supervisor(consumer, broker):
+    replica = consumer(workers=2)
+    children = wait_until(lambda: _children(replica.proc.pid, 2), what="two workers")
+    os.kill(children[0], signal.SIGKILL)
+    wait_until(
+        lambda: (kids := _children(replica.proc.pid, 2)) and children[0] not in kids,
+        timeout=20,
+        what="a new worker",
+    )
+    product = Product.objects.create(name="after the restart")
+    wait_until(lambda: ProductRef.objects.filter(pk=product.pk).exists(), what="row")
+    assert replica.terminate() == 0
+
+
+def _children(pid: int, count: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    kids = [int(p) for p in found.split()]
+    return kids if len(kids) >= count else []

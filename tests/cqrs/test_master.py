@@ -1,0 +1,203 @@
+"""Master side: what is published, when, and with which payload (captured by TransportMock)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from django_messaging.core import suppress
+from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.registries import MasterRegistry
+from django_messaging.cqrs.transport import TransportMock
+from django_messaging.cqrs.transport.rabbit_mq import encode
+from tests.project.cqrs_app.models import (
+    Author,
+    Chosen,
+    Filtered,
+    Product,
+    Publisher,
+    RawBase,
+    RawProxy,
+    UuidItem,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def produced(settings):
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["transport"] = "django_messaging.cqrs.transport.TransportMock"
+    settings.MESSAGING = messaging
+    TransportMock.produced = []
+    yield TransportMock.produced
+    TransportMock.produced = []
+
+
+def test_create_publishes_the_nine_wire_keys(produced):
+    product = Product.objects.create(name="desk", price=Decimal("10.50"))
+    assert len(produced) == 1
+    body = json.loads(encode(produced[0]))
+    assert sorted(body) == sorted(
+        [
+            "signal_type",
+            "cqrs_id",
+            "instance_data",
+            "previous_data",
+            "instance_pk",
+            "correlation_id",
+            "retries",
+            "expires",
+            "meta",
+        ]
+    )
+    assert body["signal_type"] == "SAVE"
+    assert body["cqrs_id"] == "product"
+    assert body["instance_pk"] == product.pk
+    assert body["instance_data"]["price"] == "10.50"
+    assert body["instance_data"]["cqrs_revision"] == 0
+    assert " " in body["instance_data"]["cqrs_updated"]  # str(datetime), as django-cqrs sends
+    assert body["previous_data"] == {"name": None, "price": None}
+    assert body["expires"].endswith("+00:00") and "." not in body["expires"]
+    assert body["retries"] == 0 and body["meta"] == {}
+
+
+def test_update_increments_revision_once_per_transaction(produced):
+    product = Product.objects.create(name="a")
+    with transaction.atomic():
+        product.name = "b"
+        product.save()
+        product.name = "c"
+        product.save()
+        assert len(produced) == 1
+    assert len(produced) == 2
+    data = produced[1].instance_data
+    assert data["cqrs_revision"] == 1 and data["name"] == "c"
+    assert produced[1].previous_data == {"name": "a"}
+    product.refresh_from_db()
+    assert product.cqrs_revision == 1
+
+
+def test_rollback_publishes_nothing(produced):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Product.objects.create(name="gone")
+        raise RuntimeError
+    assert produced == []
+
+
+def test_update_fields_is_silent_unless_asked(produced, settings):
+    product = Product.objects.create(name="a")
+    product.name = "b"
+    product.save(update_fields=["name"])
+    assert len(produced) == 1
+    product.save(update_fields=["name"], update_cqrs_fields=True)
+    assert len(produced) == 2 and produced[1].instance_data["cqrs_revision"] == 1
+    settings.MESSAGING["CQRS"]["master"] = {"CQRS_AUTO_UPDATE_FIELDS": True}
+    product.save(update_fields=["name"])
+    assert len(produced) == 3 and produced[2].instance_data["cqrs_revision"] == 2
+
+
+def test_suppress_silences_master_signals(produced):
+    with suppress():
+        product = Product.objects.create(name="quiet")
+        product.delete()
+    with suppress(["other"]):
+        Product.objects.create(name="loud")
+    with suppress(["product"]):
+        Product.objects.create(name="quiet too")
+    assert [p.instance_data["name"] for p in produced] == ["loud"]
+
+
+def test_cqrs_produce_false_and_is_sync_instance(produced, monkeypatch):
+    Filtered.objects.create(name="ab")
+    Filtered.objects.create(name="abc")
+    assert [p.instance_data["name"] for p in produced] == ["abc"]
+    monkeypatch.setattr(Product, "CQRS_PRODUCE", False)
+    Product.objects.create(name="x")
+    assert len(produced) == 1
+
+
+def test_delete_payload(produced):
+    product = Product.objects.create(name="a")
+    pk = product.pk
+    product.delete()
+    payload = produced[-1]
+    assert payload.signal_type is SignalType.DELETE
+    assert payload.instance_data["id"] == pk
+    assert payload.instance_data["cqrs_revision"] == 1
+    assert payload.pk == pk
+
+
+def test_cqrs_fields_and_uuid_pk(produced):
+    Chosen.objects.create(name="n", secret="s")
+    assert set(produced[0].instance_data) == {"id", "name", "cqrs_revision", "cqrs_updated"}
+    item = UuidItem.objects.create(name="u")
+    assert produced[1].to_dict()["instance_pk"] == str(item.pk)
+    assert produced[1].instance_data["id"] == str(item.pk)
+
+
+def test_serializer_models_are_serialized_after_commit(produced):
+    publisher = Publisher.objects.create(name="pub")
+    with transaction.atomic():
+        author = Author.objects.create(name="auth")
+        author.publisher = publisher
+        author.save()
+    assert len(produced) == 1
+    assert produced[0].instance_data["publisher"] == {"id": publisher.pk, "name": "pub"}
+
+
+def test_bulk_create_and_bulk_update_publish_per_row(produced):
+    objs = Product.cqrs.bulk_create([Product(name=f"b{i}") for i in range(3)])
+    assert len(produced) == 3 and all(p.pk for p in produced)
+    produced.clear()
+    count = Product.cqrs.bulk_update(
+        Product.objects.filter(pk__in=[o.pk for o in objs[:2]]), name="z"
+    )
+    assert count == 2
+    assert sorted(
+        (p.instance_data["name"], p.instance_data["cqrs_revision"]) for p in produced
+    ) == [
+        ("z", 1),
+        ("z", 1),
+    ]
+    assert produced[0].previous_data == {"name": "b0"}
+
+
+def test_cqrs_sync_to_a_queue(produced):
+    product = Product.objects.create(name="a")
+    produced.clear()
+    assert product.cqrs_sync(queue="audit") is True
+    assert produced[0].signal_type is SignalType.SYNC and produced[0].queue == "audit"
+    assert Product(name="unsaved").cqrs_sync() is False
+
+
+def test_raw_master_mixin_with_proxy(produced):
+    assert MasterRegistry.models["raw_base"] is RawBase
+    RawProxy.objects.create(name="via proxy")
+    assert produced[0].cqrs_id == "raw_base"
+
+
+def test_meta_and_correlation_functions(produced, settings):
+    settings.MESSAGING["CQRS"]["master"] = {
+        "meta_function": lambda obj, **kw: {"kind": kw["signal_type"].value, "pk": obj.pk},
+        "correlation_function": lambda *args: "corr-1",
+    }
+    product = Product.objects.create(name="m")
+    assert produced[0].meta == {"kind": "SAVE", "pk": product.pk}
+    assert produced[0].correlation_id == "corr-1"
+
+
+def test_saves_count(produced):
+    product = Product.objects.create(name="a")
+    with transaction.atomic():
+        product.save()
+        assert product.cqrs_saves_count == 1 and product.is_initial_cqrs_save
+        product.save()
+        assert not product.is_initial_cqrs_save
+    assert product.cqrs_saves_count == 0
+    product.reset_cqrs_saves_count()
+    assert product.is_initial_cqrs_save

@@ -73,6 +73,24 @@ def mariadb(session: nox.Session) -> None:
 
 
 @nox.session
+def faults(session: nox.Session) -> None:
+    """Tests that restart the shared RabbitMQ: run alone, after the other test sessions."""
+    install_project(session)
+    env = {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": "messaging_faults"}
+    # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "broker_restart",
+        *session.posargs,
+        env=env,
+        success_codes=[0, 5],
+    )
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")

@@ -1,0 +1,247 @@
+"""The relay behind ``./manage.py publish``: outbox rows to the broker, each exactly once per
+successful confirmation.
+
+One batch:
+
+1. **Claim** up to ``DEFAULT_PUBLISHED_CHUNK_SIZE`` pending rows, oldest first, in one short
+   statement: ``UPDATE … WHERE id IN (SELECT … ORDER BY added LIMIT n FOR UPDATE SKIP LOCKED)``
+   on PostgreSQL. SQLite has no row locks but runs each write statement under its database
+   write lock, so the same single statement (without ``FOR UPDATE``) is just as exclusive. A
+   claim is a lease (``claimed_by`` / ``claimed_until``): rows of a relay that died are
+   claimed again after ``DEFAULT_RELAY_CLAIM_TIMEOUT`` seconds. Two relays never hold the same
+   row.
+2. **Send** them through the transport, persistent, each with a receipt.
+3. **Mark** rows sent as their receipts arrive (one ``UPDATE … WHERE id IN`` per group of
+   receipts), so a crash re-sends only rows whose confirmation had not been recorded.
+4. Rows left unconfirmed are released for another attempt: at once for the first three
+   failures, then after ``DEFAULT_PAUSE_FOR_RETRY``, then every ``DEFAULT_WAIT_RETRY`` seconds.
+   After ``DEFAULT_MAXIMUM_RETRY_ATTEMPTS`` they become ``FAILED`` (logged; the admin action
+   "re-send" schedules them again).
+
+A broker outage closes the connection: the relay stops claiming, reconnects with exponential
+backoff (capped by ``DEFAULT_MAXIMUM_BACKOFF``) and goes on. ``expires_at`` never stops a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Hashable
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.utils import timezone
+
+from django_messaging.core.serializers import SerializerError
+from django_messaging.core.worker import Worker
+from django_messaging.outbox import factories
+from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.conf import settings
+from django_messaging.outbox.models import Published
+from django_messaging.outbox.producers import encode_body, message_headers, retry_delay
+from django_messaging.outbox.transports.base import OutgoingMessage, Transport
+
+logger = logging.getLogger(__name__)
+
+
+def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -> list[Published]:
+    """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first."""
+    using = using or router.db_for_write(Published)
+    connection = connections[using]
+    now = timezone.now()
+    table = connection.ops.quote_name(Published._meta.db_table)
+    col = {f.name: connection.ops.quote_name(f.column) for f in Published._meta.concrete_fields}
+    adapt = connection.ops.adapt_datetimefield_value
+    pending = (
+        f"{col['status']} = %s AND {col['available_at']} <= %s "
+        f"AND ({col['claimed_until']} IS NULL OR {col['claimed_until']} < %s)"
+    )
+    params: list[Any] = [StatusChoice.SCHEDULE, adapt(now), adapt(now)]
+    until = adapt(now + dt.timedelta(seconds=lease))
+    vendor = connection.vendor
+    if vendor in ("postgresql", "sqlite"):
+        lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+        sql = (
+            f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
+            f"WHERE {col['id']} IN (SELECT {col['id']} FROM {table} WHERE {pending} "
+            f"ORDER BY {col['added']}, {col['id']} LIMIT %s{lock})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [owner, until, *params, size])
+            if not cursor.rowcount:
+                return []
+    else:  # MySQL/MariaDB and others with SKIP LOCKED: lock, then mark, in one transaction
+        with transaction.atomic(using=using):
+            ids = list(
+                Published.objects.using(using)
+                .select_for_update(skip_locked=True)
+                .extra(where=[pending], params=params)
+                .order_by("added", "id")
+                .values_list("id", flat=True)[:size]
+            )
+            if not ids:
+                return []
+            Published.objects.using(using).filter(id__in=ids).update(
+                claimed_by=owner, claimed_until=now + dt.timedelta(seconds=lease)
+            )
+    return list(
+        Published.objects.using(using)
+        .filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
+        .order_by("added", "id")
+    )
+
+
+class Relay(Worker):
+    name = "outbox relay"
+
+    def __init__(
+        self,
+        transport: Transport | None = None,
+        *,
+        batch_size: int | None = None,
+        using: str | None = None,
+    ) -> None:
+        self.transport = transport
+        self.batch_size = batch_size
+        self.using = using
+        self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.sent = 0
+        self._connect_failures = 0
+        self._next_connect = 0.0
+
+    # Worker -------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.transport is None:
+            from django_messaging.outbox.transports.stomp import StompTransport
+
+            self.transport = StompTransport()
+        logger.info("relay %s starting", self.owner)
+
+    def stop(self) -> None:
+        released = self._release_all()
+        if released:
+            logger.info("relay %s released %d claimed rows", self.owner, released)
+        if self.transport is not None:
+            self.transport.close()
+
+    def run_once(self) -> None:
+        if not self._ensure_open():
+            return
+        rows = claim_batch(
+            self.owner,
+            self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE),
+            float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT),
+            self.using,
+        )
+        if not rows:
+            time.sleep(min(float(settings.DEFAULT_PRODUCER_WAITING_TIME), 1.0))
+            return
+        self.send_rows(rows)
+
+    # one batch ----------------------------------------------------------------------------
+    def send_rows(self, rows: list[Published]) -> None:
+        assert self.transport is not None
+        by_id = {row.id: row for row in rows}
+        messages = []
+        bad: dict[Hashable, str] = {}
+        for row in rows:
+            try:
+                body, content_type = encode_body(row.body)
+                headers = message_headers(row)
+            except (SerializerError, TypeError, ValueError) as exc:
+                bad[row.id] = f"cannot encode the message: {exc}"
+                continue
+            messages.append(OutgoingMessage(row.id, row.destination, body, headers, content_type))
+        result = self.transport.send_batch(
+            messages, self._mark_sent, float(settings.DEFAULT_RECEIPT_TIMEOUT)
+        )
+        self.sent += result.confirmed
+        failed = {key: result.error or "not confirmed" for key in result.unconfirmed}
+        failed.update(bad)
+        if failed:
+            logger.warning(
+                "relay: %d of %d messages not confirmed (%s); they will be retried",
+                len(failed),
+                len(rows),
+                result.error or "see last_error",
+            )
+            self._reschedule([by_id[k] for k in failed if k in by_id], failed)
+        if result.error:
+            self.transport.close()
+
+    def _mark_sent(self, keys: list[Hashable]) -> None:
+        Published.objects.using(self._db()).filter(id__in=keys, claimed_by=self.owner).update(
+            status=StatusChoice.SUCCEEDED,
+            sent_at=timezone.now(),
+            claimed_by=None,
+            claimed_until=None,
+            last_error="",
+        )
+
+    def _reschedule(self, rows: list[Published], errors: dict[Hashable, str]) -> None:
+        now = timezone.now()
+        maximum = int(settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS)
+        groups: dict[tuple[int, str], list[Any]] = defaultdict(list)
+        for row in rows:
+            groups[(row.retry + 1, errors[row.id][:2000])].append(row.id)
+        manager = Published.objects.using(self._db())
+        for (attempts, error), ids in groups.items():
+            if attempts >= maximum:
+                logger.error(
+                    "relay: %d message(s) failed %d times and are now FAILED (re-send them from "
+                    "the admin): %s",
+                    len(ids),
+                    attempts,
+                    error,
+                )
+                changes: dict[str, Any] = {"status": StatusChoice.FAILED}
+            else:
+                changes = {"available_at": now + dt.timedelta(seconds=retry_delay(attempts))}
+            manager.filter(id__in=ids, claimed_by=self.owner).update(
+                retry=attempts, last_error=error, claimed_by=None, claimed_until=None, **changes
+            )
+
+    def _release_all(self) -> int:
+        try:
+            return (
+                Published.objects.using(self._db())
+                .filter(claimed_by=self.owner, status=StatusChoice.SCHEDULE)
+                .update(claimed_by=None, claimed_until=None)
+            )
+        except Exception:
+            logger.warning("relay %s could not release its claims", self.owner, exc_info=True)
+            return 0
+
+    def _db(self) -> str:
+        return self.using or router.db_for_write(Published)
+
+    def _ensure_open(self) -> bool:
+        assert self.transport is not None
+        if self.transport.is_open():
+            return True
+        now = time.monotonic()
+        if now < self._next_connect:
+            time.sleep(min(self._next_connect - now, 0.5))
+            return False
+        try:
+            self.transport.open()
+        except Exception as exc:
+            self._connect_failures += 1
+            delay = factories.backoff_delay(self._connect_failures)
+            self._next_connect = time.monotonic() + delay
+            logger.warning(
+                "relay cannot reach the broker (attempt %d), retrying in %.1fs: %s",
+                self._connect_failures,
+                delay,
+                exc,
+            )
+            return False
+        if self._connect_failures:
+            logger.info("relay reconnected after %d failed attempts", self._connect_failures)
+        self._connect_failures = 0
+        return True

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.serializers.python import Serializer as PythonSerializer
 from django.db import models, router, transaction
+from django.utils.encoding import is_protected_type
 
 from django_messaging.core.suppression import is_suppressed
 
@@ -38,9 +38,25 @@ class Config(NamedTuple):
 
 
 def _field_body(instance: models.Model, fields: Sequence[str] | None) -> dict[str, Any]:
-    serializer = PythonSerializer()
-    data = serializer.serialize([instance], fields=fields)[0]
-    return {"id": data["pk"], **data["fields"]}
+    """``{"id": pk, name: value, ...}`` over every concrete field (parents' included), as
+    Django's serializers write values: numbers, dates and ``None`` as they are, foreign keys as
+    their pk, anything else through ``value_to_string``. Many-to-many fields only when listed
+    in ``fields`` (they need a query)."""
+    opts = instance._meta
+    body: dict[str, Any] = {"id": instance.pk}
+    wanted = set(fields) if fields is not None else None
+    for field in opts.concrete_fields:
+        if field.primary_key or getattr(field, "parent_link", False):
+            continue
+        name = field.name
+        if wanted is not None and name not in wanted and field.attname not in wanted:
+            continue
+        value = field.value_from_object(instance)
+        body[name] = value if is_protected_type(value) else field.value_to_string(instance)
+    for field in opts.many_to_many:
+        if wanted is not None and field.name in wanted:
+            body[field.name] = [related.pk for related in getattr(instance, field.name).all()]
+    return body
 
 
 def build_body(instance: models.Model, config: Config) -> Any:

@@ -128,6 +128,7 @@ class Relay(Worker):
             logger.info("relay %s released %d claimed rows", self.owner, released)
         if self.transport is not None:
             self.transport.close()
+        logger.info("relay %s stopped: %d messages confirmed by the broker", self.owner, self.sent)
 
     def run_once(self) -> None:
         if not self._ensure_open():

@@ -8,55 +8,111 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Published',
+            name="Published",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('version', models.CharField(blank=True, max_length=100, null=True)),
-                ('destination', models.CharField(max_length=255)),
-                ('body', models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('headers', models.JSONField(blank=True, default=dict, encoder=django.core.serializers.json.DjangoJSONEncoder)),
-                ('added', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('expires_at', models.DateTimeField(default=django_messaging.outbox.models._one_more_day)),
-                ('retry', models.PositiveIntegerField(default=0)),
-                ('status', models.IntegerField(choices=[(-1, 'Failed'), (1, 'Scheduled'), (2, 'Succeeded')], default=1)),
-                ('available_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('claimed_by', models.CharField(blank=True, editable=False, max_length=64, null=True)),
-                ('claimed_until', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True, default='')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("version", models.CharField(blank=True, max_length=100, null=True)),
+                ("destination", models.CharField(max_length=255)),
+                ("body", models.JSONField(encoder=django.core.serializers.json.DjangoJSONEncoder)),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                    ),
+                ),
+                ("added", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "expires_at",
+                    models.DateTimeField(default=django_messaging.outbox.models._one_more_day),
+                ),
+                ("retry", models.PositiveIntegerField(default=0)),
+                (
+                    "status",
+                    models.IntegerField(
+                        choices=[(-1, "Failed"), (1, "Scheduled"), (2, "Succeeded")], default=1
+                    ),
+                ),
+                ("available_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "claimed_by",
+                    models.CharField(blank=True, editable=False, max_length=64, null=True),
+                ),
+                ("claimed_until", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True, default="")),
             ],
             options={
-                'verbose_name': 'published message',
-                'verbose_name_plural': 'published messages',
-                'indexes': [models.Index(fields=['status', 'available_at'], name='msg_outbox_pub_pending'), models.Index(fields=['added'], name='msg_outbox_pub_added'), models.Index(fields=['claimed_by'], name='msg_outbox_pub_claim')],
+                "verbose_name": "published message",
+                "verbose_name_plural": "published messages",
+                "indexes": [
+                    models.Index(fields=["status", "available_at"], name="msg_outbox_pub_pending"),
+                    models.Index(fields=["added"], name="msg_outbox_pub_added"),
+                    models.Index(fields=["claimed_by"], name="msg_outbox_pub_claim"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Received',
+            name="Received",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('msg_id', models.CharField(max_length=255)),
-                ('queue', models.CharField(blank=True, default='', max_length=255)),
-                ('headers', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('body', models.JSONField(blank=True, encoder=django.core.serializers.json.DjangoJSONEncoder, null=True)),
-                ('added', models.DateTimeField(default=django.utils.timezone.now, editable=False)),
-                ('expires_at', models.DateTimeField(default=django_messaging.outbox.models._one_more_day)),
-                ('retry', models.PositiveIntegerField(default=0)),
-                ('status', models.IntegerField(choices=[(-1, 'Failed'), (1, 'Scheduled'), (2, 'Succeeded')], default=2)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("msg_id", models.CharField(max_length=255)),
+                ("queue", models.CharField(blank=True, default="", max_length=255)),
+                (
+                    "headers",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                (
+                    "body",
+                    models.JSONField(
+                        blank=True,
+                        encoder=django.core.serializers.json.DjangoJSONEncoder,
+                        null=True,
+                    ),
+                ),
+                ("added", models.DateTimeField(default=django.utils.timezone.now, editable=False)),
+                (
+                    "expires_at",
+                    models.DateTimeField(default=django_messaging.outbox.models._one_more_day),
+                ),
+                ("retry", models.PositiveIntegerField(default=0)),
+                (
+                    "status",
+                    models.IntegerField(
+                        choices=[(-1, "Failed"), (1, "Scheduled"), (2, "Succeeded")], default=2
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'received message',
-                'verbose_name_plural': 'received messages',
-                'indexes': [models.Index(fields=['added'], name='msg_outbox_rec_added')],
-                'constraints': [models.UniqueConstraint(fields=('msg_id', 'queue'), name='msg_outbox_received_once')],
+                "verbose_name": "received message",
+                "verbose_name_plural": "received messages",
+                "indexes": [models.Index(fields=["added"], name="msg_outbox_rec_added")],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("msg_id", "queue"), name="msg_outbox_received_once"
+                    )
+                ],
             },
         ),
     ]

@@ -19,14 +19,45 @@ ROOT = Path(__file__).resolve().parents[2]
 def probe(stomp_address: tuple[str, int]) -> Iterator[Callable[..., Probe]]:
     made: list[Probe] = []
 
-    def make(destination: str, queue: str | None = None) -> Probe:
-        p = Probe(stomp_address, destination, queue)
+    def make(destination: str, queue: str | None = None, durable: bool = False) -> Probe:
+        p = Probe(stomp_address, destination, queue, durable)
         made.append(p)
         return p
 
     yield make
     for p in made:
         p.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_calls() -> None:
+    from tests.outbox import callbacks
+
+    callbacks.calls.clear()
+
+
+def queue_depth(name: str) -> tuple[int, int]:
+    """(ready, unacknowledged) messages of a queue, from the broker itself."""
+    done = subprocess.run(
+        [
+            "rabbitmqctl",
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    for line in done.stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] == name:
+            return int(parts[1]), int(parts[2])
+    raise AssertionError(f"queue {name} does not exist")
 
 
 @pytest.fixture

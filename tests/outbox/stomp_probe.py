@@ -12,7 +12,13 @@ import stomp
 class Probe(stomp.ConnectionListener):  # type: ignore[misc]
     """Subscribes ``destination`` through its own queue and records every message."""
 
-    def __init__(self, address: tuple[str, int], destination: str, queue: str | None = None):
+    def __init__(
+        self,
+        address: tuple[str, int],
+        destination: str,
+        queue: str | None = None,
+        durable: bool = False,
+    ):
         self.messages: list[tuple[dict[str, str], str]] = []
         self._lock = threading.Lock()
         self._receipt = threading.Event()
@@ -21,6 +27,8 @@ class Probe(stomp.ConnectionListener):  # type: ignore[misc]
         self.connection.connect("guest", "guest", wait=True)
         receipt = uuid.uuid4().hex
         headers = {"receipt": receipt, "durable": "false", "auto-delete": "true"}
+        if durable:  # an existing durable queue (a dead-letter queue): declare it the same way
+            headers.update({"durable": "true", "auto-delete": "false"})
         if queue:
             headers["x-queue-name"] = queue
         self._expected = receipt
@@ -43,7 +51,7 @@ class Probe(stomp.ConnectionListener):  # type: ignore[misc]
     def close(self) -> None:
         try:
             self.connection.disconnect()
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
 
 

@@ -84,6 +84,7 @@ class Consumer(Worker):
         self._counter = itertools.count(1)
         self._connect_failures = 0
         self._next_connect = 0.0
+        self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
@@ -241,6 +242,7 @@ class Consumer(Worker):
         while True:
             if generation == self._generation and self.is_connected():
                 self.handle(frame)
+                self.handled += 1
                 handled += 1
             # else: from a connection that is gone; the broker redelivers it.
             if handled >= self.batch_limit:

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from django_messaging.outbox.relay import Relay
 from tests.helpers import wait_until
-from tests.outbox.helpers import drive, topic
+from tests.outbox.helpers import drive
 from tests.project.outbox_app.models import Order, PlainModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]

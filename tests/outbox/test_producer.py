@@ -41,9 +41,9 @@ def test_send_event_delivers_body_and_headers(stomp_address, probe, unique_name)
 def test_failover_to_the_next_host(stomp_address, probe, unique_name) -> None:
     destination, _ = topic(unique_name)
     p = probe(destination)
-    with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=[("127.0.0.1", 1), stomp_address]):
-        with factory_producer() as producer:
-            producer.send_event(destination=destination, body={"n": 1})
+    hosts = [("127.0.0.1", 1), stomp_address]
+    with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=hosts), factory_producer() as producer:
+        producer.send_event(destination=destination, body={"n": 1})
     wait_until(lambda: p.messages)
 
 
@@ -60,15 +60,15 @@ def test_unreachable_broker_raises_after_the_configured_attempts() -> None:
 
 
 def test_wrong_credentials_are_reported(stomp_address) -> None:
-    with outbox_settings(DEFAULT_STOMP_PASSCODE="wrong", DEFAULT_MAXIMUM_RETRY_ATTEMPTS=1):
-        with pytest.raises(ExceededSendAttemptsException):
-            factory_producer().send_event(destination="/topic/x", body={})
+    wrong = outbox_settings(DEFAULT_STOMP_PASSCODE="wrong", DEFAULT_MAXIMUM_RETRY_ATTEMPTS=1)
+    with wrong, pytest.raises(ExceededSendAttemptsException):
+        factory_producer().send_event(destination="/topic/x", body={})
 
 
 def test_unknown_vhost_is_refused(stomp_address) -> None:
-    with outbox_settings(DEFAULT_STOMP_VHOST="no-such-vhost", DEFAULT_MAXIMUM_RETRY_ATTEMPTS=1):
-        with pytest.raises(ExceededSendAttemptsException):
-            factory_producer().send_event(destination="/topic/x", body={})
+    vhost = outbox_settings(DEFAULT_STOMP_VHOST="no-such-vhost", DEFAULT_MAXIMUM_RETRY_ATTEMPTS=1)
+    with vhost, pytest.raises(ExceededSendAttemptsException):
+        factory_producer().send_event(destination="/topic/x", body={})
 
 
 def test_connection_class_heartbeats_and_vhost_come_from_settings() -> None:

@@ -79,15 +79,6 @@ def test_decorated_save_and_manual_row_in_user_transaction_are_sent(
     assert json.loads(p2.messages[0][1]) == {"some": "data"}
 
 
-def test_uncommitted_rows_are_not_sent(stomp_address, unique_name) -> None:
-    destination, _ = topic(unique_name)
-    with transaction.atomic():
-        Published.objects.create(destination=destination, body={})
-        # another connection (a relay) cannot see the row before commit
-        assert claim_batch("other", 10, 60, using="default") == [] or True
-    assert Published.objects.count() == 1
-
-
 def test_expired_rows_are_still_sent(stomp_address, probe, unique_name) -> None:
     """django-outbox-pattern 0.10.0+ (research E14): rows past ``expires_at`` were never sent."""
     destination, _ = topic(unique_name)

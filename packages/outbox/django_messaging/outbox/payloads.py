@@ -16,22 +16,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import stomp
 from django.db import router, transaction
 
 from django_messaging.outbox.choices import StatusChoice
 
 
 def _ack(connection: Any, ack_id: str, subscription: str | None) -> None:
-    if getattr(connection, "version", None) == 1.0 or type(connection).__name__.endswith("10"):
-        connection.ack(ack_id)
-    elif type(connection).__name__.endswith("11"):
+    if isinstance(connection, stomp.StompConnection11):  # STOMP 1.1 names the subscription
         connection.ack(ack_id, subscription)
     else:
         connection.ack(ack_id)
 
 
 def _nack(connection: Any, ack_id: str, subscription: str | None) -> None:
-    if type(connection).__name__.endswith("11"):
+    if isinstance(connection, stomp.StompConnection11):
         connection.nack(ack_id, subscription, requeue="false")
     else:
         connection.nack(ack_id, requeue="false")

@@ -42,7 +42,7 @@ class Published(models.Model):
         verbose_name = "published message"
         verbose_name_plural = "published messages"
         indexes = [
-            models.Index(fields=["status", "available_at"], name="msg_outbox_pub_pending"),
+            models.Index(fields=["status", "added", "id"], name="msg_outbox_pub_pending"),
             models.Index(fields=["added"], name="msg_outbox_pub_added"),
             models.Index(fields=["claimed_by"], name="msg_outbox_pub_claim"),
         ]

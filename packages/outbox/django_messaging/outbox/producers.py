@@ -40,13 +40,18 @@ def encode_body(body: Any) -> tuple[bytes, str]:
     return serializer.dumps(body), getattr(serializer, "content_type", "application/json")
 
 
-def message_headers(message: Any) -> dict[str, str]:
-    """Stored headers of an outbox row, then the generated ones (which win)."""
-    generate = import_from_setting(
+def generate_headers_function() -> Any:
+    return import_from_setting(
         settings.DEFAULT_GENERATE_HEADERS, "MESSAGING['OUTBOX']['DEFAULT_GENERATE_HEADERS']"
     )
-    stored = message.headers if isinstance(getattr(message, "headers", None), dict) else {}
-    return {str(k): str(v) for k, v in {**stored, **generate(message)}.items()}
+
+
+def message_headers(message: Any, generate: Any = None) -> dict[str, str]:
+    """Stored headers of an outbox row, then the generated ones (which win)."""
+    generated = (generate or generate_headers_function())(message)
+    stored = message.headers if isinstance(getattr(message, "headers", None), dict) else None
+    merged = {**stored, **generated} if stored else generated
+    return {str(k): str(v) for k, v in merged.items()}
 
 
 class Producer:

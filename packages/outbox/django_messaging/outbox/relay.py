@@ -25,6 +25,7 @@ backoff (capped by ``DEFAULT_MAXIMUM_BACKOFF``) and goes on. ``expires_at`` neve
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import socket
@@ -34,23 +35,35 @@ from collections import defaultdict
 from collections.abc import Hashable
 from typing import Any
 
+import orjson
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from django_messaging.core.serializers import SerializerError
+from django_messaging.core.serializers import get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import factories
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.models import Published
-from django_messaging.outbox.producers import encode_body, message_headers, retry_delay
+from django_messaging.outbox.producers import (
+    generate_headers_function,
+    message_headers,
+    retry_delay,
+)
 from django_messaging.outbox.transports.base import OutgoingMessage, Transport
 
 logger = logging.getLogger(__name__)
 
 
+_RETURNED = ("id", "destination", "version", "body", "headers", "retry", "added")
+
+
 def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -> list[Published]:
-    """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first."""
+    """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first.
+
+    Each returned row carries its body as stored JSON text in ``_body_json``, so a JSON body
+    goes to the broker without being decoded and encoded again.
+    """
     using = using or router.db_for_write(Published)
     connection = connections[using]
     now = timezone.now()
@@ -66,29 +79,53 @@ def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -
     vendor = connection.vendor
     if vendor in ("postgresql", "sqlite"):
         lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+        returning = ", ".join(col[name] for name in _RETURNED)
         sql = (
             f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
             f"WHERE {col['id']} IN (SELECT {col['id']} FROM {table} WHERE {pending} "
-            f"ORDER BY {col['added']}, {col['id']} LIMIT %s{lock})"
+            f"ORDER BY {col['added']}, {col['id']} LIMIT %s{lock}) RETURNING {returning}"
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, [owner, until, *params, size])
-            if not cursor.rowcount:
-                return []
-    else:  # MySQL/MariaDB and others with SKIP LOCKED: lock, then mark, in one transaction
-        with transaction.atomic(using=using):
-            ids = list(
-                Published.objects.using(using)
-                .select_for_update(skip_locked=True)
-                .extra(where=[pending], params=params)
-                .order_by("added", "id")
-                .values_list("id", flat=True)[:size]
+            raw = cursor.fetchall()
+        raw.sort(key=lambda r: (r[6], str(r[0])))
+        rows = []
+        # in the model's field order, as from_db expects
+        names = ["id", "version", "destination", "body", "headers", "retry", "claimed_by"]
+        for pk, destination, version, body, headers, retry, _added in raw:
+            body_text = body if isinstance(body, str) else json.dumps(body)
+            header_values = orjson.loads(headers) if isinstance(headers, str) else headers
+            # from_db: no field defaults computed, the other columns stay deferred.
+            row = Published.from_db(
+                using,
+                names,
+                [
+                    pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk)),
+                    version,
+                    destination,
+                    orjson.loads(body_text),
+                    header_values or {},
+                    retry,
+                    owner,
+                ],
             )
-            if not ids:
-                return []
-            Published.objects.using(using).filter(id__in=ids).update(
-                claimed_by=owner, claimed_until=now + dt.timedelta(seconds=lease)
-            )
+            row._body_json = body_text  # type: ignore[attr-defined]
+            rows.append(row)
+        return rows
+    # MySQL/MariaDB and others with SKIP LOCKED: lock, then mark, in one transaction.
+    with transaction.atomic(using=using):
+        ids = list(
+            Published.objects.using(using)
+            .select_for_update(skip_locked=True)
+            .extra(where=[pending], params=params)
+            .order_by("added", "id")
+            .values_list("id", flat=True)[:size]
+        )
+        if not ids:
+            return []
+        Published.objects.using(using).filter(id__in=ids).update(
+            claimed_by=owner, claimed_until=now + dt.timedelta(seconds=lease)
+        )
     return list(
         Published.objects.using(using)
         .filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
@@ -98,6 +135,9 @@ def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -
 
 class Relay(Worker):
     name = "outbox relay"
+    #: Batches in flight at once: the next batch is claimed and written while the broker
+    #: confirms the previous one.
+    window = 2
 
     def __init__(
         self,
@@ -111,6 +151,7 @@ class Relay(Worker):
         self.using = using
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
+        self._inflight: dict[Hashable, tuple[Published, float]] = {}
         self._connect_failures = 0
         self._next_connect = 0.0
 
@@ -123,6 +164,14 @@ class Relay(Worker):
         logger.info("relay %s starting", self.owner)
 
     def stop(self) -> None:
+        """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
+        if self._inflight and self.transport is not None:
+            deadline = time.monotonic() + float(settings.DEFAULT_RECEIPT_TIMEOUT)
+            while self._inflight and time.monotonic() < deadline:
+                if not self._collect(0.5):
+                    break
+        if self._inflight:
+            self._fail_inflight("relay stopped before the broker confirmed")
         released = self._release_all()
         if released:
             logger.info("relay %s released %d claimed rows", self.owner, released)
@@ -133,46 +182,89 @@ class Relay(Worker):
     def run_once(self) -> None:
         if not self._ensure_open():
             return
-        rows = claim_batch(
-            self.owner,
-            self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE),
-            float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT),
-            self.using,
-        )
-        if not rows:
+        size = self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE)
+        claimed = 0
+        if len(self._inflight) < size * self.window:
+            rows = claim_batch(
+                self.owner, size, float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT), self.using
+            )
+            if rows:
+                claimed = len(rows)
+                self._send(rows)
+        if self._inflight:
+            full = len(self._inflight) >= size * self.window
+            self._collect(0.0 if claimed and not full else 0.2)
+        elif not claimed:
             time.sleep(min(float(settings.DEFAULT_PRODUCER_WAITING_TIME), 1.0))
-            return
-        self.send_rows(rows)
 
     # one batch ----------------------------------------------------------------------------
     def send_rows(self, rows: list[Published]) -> None:
+        """Send ``rows`` (claimed by this relay) and wait for their receipts."""
+        self._send(rows)
+        deadline = time.monotonic() + float(settings.DEFAULT_RECEIPT_TIMEOUT) + 1
+        while self._inflight and time.monotonic() < deadline:
+            if not self._collect(0.5):
+                break
+
+    def _send(self, rows: list[Published]) -> None:
         assert self.transport is not None
-        by_id = {row.id: row for row in rows}
         messages = []
         bad: dict[Hashable, str] = {}
+        serializer_name = settings.DEFAULT_BODY_SERIALIZER
+        serializer = get_serializer(serializer_name)
+        content_type = getattr(serializer, "content_type", None)
+        generate = generate_headers_function()
         for row in rows:
             try:
-                body, content_type = encode_body(row.body)
-                headers = message_headers(row)
-            except (SerializerError, TypeError, ValueError) as exc:
-                bad[row.id] = f"cannot encode the message: {exc}"
+                raw_json = getattr(row, "_body_json", None)
+                if raw_json is not None and serializer_name == "json":
+                    body = raw_json.encode()
+                else:
+                    body = serializer.dumps(row.body)
+                headers = message_headers(row, generate)
+            except Exception as exc:
+                bad[row.id] = f"cannot encode the message: {exc!r}"
                 continue
             messages.append(OutgoingMessage(row.id, row.destination, body, headers, content_type))
-        result = self.transport.send_batch(
-            messages, self._mark_sent, float(settings.DEFAULT_RECEIPT_TIMEOUT)
-        )
-        self.sent += result.confirmed
-        failed = {key: result.error or "not confirmed" for key in result.unconfirmed}
-        failed.update(bad)
-        if failed:
+        now = time.monotonic()
+        for row in rows:
+            if row.id not in bad:
+                self._inflight[row.id] = (row, now)
+        unsent = self.transport.send(messages)
+        if bad:
+            self._reschedule([r for r in rows if r.id in bad], bad)
+        if unsent:
+            self._fail_inflight("connection lost while sending")
+
+    def _collect(self, timeout: float) -> bool:
+        """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
+        assert self.transport is not None
+        polled = self.transport.poll(timeout)
+        keys = [k for k in polled.confirmed if k in self._inflight]
+        if keys:
+            self._mark_sent(keys)
+            for key in keys:
+                del self._inflight[key]
+            self.sent += len(keys)
+        if polled.lost:
+            self._fail_inflight(polled.error or "connection lost")
+            return False
+        if self._inflight:
+            oldest = min(sent_at for _, sent_at in self._inflight.values())
+            if time.monotonic() - oldest > float(settings.DEFAULT_RECEIPT_TIMEOUT):
+                self._fail_inflight(f"no receipt within {settings.DEFAULT_RECEIPT_TIMEOUT}s")
+                return False
+        return True
+
+    def _fail_inflight(self, error: str) -> None:
+        rows = [row for row, _ in self._inflight.values()]
+        self._inflight.clear()
+        if rows:
             logger.warning(
-                "relay: %d of %d messages not confirmed (%s); they will be retried",
-                len(failed),
-                len(rows),
-                result.error or "see last_error",
+                "relay: %d messages not confirmed (%s); they will be retried", len(rows), error
             )
-            self._reschedule([by_id[k] for k in failed if k in by_id], failed)
-        if result.error:
+            self._reschedule(rows, {row.id: error for row in rows})
+        if self.transport is not None:
             self.transport.close()
 
     def _mark_sent(self, keys: list[Hashable]) -> None:
@@ -225,6 +317,8 @@ class Relay(Worker):
         assert self.transport is not None
         if self.transport.is_open():
             return True
+        if self._inflight:
+            self._fail_inflight("connection lost")
         now = time.monotonic()
         if now < self._next_connect:
             time.sleep(min(self._next_connect - now, 0.5))

@@ -5,85 +5,127 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='FieldsModel',
+            name="FieldsModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='MultiModel',
+            name="MultiModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=64)),
             ],
         ),
         migrations.CreateModel(
-            name='PlainModel',
+            name="PlainModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='SerializerModel',
+            name="SerializerModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='Unpublished',
+            name="Unpublished",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='VersionedModel',
+            name="VersionedModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('field_one', models.CharField(max_length=100)),
-                ('field_two', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("field_one", models.CharField(max_length=100)),
+                ("field_two", models.CharField(max_length=100)),
             ],
         ),
         migrations.CreateModel(
-            name='PlainChild',
+            name="PlainChild",
             fields=[
-                ('plainmodel_ptr', models.OneToOneField(auto_created=True, on_delete=django.db.models.deletion.CASCADE, parent_link=True, primary_key=True, serialize=False, to='test_outbox.plainmodel')),
-                ('extra', models.CharField(default='', max_length=20)),
+                (
+                    "plainmodel_ptr",
+                    models.OneToOneField(
+                        auto_created=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        parent_link=True,
+                        primary_key=True,
+                        serialize=False,
+                        to="test_outbox.plainmodel",
+                    ),
+                ),
+                ("extra", models.CharField(default="", max_length=20)),
             ],
-            bases=('test_outbox.plainmodel',),
+            bases=("test_outbox.plainmodel",),
         ),
         migrations.CreateModel(
-            name='PlainProxy',
-            fields=[
-            ],
+            name="PlainProxy",
+            fields=[],
             options={
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('test_outbox.plainmodel',),
+            bases=("test_outbox.plainmodel",),
         ),
     ]

@@ -1,9 +1,9 @@
 """The STOMP transport (RabbitMQ's STOMP plugin, stomp.py).
 
 Every SEND is ``persistent:true`` and carries a ``receipt`` header; RabbitMQ sends the RECEIPT
-once the message is confirmed (routed and, for durable queues, written to disk). Frames of a
-batch are written back to back and their receipts collected as they come, so the relay never
-waits for one round trip per message. One connection serves every batch until it breaks.
+once the message is confirmed (routed and, for durable queues, written to disk). Frames are
+written back to back and their receipts collected as they come, so the relay never waits for
+one round trip per message. One connection serves every batch until it breaks.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
-import time
+import threading
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from django_messaging.core.imports import import_from_setting
 from django_messaging.outbox import factories
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.exceptions import TransportError
-from django_messaging.outbox.transports.base import BatchResult, OutgoingMessage, Transport
+from django_messaging.outbox.transports.base import Confirmations, OutgoingMessage, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +36,17 @@ class StompTransport(Transport):
         self._prefix = uuid.uuid4().hex[:12]
         self._counter = itertools.count(1)
         self._broken = False
+        self._error: str | None = None
+        self._pending: dict[str, Hashable] = {}
+        self._outgoing: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_receipt(self, receipt_id: str | None) -> None:
         self._receipts.put(receipt_id)
 
     def on_broker_error(self, headers: dict[str, str], body: str) -> None:
+        self._error = f"broker error: {headers.get('message', '')} {body[:300]}".strip()
         self._broken = True
         self._receipts.put(_LOST)
 
@@ -62,7 +67,9 @@ class StompTransport(Transport):
         connection = factories.factory_connection()
         connection.set_listener(self.listener_name, listener_class(self))
         self._receipts = queue.SimpleQueue()
+        self._pending = {}
         self._broken = False
+        self._error = None
         try:
             factories.connect(connection)
         except Exception as exc:
@@ -71,78 +78,93 @@ class StompTransport(Transport):
                 f"cannot connect to {factories.host_and_ports()}: {exc!r}"
             ) from exc
         self.connection = connection
+        self._outgoing = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write,
+            args=(connection, self._outgoing),
+            name="outbox-stomp-writer",
+            daemon=True,
+        )
+        self._writer.start()
 
     def is_open(self) -> bool:
         return self.connection is not None and not self._broken and self.connection.is_connected()
 
     def close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._outgoing.put(None)
+            writer.join(10)
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.remove_listener(self.listener_name)
             _quiet_disconnect(connection)
 
-    def send_batch(
-        self,
-        messages: Sequence[OutgoingMessage],
-        on_confirmed: Callable[[list[Hashable]], None],
-        timeout: float,
-    ) -> BatchResult:
-        result = BatchResult()
-        if not self.is_open():
-            result.unconfirmed = [m.key for m in messages]
-            result.error = "not connected"
-            return result
-        pending: dict[str, Hashable] = {}
-        unsent: list[Hashable] = []
-        for index, message in enumerate(messages):
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
+        """Queue ``messages`` for the writer thread; a write failure shows up in :meth:`poll`.
+
+        Writing on a separate thread lets the relay claim its next batch from the database
+        while this one goes out.
+        """
+        if not self.is_open() or self._writer is None:
+            return [m.key for m in messages]
+        batch = []
+        for message in messages:
             receipt = f"{self._prefix}-{next(self._counter)}"
-            headers = dict(message.headers)
-            headers["persistent"] = "true"
-            headers["receipt"] = receipt
-            pending[receipt] = message.key
-            try:
-                self.connection.send(
-                    message.destination,
-                    message.body,
-                    content_type=message.content_type,
-                    headers=headers,
-                )
-            except Exception as exc:  # socket gone mid-batch
-                self._broken = True
-                result.error = f"send failed: {exc!r}"
-                del pending[receipt]
-                unsent = [m.key for m in messages[index:]]
-                break
-        deadline = time.monotonic() + timeout
-        lost = False
-        while pending and not lost:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                result.error = result.error or f"no receipt within {timeout}s"
-                break
-            try:
-                items = [self._receipts.get(timeout=min(remaining, 0.5))]
-            except queue.Empty:
-                if not self.is_open():
-                    lost = True
-                continue
-            while True:
+            self._pending[receipt] = message.key
+            batch.append((receipt, message))
+        self._outgoing.put(batch)
+        return []
+
+    def _write(self, connection: Any, outgoing: queue.SimpleQueue[Any]) -> None:
+        send = connection.send
+        while True:
+            batch = outgoing.get()
+            if batch is None:
+                return
+            for receipt, message in batch:
+                headers = dict(message.headers)
+                headers["persistent"] = "true"
+                headers["receipt"] = receipt
                 try:
-                    items.append(self._receipts.get_nowait())
-                except queue.Empty:
-                    break
-            keys = []
-            for item in items:
-                if item is _LOST:
-                    lost = True
-                elif item in pending:
-                    keys.append(pending.pop(item))
-            if keys:
-                result.confirmed += len(keys)
-                on_confirmed(keys)
-        if lost:
-            result.error = result.error or "connection lost before every receipt arrived"
-        result.unconfirmed = list(pending.values()) + unsent
+                    send(
+                        message.destination,
+                        message.body,
+                        content_type=message.content_type,
+                        headers=headers,
+                    )
+                except Exception as exc:
+                    logger.warning("send to %s failed: %r", message.destination, exc)
+                    self._error = f"send failed: {exc!r}"
+                    self._broken = True
+                    self._receipts.put(_LOST)
+                    return
+
+    def poll(self, timeout: float) -> Confirmations:
+        result = Confirmations()
+        try:
+            items = [
+                self._receipts.get(timeout=timeout) if timeout > 0 else self._receipts.get_nowait()
+            ]
+        except queue.Empty:
+            if self._pending and not self.is_open():
+                result.lost, result.error = True, "connection lost"
+            return result
+        while True:
+            try:
+                items.append(self._receipts.get_nowait())
+            except queue.Empty:
+                break
+        for item in items:
+            if item is _LOST:
+                result.lost = True
+                result.error = self._error or "connection lost before every receipt arrived"
+            else:
+                key = self._pending.pop(item, None)
+                if key is not None:
+                    result.confirmed.append(key)
+        if result.lost:
+            self._pending.clear()
         return result
 
 

@@ -276,7 +276,7 @@ def subscribe(key: str) -> None:
             from django_messaging.outbox.consumers import Consumer
             from django_messaging.outbox.models import Received
 
-            Consumer(callback, destination, queue).start()  # declares the queues
+            _declare_subscriber_queue(destination, queue)
             _preload(destination)
             started = time.perf_counter()
             consumer = Consumer(callback, destination, queue)
@@ -289,9 +289,7 @@ def subscribe(key: str) -> None:
             from django_outbox_pattern.factories import factory_consumer
             from django_outbox_pattern.models import Received
 
-            first = factory_consumer()
-            first.start(callback, destination, queue)
-            first.stop()
+            _declare_subscriber_queue(destination, queue)
             _preload(destination)
             started = time.perf_counter()
             consumer = factory_consumer()
@@ -308,6 +306,37 @@ def subscribe(key: str) -> None:
     finally:
         delete_queues(queue, f"DLQ.{queue}")
     emit(SUBSCRIBER_MESSAGES, elapsed)
+
+
+def _declare_subscriber_queue(destination: str, queue: str) -> None:
+    """The queue both libraries declare on SUBSCRIBE (same arguments), made before pre-loading."""
+    import stomp
+
+    done = threading.Event()
+
+    class Listener(stomp.ConnectionListener):
+        def on_receipt(self, frame):
+            done.set()
+
+    conn = stomp.Connection12([stomp_address()], vhost="/")
+    conn.set_listener("l", Listener())
+    conn.connect("guest", "guest", wait=True)
+    conn.subscribe(
+        destination,
+        "decl",
+        ack="client-individual",
+        headers={
+            "x-queue-name": queue,
+            "durable": "true",
+            "auto-delete": "false",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"DLQ.{queue}",
+            "receipt": "r",
+        },
+    )
+    done.wait(10)
+    conn.unsubscribe("decl")
+    conn.disconnect()
 
 
 def _preload(destination: str) -> None:

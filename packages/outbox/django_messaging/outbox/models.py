@@ -41,10 +41,10 @@ class Published(models.Model):
     class Meta:
         verbose_name = "published message"
         verbose_name_plural = "published messages"
+        # One index: the relay walks pending rows in ``added`` order through it. The claim
+        # columns are not indexed, so claiming a row can be a HOT update on PostgreSQL.
         indexes = [
             models.Index(fields=["status", "added", "id"], name="msg_outbox_pub_pending"),
-            models.Index(fields=["added"], name="msg_outbox_pub_added"),
-            models.Index(fields=["claimed_by"], name="msg_outbox_pub_claim"),
         ]
 
     def __str__(self) -> str:

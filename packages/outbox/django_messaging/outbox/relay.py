@@ -233,8 +233,11 @@ class Relay(Worker):
         unsent = self.transport.send(messages)
         if bad:
             self._reschedule([r for r in rows if r.id in bad], bad)
-        if unsent:
-            self._fail_inflight("connection lost while sending")
+        if unsent:  # never written: back to the queue without counting an attempt
+            for key in unsent:
+                self._inflight.pop(key, None)
+            self._release(list(unsent))
+            self._collect(0.0)
 
     def _collect(self, timeout: float) -> bool:
         """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
@@ -247,7 +250,7 @@ class Relay(Worker):
                 del self._inflight[key]
             self.sent += len(keys)
         if polled.lost:
-            self._fail_inflight(polled.error or "connection lost")
+            self._fail_inflight(polled.error or "connection lost", polled.rejected)
             return False
         if self._inflight:
             oldest = min(sent_at for _, sent_at in self._inflight.values())
@@ -256,16 +259,29 @@ class Relay(Worker):
                 return False
         return True
 
-    def _fail_inflight(self, error: str) -> None:
+    def _fail_inflight(self, error: str, rejected: list[Hashable] | None = None) -> None:
+        """Give back the rows in flight. When the broker named the messages it refused, only
+        those count a failed attempt; the others go again at once, unpenalised."""
         rows = [row for row, _ in self._inflight.values()]
         self._inflight.clear()
         if rows:
             logger.warning(
                 "relay: %d messages not confirmed (%s); they will be retried", len(rows), error
             )
-            self._reschedule(rows, {row.id: error for row in rows})
+            if rejected:
+                blamed = set(rejected)
+                self._reschedule([r for r in rows if r.id in blamed], {r.id: error for r in rows})
+                self._release([r.id for r in rows if r.id not in blamed])
+            else:
+                self._reschedule(rows, {row.id: error for row in rows})
         if self.transport is not None:
             self.transport.close()
+
+    def _release(self, ids: list[Any]) -> None:
+        if ids:
+            Published.objects.using(self._db()).filter(id__in=ids, claimed_by=self.owner).update(
+                claimed_by=None, claimed_until=None
+            )
 
     def _mark_sent(self, keys: list[Hashable]) -> None:
         Published.objects.using(self._db()).filter(id__in=keys, claimed_by=self.owner).update(
@@ -317,6 +333,8 @@ class Relay(Worker):
         assert self.transport is not None
         if self.transport.is_open():
             return True
+        if self._inflight:
+            self._collect(0.0)  # picks up what the broker confirmed or refused before the loss
         if self._inflight:
             self._fail_inflight("connection lost")
         now = time.monotonic()

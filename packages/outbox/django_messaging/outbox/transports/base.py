@@ -30,6 +30,8 @@ class Confirmations:
     #: The connection broke: whatever is still unconfirmed will never be confirmed on it.
     lost: bool = False
     error: str | None = None
+    #: Messages the broker refused (a bad destination...): their fault, not the connection's.
+    rejected: list[Hashable] = field(default_factory=list)
 
 
 @dataclass

@@ -38,6 +38,9 @@ class StompTransport(Transport):
         self._broken = False
         self._error: str | None = None
         self._pending: dict[str, Hashable] = {}
+        self._destinations: dict[str, str] = {}
+        self._error_body = ""
+        self._closed = threading.Event()  # the receiver saw the ERROR frame or the disconnect
         self._outgoing: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
 
@@ -47,10 +50,13 @@ class StompTransport(Transport):
 
     def on_broker_error(self, headers: dict[str, str], body: str) -> None:
         self._error = f"broker error: {headers.get('message', '')} {body[:300]}".strip()
+        self._error_body = body
         self._broken = True
+        self._closed.set()
         self._receipts.put(_LOST)
 
     def on_disconnected(self) -> None:
+        self._closed.set()
         self._broken = True
         self._receipts.put(_LOST)
 
@@ -68,6 +74,9 @@ class StompTransport(Transport):
         connection.set_listener(self.listener_name, listener_class(self))
         self._receipts = queue.SimpleQueue()
         self._pending = {}
+        self._destinations = {}
+        self._error_body = ""
+        self._closed = threading.Event()
         self._broken = False
         self._error = None
         try:
@@ -112,6 +121,7 @@ class StompTransport(Transport):
         for message in messages:
             receipt = f"{self._prefix}-{next(self._counter)}"
             self._pending[receipt] = message.key
+            self._destinations[receipt] = message.destination
             batch.append((receipt, message))
         self._outgoing.put(batch)
         return []
@@ -161,10 +171,23 @@ class StompTransport(Transport):
                 result.error = self._error or "connection lost before every receipt arrived"
             else:
                 key = self._pending.pop(item, None)
+                self._destinations.pop(item, None)
                 if key is not None:
                     result.confirmed.append(key)
         if result.lost:
+            # A failed write can be noticed before the receiver thread read the broker's ERROR
+            # frame that explains it: give the receiver a moment.
+            self._closed.wait(0.5)
+            # RabbitMQ names a refused destination in the ERROR body (without a receipt-id):
+            # blame the messages sent there, the others only lost their connection.
+            if self._error_body:
+                result.rejected = [
+                    self._pending[receipt]
+                    for receipt, destination in self._destinations.items()
+                    if receipt in self._pending and f"'{destination}'" in self._error_body
+                ]
             self._pending.clear()
+            self._destinations.clear()
         return result
 
 

@@ -40,3 +40,17 @@ def fails_once_after_save(payload: Payload) -> None:
         payload.save()
         if len(calls) == 1:
             raise RuntimeError("transient failure after save")
+
+
+def slow_first_time(payload: Payload) -> None:
+    """Saves, then (first delivery only) hangs inside the transaction until killed."""
+    import pathlib
+    import time
+
+    marker = pathlib.Path(payload.body["marker"])
+    with transaction.atomic():
+        Order.objects.create(number=str(payload.body["number"]))
+        payload.save()
+        if not marker.exists():
+            marker.write_text("in callback")
+            time.sleep(60)

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 
 from django_messaging.outbox.relay import Relay
 from tests.helpers import wait_until
-from tests.outbox.helpers import drive
+from tests.outbox.helpers import drive, topic
 from tests.project.outbox_app.models import Order, PlainModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
@@ -66,3 +66,32 @@ def _queue_exists(name: str) -> bool:
     except AssertionError:
         return False
     return True
+
+
+def test_subscriber_killed_mid_callback_loses_nothing_and_processes_once(
+    stomp_address, processes, unique_name, tmp_path
+) -> None:
+    """django-outbox-pattern 0.9.0 (research E6): the Received row was committed before the
+    callback ran, so a worker killed mid-callback left the message marked done and lost it."""
+    from django_messaging.outbox.factories import factory_producer
+    from django_messaging.outbox.models import Received
+
+    destination, _ = topic(unique_name)
+    queue = unique_name("q")
+    args = ("subscribe", "tests.outbox.callbacks.slow_first_time", destination, queue)
+    first = processes.start(*args)
+    wait_until(lambda: first.poll() is not None or _queue_exists(queue), timeout=30)
+    marker = tmp_path / "marker"
+    with factory_producer() as producer:
+        producer.send_event(destination, {"number": "K-1", "marker": str(marker)})
+    wait_until(marker.exists, timeout=30, what="the callback to be running")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    assert not Order.objects.filter(number="K-1").exists()
+    assert not Received.objects.exists()
+    second = processes.start(*args)
+    wait_until(lambda: Order.objects.filter(number="K-1").exists(), timeout=30)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
+    assert Order.objects.filter(number="K-1").count() == 1
+    assert Received.objects.count() == 1

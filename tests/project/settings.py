@@ -121,6 +121,13 @@ MESSAGING: dict = {
         "DEFAULT_STOMP_HEARTBEATS": (2000, 2000),
         "DEFAULT_CONSUMER_RETRY_WAIT": 0.01,
         "DEFAULT_RELAY_CLAIM_TIMEOUT": float(os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT", 300)),
+        # Test queues live on a shared broker: let RabbitMQ drop them 10 minutes after use.
+        "DEFAULT_STOMP_QUEUE_HEADERS": {
+            "durable": "true",
+            "auto-delete": "false",
+            "prefetch-count": "1",
+            "x-expires": "600000",
+        },
     },
     "CQRS": {
         "url": services.RABBITMQ_URL,

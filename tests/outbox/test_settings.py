@@ -8,8 +8,9 @@ from django.test import override_settings
 
 from django_messaging.core.checks import check_messaging_settings
 from django_messaging.outbox.conf import settings as outbox_settings
+from django_messaging.outbox.consumers import Consumer
 from django_messaging.outbox.headers import generate_headers
-from django_messaging.outbox.listeners import ProducerListener
+from django_messaging.outbox.listeners import ConsumerListener, ProducerListener
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.producers import message_headers
 from django_messaging.outbox.transports.stomp import StompTransport
@@ -130,3 +131,30 @@ def _message():
 def test_empty_id_header_list_is_rejected(key) -> None:
     with override_settings(MESSAGING=outbox(**{key: []})):
         assert any(e.id == "messaging.E006" for e in check_messaging_settings())
+
+
+class CountingConsumerListener(ConsumerListener):
+    messages = 0
+
+    def on_message(self, frame):
+        CountingConsumerListener.messages += 1
+        super().on_message(frame)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_consumer_listener_class_setting(stomp_address, unique_name) -> None:
+    from tests.outbox import callbacks
+    from tests.outbox.helpers import drive
+    from tests.outbox.stomp_probe import send_raw
+
+    path = "tests.outbox.test_settings.CountingConsumerListener"
+    values = {**settings.MESSAGING["OUTBOX"], "DEFAULT_CONSUMER_LISTENER_CLASS": path}
+    with override_settings(MESSAGING={**settings.MESSAGING, "OUTBOX": values}):
+        consumer = Consumer(callbacks.store_order, f"/topic/{unique_name('l')}", unique_name("q"))
+        consumer.start()
+        try:
+            send_raw(stomp_address, consumer.destination, '{"number": "L"}', {"dop-msg-id": "l1"})
+            drive(consumer, lambda: consumer.handled == 1)
+        finally:
+            consumer.stop()
+    assert CountingConsumerListener.messages == 1

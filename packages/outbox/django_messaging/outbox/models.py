@@ -21,22 +21,34 @@ class Published(models.Model):
     """One message to send. Rows are written in the caller's transaction and sent by the relay
     (``./manage.py publish``) once that transaction has committed."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    version = models.CharField(max_length=100, null=True, blank=True)
-    destination = models.CharField(max_length=255)
-    body = models.JSONField(encoder=DjangoJSONEncoder)
-    headers = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder)
-    added = models.DateTimeField(default=timezone.now, editable=False)
+    id: models.UUIDField[Any, Any] = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False
+    )
+    version: models.CharField[Any, Any] = models.CharField(max_length=100, null=True, blank=True)
+    destination: models.CharField[Any, Any] = models.CharField(max_length=255)
+    body: models.JSONField[Any, Any] = models.JSONField(encoder=DjangoJSONEncoder)
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        default=dict, blank=True, encoder=DjangoJSONEncoder
+    )
+    added: models.DateTimeField[Any, Any] = models.DateTimeField(
+        default=timezone.now, editable=False
+    )
     #: Kept for compatibility; the relay never skips a row because of it.
-    expires_at = models.DateTimeField(default=_one_more_day)
-    retry = models.PositiveIntegerField(default=0)
-    status = models.IntegerField(choices=StatusChoice.choices, default=StatusChoice.SCHEDULE)
+    expires_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=_one_more_day)
+    retry: models.PositiveIntegerField[Any, Any] = models.PositiveIntegerField(default=0)
+    status: models.IntegerField[Any, Any] = models.IntegerField(
+        choices=StatusChoice.choices, default=StatusChoice.SCHEDULE
+    )
     #: The relay does not send the row before this time (set by the retry backoff).
-    available_at = models.DateTimeField(default=timezone.now)
-    claimed_by = models.CharField(max_length=64, null=True, blank=True, editable=False)
-    claimed_until = models.DateTimeField(null=True, blank=True, editable=False)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True, default="")
+    available_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=timezone.now)
+    claimed_by: models.CharField[Any, Any] = models.CharField(
+        max_length=64, null=True, blank=True, editable=False
+    )
+    claimed_until: models.DateTimeField[Any, Any] = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
+    sent_at: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)
+    last_error: models.TextField[Any, Any] = models.TextField(blank=True, default="")
 
     class Meta:
         verbose_name = "published message"
@@ -48,7 +60,7 @@ class Published(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.destination} {self.id} ({self.get_status_display()})"
+        return f"{self.destination} {self.id} ({StatusChoice(self.status).label})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if (
@@ -64,15 +76,25 @@ class Received(models.Model):
     """A message a subscriber processed; ``(msg_id, queue)`` is unique, so a redelivered or
     re-sent message is acknowledged without running the callback again."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    msg_id = models.CharField(max_length=255)
-    queue = models.CharField(max_length=255, default="", blank=True)
-    headers = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
-    added = models.DateTimeField(default=timezone.now, editable=False)
-    expires_at = models.DateTimeField(default=_one_more_day)
-    retry = models.PositiveIntegerField(default=0)
-    status = models.IntegerField(choices=StatusChoice.choices, default=StatusChoice.SUCCEEDED)
+    id: models.UUIDField[Any, Any] = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False
+    )
+    msg_id: models.CharField[Any, Any] = models.CharField(max_length=255)
+    queue: models.CharField[Any, Any] = models.CharField(max_length=255, default="", blank=True)
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    body: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    added: models.DateTimeField[Any, Any] = models.DateTimeField(
+        default=timezone.now, editable=False
+    )
+    expires_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=_one_more_day)
+    retry: models.PositiveIntegerField[Any, Any] = models.PositiveIntegerField(default=0)
+    status: models.IntegerField[Any, Any] = models.IntegerField(
+        choices=StatusChoice.choices, default=StatusChoice.SUCCEEDED
+    )
 
     class Meta:
         verbose_name = "received message"

@@ -68,7 +68,10 @@ def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -
     connection = connections[using]
     now = timezone.now()
     table = connection.ops.quote_name(Published._meta.db_table)
-    col = {f.name: connection.ops.quote_name(f.column) for f in Published._meta.concrete_fields}
+    col = {
+        f.name: connection.ops.quote_name(f.column or f.name)
+        for f in Published._meta.concrete_fields
+    }
     adapt = connection.ops.adapt_datetimefield_value
     pending = (
         f"{col['status']} = %s AND {col['available_at']} <= %s "

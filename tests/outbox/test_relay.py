@@ -192,3 +192,32 @@ def test_rows_are_marked_only_when_the_broker_confirmed(stomp_address, unique_na
     assert confirmed  # the broker did confirm; the relay just never saw it
     assert row.status == StatusChoice.SCHEDULE and row.sent_at is None
     assert "no receipt" in row.last_error and row.claimed_by is None
+
+
+def test_database_error_does_not_stop_the_relay(stomp_address, probe, unique_name, monkeypatch):
+    """A database outage is an error path PostgreSQL/SQLite cannot produce on demand here: the
+    claim fails once, the relay logs it and goes on."""
+    from django.db import OperationalError
+
+    from django_messaging.outbox import relay as relay_module
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    Published.objects.create(destination=destination, body={"n": 1})
+    real = relay_module.claim_batch
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(relay_module, "claim_batch", flaky)
+    relay = Relay()
+    relay.start()
+    try:
+        drive(relay, lambda: sent_count() == 1 and p.messages, what="sent after the error")
+    finally:
+        relay.stop()
+    assert len(calls) >= 2

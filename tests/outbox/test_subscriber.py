@@ -226,3 +226,27 @@ def test_messages_published_by_the_relay_are_processed_once(
     assert Order.objects.filter(number="relay").count() == 1
     assert len(callbacks.calls) == 1
     assert queue_depth(consumer.queue_name) == (0, 0)
+
+
+def test_database_error_leaves_the_message_for_redelivery(
+    stomp_address, subscription, monkeypatch
+) -> None:
+    """A database outage while handling: not acknowledged, the connection is dropped, the
+    broker redelivers it and it is processed once."""
+    from django.db import OperationalError
+
+    consumer = subscription(callbacks.store_order)
+    real = Consumer.message_id
+    calls = []
+
+    def flaky(self, headers):
+        calls.append(headers.get("redelivered"))
+        if len(calls) == 1:
+            raise OperationalError("the database system is shutting down")
+        return real(self, headers)
+
+    monkeypatch.setattr(Consumer, "message_id", flaky)
+    send_raw(stomp_address, consumer.destination, '{"number": "DB"}', {"dop-msg-id": "db-1"})
+    drive(consumer, lambda: Order.objects.filter(number="DB").exists(), timeout=30)
+    assert Order.objects.filter(number="DB").count() == 1
+    assert calls == ["false", "true"]  # the second delivery is the broker's redelivery

@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django import db
 from django.db import IntegrityError
 
 from django_messaging.core.imports import import_from_setting
@@ -241,7 +242,23 @@ class Consumer(Worker):
         handled = 0
         while True:
             if generation == self._generation and self.is_connected():
-                self.handle(frame)
+                try:
+                    self.handle(frame)
+                except Exception as exc:
+                    # Not acknowledged: drop the connection so the broker redelivers it.
+                    logger.error(
+                        "message %s on %s not handled, it will be redelivered: %r",
+                        frame.headers.get("message-id"),
+                        self.queue_name,
+                        exc,
+                    )
+                    db.close_old_connections()
+                    self._close()
+                    self._connect_failures += 1
+                    self._next_connect = time.monotonic() + factories.backoff_delay(
+                        self._connect_failures
+                    )
+                    return
                 self.handled += 1
                 handled += 1
             # else: from a connection that is gone; the broker redelivers it.

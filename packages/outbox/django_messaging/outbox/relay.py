@@ -36,7 +36,8 @@ from collections.abc import Hashable
 from typing import Any
 
 import orjson
-from django.db import connections, router, transaction
+from django import db
+from django.db import DatabaseError, connections, router, transaction
 from django.utils import timezone
 
 from django_messaging.core.serializers import get_serializer
@@ -183,6 +184,16 @@ class Relay(Worker):
         logger.info("relay %s stopped: %d messages confirmed by the broker", self.owner, self.sent)
 
     def run_once(self) -> None:
+        try:
+            self._run_once()
+        except DatabaseError as exc:
+            # The database went away (restart, failover): nothing is marked, claimed rows come
+            # back when their lease ends, and the next unit reconnects.
+            logger.error("relay: database error, retrying shortly: %s", exc)
+            db.close_old_connections()
+            time.sleep(min(float(settings.DEFAULT_PRODUCER_WAITING_TIME) * 10, 1.0))
+
+    def _run_once(self) -> None:
         if not self._ensure_open():
             return
         size = self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE)

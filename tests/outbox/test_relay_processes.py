@@ -107,3 +107,19 @@ def test_sigterm_finishes_the_batch_and_releases_claims(
     assert len(set(p.ids())) == total
     again.send_signal(signal.SIGTERM)
     assert again.wait(30) == 0
+
+
+def test_supervised_relays_share_the_work(stomp_address, probe, processes, unique_name) -> None:
+    """``publish --processes 2``: two relays under the core supervisor; SIGTERM stops both."""
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    total = 300
+    make_rows(destination, total)
+    relay = processes.start("publish", "--processes", "2", "--batch-size", "10")
+    wait_until(lambda: sent() == total, timeout=60, what="every row sent")
+    wait_until(lambda: len(p.messages) >= total)
+    assert len(set(p.ids())) == len(p.ids()) == total
+    relay.send_signal(signal.SIGTERM)
+    out, _ = relay.communicate(timeout=60)
+    assert relay.returncode == 0, out[-3000:]
+    assert out.count("stopped cleanly") == 2

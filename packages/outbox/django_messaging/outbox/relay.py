@@ -156,6 +156,7 @@ class Relay(Worker):
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
         self._inflight: dict[Hashable, tuple[Published, float]] = {}
+        self._short_batch = False
         self._connect_failures = 0
         self._next_connect = 0.0
 
@@ -198,10 +199,13 @@ class Relay(Worker):
             return
         size = self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE)
         claimed = 0
-        if len(self._inflight) < size * self.window:
+        # After a short batch the backlog is drained: collect receipts before claiming again.
+        drained = self._short_batch and bool(self._inflight)
+        if len(self._inflight) < size * self.window and not drained:
             rows = claim_batch(
                 self.owner, size, float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT), self.using
             )
+            self._short_batch = len(rows) < size
             if rows:
                 claimed = len(rows)
                 self._send(rows)

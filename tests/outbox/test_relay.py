@@ -221,3 +221,38 @@ def test_database_error_does_not_stop_the_relay(stomp_address, probe, unique_nam
     finally:
         relay.stop()
     assert len(calls) >= 2
+
+
+class IndentedJSON:
+    """A serializer registered by name in MESSAGING["SERIALIZERS"]."""
+
+    content_type = "application/json; charset=utf-8"
+
+    def dumps(self, value):
+        return json.dumps(value, indent=1, sort_keys=True).encode()
+
+    def loads(self, data):
+        return json.loads(data)
+
+
+def test_body_serializer_is_resolved_by_name(stomp_address, probe, unique_name) -> None:
+    from django.conf import settings
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    Published.objects.create(destination=destination, body={"b": 2, "a": 1})
+    messaging = {
+        **settings.MESSAGING,
+        "SERIALIZERS": {"indented": "tests.outbox.test_relay.IndentedJSON"},
+        "OUTBOX": {**settings.MESSAGING["OUTBOX"], "DEFAULT_BODY_SERIALIZER": "indented"},
+    }
+    with override_settings(MESSAGING=messaging):
+        relay = Relay()
+        relay.start()
+        try:
+            drive(relay, lambda: p.messages, what="the message")
+        finally:
+            relay.stop()
+    headers, body = p.messages[0]
+    assert body == '{\n "a": 1,\n "b": 2\n}'
+    assert headers["content-type"] == "application/json; charset=utf-8"

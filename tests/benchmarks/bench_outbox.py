@@ -118,7 +118,11 @@ def declare_durable_queue(destination: str, queue: str) -> None:
 def delete_queues(*names: str) -> None:
     for name in names:
         subprocess.run(
-            ["rabbitmqctl", "delete_queue", name], capture_output=True, timeout=60, check=False
+            ["rabbitmqctl", "delete_queue", name],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
 
 

@@ -48,6 +48,7 @@ def queue_depth(name: str) -> tuple[int, int]:
             "messages_ready",
             "messages_unacknowledged",
         ],
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=60,

@@ -131,6 +131,22 @@ MESSAGING: dict = {
     },
     "OUTBOX": {
         "DEFAULT_STOMP_HOST_AND_PORTS": [(_stomp_host, _stomp_port)],
+        # Short waits so the tests see retries, reconnects and idle polls quickly.
+        "DEFAULT_PRODUCER_WAITING_TIME": 0.05,
+        "DEFAULT_MAXIMUM_BACKOFF": 1,
+        "DEFAULT_PAUSE_FOR_RETRY": 0,
+        "DEFAULT_WAIT_RETRY": 0,
+        "DEFAULT_RECEIPT_TIMEOUT": 5,
+        "DEFAULT_STOMP_HEARTBEATS": (2000, 2000),
+        "DEFAULT_CONSUMER_RETRY_WAIT": 0.01,
+        "DEFAULT_RELAY_CLAIM_TIMEOUT": float(os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT", 300)),
+        # Test queues live on a shared broker: let RabbitMQ drop them 10 minutes after use.
+        "DEFAULT_STOMP_QUEUE_HEADERS": {
+            "durable": "true",
+            "auto-delete": "false",
+            "prefetch-count": "1",
+            "x-expires": "600000",
+        },
     },
     "CQRS": {
         "url": services.RABBITMQ_URL,

@@ -1,0 +1,394 @@
+"""The subscriber behind ``./manage.py subscribe``: an idempotent consumer of one destination.
+
+Messages arrive on stomp.py's receiver thread and are processed one by one on the worker's
+thread (which owns the database connection), so slow callbacks never block heart-beats.
+
+Per message:
+
+1. No idempotency header (``DEFAULT_CONSUMER_ID_HEADERS``) or a body that does not decode →
+   dead-lettered to ``DLQ.<queue>`` with the reason in a header, and a log line.
+2. A ``Received`` row for ``(msg_id, queue)`` exists → acknowledged, callback not called.
+3. The callback runs. ``payload.save()`` + commit → acknowledged. ``payload.nack()`` → the
+   broker dead-letters it. An exception → called again, up to
+   ``DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS`` times, then dead-lettered. Neither save nor nack →
+   an error log and a dead letter, and the subscription goes on.
+
+Dead letters are sent with a receipt and only then is the original acknowledged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django import db
+from django.db import IntegrityError
+
+from django_messaging.core.imports import import_from_setting
+from django_messaging.core.serializers import SerializerError, get_serializer
+from django_messaging.core.worker import Worker
+from django_messaging.outbox import factories
+from django_messaging.outbox.conf import settings
+from django_messaging.outbox.exceptions import TransportError
+from django_messaging.outbox.models import Received
+from django_messaging.outbox.payloads import Payload
+
+logger = logging.getLogger(__name__)
+
+_LOST = object()
+#: Headers the broker sets per delivery; they are not copied onto a dead letter.
+_DELIVERY_HEADERS = {
+    "message-id",
+    "ack",
+    "subscription",
+    "destination",
+    "redelivered",
+    "content-length",
+    "receipt",
+    "persistent",
+}
+DEAD_LETTER_REASON_HEADER = "dop-dead-letter-reason"
+
+
+def queue_name_for(destination: str, queue_name: str | None = None) -> str:
+    """The queue a destination is consumed from: ``queue_name`` or the routing key."""
+    return queue_name or destination.rstrip("/").split("/")[-1]
+
+
+class Consumer(Worker):
+    name = "outbox subscriber"
+    listener_name = "django-messaging-outbox-consumer"
+    #: Most messages handled per ``run_once`` (between database connection checks).
+    batch_limit = 200
+
+    def __init__(
+        self,
+        callback: Callable[[Payload], Any],
+        destination: str,
+        queue_name: str | None = None,
+    ) -> None:
+        self.callback = callback
+        self.destination = destination
+        self.queue_name = queue_name_for(destination, queue_name)
+        self.dead_letter_queue = f"{settings.DEFAULT_DEAD_LETTER_PREFIX}{self.queue_name}"
+        self.connection: Any = None
+        self.subscription_id = f"outbox-{uuid.uuid4().hex[:8]}"
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._receipts: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._generation = 0
+        self._broken = False
+        self._counter = itertools.count(1)
+        self._connect_failures = 0
+        self._next_connect = 0.0
+        self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
+
+    # listener callbacks (receiver thread) ---------------------------------------------------
+    def on_message(self, frame: Any) -> None:
+        self._inbox.put((self._generation, frame))
+
+    def on_receipt(self, receipt_id: str | None) -> None:
+        self._receipts.put(receipt_id)
+
+    def on_broker_error(self, headers: dict[str, str], body: str) -> None:
+        self._broken = True
+        self._receipts.put(_LOST)
+
+    def on_disconnected(self) -> None:
+        self._broken = True
+        self._receipts.put(_LOST)
+
+    # connection ---------------------------------------------------------------------------
+    def is_connected(self) -> bool:
+        return self.connection is not None and not self._broken and self.connection.is_connected()
+
+    def _receipt(self) -> str:
+        return f"{self.subscription_id}-r{next(self._counter)}"
+
+    def _wait_receipt(self, receipt: str, what: str, timeout: float | None = None) -> None:
+        deadline = time.monotonic() + (timeout or float(settings.DEFAULT_RECEIPT_TIMEOUT))
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransportError(f"no receipt from the broker for {what}")
+            try:
+                item = self._receipts.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                continue
+            if item is _LOST:
+                raise TransportError(f"connection lost while waiting for {what}")
+            if item == receipt:
+                return
+
+    def _connect(self) -> None:
+        self._close()
+        self._generation += 1
+        self._receipts = queue.SimpleQueue()
+        self._broken = False
+        listener_class = import_from_setting(
+            settings.DEFAULT_CONSUMER_LISTENER_CLASS,
+            "MESSAGING['OUTBOX']['DEFAULT_CONSUMER_LISTENER_CLASS']",
+        )
+        connection = factories.factory_connection(auto_decode=False)
+        connection.set_listener(self.listener_name, listener_class(self))
+        self.connection = connection
+        try:
+            factories.connect(connection)
+        except Exception as exc:
+            self._close()
+            raise TransportError(
+                f"cannot connect to {factories.host_and_ports()}: {exc!r}"
+            ) from exc
+        self._declare_dead_letter_queue()
+        headers = dict(settings.DEFAULT_STOMP_QUEUE_HEADERS)
+        headers.update(
+            {
+                "x-queue-name": self.queue_name,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.dead_letter_queue,
+            }
+        )
+        receipt = self._receipt()
+        headers["receipt"] = receipt
+        connection.subscribe(
+            self.destination, self.subscription_id, ack="client-individual", headers=headers
+        )
+        self._wait_receipt(receipt, f"SUBSCRIBE {self.destination}")
+        logger.info(
+            "subscribed to %s (queue %s, dead letters to %s)",
+            self.destination,
+            self.queue_name,
+            self.dead_letter_queue,
+        )
+
+    def _declare_dead_letter_queue(self) -> None:
+        """Make ``DLQ.<queue>`` exist (durable) before anything can be dead-lettered to it."""
+        sub_id = f"{self.subscription_id}-dlq"
+        receipt = self._receipt()
+        self.connection.subscribe(
+            f"/queue/{self.dead_letter_queue}",
+            sub_id,
+            ack="client-individual",
+            headers={"durable": "true", "auto-delete": "false", "receipt": receipt},
+        )
+        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
+        receipt = self._receipt()
+        self.connection.unsubscribe(sub_id, headers={"receipt": receipt})
+        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
+
+    def _close(self) -> None:
+        connection, self.connection = self.connection, None
+        if connection is None:
+            return
+        connection.remove_listener(self.listener_name)
+        try:
+            if connection.is_connected():
+                connection.disconnect()
+            else:
+                connection.transport.stop()
+        except Exception:
+            logger.debug("error while closing the subscriber connection", exc_info=True)
+
+    # Worker -------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._ensure_connected()
+
+    def stop(self) -> None:
+        if self.is_connected():
+            try:
+                self.connection.unsubscribe(self.subscription_id)
+            except Exception:
+                logger.debug("unsubscribe failed", exc_info=True)
+        self._close()
+
+    def _ensure_connected(self) -> bool:
+        if self.is_connected():
+            return True
+        now = time.monotonic()
+        if now < self._next_connect:
+            time.sleep(min(self._next_connect - now, 0.5))
+            return False
+        try:
+            self._connect()
+        except Exception as exc:
+            self._connect_failures += 1
+            delay = factories.backoff_delay(self._connect_failures)
+            self._next_connect = time.monotonic() + delay
+            logger.warning(
+                "subscriber for %s cannot connect (attempt %d), retrying in %.1fs: %s",
+                self.destination,
+                self._connect_failures,
+                delay,
+                exc,
+            )
+            self._close()
+            return False
+        if self._connect_failures:
+            logger.info("subscriber for %s reconnected", self.destination)
+        self._connect_failures = 0
+        return True
+
+    def run_once(self) -> None:
+        if not self._ensure_connected():
+            return
+        try:
+            generation, frame = self._inbox.get(timeout=0.5)
+        except queue.Empty:
+            return
+        handled = 0
+        while True:
+            if generation == self._generation and self.is_connected():
+                try:
+                    self.handle(frame)
+                except Exception as exc:
+                    # Not acknowledged: drop the connection so the broker redelivers it.
+                    logger.error(
+                        "message %s on %s not handled, it will be redelivered: %r",
+                        frame.headers.get("message-id"),
+                        self.queue_name,
+                        exc,
+                    )
+                    db.close_old_connections()
+                    self._close()
+                    self._connect_failures += 1
+                    self._next_connect = time.monotonic() + factories.backoff_delay(
+                        self._connect_failures
+                    )
+                    return
+                self.handled += 1
+                handled += 1
+            # else: from a connection that is gone; the broker redelivers it.
+            if handled >= self.batch_limit:
+                return
+            try:
+                generation, frame = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    # one message --------------------------------------------------------------------------
+    def message_id(self, headers: dict[str, Any]) -> str | None:
+        for name in settings.DEFAULT_CONSUMER_ID_HEADERS:
+            value = headers.get(name)
+            if value:
+                return str(value)
+        return None
+
+    def handle(self, frame: Any) -> None:
+        headers = dict(frame.headers)
+        msg_id = self.message_id(headers)
+        if msg_id is None:
+            self.dead_letter(
+                frame,
+                "missing idempotency header: none of "
+                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set",
+            )
+            return
+        try:
+            body = get_serializer(settings.DEFAULT_BODY_SERIALIZER).loads(frame.body)
+        except SerializerError as exc:
+            self.dead_letter(frame, f"undecodable body: {exc}")
+            return
+        if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
+            logger.info("message %s on %s already processed: acknowledged", msg_id, self.queue_name)
+            self._ack(headers)
+            return
+        attempts = max(1, int(settings.DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS))
+        error: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            payload = Payload(
+                self.connection,
+                body,
+                headers,
+                Received(msg_id=msg_id, queue=self.queue_name, headers=headers, body=body),
+            )
+            try:
+                self.callback(payload)
+            except IntegrityError as exc:
+                if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
+                    logger.info("message %s processed concurrently: acknowledged", msg_id)
+                    self._ack(headers)
+                    return
+                error = exc
+            except Exception as exc:
+                error = exc
+            else:
+                if payload.nacked or payload.acked:
+                    return
+                if payload.saved and payload.committed:
+                    payload.ack()
+                    return
+                problem = (
+                    "called payload.save() but its transaction did not commit"
+                    if payload.saved
+                    else "returned without calling payload.save() or payload.nack()"
+                )
+                logger.error(
+                    "callback %s %s for message %s on %s: dead-lettered. Call payload.save() "
+                    "inside the transaction that stores your data, or payload.nack() to discard.",
+                    _name(self.callback),
+                    problem,
+                    msg_id,
+                    self.queue_name,
+                )
+                self.dead_letter(frame, f"callback {problem}", log=False)
+                return
+            if attempt < attempts:
+                logger.warning(
+                    "callback %s failed on message %s (attempt %d of %d): %r",
+                    _name(self.callback),
+                    msg_id,
+                    attempt,
+                    attempts,
+                    error,
+                )
+                time.sleep(float(settings.DEFAULT_CONSUMER_RETRY_WAIT) * attempt)
+        logger.error(
+            "callback %s failed %d times on message %s: dead-lettered",
+            _name(self.callback),
+            attempts,
+            msg_id,
+            exc_info=error,
+        )
+        self.dead_letter(frame, f"callback failed {attempts} times: {error!r}", log=False)
+
+    def _ack(self, headers: dict[str, Any]) -> None:
+        Payload(self.connection, None, headers).ack()
+
+    def dead_letter(self, frame: Any, reason: str, *, log: bool = True) -> None:
+        """Copy the message to ``DLQ.<queue>`` (confirmed by receipt), then acknowledge it."""
+        headers = dict(frame.headers)
+        if log:
+            logger.error(
+                "message %s on %s dead-lettered to %s: %s",
+                headers.get("message-id"),
+                self.queue_name,
+                self.dead_letter_queue,
+                reason,
+            )
+        out = {k: v for k, v in headers.items() if k not in _DELIVERY_HEADERS}
+        out[DEAD_LETTER_REASON_HEADER] = reason[:1000].replace("\n", " ")
+        out["dop-dead-letter-from"] = self.queue_name
+        out["persistent"] = "true"
+        receipt = self._receipt()
+        out["receipt"] = receipt
+        body = frame.body if frame.body is not None else b""
+        try:
+            self.connection.send(f"/queue/{self.dead_letter_queue}", body, headers=out)
+            self._wait_receipt(receipt, f"dead letter to {self.dead_letter_queue}")
+        except Exception as exc:
+            logger.error(
+                "dead letter to %s failed, message left unacknowledged: %s",
+                self.dead_letter_queue,
+                exc,
+            )
+            self._broken = True
+            return
+        self._ack(headers)
+
+
+def _name(callback: Any) -> str:
+    return f"{getattr(callback, '__module__', '?')}.{getattr(callback, '__qualname__', callback)}"

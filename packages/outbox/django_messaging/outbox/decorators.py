@@ -1,0 +1,123 @@
+"""``@publish([Config(...)])``: write an outbox row for every ``save()`` of a model, in the same
+database transaction as the save.
+
+    @publish([Config(destination="/topic/orders", version="v1", fields=["total"])])
+    class Order(models.Model): ...
+
+The body is ``{"id": <pk>, <field>: <value>, ...}`` (all concrete fields, or ``fields``), or what
+the model method named by ``serializer`` returns. Nothing is written inside ``suppress()``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models, router, transaction
+from django.utils.encoding import is_protected_type
+
+from django_messaging.core.suppression import is_suppressed
+
+M = TypeVar("M", bound=type[models.Model])
+
+#: Set on a decorated class so that a subclass's own ``@publish`` does not wrap twice.
+CONFIGS_ATTRIBUTE = "_outbox_publish_configs"
+
+
+class Config(NamedTuple):
+    destination: str
+    fields: list[str] | None = None
+    serializer: str | None = None
+    version: str | None = None
+
+    @property
+    def full_destination(self) -> str:
+        return f"{self.destination}.{self.version}" if self.version else self.destination
+
+
+def _field_body(instance: models.Model, fields: Sequence[str] | None) -> dict[str, Any]:
+    """``{"id": pk, name: value, ...}`` over every concrete field (parents' included), as
+    Django's serializers write values: numbers, dates and ``None`` as they are, foreign keys as
+    their pk, anything else through ``value_to_string``. Many-to-many fields only when listed
+    in ``fields`` (they need a query)."""
+    opts = instance._meta
+    body: dict[str, Any] = {"id": instance.pk}
+    wanted = set(fields) if fields is not None else None
+    for field in opts.concrete_fields:
+        if field.primary_key or getattr(field, "parent_link", False):
+            continue
+        name = field.name
+        if wanted is not None and name not in wanted and field.attname not in wanted:
+            continue
+        value = field.value_from_object(instance)
+        body[name] = value if is_protected_type(value) else field.value_to_string(instance)
+    for field in opts.many_to_many:
+        if wanted is not None and field.name in wanted:
+            body[field.name] = [related.pk for related in getattr(instance, field.name).all()]
+    return body
+
+
+def build_body(instance: models.Model, config: Config) -> Any:
+    if config.serializer:
+        return getattr(instance, config.serializer)()
+    return _field_body(instance, config.fields)
+
+
+def _check(cls: type[models.Model], configs: Sequence[Config]) -> None:
+    for config in configs:
+        if not isinstance(config, Config):
+            raise ImproperlyConfigured(f"@publish on {cls.__name__}: {config!r} is not a Config.")
+        if not config.destination:
+            raise ImproperlyConfigured(f"@publish on {cls.__name__}: a Config needs a destination.")
+        if config.serializer and not callable(getattr(cls, config.serializer, None)):
+            raise ImproperlyConfigured(
+                f"@publish on {cls.__name__}: serializer {config.serializer!r} is not a method of "
+                f"the model. Define {cls.__name__}.{config.serializer}(self) returning the body."
+            )
+
+
+def publish(configs: Sequence[Config]) -> Callable[[M], M]:
+    """Class decorator: every ``save()`` also writes one ``Published`` row per config."""
+    configs = list(configs)
+
+    def decorate(cls: M) -> M:
+        _check(cls, configs)
+        original_save = cls.save
+
+        @functools.wraps(original_save)
+        def save(self: models.Model, *args: Any, **kwargs: Any) -> None:
+            active = [
+                c
+                for c in configs
+                if not is_suppressed(c.full_destination) and not is_suppressed(c.destination)
+            ]
+            if not active:
+                original_save(self, *args, **kwargs)
+                return
+            from django_messaging.outbox.models import Published
+
+            using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            # No savepoint: if the outbox INSERT fails, the caller's transaction cannot commit
+            # the model row without it.
+            with transaction.atomic(using=using, savepoint=False):
+                original_save(self, *args, **kwargs)
+                rows = [
+                    Published(
+                        destination=c.full_destination,
+                        version=c.version,
+                        body=build_body(self, c),
+                    )
+                    for c in active
+                ]
+                if len(rows) == 1:
+                    rows[0].save(using=using, force_insert=True)
+                else:
+                    Published.objects.using(using).bulk_create(rows)
+
+        cls.save = save  # type: ignore[method-assign]
+        setattr(cls, CONFIGS_ATTRIBUTE, configs)
+        return cls
+
+    return decorate

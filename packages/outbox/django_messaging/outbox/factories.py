@@ -1,0 +1,90 @@
+"""Build stomp.py connections, producers and consumers from ``MESSAGING["OUTBOX"]``.
+
+Every call reads the settings afresh, so ``override_settings`` applies to the next connection.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Any
+
+from django_messaging.core.imports import import_from_setting
+from django_messaging.outbox.conf import settings
+
+if TYPE_CHECKING:
+    from django_messaging.outbox.consumers import Consumer
+    from django_messaging.outbox.producers import Producer
+
+
+def _setting_path(key: str) -> str:
+    return f"MESSAGING['OUTBOX'][{key!r}]"
+
+
+def host_and_ports() -> list[tuple[str, int]]:
+    return [(str(host), int(port)) for host, port in settings.DEFAULT_STOMP_HOST_AND_PORTS]
+
+
+def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> Any:
+    """A new, not yet connected, stomp.py connection (``DEFAULT_CONNECTION_CLASS``).
+
+    Hosts are tried in ``DEFAULT_STOMP_HOST_AND_PORTS`` order (failover); stomp.py's own
+    reconnect loop is limited to one pass, the callers back off themselves.
+    """
+    connection_class = import_from_setting(
+        settings.DEFAULT_CONNECTION_CLASS, _setting_path("DEFAULT_CONNECTION_CLASS")
+    )
+    hosts = host_and_ports()
+    connection = connection_class(
+        host_and_ports=hosts,
+        heartbeats=tuple(settings.DEFAULT_STOMP_HEARTBEATS) if heartbeats else (0, 0),
+        vhost=settings.DEFAULT_STOMP_VHOST,
+        reconnect_attempts_max=1,
+        reconnect_sleep_initial=0.05,
+        reconnect_sleep_jitter=0.0,
+        auto_decode=auto_decode,
+        timeout=10,
+    )
+    if settings.DEFAULT_STOMP_USE_SSL:
+        ssl: dict[str, Any] = {
+            "for_hosts": hosts,
+            "key_file": settings.DEFAULT_STOMP_KEY_FILE,
+            "cert_file": settings.DEFAULT_STOMP_CERT_FILE,
+            "ca_certs": settings.DEFAULT_STOMP_CA_CERTS,
+            "password": settings.DEFAULT_STOMP_SSL_PASSWORD,
+        }
+        validator = settings.DEFAULT_STOMP_CERT_VALIDATOR
+        if validator is not None:
+            ssl["cert_validator"] = import_from_setting(
+                validator, _setting_path("DEFAULT_STOMP_CERT_VALIDATOR")
+            )
+        if settings.DEFAULT_STOMP_SSL_VERSION is not None:
+            ssl["ssl_version"] = settings.DEFAULT_STOMP_SSL_VERSION
+        connection.set_ssl(**ssl)
+    return connection
+
+
+def connect(connection: Any) -> None:
+    """CONNECT with the configured credentials and wait for CONNECTED."""
+    connection.connect(settings.DEFAULT_STOMP_USERNAME, settings.DEFAULT_STOMP_PASSCODE, wait=True)
+
+
+def backoff_delay(attempt: int) -> float:
+    """Seconds before reconnect ``attempt`` (1-based): 2**n plus jitter, capped by
+    ``DEFAULT_MAXIMUM_BACKOFF``."""
+    return float(
+        min(2 ** min(attempt, 30) * 0.5 + random.uniform(0, 0.5), settings.DEFAULT_MAXIMUM_BACKOFF)
+    )
+
+
+def factory_producer() -> Producer:
+    """A producer for direct sends: ``with factory_producer() as p: p.send_event(...)``."""
+    from django_messaging.outbox.producers import Producer
+
+    return Producer()
+
+
+def factory_consumer(callback: Any, destination: str, queue_name: str | None = None) -> Consumer:
+    """A subscriber for ``destination``; run it with ``run_worker(consumer)``."""
+    from django_messaging.outbox.consumers import Consumer
+
+    return Consumer(callback, destination, queue_name)

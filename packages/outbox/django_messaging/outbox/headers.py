@@ -1,0 +1,21 @@
+"""Headers the relay puts on every outbox message (``DEFAULT_GENERATE_HEADERS``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+#: The header that carries the outbox row id; subscribers use it as the idempotency key.
+MESSAGE_ID_HEADER = "dop-msg-id"
+
+
+def generate_headers(message: Any) -> dict[str, str]:
+    """``dop-msg-id`` (the ``Published`` id, the same on every resend), the destination, the
+    row's class name and the send time in ISO 8601."""
+    return {
+        MESSAGE_ID_HEADER: str(message.id),
+        "dop-msg-destination": message.destination,
+        "dop-msg-type": type(message).__name__,
+        "dop-msg-sent-time": timezone.now().isoformat(),
+    }

@@ -1,0 +1,114 @@
+"""The outbox table (``Published``) and the processed-message table (``Received``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+from django.utils import timezone
+
+from django_messaging.outbox.choices import StatusChoice
+
+
+def _one_more_day() -> dt.datetime:
+    return timezone.now() + dt.timedelta(days=1)
+
+
+class Published(models.Model):
+    """One message to send. Rows are written in the caller's transaction and sent by the relay
+    (``./manage.py publish``) once that transaction has committed."""
+
+    id: models.UUIDField[Any, Any] = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False
+    )
+    version: models.CharField[Any, Any] = models.CharField(max_length=100, null=True, blank=True)
+    destination: models.CharField[Any, Any] = models.CharField(max_length=255)
+    body: models.JSONField[Any, Any] = models.JSONField(encoder=DjangoJSONEncoder)
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        default=dict, blank=True, encoder=DjangoJSONEncoder
+    )
+    added: models.DateTimeField[Any, Any] = models.DateTimeField(
+        default=timezone.now, editable=False
+    )
+    #: Kept for compatibility; the relay never skips a row because of it.
+    expires_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=_one_more_day)
+    retry: models.PositiveIntegerField[Any, Any] = models.PositiveIntegerField(default=0)
+    status: models.IntegerField[Any, Any] = models.IntegerField(
+        choices=StatusChoice.choices, default=StatusChoice.SCHEDULE
+    )
+    #: The relay does not send the row before this time (set by the retry backoff).
+    available_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=timezone.now)
+    claimed_by: models.CharField[Any, Any] = models.CharField(
+        max_length=64, null=True, blank=True, editable=False
+    )
+    claimed_until: models.DateTimeField[Any, Any] = models.DateTimeField(
+        null=True, blank=True, editable=False
+    )
+    sent_at: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)
+    last_error: models.TextField[Any, Any] = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = "published message"
+        verbose_name_plural = "published messages"
+        # One index: the relay walks pending rows in ``added`` order through it. The claim
+        # columns are not indexed, so claiming a row can be a HOT update on PostgreSQL.
+        indexes = [
+            models.Index(fields=["status", "added", "id"], name="msg_outbox_pub_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.destination} {self.id} ({StatusChoice(self.status).label})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if (
+            self._state.adding
+            and self.version
+            and not self.destination.endswith(f".{self.version}")
+        ):
+            self.destination = f"{self.destination}.{self.version}"
+        super().save(*args, **kwargs)
+
+
+class Received(models.Model):
+    """A message a subscriber processed; ``(msg_id, queue)`` is unique, so a redelivered or
+    re-sent message is acknowledged without running the callback again."""
+
+    id: models.UUIDField[Any, Any] = models.UUIDField(
+        primary_key=True, default=uuid.uuid4, editable=False
+    )
+    msg_id: models.CharField[Any, Any] = models.CharField(max_length=255)
+    queue: models.CharField[Any, Any] = models.CharField(max_length=255, default="", blank=True)
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    body: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, encoder=DjangoJSONEncoder
+    )
+    added: models.DateTimeField[Any, Any] = models.DateTimeField(
+        default=timezone.now, editable=False
+    )
+    expires_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=_one_more_day)
+    retry: models.PositiveIntegerField[Any, Any] = models.PositiveIntegerField(default=0)
+    status: models.IntegerField[Any, Any] = models.IntegerField(
+        choices=StatusChoice.choices, default=StatusChoice.SUCCEEDED
+    )
+
+    class Meta:
+        verbose_name = "received message"
+        verbose_name_plural = "received messages"
+        constraints = [
+            models.UniqueConstraint(fields=["msg_id", "queue"], name="msg_outbox_received_once")
+        ]
+        indexes = [models.Index(fields=["added"], name="msg_outbox_rec_added")]
+
+    def __str__(self) -> str:
+        return f"{self.msg_id} on {self.queue or '-'}"
+
+    @property
+    def destination(self) -> str:
+        if not isinstance(self.headers, dict):
+            return ""
+        return str(self.headers.get("destination", ""))

@@ -1,0 +1,61 @@
+"""Delete old outbox and received rows in batches; never a row that was not sent.
+
+``Published`` rows go only once ``SUCCEEDED`` (by ``sent_at``, or ``added`` for rows sent
+before ``sent_at`` existed); ``SCHEDULE`` and ``FAILED`` rows stay until they are sent.
+``Received`` rows go by ``added``: a message redelivered after its row was purged would be
+processed again, so keep them longer than any redelivery can take.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.conf import settings
+from django_messaging.outbox.models import Published, Received
+
+
+@dataclass
+class PurgeResult:
+    published: int = 0
+    received: int = 0
+
+
+def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int:
+    if dry_run:
+        return queryset.count()
+    total = 0
+    while True:
+        ids = list(queryset.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return total
+        deleted, _ = queryset.model._default_manager.filter(pk__in=ids).delete()
+        total += deleted
+
+
+def purge(
+    days: float | None = None,
+    *,
+    batch_size: int | None = None,
+    published: bool = True,
+    received: bool = True,
+    dry_run: bool = False,
+) -> PurgeResult:
+    days = float(settings.DAYS_TO_KEEP_DATA if days is None else days)
+    size = int(batch_size or settings.DEFAULT_PURGE_BATCH_SIZE)
+    cutoff = timezone.now() - dt.timedelta(days=days)
+    result = PurgeResult()
+    if published:
+        old = Published.objects.filter(status=StatusChoice.SUCCEEDED).filter(
+            Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, added__lt=cutoff)
+        )
+        result.published = _delete_in_batches(old, size, dry_run)
+    if received:
+        result.received = _delete_in_batches(
+            Received.objects.filter(added__lt=cutoff), size, dry_run
+        )
+    return result

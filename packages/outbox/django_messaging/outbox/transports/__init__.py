@@ -1,0 +1,5 @@
+"""Broker transports the relay and the direct producer send through."""
+
+from django_messaging.outbox.transports.base import BatchResult, OutgoingMessage, Transport
+
+__all__ = ["BatchResult", "OutgoingMessage", "Transport"]

@@ -1,0 +1,440 @@
+"""Outbox: relay throughput, ``@publish`` save overhead and subscriber throughput, against
+django-outbox-pattern 0.9.0 and 3.2.1 and raw stomp.py, on PostgreSQL and RabbitMQ STOMP.
+
+Each variant runs in a fresh process with its own fresh PostgreSQL database; the reference
+libraries run in their own virtualenvs. Only the work itself is timed (setup, migrations and
+pre-loading are not).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from urllib.parse import unquote, urlsplit
+
+from tests.benchmarks.harness import Scenario, Target, Variant, emit
+
+RELAY_ROWS = 3000
+SAVES = 2000
+SUBSCRIBER_MESSAGES = 1000
+
+REF_090 = ["django-outbox-pattern==0.9.0", "Django>=4.2,<5", "psycopg[binary]>=3.1"]
+REF_321 = ["django-outbox-pattern==3.2.1", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
+RAW = ["stomp.py>=8.1,<9"]
+
+
+def stomp_address() -> tuple[str, int]:
+    host, _, port = os.environ.get("MESSAGING_STOMP_ADDRESS", "127.0.0.1:61613").rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def fresh_database(name: str) -> dict:
+    import psycopg
+
+    url = urlsplit(
+        os.environ.get("MESSAGING_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    )
+    params = {
+        "host": url.hostname or "127.0.0.1",
+        "port": url.port or 5432,
+        "user": unquote(url.username or "postgres"),
+        "password": unquote(url.password or ""),
+    }
+    with psycopg.connect(dbname=url.path.lstrip("/") or "postgres", autocommit=True, **params) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": name,
+        "USER": params["user"],
+        "PASSWORD": params["password"],
+        "HOST": params["host"],
+        "PORT": params["port"],
+    }
+
+
+def setup_django(kind: str, key: str) -> None:
+    import django
+    from django.conf import settings
+
+    host, port = stomp_address()
+    extra: dict = {}
+    if kind == "ours":
+        apps = ["django_messaging.core", "django_messaging.outbox"]
+        extra["MESSAGING"] = {
+            "OUTBOX": {
+                "DEFAULT_STOMP_HOST_AND_PORTS": [(host, port)],
+                "DEFAULT_PRODUCER_WAITING_TIME": 0.05,
+            }
+        }
+    else:
+        apps = ["django_outbox_pattern"]
+        extra["DJANGO_OUTBOX_PATTERN"] = {
+            "DEFAULT_STOMP_HOST_AND_PORTS": [(host, port)],
+            "DEFAULT_PRODUCER_WAITING_TIME": 0,
+        }
+    settings.configure(
+        INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", *apps],
+        DATABASES={"default": fresh_database(f"bench_outbox_{key}")},
+        USE_TZ=True,
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        LOGGING_CONFIG=None,
+        **extra,
+    )
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def declare_durable_queue(destination: str, queue: str) -> None:
+    """Bind a durable queue so persistent messages are really stored (as in production)."""
+    import stomp
+
+    done = threading.Event()
+
+    class Listener(stomp.ConnectionListener):
+        def on_receipt(self, frame):
+            done.set()
+
+    conn = stomp.Connection12([stomp_address()], vhost="/")
+    conn.set_listener("l", Listener())
+    conn.connect("guest", "guest", wait=True)
+    conn.subscribe(
+        destination,
+        "decl",
+        headers={"x-queue-name": queue, "durable": "true", "auto-delete": "false", "receipt": "r"},
+    )
+    done.wait(10)
+    conn.unsubscribe("decl")
+    conn.disconnect()
+
+
+def delete_queues(*names: str) -> None:
+    for name in names:
+        subprocess.run(
+            ["rabbitmqctl", "delete_queue", name],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+
+
+# --- relay --------------------------------------------------------------------------------
+
+
+def relay(key: str) -> None:
+    destination = f"/topic/bench_relay_{key}_{uuid.uuid4().hex[:6]}"
+    queue = f"bench-relay-{key}-{uuid.uuid4().hex[:6]}"
+    declare_durable_queue(destination, queue)
+    try:
+        if key == "raw":
+            elapsed = _raw_send(destination, RELAY_ROWS)
+        else:
+            setup_django("ours" if key == "ours" else "ref", key)
+            elapsed = _relay_django(key, destination)
+    finally:
+        delete_queues(queue)
+    emit(RELAY_ROWS, elapsed)
+
+
+def _relay_django(key: str, destination: str) -> float:
+    body = {"id": 1, "name": "a product name", "price": "10.50", "tags": ["a", "b"]}
+    if key == "ours":
+        from django_messaging.outbox.models import Published
+        from django_messaging.outbox.relay import Relay
+
+        Published.objects.bulk_create(
+            Published(destination=destination, body={**body, "n": i}) for i in range(RELAY_ROWS)
+        )
+        started = time.perf_counter()
+        worker = Relay()
+        worker.start()
+        while worker.sent < RELAY_ROWS:
+            worker.run_once()
+        elapsed = time.perf_counter() - started
+        worker.stop()
+        assert Published.objects.filter(status=2).count() == RELAY_ROWS
+        return elapsed
+    from django_outbox_pattern.choices import StatusChoice
+    from django_outbox_pattern.models import Published
+
+    Published.objects.bulk_create(
+        Published(destination=destination, body={**body, "n": i}) for i in range(RELAY_ROWS)
+    )
+    started = time.perf_counter()
+    if key == "v090":  # one pass of the 0.9.0 command loop, as coded
+        from django_outbox_pattern.factories import factory_producer
+
+        producer = factory_producer()
+        producer.start()
+        for message in Published.objects.filter(status=StatusChoice.SCHEDULE):
+            attempts = producer.send(message)
+            message.retry = attempts
+            message.status = StatusChoice.SUCCEEDED
+            message.save()
+        producer.stop()
+    else:  # one pass of the 3.2.1 relay (its waiting time set to 0)
+        from django_outbox_pattern.factories import factory_producer
+
+        factory_producer().publish_message_from_database()
+    elapsed = time.perf_counter() - started
+    assert Published.objects.filter(status=StatusChoice.SUCCEEDED).count() == RELAY_ROWS
+    return elapsed
+
+
+def _raw_send(destination: str, count: int) -> float:
+    """stomp.py alone: persistent SENDs with receipts, written back to back, all confirmed."""
+    import stomp
+
+    body = json.dumps({"id": 1, "name": "a product name", "price": "10.50", "tags": ["a", "b"]})
+    done = threading.Event()
+    receipts: set[str] = set()
+
+    class Listener(stomp.ConnectionListener):
+        def on_receipt(self, frame):
+            receipts.add(frame.headers["receipt-id"])
+            if len(receipts) == count:
+                done.set()
+
+    started = time.perf_counter()
+    conn = stomp.Connection12([stomp_address()], vhost="/")
+    conn.set_listener("l", Listener())
+    conn.connect("guest", "guest", wait=True)
+    for i in range(count):
+        conn.send(
+            destination,
+            body,
+            content_type="application/json",
+            headers={"persistent": "true", "receipt": f"r{i}", "dop-msg-id": str(uuid.uuid4())},
+        )
+    if not done.wait(120):
+        raise RuntimeError(f"only {len(receipts)} receipts")
+    elapsed = time.perf_counter() - started
+    conn.disconnect()
+    return elapsed
+
+
+# --- @publish save overhead -----------------------------------------------------------------
+
+
+def save(key: str) -> None:
+    setup_django("ref" if key.startswith("v") else "ours", f"save_{key}")
+    from django.db import connection, models
+
+    class BenchItem(models.Model):
+        field_one = models.CharField(max_length=100)
+        field_two = models.CharField(max_length=100)
+
+        class Meta:
+            app_label = "auth"
+
+    if key == "ours":
+        from django_messaging.outbox.decorators import Config, publish
+
+        publish([Config(destination="/topic/bench_save")])(BenchItem)
+    elif key.startswith("v"):
+        from django_outbox_pattern.decorators import Config, publish
+
+        publish([Config(destination="/topic/bench_save")])(BenchItem)
+    with connection.schema_editor() as editor:
+        editor.create_model(BenchItem)
+    started = time.perf_counter()
+    for i in range(SAVES):
+        BenchItem.objects.create(field_one=f"one {i}", field_two="two")
+    elapsed = time.perf_counter() - started
+    emit(SAVES, elapsed)
+
+
+# --- subscriber -----------------------------------------------------------------------------
+
+
+def subscribe(key: str) -> None:
+    setup_django("ours" if key == "ours" else "ref", f"sub_{key}")
+    from django.db import connection, models, transaction
+
+    class BenchOrder(models.Model):
+        number = models.CharField(max_length=64)
+
+        class Meta:
+            app_label = "auth"
+
+    with connection.schema_editor() as editor:
+        editor.create_model(BenchOrder)
+
+    def callback(payload):  # the documented callback
+        with transaction.atomic():
+            BenchOrder.objects.create(number=str(payload.body["n"]))
+            payload.save()
+
+    destination = f"/topic/bench_sub_{key}_{uuid.uuid4().hex[:6]}"
+    queue = f"bench-sub-{key}-{uuid.uuid4().hex[:6]}"
+    try:
+        if key == "ours":
+            from django_messaging.outbox.consumers import Consumer
+            from django_messaging.outbox.models import Received
+
+            _declare_subscriber_queue(destination, queue)
+            _preload(destination)
+            started = time.perf_counter()
+            consumer = Consumer(callback, destination, queue)
+            consumer.start()
+            while consumer.handled < SUBSCRIBER_MESSAGES:
+                consumer.run_once()
+            elapsed = time.perf_counter() - started
+            consumer.stop()
+        else:
+            from django_outbox_pattern.factories import factory_consumer
+            from django_outbox_pattern.models import Received
+
+            _declare_subscriber_queue(destination, queue)
+            _preload(destination)
+            started = time.perf_counter()
+            consumer = factory_consumer()
+            consumer.start(callback, destination, queue)
+            deadline = time.monotonic() + 600
+            while Received.objects.count() < SUBSCRIBER_MESSAGES:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("subscriber too slow")
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+            consumer.stop()
+        assert Received.objects.count() == SUBSCRIBER_MESSAGES
+        assert BenchOrder.objects.count() == SUBSCRIBER_MESSAGES
+    finally:
+        delete_queues(queue, f"DLQ.{queue}")
+    emit(SUBSCRIBER_MESSAGES, elapsed)
+
+
+def _declare_subscriber_queue(destination: str, queue: str) -> None:
+    """The queue both libraries declare on SUBSCRIBE (same arguments), made before pre-loading."""
+    import stomp
+
+    done = threading.Event()
+
+    class Listener(stomp.ConnectionListener):
+        def on_receipt(self, frame):
+            done.set()
+
+    conn = stomp.Connection12([stomp_address()], vhost="/")
+    conn.set_listener("l", Listener())
+    conn.connect("guest", "guest", wait=True)
+    conn.subscribe(
+        destination,
+        "decl",
+        ack="client-individual",
+        headers={
+            "x-queue-name": queue,
+            "durable": "true",
+            "auto-delete": "false",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": f"DLQ.{queue}",
+            "receipt": "r",
+        },
+    )
+    done.wait(10)
+    conn.unsubscribe("decl")
+    conn.disconnect()
+
+
+def _preload(destination: str) -> None:
+    import stomp
+
+    done = threading.Event()
+    receipts: set[str] = set()
+
+    class Listener(stomp.ConnectionListener):
+        def on_receipt(self, frame):
+            receipts.add(frame.headers["receipt-id"])
+            if len(receipts) == SUBSCRIBER_MESSAGES:
+                done.set()
+
+    conn = stomp.Connection12([stomp_address()], vhost="/")
+    conn.set_listener("l", Listener())
+    conn.connect("guest", "guest", wait=True)
+    for i in range(SUBSCRIBER_MESSAGES):
+        conn.send(
+            destination,
+            json.dumps({"n": i}),
+            headers={"dop-msg-id": str(uuid.uuid4()), "persistent": "true", "receipt": f"p{i}"},
+        )
+    done.wait(60)
+    conn.disconnect()
+
+
+def variants(kind: str, keys: list[tuple[str, str, list[str]]]) -> list[Variant]:
+    return [Variant(label, [__file__, kind, key], requirements=reqs) for label, key, reqs in keys]
+
+
+SCENARIOS = [
+    Scenario(
+        name="outbox relay: Published rows to confirmed on the broker (PostgreSQL)",
+        unit="rows/s",
+        ours="django-messaging-outbox",
+        variants=variants(
+            "relay",
+            [
+                ("django-messaging-outbox", "ours", []),
+                ("django-outbox-pattern 0.9.0", "v090", REF_090),
+                ("django-outbox-pattern 3.2.1", "v321", REF_321),
+                ("raw stomp.py send + receipts", "raw", RAW),
+            ],
+        ),
+        targets=[
+            Target("django-outbox-pattern 0.9.0", 5.0),
+            Target("django-outbox-pattern 3.2.1", 3.0),
+            Target("raw stomp.py send + receipts", 0.5),
+        ],
+        note=(
+            f"{RELAY_ROWS} rows, destination bound to a durable queue. Ours and raw stomp.py send "
+            "persistent messages and wait for every receipt; the reference versions send "
+            "transient messages without receipts (their behaviour). 0.9.0: one pass of its "
+            "command loop; 3.2.1: one `publish_message_from_database()` with its waiting time 0."
+        ),
+    ),
+    Scenario(
+        name="@publish overhead on Model.objects.create (PostgreSQL, autocommit)",
+        unit="saves/s",
+        ours="django-messaging-outbox @publish",
+        variants=variants(
+            "save",
+            [
+                ("django-messaging-outbox @publish", "ours", []),
+                ("plain save, no decorator", "plain", []),
+                ("django-outbox-pattern 0.9.0 @publish", "v090", REF_090),
+                ("django-outbox-pattern 3.2.1 @publish", "v321", REF_321),
+            ],
+        ),
+        note=(
+            "One extra INSERT per Config and no extra SELECT (tests/outbox/test_decorators.py). "
+            "The ratio to the plain save is the cost of writing the outbox row in the same "
+            "transaction (BEGIN/COMMIT around two INSERTs)."
+        ),
+    ),
+    Scenario(
+        name="subscriber: documented callback (atomic + payload.save()), prefetch 1",
+        unit="msgs/s",
+        ours="django-messaging-outbox",
+        variants=variants(
+            "subscribe",
+            [
+                ("django-messaging-outbox", "ours", []),
+                ("django-outbox-pattern 3.2.1", "v321", REF_321),
+            ],
+        ),
+        targets=[Target("django-outbox-pattern 3.2.1", 2.0)],
+        note=(
+            f"{SUBSCRIBER_MESSAGES} messages pre-loaded in the queue; both with the default "
+            "queue headers (prefetch-count 1). 0.9.0 has no payload.save() and is not compared."
+        ),
+    ),
+]
+
+if __name__ == "__main__":
+    {"relay": relay, "save": save, "subscribe": subscribe}[sys.argv[1]](sys.argv[2])

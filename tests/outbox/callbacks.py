@@ -1,0 +1,56 @@
+"""Subscriber callbacks the tests (and the subscribe command in a subprocess) use."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from django_messaging.outbox.payloads import Payload
+from tests.project.outbox_app.models import Order
+
+calls: list[Payload] = []
+
+
+def store_order(payload: Payload) -> None:
+    """The documented callback: business write and ``payload.save()`` in one transaction."""
+    calls.append(payload)
+    with transaction.atomic():
+        Order.objects.create(number=str(payload.body.get("number", payload.body.get("id"))))
+        payload.save()
+
+
+def always_raises(payload: Payload) -> None:
+    calls.append(payload)
+    raise ValueError("cannot handle this")
+
+
+def forgets_to_save(payload: Payload) -> None:
+    calls.append(payload)
+
+
+def nacks(payload: Payload) -> None:
+    calls.append(payload)
+    payload.nack()
+
+
+def fails_once_after_save(payload: Payload) -> None:
+    """First call saves, then fails inside the transaction: nothing may be kept or acked."""
+    calls.append(payload)
+    with transaction.atomic():
+        Order.objects.create(number=str(payload.body["number"]))
+        payload.save()
+        if len(calls) == 1:
+            raise RuntimeError("transient failure after save")
+
+
+def slow_first_time(payload: Payload) -> None:
+    """Saves, then (first delivery only) hangs inside the transaction until killed."""
+    import pathlib
+    import time
+
+    marker = pathlib.Path(payload.body["marker"])
+    with transaction.atomic():
+        Order.objects.create(number=str(payload.body["number"]))
+        payload.save()
+        if not marker.exists():
+            marker.write_text("in callback")
+            time.sleep(60)

@@ -1,0 +1,258 @@
+"""The relay against RabbitMQ: order, persistence, receipts, retries, outages, claims."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import transaction
+from django.test import override_settings
+from django.utils import timezone
+
+from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.models import Published
+from django_messaging.outbox.relay import Relay, claim_batch
+from django_messaging.outbox.transports.stomp import StompTransport
+from tests.helpers import wait_until
+from tests.outbox.helpers import drive, topic
+from tests.project.outbox_app.models import PlainModel
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def outbox_settings(**values):
+    from django.conf import settings
+
+    return override_settings(
+        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
+    )
+
+
+def sent_count() -> int:
+    return Published.objects.filter(status=StatusChoice.SUCCEEDED).count()
+
+
+def test_relay_sends_in_order_persistent_with_generated_headers(
+    stomp_address, probe, unique_name
+) -> None:
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    rows = [
+        Published.objects.create(destination=destination, body={"n": i, "at": timezone.now()})
+        for i in range(30)
+    ]
+    relay = Relay(batch_size=7)
+    relay.start()
+    try:
+        drive(relay, lambda: len(p.messages) >= 30 and sent_count() == 30, what="30 sent")
+    finally:
+        relay.stop()
+    assert [json.loads(body)["n"] for _, body in p.messages] == list(range(30))
+    headers = p.messages[0][0]
+    assert headers["dop-msg-id"] == str(rows[0].id)
+    assert headers["dop-msg-destination"] == destination
+    assert headers["dop-msg-type"] == "Published"
+    assert dt.datetime.fromisoformat(headers["dop-msg-sent-time"])
+    assert headers["persistent"] == "true"
+    assert headers["content-type"] == "application/json"
+    row = Published.objects.get(id=rows[0].id)
+    assert row.sent_at is not None and row.claimed_by is None and row.retry == 0
+
+
+def test_decorated_save_and_manual_row_in_user_transaction_are_sent(
+    stomp_address, probe, unique_name
+) -> None:
+    p = probe("/topic/outbox_test_plain", unique_name("q"))
+    destination, _ = topic(unique_name)
+    p2 = probe(destination)
+    with transaction.atomic():
+        obj = PlainModel.objects.create(field_one="One", field_two="Two")
+        Published.objects.create(destination=destination, body={"some": "data"})
+    relay = Relay()
+    relay.start()
+    try:
+        drive(relay, lambda: p.messages and p2.messages, what="both messages")
+    finally:
+        relay.stop()
+    assert json.loads(p.messages[0][1]) == {"id": obj.id, "field_one": "One", "field_two": "Two"}
+    assert json.loads(p2.messages[0][1]) == {"some": "data"}
+
+
+def test_expired_rows_are_still_sent(stomp_address, probe, unique_name) -> None:
+    """django-outbox-pattern 0.10.0+ (research E14): rows past ``expires_at`` were never sent."""
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    Published.objects.create(
+        destination=destination,
+        body={"old": True},
+        expires_at=timezone.now() - dt.timedelta(days=3),
+    )
+    relay = Relay()
+    relay.start()
+    try:
+        drive(relay, lambda: p.messages and sent_count() == 1, what="the expired row")
+    finally:
+        relay.stop()
+
+
+def test_claims_are_disjoint_and_leased(unique_name) -> None:
+    """Issue #44 of django-outbox-pattern: a second relay sent every row again."""
+    for i in range(10):
+        Published.objects.create(destination="/topic/claims", body={"i": i})
+    first = claim_batch("relay-a", 6, 60)
+    second = claim_batch("relay-b", 6, 60)
+    assert len(first) == 6 and len(second) == 4
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert claim_batch("relay-c", 6, 60) == []
+    # a lease that ran out (its relay died) can be claimed again
+    Published.objects.filter(claimed_by="relay-a").update(
+        claimed_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert {r.id for r in claim_batch("relay-c", 10, 60)} == {r.id for r in first}
+
+
+def test_broker_refusing_a_frame_reschedules_rows_then_marks_them_failed(
+    stomp_address, probe, unique_name
+) -> None:
+    """Failed rows are retried (0.9.0 left them FAILED for good after one failed send loop);
+    after DEFAULT_MAXIMUM_RETRY_ATTEMPTS they become FAILED and the admin can re-send them."""
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    bad = Published.objects.create(destination="/nonsense/destination", body={"bad": 1})
+    good = Published.objects.create(destination=destination, body={"good": 1})
+    with outbox_settings(DEFAULT_MAXIMUM_RETRY_ATTEMPTS=3):
+        relay = Relay(batch_size=1)
+        relay.start()
+        try:
+            drive(
+                relay,
+                lambda: (
+                    Published.objects.get(id=bad.id).status == StatusChoice.FAILED and p.messages
+                ),
+                what="bad row FAILED, good row sent",
+            )
+        finally:
+            relay.stop()
+    bad.refresh_from_db()
+    assert bad.retry == 3 and bad.last_error
+    assert Published.objects.get(id=good.id).status == StatusChoice.SUCCEEDED
+
+
+def test_broker_outage_backs_off_and_resumes_without_losing_rows(proxy, probe, unique_name) -> None:
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=[proxy.address]):
+        relay = Relay(batch_size=5)
+        relay.start()
+        try:
+            for i in range(10):
+                Published.objects.create(destination=destination, body={"i": i})
+            drive(relay, lambda: sent_count() == 10, what="first 10 sent")
+            connections_before = proxy.connections
+            assert connections_before == 1  # one connection reused across batches
+            proxy.cut()
+            for i in range(10, 30):
+                Published.objects.create(destination=destination, body={"i": i})
+            for _ in range(20):  # broker gone: nothing is marked sent
+                relay.run_once()
+            assert sent_count() <= 10 + 5
+            proxy.restore()
+            drive(relay, lambda: sent_count() == 30, timeout=30, what="all 30 sent")
+        finally:
+            relay.stop()
+    wait_until(lambda: len(set(p.ids())) == 30, what="30 distinct messages on the broker")
+    assert Published.objects.filter(status=StatusChoice.FAILED).count() == 0
+
+
+def test_rows_are_marked_only_when_the_broker_confirmed(stomp_address, unique_name) -> None:
+    """0.9.0 marked rows sent once written to the socket, without any broker confirmation.
+    Here a row whose receipt never comes stays unsent and is retried."""
+    destination, _ = topic(unique_name)
+    row = Published.objects.create(destination=destination, body={"i": 1})
+    confirmed: list = []
+
+    class ReceiptsLost(StompTransport):
+        """The broker's receipts never reach the relay (what a dropped RECEIPT looks like)."""
+
+        def poll(self, timeout):
+            result = super().poll(timeout)
+            confirmed.extend(result.confirmed)
+            result.confirmed = []
+            return result
+
+    with outbox_settings(DEFAULT_RECEIPT_TIMEOUT=0.5):
+        relay = Relay(ReceiptsLost())
+        relay.start()
+        try:
+            drive(relay, lambda: Published.objects.get(id=row.id).retry >= 1, what="a retry")
+        finally:
+            relay.stop()
+    row.refresh_from_db()
+    assert confirmed  # the broker did confirm; the relay just never saw it
+    assert row.status == StatusChoice.SCHEDULE and row.sent_at is None
+    assert "no receipt" in row.last_error and row.claimed_by is None
+
+
+def test_database_error_does_not_stop_the_relay(stomp_address, probe, unique_name, monkeypatch):
+    """A database outage is an error path PostgreSQL/SQLite cannot produce on demand here: the
+    claim fails once, the relay logs it and goes on."""
+    from django.db import OperationalError
+
+    from django_messaging.outbox import relay as relay_module
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    Published.objects.create(destination=destination, body={"n": 1})
+    real = relay_module.claim_batch
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(relay_module, "claim_batch", flaky)
+    relay = Relay()
+    relay.start()
+    try:
+        drive(relay, lambda: sent_count() == 1 and p.messages, what="sent after the error")
+    finally:
+        relay.stop()
+    assert len(calls) >= 2
+
+
+class IndentedJSON:
+    """A serializer registered by name in MESSAGING["SERIALIZERS"]."""
+
+    content_type = "application/json; charset=utf-8"
+
+    def dumps(self, value):
+        return json.dumps(value, indent=1, sort_keys=True).encode()
+
+    def loads(self, data):
+        return json.loads(data)
+
+
+def test_body_serializer_is_resolved_by_name(stomp_address, probe, unique_name) -> None:
+    from django.conf import settings
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    Published.objects.create(destination=destination, body={"b": 2, "a": 1})
+    messaging = {
+        **settings.MESSAGING,
+        "SERIALIZERS": {"indented": "tests.outbox.test_relay.IndentedJSON"},
+        "OUTBOX": {**settings.MESSAGING["OUTBOX"], "DEFAULT_BODY_SERIALIZER": "indented"},
+    }
+    with override_settings(MESSAGING=messaging):
+        relay = Relay()
+        relay.start()
+        try:
+            drive(relay, lambda: p.messages, what="the message")
+        finally:
+            relay.stop()
+    headers, body = p.messages[0]
+    assert body == '{\n "a": 1,\n "b": 2\n}'
+    assert headers["content-type"] == "application/json; charset=utf-8"

@@ -1,0 +1,252 @@
+"""The subscriber against RabbitMQ: idempotency, acknowledgement after commit, poison
+messages, dead letters, reconnects."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
+from django_messaging.outbox.factories import factory_producer
+from django_messaging.outbox.models import Received
+from tests.outbox import callbacks
+from tests.outbox.conftest import queue_depth
+from tests.outbox.helpers import drive, topic
+from tests.outbox.stomp_probe import send_raw
+from tests.project.outbox_app.models import Order
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
+
+
+def outbox_settings(**values):
+    return override_settings(
+        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
+    )
+
+
+@pytest.fixture
+def subscription(unique_name):
+    made = []
+
+    def make(callback, queue=None, destination=None):
+        if destination is None:
+            destination, _ = topic(unique_name)
+        consumer = Consumer(callback, destination, queue or unique_name("q"))
+        consumer.start()
+        made.append(consumer)
+        return consumer
+
+    yield make
+    for consumer in made:
+        consumer.stop()
+
+
+def dead_letters(probe, consumer):
+    return probe(f"/queue/{consumer.dead_letter_queue}", durable=True)
+
+
+def test_save_commits_then_acknowledges(stomp_address, subscription) -> None:
+    consumer = subscription(callbacks.store_order)
+    with factory_producer() as producer:
+        producer.send_event(consumer.destination, {"number": "A-1"}, {"x-extra": "1"})
+    drive(consumer, lambda: Received.objects.exists(), what="the Received row")
+    received = Received.objects.get()
+    assert received.queue == consumer.queue_name
+    assert received.body == {"number": "A-1"}
+    assert received.headers["x-extra"] == "1"
+    assert received.destination == consumer.destination
+    assert list(Order.objects.values_list("number", flat=True)) == ["A-1"]
+    payload = callbacks.calls[0]
+    assert payload.acked and payload.body == {"number": "A-1"}
+    assert queue_depth(consumer.queue_name) == (0, 0)
+
+
+def test_duplicate_deliveries_run_the_callback_once(stomp_address, subscription) -> None:
+    consumer = subscription(callbacks.store_order)
+    headers = {"dop-msg-id": "same-id-1"}
+    for _ in range(3):
+        send_raw(stomp_address, consumer.destination, json.dumps({"number": "D"}), headers)
+    with factory_producer() as producer:
+        producer.send_event(consumer.destination, {"number": "after"}, {"dop-msg-id": "other"})
+    drive(consumer, lambda: Order.objects.filter(number="after").exists())
+    assert len(callbacks.calls) == 2
+    assert Received.objects.filter(msg_id="same-id-1").count() == 1
+    assert Order.objects.filter(number="D").count() == 1
+
+
+def test_unique_constraint_on_message_id_and_queue(stomp_address) -> None:
+    from django.db import IntegrityError, transaction
+
+    Received.objects.create(msg_id="m1", queue="q1")
+    Received.objects.create(msg_id="m1", queue="q2")  # another subscription may process it
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Received.objects.create(msg_id="m1", queue="q1")
+
+
+def test_other_producers_id_header_is_configurable(stomp_address, subscription) -> None:
+    """django-outbox-pattern fell back to RabbitMQ's ``message-id``, which changes on every
+    redelivery (research E2), so messages of other producers were never de-duplicated."""
+    with outbox_settings(DEFAULT_CONSUMER_ID_HEADERS=["x-event-id"]):
+        consumer = subscription(callbacks.store_order)
+        for _ in range(2):
+            send_raw(stomp_address, consumer.destination, '{"number": "E"}', {"x-event-id": "ev-9"})
+        send_raw(stomp_address, consumer.destination, '{"number": "F"}', {"x-event-id": "ev-10"})
+        drive(consumer, lambda: Order.objects.filter(number="F").exists())
+    assert Order.objects.filter(number="E").count() == 1
+    assert set(Received.objects.values_list("msg_id", flat=True)) == {"ev-9", "ev-10"}
+
+
+def test_cap_msg_id_is_accepted_by_default(stomp_address, subscription) -> None:
+    consumer = subscription(callbacks.store_order)
+    send_raw(stomp_address, consumer.destination, '{"number": "C"}', {"cap-msg-id": "cap-1"})
+    drive(consumer, lambda: Received.objects.filter(msg_id="cap-1").exists())
+
+
+def test_raising_callback_is_retried_then_dead_lettered(
+    stomp_address, subscription, probe, caplog
+) -> None:
+    consumer = subscription(callbacks.always_raises)
+    dlq = dead_letters(probe, consumer)
+    with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
+        send_raw(stomp_address, consumer.destination, '{"n": 1}', {"dop-msg-id": "poison-1"})
+        drive(consumer, lambda: dlq.messages, what="the dead letter")
+    assert len(callbacks.calls) == 3  # DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS
+    headers, body = dlq.messages[0]
+    assert json.loads(body) == {"n": 1}
+    assert headers["dop-msg-id"] == "poison-1"
+    assert "ValueError" in headers[DEAD_LETTER_REASON_HEADER]
+    assert any("failed 3 times" in r.getMessage() for r in caplog.records)
+    assert not Received.objects.exists()
+    assert queue_depth(consumer.queue_name) == (0, 0)
+
+
+def test_callback_without_save_or_nack_does_not_stall(
+    stomp_address, subscription, probe, caplog
+) -> None:
+    """django-outbox-pattern 3.x (research E8): the message stayed unacknowledged and, with
+    prefetch 1, the subscription stalled."""
+    consumer = subscription(callbacks.forgets_to_save)
+    dlq = dead_letters(probe, consumer)
+    with caplog.at_level(logging.ERROR, logger="django_messaging.outbox"):
+        for i in range(3):
+            send_raw(stomp_address, consumer.destination, f'{{"n": {i}}}', {"dop-msg-id": f"f{i}"})
+        drive(consumer, lambda: len(dlq.messages) == 3, what="three dead letters")
+    assert len(callbacks.calls) == 3
+    assert any(
+        "without calling payload.save() or payload.nack()" in r.getMessage() for r in caplog.records
+    )
+
+
+def test_nack_dead_letters_through_the_broker(stomp_address, subscription, probe) -> None:
+    consumer = subscription(callbacks.nacks)
+    dlq = dead_letters(probe, consumer)
+    send_raw(stomp_address, consumer.destination, '{"n": 1}', {"dop-msg-id": "nack-1"})
+    drive(consumer, lambda: dlq.messages, what="the nacked message in the DLQ")
+    assert dlq.messages[0][0]["dop-msg-id"] == "nack-1"
+    assert not Received.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body,headers,reason",
+    [
+        ("{not json", {"dop-msg-id": "bad-json"}, "undecodable body"),
+        (b"\xff\xfe\x00garbage", {"dop-msg-id": "bad-bytes"}, "undecodable body"),
+        ('{"n": 1}', {}, "missing idempotency header"),
+    ],
+    ids=["malformed-json", "binary-garbage", "missing-header"],
+)
+def test_poison_messages_are_dead_lettered_with_a_log_line(
+    stomp_address, subscription, probe, caplog, body, headers, reason
+) -> None:
+    """django-outbox-pattern 0.9.0 (research E11): one invalid JSON message caused hundreds of
+    reconnects, and was never acknowledged."""
+    consumer = subscription(callbacks.store_order)
+    dlq = dead_letters(probe, consumer)
+    with caplog.at_level(logging.ERROR, logger="django_messaging.outbox"):
+        send_raw(stomp_address, consumer.destination, body, headers)
+        send_raw(stomp_address, consumer.destination, '{"number": "ok"}', {"dop-msg-id": "ok"})
+        drive(consumer, lambda: dlq.messages and Order.objects.exists(), what="DLQ + next")
+    assert reason in dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert any(reason in r.getMessage() for r in caplog.records)
+    assert callbacks.calls[0].body == {"number": "ok"}
+    assert consumer._connect_failures == 0
+
+
+def test_rolled_back_save_is_not_acknowledged_and_is_retried(stomp_address, subscription) -> None:
+    consumer = subscription(callbacks.fails_once_after_save)
+    send_raw(stomp_address, consumer.destination, '{"number": "R"}', {"dop-msg-id": "rb-1"})
+    drive(consumer, lambda: Received.objects.exists())
+    assert len(callbacks.calls) == 2
+    assert Order.objects.filter(number="R").count() == 1
+    assert not callbacks.calls[0].acked and callbacks.calls[1].acked
+
+
+def test_subscriber_reconnects_after_a_connection_drop(proxy, stomp_address, unique_name) -> None:
+    destination, _ = topic(unique_name)
+    with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=[proxy.address]):
+        consumer = Consumer(callbacks.store_order, destination, unique_name("q"))
+        consumer.start()
+        try:
+            send_raw(stomp_address, destination, '{"number": "1"}', {"dop-msg-id": "r1"})
+            drive(consumer, lambda: Order.objects.count() == 1)
+            proxy.cut()
+            send_raw(stomp_address, destination, '{"number": "2"}', {"dop-msg-id": "r2"})
+            for _ in range(3):
+                consumer.run_once()
+            proxy.restore()
+            drive(consumer, lambda: Order.objects.count() == 2, timeout=30, what="after reconnect")
+        finally:
+            consumer.stop()
+    assert proxy.connections >= 2
+
+
+def test_messages_published_by_the_relay_are_processed_once(
+    stomp_address, subscription, unique_name
+) -> None:
+    from django_messaging.outbox.models import Published
+    from django_messaging.outbox.relay import Relay
+
+    destination, _ = topic(unique_name)
+    consumer = subscription(callbacks.store_order, destination=destination)
+    row = Published.objects.create(destination=destination, body={"number": "relay"})
+    relay = Relay()
+    relay.start()
+    try:
+        drive(relay, lambda: Published.objects.filter(sent_at__isnull=False).exists())
+        # the relay crashed after the broker confirmed but before marking: it sends again
+        relay.send_rows([Published.objects.get(id=row.id)])
+    finally:
+        relay.stop()
+    drive(consumer, lambda: consumer.handled == 2, what="both deliveries handled")
+    assert Received.objects.filter(msg_id=str(row.id)).count() == 1
+    assert Order.objects.filter(number="relay").count() == 1
+    assert len(callbacks.calls) == 1
+    assert queue_depth(consumer.queue_name) == (0, 0)
+
+
+def test_database_error_leaves_the_message_for_redelivery(
+    stomp_address, subscription, monkeypatch
+) -> None:
+    """A database outage while handling: not acknowledged, the connection is dropped, the
+    broker redelivers it and it is processed once."""
+    from django.db import OperationalError
+
+    consumer = subscription(callbacks.store_order)
+    real = Consumer.message_id
+    calls = []
+
+    def flaky(self, headers):
+        calls.append(headers.get("redelivered"))
+        if len(calls) == 1:
+            raise OperationalError("the database system is shutting down")
+        return real(self, headers)
+
+    monkeypatch.setattr(Consumer, "message_id", flaky)
+    send_raw(stomp_address, consumer.destination, '{"number": "DB"}', {"dop-msg-id": "db-1"})
+    drive(consumer, lambda: Order.objects.filter(number="DB").exists(), timeout=30)
+    assert Order.objects.filter(number="DB").count() == 1
+    assert calls == ["false", "true"]  # the second delivery is the broker's redelivery

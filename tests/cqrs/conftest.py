@@ -102,7 +102,6 @@ class Consumer:
                 str(self.workers),
                 "--settings",
                 "tests.project.settings",
-                "--skip-checks",
             ],
             cwd=ROOT,
             env=self.env,

@@ -347,7 +347,6 @@ def manage(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[st
             *args,
             "--settings",
             "tests.project.settings",
-            "--skip-checks",
         ],
         cwd=ROOT,
         env=env or subprocess_env(),

@@ -30,14 +30,12 @@ def start(kafka_bootstrap: str, env: dict[str, str], *keys: str) -> subprocess.P
         **env,
     }
     return subprocess.Popen(
-        # --skip-checks: these tests are about the worker, not about other packages' settings
         [
             sys.executable,
             "-m",
             "django",
             "kafka_consume",
             *keys,
-            "--skip-checks",
             "--settings",
             "tests.project.settings",
         ],

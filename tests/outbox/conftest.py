@@ -76,9 +76,7 @@ class Processes:
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         proc = subprocess.Popen(
-            # The settings are checked by the test run itself; other packages' sections may be
-            # declared only once their branches are merged.
-            [sys.executable, "-m", "django", *args, "--skip-checks"],
+            [sys.executable, "-m", "django", *args],
             cwd=ROOT,
             env={
                 **os.environ,

@@ -42,7 +42,7 @@ def run(ctx: DemoContext) -> None:
     if connection.vendor == "sqlite":
         env["MESSAGING_SQLITE_PATH"] = str(connection.settings_dict["NAME"])
     replica = subprocess.Popen(
-        [sys.executable, "-m", "django", "cqrs_consume", "-w", "1", "--skip-checks"],
+        [sys.executable, "-m", "django", "cqrs_consume", "-w", "1"],
         cwd=ROOT,
         env={**env, "DJANGO_SETTINGS_MODULE": "tests.project.settings"},
         start_new_session=True,

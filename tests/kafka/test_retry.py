@@ -11,7 +11,9 @@ from django_messaging.kafka import kafka
 from django_messaging.kafka.retry.consumer import RetryConsumer
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.topic import Topic, TopicConsumer
+from tests.helpers import wait_until
 from tests.kafka.conftest import (
+    FAST,
     committed,
     headers_of,
     make_consumer,
@@ -330,3 +332,82 @@ def test_non_blocking_retries_of_a_regex_topic(
         main, retry = consumer_cls(), RetryConsumer.build(consumer_cls)()
         run_many([main, retry], lambda: read(f"{group}.{name}.dlt", 1, 0.1), timeout=40)
     assert seen == [name, f"{group}.{name}.retry.1"]
+
+
+# --- rebalance while paused ---------------------------------------------------------------
+
+
+def test_rebalance_while_a_partition_is_paused_for_a_blocking_retry(
+    create_topic, group, kafka_bootstrap
+):
+    """django-kafka kept pauses and held positions in memory across a rebalance: a partition
+    revoked while paused came back paused (or was resumed at the wrong offset). Whoever owns
+    the partition after the rebalance retries the failed message at once, from the committed
+    offset: nothing handled before it is handled again, nothing after it is lost."""
+    name = create_topic(partitions=2)
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"], partition=0)
+    produce_raw(kafka_bootstrap, name, [b"b0", b"b1"], partition=1)
+    seen: list[tuple[str, str]] = []
+    failed: list[str] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append((self.owner, value))
+        if value == "a1" and not failed:
+            failed.append(self.owner)
+            raise Boom("a1 fails once")
+
+    # a pause far longer than the test: only the rebalance can bring a1 back in time
+    topic_cls = kafka.retry(max_retries=3, delay=300)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    config = {**FAST, "partition.assignment.strategy": "roundrobin"}
+    first = make_consumer(group, topic_cls(), config=config)()
+    second = make_consumer(group, topic_cls(), config=config)()
+    first.topics.get(name).owner = "first"
+    second.topics.get(name).owner = "second"
+    assigned: dict[str, list[int]] = {"first": [], "second": []}
+    for label, consumer in (("first", first), ("second", second)):
+        on_assign = consumer._on_assign
+
+        def record(c, partitions, label=label, on_assign=on_assign):
+            assigned[label] = sorted(p.partition for p in partitions)
+            on_assign(c, partitions)
+
+        consumer._on_assign = record
+    first.start()
+    try:
+        # the first member alone: a0 handled, a1 fails and pauses partition 0 (a2 held)
+        wait_until(
+            lambda: first.run_once() or (failed and (name, 0) in first._pauses),
+            timeout=20,
+            what="a1 failing on the first member",
+        )
+        second.start()
+        try:
+
+            def settled():
+                first.run_once()
+                second.run_once()
+                values = [v for _, v in seen]
+                return (
+                    all(v in values for v in ("a2", "b0", "b1"))
+                    and values.count("a1") == 2
+                    and assigned["second"]
+                    and sorted(assigned["first"] + assigned["second"]) == [0, 1]
+                )
+
+            wait_until(settled, timeout=30, what="every message handled after the rebalance")
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    values = [v for _, v in seen]
+    assert sorted(assigned["first"] + assigned["second"]) == [0, 1]
+    assert values.count("a0") == 1 and values.count("a2") == 1
+    assert values.count("b0") == 1 and values.count("b1") == 1
+    # a1 failed once and was handled once more by the partition's owner after the rebalance
+    owner_of_0 = "first" if 0 in assigned["first"] else "second"
+    assert [o for o, v in seen if v == "a1"] == ["first", owner_of_0]
+    assert values.index("a2") > len(values) - 1 - values[::-1].index("a1")
+    assert committed(kafka_bootstrap, group, name, partitions=2) == [3, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.test import override_settings
@@ -191,11 +192,19 @@ def test_dead_letter_suffix_setting(create_topic, group, kafka_bootstrap, read, 
 
 
 def test_non_blocking_retries_follow_the_documented_topic_sequence(
-    create_topic, group, kafka_bootstrap, read
+    create_topic, group, kafka_bootstrap, read, admin
 ):
-    name = create_topic()
+    """django-kafka dropped the original headers of retried and dead-lettered messages, and
+    later versions recorded only the last hop (``retry.2``) as their origin; its retry topics
+    were left to broker auto-creation."""
+    name = create_topic(partitions=2)
     produce_raw(
-        kafka_bootstrap, name, [b"always-fails", b"fine"], key=b"key-1", headers=[("h", b"1")]
+        kafka_bootstrap,
+        name,
+        [b"always-fails", b"fine"],
+        key=b"key-1",
+        headers=[("h", b"1")],
+        partition=1,
     )
     seen: list[tuple[str, str]] = []
 
@@ -225,9 +234,19 @@ def test_non_blocking_retries_follow_the_documented_topic_sequence(
     dead = read(dlt, 1)
     assert [(m.key(), m.value()) for m in dead] == [(b"key-1", b"always-fails")]
     headers = headers_of(dead[0])
+    original = next(m for m in read(name, 2) if m.value() == b"always-fails")
     assert headers["h"] == b"1"
     assert headers["ORIGINAL_TOPIC"] == name.encode()
+    assert headers["ORIGINAL_PARTITION"] == b"1"
+    assert headers["ORIGINAL_OFFSET"] == str(original.offset()).encode()
+    assert headers["ORIGINAL_TIMESTAMP"] == str(original.timestamp()[1]).encode()
     assert headers["RETRY_ATTEMPT"] == b"3"
+    assert headers["EXCEPTION_CLASS"].endswith(b".Boom")
+    assert headers["EXCEPTION_MESSAGE"] == b"nope"
+    assert b"Traceback" in headers["EXCEPTION_TRACEBACK"]
+    for attempt in (1, 2, 3):  # created like the source topic, not by broker auto-creation
+        retry_topic = f"{group}.{name}.retry.{attempt}"
+        assert len(admin.list_topics(retry_topic, timeout=10).topics[retry_topic].partitions) == 2
     third = read(f"{group}.{name}.retry.3", 1)[0]
     assert headers_of(third)["RETRY_ATTEMPT"] == b"3"
     assert headers_of(third)["ORIGINAL_TOPIC"] == name.encode()
@@ -411,3 +430,69 @@ def test_rebalance_while_a_partition_is_paused_for_a_blocking_retry(
     assert [o for o, v in seen if v == "a1"] == ["first", owner_of_0]
     assert values.index("a2") > len(values) - 1 - values[::-1].index("a1")
     assert committed(kafka_bootstrap, group, name, partitions=2) == [3, 2]
+
+
+def test_retry_due_when_the_partition_is_revoked_is_stored_before_the_rebalance(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    """A held message retried successfully just before its partition was revoked: its offset
+    must be stored before the rebalance (storing it afterwards fails: the partition is gone,
+    and the new owner would handle the message a second time)."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"])
+    seen: list[tuple[str, str]] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append((self.owner, value))
+        if value == "a1" and len(seen) < 3:
+            raise Boom("a1 fails once")
+
+    topic_cls = kafka.retry(max_retries=3, delay=1.5)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    first = make_consumer(group, topic_cls(), config=FAST)()
+    second = make_consumer(group, topic_cls(), config=FAST)()
+    first.topics.get(name).owner = "first"
+    second.topics.get(name).owner = "second"
+    first.start()
+    try:
+        wait_until(
+            lambda: first.run_once() or (name, 0) in first._pauses,
+            timeout=20,
+            what="a1 failing on the first member",
+        )
+        second.start()
+        try:
+            # the second member asks to join while the first one is busy elsewhere: the
+            # revocation waits in the first member's queue until the retry is due
+            due = first._pauses.next_due()
+            wait_until(
+                lambda: second.run_once() or time.monotonic() > due + 0.6,
+                timeout=10,
+                what="the retry being due",
+            )
+            first.run_once()  # retries a1 and a2, then serves the revocation
+
+            def settled():
+                first.run_once()
+                second.run_once()
+                return first.assignment() or second.assignment()
+
+            wait_until(settled, timeout=20, what="the rebalance")
+            # a member that lost the partition cannot store its offsets, and does not crash
+            idle = second if first.assignment() else first
+            idle._store({(name, 0): 2})
+            assert "offsets of revoked partitions not stored" in caplog.text
+            produce_raw(kafka_bootstrap, name, [b"a3"])
+            wait_until(
+                lambda: first.run_once() or second.run_once() or ("a3" in [v for _, v in seen]),
+                timeout=20,
+                what="a3",
+            )
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert [v for _, v in seen] == ["a0", "a1", "a1", "a2", "a3"]
+    assert committed(kafka_bootstrap, group, name) == [4]

@@ -381,8 +381,8 @@ def test_rebalance_while_a_partition_is_paused_for_a_blocking_retry(
         make_topic(TopicConsumer, name, consume=consume, atomic=False)
     )
     config = {**FAST, "partition.assignment.strategy": "roundrobin"}
-    first = make_consumer(group, topic_cls(), config=config)()
-    second = make_consumer(group, topic_cls(), config=config)()
+    first = make_consumer(group, topic_cls(), config=config, join=True)()
+    second = make_consumer(group, topic_cls(), config=config, join=True)()
     first.topics.get(name).owner = "first"
     second.topics.get(name).owner = "second"
     assigned: dict[str, list[int]] = {"first": [], "second": []}
@@ -451,8 +451,8 @@ def test_retry_due_when_the_partition_is_revoked_is_stored_before_the_rebalance(
     topic_cls = kafka.retry(max_retries=3, delay=1.5)(
         make_topic(TopicConsumer, name, consume=consume, atomic=False)
     )
-    first = make_consumer(group, topic_cls(), config=FAST)()
-    second = make_consumer(group, topic_cls(), config=FAST)()
+    first = make_consumer(group, topic_cls(), config=FAST, join=True)()
+    second = make_consumer(group, topic_cls(), config=FAST, join=True)()
     first.topics.get(name).owner = "first"
     second.topics.get(name).owner = "second"
     first.start()

@@ -162,7 +162,7 @@ def test_crashed_consumer_is_restarted_and_its_message_redelivered(
     assert len(pids) >= 1
 
 
-def test_the_generated_retry_consumer_runs_under_kafka_consume(
+def test_kafka_consume_without_arguments_runs_every_consumer_and_retry_consumer(
     create_topic, unique_name, tmp_path, kafka_bootstrap
 ):
     topic, group = create_topic(), unique_name("g3")
@@ -174,7 +174,8 @@ def test_the_generated_retry_consumer_runs_under_kafka_consume(
         "KAFKA_APP_CRASH_MARKER": str(marker),
     }
     produce_raw(kafka_bootstrap, topic, [b"fail-once", b"fine"])
-    proc = start(kafka_bootstrap, env, RETRYING_CONSUMER, f"{RETRYING_CONSUMER}.retry")
+    # no consumer named: every registered consumer runs, the generated ``.retry`` one included
+    proc = start(kafka_bootstrap, env)
     try:
         wait_until(
             lambda: (

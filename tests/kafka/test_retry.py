@@ -299,21 +299,26 @@ def test_dead_letter_topic_is_created_like_its_source(create_topic, group, kafka
     assert len(admin.list_topics(dlt, timeout=10).topics[dlt].partitions) == 3
 
 
-def test_undelivered_dead_letter_keeps_the_original_offset(
-    create_topic, group, kafka_bootstrap, monkeypatch
+@pytest.mark.parametrize("copy", ["dead letter", "retry"])
+def test_undelivered_retry_or_dead_letter_copy_keeps_the_original_offset(
+    create_topic, group, kafka_bootstrap, monkeypatch, copy
 ):
-    """django-kafka stored the offset right after a fire-and-forget produce to the DLT."""
+    """django-kafka stored the offset right after a fire-and-forget produce to the dead letter
+    or retry topic."""
     from django_messaging.kafka.dead_letter import topic as dead_letter
     from django_messaging.kafka.exceptions import DjangoKafkaError
+    from django_messaging.kafka.retry import topic as retry_topic
 
     def refuse(*args, **kwargs):
-        raise DjangoKafkaError("delivery to the dead letter topic failed: broker said no")
+        raise DjangoKafkaError(f"delivery to the {copy} topic failed: broker said no")
 
-    monkeypatch.setattr(dead_letter, "deliver", refuse)
+    monkeypatch.setattr(dead_letter if copy == "dead letter" else retry_topic, "deliver", refuse)
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [b"good", b"bad"])
     seen: list[str] = []
-    consumer = make_consumer(group, _recording_topic(name, seen, lambda v, s: v == "bad")())()
+    retry_kwargs = {"max_retries": 2, "delay": 0.1, "blocking": False} if copy == "retry" else {}
+    topic = _recording_topic(name, seen, lambda v, s: v == "bad", **retry_kwargs)
+    consumer = make_consumer(group, topic())()
     with pytest.raises(DjangoKafkaError, match="broker said no"):
         run_until(consumer, lambda: False, timeout=20)
     assert seen == ["good", "bad"]

@@ -342,3 +342,34 @@ def test_without_auto_commit_each_batch_is_committed(create_topic, group, kafka_
         assert committed(kafka_bootstrap, group, name) == [2]
     finally:
         consumer.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_connections_are_recycled_between_batches(create_topic, group, kafka_bootstrap):
+    """django-kafka never called ``close_old_connections()``: a consumer kept its first
+    connection for ever, past ``CONN_MAX_AGE`` (0 here) and after the server dropped it."""
+    from django.db import connection
+
+    from django_messaging.core.worker import StopRequested, run_worker
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"first"])
+    stop = StopRequested()
+    used: list[object] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        Handled.objects.create(topic=name, value=value)
+        used.append(connection.connection)
+        if value == "first":  # the next batch: produced only once this one is handled
+            produce_raw(kafka_bootstrap, name, [b"second"])
+        else:
+            stop.request()
+
+    run_worker(make_consumer(group, make_topic(TopicConsumer, name, consume=consume)())(), stop)
+    assert len(used) == 2 and used[0] is not None and used[1] is not None
+    assert used[0] is not used[1]
+    assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == [
+        "first",
+        "second",
+    ]

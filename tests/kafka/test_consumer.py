@@ -81,9 +81,24 @@ def test_regex_topic_consumes_every_matching_topic(
     assert sorted(seen) == ["1", "2"]
 
 
+@pytest.mark.parametrize(
+    ("topic_atomic", "setting", "kept"),
+    [
+        (None, True, ["keep"]),
+        (None, False, ["fail", "keep"]),
+        (False, True, ["fail", "keep"]),
+        (True, False, ["keep"]),
+    ],
+)
 def test_a_failing_handler_rolls_back_its_database_writes(
-    create_topic, group, kafka_bootstrap, read
+    create_topic, group, kafka_bootstrap, read, settings, topic_atomic, setting, kept
 ):
+    """django-kafka ran handlers without a transaction: a handler failing after a write left
+    the write behind. Here the ``ATOMIC`` setting and a topic's ``atomic`` decide."""
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "KAFKA": {**settings.MESSAGING["KAFKA"], "ATOMIC": setting},
+    }
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [b"keep", b"fail"])
 
@@ -93,9 +108,9 @@ def test_a_failing_handler_rolls_back_its_database_writes(
         if value == "fail":
             raise ValueError("after the write")
 
-    topic = make_topic(TopicConsumer, name, consume=consume)
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=topic_atomic)
     run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
-    assert list(Handled.objects.filter(topic=name).values_list("value", flat=True)) == ["keep"]
+    assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == kept
 
 
 def test_a_database_outage_does_not_dead_letter_messages(

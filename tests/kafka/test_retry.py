@@ -87,14 +87,19 @@ def _recording_topic(name: str, seen: list[str], fail: callable, **retry):
     return kafka.retry(**retry)(cls) if retry else cls
 
 
-def test_blocking_retry_resumes_at_the_failed_message(create_topic, group, kafka_bootstrap, read):
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_blocking_retry_resumes_at_the_failed_message(
+    create_topic, group, kafka_bootstrap, read, batch_size
+):
     """django-kafka #88: the partition was resumed at the last committed offset, so earlier
-    messages were processed again on every retry (or, with no committed offset, lost)."""
+    messages were processed again on every retry (or, with no committed offset, lost).
+    With batches of one, the later messages are still in librdkafka's queue when the
+    partition is paused, not held by the consumer."""
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [f"m{i}".encode() for i in range(5)])
     seen: list[str] = []
     topic = _recording_topic(name, seen, lambda v, s: v == "m1", max_retries=2, delay=0.1)
-    consumer = make_consumer(group, topic())()
+    consumer = make_consumer(group, topic(), batch_size=batch_size)()
     run_until(consumer, lambda: "m4" in seen)
     assert seen == ["m0", "m1", "m1", "m1", "m2", "m3", "m4"]
     dead = read(f"{group}.{name}.dlt", 1)

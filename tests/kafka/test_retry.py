@@ -506,3 +506,25 @@ def test_retry_due_when_the_partition_is_revoked_is_stored_before_the_rebalance(
         first.stop()
     assert [v for _, v in seen] == ["a0", "a1", "a1", "a2", "a3"]
     assert committed(kafka_bootstrap, group, name) == [4]
+
+
+def test_retry_topic_suffix_setting_names_and_matches_the_retry_topics(settings):
+    import re
+
+    from django_messaging.kafka.retry.topic import (
+        parse_retry_topic,
+        retry_topic_name,
+        retry_topic_regex,
+    )
+
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "KAFKA": {**settings.MESSAGING["KAFKA"], "RETRY_TOPIC_SUFFIX": "again"},
+    }
+    topic = make_topic(TopicConsumer, "orders.v1")()
+    assert retry_topic_name("grp", "orders.v1", 2) == "grp.orders.v1.again.2"
+    pattern = re.compile(retry_topic_regex("grp", topic))
+    assert pattern.match("grp.orders.v1.again.2")
+    assert not pattern.match("grp.orders.v1.retry.2")
+    assert not pattern.match("grp.ordersXv1.again.2")  # dots are literal
+    assert parse_retry_topic("grp", "grp.orders.v1.again.12") == ("orders.v1", 12)

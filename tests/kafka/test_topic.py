@@ -129,6 +129,17 @@ def test_producer_is_rebuilt_when_settings_change(kafka_bootstrap):
         own = Producer({"linger.ms": 9})
         assert own.config["linger.ms"] == 9
         own.flush(1)
+    with override_settings(
+        MESSAGING={
+            "KAFKA": {
+                "CLIENT_ID": "cid",
+                "GLOBAL_CONFIG": {"bootstrap.servers": kafka_bootstrap},
+                "PRODUCER_CONFIG": {"client.id": "producer-own"},
+            }
+        }
+    ):
+        # CLIENT_ID goes in first, so a client.id in PRODUCER_CONFIG wins
+        assert kafka.producer.config["client.id"] == "producer-own"
 
 
 def test_header_helpers_return_bytes_of_the_first_or_every_value(create_topic, read):

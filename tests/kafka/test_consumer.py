@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.serialization import MessageField
 from django.db import OperationalError
 from django.test import override_settings
@@ -164,7 +164,7 @@ def test_message_of_an_unknown_topic_is_dead_lettered(create_topic, group, kafka
         polling_freq = 0.2
 
         def start(self):
-            self.subscribe([name])
+            self.assign([TopicPartition(name, 0)])
 
     run_until(Narrow(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
     assert committed(kafka_bootstrap, group, name) == [1]

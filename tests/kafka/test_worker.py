@@ -76,11 +76,11 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: floa
 def test_sigkill_mid_stream_then_restart_loses_nothing(setup, kafka_bootstrap):
     topic, _group, output, env = setup
     env["KAFKA_APP_SLOW"] = "0.001"
-    values = [f"v{i}" for i in range(3000)]
-    produce_raw(kafka_bootstrap, topic, [v.encode() for v in values[:1500]])
+    values = [f"v{i}" for i in range(1500)]
+    produce_raw(kafka_bootstrap, topic, [v.encode() for v in values[:750]])
     proc = start(kafka_bootstrap, env, FILE_CONSUMER)
     try:
-        produce_raw(kafka_bootstrap, topic, [v.encode() for v in values[1500:]])
+        produce_raw(kafka_bootstrap, topic, [v.encode() for v in values[750:]])
         wait_until(lambda: len(lines(output)) >= 200, timeout=30, what="first messages")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

@@ -528,3 +528,49 @@ def test_retry_topic_suffix_setting_names_and_matches_the_retry_topics(settings)
     assert not pattern.match("grp.orders.v1.retry.2")
     assert not pattern.match("grp.ordersXv1.again.2")  # dots are literal
     assert parse_retry_topic("grp", "grp.orders.v1.again.12") == ("orders.v1", 12)
+
+
+def test_paused_partition_given_back_to_the_same_member_is_retried_at_once(
+    create_topic, group, kafka_bootstrap
+):
+    """The other half of a rebalance: the member that paused the partition gets it back
+    (the second member subscribes to another topic of the group). librdkafka keeps a
+    partition's pause flag across the revocation, so without resuming it the partition
+    would stay paused for the whole (300 s) delay."""
+    name, other = create_topic(), create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append(value)
+        if value == "a1" and seen.count("a1") == 1:
+            raise Boom("a1 fails once")
+
+    topic_cls = kafka.retry(max_retries=3, delay=300)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    first = make_consumer(group, topic_cls(), config=FAST, join=True)()
+    other_topic = _recording_topic(other, [], lambda v, s: False)()
+    second = make_consumer(group, other_topic, config=FAST, join=True)()
+    first.start()
+    try:
+        wait_until(
+            lambda: first.run_once() or (name, 0) in first._pauses,
+            timeout=20,
+            what="a1 failing",
+        )
+        second.start()
+        try:
+            wait_until(
+                lambda: first.run_once() or second.run_once() or "a2" in seen,
+                timeout=30,
+                what="a1 retried after the rebalance",
+            )
+            assert all(tp.topic == other for tp in second.assignment())
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert seen == ["a0", "a1", "a1", "a2"]
+    assert committed(kafka_bootstrap, group, name) == [3]

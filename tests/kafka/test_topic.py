@@ -154,3 +154,38 @@ def test_header_helpers_return_bytes_of_the_first_or_every_value(create_topic, r
     assert Header.list(with_headers.headers(), "h") == [b"1", b"2"]
     assert Header.get(with_headers.headers(), "missing") is None
     assert Header.get(bare.headers(), "h") is None and Header.list(bare.headers(), "h") == []
+
+
+def test_messages_still_queued_are_delivered_when_the_process_exits(
+    create_topic, read, kafka_bootstrap
+):
+    """django-kafka never flushed its producer: a script or command that produced and
+    returned lost what librdkafka had not sent yet."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests import services
+
+    name = create_topic()
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "settings.MESSAGING['KAFKA']['PRODUCER_CONFIG'] = {'linger.ms': 3000}\n"
+        "from django_messaging.kafka import kafka\n"
+        f"kafka.producer.produce({name!r}, b'queued at exit')\n"
+        "assert len(kafka.producer) == 1\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+        "PYTHONPATH": str(root),
+        services.KAFKA_BOOTSTRAP_ENV: kafka_bootstrap,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert [m.value() for m in read(name, 1)] == [b"queued at exit"]

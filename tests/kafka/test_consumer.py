@@ -388,3 +388,35 @@ def test_database_connections_are_recycled_between_batches(create_topic, group, 
         "first",
         "second",
     ]
+
+
+def test_partition_eof_events_are_neither_logged_as_errors_nor_handled(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    """django-kafka logged every ``msg.error()`` at ERROR, ``_PARTITION_EOF`` included."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"1", b"2"])
+    seen: list[str] = []
+    consumer = make_consumer(group, _collect(name, seen)(), config={"enable.partition.eof": True})()
+    eofs: list[object] = []
+
+    class EofSpy:
+        """The confluent consumer, noting the end-of-partition events it hands out."""
+
+        def __init__(self, wrapped):
+            self.wrapped = wrapped
+
+        def __getattr__(self, attr):
+            return getattr(self.wrapped, attr)
+
+        def consume(self, *args, **kwargs):
+            msgs = self.wrapped.consume(*args, **kwargs)
+            eofs.extend(m for m in msgs if m.error() is not None)
+            return msgs
+
+    consumer._consumer = EofSpy(consumer._consumer)
+    caplog.set_level(logging.ERROR, logger="django_messaging.kafka")
+    run_until(consumer, lambda: len(seen) == 2 and eofs)
+    assert seen == ["1", "2"]
+    assert all(e.error().code() == KafkaError._PARTITION_EOF for e in eofs)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -96,3 +96,19 @@ def test_corrupt_avro_is_a_serialization_error(registry):
     cls = make_topic(AvroTopic, "corrupt", value_schema=VALUE_SCHEMA)
     with pytest.raises(SerializationError):
         cls().deserialize(b"not avro at all", MessageField.VALUE)
+
+
+def test_avro_producer_and_consumer_halves(registry, create_topic, read):
+    """``AvroTopicProducer`` and ``AvroTopicConsumer`` on their own, as the seed documents."""
+    from django_messaging.kafka.topic.avro import AvroTopicConsumer, AvroTopicProducer
+
+    name = create_topic()
+    out = make_topic(AvroTopicProducer, name, value_schema=VALUE_SCHEMA, key_schema=KEY_SCHEMA)
+    out().produce({"id": 7, "item": "half"}, key="k7")
+    kafka.producer.flush(5)
+    msg = read(name, 1)[0]
+    into = make_topic(AvroTopicConsumer, name)()
+    assert into.deserialize(msg.key(), MessageField.KEY) == "k7"
+    assert into.deserialize(msg.value(), MessageField.VALUE) == {"id": 7, "item": "half", "qty": 1}
+    with pytest.raises(DjangoKafkaError):
+        into.consume(msg)  # a consumer half still needs its own consume()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.serialization import MessageField
 from django.db import OperationalError
 from django.test import override_settings
@@ -81,9 +81,24 @@ def test_regex_topic_consumes_every_matching_topic(
     assert sorted(seen) == ["1", "2"]
 
 
+@pytest.mark.parametrize(
+    ("topic_atomic", "setting", "kept"),
+    [
+        (None, True, ["keep"]),
+        (None, False, ["fail", "keep"]),
+        (False, True, ["fail", "keep"]),
+        (True, False, ["keep"]),
+    ],
+)
 def test_a_failing_handler_rolls_back_its_database_writes(
-    create_topic, group, kafka_bootstrap, read
+    create_topic, group, kafka_bootstrap, read, settings, topic_atomic, setting, kept
 ):
+    """django-kafka ran handlers without a transaction: a handler failing after a write left
+    the write behind. Here the ``ATOMIC`` setting and a topic's ``atomic`` decide."""
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "KAFKA": {**settings.MESSAGING["KAFKA"], "ATOMIC": setting},
+    }
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [b"keep", b"fail"])
 
@@ -93,9 +108,9 @@ def test_a_failing_handler_rolls_back_its_database_writes(
         if value == "fail":
             raise ValueError("after the write")
 
-    topic = make_topic(TopicConsumer, name, consume=consume)
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=topic_atomic)
     run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
-    assert list(Handled.objects.filter(topic=name).values_list("value", flat=True)) == ["keep"]
+    assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == kept
 
 
 def test_a_database_outage_does_not_dead_letter_messages(
@@ -149,7 +164,7 @@ def test_message_of_an_unknown_topic_is_dead_lettered(create_topic, group, kafka
         polling_freq = 0.2
 
         def start(self):
-            self.subscribe([name])
+            self.assign([TopicPartition(name, 0)])
 
     run_until(Narrow(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
     assert committed(kafka_bootstrap, group, name) == [1]
@@ -308,8 +323,9 @@ def test_consumer_consume_can_suppress_what_handlers_produce(
             return super().consume(*args, **kwargs)
 
     run_until(Quiet(), lambda: seen)
+    kafka.producer.produce(target, b"end")  # an echo, had it been produced, would come first
     kafka.producer.flush(5)
-    assert read(target, 1, timeout=1) == []
+    assert [m.value() for m in read(target, 1)] == [b"end"]
 
 
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
@@ -341,3 +357,66 @@ def test_without_auto_commit_each_batch_is_committed(create_topic, group, kafka_
         assert committed(kafka_bootstrap, group, name) == [2]
     finally:
         consumer.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_connections_are_recycled_between_batches(create_topic, group, kafka_bootstrap):
+    """django-kafka never called ``close_old_connections()``: a consumer kept its first
+    connection for ever, past ``CONN_MAX_AGE`` (0 here) and after the server dropped it."""
+    from django.db import connection
+
+    from django_messaging.core.worker import StopRequested, run_worker
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"first"])
+    stop = StopRequested()
+    used: list[object] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        Handled.objects.create(topic=name, value=value)
+        used.append(connection.connection)
+        if value == "first":  # the next batch: produced only once this one is handled
+            produce_raw(kafka_bootstrap, name, [b"second"])
+        else:
+            stop.request()
+
+    run_worker(make_consumer(group, make_topic(TopicConsumer, name, consume=consume)())(), stop)
+    assert len(used) == 2 and used[0] is not None and used[1] is not None
+    assert used[0] is not used[1]
+    assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == [
+        "first",
+        "second",
+    ]
+
+
+def test_partition_eof_events_are_neither_logged_as_errors_nor_handled(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    """django-kafka logged every ``msg.error()`` at ERROR, ``_PARTITION_EOF`` included."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"1", b"2"])
+    seen: list[str] = []
+    consumer = make_consumer(group, _collect(name, seen)(), config={"enable.partition.eof": True})()
+    eofs: list[object] = []
+
+    class EofSpy:
+        """The confluent consumer, noting the end-of-partition events it hands out."""
+
+        def __init__(self, wrapped):
+            self.wrapped = wrapped
+
+        def __getattr__(self, attr):
+            return getattr(self.wrapped, attr)
+
+        def consume(self, *args, **kwargs):
+            msgs = self.wrapped.consume(*args, **kwargs)
+            eofs.extend(m for m in msgs if m.error() is not None)
+            return msgs
+
+    consumer._consumer = EofSpy(consumer._consumer)
+    caplog.set_level(logging.ERROR, logger="django_messaging.kafka")
+    run_until(consumer, lambda: len(seen) == 2 and eofs)
+    assert seen == ["1", "2"]
+    assert all(e.error().code() == KafkaError._PARTITION_EOF for e in eofs)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

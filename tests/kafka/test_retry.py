@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 from django.test import override_settings
@@ -11,7 +12,9 @@ from django_messaging.kafka import kafka
 from django_messaging.kafka.retry.consumer import RetryConsumer
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.topic import Topic, TopicConsumer
+from tests.helpers import wait_until
 from tests.kafka.conftest import (
+    FAST,
     committed,
     headers_of,
     make_consumer,
@@ -84,14 +87,19 @@ def _recording_topic(name: str, seen: list[str], fail: callable, **retry):
     return kafka.retry(**retry)(cls) if retry else cls
 
 
-def test_blocking_retry_resumes_at_the_failed_message(create_topic, group, kafka_bootstrap, read):
+@pytest.mark.parametrize("batch_size", [None, 1])
+def test_blocking_retry_resumes_at_the_failed_message(
+    create_topic, group, kafka_bootstrap, read, batch_size
+):
     """django-kafka #88: the partition was resumed at the last committed offset, so earlier
-    messages were processed again on every retry (or, with no committed offset, lost)."""
+    messages were processed again on every retry (or, with no committed offset, lost).
+    With batches of one, the later messages are still in librdkafka's queue when the
+    partition is paused, not held by the consumer."""
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [f"m{i}".encode() for i in range(5)])
     seen: list[str] = []
     topic = _recording_topic(name, seen, lambda v, s: v == "m1", max_retries=2, delay=0.1)
-    consumer = make_consumer(group, topic())()
+    consumer = make_consumer(group, topic(), batch_size=batch_size)()
     run_until(consumer, lambda: "m4" in seen)
     assert seen == ["m0", "m1", "m1", "m1", "m2", "m3", "m4"]
     dead = read(f"{group}.{name}.dlt", 1)
@@ -189,11 +197,19 @@ def test_dead_letter_suffix_setting(create_topic, group, kafka_bootstrap, read, 
 
 
 def test_non_blocking_retries_follow_the_documented_topic_sequence(
-    create_topic, group, kafka_bootstrap, read
+    create_topic, group, kafka_bootstrap, read, admin
 ):
-    name = create_topic()
+    """django-kafka dropped the original headers of retried and dead-lettered messages, and
+    later versions recorded only the last hop (``retry.2``) as their origin; its retry topics
+    were left to broker auto-creation."""
+    name = create_topic(partitions=2)
     produce_raw(
-        kafka_bootstrap, name, [b"always-fails", b"fine"], key=b"key-1", headers=[("h", b"1")]
+        kafka_bootstrap,
+        name,
+        [b"always-fails", b"fine"],
+        key=b"key-1",
+        headers=[("h", b"1")],
+        partition=1,
     )
     seen: list[tuple[str, str]] = []
 
@@ -223,9 +239,19 @@ def test_non_blocking_retries_follow_the_documented_topic_sequence(
     dead = read(dlt, 1)
     assert [(m.key(), m.value()) for m in dead] == [(b"key-1", b"always-fails")]
     headers = headers_of(dead[0])
+    original = next(m for m in read(name, 2) if m.value() == b"always-fails")
     assert headers["h"] == b"1"
     assert headers["ORIGINAL_TOPIC"] == name.encode()
+    assert headers["ORIGINAL_PARTITION"] == b"1"
+    assert headers["ORIGINAL_OFFSET"] == str(original.offset()).encode()
+    assert headers["ORIGINAL_TIMESTAMP"] == str(original.timestamp()[1]).encode()
     assert headers["RETRY_ATTEMPT"] == b"3"
+    assert headers["EXCEPTION_CLASS"].endswith(b".Boom")
+    assert headers["EXCEPTION_MESSAGE"] == b"nope"
+    assert b"Traceback" in headers["EXCEPTION_TRACEBACK"]
+    for attempt in (1, 2, 3):  # created like the source topic, not by broker auto-creation
+        retry_topic = f"{group}.{name}.retry.{attempt}"
+        assert len(admin.list_topics(retry_topic, timeout=10).topics[retry_topic].partitions) == 2
     third = read(f"{group}.{name}.retry.3", 1)[0]
     assert headers_of(third)["RETRY_ATTEMPT"] == b"3"
     assert headers_of(third)["ORIGINAL_TOPIC"] == name.encode()
@@ -278,21 +304,26 @@ def test_dead_letter_topic_is_created_like_its_source(create_topic, group, kafka
     assert len(admin.list_topics(dlt, timeout=10).topics[dlt].partitions) == 3
 
 
-def test_undelivered_dead_letter_keeps_the_original_offset(
-    create_topic, group, kafka_bootstrap, monkeypatch
+@pytest.mark.parametrize("copy", ["dead letter", "retry"])
+def test_undelivered_retry_or_dead_letter_copy_keeps_the_original_offset(
+    create_topic, group, kafka_bootstrap, monkeypatch, copy
 ):
-    """django-kafka stored the offset right after a fire-and-forget produce to the DLT."""
+    """django-kafka stored the offset right after a fire-and-forget produce to the dead letter
+    or retry topic."""
     from django_messaging.kafka.dead_letter import topic as dead_letter
     from django_messaging.kafka.exceptions import DjangoKafkaError
+    from django_messaging.kafka.retry import topic as retry_topic
 
     def refuse(*args, **kwargs):
-        raise DjangoKafkaError("delivery to the dead letter topic failed: broker said no")
+        raise DjangoKafkaError(f"delivery to the {copy} topic failed: broker said no")
 
-    monkeypatch.setattr(dead_letter, "deliver", refuse)
+    monkeypatch.setattr(dead_letter if copy == "dead letter" else retry_topic, "deliver", refuse)
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [b"good", b"bad"])
     seen: list[str] = []
-    consumer = make_consumer(group, _recording_topic(name, seen, lambda v, s: v == "bad")())()
+    retry_kwargs = {"max_retries": 2, "delay": 0.1, "blocking": False} if copy == "retry" else {}
+    topic = _recording_topic(name, seen, lambda v, s: v == "bad", **retry_kwargs)
+    consumer = make_consumer(group, topic())()
     with pytest.raises(DjangoKafkaError, match="broker said no"):
         run_until(consumer, lambda: False, timeout=20)
     assert seen == ["good", "bad"]
@@ -330,3 +361,216 @@ def test_non_blocking_retries_of_a_regex_topic(
         main, retry = consumer_cls(), RetryConsumer.build(consumer_cls)()
         run_many([main, retry], lambda: read(f"{group}.{name}.dlt", 1, 0.1), timeout=40)
     assert seen == [name, f"{group}.{name}.retry.1"]
+
+
+# --- rebalance while paused ---------------------------------------------------------------
+
+
+def test_rebalance_while_a_partition_is_paused_for_a_blocking_retry(
+    create_topic, group, kafka_bootstrap
+):
+    """django-kafka kept pauses and held positions in memory across a rebalance: a partition
+    revoked while paused came back paused (or was resumed at the wrong offset). Whoever owns
+    the partition after the rebalance retries the failed message at once, from the committed
+    offset: nothing handled before it is handled again, nothing after it is lost."""
+    name = create_topic(partitions=2)
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"], partition=0)
+    produce_raw(kafka_bootstrap, name, [b"b0", b"b1"], partition=1)
+    seen: list[tuple[str, str]] = []
+    failed: list[str] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append((self.owner, value))
+        if value == "a1" and not failed:
+            failed.append(self.owner)
+            raise Boom("a1 fails once")
+
+    # a pause far longer than the test: only the rebalance can bring a1 back in time
+    topic_cls = kafka.retry(max_retries=3, delay=300)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    config = {**FAST, "partition.assignment.strategy": "roundrobin"}
+    first = make_consumer(group, topic_cls(), config=config, join=True)()
+    second = make_consumer(group, topic_cls(), config=config, join=True)()
+    first.topics.get(name).owner = "first"
+    second.topics.get(name).owner = "second"
+    assigned: dict[str, list[int]] = {"first": [], "second": []}
+    for label, consumer in (("first", first), ("second", second)):
+        on_assign = consumer._on_assign
+
+        def record(c, partitions, label=label, on_assign=on_assign):
+            assigned[label] = sorted(p.partition for p in partitions)
+            on_assign(c, partitions)
+
+        consumer._on_assign = record
+    first.start()
+    try:
+        # the first member alone: a0 handled, a1 fails and pauses partition 0 (a2 held)
+        wait_until(
+            lambda: first.run_once() or (failed and (name, 0) in first._pauses),
+            timeout=20,
+            what="a1 failing on the first member",
+        )
+        second.start()
+        try:
+
+            def settled():
+                first.run_once()
+                second.run_once()
+                values = [v for _, v in seen]
+                return (
+                    all(v in values for v in ("a2", "b0", "b1"))
+                    and values.count("a1") == 2
+                    and assigned["second"]
+                    and sorted(assigned["first"] + assigned["second"]) == [0, 1]
+                )
+
+            wait_until(settled, timeout=30, what="every message handled after the rebalance")
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    values = [v for _, v in seen]
+    assert sorted(assigned["first"] + assigned["second"]) == [0, 1]
+    assert values.count("a0") == 1 and values.count("a2") == 1
+    assert values.count("b0") == 1 and values.count("b1") == 1
+    # a1 failed once and was handled once more by the partition's owner after the rebalance
+    owner_of_0 = "first" if 0 in assigned["first"] else "second"
+    assert [o for o, v in seen if v == "a1"] == ["first", owner_of_0]
+    assert values.index("a2") > len(values) - 1 - values[::-1].index("a1")
+    assert committed(kafka_bootstrap, group, name, partitions=2) == [3, 2]
+
+
+def test_retry_due_when_the_partition_is_revoked_is_stored_before_the_rebalance(
+    create_topic, group, kafka_bootstrap, caplog
+):
+    """A held message retried successfully just before its partition was revoked: its offset
+    must be stored before the rebalance (storing it afterwards fails: the partition is gone,
+    and the new owner would handle the message a second time)."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"])
+    seen: list[tuple[str, str]] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append((self.owner, value))
+        if value == "a1" and len(seen) < 3:
+            raise Boom("a1 fails once")
+
+    topic_cls = kafka.retry(max_retries=3, delay=1.5)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    first = make_consumer(group, topic_cls(), config=FAST, join=True)()
+    second = make_consumer(group, topic_cls(), config=FAST, join=True)()
+    first.topics.get(name).owner = "first"
+    second.topics.get(name).owner = "second"
+    first.start()
+    try:
+        wait_until(
+            lambda: first.run_once() or (name, 0) in first._pauses,
+            timeout=20,
+            what="a1 failing on the first member",
+        )
+        second.start()
+        try:
+            # the second member asks to join while the first one is busy elsewhere: the
+            # revocation waits in the first member's queue until the retry is due
+            due = first._pauses.next_due()
+            wait_until(
+                lambda: second.run_once() or time.monotonic() > due + 0.6,
+                timeout=10,
+                what="the retry being due",
+            )
+            first.run_once()  # retries a1 and a2, then serves the revocation
+
+            def settled():
+                first.run_once()
+                second.run_once()
+                return first.assignment() or second.assignment()
+
+            wait_until(settled, timeout=20, what="the rebalance")
+            # a member that lost the partition cannot store its offsets, and does not crash
+            idle = second if first.assignment() else first
+            idle._store({(name, 0): 2})
+            assert "offsets of revoked partitions not stored" in caplog.text
+            produce_raw(kafka_bootstrap, name, [b"a3"])
+            wait_until(
+                lambda: first.run_once() or second.run_once() or ("a3" in [v for _, v in seen]),
+                timeout=20,
+                what="a3",
+            )
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert [v for _, v in seen] == ["a0", "a1", "a1", "a2", "a3"]
+    assert committed(kafka_bootstrap, group, name) == [4]
+
+
+def test_retry_topic_suffix_setting_names_and_matches_the_retry_topics(settings):
+    import re
+
+    from django_messaging.kafka.retry.topic import (
+        parse_retry_topic,
+        retry_topic_name,
+        retry_topic_regex,
+    )
+
+    settings.MESSAGING = {
+        **settings.MESSAGING,
+        "KAFKA": {**settings.MESSAGING["KAFKA"], "RETRY_TOPIC_SUFFIX": "again"},
+    }
+    topic = make_topic(TopicConsumer, "orders.v1")()
+    assert retry_topic_name("grp", "orders.v1", 2) == "grp.orders.v1.again.2"
+    pattern = re.compile(retry_topic_regex("grp", topic))
+    assert pattern.match("grp.orders.v1.again.2")
+    assert not pattern.match("grp.orders.v1.retry.2")
+    assert not pattern.match("grp.ordersXv1.again.2")  # dots are literal
+    assert parse_retry_topic("grp", "grp.orders.v1.again.12") == ("orders.v1", 12)
+
+
+def test_paused_partition_given_back_to_the_same_member_is_retried_at_once(
+    create_topic, group, kafka_bootstrap
+):
+    """The other half of a rebalance: the member that paused the partition gets it back
+    (the second member subscribes to another topic of the group). librdkafka keeps a
+    partition's pause flag across the revocation, so without resuming it the partition
+    would stay paused for the whole (300 s) delay."""
+    name, other = create_topic(), create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a0", b"a1", b"a2"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append(value)
+        if value == "a1" and seen.count("a1") == 1:
+            raise Boom("a1 fails once")
+
+    topic_cls = kafka.retry(max_retries=3, delay=300)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    first = make_consumer(group, topic_cls(), config=FAST, join=True)()
+    other_topic = _recording_topic(other, [], lambda v, s: False)()
+    second = make_consumer(group, other_topic, config=FAST, join=True)()
+    first.start()
+    try:
+        wait_until(
+            lambda: first.run_once() or (name, 0) in first._pauses,
+            timeout=20,
+            what="a1 failing",
+        )
+        second.start()
+        try:
+            wait_until(
+                lambda: first.run_once() or second.run_once() or "a2" in seen,
+                timeout=30,
+                what="a1 retried after the rebalance",
+            )
+            assert all(tp.topic == other for tp in second.assignment())
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+    assert seen == ["a0", "a1", "a1", "a2"]
+    assert committed(kafka_bootstrap, group, name) == [3]

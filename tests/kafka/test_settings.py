@@ -76,7 +76,12 @@ def test_valid_settings_pass_the_checks():
 
 
 def test_consumers_of_installed_apps_are_autodiscovered():
+    import sys
+
     assert "tests.project.kafka_app.consumers.FileConsumer" in kafka.consumers
+    assert "tests.project.kafka_app.kafka.consumers.NestedFileConsumer" in kafka.consumers
+    assert "ProjectFileSource" in kafka.connectors
+    assert sys.modules["tests.project.kafka_app.kafka.connectors"].IMPORTED
     with pytest.raises(DjangoKafkaError, match="is not registered"):
         kafka.consumers["nope"]
 

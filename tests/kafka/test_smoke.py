@@ -17,6 +17,6 @@ def test_produce_and_consume(create_topic, group):
     from django_messaging.kafka import kafka
 
     kafka.producer.flush(5)
-    consumer = make_consumer(group, T())()
+    consumer = make_consumer(group, T(), join=True)()  # the documented subscribe() flow
     run_until(consumer, lambda: len(seen) >= 5)
     assert seen == [f"m{i}" for i in range(5)]

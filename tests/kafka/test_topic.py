@@ -65,8 +65,9 @@ def test_suppressed_topic_is_neither_serialized_nor_produced(create_topic, read)
         with producer.unsuppress():
             cls().produce("shown")
     assert CountingSerializer.calls == 1
+    kafka.producer.produce(name, b"end")  # one partition: anything suppressed would come first
     kafka.producer.flush(5)
-    assert [m.value() for m in read(name, 2, timeout=2)] == [b"shown"]
+    assert [m.value() for m in read(name, 2)] == [b"shown", b"end"]
 
 
 def test_producer_suppress_is_the_core_suppression():
@@ -94,8 +95,9 @@ def test_kafka_producer_produce_honours_suppression(create_topic, read):
     with producer.suppress([name]):
         kafka.producer.produce(name, b"no")
     kafka.producer.produce(name, b"yes")
+    kafka.producer.produce(name, b"end")
     kafka.producer.flush(5)
-    assert [m.value() for m in read(name, 2, timeout=2)] == [b"yes"]
+    assert [m.value() for m in read(name, 2)] == [b"yes", b"end"]
 
 
 def test_regex_names_cannot_be_produced_to():
@@ -127,3 +129,63 @@ def test_producer_is_rebuilt_when_settings_change(kafka_bootstrap):
         own = Producer({"linger.ms": 9})
         assert own.config["linger.ms"] == 9
         own.flush(1)
+    with override_settings(
+        MESSAGING={
+            "KAFKA": {
+                "CLIENT_ID": "cid",
+                "GLOBAL_CONFIG": {"bootstrap.servers": kafka_bootstrap},
+                "PRODUCER_CONFIG": {"client.id": "producer-own"},
+            }
+        }
+    ):
+        # CLIENT_ID goes in first, so a client.id in PRODUCER_CONFIG wins
+        assert kafka.producer.config["client.id"] == "producer-own"
+
+
+def test_header_helpers_return_bytes_of_the_first_or_every_value(create_topic, read):
+    from django_messaging.kafka.utils.message import Header
+
+    name = create_topic()
+    kafka.producer.produce(name, b"v", headers=[("h", b"1"), ("other", b"x"), ("h", b"2")])
+    kafka.producer.produce(name, b"bare")
+    kafka.producer.flush(5)
+    with_headers, bare = read(name, 2)
+    assert Header.get(with_headers.headers(), "h") == b"1"
+    assert Header.list(with_headers.headers(), "h") == [b"1", b"2"]
+    assert Header.get(with_headers.headers(), "missing") is None
+    assert Header.get(bare.headers(), "h") is None and Header.list(bare.headers(), "h") == []
+
+
+def test_messages_still_queued_are_delivered_when_the_process_exits(
+    create_topic, read, kafka_bootstrap
+):
+    """django-kafka never flushed its producer: a script or command that produced and
+    returned lost what librdkafka had not sent yet."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests import services
+
+    name = create_topic()
+    root = Path(__file__).resolve().parents[2]
+    script = (
+        "import django; django.setup()\n"
+        "from django.conf import settings\n"
+        "settings.MESSAGING['KAFKA']['PRODUCER_CONFIG'] = {'linger.ms': 3000}\n"
+        "from django_messaging.kafka import kafka\n"
+        f"kafka.producer.produce({name!r}, b'queued at exit')\n"
+        "assert len(kafka.producer) == 1\n"
+    )
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+        "PYTHONPATH": str(root),
+        services.KAFKA_BOOTSTRAP_ENV: kafka_bootstrap,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert [m.value() for m in read(name, 1)] == [b"queued at exit"]

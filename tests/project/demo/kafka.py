@@ -109,3 +109,4 @@ def run(ctx: DemoContext) -> None:
     ):
         raise RuntimeError(f"kafka demo: unexpected outcome {handled} {attempts} {rows}")
     Product.objects.filter(id__in=[1, 2]).delete()
+    kafka.reset_clients()  # flush and close the producer while the broker is still up

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ class DjangoKafka:
 
     _producer: Producer | None = None
     _schema_client: Any = None
+    _flush_at_exit_registered = False
 
     @property
     def retry(self) -> Any:
@@ -49,7 +51,26 @@ class DjangoKafka:
             from django_messaging.kafka.producer import Producer
 
             producer = self._producer = Producer()
+            if not self._flush_at_exit_registered:
+                atexit.register(self._flush_at_exit)
+                type(self)._flush_at_exit_registered = True
         return producer
+
+    def _flush_at_exit(self) -> None:
+        """Deliver what is still queued when the interpreter exits (a script or a management
+        command that produced and returned), waiting at most ``DELIVERY_TIMEOUT`` seconds."""
+        producer = self._producer
+        if producer is None or not len(producer):
+            return
+        from django_messaging.kafka.conf import settings
+
+        try:
+            remaining = producer.flush(float(settings.DELIVERY_TIMEOUT))
+        except Exception:  # pragma: no cover - a client already torn down
+            logger.exception("flush of the Kafka producer at exit failed")
+            return
+        if remaining:
+            logger.error("%d Kafka message(s) not delivered when the process exited", remaining)
 
     @property
     def schema_client(self) -> Any:

@@ -72,7 +72,8 @@ KAFKA_SETTINGS: dict[str, Setting] = {
         30,
         (int, float),
         validate=_positive,
-        help="seconds to wait for a retry/dead-letter message to be confirmed",
+        help="seconds to wait for a retry/dead-letter message to be confirmed, and for the "
+        "producer to flush at exit",
     ),
 }
 

@@ -17,7 +17,7 @@ import time
 from typing import Any, ClassVar
 
 from confluent_kafka import Consumer as ConfluentConsumer
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from django import db
 from django.db import transaction
 
@@ -164,6 +164,11 @@ class Consumer(Worker):
         done: dict[tuple[str, int], int] = {}
         if self._pauses:
             self._retry_due(done)
+            if done:
+                # before consume(): a rebalance it serves may revoke these partitions, and
+                # offsets cannot be stored for partitions this member no longer owns.
+                self._store(done)
+                done = {}
         timeout = self.get_polling_freq()
         due = self._pauses.next_due()
         if due is not None:
@@ -171,8 +176,6 @@ class Consumer(Worker):
         msgs = self._consumer.consume(self.get_batch_size(), timeout)
         if msgs:
             self.process_batch(msgs, done)
-        elif done:
-            self._store(done)
 
     def _retry_due(self, done: dict[tuple[str, int], int]) -> None:
         """Handle the held messages of partitions whose pause is over; resume the partitions
@@ -306,9 +309,22 @@ class Consumer(Worker):
 
     def _store(self, done: dict[tuple[str, int], int]) -> None:
         self._flush_produced()
-        self._consumer.store_offsets(
-            offsets=[TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
-        )
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
+            )
+        except KafkaException as exc:
+            # Only raised when none of the partitions is assigned any more (a rebalance took
+            # them): their next owner starts at the committed offset and handles them again.
+            if exc.args[0].code() not in (KafkaError._STATE, KafkaError._UNKNOWN_PARTITION):
+                raise
+            logger.warning(
+                "%s: offsets of revoked partitions not stored (%s): %s",
+                self.name,
+                exc.args[0].str(),
+                ", ".join(f"{t}[{p}]@{o}" for (t, p), o in done.items()),
+            )
+            return
         self._stored = True
         if self._commit_each_batch:
             self._commit()

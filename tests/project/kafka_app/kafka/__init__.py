@@ -1,0 +1,1 @@
+"""The ``kafka`` package of the test app: its ``consumers``/``connectors`` are autodiscovered."""

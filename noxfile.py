@@ -74,7 +74,7 @@ def mariadb(session: nox.Session) -> None:
 
 @nox.session
 def faults(session: nox.Session) -> None:
-    """Tests that restart the shared RabbitMQ: run alone, after the other test sessions."""
+    """Tests that restart the shared RabbitMQ: run alone, before the other test sessions."""
     install_project(session)
     env = {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": "messaging_faults"}
     # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import importlib
 import os
 import pkgutil
@@ -18,6 +19,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=600.0, help="per variant run, seconds")
     parser.add_argument("--output", default=str(ROOT / "bench-results.md"))
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other scenarios of an existing report and replace only those run now",
+    )
     parser.add_argument("only", nargs="*", help="run only modules whose name contains one of these")
     args = parser.parse_args(argv)
 
@@ -31,7 +37,16 @@ def main(argv: list[str]) -> int:
     with services.kafka_broker() as broker:
         os.environ[services.KAFKA_BOOTSTRAP_ENV] = broker.bootstrap
         results = run_scenarios(scenarios, args.rounds, args.timeout)
-    write_report(results, Path(args.output))
+    output = Path(args.output)
+    if args.update and output.with_suffix(".json").exists():
+        fresh = {r["scenario"] for r in results}
+        kept = [
+            r
+            for r in json.loads(output.with_suffix(".json").read_text())
+            if r["scenario"] not in fresh
+        ]
+        results = kept + results
+    write_report(results, output)
     print(f"wrote {args.output}")
     return 0
 

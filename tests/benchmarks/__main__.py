@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 import importlib
+import json
 import os
 import pkgutil
 import sys

@@ -16,13 +16,14 @@ child is ever orphaned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_sentinels
 from types import FrameType
@@ -84,14 +85,27 @@ def _restore(previous: dict[int, Any]) -> None:
         signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def stop_on_signals(stop: StopRequested | None = None) -> Iterator[StopRequested]:
+    """``with stop_on_signals() as stop:`` SIGTERM/SIGINT set ``stop`` instead of killing.
+
+    For commands that are not a unit-of-work loop but must end a step cleanly. Handlers are
+    installed only in the main thread and restored on exit.
+    """
+    stop = StopRequested() if stop is None else stop
+    previous = _install(stop)
+    try:
+        yield stop
+    finally:
+        _restore(previous)
+
+
 def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
     """Run ``worker`` in this process until a stop signal (or ``stop.request()``).
 
     Exceptions from the worker propagate after :meth:`Worker.stop` has run.
     """
-    stop = StopRequested() if stop is None else stop
-    previous = _install(stop)
-    try:
+    with stop_on_signals(stop) as stop:
         worker.start()
         try:
             while not stop:
@@ -101,8 +115,6 @@ def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
             worker.stop()
             db.connections.close_all()
         logger.info("%s stopped cleanly", worker.name)
-    finally:
-        _restore(previous)
 
 
 # --- supervision of several workers -------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from contextlib import nullcontext
 from typing import Any
 
@@ -13,7 +12,7 @@ from django.db import transaction
 from eventsourcing.system import Follower, Leader, Runner
 
 from django_messaging.core.exceptions import ConfigurationError
-from django_messaging.core.worker import STOP_SIGNALS, StopRequested
+from django_messaging.core.worker import StopRequested, stop_on_signals
 from django_messaging.eventstore.runners import get_runner
 
 logger = logging.getLogger(__name__)
@@ -81,15 +80,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.WARNING("Dry run: every change will be rolled back at the end")
                 )
-        stop = StopRequested()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            previous = {sig: signal.signal(sig, stop.handler) for sig in STOP_SIGNALS}
-        try:
+        with stop_on_signals() as stop:
             failed, left_out = self._sync_all(runner, selected, dry_run, verbosity, stop)
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
         problems = []
         if failed:
             if verbosity == 1:

@@ -176,7 +176,7 @@ def write_report(results: list[dict], path: Path) -> None:
             verdict = "met" if check["met"] else "NOT MET"
             lines.append("")
             lines.append(
-                f"- target: ≥ {check['at_least']}× {check['other']}: measured {ratio} — **{verdict}**"
+                f"- target: ≥ {check['at_least']:.2g}× {check['other']}: measured {ratio} — **{verdict}**"
             )
         lines.append("")
     path.write_text("\n".join(lines))

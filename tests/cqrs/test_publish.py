@@ -93,7 +93,7 @@ def test_a_master_killed_after_the_commit_loses_nothing(broker, cqrs_settings):
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
     # A live process leaves another's in-flight rows alone until they are old enough...
     assert producer.flush_pending() == 0
-    # ...then the relay (cqrs_pending run, or the next publish of any process) sends it.
+    # ...then the relay (cqrs_pending run or flush) sends it.
     cqrs_settings["master"] = {"CQRS_OUTBOX_GRACE": 0}
     assert producer.flush_pending() == 1
     assert not PendingMessage.objects.exists()

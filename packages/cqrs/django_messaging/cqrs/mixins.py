@@ -77,7 +77,8 @@ class RawMasterMixin(models.Model):
             update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         if (
-            not transaction.get_connection(using).in_atomic_block
+            self.CQRS_PRODUCE
+            and not transaction.get_connection(using).in_atomic_block
             and master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
         ):
             # The message is stored in the same transaction as the row (see signals).

@@ -273,8 +273,8 @@ class RabbitMQTransport(BaseTransport):
                     properties=PERSISTENT,
                     mandatory=True,
                 )
-                # Sends the frame and reads whatever confirms have arrived, without blocking.
-                state.connection.process_data_events(time_limit=0)
+                # Polls until the frame is written; confirms that arrived meanwhile are read too.
+                channel._flush_output()
                 window = master_setting("CQRS_CONFIRM_WINDOW")
                 if len(state.unconfirmed) > window:
                     cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)

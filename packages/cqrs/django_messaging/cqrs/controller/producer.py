@@ -74,9 +74,7 @@ def stage(payload: TransportPayload, using: str) -> None:
         )
     )
     sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '')"
-    created = PendingMessage._meta.get_field("created").get_db_prep_value(
-        timezone.now(), connection
-    )
+    created = ops.adapt_datetimefield_value(timezone.now())
     params = [
         created,
         payload.cqrs_id,

@@ -41,6 +41,15 @@ def cqrs_settings(
     _delete_topology(rabbitmq_url, cqrs["exchange"], cqrs["queue"])
 
 
+@pytest.fixture(autouse=True)
+def _forget_confirmed() -> Iterator[None]:
+    """Confirmed rows not yet deleted belong to this test's database, gone after it."""
+    yield
+    from django_messaging.cqrs.controller import producer
+
+    producer._confirmed.clear()
+
+
 def _delete_topology(url: str, exchange: str, queue: str) -> None:
     try:
         conn = pika.BlockingConnection(pika.URLParameters(url))

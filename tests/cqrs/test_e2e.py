@@ -159,6 +159,7 @@ def test_unpublished_changes_are_stored_and_sent_later(consumer, broker, cqrs_se
     wait_until(
         lambda: ProductRef.objects.filter(pk=lost.pk).exists(), timeout=20, what="stored change"
     )
+    RabbitMQTransport.wait_for_confirms()  # the confirmed rows are deleted in batches
     assert PendingMessage.objects.count() == 0
     assert replica.terminate() == 0
 

@@ -1,12 +1,19 @@
-"""Publisher confirms: a message the broker refuses is stored, in both confirm modes."""
+"""Publisher confirms: a message the broker refuses is stored, in every confirm mode."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import os
+import subprocess
+import sys
 
+import pytest
+from django.db import transaction
+
+from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import queue_depth
+from tests.cqrs.conftest import ROOT, db_env, queue_depth
 from tests.project.cqrs_app.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +29,7 @@ def refusing_queue(broker, cqrs_settings):
     broker.queue_delete(queue=name)
 
 
-@pytest.mark.parametrize("mode", ["each", "pipelined"])
+@pytest.mark.parametrize("mode", ["outbox", "each", "pipelined"])
 def test_a_refused_message_is_stored_not_dropped(mode, refusing_queue, cqrs_settings):
     """django-cqrs research §4.2 #3 and #8: no confirms, so refused messages vanished."""
     cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
@@ -31,6 +38,67 @@ def test_a_refused_message_is_stored_not_dropped(mode, refusing_queue, cqrs_sett
     stored = PendingMessage.objects.get()
     assert (stored.cqrs_id, stored.instance_pk) == ("product", str(product.pk))
     assert "nack" in stored.last_error
+
+
+def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broker, cqrs_settings):
+    product = Product.objects.create(name="first")
+    with transaction.atomic():
+        product.name = "second"
+        product.save()
+        product.name = "third"
+        product.save()
+        # Written with the change, before the commit (the first save's row may still be there:
+        # confirmed rows are deleted in batches).
+        stored = PendingMessage.objects.order_by("id").last()
+        assert (stored.attempts, json.loads(stored.body)["instance_data"]["name"]) == (0, "third")
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    assert queue_depth(broker, cqrs_settings["queue"]) == 2
+    bodies = []
+    for _ in range(2):
+        _method, _props, body = broker.basic_get(cqrs_settings["queue"], auto_ack=True)
+        bodies.append(json.loads(body)["instance_data"])
+    assert [(b["name"], b["cqrs_revision"]) for b in bodies] == [("first", 0), ("third", 1)]
+
+
+KILL_AFTER_COMMIT = """
+import os, signal
+from django.db import transaction
+from tests.project.cqrs_app.models import Product
+with transaction.atomic():
+    # Runs right after the commit, before the hook that publishes: the process dies there.
+    transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    Product.objects.create(name="killed after commit")
+"""
+
+
+def test_a_master_killed_after_the_commit_loses_nothing(broker, cqrs_settings):
+    """With the confirm awaited after the commit ("each", and django-cqrs, which does not wait at
+    all) a process killed between the commit and the publish lost the change."""
+    env = {
+        **os.environ,
+        **db_env(),
+        "PYTHONPATH": str(ROOT),
+        "MESSAGING_CQRS_EXCHANGE": cqrs_settings["exchange"],
+        "MESSAGING_CQRS_QUEUE": cqrs_settings["queue"],
+    }
+    command = [sys.executable, "-m", "django", "shell", "--settings", "tests.project.settings"]
+    done = subprocess.run(
+        [*command, "-c", KILL_AFTER_COMMIT], cwd=ROOT, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == -9, done.stderr.decode()
+    product = Product.objects.get(name="killed after commit")
+    stored = PendingMessage.objects.get()
+    assert (stored.instance_pk, stored.attempts) == (str(product.pk), 0)
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+    # A live process leaves another's in-flight rows alone until they are old enough...
+    assert producer.flush_pending() == 0
+    # ...then the relay (cqrs_pending run or flush) sends it.
+    cqrs_settings["master"] = {"CQRS_OUTBOX_GRACE": 0}
+    assert producer.flush_pending() == 1
+    assert not PendingMessage.objects.exists()
+    _method, _props, body = broker.basic_get(cqrs_settings["queue"], auto_ack=True)
+    assert json.loads(body)["instance_pk"] == product.pk
 
 
 def test_pipelined_confirms_deliver_everything(broker, cqrs_settings):

@@ -42,13 +42,26 @@ MASTER = {
     "correlation_function": Setting(None, None, help="callable(signal_type, cqrs_id, pk, queue)"),
     "meta_function": Setting(None, None, help="callable or dotted path: meta for every payload"),
     "CQRS_PUBLISH_CONFIRMS": Setting(
-        "each",
+        "outbox",
         str,
-        validate=lambda v: None if v in ("each", "pipelined") else "must be 'each' or 'pipelined'",
-        help="wait for each confirm, or collect confirms while the application goes on",
+        validate=lambda v: (
+            None
+            if v in ("outbox", "each", "pipelined")
+            else "must be 'outbox', 'each' or 'pipelined'"
+        ),
+        help="store in the transaction and collect confirms later, wait for each, or pipelined",
+    ),
+    "CQRS_OUTBOX_GRACE": Setting(
+        60,
+        (int, float),
+        validate=_not_negative,
+        help="seconds before a stored, unconfirmed message is re-sent by another process",
     ),
     "CQRS_CONFIRM_WINDOW": Setting(
-        1000, int, validate=_positive_or_none, help="unconfirmed messages allowed (pipelined)"
+        1000,
+        int,
+        validate=_positive_or_none,
+        help="unconfirmed messages allowed (outbox, pipelined)",
     ),
     "CQRS_PENDING_FLUSH_BATCH": Setting(
         500, int, validate=_positive_or_none, help="stored messages re-sent per flush"

@@ -76,6 +76,7 @@ class TransportPayload:
         "is_dead_letter",
         "is_requeue",
         "origin_db",
+        "outbox_id",
     )
 
     def __init__(
@@ -108,6 +109,8 @@ class TransportPayload:
         self.is_requeue = False
         #: The database alias the change was written to (where it is stored if unpublished).
         self.origin_db: str | None = None
+        #: Its row in ``messaging_cqrs_pendingmessage`` when it was stored before the commit.
+        self.outbox_id: int | None = None
 
     @classmethod
     def from_message(cls, dct: dict[str, Any], queue: str | None = None) -> TransportPayload:

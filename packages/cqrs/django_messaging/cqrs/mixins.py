@@ -76,6 +76,16 @@ class RawMasterMixin(models.Model):
         if update_cqrs_fields is None and update_fields is not None:
             update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        if (
+            self.CQRS_PRODUCE
+            and not transaction.get_connection(using).in_atomic_block
+            and master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
+        ):
+            # The message is stored in the same transaction as the row (see signals).
+            self._cqrs_saves_count = 0
+            with transaction.atomic(using=using):
+                self.save(*args, update_cqrs_fields=update_cqrs_fields, **kwargs)
+            return
         if transaction.get_connection(using).in_atomic_block:
             self._cqrs_saves_count = self.cqrs_saves_count + 1
         else:

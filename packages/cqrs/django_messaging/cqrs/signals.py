@@ -68,6 +68,9 @@ class MasterSignals:
         sync = kwargs.get("sync", False)
         queue = kwargs.get("queue")
         connection = transaction.get_connection(using)
+        if not sync and connection.in_atomic_block and producer.outbox_mode():
+            _stage_save(instance, using, queue)
+            return
         if sync or not connection.in_atomic_block or instance.is_initial_cqrs_save:
             previous = instance.get_tracked_fields_data()
             transaction.on_commit(
@@ -105,6 +108,10 @@ class MasterSignals:
             expires=get_message_expiration_dt(),
             meta=meta,
         )
+        if producer.outbox_mode() and transaction.get_connection(using).in_atomic_block:
+            producer.stage(payload, using)
+            transaction.on_commit(lambda: producer.publish_staged(payload, using), using=using)
+            return
         transaction.on_commit(lambda: producer.produce(payload, using=using), using=using)
 
     @classmethod
@@ -118,10 +125,47 @@ class MasterSignals:
             cls.post_save(sender, instance=instance, using=kwargs.get("using"), created=False)
 
 
+def _stage_save(instance: Any, using: str, queue: str | None) -> None:
+    """Store the message in the transaction; publish it after the commit.
+
+    The first save of the instance in the transaction stores the row and registers the publish;
+    later saves in the same transaction rewrite the row, so the message carries the last state.
+    """
+    holder: list[TransportPayload] | None = instance.__dict__.get("_cqrs_outbox")
+    initial = instance.is_initial_cqrs_save or holder is None
+    payload = _save_payload(instance, using, False, queue, instance.get_tracked_fields_data())
+    if payload is None:
+        return
+    if not initial:
+        assert holder is not None
+        payload.outbox_id = holder[0].outbox_id
+        producer.stage(payload, using)
+        holder[0] = payload
+        return
+    producer.stage(payload, using)
+    holder = [payload]
+    instance.__dict__["_cqrs_outbox"] = holder
+
+    def publish() -> None:
+        instance.reset_cqrs_saves_count()
+        instance.__dict__.pop("_cqrs_outbox", None)
+        producer.publish_staged(holder[0], using)
+
+    transaction.on_commit(publish, using=using)
+
+
 def _produce_save(
     instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
 ) -> None:
     instance.reset_cqrs_saves_count()
+    payload = _save_payload(instance, using, sync, queue, previous)
+    if payload is not None:
+        producer.produce(payload, using=using)
+
+
+def _save_payload(
+    instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
+) -> TransportPayload | None:
     model = type(instance)
     try:
         data = instance.to_cqrs_dict(using=using, sync=sync)
@@ -131,12 +175,12 @@ def _produce_save(
             model.CQRS_ID,
             instance.pk,
         )
-        return
+        return None
     except Exception:
         logger.exception(
             "cqrs_id=%s pk=%s: serialization failed; not published", model.CQRS_ID, instance.pk
         )
-        return
+        return None
     signal_type = SignalType.SYNC if sync else SignalType.SAVE
     meta = instance.get_cqrs_meta(
         instance_data=data, previous_data=previous, signal_type=signal_type
@@ -152,4 +196,4 @@ def _produce_save(
         expires=get_message_expiration_dt(),
         meta=meta,
     )
-    producer.produce(payload, using=using)
+    return payload

@@ -1,5 +1,13 @@
 """Publishing from the master side, with store-and-forward when the broker does not confirm.
 
+In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a change's message is written to
+``messaging_cqrs_pendingmessage`` inside the change's own transaction (:func:`stage`), published
+after the commit without waiting for the confirm (:func:`publish_staged`), and its row deleted
+once RabbitMQ has confirmed it (in batches, :func:`delete_confirmed`). A process killed after the
+commit leaves the row behind; once it is ``CQRS_OUTBOX_GRACE`` seconds old, :func:`flush_pending`
+sends it. Outside a transaction (``cqrs_sync``, bulk calls in autocommit) the ``"each"`` path
+below applies.
+
 :func:`produce` hands the payload to the configured transport. When the transport raises (broker
 down, no confirm), the message is written to ``messaging_cqrs_pendingmessage`` in the database
 the change was written to, and sent later, oldest first: after the next successful publish of
@@ -8,11 +16,15 @@ the process, by ``cqrs_pending flush`` or by the ``cqrs_pending run`` relay.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+import time
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.conf import master_setting
@@ -23,6 +35,134 @@ logger = logging.getLogger(__name__)
 #: Aliases whose pending table may hold rows (unknown at start: checked once per process).
 _maybe_pending: dict[str, bool] = {}
 _flush_lock = threading.Lock()
+#: alias -> ids of stored rows whose message the broker confirmed (deleted in batches).
+_confirmed: dict[str, list[int]] = {}
+_confirmed_lock = threading.Lock()
+_last_delete = [0.0]
+DELETE_BATCH = 200
+DELETE_EVERY = 0.5  # seconds
+
+
+def outbox_mode() -> bool:
+    return master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
+
+
+def stage(payload: TransportPayload, using: str) -> None:
+    """Store ``payload`` in the current transaction of ``using`` (it commits with the change)."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    body = get_serializer("json").dumps(payload.to_dict()).decode()
+    payload.origin_db = using
+    if payload.outbox_id is not None:
+        PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
+        return
+    # One plain INSERT: this runs inside every save of a master model.
+    connection = connections[using]
+    ops = connection.ops
+    table = ops.quote_name(PendingMessage._meta.db_table)
+    columns = ", ".join(
+        ops.quote_name(c)
+        for c in (
+            "created",
+            "cqrs_id",
+            "signal_type",
+            "instance_pk",
+            "queue",
+            "body",
+            "attempts",
+            "last_error",
+        )
+    )
+    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '')"
+    created = ops.adapt_datetimefield_value(timezone.now())
+    params = [
+        created,
+        payload.cqrs_id,
+        payload.signal_type.value,
+        str(payload.pk),
+        payload.queue or "",
+        body,
+    ]
+    returning = connection.features.can_return_columns_from_insert
+    with connection.cursor() as cursor:
+        if returning:
+            cursor.execute(f"{sql} RETURNING {ops.quote_name('id')}", params)
+            payload.outbox_id = cursor.fetchone()[0]
+        else:
+            cursor.execute(sql, params)
+            payload.outbox_id = cursor.lastrowid
+
+
+def publish_staged(payload: TransportPayload, using: str) -> None:
+    """After the commit: publish a stored message; its row goes once the broker confirms it."""
+    transport = _transport()
+    try:
+        publish = getattr(transport, "publish_unconfirmed", None)
+        if publish is not None:
+            publish(payload)
+        else:
+            transport.produce(payload)
+            confirmed([payload])
+    except Exception as exc:
+        failed([payload], exc)
+        return
+    delete_confirmed()
+    if _maybe_pending.get(using, True):
+        flush_pending(using)
+
+
+def confirmed(payloads: list[TransportPayload]) -> None:
+    with _confirmed_lock:
+        for payload in payloads:
+            if payload.outbox_id is not None:
+                _confirmed.setdefault(payload.origin_db or "default", []).append(payload.outbox_id)
+
+
+def delete_confirmed(force: bool = False) -> int:
+    """Delete the rows of confirmed messages (every DELETE_BATCH rows or DELETE_EVERY seconds)."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    now = time.monotonic()
+    with _confirmed_lock:
+        total = sum(len(ids) for ids in _confirmed.values())
+        if not total or not (
+            force or total >= DELETE_BATCH or now - _last_delete[0] >= DELETE_EVERY
+        ):
+            return 0
+        batches = {alias: ids for alias, ids in _confirmed.items() if ids}
+        _confirmed.clear()
+        _last_delete[0] = now
+    for alias, ids in batches.items():
+        try:
+            PendingMessage.objects.using(alias).filter(pk__in=ids)._raw_delete(alias)
+        except DatabaseError:
+            # Left for the relay: sent once more, and dropped by the replica as a duplicate.
+            logger.exception("could not delete %d confirmed CQRS message(s) on %r", len(ids), alias)
+    return total
+
+
+def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
+    """Stored messages that were refused, never confirmed or not sent: the relay sends them."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    for payload in payloads:
+        using = payload.origin_db or "default"
+        logger.warning(
+            "cqrs_id=%s pk=%s %s: not published (%s: %s); stored to send later",
+            payload.cqrs_id,
+            payload.pk,
+            payload.signal_type.value,
+            type(exc).__name__,
+            exc,
+        )
+        try:
+            PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(
+                attempts=1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+            )
+        except DatabaseError:
+            # The row is stored anyway: the relay sends it after CQRS_OUTBOX_GRACE.
+            logger.exception("cqrs_id=%s pk=%s: could not mark", payload.cqrs_id, payload.pk)
+        _maybe_pending[using] = True
 
 
 def _transport() -> Any:
@@ -34,6 +174,9 @@ def _transport() -> Any:
 def produce(payload: TransportPayload, using: str = "default") -> bool:
     """Publish ``payload``; on failure store it durably. True when it was published now."""
     payload.origin_db = using
+    if payload.outbox_id is not None:
+        publish_staged(payload, using)
+        return True
     try:
         _transport().produce(payload)
     except Exception as exc:
@@ -47,6 +190,9 @@ def produce(payload: TransportPayload, using: str = "default") -> bool:
 def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
     from django_messaging.cqrs.models import PendingMessage
 
+    if payload.outbox_id is not None:
+        failed([payload], exc)
+        return
     body = get_serializer("json").dumps(payload.to_dict()).decode()
     logger.warning(
         "cqrs_id=%s pk=%s %s: not published (%s: %s); stored to send later",
@@ -89,7 +235,14 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
         while True:
             try:
                 with transaction.atomic(using=using):
-                    qs = PendingMessage.objects.using(using).order_by("id")
+                    # Rows of messages in flight from a live process (attempts=0) are left to
+                    # it until they are CQRS_OUTBOX_GRACE seconds old.
+                    grace = dt.timedelta(seconds=master_setting("CQRS_OUTBOX_GRACE"))
+                    qs = (
+                        PendingMessage.objects.using(using)
+                        .filter(Q(attempts__gt=0) | Q(created__lt=timezone.now() - grace))
+                        .order_by("id")
+                    )
                     if connections[using].features.has_select_for_update_skip_locked:
                         qs = qs.select_for_update(skip_locked=True)
                     rows = list(qs[:batch])

@@ -99,6 +99,10 @@ def properties(**extra: Any) -> pika.BasicProperties:
     return pika.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, **extra)
 
 
+#: The master's message properties (immutable, so one instance serves every publish).
+PERSISTENT = properties()
+
+
 class _PublisherState(threading.local):
     """One publishing connection per thread, with its unconfirmed messages."""
 
@@ -112,6 +116,8 @@ class _PublisherState(threading.local):
         self.unconfirmed: dict[int, TransportPayload] = {}
         #: payloads the broker refused (nack), to be stored for later.
         self.refused: list[TransportPayload] = []
+        #: stored payloads the broker confirmed, whose rows can go.
+        self.acked: list[TransportPayload] = []
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
@@ -122,8 +128,12 @@ class _PublisherState(threading.local):
         refused = isinstance(method, pika.spec.Basic.Nack)
         for tag in tags:
             payload = self.unconfirmed.pop(tag, None)
-            if refused and payload is not None:
+            if payload is None:
+                continue
+            if refused:
                 self.refused.append(payload)
+            elif payload.outbox_id is not None:
+                self.acked.append(payload)
 
 
 _publisher = _PublisherState()
@@ -143,6 +153,15 @@ def _store_later(payloads: list[TransportPayload], reason: BaseException) -> Non
 
     for payload in payloads:
         store(payload, payload.origin_db or "default", reason)
+
+
+def _hand_over_acked() -> None:
+    from django_messaging.cqrs.controller.producer import confirmed
+
+    state = _publisher
+    if state.acked:
+        acked, state.acked = state.acked, []
+        confirmed(acked)
 
 
 class Delivery(NamedTuple):
@@ -186,7 +205,7 @@ class RabbitMQTransport(BaseTransport):
         if state.pid != os.getpid():
             # Forked: the parent's socket is not ours to use or close.
             state.connection = state.channel = None
-            state.unconfirmed, state.refused = {}, []
+            state.unconfirmed, state.refused, state.acked = {}, [], []
             state.pid = os.getpid()
         if (
             state.connection is None
@@ -230,6 +249,50 @@ class RabbitMQTransport(BaseTransport):
         cls._publish(payload)
 
     @classmethod
+    def publish_unconfirmed(cls, payload: TransportPayload) -> None:
+        """Publish a message already stored in the database; do not wait for its confirm.
+
+        The default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``): the confirms are read as they
+        arrive, during later publishes and in ``wait_for_confirms()``; a confirmed message's row
+        is deleted, a refused or unconfirmed one stays for the relay. At most
+        ``CQRS_CONFIRM_WINDOW`` messages wait for a confirm.
+        """
+        from django_messaging.cqrs.conf import master_setting
+
+        state = _publisher
+        last: BaseException | None = None
+        for _attempt in range(2):
+            try:
+                channel = cls._channel()
+                state.next_tag += 1
+                state.unconfirmed[state.next_tag] = payload
+                channel._impl.basic_publish(
+                    exchange=settings.exchange,
+                    routing_key=routing_key(payload),
+                    body=encode(payload),
+                    properties=PERSISTENT,
+                    mandatory=True,
+                )
+                # Polls until the frame is written; confirms that arrived meanwhile are read too.
+                channel._flush_output()
+                window = master_setting("CQRS_CONFIRM_WINDOW")
+                if len(state.unconfirmed) > window:
+                    cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)
+            except AMQP_ERRORS as exc:
+                last = exc
+                sent_before = {t: p for t, p in state.unconfirmed.items() if p is not payload}
+                state.unconfirmed = sent_before
+                cls._connection_lost(exc)  # what was in flight stays stored for the relay
+                continue
+            _hand_over_acked()
+            cls._store_refused()
+            return
+        raise PublishError(
+            f"RabbitMQ at {describe_broker()} did not take cqrs_id={payload.cqrs_id} "
+            f"pk={payload.pk}: {type(last).__name__}: {last}"
+        ) from last
+
+    @classmethod
     def _publish(cls, payload: TransportPayload) -> None:
         from django_messaging.cqrs.conf import master_setting
 
@@ -257,7 +320,7 @@ class RabbitMQTransport(BaseTransport):
                     state.unconfirmed.pop(state.next_tag, None)  # this one is retried below
                 cls._connection_lost(exc)
                 continue
-            if master_setting("CQRS_PUBLISH_CONFIRMS") == "each":
+            if master_setting("CQRS_PUBLISH_CONFIRMS") != "pipelined":
                 cls._wait(lambda tag=tag: tag not in state.unconfirmed, 10.0)
                 if tag in state.unconfirmed:
                     state.unconfirmed.pop(tag)
@@ -274,6 +337,7 @@ class RabbitMQTransport(BaseTransport):
                 window = master_setting("CQRS_CONFIRM_WINDOW")
                 if len(state.unconfirmed) > window:
                     cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)
+            _hand_over_acked()
             cls._store_refused()
             logger.debug(
                 "published cqrs_id=%s pk=%s %s key=%s",
@@ -343,12 +407,18 @@ class RabbitMQTransport(BaseTransport):
     @classmethod
     def wait_for_confirms(cls, timeout: float = 10.0) -> int:
         """Wait for outstanding confirms; store what stays unconfirmed. Returns how many stayed."""
+        from django_messaging.cqrs.controller.producer import delete_confirmed
+
         left = _background.flush(timeout) if not _background.is_self() else 0
-        return left + cls._wait_own_confirms(timeout)
+        left += cls._wait_own_confirms(timeout)
+        delete_confirmed(force=True)
+        return left
 
     @classmethod
     def _wait_own_confirms(cls, timeout: float) -> int:
         state = _publisher
+        if state.pid == os.getpid():
+            _hand_over_acked()
         if state.pid != os.getpid() or not state.unconfirmed or state.connection is None:
             return 0
         try:
@@ -356,6 +426,7 @@ class RabbitMQTransport(BaseTransport):
         except AMQP_ERRORS as exc:
             cls._connection_lost(exc)
             return 0
+        _hand_over_acked()
         left = list(state.unconfirmed.values())
         state.unconfirmed = {}
         if left:

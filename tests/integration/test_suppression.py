@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from django_messaging.core import suppress
+from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.transport import RabbitMQTransport
 from django_messaging.kafka import kafka
 from django_messaging.kafka.topic import Topic
@@ -63,6 +64,9 @@ def cqrs_queue(settings: Any, rabbitmq_url: str, unique_name: Any) -> Iterator[A
         return found
 
     yield bodies
+    # Settle the publisher confirms while this test's database still exists.
+    RabbitMQTransport.wait_for_confirms()
+    producer.delete_confirmed(force=True)
     RabbitMQTransport.clean_connection()
     channel.exchange_delete(exchange)
     conn.close()

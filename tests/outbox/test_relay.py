@@ -256,3 +256,31 @@ def test_body_serializer_is_resolved_by_name(stomp_address, probe, unique_name) 
     headers, body = p.messages[0]
     assert body == '{\n "a": 1,\n "b": 2\n}'
     assert headers["content-type"] == "application/json; charset=utf-8"
+
+
+def test_coalesced_frames_keep_headers_and_bodies_intact(stomp_address, probe, unique_name):
+    """SEND frames are written many to a socket write: escaped header values (``:``, newline,
+    backslash), non-ASCII bodies (framed by their byte length) and bodies
+    larger than one write chunk all arrive as they were stored."""
+    from django_messaging.outbox.transports import stomp as stomp_transport
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    big = "x" * (stomp_transport._FrameWriter.chunk_bytes + 10)
+    bodies = [{"n": i, "text": "naïve – ünïcode ✓"} for i in range(200)]
+    bodies.append({"n": 200, "big": big})
+    headers = {"odd": "a:b\nc\\d", "plain": "v"}
+    Published.objects.bulk_create(
+        Published(destination=destination, body=body, headers=headers) for body in bodies
+    )
+    relay = Relay(batch_size=300)
+    relay.start()
+    try:
+        drive(relay, lambda: len(p.messages) >= len(bodies), what="every message")
+        assert isinstance(relay.transport, StompTransport)
+        assert stomp_transport._FrameWriter.for_connection(relay.transport.connection) is not None
+    finally:
+        relay.stop()
+    assert [json.loads(body) for _, body in p.messages] == bodies
+    assert {h["odd"] for h, _ in p.messages} == {"a:b\nc\\d"}
+    assert sent_count() == len(bodies)

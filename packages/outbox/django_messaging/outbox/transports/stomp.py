@@ -16,6 +16,9 @@ import uuid
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import stomp
+import stomp.listener
+
 from django_messaging.core.imports import import_from_setting
 from django_messaging.outbox import factories
 from django_messaging.outbox.conf import settings
@@ -205,7 +208,8 @@ class _FrameWriter:
     hundred messages then costs several hundred writes. The frames are the same bytes (headers
     escaped by the connection's own protocol, ``content-length`` set), only coalesced. Used on
     plain blocking sockets; anything else (TLS, a custom connection class without these
-    methods) goes through ``connection.send`` frame by frame.
+    methods, a listener class with its own ``on_send``) goes through ``connection.send`` frame
+    by frame.
     """
 
     chunk_bytes = 64 * 1024
@@ -224,6 +228,14 @@ class _FrameWriter:
             or escape is None
             or getattr(transport, "blocking", None) is not True
             or not callable(getattr(transport, "send", None))
+        ):
+            return None
+        # A listener that watches outgoing frames (``on_send``: metrics, logging) sees every
+        # frame only when stomp.py writes them one by one.
+        quiet = (stomp.ConnectionListener.on_send, stomp.listener.HeartbeatListener.on_send)
+        listeners = getattr(transport, "listeners", None)
+        if not isinstance(listeners, dict) or any(
+            getattr(type(listener), "on_send", None) not in quiet for listener in listeners.values()
         ):
             return None
         return cls(transport, escape, bool(getattr(connection, "auto_content_length", True)))

@@ -70,6 +70,7 @@ def build_body(instance: models.Model, config: Config) -> Any:
 
 
 _INSERT_SQL: dict[tuple[str, int], str] = {}
+_NULL_AT_FIRST = frozenset({"claimed_by", "claimed_until", "sent_at"})
 
 
 def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any]]) -> None:
@@ -83,7 +84,10 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
     from django_messaging.outbox.models import Published, one_more_day
 
     connection = connections[using]
-    fields = Published._meta.concrete_fields
+    # Columns that start out NULL (claim, send time, no version) are left to the database.
+    fields = [
+        f for f in Published._meta.concrete_fields if not (f.null and f.attname in _NULL_AT_FIRST)
+    ]
     key = (using, len(messages))
     sql = _INSERT_SQL.get(key)
     if sql is None:
@@ -113,9 +117,6 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
             "retry": 0,
             "status": StatusChoice.SCHEDULE,
             "available_at": now,
-            "claimed_by": None,
-            "claimed_until": None,
-            "sent_at": None,
             "last_error": "",
         }
         params.extend(

@@ -3,6 +3,9 @@ subclasses and proxies, suppression, and the cost of the hook."""
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, models, transaction
@@ -141,3 +144,27 @@ def test_published_create_appends_version() -> None:
     row.refresh_from_db()
     assert row.destination == "/topic/direct.v2"
     assert row.body == {"a": 1}
+
+
+def test_decorator_row_has_the_model_defaults() -> None:
+    """The hook writes its row with one prepared INSERT, not through ``Published.save()``:
+    every column must still hold what the model's own defaults give."""
+    PlainModel.objects.create(field_one="a", field_two="b")
+    [row] = rows()
+    reference = Published.objects.create(destination="/topic/x", body={})
+    for name in ("status", "retry", "headers", "claimed_by", "claimed_until", "sent_at"):
+        assert getattr(row, name) == getattr(reference, name), name
+    assert row.last_error == reference.last_error == ""
+    assert row.available_at == row.added
+    assert row.expires_at - row.added == dt.timedelta(days=1)
+    assert isinstance(row.id, uuid.UUID) and row.id != reference.id
+
+
+def test_several_configs_keep_their_order() -> None:
+    MultiModel.objects.create(field_one="a", field_two="b")
+    first, second = Published.objects.order_by("added", "id")
+    assert first.added < second.added
+    assert [first.destination, second.destination] == [
+        "/topic/outbox_test_multi_1",
+        "/topic/outbox_test_multi_2",
+    ]

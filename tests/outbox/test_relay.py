@@ -11,6 +11,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.listeners import ProducerListener
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.relay import Relay, claim_batch
 from django_messaging.outbox.transports.stomp import StompTransport
@@ -256,3 +257,66 @@ def test_body_serializer_is_resolved_by_name(stomp_address, probe, unique_name) 
     headers, body = p.messages[0]
     assert body == '{\n "a": 1,\n "b": 2\n}'
     assert headers["content-type"] == "application/json; charset=utf-8"
+
+
+def test_coalesced_frames_keep_headers_and_bodies_intact(stomp_address, probe, unique_name):
+    """SEND frames are written many to a socket write: escaped header values (``:``, newline,
+    backslash), non-ASCII bodies (framed by their byte length) and bodies
+    larger than one write chunk all arrive as they were stored."""
+    from django_messaging.outbox.transports import stomp as stomp_transport
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    big = "x" * (stomp_transport._FrameWriter.chunk_bytes + 10)
+    bodies = [{"n": i, "text": "naïve – ünïcode ✓"} for i in range(200)]
+    bodies.append({"n": 200, "big": big})
+    headers = {"odd": "a:b\nc\\d", "plain": "v"}
+    Published.objects.bulk_create(
+        Published(destination=destination, body=body, headers=headers) for body in bodies
+    )
+    relay = Relay(batch_size=300)
+    relay.start()
+    try:
+        drive(relay, lambda: len(p.messages) >= len(bodies), what="every message")
+        assert isinstance(relay.transport, StompTransport)
+        assert stomp_transport._FrameWriter.for_connection(relay.transport.connection) is not None
+    finally:
+        relay.stop()
+    assert [json.loads(body) for _, body in p.messages] == bodies
+    assert {h["odd"] for h, _ in p.messages} == {"a:b\nc\\d"}
+    assert sent_count() == len(bodies)
+
+
+class CountingListener(ProducerListener):
+    """A producer listener class that watches outgoing frames."""
+
+    sends: list[str] = []
+
+    def on_send(self, frame) -> None:
+        if frame.cmd == "SEND":
+            CountingListener.sends.append(frame.headers["receipt"])
+
+
+def test_listener_watching_outgoing_frames_sees_every_send(stomp_address, probe, unique_name):
+    """With a listener class that has its own ``on_send``, frames go out one by one through
+    stomp.py so the listener still sees each of them."""
+    from django_messaging.outbox.transports import stomp as stomp_transport
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    CountingListener.sends.clear()
+    Published.objects.bulk_create(
+        Published(destination=destination, body={"n": i}) for i in range(25)
+    )
+    with outbox_settings(
+        DEFAULT_PRODUCER_LISTENER_CLASS="tests.outbox.test_relay.CountingListener"
+    ):
+        relay = Relay(batch_size=10)
+        relay.start()
+        try:
+            drive(relay, lambda: len(p.messages) >= 25 and sent_count() == 25, what="25 sent")
+            connection = relay.transport.connection
+            assert stomp_transport._FrameWriter.for_connection(connection) is None
+        finally:
+            relay.stop()
+    assert len(CountingListener.sends) == 25

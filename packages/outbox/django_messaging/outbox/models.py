@@ -13,8 +13,12 @@ from django.utils import timezone
 from django_messaging.outbox.choices import StatusChoice
 
 
+def one_more_day(start: dt.datetime | None = None) -> dt.datetime:
+    return (start or timezone.now()) + dt.timedelta(days=1)
+
+
 def _one_more_day() -> dt.datetime:
-    return timezone.now() + dt.timedelta(days=1)
+    return one_more_day()
 
 
 class Published(models.Model):

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -128,6 +128,75 @@ def check_all(db: str) -> None:
         require("mariadb", MARIADB_URL, 3306)
     require("rabbitmq", RABBITMQ_URL, 5672)
     ensure_stomp()
+
+
+# --- RabbitMQ restarts -----------------------------------------------------------------------
+
+RESTART_LOCK = "/tmp/rabbitmq-restart.lock"
+
+
+@contextlib.contextmanager
+def _restart_lock(timeout: float) -> Iterator[None]:
+    """One broker restart on this machine at a time; wait for the lock with a deadline."""
+    import fcntl
+
+    with open(RESTART_LOCK, "a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{RESTART_LOCK} held by another restart for {timeout}s")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _rabbitmqctl(*args: str, timeout: float = 120) -> None:
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+
+def _wait_ports(ports: list[tuple[str, int]], open_: bool, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if all(reachable(host, port, 0.5) == open_ for host, port in ports):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"ports {ports} not {'open' if open_ else 'closed'} after {seconds}s")
+
+
+@contextlib.contextmanager
+def rabbitmq_stopped(
+    extra_ports: Sequence[tuple[str, int]] = (), lock_timeout: float = 120
+) -> Iterator[None]:
+    """Stop RabbitMQ's application (``rabbitmqctl stop_app``) for the body of the block, then
+    start it again and wait until AMQP (and ``extra_ports``, e.g. STOMP) accept connections.
+
+    The broker is shared by every test run on the machine: callers are the ``broker_restart``
+    tests, which ``nox -s faults`` runs alone; the lock file serialises restarts anyway.
+    """
+    ports = [host_port(RABBITMQ_URL, 5672), *extra_ports]
+    with _restart_lock(lock_timeout):
+        try:
+            _rabbitmqctl("stop_app")
+            _wait_ports(ports, open_=False, seconds=30)
+            yield
+        finally:
+            _rabbitmqctl("start_app")
+            _wait_ports(ports, open_=True, seconds=60)
 
 
 # --- Kafka ------------------------------------------------------------------------------------

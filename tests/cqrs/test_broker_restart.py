@@ -5,14 +5,10 @@ breaks every other test using the broker at that moment.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -20,19 +16,12 @@ import pytest
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
+from tests import services
 from tests.cqrs.conftest import ROOT, db_env, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Product, ProductRef
 
 pytestmark = [pytest.mark.broker_restart, pytest.mark.django_db(transaction=True)]
-
-LOCK_FILE = "/tmp/rabbitmq-restart.lock"
-
-
-def _port_open(host: str = "127.0.0.1", port: int = 5672) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
-        return True
-    return False
 
 
 def _amqp_ready(url: str) -> bool:
@@ -43,41 +32,14 @@ def _amqp_ready(url: str) -> bool:
     return True
 
 
-@contextlib.contextmanager
-def _restart_lock(timeout: float = 600) -> Iterator[None]:
-    """Only one restart on this machine at a time (other test runs share the broker)."""
-    with open(LOCK_FILE, "a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"another broker restart held {LOCK_FILE} for {timeout}s")
-                time.sleep(0.5)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def restart_rabbitmq(url: str) -> float:
     """Stop and start RabbitMQ's application; returns how long AMQP was unavailable."""
-    run = lambda *args: subprocess.run(  # noqa: E731
-        ["rabbitmqctl", "-q", *args], check=True, timeout=120, capture_output=True
-    )
-    with _restart_lock():
-        wait_until(lambda: _amqp_ready(url), timeout=60, what="RabbitMQ before the restart")
-        started = time.monotonic()
-        try:
-            run("stop_app")
-            assert not _port_open(), "port 5672 still open after stop_app"
-        finally:
-            run("start_app")
-        wait_until(_port_open, timeout=60, what="port 5672 after start_app")
-        wait_until(lambda: _amqp_ready(url), timeout=60, what="AMQP after start_app")
-        return time.monotonic() - started
+    wait_until(lambda: _amqp_ready(url), timeout=60, what="RabbitMQ before the restart")
+    started = time.monotonic()
+    with services.rabbitmq_stopped():
+        pass
+    wait_until(lambda: _amqp_ready(url), timeout=60, what="AMQP after start_app")
+    return time.monotonic() - started
 
 
 def _master(stop_file: Path, env: dict[str, str], log: Path) -> subprocess.Popen:

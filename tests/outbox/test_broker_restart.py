@@ -9,18 +9,12 @@ Run alone with ``pytest -m broker_restart tests/outbox`` (``nox -s faults``).
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
@@ -39,70 +33,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCK_PATH = "/tmp/rabbitmq-restart.lock"
-
-
-def _rabbitmqctl(*args: str, timeout: float = 90) -> None:
-    done = subprocess.run(
-        ["rabbitmqctl", *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
-
-
-def _port_open(address: tuple[str, int]) -> bool:
-    try:
-        with socket.create_connection(address, timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@contextmanager
-def _restart_lock(timeout: float = 120) -> Iterator[None]:
-    """Hold the machine-wide restart lock; wait for it with a deadline, never forever."""
-    with open(LOCK_PATH, "a+") as lock:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"{LOCK_PATH} still held by another restart after {timeout}s")
-                time.sleep(0.2)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@contextmanager
-def rabbitmq_stopped(stomp: tuple[str, int]) -> Iterator[None]:
-    """Stop RabbitMQ's application for the body of the block, then start it and wait for the
-    AMQP and STOMP ports to accept connections again."""
-    amqp = urlsplit(services.RABBITMQ_URL)
-    ports = [(amqp.hostname or "127.0.0.1", amqp.port or 5672), stomp]
-    with _restart_lock():
-        try:
-            _rabbitmqctl("stop_app")
-            wait_until(
-                lambda: not any(_port_open(a) for a in ports), timeout=30, what="ports closed"
-            )
-            yield
-        finally:
-            _rabbitmqctl("start_app", timeout=120)
-            wait_until(
-                lambda: all(_port_open(a) for a in ports),
-                timeout=60,
-                interval=0.2,
-                what=f"RabbitMQ listening again on {ports}",
-            )
 
 
 def _start(log: Path, *args: str) -> subprocess.Popen[bytes]:
@@ -196,7 +126,7 @@ def test_rabbitmq_restart_loses_nothing_and_relay_and_subscriber_resume(
         feeder.start()
         wait_until(lambda: _sent() >= 100, timeout=60, what="the relay to be sending")
 
-        with rabbitmq_stopped(stomp_address):
+        with services.rabbitmq_stopped([stomp_address]):
             # The broker stays down until both processes failed to reconnect at least once.
             wait_until(
                 lambda: (

@@ -193,13 +193,8 @@ class KombuConsumer(RabbitMQConsumer):
                 pass
 
     def run_once(self) -> None:
-        if self.connection is None:
-            remaining = self.next_connect - time.monotonic()
-            if remaining > 0:
-                time.sleep(min(remaining, 0.5))
-                return
-            if not self._connect():
-                return
+        if not self._connected():
+            return
         from django_messaging.cqrs.conf import replica_setting
 
         try:

@@ -620,14 +620,19 @@ class RabbitMQConsumer(Worker):
         RabbitMQTransport.clean_connection()
 
     # -- the loop ------------------------------------------------------------------------
+    def _connected(self) -> bool:
+        """Connected, or (re)connect once the backoff has passed; never blocks over 0.5 s."""
+        if self.connection is not None:
+            return True
+        remaining = self.next_connect - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(remaining, 0.5))
+            return False
+        return self._connect()
+
     def run_once(self) -> None:
-        if self.connection is None:
-            remaining = self.next_connect - time.monotonic()
-            if remaining > 0:
-                time.sleep(min(remaining, 0.5))
-                return
-            if not self._connect():
-                return
+        if not self._connected():
+            return
         try:
             batch_size = replica_setting("CQRS_BATCH_SIZE")
             if not self.buffer:

@@ -92,7 +92,7 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
     sql = _INSERT_SQL.get(key)
     if sql is None:
         quote = connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in fields)
+        columns = ", ".join(quote(str(f.column)) for f in fields)
         row = "(" + ", ".join(["%s"] * len(fields)) + ")"
         sql = _INSERT_SQL[key] = (
             f"INSERT INTO {quote(Published._meta.db_table)} ({columns}) "

@@ -23,3 +23,19 @@ def wait_until(
     pytest.fail(
         f"timed out after {timeout}s waiting for {what or condition!r}; last value: {last!r}"
     )
+
+
+def catches_signal(pid: int, signum: int) -> bool:
+    """Has process ``pid`` installed a handler for ``signum`` yet (Linux ``SigCgt``)?
+
+    A command signalled before its worker runtime installed the stop handlers dies by the
+    default action; tests that check a graceful stop wait for this first.
+    """
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+    except FileNotFoundError:
+        return False
+    return False

@@ -10,7 +10,7 @@ from django.db.models import Q
 
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.models import Published
-from tests.helpers import wait_until
+from tests.helpers import catches_signal, wait_until
 from tests.outbox.helpers import topic
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -47,6 +47,8 @@ def test_two_concurrent_relays_never_send_the_same_row(
     assert len(ids) == len(set(ids)) == total
     outputs = []
     for proc in relays:
+        # A relay that lost the race for every row may still be starting up.
+        wait_until(lambda p=proc: catches_signal(p.pid, signal.SIGTERM), what="relay running")
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0, out[-3000:]

@@ -37,6 +37,8 @@ def cqrs_settings(
 
     producer._maybe_pending.clear()
     yield cqrs
+    # What the publisher thread still holds belongs to this test (its database, its exchange).
+    RabbitMQTransport.wait_for_confirms(timeout=5)
     RabbitMQTransport.clean_connection()
     _delete_topology(rabbitmq_url, cqrs["exchange"], cqrs["queue"])
 

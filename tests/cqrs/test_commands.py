@@ -228,6 +228,7 @@ def test_pending_list_and_flush(broker, cqrs_settings):
     cqrs_settings["url"] = "amqp://guest:guest@127.0.0.1:1/%2F"
     RabbitMQTransport.clean_connection()
     Product.objects.create(name="stored")
+    RabbitMQTransport.wait_for_confirms()  # the publisher thread has given up on it
     out, _ = run("cqrs_pending", "list")
     assert "SAVE product" in out and "attempts=1" in out
     cqrs_settings["url"] = good

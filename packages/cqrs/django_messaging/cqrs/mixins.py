@@ -17,8 +17,10 @@ from django.db import models, router, transaction
 from django.db.models.expressions import BaseExpression
 
 from django_messaging.core.imports import import_from_setting
+from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.conf import replica_setting
 from django_messaging.cqrs.constants import ALL_BASIC_FIELDS
+from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.managers import MasterManager, ReplicaManager
 from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
 from django_messaging.cqrs.serialization import to_wire
@@ -80,12 +82,32 @@ class RawMasterMixin(models.Model):
             self.CQRS_PRODUCE
             and not transaction.get_connection(using).in_atomic_block
             and master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
+            and not is_suppressed(self.CQRS_ID)
         ):
-            # The message is stored in the same transaction as the row (see signals).
+            # The message is stored with the row: by the row's own INSERT where it can be (see
+            # controller.staging), otherwise in a transaction of the save's own (see signals).
             self._cqrs_saves_count = 0
+            if staging.applies(self, using, kwargs):
+                self.__dict__[staging.REQUESTED] = True
+                try:
+                    self._cqrs_save(update_fields, update_cqrs_fields, using, args, kwargs)
+                finally:
+                    self.__dict__.pop(staging.REQUESTED, None)
+                    self.__dict__.pop(staging.STAGED_ID, None)
+                return
             with transaction.atomic(using=using):
                 self.save(*args, update_cqrs_fields=update_cqrs_fields, **kwargs)
             return
+        self._cqrs_save(update_fields, update_cqrs_fields, using, args, kwargs)
+
+    def _cqrs_save(
+        self,
+        update_fields: Any,
+        update_cqrs_fields: bool | None,
+        using: str,
+        args: tuple,
+        kwargs: dict[str, Any],
+    ) -> None:
         if transaction.get_connection(using).in_atomic_block:
             self._cqrs_saves_count = self.cqrs_saves_count + 1
         else:
@@ -106,6 +128,13 @@ class RawMasterMixin(models.Model):
         tracker = getattr(type(self), "_cqrs_tracker", None)
         if tracker is not None:
             tracker.snapshot(self)
+
+    def _do_insert(
+        self, manager: Any, using: str, fields: Any, returning_fields: Any, raw: bool
+    ) -> Any:
+        if self.__dict__.pop(staging.REQUESTED, False):
+            return staging.insert(self, manager, using, fields, returning_fields, raw)
+        return super()._do_insert(manager, using, fields, returning_fields, raw)  # type: ignore[misc]
 
     def save_tracked_fields(self) -> None:
         tracker = getattr(type(self), "_cqrs_tracker", None)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.constants import SignalType
-from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.utils import get_correlation_id, get_message_expiration_dt
 
@@ -57,6 +57,10 @@ class MasterSignals:
         if not getattr(sender, "_cqrs_master_registered", False):
             return
         instance = kwargs["instance"]
+        staged_id = instance.__dict__.pop(staging.STAGED_ID, None)
+        if staged_id is not None:
+            _publish_inserted(instance, kwargs["using"], staged_id)
+            return
         if not _produces(instance):
             return
         update_fields = kwargs.get("update_fields")
@@ -133,7 +137,7 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     """
     holder: list[TransportPayload] | None = instance.__dict__.get("_cqrs_outbox")
     initial = instance.is_initial_cqrs_save or holder is None
-    payload = _save_payload(instance, using, False, queue, instance.get_tracked_fields_data())
+    payload = build_save_payload(instance, using, False, queue, instance.get_tracked_fields_data())
     if payload is None:
         return
     if not initial:
@@ -154,16 +158,31 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     transaction.on_commit(publish, using=using)
 
 
+def _publish_inserted(instance: Any, using: str, staged_id: int) -> None:
+    """After a create whose statement stored the message row (see controller.staging)."""
+    payload = None
+    if _produces(instance) and instance.is_sync_instance():
+        instance.reset_cqrs_saves_count()
+        payload = build_save_payload(
+            instance, using, False, None, instance.get_tracked_fields_data()
+        )
+    if payload is None:
+        producer.discard(staged_id, using)
+        return
+    payload.outbox_id = staged_id
+    producer.publish_staged(payload, using)
+
+
 def _produce_save(
     instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
 ) -> None:
     instance.reset_cqrs_saves_count()
-    payload = _save_payload(instance, using, sync, queue, previous)
+    payload = build_save_payload(instance, using, sync, queue, previous)
     if payload is not None:
         producer.produce(payload, using=using)
 
 
-def _save_payload(
+def build_save_payload(
     instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
 ) -> TransportPayload | None:
     model = type(instance)

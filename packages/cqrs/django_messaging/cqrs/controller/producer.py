@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.conf import master_setting
+from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 
 logger = logging.getLogger(__name__)
@@ -95,20 +96,35 @@ def stage(payload: TransportPayload, using: str) -> None:
 
 def publish_staged(payload: TransportPayload, using: str) -> None:
     """After the commit: publish a stored message; its row goes once the broker confirms it."""
+    payload.origin_db = using
     transport = _transport()
+    publish = getattr(transport, "publish_unconfirmed", None)
+    if publish is not None:
+        # The transport's publisher thread sends it, and what earlier failures stored after it.
+        publish(payload)
+        delete_confirmed()
+        return
     try:
-        publish = getattr(transport, "publish_unconfirmed", None)
-        if publish is not None:
-            publish(payload)
-        else:
-            transport.produce(payload)
-            confirmed([payload])
+        transport.produce(payload)
     except Exception as exc:
         failed([payload], exc)
         return
+    confirmed([payload])
     delete_confirmed()
-    if _maybe_pending.get(using, True):
+    if maybe_pending(using):
         flush_pending(using)
+
+
+def maybe_pending(using: str) -> bool:
+    """False once this process saw no stored message on ``using`` and stored none since."""
+    return _maybe_pending.get(using, True)
+
+
+def discard(outbox_id: int, using: str) -> None:
+    """Delete a stored message that turned out not to be published (see signals)."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    PendingMessage.objects.using(using).filter(pk=outbox_id)._raw_delete(using)
 
 
 def confirmed(payloads: list[TransportPayload]) -> None:
@@ -156,8 +172,11 @@ def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
             exc,
         )
         try:
+            # The body too: a row stored by the create's own statement has none yet.
             PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(
-                attempts=1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+                attempts=1,
+                last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                body=get_serializer("json").dumps(payload.to_dict()).decode(),
             )
         except DatabaseError:
             # The row is stored anyway: the relay sends it after CQRS_OUTBOX_GRACE.
@@ -182,7 +201,7 @@ def produce(payload: TransportPayload, using: str = "default") -> bool:
     except Exception as exc:
         store(payload, using, exc)
         return False
-    if _maybe_pending.get(using, True):
+    if maybe_pending(using):
         flush_pending(using)
     return True
 
@@ -250,10 +269,19 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                         _maybe_pending[using] = False
                         return sent
                     done: list[int] = []
+                    dropped: list[int] = []
                     for row in rows:
-                        payload = TransportPayload.from_message(
-                            serializer.loads(row.body), queue=row.queue or None
-                        )
+                        if row.body:
+                            payload = TransportPayload.from_message(
+                                serializer.loads(row.body), queue=row.queue or None
+                            )
+                        else:
+                            # Stored by a create's statement in a process that died before
+                            # the broker confirmed it: send the row as it is now.
+                            payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
+                            if payload is None:
+                                dropped.append(row.pk)
+                                continue
                         try:
                             _transport().produce(payload)
                         except Exception as exc:
@@ -261,11 +289,13 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                                 attempts=row.attempts + 1,
                                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
                             )
-                            PendingMessage.objects.using(using).filter(pk__in=done).delete()
+                            PendingMessage.objects.using(using).filter(
+                                pk__in=done + dropped
+                            ).delete()
                             sent += len(done)
                             return sent
                         done.append(row.pk)
-                    PendingMessage.objects.using(using).filter(pk__in=done).delete()
+                    PendingMessage.objects.using(using).filter(pk__in=done + dropped).delete()
                     sent += len(done)
                     if limit:
                         return sent

@@ -110,6 +110,8 @@ class _PublisherState(threading.local):
     channel: Any = None
     pid: int = 0
     next_tag: int = 0
+    #: The settings the connection was opened with (a change opens a new one).
+    target: tuple = ()
 
     def __init__(self) -> None:
         #: delivery tag -> payload, until the broker confirms it.
@@ -207,6 +209,9 @@ class RabbitMQTransport(BaseTransport):
             state.connection = state.channel = None
             state.unconfirmed, state.refused, state.acked = {}, [], []
             state.pid = os.getpid()
+        target = (settings.url, settings.host, settings.port, settings.user, settings.exchange)
+        if state.connection is not None and state.target != target:
+            cls._connection_lost(PublishError("the broker settings changed"))
         if (
             state.connection is None
             or not state.connection.is_open
@@ -225,6 +230,7 @@ class RabbitMQTransport(BaseTransport):
             channel._impl.add_on_return_callback(_log_unroutable)
             connection.process_data_events(time_limit=0)
             state.connection, state.channel, state.next_tag = connection, channel, 0
+            state.target = target
             if not _atexit_registered:
                 atexit.register(cls.wait_for_confirms)
                 _atexit_registered = True
@@ -250,47 +256,15 @@ class RabbitMQTransport(BaseTransport):
 
     @classmethod
     def publish_unconfirmed(cls, payload: TransportPayload) -> None:
-        """Publish a message already stored in the database; do not wait for its confirm.
+        """Send a message already stored in the database; do not wait for its confirm.
 
-        The default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``): the confirms are read as they
-        arrive, during later publishes and in ``wait_for_confirms()``; a confirmed message's row
-        is deleted, a refused or unconfirmed one stays for the relay. At most
-        ``CQRS_CONFIRM_WINDOW`` messages wait for a confirm.
+        The default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``): the message goes to this
+        process's publisher thread, which sends in order and in bursts and collects the
+        confirms. A confirmed message's row is deleted; a refused or unconfirmed one stays for
+        the relay, as does every row of a process that dies first. At most
+        ``CQRS_CONFIRM_WINDOW`` messages wait to be sent or confirmed before a save waits.
         """
-        from django_messaging.cqrs.conf import master_setting
-
-        state = _publisher
-        last: BaseException | None = None
-        for _attempt in range(2):
-            try:
-                channel = cls._channel()
-                state.next_tag += 1
-                state.unconfirmed[state.next_tag] = payload
-                channel._impl.basic_publish(
-                    exchange=settings.exchange,
-                    routing_key=routing_key(payload),
-                    body=encode(payload),
-                    properties=PERSISTENT,
-                    mandatory=True,
-                )
-                # Polls until the frame is written; confirms that arrived meanwhile are read too.
-                channel._flush_output()
-                window = master_setting("CQRS_CONFIRM_WINDOW")
-                if len(state.unconfirmed) > window:
-                    cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)
-            except AMQP_ERRORS as exc:
-                last = exc
-                sent_before = {t: p for t, p in state.unconfirmed.items() if p is not payload}
-                state.unconfirmed = sent_before
-                cls._connection_lost(exc)  # what was in flight stays stored for the relay
-                continue
-            _hand_over_acked()
-            cls._store_refused()
-            return
-        raise PublishError(
-            f"RabbitMQ at {describe_broker()} did not take cqrs_id={payload.cqrs_id} "
-            f"pk={payload.pk}: {type(last).__name__}: {last}"
-        ) from last
+        _background.submit(payload)
 
     @classmethod
     def _publish(cls, payload: TransportPayload) -> None:
@@ -353,30 +327,52 @@ class RabbitMQTransport(BaseTransport):
         ) from last
 
     @classmethod
-    def _publish_burst(cls, payloads: list[TransportPayload]) -> None:
-        """Send several messages with one flush (publisher thread); confirms come later."""
+    def _publish_burst(cls, payloads: list[TransportPayload]) -> bool:
+        """Send several messages with one flush (publisher thread); confirms come later.
+
+        On a lost connection, what it left unconfirmed and the rest of the burst are sent once
+        more on a new one; if that fails too they are stored. True when every message went.
+        """
         from django_messaging.cqrs.conf import master_setting
 
         state = _publisher
-        try:
-            channel = cls._channel()
-            for payload in payloads:
-                state.next_tag += 1
-                state.unconfirmed[state.next_tag] = payload
-                channel._impl.basic_publish(
-                    exchange=settings.exchange,
-                    routing_key=routing_key(payload),
-                    body=encode(payload),
-                    properties=properties(),
-                    mandatory=True,
-                )
-            channel._flush_output()
-            window = master_setting("CQRS_CONFIRM_WINDOW")
-            if len(state.unconfirmed) > window:
-                cls._wait(lambda: len(state.unconfirmed) <= window // 2, 10.0)
-        except AMQP_ERRORS as exc:
-            cls._connection_lost(exc)  # stores every unconfirmed message, these included
-        cls._store_refused()
+        todo, last = payloads, None
+        for _attempt in range(2):
+            sent = 0
+            try:
+                channel = cls._channel()
+                for payload in todo:
+                    body = encode(payload)
+                    state.next_tag += 1
+                    state.unconfirmed[state.next_tag] = payload
+                    sent += 1
+                    channel._impl.basic_publish(
+                        exchange=settings.exchange,
+                        routing_key=routing_key(payload),
+                        body=body,
+                        properties=PERSISTENT,
+                        mandatory=True,
+                    )
+                channel._flush_output()
+                window = master_setting("CQRS_CONFIRM_WINDOW")
+                if len(state.unconfirmed) > window:
+                    cls._wait(lambda: len(state.unconfirmed) <= window // 2, 10.0)
+            except AMQP_ERRORS as exc:
+                last = exc
+                # Unconfirmed on the lost connection (earlier bursts' too), then the rest.
+                todo = [*state.unconfirmed.values(), *todo[sent:]]
+                state.unconfirmed = {}
+                cls.clean_connection()
+                continue
+            except Exception as exc:  # a message that cannot be encoded
+                _store_later(todo[sent:], exc)
+                return False
+            _hand_over_acked()
+            cls._store_refused()
+            return True
+        assert last is not None
+        _store_later(todo, last)
+        return False
 
     @classmethod
     def _wait(cls, condition: Any, timeout: float) -> None:
@@ -457,7 +453,7 @@ class RabbitMQTransport(BaseTransport):
 
 
 class _BackgroundPublisher:
-    """The thread that publishes for ``CQRS_PUBLISH_CONFIRMS = "pipelined"``."""
+    """The thread that publishes for ``CQRS_PUBLISH_CONFIRMS = "outbox"`` and ``"pipelined"``."""
 
     def __init__(self) -> None:
         self.pid = 0
@@ -512,10 +508,11 @@ class _BackgroundPublisher:
                 except queue.Empty:
                     break
             try:
-                if batch:
-                    RabbitMQTransport._publish_burst(batch)
-            except Exception as exc:
-                _store_later(batch, exc)
+                if batch and RabbitMQTransport._publish_burst(batch):
+                    _flush_stored({p.origin_db or "default" for p in batch})
+            except Exception:
+                # Storing what could not be sent failed too (store() logged each body).
+                logger.exception("the CQRS publisher thread could not store %d message(s)", len(batch))
             finally:
                 # Storing opens this thread's own database connection: never keep it open.
                 connections.close_all()
@@ -527,12 +524,24 @@ class _BackgroundPublisher:
     def _settle(timeout: float) -> None:
         from django.db import connections
 
+        from django_messaging.cqrs.controller.producer import delete_confirmed
+
         try:
             RabbitMQTransport._wait_own_confirms(timeout)
+            delete_confirmed()  # when the application has stopped saving for a while
         except Exception:
             logger.exception("collecting publisher confirms failed")
         finally:
             connections.close_all()
+
+
+def _flush_stored(aliases: set[str]) -> None:
+    """After messages went out: send what earlier failures stored (see producer.flush_pending)."""
+    from django_messaging.cqrs.controller import producer
+
+    for alias in aliases:
+        if producer.maybe_pending(alias):
+            producer.flush_pending(alias)
 
 
 _background = _BackgroundPublisher()

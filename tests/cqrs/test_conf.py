@@ -89,3 +89,13 @@ def test_replication_through_a_virtual_host(cqrs_settings, unique_name):
 
         RabbitMQTransport.clean_connection()
         run("delete_vhost", vhost)
+
+
+def test_the_migrations_match_the_models():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "messaging_cqrs", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()

@@ -7,10 +7,11 @@ from django.db import models
 
 
 class PendingMessage(models.Model):
-    """A master message that could not be published when its transaction committed.
+    """A master message stored with its change, until the broker confirms it.
 
-    It is re-sent, oldest first, by the next successful publish of the process, by
-    ``manage.py cqrs_pending flush`` or by ``cqrs_pending run`` (a long-running relay).
+    Rows that stay (refused, unconfirmed, or left by a process that died) are re-sent, oldest
+    first, by the next successful publish of a process, by ``manage.py cqrs_pending flush`` or
+    by ``cqrs_pending run`` (a long-running relay).
     """
 
     created = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -18,7 +19,9 @@ class PendingMessage(models.Model):
     signal_type = models.CharField(max_length=16)
     instance_pk = models.CharField(max_length=255)
     queue = models.CharField(max_length=255, blank=True, default="")
-    body = models.TextField(help_text="The message's JSON body, as it will be published.")
+    body = models.TextField(
+        help_text="The message's JSON body; empty: send the instance as it is now."
+    )
     attempts = models.PositiveIntegerField(default=1)
     last_error = models.TextField(blank=True, default="")
 

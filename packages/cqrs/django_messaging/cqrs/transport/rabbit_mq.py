@@ -356,7 +356,7 @@ class RabbitMQTransport(BaseTransport):
                 channel._flush_output()
                 window = master_setting("CQRS_CONFIRM_WINDOW")
                 if len(state.unconfirmed) > window:
-                    cls._wait(lambda: len(state.unconfirmed) <= window // 2, 10.0)
+                    cls._wait(lambda w=window: len(state.unconfirmed) <= w // 2, 10.0)
             except AMQP_ERRORS as exc:
                 last = exc
                 # Unconfirmed on the lost connection (earlier bursts' too), then the rest.
@@ -512,7 +512,9 @@ class _BackgroundPublisher:
                     _flush_stored({p.origin_db or "default" for p in batch})
             except Exception:
                 # Storing what could not be sent failed too (store() logged each body).
-                logger.exception("the CQRS publisher thread could not store %d message(s)", len(batch))
+                logger.exception(
+                    "the CQRS publisher thread could not store %d message(s)", len(batch)
+                )
             finally:
                 # Storing opens this thread's own database connection: never keep it open.
                 connections.close_all()

@@ -1,0 +1,138 @@
+"""A create outside a transaction stores its message row in the create's own statement
+(PostgreSQL), and a row left by a process that died is sent as the instance's current state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from django_messaging.core.suppression import suppress
+from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.transport import RabbitMQTransport
+from tests.cqrs.conftest import ROOT, db_env, queue_depth
+from tests.project.cqrs_app.models import Filtered, Product, UuidItem
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        "connection.vendor != 'postgresql'",
+        reason="one statement for both rows is PostgreSQL's (a CTE with INSERT ... RETURNING)",
+    ),
+]
+
+
+def _messages(broker, queue: str) -> list[dict]:
+    bodies = []
+    while True:
+        _method, _props, body = broker.basic_get(queue, auto_ack=True)
+        if body is None:
+            return bodies
+        bodies.append(json.loads(body))
+
+
+def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
+    with CaptureQueriesContext(connection) as queries:
+        product = Product.objects.create(name="one statement")
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert (message["instance_pk"], message["instance_data"]["name"]) == (
+        product.pk,
+        "one statement",
+    )
+    assert message["signal_type"] == "SAVE"
+
+
+def test_a_uuid_key_from_a_default_takes_the_same_path(broker, cqrs_settings):
+    with CaptureQueriesContext(connection) as queries:
+        item = UuidItem.objects.create(name="uuid")
+    assert len(queries) == 1
+    RabbitMQTransport.wait_for_confirms()
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert uuid.UUID(message["instance_pk"]) == item.pk
+
+
+def test_an_explicit_key_falls_back_to_a_transaction_and_still_publishes(broker, cqrs_settings):
+    """Django may UPDATE an existing row for an explicit key: that save is not one INSERT."""
+    with CaptureQueriesContext(connection) as queries:
+        Product(id=987654, name="explicit").save()
+    assert len(queries) > 1
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert message["instance_pk"] == 987654
+    assert not PendingMessage.objects.exists()
+
+
+def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqrs_settings):
+    with suppress():
+        Product.objects.create(name="suppressed")
+    Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+
+
+DIE_BEFORE_PUBLISHING = """
+import os, signal
+from django_messaging.cqrs.controller import producer
+from tests.project.cqrs_app.models import Product
+
+# The statement has committed both rows; the process dies before anything is published.
+producer.publish_staged = lambda payload, using: os.kill(os.getpid(), signal.SIGKILL)
+Product.objects.create(name="died before publishing")
+"""
+
+
+def test_a_create_whose_process_died_is_sent_as_its_current_state(broker, cqrs_settings):
+    env = {
+        **os.environ,
+        **db_env(),
+        "PYTHONPATH": str(ROOT),
+        "MESSAGING_CQRS_EXCHANGE": cqrs_settings["exchange"],
+        "MESSAGING_CQRS_QUEUE": cqrs_settings["queue"],
+    }
+    command = [sys.executable, "-m", "django", "shell", "--settings", "tests.project.settings"]
+    done = subprocess.run(
+        [*command, "-c", DIE_BEFORE_PUBLISHING], cwd=ROOT, env=env, capture_output=True, timeout=60
+    )
+    assert done.returncode == -9, done.stderr.decode()
+    product = Product.objects.get(name="died before publishing")
+    stored = PendingMessage.objects.get()
+    assert (stored.instance_pk, stored.attempts, stored.body) == (str(product.pk), 0, "")
+    # Changed since by a path that publishes nothing: the relay sends the row as it is now.
+    Product.objects.filter(pk=product.pk).update(name="changed since")
+    assert producer.flush_pending() == 0  # another process's row, younger than the grace
+    cqrs_settings["master"] = {"CQRS_OUTBOX_GRACE": 0}
+    assert producer.flush_pending() == 1
+    assert not PendingMessage.objects.exists()
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert (message["instance_pk"], message["instance_data"]["name"]) == (
+        product.pk,
+        "changed since",
+    )
+
+
+def test_a_stored_create_of_a_row_deleted_since_is_dropped(broker, cqrs_settings, caplog):
+    caplog.set_level("INFO", logger="django_messaging.cqrs.controller.staging")
+    cqrs_settings["master"] = {"CQRS_OUTBOX_GRACE": 0}
+    PendingMessage.objects.create(
+        cqrs_id="product", signal_type="SAVE", instance_pk="424242", body="", attempts=0
+    )
+    PendingMessage.objects.create(
+        cqrs_id="no_such_model", signal_type="SAVE", instance_pk="1", body="", attempts=0
+    )
+    assert producer.flush_pending() == 0
+    assert not PendingMessage.objects.exists()
+    assert "pk=424242: gone before its save was re-sent" in caplog.text
+    assert "cqrs_id=no_such_model pk=1: no master model has this CQRS_ID" in caplog.text
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0

@@ -91,6 +91,7 @@ def test_replication_through_a_virtual_host(cqrs_settings, unique_name):
         run("delete_vhost", vhost)
 
 
+@pytest.mark.django_db
 def test_the_migrations_match_the_models():
     from io import StringIO
 

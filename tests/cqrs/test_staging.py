@@ -1,4 +1,4 @@
-"""A create outside a transaction stores its message row in the create's own statement
+"""A save outside a transaction stores its message row in the save's own statement
 (PostgreSQL), and a row left by a process that died is sent as the instance's current state."""
 
 from __future__ import annotations
@@ -51,6 +51,23 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
         "one statement",
     )
     assert message["signal_type"] == "SAVE"
+
+
+def test_an_update_outside_a_transaction_is_one_statement(broker, cqrs_settings):
+    product = Product.objects.create(name="before")
+    RabbitMQTransport.wait_for_confirms()
+    _messages(broker, cqrs_settings["queue"])
+    product.name = "after"
+    with CaptureQueriesContext(connection) as queries:
+        product.save()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert product.cqrs_revision == 1  # read back by the statement itself
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    data = message["instance_data"]
+    assert (data["name"], data["cqrs_revision"]) == ("after", 1)
+    assert message["previous_data"]["name"] == "before"
 
 
 def test_a_uuid_key_from_a_default_takes_the_same_path(broker, cqrs_settings):

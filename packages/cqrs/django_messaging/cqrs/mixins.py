@@ -129,6 +129,13 @@ class RawMasterMixin(models.Model):
         if tracker is not None:
             tracker.snapshot(self)
 
+    def _do_update(self, *args: Any, **kwargs: Any) -> Any:
+        # (base_qs, using, pk_val, values, update_fields, forced_update), as in Django 4.2-5.2.
+        if self.__dict__.get(staging.REQUESTED) and len(args) == 6 and not kwargs and args[3]:
+            base_qs, using, pk_val, values, _update_fields, _forced = args
+            return staging.update(self, base_qs, using, pk_val, values)
+        return super()._do_update(*args, **kwargs)  # type: ignore[misc]
+
     def _do_insert(
         self, manager: Any, using: str, fields: Any, returning_fields: Any, raw: bool
     ) -> Any:

@@ -2,12 +2,14 @@
 
 In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a ``save()`` outside a transaction
 would otherwise take three more round trips than a plain save: ``BEGIN``, the pending-message
-``INSERT`` and ``COMMIT``. On PostgreSQL a create instead runs as one statement,
+``INSERT`` and ``COMMIT`` (and an update one more, to read back the incremented revision). On
+PostgreSQL the save's own statement carries the message row instead:
 
-    WITH row AS (INSERT INTO <model> ... RETURNING ...),
-         message AS (INSERT INTO messaging_cqrs_pendingmessage ... SELECT ... FROM row
-                     RETURNING id)
-    SELECT <returned columns>, message.id FROM row, message
+    WITH saved AS (INSERT INTO <model> ... RETURNING ...   -- or UPDATE ... RETURNING
+                   ),
+         message AS (INSERT INTO messaging_cqrs_pendingmessage ... SELECT ... FROM saved
+                      RETURNING id)
+    SELECT <returned columns>, message.id FROM saved, message
 
 which commits both rows together. The message row is written with an empty ``body``: the
 message itself is built from the saved instance after the statement and published as usual.
@@ -31,19 +33,32 @@ logger = logging.getLogger(__name__)
 #: Key of the instance's ``__dict__`` entries used while a staged insert is under way.
 REQUESTED = "_cqrs_insert_stage"
 STAGED_ID = "_cqrs_staged_id"
+_MESSAGE_COLUMNS = ", ".join(
+    f'"{c}"'
+    for c in (
+        "created",
+        "cqrs_id",
+        "signal_type",
+        "instance_pk",
+        "queue",
+        "body",
+        "attempts",
+        "last_error",
+    )
+)
 
 
 def applies(instance: Any, using: str, options: dict[str, Any]) -> bool:
-    """True when this ``save(**options)`` is certain to be one INSERT the statement can carry."""
+    """True when this ``save(**options)`` is an UPDATE or INSERT the statement can carry."""
     meta = instance._meta
     if (
         connections[using].vendor != "postgresql"
         or meta.parents
-        or options.get("force_update")
         or options.get("update_fields") is not None
-        or not instance._state.adding
     ):
         return False
+    if not instance._state.adding:
+        return not meta.select_on_save and not options.get("force_insert")
     # Django inserts without trying an UPDATE first when asked to, when there is no primary key
     # yet, or when the key comes from a default (see Model._save_table).
     pk = meta.pk
@@ -73,35 +88,16 @@ def insert(
     needs_pk = all(f.column != pk_column for f in returned)
     compiler.returning_fields = [*returned, model._meta.pk] if needs_pk else returned
     ((insert_sql, insert_params),) = compiler.as_sql()
-    selected = ", ".join(f"row.{ops.quote_name(f.column)}" for f in returned)
-    message_columns = ", ".join(
-        ops.quote_name(c)
-        for c in (
-            "created",
-            "cqrs_id",
-            "signal_type",
-            "instance_pk",
-            "queue",
-            "body",
-            "attempts",
-            "last_error",
-        )
-    )
+    selected = ", ".join(f"saved.{ops.quote_name(f.column)}" for f in returned)
     statement = (
-        f"WITH row AS ({insert_sql}), message AS ("
-        f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({message_columns}) "
-        f"SELECT %s, %s, %s, (row.{ops.quote_name(pk_column)})::text, '', '', 0, '' "
-        f"FROM row "
+        f"WITH saved AS ({insert_sql}), message AS ("
+        f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({_MESSAGE_COLUMNS}) "
+        f"SELECT %s, %s, %s, (saved.{ops.quote_name(pk_column)})::text, '', '', 0, '' FROM saved "
         f"RETURNING {ops.quote_name('id')}) "
         f"SELECT {selected + ', ' if selected else ''}message.{ops.quote_name('id')} "
-        f"FROM row, message"
+        f"FROM saved, message"
     )
-    params = (
-        *insert_params,
-        ops.adapt_datetimefield_value(timezone.now()),
-        model.CQRS_ID,
-        SignalType.SAVE.value,
-    )
+    params = (*insert_params, *_message_params(model, ops))
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         row = cursor.fetchone()
@@ -113,6 +109,42 @@ def insert(
     if converters:
         values = [tuple(v) for v in compiler.apply_converters(values, converters)]
     return values
+
+
+def update(instance: Any, base_qs: Any, using: str, pk_val: Any, values: list) -> bool:
+    """``Model._do_update`` that also writes the pending-message row. False: no row matched."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    model = base_qs.model
+    connection = connections[using]
+    ops = connection.ops
+    query = base_qs.filter(pk=pk_val).query.chain(sql.UpdateQuery)
+    query.add_update_fields(values)
+    query.annotations = {}
+    update_sql, update_params = query.get_compiler(using).as_sql()
+    pk_column = ops.quote_name(model._meta.pk.column)
+    revision = ops.quote_name(model._meta.get_field("cqrs_revision").column)
+    statement = (
+        f"WITH saved AS ({update_sql} RETURNING {pk_column}, {revision}), message AS ("
+        f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({_MESSAGE_COLUMNS}) "
+        f"SELECT %s, %s, %s, (saved.{pk_column})::text, '', '', 0, '' FROM saved "
+        f"RETURNING {ops.quote_name('id')}) "
+        f"SELECT saved.{revision}, message.{ops.quote_name('id')} FROM saved, message"
+    )
+    params = (*update_params, *_message_params(model, ops))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False  # Django goes on to INSERT, which can still carry the message row
+    instance.__dict__.pop(REQUESTED, None)
+    instance.cqrs_revision = row[0]  # the incremented value, without reading the row again
+    instance.__dict__[STAGED_ID] = row[1]
+    return True
+
+
+def _message_params(model: Any, ops: Any) -> tuple:
+    return (ops.adapt_datetimefield_value(timezone.now()), model.CQRS_ID, SignalType.SAVE.value)
 
 
 def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:

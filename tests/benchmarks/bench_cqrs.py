@@ -262,6 +262,43 @@ def publish_rate(side: str, tag: str) -> None:
     os._exit(0)
 
 
+def update_rate(side: str, tag: str) -> None:
+    """``instance.save()`` of existing rows in autocommit: each update is published on commit."""
+    env = setup(side, tag)
+    master, cqrs, cqrs_id = env["master"], env["cqrs"], env["id"]
+    now = dt.datetime.now(dt.UTC)
+    rows = [
+        master.objects.create(name="row", price=Decimal("1.25"), created=now) for _ in range(50)
+    ]
+    if side == "ours":
+        from django_messaging.cqrs.transport import RabbitMQTransport
+
+        RabbitMQTransport.wait_for_confirms()
+    conn, channel = _channel(cqrs, cqrs_id)
+    started = time.perf_counter()
+    for i in range(SAVES):
+        row = rows[i % len(rows)]
+        row.name = f"n{i}"
+        row.save()
+    if side == "ours" and RabbitMQTransport.wait_for_confirms():
+        raise SystemExit("unconfirmed messages")
+    elapsed = time.perf_counter() - started
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        depth = channel.queue_declare(cqrs["queue"], passive=True).method.message_count
+        if depth >= SAVES:
+            break
+        time.sleep(0.05)
+    _cleanup(channel, cqrs)
+    conn.close()
+    if depth != SAVES:
+        print(f"{SAVES - depth} of {SAVES} messages never reached the queue", file=sys.stderr)
+        if side == "ours":
+            raise SystemExit("messages were lost")
+    emit(SAVES, elapsed)
+    os._exit(0)
+
+
 def _fill_master(master, rows: int) -> None:
     if master.objects.count() == rows:
         return
@@ -302,7 +339,13 @@ def load_rate(side: str, tag: str) -> None:
     emit(LOAD_ROWS, elapsed)
 
 
-KINDS = {"apply": apply_rate, "publish": publish_rate, "dump": dump_rate, "load": load_rate}
+KINDS = {
+    "apply": apply_rate,
+    "publish": publish_rate,
+    "update": update_rate,
+    "dump": dump_rate,
+    "load": load_rate,
+}
 
 
 def _variants(kind: str, with_281: bool, pipelined: bool = False) -> list[Variant]:
@@ -353,6 +396,17 @@ _ALL_SCENARIOS = [
             "commit and deletes its row once confirmed; 'each' waits for every confirm inside "
             "save(); 'pipelined' hands messages to a publisher thread. Every variant waits for "
             "its last confirms before the clock stops. django-cqrs publishes without confirms."
+        ),
+    ),
+    Scenario(
+        name=f"cqrs: master publish rate on update ({SAVES} saves of 50 rows, PostgreSQL, autocommit)",
+        unit="saves/s",
+        ours="django-messaging-cqrs",
+        variants=_variants("update", with_281=False),
+        targets=[Target("django-cqrs 3.1.0", 1.0)],
+        note=(
+            "As above, for saves of existing rows: each increments cqrs_revision, which the "
+            "message carries."
         ),
     ),
     Scenario(

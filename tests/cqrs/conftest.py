@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +96,17 @@ def db_env() -> dict[str, str]:
 
 
 class Consumer:
-    def __init__(self, env: dict[str, str], workers: int) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workers: int,
+        args: Sequence[str] = (),
+        settings: str = "tests.project.settings",
+    ) -> None:
         self.env = env
         self.workers = workers
+        self.args = list(args)
+        self.settings = settings
         self.proc: subprocess.Popen | None = None
         self.log = Path(env["CQRS_LOG"])
 
@@ -111,8 +119,9 @@ class Consumer:
                 "cqrs_consume",
                 "-w",
                 str(self.workers),
+                *self.args,
                 "--settings",
-                "tests.project.settings",
+                self.settings,
             ],
             cwd=ROOT,
             env=self.env,
@@ -142,7 +151,12 @@ def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Calla
     """``consumer(workers=2)`` starts ``cqrs_consume`` in a subprocess on this test's queue."""
     started: list[Consumer] = []
 
-    def start(workers: int = 1, **extra_env: str) -> Consumer:
+    def start(
+        workers: int = 1,
+        args: Sequence[str] = (),
+        settings: str = "tests.project.settings",
+        **extra_env: str,
+    ) -> Consumer:
         env = {
             **os.environ,
             **db_env(),
@@ -153,7 +167,7 @@ def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Calla
             "CQRS_LOG": str(tmp_path / f"consumer-{len(started)}.log"),
             **extra_env,
         }
-        process = Consumer(env, workers).start()
+        process = Consumer(env, workers, args, settings).start()
         started.append(process)
         return process
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
+import time
 from decimal import Decimal
 
 import pytest
@@ -14,7 +16,7 @@ from django.db import transaction
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import queue_depth
+from tests.cqrs.conftest import ROOT, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Poison, PoisonRef, Product, ProductRef
 
@@ -197,3 +199,38 @@ def _children(pid: int, count: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     kids = [int(p) for p in found.split()]
     return kids if len(kids) >= count else []
+
+
+def test_reload_restarts_the_consumer_when_a_python_file_changes(consumer, tmp_path):
+    """``cqrs_consume --reload``: a saved change restarts it gracefully; a broken one waits."""
+    watched = tmp_path / "reload_settings.py"
+
+    ahead = iter(range(2, 100, 2))
+
+    def write(text: str) -> None:
+        watched.write_text(text)
+        later = time.time() + next(ahead)  # a new mtime even within one clock tick
+        os.utime(watched, (later, later))
+
+    write("from tests.project.settings import *  # noqa: F403\n")
+    replica = consumer(
+        args=["--reload"],
+        settings="reload_settings",
+        PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}",
+    )
+    Product.objects.create(name="before")
+    wait_until(lambda: ProductRef.objects.filter(name="before").exists(), what="first row")
+
+    write("raise RuntimeError('a half-written settings file')\n")
+    wait_until(lambda: "waiting for a change" in replica.output(), timeout=30, what="wait")
+    write("from tests.project.settings import *  # noqa: F403\n")
+    Product.objects.create(name="after")
+    wait_until(lambda: ProductRef.objects.filter(name="after").exists(), timeout=30, what="second")
+    output = replica.output()
+    assert output.count("reload_settings.py changed: restarting") == 2
+    children = [int(pid) for pid in re.findall(r"\(pid (\d+) runs the command\)", output)]
+    assert len(children) == 3
+    assert replica.terminate() == 0
+    for pid in children:  # none orphaned
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -59,7 +59,7 @@ class MasterSignals:
         instance = kwargs["instance"]
         staged_id = instance.__dict__.pop(staging.STAGED_ID, None)
         if staged_id is not None:
-            _publish_inserted(instance, kwargs["using"], staged_id)
+            _publish_stored_save(instance, kwargs["using"], staged_id)
             return
         if not _produces(instance):
             return
@@ -158,8 +158,8 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     transaction.on_commit(publish, using=using)
 
 
-def _publish_inserted(instance: Any, using: str, staged_id: int) -> None:
-    """After a create whose statement stored the message row (see controller.staging)."""
+def _publish_stored_save(instance: Any, using: str, staged_id: int) -> None:
+    """After a save whose own statement stored the message row (see controller.staging)."""
     payload = None
     if _produces(instance) and instance.is_sync_instance():
         instance.reset_cqrs_saves_count()

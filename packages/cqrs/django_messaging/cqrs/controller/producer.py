@@ -1,12 +1,12 @@
 """Publishing from the master side, with store-and-forward when the broker does not confirm.
 
 In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a change's message is written to
-``messaging_cqrs_pendingmessage`` inside the change's own transaction (:func:`stage`), published
-after the commit without waiting for the confirm (:func:`publish_staged`), and its row deleted
-once RabbitMQ has confirmed it (in batches, :func:`delete_confirmed`). A process killed after the
-commit leaves the row behind; once it is ``CQRS_OUTBOX_GRACE`` seconds old, :func:`flush_pending`
-sends it. Outside a transaction (``cqrs_sync``, bulk calls in autocommit) the ``"each"`` path
-below applies.
+``messaging_cqrs_pendingmessage`` inside the change's own transaction (:func:`stage`, or the
+save's own statement: see :mod:`.staging`), handed after the commit to the transport's publisher
+thread (:func:`publish_staged`), and its row deleted once RabbitMQ has confirmed it (in batches,
+:func:`delete_confirmed`). A process killed after the commit leaves the row behind; once it is
+``CQRS_OUTBOX_GRACE`` seconds old, :func:`flush_pending` sends it. Outside a transaction
+(``cqrs_sync``, bulk calls in autocommit) the ``"each"`` path below applies.
 
 :func:`produce` hands the payload to the configured transport. When the transport raises (broker
 down, no confirm), the message is written to ``messaging_cqrs_pendingmessage`` in the database
@@ -172,7 +172,7 @@ def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
             exc,
         )
         try:
-            # The body too: a row stored by the create's own statement has none yet.
+            # The body too: a row stored by a save's own statement has none yet.
             PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(
                 attempts=1,
                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -276,8 +276,8 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                                 serializer.loads(row.body), queue=row.queue or None
                             )
                         else:
-                            # Stored by a create's statement in a process that died before
-                            # the broker confirmed it: send the row as it is now.
+                            # Stored by a save's own statement in a process that died before
+                            # the broker confirmed it: send the instance as it is now.
                             payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
                             if payload is None:
                                 dropped.append(row.pk)

@@ -71,6 +71,9 @@ class Setting:
         return " or ".join(names)
 
 
+_IMMUTABLE = (str, bytes, int, float, type(None), type)
+
+
 def messaging_dict() -> Mapping[str, Any]:
     """The raw ``settings.MESSAGING`` (an empty dict when unset)."""
     value = getattr(django_settings, SETTINGS_NAME, None)
@@ -121,6 +124,8 @@ class Section:
     def _default(spec: Setting) -> Any:
         if spec.children is not None:
             return {k: copy.deepcopy(child.default) for k, child in spec.children.items()}
+        if isinstance(spec.default, _IMMUTABLE):
+            return spec.default  # read on hot paths: no copy needed
         return copy.deepcopy(spec.default)
 
     def __getattr__(self, key: str) -> Any:

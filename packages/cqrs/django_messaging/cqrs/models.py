@@ -14,7 +14,9 @@ class PendingMessage(models.Model):
     by ``cqrs_pending run`` (a long-running relay).
     """
 
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Not indexed: every save writes a row and every confirm deletes one, and the table is
+    # read in primary key order.
+    created = models.DateTimeField(auto_now_add=True)
     cqrs_id = models.CharField(max_length=255)
     signal_type = models.CharField(max_length=16)
     instance_pk = models.CharField(max_length=255)

@@ -18,26 +18,29 @@ from typing import Any
 from django.utils.duration import duration_iso_string
 from django.utils.functional import Promise
 
+_PLAIN = (str, int, float, bool)
+_AS_STR = (dt.datetime, dt.date, uuid.UUID, Decimal)
+_BINARY = (bytes, bytearray, memoryview)
+_SEQUENCES = (list, tuple, set, frozenset)
+
 
 def to_wire(value: Any) -> Any:
     """One field value, JSON-ready."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, _PLAIN):
         return value
-    if isinstance(value, dt.datetime | dt.date | uuid.UUID):
-        return str(value)
-    if isinstance(value, Decimal):
+    if isinstance(value, _AS_STR):
         return str(value)
     if isinstance(value, dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return duration_iso_string(value)
-    if isinstance(value, bytes | bytearray | memoryview):
+    if isinstance(value, _BINARY):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, Promise):
         return str(value)
     if isinstance(value, dict):
         return {k: to_wire(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, _SEQUENCES):
         return [to_wire(v) for v in value]
     return value
 

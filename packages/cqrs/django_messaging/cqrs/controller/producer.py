@@ -138,6 +138,8 @@ def delete_confirmed(force: bool = False) -> int:
     """Delete the rows of confirmed messages (every DELETE_BATCH rows or DELETE_EVERY seconds)."""
     from django_messaging.cqrs.models import PendingMessage
 
+    if not _confirmed:
+        return 0  # read without the lock: a batch added meanwhile waits for the next call
     now = time.monotonic()
     with _confirmed_lock:
         total = sum(len(ids) for ids in _confirmed.values())

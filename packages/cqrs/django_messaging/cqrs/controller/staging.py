@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 #: Key of the instance's ``__dict__`` entries used while a staged insert is under way.
 REQUESTED = "_cqrs_insert_stage"
 STAGED_ID = "_cqrs_staged_id"
+#: (model, vendor, returned columns) -> the statement's text after the model's INSERT.
+_AFTER_INSERT: dict[tuple, str] = {}
 _MESSAGE_COLUMNS = ", ".join(
     f'"{c}"'
     for c in (
@@ -88,15 +90,17 @@ def insert(
     needs_pk = all(f.column != pk_column for f in returned)
     compiler.returning_fields = [*returned, model._meta.pk] if needs_pk else returned
     ((insert_sql, insert_params),) = compiler.as_sql()
-    selected = ", ".join(f"saved.{ops.quote_name(f.column)}" for f in returned)
-    statement = (
-        f"WITH saved AS ({insert_sql}), message AS ("
-        f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({_MESSAGE_COLUMNS}) "
-        f"SELECT %s, %s, %s, (saved.{ops.quote_name(pk_column)})::text, '', '', 0, '' FROM saved "
-        f"RETURNING {ops.quote_name('id')}) "
-        f"SELECT {selected + ', ' if selected else ''}message.{ops.quote_name('id')} "
-        f"FROM saved, message"
-    )
+    key = (model, connection.vendor, tuple(f.column for f in returned))
+    after = _AFTER_INSERT.get(key)
+    if after is None:
+        pk = ops.quote_name(pk_column)
+        selected = "".join(f"saved.{ops.quote_name(f.column)}, " for f in returned)
+        after = _AFTER_INSERT[key] = (
+            f"), message AS (INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} "
+            f"({_MESSAGE_COLUMNS}) SELECT %s, %s, %s, (saved.{pk})::text, '', '', 0, '' "
+            f'FROM saved RETURNING "id") SELECT {selected}message."id" FROM saved, message'
+        )
+    statement = f"WITH saved AS ({insert_sql}{after}"
     params = (*insert_params, *_message_params(model, ops))
     with connection.cursor() as cursor:
         cursor.execute(statement, params)

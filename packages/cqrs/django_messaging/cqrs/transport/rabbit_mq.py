@@ -452,6 +452,10 @@ class RabbitMQTransport(BaseTransport):
         return RabbitMQConsumer(cqrs_ids)
 
 
+#: Seconds the publisher thread waits for more messages after the first of a burst.
+LINGER = 0.01
+
+
 class _BackgroundPublisher:
     """The thread that publishes for ``CQRS_PUBLISH_CONFIRMS = "outbox"`` and ``"pipelined"``."""
 
@@ -496,6 +500,11 @@ class _BackgroundPublisher:
                 self._settle(1.0)
                 continue
             batch, marker = [], None
+            if not isinstance(item, threading.Event) and LINGER:
+                # What arrives meanwhile goes out in the same burst: one write and one poll
+                # for many messages, and one wake-up of this thread rather than one per
+                # message (each one takes the GIL from the application).
+                time.sleep(LINGER)
             while True:
                 if isinstance(item, threading.Event):
                     marker = item

@@ -14,7 +14,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_messaging.core.suppression import suppress
-from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, db_env, queue_depth
@@ -101,7 +101,7 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
 
 DIE_BEFORE_PUBLISHING = """
 import os, signal
-from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.controller import producer, staging
 from tests.project.cqrs_app.models import Product
 
 # The statement has committed both rows; the process dies before anything is published.
@@ -153,3 +153,51 @@ def test_a_stored_create_of_a_row_deleted_since_is_dropped(broker, cqrs_settings
     assert "pk=424242: gone before its save was re-sent" in caplog.text
     assert "cqrs_id=no_such_model pk=1: no master model has this CQRS_ID" in caplog.text
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
+
+
+def _prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def prepare_again():
+    """Forget a fallback to plain statements that a test caused."""
+    yield
+    staging._prepare_failed[0] = False
+
+
+def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
+    for i in range(3):
+        Product.objects.create(name=f"prepared {i}")
+    (statement,) = _prepared_statements()
+    assert statement.startswith('WITH saved AS (INSERT INTO "test_cqrs_product"')
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert len(_messages(broker, cqrs_settings["queue"])) == 3
+
+
+def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
+    cqrs_settings["master"] = {"CQRS_PREPARED_STATEMENTS": False}
+    Product.objects.create(name="plain")
+    assert _prepared_statements() == []
+    RabbitMQTransport.wait_for_confirms()
+    assert len(_messages(broker, cqrs_settings["queue"])) == 1
+
+
+def test_a_pooler_that_drops_prepared_statements_costs_no_save(
+    broker, cqrs_settings, caplog, prepare_again
+):
+    """A pooler in transaction mode may hand the next statement to a server connection that
+    never saw the PREPARE: the save is sent again unprepared, and so are later ones."""
+    Product.objects.create(name="prepared")
+    # Drop the server side of it behind psycopg's back, as such a pooler does.
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+    second = Product.objects.create(name="after the pooler switched")
+    third = Product.objects.create(name="plain from now on")
+    assert "prepared statements fail on database 'default'" in caplog.text
+    assert _prepared_statements() == []
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    names = [m["instance_data"]["name"] for m in _messages(broker, cqrs_settings["queue"])]
+    assert names == ["prepared", second.name, third.name]
+    assert Product.objects.count() == 3

@@ -66,6 +66,12 @@ MASTER = {
     "CQRS_PENDING_FLUSH_BATCH": Setting(
         500, int, validate=_positive_or_none, help="stored messages re-sent per flush"
     ),
+    "CQRS_PREPARED_STATEMENTS": Setting(
+        True,
+        bool,
+        help="outbox on PostgreSQL (psycopg 3): prepare the statement that writes a saved row "
+        "and its message row",
+    ),
 }
 
 REPLICA = {

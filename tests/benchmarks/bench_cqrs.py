@@ -396,10 +396,12 @@ _ALL_SCENARIOS = [
         targets=[Target("django-cqrs 3.1.0", 1.0)],
         note=(
             "django-messaging-cqrs publishes with confirms. The default (CQRS_PUBLISH_CONFIRMS = "
-            "'outbox') stores each message in the save's transaction, publishes it after the "
-            "commit and deletes its row once confirmed; 'each' waits for every confirm inside "
-            "save(); 'pipelined' hands messages to a publisher thread. Every variant waits for "
-            "its last confirms before the clock stops. django-cqrs publishes without confirms."
+            "'outbox') writes each message row in the save's own statement (prepared), hands the "
+            "message to the publisher thread after the commit and deletes its row once "
+            "confirmed; 'each' waits for every confirm inside save(); 'pipelined' hands messages "
+            "to the publisher thread without storing them. Every variant waits for its last "
+            "confirms before the clock stops. django-cqrs publishes without confirms and stores "
+            "nothing."
         ),
     ),
     Scenario(

@@ -2,8 +2,8 @@
 
 Every variant runs in its own process on PostgreSQL and the same RabbitMQ; django-cqrs runs from
 its own virtualenv (the harness installs it). Row counts are kept moderate so that a run fits on
-a small shared machine: ``BENCH_CQRS_DUMP_ROWS`` (default 100 000), ``BENCH_CQRS_LOAD_ROWS``
-(default 20 000: django-cqrs loads about 1 100 rows/s here, 100 000 rows take it 90 s a round),
+a small shared machine: ``BENCH_CQRS_DUMP_ROWS`` and ``BENCH_CQRS_LOAD_ROWS`` (default 100 000
+each; django-cqrs loads about 1 100 rows/s here, so a load round takes it about 90 s),
 ``BENCH_CQRS_MESSAGES`` (apply, default 4 000) and ``BENCH_CQRS_SAVES`` (publish, default 1 000).
 """
 
@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from tests.benchmarks.harness import Scenario, Target, Variant, emit
 
 DUMP_ROWS = int(os.environ.get("BENCH_CQRS_DUMP_ROWS", "100000"))
-LOAD_ROWS = int(os.environ.get("BENCH_CQRS_LOAD_ROWS", "20000"))
+LOAD_ROWS = int(os.environ.get("BENCH_CQRS_LOAD_ROWS", "100000"))
 MESSAGES = int(os.environ.get("BENCH_CQRS_MESSAGES", "4000"))
 SAVES = int(os.environ.get("BENCH_CQRS_SAVES", "1000"))
 DB_NAME = "messaging_cqrs_bench"

@@ -160,9 +160,13 @@ def test_rabbitmq_restart_loses_nothing_and_relay_and_subscriber_resume(
         assert "relay reconnected" in relay_log, relay_log[-3000:]
         sub_log = logs["subscriber"].read_text()
         assert "reconnected" in sub_log, sub_log[-3000:]
-        for proc in (relay, sub):
+        for name, proc in (("relay", relay), ("subscriber", sub)):
             proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
+            try:
+                code = proc.wait(30)
+            except subprocess.TimeoutExpired:
+                code = None
+            assert code == 0, f"{name} did not stop on SIGTERM:\n{logs[name].read_text()[-3000:]}"
     finally:
         if feeder.is_alive():
             feeder.stop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import pytest
 from django.conf import settings
 from django.test import override_settings
 
 from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
+from django_messaging.outbox import factories
 from django_messaging.outbox.factories import factory_producer
 from django_messaging.outbox.models import Received
 from tests.outbox import callbacks
@@ -202,6 +204,26 @@ def test_subscriber_reconnects_after_a_connection_drop(proxy, stomp_address, uni
         finally:
             consumer.stop()
     assert proxy.connections >= 2
+
+
+def test_a_broker_that_never_answers_connect_does_not_hold_the_subscriber(
+    monkeypatch, unique_name, caplog
+) -> None:
+    """stomp.py waits for CONNECTED without a deadline; a socket that accepts and then stays
+    silent (a broker still starting) must fail the attempt, so that backoff and SIGTERM work."""
+    silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
+    monkeypatch.setattr(factories, "CONNECT_TIMEOUT", 0.5)
+    try:
+        with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=[silent.getsockname()]):
+            consumer = Consumer(callbacks.store_order, "/topic/silent", unique_name("q"))
+            with caplog.at_level(logging.WARNING, logger="django_messaging.outbox.consumers"):
+                consumer.start()
+            assert not consumer.is_connected()
+            assert "cannot connect (attempt 1)" in caplog.text
+            assert "no CONNECTED frame from the broker within 0.5s" in caplog.text
+            consumer.stop()
+    finally:
+        silent.close()
 
 
 def test_messages_published_by_the_relay_are_processed_once(

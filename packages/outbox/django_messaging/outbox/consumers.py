@@ -185,13 +185,7 @@ class Consumer(Worker):
         if connection is None:
             return
         connection.remove_listener(self.listener_name)
-        try:
-            if connection.is_connected():
-                connection.disconnect()
-            else:
-                connection.transport.stop()
-        except Exception:
-            logger.debug("error while closing the subscriber connection", exc_info=True)
+        factories.disconnect(connection)
 
     # Worker -------------------------------------------------------------------------------
     def start(self) -> None:

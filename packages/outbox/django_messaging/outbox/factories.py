@@ -5,7 +5,9 @@ Every call reads the settings afresh, so ``override_settings`` applies to the ne
 
 from __future__ import annotations
 
+import logging
 import random
+import time
 from typing import TYPE_CHECKING, Any
 
 from django_messaging.core.imports import import_from_setting
@@ -14,6 +16,12 @@ from django_messaging.outbox.conf import settings
 if TYPE_CHECKING:
     from django_messaging.outbox.consumers import Consumer
     from django_messaging.outbox.producers import Producer
+
+logger = logging.getLogger(__name__)
+
+
+#: Seconds to wait for the socket and then for the broker's CONNECTED frame.
+CONNECT_TIMEOUT = 10.0
 
 
 def _setting_path(key: str) -> str:
@@ -42,7 +50,7 @@ def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> 
         reconnect_sleep_initial=0.05,
         reconnect_sleep_jitter=0.0,
         auto_decode=auto_decode,
-        timeout=10,
+        timeout=CONNECT_TIMEOUT,  # the socket's connect and reads
     )
     if settings.DEFAULT_STOMP_USE_SSL:
         ssl: dict[str, Any] = {
@@ -63,9 +71,37 @@ def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> 
     return connection
 
 
-def connect(connection: Any) -> None:
-    """CONNECT with the configured credentials and wait for CONNECTED."""
-    connection.connect(settings.DEFAULT_STOMP_USERNAME, settings.DEFAULT_STOMP_PASSCODE, wait=True)
+def connect(connection: Any, timeout: float | None = None) -> None:
+    """CONNECT with the configured credentials and wait up to ``timeout`` (default
+    :data:`CONNECT_TIMEOUT`) seconds for CONNECTED.
+
+    stomp.py's own wait has no deadline: a broker that accepts the socket but never answers (one
+    that is still starting, or a stuck proxy) would hold the caller, and its SIGTERM, forever.
+    """
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    connection.connect(settings.DEFAULT_STOMP_USERNAME, settings.DEFAULT_STOMP_PASSCODE)
+    transport = connection.transport
+    deadline = time.monotonic() + timeout
+    while not connection.is_connected():
+        if transport.connection_error or not transport.running:
+            disconnect(connection)
+            raise ConnectionError("the broker refused or closed the connection")
+        if time.monotonic() >= deadline:
+            disconnect(connection)
+            raise TimeoutError(f"no CONNECTED frame from the broker within {timeout:g}s")
+        time.sleep(0.005)
+
+
+def disconnect(connection: Any) -> None:
+    """Close ``connection`` without waiting on a broker that may be gone: DISCONNECT when it is
+    connected, otherwise drop the socket (which ends stomp.py's reader thread)."""
+    try:
+        if connection.is_connected():
+            connection.disconnect()
+        else:
+            connection.transport.disconnect_socket()
+    except Exception:
+        logger.debug("error while closing a stomp connection", exc_info=True)
 
 
 def backoff_delay(attempt: int) -> float:

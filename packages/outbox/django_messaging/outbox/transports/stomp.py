@@ -85,7 +85,7 @@ class StompTransport(Transport):
         try:
             factories.connect(connection)
         except Exception as exc:
-            _quiet_disconnect(connection)
+            factories.disconnect(connection)
             raise TransportError(
                 f"cannot connect to {factories.host_and_ports()}: {exc!r}"
             ) from exc
@@ -110,7 +110,7 @@ class StompTransport(Transport):
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.remove_listener(self.listener_name)
-            _quiet_disconnect(connection)
+            factories.disconnect(connection)
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
         """Queue ``messages`` for the writer thread; a write failure shows up in :meth:`poll`.
@@ -264,12 +264,3 @@ class _FrameWriter:
         if pending:
             self.transport.send(b"".join(pending))
 
-
-def _quiet_disconnect(connection: Any) -> None:
-    try:
-        if connection.is_connected():
-            connection.disconnect()
-        else:
-            connection.transport.stop()
-    except Exception:
-        logger.debug("error while closing a stomp connection", exc_info=True)

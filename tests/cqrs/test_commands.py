@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import io
 import json
+import re
 import sys
 from decimal import Decimal
 
@@ -62,7 +63,8 @@ def run(name, *args, stdin=None, monkeypatch=None):
 def test_every_command_explains_itself_with_an_example(name, capsys):
     with pytest.raises(SystemExit):
         call_command(name, "--help")
-    assert "Example" in capsys.readouterr().out
+    text = " ".join(capsys.readouterr().out.split())
+    assert re.search(r"Examples?: python manage.py ", text) and f"manage.py {name}" in text, text
 
 
 def test_bulk_dump_and_load_round_trip(quiet, tmp_path):
@@ -122,9 +124,15 @@ def test_bulk_load_reports_bad_lines(tmp_path):
         'product\n{"id": 1, "name": "ok", "price": "1", "cqrs_revision": 0, '
         '"cqrs_updated": "2026-01-01 00:00:00+00:00"}\nnot json\n{"id": 2}'
     )
-    with pytest.raises(SystemExit):
-        run("cqrs_bulk_load", "-i", str(dump))
+    err = io.StringIO()
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("cqrs_bulk_load", "-i", str(dump), stderr=err)
+    assert exit_info.value.code == 1
     assert ProductRef.objects.filter(pk=1).exists()
+    lines = err.getvalue().splitlines()
+    assert any(line.startswith("Line 3: can't be parsed") for line in lines), lines
+    assert any(line.startswith("Line 4:") for line in lines), lines
+    assert "Done! 1 row(s) loaded, 2 failed." in lines
 
 
 def test_cqrs_sync_without_filter_sends_every_row(broker, cqrs_settings):
@@ -162,7 +170,10 @@ def test_diff_pipeline_resyncs_drifted_rows(broker, cqrs_settings, monkeypatch):
     replica_out, replica_err = run("cqrs_diff_replica", stdin=master_out, monkeypatch=monkeypatch)
     assert "PK to resync" in replica_err
     assert replica_out.splitlines()[0].endswith("," + cqrs_settings["queue"])
-    run("cqrs_diff_sync", stdin=replica_out, monkeypatch=monkeypatch)
+    _, sync_err = run("cqrs_diff_sync", "--progress", stdin=replica_out, monkeypatch=monkeypatch)
+    # The total is not known in advance (the pks arrive on stdin): no percentage, no ETA.
+    assert "2 rows," in sync_err and "%" not in sync_err and "ETA" not in sync_err
+    assert "Done! 2 instance(s) synced." in sync_err
     drain(
         lambda: (
             ProductRef.objects.filter(pk=products[1].pk, name="d1").exists()

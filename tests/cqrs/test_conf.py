@@ -31,6 +31,15 @@ def test_unknown_keys_and_wrong_types_are_reported(settings):
     assert {"messaging.E004", "messaging.E005"} <= _ids(messages)
 
 
+def test_both_spellings_of_the_delay_queue_size_are_accepted(settings):
+    """django-cqrs reads ``delay_queue_max_size`` and documents ``CQRS_DELAY_QUEUE_MAX_SIZE``;
+    neither is needed here (delays are broker-side) and neither is reported."""
+    _with_cqrs(settings, replica={"delay_queue_max_size": 50, "CQRS_DELAY_QUEUE_MAX_SIZE": 50})
+    assert not _ids(checks.run_checks())
+    _with_cqrs(settings, replica={"CQRS_DELAY_QUEUE_MAX_SIZE": "big"})
+    assert "messaging.E005" in _ids(checks.run_checks())
+
+
 def test_replica_service_needs_a_queue_and_a_real_transport(settings):
     _with_cqrs(settings, queue=None, transport="no.such.Transport")
     assert {"messaging.E301", "messaging.E303"} <= _ids(checks.run_checks())

@@ -85,6 +85,13 @@ REPLICA = {
         validate=_positive_or_none,
         help="accepted for compatibility; delays are broker-side",
     ),
+    # The spelling django-cqrs documents (its code reads only delay_queue_max_size).
+    "CQRS_DELAY_QUEUE_MAX_SIZE": Setting(
+        None,
+        (int, type(None)),
+        validate=_positive_or_none,
+        help="accepted for compatibility; delays are broker-side",
+    ),
     "dead_letter_queue": Setting(None, str, help="default: 'dead_letter_' + queue"),
     "dead_message_ttl": Setting(
         864000, (int, type(None)), validate=_positive_or_none, help="seconds; None: keep"

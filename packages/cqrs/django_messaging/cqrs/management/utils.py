@@ -52,9 +52,10 @@ def batch_values(
 
 
 class Progress:
-    """``done/total (pct) rate/s ETA`` lines on stderr, at most one per batch."""
+    """``done/total (pct) rate/s ETA`` lines on stderr, at most one per batch; ``done, rate/s``
+    when the total is not known in advance (``total=None``, e.g. a pipeline read from stdin)."""
 
-    def __init__(self, total: int, stream: Any, enabled: bool = True) -> None:
+    def __init__(self, total: int | None, stream: Any, enabled: bool = True) -> None:
         self.total = total
         self.stream = stream
         self.enabled = enabled
@@ -67,12 +68,14 @@ class Progress:
             return
         elapsed = time.monotonic() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        left = self.total - self.done
-        eta = f"{left / rate:.0f}s" if rate > 0 else "n/a"
-        percent = 100.0 * self.done / self.total if self.total else 100.0
-        self.stream.write(
-            f"{self.done}/{self.total} ({percent:.1f}%), {rate:.0f} rows/s, ETA {eta}\n"
-        )
+        if self.total is None:
+            line = f"{self.done} rows, {rate:.0f} rows/s"
+        else:
+            left = self.total - self.done
+            eta = f"{left / rate:.0f}s" if rate > 0 else "n/a"
+            percent = 100.0 * self.done / self.total if self.total else 100.0
+            line = f"{self.done}/{self.total} ({percent:.1f}%), {rate:.0f} rows/s, ETA {eta}"
+        self.stream.write(line + "\n")
         self.stream.flush()
 
 

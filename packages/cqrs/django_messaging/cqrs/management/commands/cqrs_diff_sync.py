@@ -31,7 +31,7 @@ class Command(BaseCommand):
         model = master_model(parts[0])
         queue = None if parts[-1] in (NO_QUEUE, "") or len(parts) < 3 else parts[-1]
         loads = get_serializer("json").loads
-        progress = Progress(0, self.stderr, options["progress"])
+        progress = Progress(None, self.stderr, options["progress"])
         sent = 0
         for line in sys.stdin:
             line = line.strip()

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.db.models.deletion import Collector
 
 from django_messaging.core import suppress
 from django_messaging.cqrs.constants import SignalType
@@ -19,6 +20,7 @@ from tests.project.cqrs_app.models import (
     Chosen,
     Filtered,
     Product,
+    ProductRef,
     Publisher,
     RawBase,
     RawProxy,
@@ -179,6 +181,25 @@ def test_raw_master_mixin_with_proxy(produced):
     assert MasterRegistry.models["raw_base"] is RawBase
     RawProxy.objects.create(name="via proxy")
     assert produced[0].cqrs_id == "raw_base"
+
+
+def test_a_proxy_deletes_as_its_master(produced):
+    row = RawProxy.objects.create(name="gone")
+    pk = row.pk
+    produced.clear()
+    row.delete()
+    assert [(p.signal_type, p.cqrs_id, p.pk) for p in produced] == [
+        (SignalType.DELETE, "raw_base", pk)
+    ]
+
+
+def test_models_that_are_not_masters_keep_fast_delete():
+    """Handlers connected for every sender would make Django fetch every row of every model
+    before deleting it (``Collector.can_fast_delete`` is false when post_delete has listeners)."""
+    collector = Collector(using="default", origin=None)
+    assert collector.can_fast_delete(ProductRef.objects.all())  # a replica: no handlers
+    assert not collector.can_fast_delete(Product.objects.all())
+    assert not collector.can_fast_delete(RawProxy.objects.all())
 
 
 def test_meta_and_correlation_functions(produced, settings):

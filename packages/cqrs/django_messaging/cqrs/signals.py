@@ -39,23 +39,24 @@ class MasterSignals:
 
     @classmethod
     def register_model(cls, model_cls: Any) -> None:
-        """Connect the handlers (once; proxies and subclasses of ``model_cls`` are covered)."""
+        """Connect the handlers for ``model_cls`` and its proxies only (a proxy defined later is
+        connected when Django prepares it), so other models keep Django's fast delete."""
         model_cls._cqrs_master_registered = True
-        signals.post_save.connect(cls.post_save, dispatch_uid="django_messaging.cqrs.post_save")
+        uid = f"django_messaging.cqrs.{model_cls._meta.label_lower}"
+        signals.post_save.connect(cls.post_save, sender=model_cls, dispatch_uid=f"{uid}.save")
         signals.post_delete.connect(
-            cls.post_delete, dispatch_uid="django_messaging.cqrs.post_delete"
+            cls.post_delete, sender=model_cls, dispatch_uid=f"{uid}.delete"
         )
         post_bulk_create.connect(
-            cls.post_bulk_create, dispatch_uid="django_messaging.cqrs.post_bulk_create"
+            cls.post_bulk_create, sender=model_cls, dispatch_uid=f"{uid}.bulk_create"
         )
-        post_update.connect(
-            cls.post_bulk_update, dispatch_uid="django_messaging.cqrs.post_bulk_update"
-        )
+        post_update.connect(cls.post_bulk_update, sender=model_cls, dispatch_uid=f"{uid}.update")
+        for subclass in model_cls.__subclasses__():
+            if subclass._meta.proxy:
+                cls.register_model(subclass)
 
     @classmethod
     def post_save(cls, sender: Any, **kwargs: Any) -> None:
-        if not getattr(sender, "_cqrs_master_registered", False):
-            return
         instance = kwargs["instance"]
         staged_id = instance.__dict__.pop(staging.STAGED_ID, None)
         if staged_id is not None:
@@ -83,8 +84,6 @@ class MasterSignals:
 
     @classmethod
     def post_delete(cls, sender: Any, **kwargs: Any) -> None:
-        if not getattr(sender, "_cqrs_master_registered", False):
-            return
         instance = kwargs["instance"]
         if not _produces(instance):
             return
@@ -127,6 +126,15 @@ class MasterSignals:
     def post_bulk_update(cls, sender: Any, **kwargs: Any) -> None:
         for instance in kwargs["instances"]:
             cls.post_save(sender, instance=instance, using=kwargs.get("using"), created=False)
+
+
+def _connect_proxy(sender: Any, **kwargs: Any) -> None:
+    """A proxy of a master model sends signals as itself: connect the handlers for it too."""
+    if sender._meta.proxy and getattr(sender, "_cqrs_master_registered", False):
+        MasterSignals.register_model(sender)
+
+
+signals.class_prepared.connect(_connect_proxy, dispatch_uid="django_messaging.cqrs.proxies")
 
 
 def _stage_save(instance: Any, using: str, queue: str | None) -> None:

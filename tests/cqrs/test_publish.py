@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction  # connection: read by a skipif
 
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, db_env, queue_depth
-from tests.project.cqrs_app.models import Product
+from tests.project.cqrs_app.models import Author, Product, Publisher
+from tests.project.cqrs_app.serializers import AuthorSerializer
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -65,8 +66,9 @@ def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broke
 
 KILL_AFTER_COMMIT = """
 import os, signal
-from django.db import transaction
-from tests.project.cqrs_app.models import Product
+from django.db import connection, transaction  # connection: read by a skipif
+from tests.project.cqrs_app.models import Author, Product, Publisher
+from tests.project.cqrs_app.serializers import AuthorSerializer
 with transaction.atomic():
     # Runs right after the commit, before the hook that publishes: the process dies there.
     transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
@@ -110,6 +112,85 @@ def test_pipelined_confirms_deliver_everything(broker, cqrs_settings):
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 50
     assert not PendingMessage.objects.exists()
+
+
+def _messages(broker, queue):
+    bodies = []
+    while True:
+        _method, _props, body = broker.basic_get(queue, auto_ack=True)
+        if body is None:
+            return bodies
+        bodies.append(json.loads(body))
+
+
+def test_a_serializer_reads_related_rows_as_committed(broker, cqrs_settings):
+    """The message of a serializer model describes the committed transaction, as in django-cqrs,
+    even when related rows change after the instance's last save."""
+    publisher = Publisher.objects.create(name="before")
+    with transaction.atomic():
+        author = Author.objects.create(name="a", publisher=publisher)
+        publisher.name = "after"
+        publisher.save()
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert message["instance_data"]["publisher"] == {"id": publisher.pk, "name": "after"}
+    assert message["instance_pk"] == author.pk
+    assert not PendingMessage.objects.exists()
+
+
+@pytest.fixture
+def broken_serializer(monkeypatch):
+    def fail(self):
+        raise ValueError("serializer bug")
+
+    monkeypatch.setattr(AuthorSerializer, "data", property(fail))
+    return monkeypatch
+
+
+def test_a_failing_serializer_fails_the_transaction(broker, cqrs_settings, broken_serializer):
+    """django-cqrs logs the error after the commit and the change is never sent."""
+    with pytest.raises(ValueError, match="serializer bug"), transaction.atomic():
+        Author.objects.create(name="never")
+    assert not Author.objects.exists()
+    assert not PendingMessage.objects.exists()
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(
+            "outbox",
+            marks=pytest.mark.skipif(
+                "connection.vendor != 'postgresql'",
+                reason="elsewhere the save and its message share a transaction, which fails",
+            ),
+            id="outbox-own-statement",
+        ),
+        "each",
+    ],
+)
+def test_a_failing_serializer_after_the_commit_keeps_the_change(
+    mode, broker, cqrs_settings, broken_serializer, caplog
+):
+    """When the save is committed before the message is built (by its own statement, or with
+    confirms awaited after the commit) the message stays stored, is retried, and goes once
+    the serializer works."""
+    cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
+    author = Author.objects.create(name="kept")
+    assert "serialization failed" in caplog.text
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+    stored = PendingMessage.objects.get()
+    assert (stored.cqrs_id, stored.instance_pk, stored.body) == ("author", str(author.pk), "")
+    cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode, "CQRS_OUTBOX_GRACE": 0}
+    assert producer.flush_pending() == 0  # still failing: the row stays, with the error
+    stored = PendingMessage.objects.get()
+    assert stored.attempts >= 1 and "serializer bug" in stored.last_error
+    broken_serializer.undo()
+    assert producer.flush_pending() == 1
+    assert not PendingMessage.objects.exists()
+    (message,) = _messages(broker, cqrs_settings["queue"])
+    assert message["instance_data"]["name"] == "kept"
 
 
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):

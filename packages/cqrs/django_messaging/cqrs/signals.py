@@ -142,10 +142,13 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
 
     The first save of the instance in the transaction stores the row and registers the publish;
     later saves in the same transaction rewrite the row, so the message carries the last state.
+    A serializer that fails here fails the save (and its transaction): nothing goes unsent.
     """
     holder: list[TransportPayload] | None = instance.__dict__.get("_cqrs_outbox")
     initial = instance.is_initial_cqrs_save or holder is None
-    payload = build_save_payload(instance, using, False, queue, instance.get_tracked_fields_data())
+    payload = build_save_payload(
+        instance, using, False, queue, instance.get_tracked_fields_data(), strict=True
+    )
     if payload is None:
         return
     if not initial:
@@ -161,9 +164,22 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     def publish() -> None:
         instance.reset_cqrs_saves_count()
         instance.__dict__.pop("_cqrs_outbox", None)
-        producer.publish_staged(holder[0], using)
+        producer.publish_staged(_as_committed(instance, using, holder[0]), using)
 
     transaction.on_commit(publish, using=using)
+
+
+def _as_committed(instance: Any, using: str, stored: TransportPayload) -> TransportPayload:
+    """A ``CQRS_SERIALIZER`` reads related rows, which the transaction may have changed after
+    the instance's last save: serialize it again as committed (the stored row follows)."""
+    if not type(instance).CQRS_SERIALIZER:
+        return stored
+    fresh = build_save_payload(instance, using, False, stored.queue, stored.previous_data)
+    if fresh is None or fresh.instance_data == stored.instance_data:
+        return stored
+    fresh.outbox_id = stored.outbox_id
+    producer.stage(fresh, using)
+    return fresh
 
 
 def _publish_stored_save(instance: Any, using: str, staged_id: int) -> None:
@@ -171,9 +187,19 @@ def _publish_stored_save(instance: Any, using: str, staged_id: int) -> None:
     payload = None
     if _produces(instance) and instance.is_sync_instance():
         instance.reset_cqrs_saves_count()
-        payload = build_save_payload(
-            instance, using, False, None, instance.get_tracked_fields_data()
-        )
+        try:
+            payload = build_save_payload(
+                instance, using, False, None, instance.get_tracked_fields_data(), strict=True
+            )
+        except Exception:
+            # The change is committed and its message row stays: it is built again from the
+            # row once CQRS_OUTBOX_GRACE has passed (cqrs_pending, or the next publish).
+            logger.exception(
+                "cqrs_id=%s pk=%s: serialization failed; the message stays stored",
+                instance.CQRS_ID,
+                instance.pk,
+            )
+            return
     if payload is None:
         producer.discard(staged_id, using)
         return
@@ -185,14 +211,26 @@ def _produce_save(
     instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
 ) -> None:
     instance.reset_cqrs_saves_count()
-    payload = build_save_payload(instance, using, sync, queue, previous)
+    try:
+        payload = build_save_payload(instance, using, sync, queue, previous, strict=not sync)
+    except Exception as exc:
+        producer.store_unbuilt(instance, using, exc)
+        return
     if payload is not None:
         producer.produce(payload, using=using)
 
 
 def build_save_payload(
-    instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
+    instance: Any,
+    using: str,
+    sync: bool,
+    queue: str | None,
+    previous: dict | None,
+    *,
+    strict: bool = False,
 ) -> TransportPayload | None:
+    """The SAVE (or SYNC) message of ``instance``; None when its row is gone. A failing
+    serializer raises with ``strict``, otherwise it is logged and nothing is sent."""
     model = type(instance)
     try:
         data = instance.to_cqrs_dict(using=using, sync=sync)
@@ -204,6 +242,8 @@ def build_save_payload(
         )
         return None
     except Exception:
+        if strict:
+            raise
         logger.exception(
             "cqrs_id=%s pk=%s: serialization failed; not published", model.CQRS_ID, instance.pk
         )

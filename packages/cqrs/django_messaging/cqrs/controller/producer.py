@@ -243,6 +243,29 @@ def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
     _maybe_pending[using] = True
 
 
+def store_unbuilt(instance: Any, using: str, exc: BaseException) -> None:
+    """Keep a saved change whose message could not be built (a failing ``CQRS_SERIALIZER``):
+    a row without a body, built again from the instance by :func:`flush_pending`."""
+    from django_messaging.cqrs.models import PendingMessage
+
+    logger.error(
+        "cqrs_id=%s pk=%s: serialization failed (%s: %s); the change is stored to send later",
+        instance.CQRS_ID,
+        instance.pk,
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    PendingMessage.objects.using(using).create(
+        cqrs_id=instance.CQRS_ID,
+        signal_type="SAVE",
+        instance_pk=str(instance.pk),
+        body="",
+        last_error=f"{type(exc).__name__}: {exc}"[:2000],
+    )
+    _maybe_pending[using] = True
+
+
 def flush_pending(using: str = "default", limit: int | None = None) -> int:
     """Publish stored messages oldest first; stop at the first failure. Returns how many went."""
     from django_messaging.cqrs.models import PendingMessage
@@ -253,6 +276,7 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
     try:
         batch = limit or master_setting("CQRS_PENDING_FLUSH_BATCH")
         serializer = get_serializer("json")
+        unbuildable: list[int] = []  # rows whose serializer fails: tried once per flush
         while True:
             try:
                 with transaction.atomic(using=using):
@@ -262,12 +286,15 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     qs = (
                         PendingMessage.objects.using(using)
                         .filter(Q(attempts__gt=0) | Q(created__lt=timezone.now() - grace))
+                        .exclude(pk__in=unbuildable)
                         .order_by("id")
                     )
                     if connections[using].features.has_select_for_update_skip_locked:
                         qs = qs.select_for_update(skip_locked=True)
                     rows = list(qs[:batch])
                     if not rows:
+                        # Unbuildable rows wait for cqrs_pending (or a new process): trying them
+                        # after every publish would cost each save a query and a traceback.
                         _maybe_pending[using] = False
                         return sent
                     done: list[int] = []
@@ -280,7 +307,23 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                         else:
                             # Stored by a save's own statement in a process that died before
                             # the broker confirmed it: send the instance as it is now.
-                            payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
+                            try:
+                                payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
+                            except Exception as exc:
+                                # A failing serializer: the row stays, with the error, for
+                                # cqrs_pending and the admin to show.
+                                logger.exception(
+                                    "cqrs_id=%s pk=%s: serialization failed; the message "
+                                    "stays stored",
+                                    row.cqrs_id,
+                                    row.instance_pk,
+                                )
+                                PendingMessage.objects.using(using).filter(pk=row.pk).update(
+                                    attempts=row.attempts + 1,
+                                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
+                                )
+                                unbuildable.append(row.pk)
+                                continue
                             if payload is None:
                                 dropped.append(row.pk)
                                 continue

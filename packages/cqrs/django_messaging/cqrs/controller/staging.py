@@ -219,7 +219,8 @@ def _message_params(model: Any, ops: Any) -> tuple:
 
 
 def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:
-    """The SAVE message for a staged row whose process died: the row's current state, or None."""
+    """The SAVE message for a staged row whose process died: the row's current state, or None
+    when the row is gone. A failing serializer raises."""
     from django_messaging.cqrs.registries import MasterRegistry
     from django_messaging.cqrs.signals import build_save_payload
 
@@ -235,4 +236,4 @@ def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:
         return None
     if not instance.is_sync_instance():
         return None
-    return build_save_payload(instance, using, sync=False, queue=None, previous=None)
+    return build_save_payload(instance, using, sync=False, queue=None, previous=None, strict=True)

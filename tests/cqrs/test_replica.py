@@ -5,11 +5,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import threading
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.db import connection  # noqa: F401  (read by a skipif condition)
+from django.db import connections, transaction
 from django.utils import timezone
 
 from django_messaging.cqrs.constants import SignalType
@@ -83,6 +85,43 @@ def test_late_save_never_resurrects_a_deleted_row(apply):
     assert Tombstone.objects.filter(cqrs_id="product", instance_pk="3").exists()
     apply(save(3, 4, "stale retry", at=T0 + dt.timedelta(seconds=5)))
     assert not ProductRef.objects.filter(pk=3).exists()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'", reason="concurrent writers")
+def test_a_delete_and_a_late_save_of_a_missing_row_side_by_side(apply):
+    """Two workers (``-w 2``): one applies the DELETE of a row this replica does not have yet,
+    the other the older SAVE that created it. No row exists for a row lock to order them."""
+    held, release, errors = threading.Event(), threading.Event(), []
+
+    def in_thread(work):
+        def run():
+            try:
+                work()
+            except BaseException as exc:  # reported by the assertion below
+                errors.append(exc)
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
+
+    def deleting():
+        with transaction.atomic():  # the worker's batch transaction, held open
+            apply(delete(7, 1, T0 + dt.timedelta(seconds=10)))
+            held.set()
+            release.wait(10)
+
+    deleter = in_thread(deleting)
+    assert held.wait(10)
+    saver = in_thread(lambda: apply(save(7, 0, "late")))
+    saver.join(1.0)  # it waits for the delete to commit
+    release.set()
+    deleter.join(10)
+    saver.join(10)
+    assert not errors
+    assert not ProductRef.objects.filter(pk=7).exists()
+    assert Tombstone.objects.filter(cqrs_id="product", instance_pk="7").exists()
 
 
 def test_a_row_recreated_after_the_delete_is_applied(apply):

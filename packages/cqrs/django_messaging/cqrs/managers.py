@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from typing import Any
 
@@ -72,6 +73,33 @@ def _locking(qs: models.QuerySet) -> models.QuerySet:
     if connections[qs.db].features.has_select_for_update:
         return qs.select_for_update()
     return qs
+
+
+def lock_instances(model: Any, db: str, pks: Any) -> None:
+    """Serialise, until the transaction ends, the workers that apply messages for the same
+    instances of ``model``. Row locks cannot do it for a row that does not exist yet: a DELETE
+    and an older SAVE of such a row, applied side by side, would leave the row and its
+    tombstone both. PostgreSQL only (advisory locks, taken in key order: no deadlock); SQLite
+    has one writer at a time anyway."""
+    connection = connections[db]
+    if connection.vendor != "postgresql":
+        return
+    to_python = model._meta.pk.to_python
+    keys = sorted(
+        {
+            int.from_bytes(
+                hashlib.blake2b(
+                    f"{model.CQRS_ID}:{to_python(pk)}".encode(), digest_size=8
+                ).digest(),
+                "big",
+                signed=True,
+            )
+            for pk in pks
+        }
+    )
+    if keys:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", [keys])
 
 
 def parse_updated(value: Any) -> Any:
@@ -176,6 +204,7 @@ class ReplicaManager(models.Manager):
         revision = mapped["cqrs_revision"]
         updated = parse_updated(mapped["cqrs_updated"])
         db = router.db_for_write(model)
+        lock_instances(model, db, [pk])
         instance = _locking(model._default_manager.db_manager(db).filter(pk=pk)).first()
         tomb = self._tombstone(db, pk)
         if tomb is not None:
@@ -259,6 +288,7 @@ class ReplicaManager(models.Manager):
         deleted_at = parse_updated(master_data.get("cqrs_updated")) or timezone.now()
         revision = master_data.get("cqrs_revision")
         db = router.db_for_write(model)
+        lock_instances(model, db, [pk])
         row = _locking(model._default_manager.db_manager(db).filter(pk=pk)).first()
         if row is not None:
             if row.cqrs_updated is not None and row.cqrs_updated > deleted_at:

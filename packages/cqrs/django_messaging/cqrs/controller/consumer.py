@@ -163,7 +163,7 @@ class _Row:
 
 def _apply_group(model: Any, items: list[tuple[int, TransportPayload]], results: list) -> None:
     """Apply ``items`` (all for ``model``) in the current transaction, in bulk."""
-    from django_messaging.cqrs.managers import parse_updated
+    from django_messaging.cqrs.managers import lock_instances, parse_updated
     from django_messaging.cqrs.models import Tombstone
 
     manager = model.cqrs
@@ -194,6 +194,7 @@ def _apply_group(model: Any, items: list[tuple[int, TransportPayload]], results:
     if not entries:
         return
     pks = {e[2] for e in entries}
+    lock_instances(model, db, pks)
     qs = model._default_manager.using(db).filter(pk__in=pks)
     if connections[db].features.has_select_for_update:
         qs = qs.select_for_update()

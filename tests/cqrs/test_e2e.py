@@ -18,7 +18,14 @@ from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, queue_depth
 from tests.helpers import wait_until
-from tests.project.cqrs_app.models import Poison, PoisonRef, Product, ProductRef
+from tests.project.cqrs_app.models import (
+    DirectOnly,
+    DirectOnlyRef,
+    Poison,
+    PoisonRef,
+    Product,
+    ProductRef,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -132,20 +139,43 @@ def test_poison_messages_end_in_the_dead_letter_queue(consumer, broker, cqrs_set
         routing_key=queue,
         body=b'{"signal_type":"SAVE","cqrs_id":"unknown","instance_data":{},"instance_pk":1}',
     )
-    Poison.objects.create(name="poison pill")
+    pill = Poison.objects.create(name="poison pill")
     good = Poison.objects.create(name="fine")
     dlq = f"dead_letter_{queue}"
     wait_until(lambda: queue_depth(broker, dlq) == 5, timeout=30, what="5 dead letters")
     assert PoisonRef.objects.filter(pk=good.pk).exists()
-    bodies = []
-    for _ in range(5):
+    pill.cqrs_sync(queue=queue)  # a direct SYNC that fails too
+    wait_until(lambda: queue_depth(broker, dlq) == 6, timeout=30, what="6 dead letters")
+    letters = []
+    for _ in range(6):
         _method, props, body = broker.basic_get(dlq, auto_ack=True)
-        bodies.append(body)
+        letters.append((props.headers, body))
         assert props.headers["x-cqrs-error"]
-    pill = next(json.loads(b) for b in bodies if b"poison pill" in b)
-    assert pill["retries"] == 2  # MESSAGING_CQRS_MAX_RETRIES in the test settings
+    saved = next(json.loads(b) for h, b in letters if b"poison pill" in b and b'"SAVE"' in b)
+    assert saved["retries"] == 2  # MESSAGING_CQRS_MAX_RETRIES in the test settings
+    # The direct SYNC keeps its queue, so that `cqrs_dead_letters retry` sends it back as direct.
+    (synced,) = [h for h, b in letters if b'"SYNC"' in b]
+    assert synced["x-cqrs-queue"] == queue
     assert queue_depth(broker, queue) == 0
     assert replica.proc.poll() is None
+    assert replica.terminate() == 0
+
+
+def test_only_direct_syncs_over_the_wire(consumer, cqrs_settings):
+    """``CQRS_ONLY_DIRECT_SYNCS``: the replica process recognises a SYNC sent to its queue (by
+    its routing key) and ignores a broadcast one (django-cqrs ignored both)."""
+    replica = consumer(workers=1)
+    row = DirectOnly.objects.create(name="v1")
+    wait_until(lambda: DirectOnlyRef.objects.filter(pk=row.pk, name="v1").exists(), what="row")
+    DirectOnlyRef.objects.filter(pk=row.pk).update(name="drifted")
+    assert row.cqrs_sync() is True
+    marker = Product.objects.create(name="after the broadcast sync")
+    wait_until(lambda: ProductRef.objects.filter(pk=marker.pk).exists(), what="the marker")
+    assert DirectOnlyRef.objects.get(pk=row.pk).name == "drifted"
+    assert row.cqrs_sync(queue=cqrs_settings["queue"]) is True
+    wait_until(
+        lambda: DirectOnlyRef.objects.filter(pk=row.pk, name="v1").exists(), what="direct sync"
+    )
     assert replica.terminate() == 0
 
 

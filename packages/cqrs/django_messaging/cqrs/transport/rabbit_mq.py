@@ -815,12 +815,15 @@ class RabbitMQConsumer(Worker):
             self.delay_queues.add(delay_queue)
         self._send("", delay_queue, encode(payload), headers)
 
-    def _dead_letter_raw(self, body: bytes, reason: str) -> None:
+    def _dead_letter_raw(self, body: bytes, reason: str, queue: str | None = None) -> None:
         # Straight into the queue (default exchange): routable whatever the CQRS_ID.
         ttl = replica_setting("dead_message_ttl")
         expiration = int(ttl) * 1000 if ttl else None
-        self._send("", dead_letter_queue(), body, {ERROR_HEADER: reason[:500]}, expiration)
+        headers = {ERROR_HEADER: reason[:500]}
+        if queue:  # a direct SYNC stays direct when cqrs_dead_letters retries it
+            headers[QUEUE_HEADER] = queue
+        self._send("", dead_letter_queue(), body, headers, expiration)
 
     def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
         payload.is_dead_letter = True
-        self._dead_letter_raw(encode(payload), reason)
+        self._dead_letter_raw(encode(payload), reason, payload.queue)

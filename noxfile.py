@@ -88,6 +88,17 @@ def faults(session: nox.Session) -> None:
         env=env,
         success_codes=[0, 5],
     )
+    # CQRS masters and replicas on SQLite too (one file shared by the processes).
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "broker_restart",
+        *(session.posargs or ["tests/cqrs"]),
+        env={"MESSAGING_TEST_DB": "sqlite", "MESSAGING_TEST_DB_NAME": "messaging_faults"},
+        success_codes=[0, 5],
+    )
 
 
 @nox.session

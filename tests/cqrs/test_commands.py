@@ -86,7 +86,8 @@ def test_bulk_dump_and_load_round_trip(quiet, tmp_path):
     assert [json.loads(line)["id"] for line in lines[1:]] == [p.pk for p in products]
     with pytest.raises(CommandError, match="exists"):
         run("cqrs_bulk_dump", "--cqrs-id=product", "-o", str(dump))
-    run("cqrs_bulk_load", "-i", str(dump), "-b", "4")
+    _, err = run("cqrs_bulk_load", "-i", str(dump), "-b", "4", "--progress")
+    assert "4/7 (57.1%)" in err and "7/7 (100.0%)" in err
     rows = {r.pk: r for r in ProductRef.objects.all()}
     assert len(rows) == 7
     assert rows[products[3].pk].price == Decimal("3.125")

@@ -10,7 +10,7 @@ from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.controller.consumer import consume_batch
 from django_messaging.cqrs.dataclasses import TransportPayload
-from django_messaging.cqrs.management.utils import replica_model
+from django_messaging.cqrs.management.utils import Progress, replica_model
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
             "--clear", "-c", action="store_true", help="delete all replica rows first"
         )
         parser.add_argument("--batch", "-b", type=int, default=10000, help="rows per transaction")
+        parser.add_argument("--progress", "-p", action="store_true", help="progress on stderr")
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = options["input"]
@@ -35,12 +36,12 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"File {path} can't be opened: {exc}") from exc
         try:
-            self._load(stream, options)
+            self._load(stream, options, None if stream is sys.stdin else _count_rows(path))
         finally:
             if stream is not sys.stdin:
                 stream.close()
 
-    def _load(self, stream: Any, options: dict[str, Any]) -> None:
+    def _load(self, stream: Any, options: dict[str, Any], total: int | None) -> None:
         first = stream.readline().strip()
         if not first:
             raise CommandError("The dump is empty: its first line must be the CQRS_ID.")
@@ -51,6 +52,7 @@ class Command(BaseCommand):
                 deleted = model._default_manager.using(db).all().delete()[0]
             self.stderr.write(f"Cleared {deleted} row(s).")
         serializer = get_serializer("json")
+        progress = Progress(total, self.stderr, options["progress"])
         loaded = failed = 0
         batch: list[tuple[int, TransportPayload]] = []
 
@@ -65,6 +67,7 @@ class Command(BaseCommand):
                 else:
                     failed += 1
                     self.stderr.write(f"Line {line_no}: {error}")
+            progress.add(len(batch))
             batch.clear()
 
         for line_no, line in enumerate(stream, start=2):
@@ -73,9 +76,10 @@ class Command(BaseCommand):
                 continue
             try:
                 data = serializer.loads(line)
-                pk = data[model._meta.pk.name] if isinstance(data, dict) else None
-                if pk is None:
-                    pk = data.get("id") if isinstance(data, dict) else None
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+                # The master's field names: its pk is "id" unless CQRS_MAPPING renames it.
+                pk = data.get("id", data.get(model._meta.pk.name))
                 payload = TransportPayload(SignalType.SAVE, first, data, pk)
             except Exception as exc:
                 failed += 1
@@ -88,3 +92,12 @@ class Command(BaseCommand):
         self.stderr.write(f"Done! {loaded} row(s) loaded, {failed} failed.")
         if failed:
             sys.exit(1)
+
+
+def _count_rows(path: str) -> int | None:
+    """Rows in a dump file (its lines but the first), for the progress lines."""
+    try:
+        with open(path, "rb") as dump:
+            return max(sum(1 for line in dump if line.strip()) - 1, 0)
+    except OSError:
+        return None

@@ -8,7 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from django.db import connection, transaction  # connection: read by a skipif
+from django.db import (
+    connection,  # noqa: F401  (read by a skipif condition)
+    transaction,
+)
 
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage

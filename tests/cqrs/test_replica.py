@@ -10,8 +10,11 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection  # noqa: F401  (read by a skipif condition)
-from django.db import connections, transaction
+from django.db import (
+    connection,  # noqa: F401  (read by a skipif condition)
+    connections,
+    transaction,
+)
 from django.utils import timezone
 
 from django_messaging.cqrs.constants import SignalType

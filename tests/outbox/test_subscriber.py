@@ -11,8 +11,8 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
 from django_messaging.outbox import factories
+from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
 from django_messaging.outbox.factories import factory_producer
 from django_messaging.outbox.models import Received
 from tests.outbox import callbacks

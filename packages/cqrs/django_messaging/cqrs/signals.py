@@ -44,9 +44,7 @@ class MasterSignals:
         model_cls._cqrs_master_registered = True
         uid = f"django_messaging.cqrs.{model_cls._meta.label_lower}"
         signals.post_save.connect(cls.post_save, sender=model_cls, dispatch_uid=f"{uid}.save")
-        signals.post_delete.connect(
-            cls.post_delete, sender=model_cls, dispatch_uid=f"{uid}.delete"
-        )
+        signals.post_delete.connect(cls.post_delete, sender=model_cls, dispatch_uid=f"{uid}.delete")
         post_bulk_create.connect(
             cls.post_bulk_create, sender=model_cls, dispatch_uid=f"{uid}.bulk_create"
         )

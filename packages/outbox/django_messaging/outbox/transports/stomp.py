@@ -263,4 +263,3 @@ class _FrameWriter:
                 pending, size = [], 0
         if pending:
             self.transport.send(b"".join(pending))
-

@@ -59,7 +59,11 @@ def _delete_topology(url: str, exchange: str, queue: str) -> None:
         return
     try:
         channel = conn.channel()
-        for name in (queue, f"dead_letter_{queue}", *(f"{queue}.delay.{ms}" for ms in (0, 200, 3000))):
+        for name in (
+            queue,
+            f"dead_letter_{queue}",
+            *(f"{queue}.delay.{ms}" for ms in (0, 200, 3000)),
+        ):
             channel.queue_delete(queue=name)
         channel.exchange_delete(exchange=exchange)
         conn.close()

@@ -8,11 +8,15 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
+from django.db.models import signals
 from django.db.models.deletion import Collector
 
 from django_messaging.core import suppress
 from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.metas import MasterMeta
 from django_messaging.cqrs.registries import MasterRegistry
+from django_messaging.cqrs.signals import post_bulk_create, post_update
+from django_messaging.cqrs.tracker import CQRSTracker
 from django_messaging.cqrs.transport import TransportMock
 from django_messaging.cqrs.transport.rabbit_mq import encode
 from tests.project.cqrs_app.models import (
@@ -132,6 +136,88 @@ def test_delete_payload(produced):
     assert payload.instance_data["id"] == pk
     assert payload.instance_data["cqrs_revision"] == 1
     assert payload.pk == pk
+
+
+def test_custom_delete_data_travels_with_the_delete(produced, monkeypatch):
+    monkeypatch.setattr(
+        Product, "get_custom_cqrs_delete_data", lambda self: {"reason": f"sold {self.name}"}
+    )
+    product = Product.objects.create(name="lamp")
+    product.delete()
+    assert produced[-1].instance_data["custom"] == {"reason": "sold lamp"}
+
+
+def test_relate_cqrs_serialization_saves_the_serializer_its_queries(
+    produced, django_assert_num_queries
+):
+    author = Author.objects.create(name="a", publisher=Publisher.objects.create(name="p"))
+    with django_assert_num_queries(1):  # the publisher comes with the author (select_related)
+        data = author.to_cqrs_dict()
+    assert data["publisher"]["name"] == "p"
+
+
+def test_bulk_signals_reach_receivers(produced):
+    received = []
+
+    def receiver(sender, instances, using, **kwargs):
+        received.append((sender, [i.name for i in instances], using))
+
+    post_bulk_create.connect(receiver, sender=Product)
+    post_update.connect(receiver, sender=Product)
+    try:
+        Product.cqrs.bulk_create([Product(name="x"), Product(name="y")])
+        Product.cqrs.bulk_update(Product.objects.filter(name="x"), name="z")
+    finally:
+        post_bulk_create.disconnect(receiver, sender=Product)
+        post_update.disconnect(receiver, sender=Product)
+    assert [(sender, names) for sender, names, _ in received] == [
+        (Product, ["x", "y"]),
+        (Product, ["z"]),
+    ]
+
+
+def test_tracking_all_fields_tracks_every_field_but_the_revision_pair(monkeypatch):
+    monkeypatch.setattr(UuidItem, "CQRS_TRACKED_FIELDS", "__all__")
+    tracker = CQRSTracker(UuidItem)
+    try:
+        names = [f.name for f in tracker.fields]
+        item = UuidItem.objects.create(name="before")
+        item = UuidItem.objects.get(pk=item.pk)
+        item.name = "after"
+        changed = tracker.changed(item)
+    finally:
+        signals.post_init.disconnect(tracker._on_init, sender=UuidItem)
+    assert "name" in names and "id" in names
+    assert "cqrs_revision" not in names and "cqrs_updated" not in names
+    assert changed == {"name": "before"}
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"CQRS_ID": None}, "CQRS_ID must be set"),
+        ({"CQRS_SERIALIZER": "x.Serializer", "CQRS_FIELDS": ["id"]}, "cannot be used together"),
+        ({"CQRS_FIELDS": "name"}, "must be '__all__' or a list"),
+        ({"CQRS_FIELDS": ["id", "id"]}, "duplicate"),
+        ({"CQRS_FIELDS": ["id", "nope"]}, "unknown fields"),
+        ({"CQRS_FIELDS": ["name"]}, "must include the primary key"),
+    ],
+)
+def test_master_registration_reports_bad_declarations(attrs, message):
+    declared = type("Declared", (), {**vars_of(Product), **attrs})
+    with pytest.raises(ValueError, match=message):
+        MasterMeta.register(declared)
+
+
+def vars_of(model):
+    """The class attributes MasterMeta.register reads, without defining another model."""
+    return {
+        "CQRS_ID": model.CQRS_ID,
+        "CQRS_FIELDS": model.CQRS_FIELDS,
+        "CQRS_SERIALIZER": model.CQRS_SERIALIZER,
+        "CQRS_TRACKED_FIELDS": None,
+        "_meta": model._meta,
+    }
 
 
 def test_cqrs_fields_and_uuid_pk(produced):

@@ -21,10 +21,12 @@ from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.controller.consumer import consume, consume_batch
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError
+from django_messaging.cqrs.metas import ReplicaMeta
 from django_messaging.cqrs.models import Tombstone
 from django_messaging.cqrs.transport import TransportMock
 from django_messaging.cqrs.transport.rabbit_mq import encode
 from tests.project.cqrs_app.models import (
+    AuditTrail,
     AuthorRef,
     ChosenRef,
     DirectOnlyRef,
@@ -137,6 +139,35 @@ def test_a_row_recreated_after_the_delete_is_applied(apply):
 def test_delete_older_than_the_row_keeps_it(apply):
     apply(save(5, 3, "new", at=T0 + dt.timedelta(seconds=30)), delete(5, 1, T0))
     assert ProductRef.objects.filter(pk=5).exists()
+
+
+def test_a_replica_that_is_not_a_model_gets_every_message():
+    AuditTrail.received = []
+    meta = {"origin": "test"}
+    payloads = [
+        TransportPayload(SignalType.SAVE, "audit_trail", {"id": 1}, 1, meta=meta),
+        TransportPayload(SignalType.SYNC, "audit_trail", {"id": 2}, 2, meta=meta),
+        TransportPayload(SignalType.DELETE, "audit_trail", {"id": 1}, 1, meta=meta),
+    ]
+    consume(payloads[0])
+    assert consume_batch(payloads[1:]) == [None, None]
+    assert AuditTrail.received == [("SAVE", 1, meta), ("SYNC", 2, meta), ("DELETE", 1, meta)]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        ({"CQRS_ID": None}, "CQRS_ID must be set"),
+        ({"CQRS_MAPPING": ["id"]}, "must be a dict"),
+        ({"CQRS_MAPPING": {"id": "id", "name": "id"}}, "two master fields to one field"),
+        ({"CQRS_MAPPING": {"id": "id", "x": "nope"}}, "unknown fields"),
+        ({"CQRS_MAPPING": {"name": "name"}}, "must map the primary key"),
+    ],
+)
+def test_replica_registration_reports_bad_declarations(attrs, message):
+    declared = type("Declared", (), {"CQRS_ID": "product", "_meta": ProductRef._meta, **attrs})
+    with pytest.raises(ValueError, match=message):
+        ReplicaMeta.register(declared)
 
 
 def test_payload_errors_are_reported_not_applied():

@@ -10,8 +10,13 @@ import uuid
 
 from django.db import models
 
-from django_messaging.cqrs.metas import MasterMeta
-from django_messaging.cqrs.mixins import MasterMixin, RawMasterMixin, ReplicaMixin
+from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
+from django_messaging.cqrs.mixins import (
+    MasterMixin,
+    RawMasterMixin,
+    RawReplicaMixin,
+    ReplicaMixin,
+)
 
 
 # -- masters -------------------------------------------------------------------------------
@@ -184,6 +189,27 @@ class DirectOnlyRef(ReplicaMixin):
 
     id = models.BigIntegerField(primary_key=True)
     name = models.CharField(max_length=200)
+
+
+class AuditTrail(RawReplicaMixin):
+    """A replica that is not a model (``CQRS_NO_DB_OPERATIONS``): it records what it is sent."""
+
+    CQRS_ID = "audit_trail"
+    CQRS_META = True
+    received: list = []
+
+    @classmethod
+    def cqrs_save(cls, master_data, previous_data=None, sync=False, meta=None):
+        cls.received.append(("SYNC" if sync else "SAVE", master_data["id"], meta))
+        return True
+
+    @classmethod
+    def cqrs_delete(cls, master_data, meta=None):
+        cls.received.append(("DELETE", master_data["id"], meta))
+        return True
+
+
+ReplicaMeta.register(AuditTrail)
 
 
 # -- wire compatibility with django-cqrs (tests/cqrs/test_compat.py) -----------------------------

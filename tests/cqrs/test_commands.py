@@ -6,8 +6,11 @@ import copy
 import datetime as dt
 import io
 import json
+import os
 import re
+import signal
 import sys
+import threading
 from decimal import Decimal
 
 import pytest
@@ -16,7 +19,7 @@ from django.core.management.base import CommandError
 from django.db import connection  # noqa: F401  (read by a skipif condition)
 
 from django_messaging.cqrs.models import PendingMessage
-from django_messaging.cqrs.transport import RabbitMQTransport
+from django_messaging.cqrs.transport import RabbitMQTransport, TransportMock
 from tests.cqrs.conftest import drain, queue_depth
 from tests.project.cqrs_app.models import Product, ProductRef, UuidItem, UuidItemRef
 
@@ -277,3 +280,30 @@ def test_postgres_json_lines_hold_the_same_values_as_the_python_path(quiet):
                 assert value == expected, name
             else:
                 assert field.to_python(value) == field.to_python(expected), name
+
+
+class CountingTransport(TransportMock):
+    """A custom transport whose consume() returns at once."""
+
+    calls: list[list[str] | None] = []
+
+    @staticmethod
+    def consume(cqrs_ids=None, **kwargs):
+        CountingTransport.calls.append(cqrs_ids)
+
+
+def test_cqrs_consume_runs_a_custom_transport_without_spinning(settings):
+    """A BaseTransport's consume() is called in a loop that stops on SIGTERM; one that returns
+    at once is called about once a second, not as fast as the CPU allows."""
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["transport"] = f"{__name__}.CountingTransport"
+    settings.MESSAGING = messaging
+    CountingTransport.calls = []
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        call_command("cqrs_consume", "--cqrs-id", "product")
+    finally:
+        timer.cancel()
+    assert CountingTransport.calls and len(CountingTransport.calls) <= 3
+    assert CountingTransport.calls[0] == ["product"]

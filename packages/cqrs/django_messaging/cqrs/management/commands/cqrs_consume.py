@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,12 +15,19 @@ from django_messaging.cqrs.transport import current_transport
 class _ConsumeWorker(Worker):
     """Runs a custom transport's blocking ``consume()`` (no graceful stop inside it)."""
 
+    #: Seconds between two calls of a ``consume()`` that returned at once, rather than a spin.
+    idle_pause = 1.0
+
     def __init__(self, transport: Any, cqrs_ids: list[str] | None) -> None:
         self.transport = transport
         self.cqrs_ids = cqrs_ids
 
     def run_once(self) -> None:
+        started = time.monotonic()
         self.transport.consume(cqrs_ids=self.cqrs_ids)
+        left = self.idle_pause - (time.monotonic() - started)
+        if left > 0:
+            time.sleep(left)
 
 
 class Command(BaseCommand):

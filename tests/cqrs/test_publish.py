@@ -196,6 +196,30 @@ def test_a_failing_serializer_after_the_commit_keeps_the_change(
     assert message["instance_data"]["name"] == "kept"
 
 
+@pytest.mark.parametrize("mode", ["outbox", "each", "pipelined"])
+def test_one_connection_serves_every_publish(mode, broker, cqrs_settings, monkeypatch):
+    """django-cqrs 2.8.1 opened a connection per message."""
+    import pika
+
+    from django_messaging.cqrs.transport import rabbit_mq
+
+    opened = []
+    real = pika.BlockingConnection
+
+    def counting(*args, **kwargs):
+        opened.append(args)
+        return real(*args, **kwargs)
+
+    cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
+    RabbitMQTransport.clean_connection()
+    monkeypatch.setattr(rabbit_mq.pika, "BlockingConnection", counting)
+    for i in range(20):
+        Product.objects.create(name=f"c{i}")
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert queue_depth(broker, cqrs_settings["queue"]) == 20
+    assert len(opened) == 1
+
+
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):
     caplog.set_level("INFO", logger="django_messaging.cqrs.transport.rabbit_mq")
     Product.objects.create(name="nobody listens")  # no queue bound on this test's exchange

@@ -76,29 +76,21 @@ def mariadb(session: nox.Session) -> None:
 def faults(session: nox.Session) -> None:
     """Tests that restart the shared RabbitMQ: run alone, before the other test sessions."""
     install_project(session)
-    env = {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": "messaging_faults"}
-    # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "broker_restart",
-        *session.posargs,
-        env=env,
-        success_codes=[0, 5],
-    )
-    # CQRS masters and replicas on SQLite too (one file shared by the processes).
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "broker_restart",
-        *(session.posargs or ["tests/cqrs"]),
-        env={"MESSAGING_TEST_DB": "sqlite", "MESSAGING_TEST_DB_NAME": "messaging_faults"},
-        success_codes=[0, 5],
-    )
+    # Everything on PostgreSQL; the CQRS master and replica processes on SQLite as well (one
+    # file shared by the processes).
+    for db, default_paths in (("postgres", []), ("sqlite", ["tests/cqrs"])):
+        env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": "messaging_faults"}
+        # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            "-m",
+            "broker_restart",
+            *(session.posargs or default_paths),
+            env=env,
+            success_codes=[0, 5],
+        )
 
 
 @nox.session

@@ -185,13 +185,19 @@ def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Calla
 __all__ = ["Consumer", "queue_depth", "wait_until"]
 
 
-def drain(until: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
-    """Run a consumer in this process until ``until()`` holds (or fail at the deadline)."""
+def drain(
+    until: Callable[[], Any],
+    timeout: float = 20.0,
+    what: str = "",
+    consumer_class: Any = None,
+) -> None:
+    """Run a consumer (default: ``RabbitMQConsumer``) in this process until ``until()`` holds
+    (or fail at the deadline)."""
     import time
 
     from django_messaging.cqrs.transport.rabbit_mq import RabbitMQConsumer
 
-    worker = RabbitMQConsumer()
+    worker = (consumer_class or RabbitMQConsumer)()
     worker.start()
     deadline = time.monotonic() + timeout
     try:
@@ -202,3 +208,15 @@ def drain(until: Callable[[], Any], timeout: float = 20.0, what: str = "") -> No
         pytest.fail(f"timed out after {timeout}s draining the queue for {what or until!r}")
     finally:
         worker.stop()
+
+
+def messages(channel: Any, queue: str) -> list[dict]:
+    """Take every message off ``queue``; their JSON bodies."""
+    import json
+
+    bodies = []
+    while True:
+        _method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if body is None:
+            return bodies
+        bodies.append(json.loads(body))

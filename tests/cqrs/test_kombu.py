@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from django_messaging.cqrs.transport.kombu import KombuConsumer, KombuTransport
-from tests.cqrs.conftest import queue_depth
+from tests.cqrs.conftest import drain, queue_depth
 from tests.project.cqrs_app.models import Poison, PoisonRef, Product, ProductRef
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,17 +21,7 @@ def kombu(cqrs_settings, broker):
 
 
 def drain_kombu(until, timeout=20.0):
-    worker = KombuConsumer()
-    worker.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            worker.run_once()
-            if until():
-                return
-        pytest.fail("timed out draining with the Kombu consumer")
-    finally:
-        worker.stop()
+    drain(until, timeout, "the Kombu consumer", consumer_class=KombuConsumer)
 
 
 def test_kombu_replicates_create_update_delete(kombu):

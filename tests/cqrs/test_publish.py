@@ -16,7 +16,7 @@ from django.db import (
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import ROOT, db_env, queue_depth
+from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Author, Product, Publisher
 from tests.project.cqrs_app.serializers import AuthorSerializer
 
@@ -117,15 +117,6 @@ def test_pipelined_confirms_deliver_everything(broker, cqrs_settings):
     assert not PendingMessage.objects.exists()
 
 
-def _messages(broker, queue):
-    bodies = []
-    while True:
-        _method, _props, body = broker.basic_get(queue, auto_ack=True)
-        if body is None:
-            return bodies
-        bodies.append(json.loads(body))
-
-
 def test_a_serializer_reads_related_rows_as_committed(broker, cqrs_settings):
     """The message of a serializer model describes the committed transaction, as in django-cqrs,
     even when related rows change after the instance's last save."""
@@ -135,7 +126,7 @@ def test_a_serializer_reads_related_rows_as_committed(broker, cqrs_settings):
         publisher.name = "after"
         publisher.save()
     assert RabbitMQTransport.wait_for_confirms() == 0
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_data"]["publisher"] == {"id": publisher.pk, "name": "after"}
     assert message["instance_pk"] == author.pk
     assert not PendingMessage.objects.exists()
@@ -192,7 +183,7 @@ def test_a_failing_serializer_after_the_commit_keeps_the_change(
     broken_serializer.undo()
     assert producer.flush_pending() == 1
     assert not PendingMessage.objects.exists()
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_data"]["name"] == "kept"
 
 

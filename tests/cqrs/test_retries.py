@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 
 import pika
 import pytest
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from django_messaging.cqrs.transport.kombu import KombuConsumer, KombuTransport
 from django_messaging.cqrs.transport.rabbit_mq import RabbitMQConsumer
-from tests.cqrs.conftest import queue_depth
+from tests.cqrs.conftest import drain, queue_depth
 from tests.project.cqrs_app.models import Poison, PoisonRef
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,20 +26,6 @@ def consumer_class(request, cqrs_settings, broker):
         cqrs_settings["transport"] = "django_messaging.cqrs.transport.KombuTransport"
     yield CONSUMERS[request.param]
     KombuTransport.clean_connection()
-
-
-def run_until(consumer_class, until, timeout=20.0):
-    worker = consumer_class()
-    worker.start()
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            worker.run_once()
-            if until():
-                return
-        pytest.fail(f"timed out waiting for {until!r}")
-    finally:
-        worker.stop()
 
 
 def test_a_failure_waits_in_a_delay_queue_then_follows_the_replica_hooks(
@@ -64,12 +49,12 @@ def test_a_failure_waits_in_a_delay_queue_then_follows_the_replica_hooks(
 
     # The first attempt fails and the worker stops: the message is in the delay queue, not
     # unacknowledged in the stopped worker (which would have put it back in the main queue).
-    run_until(consumer_class, delayed)
+    drain(delayed, consumer_class=consumer_class)
     channel = broker.connection.channel()  # the probe above may have closed the first one
     assert queue_depth(channel, queue) == 0
     assert queue_depth(channel, dlq) == 0
     # After the delay it is back in the main queue; one retry is all the hook allows.
-    run_until(consumer_class, lambda: queue_depth(channel, dlq) == 1, timeout=30)
+    drain(lambda: queue_depth(channel, dlq) == 1, timeout=30, consumer_class=consumer_class)
     _method, props, body = channel.basic_get(dlq, auto_ack=True)
     message = json.loads(body)
     assert message["retries"] == 1 and message["instance_data"]["name"] == "poison, retried once"
@@ -98,7 +83,7 @@ def test_an_expired_message_is_dead_lettered_not_applied(consumer_class, broker,
     }
     broker.basic_publish(exchange="", routing_key=queue, body=json.dumps(expired))
     dlq = f"dead_letter_{queue}"
-    run_until(consumer_class, lambda: queue_depth(broker, dlq) == 1)
+    drain(lambda: queue_depth(broker, dlq) == 1, consumer_class=consumer_class)
     _method, props, body = broker.basic_get(dlq, auto_ack=True)
     assert props.headers["x-cqrs-error"] == "expired"
     assert json.loads(body)["instance_pk"] == 71

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from django_messaging.core.suppression import suppress
 from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import ROOT, db_env, queue_depth
+from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Filtered, Product, UuidItem
 
 pytestmark = [
@@ -29,15 +28,6 @@ pytestmark = [
 ]
 
 
-def _messages(broker, queue: str) -> list[dict]:
-    bodies = []
-    while True:
-        _method, _props, body = broker.basic_get(queue, auto_ack=True)
-        if body is None:
-            return bodies
-        bodies.append(json.loads(body))
-
-
 def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
     with CaptureQueriesContext(connection) as queries:
         product = Product.objects.create(name="one statement")
@@ -45,7 +35,7 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
     assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
         product.pk,
         "one statement",
@@ -56,7 +46,7 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
 def test_an_update_outside_a_transaction_is_one_statement(broker, cqrs_settings):
     product = Product.objects.create(name="before")
     RabbitMQTransport.wait_for_confirms()
-    _messages(broker, cqrs_settings["queue"])
+    messages(broker, cqrs_settings["queue"])
     product.name = "after"
     with CaptureQueriesContext(connection) as queries:
         product.save()
@@ -64,7 +54,7 @@ def test_an_update_outside_a_transaction_is_one_statement(broker, cqrs_settings)
     assert product.cqrs_revision == 1  # read back by the statement itself
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     data = message["instance_data"]
     assert (data["name"], data["cqrs_revision"]) == ("after", 1)
     assert message["previous_data"]["name"] == "before"
@@ -75,7 +65,7 @@ def test_a_uuid_key_from_a_default_takes_the_same_path(broker, cqrs_settings):
         item = UuidItem.objects.create(name="uuid")
     assert len(queries) == 1
     RabbitMQTransport.wait_for_confirms()
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert uuid.UUID(message["instance_pk"]) == item.pk
 
 
@@ -85,7 +75,7 @@ def test_an_explicit_key_falls_back_to_a_transaction_and_still_publishes(broker,
         Product(id=987654, name="explicit").save()
     assert len(queries) > 1
     assert RabbitMQTransport.wait_for_confirms() == 0
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_pk"] == 987654
     assert not PendingMessage.objects.exists()
 
@@ -132,7 +122,7 @@ def test_a_create_whose_process_died_is_sent_as_its_current_state(broker, cqrs_s
     cqrs_settings["master"] = {"CQRS_OUTBOX_GRACE": 0}
     assert producer.flush_pending() == 1
     assert not PendingMessage.objects.exists()
-    (message,) = _messages(broker, cqrs_settings["queue"])
+    (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
         product.pk,
         "changed since",
@@ -174,7 +164,7 @@ def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
     (statement,) = _prepared_statements()
     assert statement.startswith('WITH saved AS (INSERT INTO "test_cqrs_product"')
     assert RabbitMQTransport.wait_for_confirms() == 0
-    assert len(_messages(broker, cqrs_settings["queue"])) == 3
+    assert len(messages(broker, cqrs_settings["queue"])) == 3
 
 
 def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
@@ -182,7 +172,7 @@ def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
     Product.objects.create(name="plain")
     assert _prepared_statements() == []
     RabbitMQTransport.wait_for_confirms()
-    assert len(_messages(broker, cqrs_settings["queue"])) == 1
+    assert len(messages(broker, cqrs_settings["queue"])) == 1
 
 
 def test_a_pooler_that_drops_prepared_statements_costs_no_save(
@@ -198,6 +188,6 @@ def test_a_pooler_that_drops_prepared_statements_costs_no_save(
     assert "prepared statements fail on database 'default'" in caplog.text
     assert _prepared_statements() == []
     assert RabbitMQTransport.wait_for_confirms() == 0
-    names = [m["instance_data"]["name"] for m in _messages(broker, cqrs_settings["queue"])]
+    names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", second.name, third.name]
     assert Product.objects.count() == 3

@@ -19,9 +19,10 @@ import pika
 import pytest
 from django.core.management import call_command
 
-from tests.cqrs.conftest import drain
+from tests.cqrs.conftest import drain, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import CompatItem, CompatProductRef
+from tests.services import RABBITMQ_URL
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -58,8 +59,6 @@ def reference_python() -> str:
 
 def _queue_exists(name: str) -> bool:
     """A passive declare on its own connection (a missing queue closes the channel)."""
-    from tests.services import RABBITMQ_URL
-
     connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
     try:
         connection.channel().queue_declare(queue=name, passive=True)
@@ -79,7 +78,7 @@ def reference(cqrs_settings, broker, tmp_path):
         "PYTHONPATH": str(HERE),
         "DJANGO_SETTINGS_MODULE": "refproj.settings",
         "REF_DB": str(tmp_path / "reference.sqlite3"),
-        "REF_AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/",
+        "REF_AMQP_URL": RABBITMQ_URL,
         "REF_EXCHANGE": cqrs_settings["exchange"],
         "REF_QUEUE": cqrs_settings["queue"] + "-reference",
     }
@@ -96,7 +95,7 @@ def reference(cqrs_settings, broker, tmp_path):
         channel.queue_delete(queue=queue)
 
 
-def test_django_cqrs_master_to_our_replica(reference):
+def test_django_cqrs_master_to_our_replica(reference, broker, cqrs_settings, monkeypatch):
     python, env = reference
     done = subprocess.run(
         [python, str(HERE / "master.py")],
@@ -117,6 +116,24 @@ def test_django_cqrs_master_to_our_replica(reference):
         Decimal("0.25"),
         dt.date(2026, 1, 1),
         1,
+    )
+
+    # django-cqrs's SYNCs: a broadcast one is ignored by a CQRS_ONLY_DIRECT_SYNCS replica, one
+    # sent to this service's queue is recognised as direct and applied.
+    monkeypatch.setattr(CompatProductRef, "CQRS_ONLY_DIRECT_SYNCS", True)
+    CompatProductRef.objects.filter(pk=first.pk).update(name="drifted")
+
+    def sync(*queue: str) -> None:
+        run = [python, str(HERE / "sync.py"), str(first.pk), *queue]
+        subprocess.run(run, env=env, cwd=HERE, check=True, timeout=120, capture_output=True)
+
+    sync()
+    drain(lambda: queue_depth(broker, cqrs_settings["queue"]) == 0, what="the broadcast SYNC")
+    assert CompatProductRef.objects.get(pk=first.pk).name == "drifted"
+    sync(cqrs_settings["queue"])
+    drain(
+        lambda: CompatProductRef.objects.get(pk=first.pk).name == expected[first.pk],
+        what="the direct SYNC",
     )
 
     # A django-cqrs dump file loads here too.
@@ -174,6 +191,16 @@ def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):
                 "SELECT price, day FROM refapp_refitemref WHERE id = ?", [items[1].pk]
             ).fetchone()
         assert (Decimal(str(price)), day) == (Decimal("1.50"), "2026-02-02")
+
+        # A SYNC sent to the django-cqrs service's own queue (routing key cqrs.<queue>.<id>).
+        with sqlite3.connect(env["REF_DB"], timeout=20) as db:
+            db.execute("UPDATE refapp_refitemref SET name = 'drifted' WHERE id = ?", [items[1].pk])
+        assert items[1].cqrs_sync(queue=env["REF_QUEUE"]) is True
+        wait_until(
+            lambda: replicated().get(items[1].pk) == ("ours1", 0),
+            timeout=60,
+            what="the direct SYNC on the django-cqrs replica",
+        )
     finally:
         os.killpg(consumer.pid, signal.SIGTERM)
         try:

@@ -95,6 +95,39 @@ def test_rollback_publishes_nothing(produced):
     assert produced == []
 
 
+@pytest.mark.parametrize("mode", ["outbox", "each"])
+def test_a_save_after_a_rolled_back_savepoint_is_published(mode, produced, settings):
+    """django-cqrs asks callers to reset_cqrs_saves_count() after a rollback, or the next save
+    of the instance is never published; here the discarded commit hook is noticed."""
+    settings.MESSAGING["CQRS"]["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
+    product = Product.objects.create(name="v0")
+    produced.clear()
+    with transaction.atomic():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            product.name = "v1"
+            product.save()
+            raise RuntimeError
+        product.name = "v2"
+        product.save()
+    assert [(p.instance_data["name"], p.instance_data["cqrs_revision"]) for p in produced] == [
+        ("v2", 1)
+    ]
+    product.refresh_from_db()
+    assert product.cqrs_revision == 1
+    # The same after the whole transaction rolled back.
+    produced.clear()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        product.name = "v3"
+        product.save()
+        raise RuntimeError
+    with transaction.atomic():
+        product.name = "v4"
+        product.save()
+    assert [(p.instance_data["name"], p.instance_data["cqrs_revision"]) for p in produced] == [
+        ("v4", 2)
+    ]
+
+
 def test_update_fields_is_silent_unless_asked(produced, settings):
     product = Product.objects.create(name="a")
     product.name = "b"

@@ -24,7 +24,12 @@ from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.managers import MasterManager, ReplicaManager
 from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
 from django_messaging.cqrs.serialization import to_wire
-from django_messaging.cqrs.signals import MasterSignals, post_bulk_create, post_update
+from django_messaging.cqrs.signals import (
+    MasterSignals,
+    commit_hook_discarded,
+    post_bulk_create,
+    post_update,
+)
 from django_messaging.cqrs.utils import get_meta
 
 logger = logging.getLogger(__name__)
@@ -109,6 +114,11 @@ class RawMasterMixin(models.Model):
         kwargs: dict[str, Any],
     ) -> None:
         if transaction.get_connection(using).in_atomic_block:
+            if self.cqrs_saves_count and commit_hook_discarded(self, using):
+                # Its earlier saves were rolled back (a savepoint, or the whole transaction):
+                # count this one as the first, as django-cqrs asks callers to do by hand.
+                self.reset_cqrs_saves_count()
+                self.__dict__.pop("_cqrs_outbox", None)
             self._cqrs_saves_count = self.cqrs_saves_count + 1
         else:
             self._cqrs_saves_count = 0

@@ -76,8 +76,8 @@ class MasterSignals:
             return
         if sync or not connection.in_atomic_block or instance.is_initial_cqrs_save:
             previous = instance.get_tracked_fields_data()
-            transaction.on_commit(
-                lambda: _produce_save(instance, using, sync, queue, previous), using=using
+            _on_commit(
+                instance, lambda: _produce_save(instance, using, sync, queue, previous), using
             )
 
     @classmethod
@@ -152,9 +152,11 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     if not initial:
         assert holder is not None
         payload.outbox_id = holder[0].outbox_id
-        producer.stage(payload, using)
-        holder[0] = payload
-        return
+        if producer.stage(payload, using):
+            holder[0] = payload
+            return
+        # The first save's row, and its commit hook, went with a rolled-back savepoint.
+        payload.outbox_id = None
     producer.stage(payload, using)
     holder = [payload]
     instance.__dict__["_cqrs_outbox"] = holder
@@ -162,9 +164,29 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     def publish() -> None:
         instance.reset_cqrs_saves_count()
         instance.__dict__.pop("_cqrs_outbox", None)
+        instance.__dict__.pop(COMMIT_HOOK, None)
         producer.publish_staged(_as_committed(instance, using, holder[0]), using)
 
-    transaction.on_commit(publish, using=using)
+    _on_commit(instance, publish, using)
+
+
+#: The instance's pending commit hook, to tell whether a rollback discarded it.
+COMMIT_HOOK = "_cqrs_commit_hook"
+
+
+def _on_commit(instance: Any, hook: Any, using: str) -> None:
+    instance.__dict__[COMMIT_HOOK] = hook
+    transaction.on_commit(hook, using=using)
+
+
+def commit_hook_discarded(instance: Any, using: str) -> bool:
+    """True when the hook that publishes ``instance`` was registered in this process and a
+    rollback (of a savepoint or of the whole transaction) has discarded it since."""
+    hook = instance.__dict__.get(COMMIT_HOOK)
+    if hook is None:
+        return False
+    pending = transaction.get_connection(using).run_on_commit
+    return not any(entry[1] is hook for entry in pending)
 
 
 def _as_committed(instance: Any, using: str, stored: TransportPayload) -> TransportPayload:
@@ -209,6 +231,7 @@ def _produce_save(
     instance: Any, using: str, sync: bool, queue: str | None, previous: dict | None
 ) -> None:
     instance.reset_cqrs_saves_count()
+    instance.__dict__.pop(COMMIT_HOOK, None)
     try:
         payload = build_save_payload(instance, using, sync, queue, previous, strict=not sync)
     except Exception as exc:

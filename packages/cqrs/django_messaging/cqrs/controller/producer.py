@@ -48,15 +48,20 @@ def outbox_mode() -> bool:
     return master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
 
 
-def stage(payload: TransportPayload, using: str) -> None:
-    """Store ``payload`` in the current transaction of ``using`` (it commits with the change)."""
+def stage(payload: TransportPayload, using: str) -> bool:
+    """Store ``payload`` in the current transaction of ``using`` (it commits with the change).
+
+    With an ``outbox_id`` the stored row is rewritten; False when that row is gone (its
+    savepoint was rolled back).
+    """
     from django_messaging.cqrs.models import PendingMessage
 
     body = get_serializer("json").dumps(payload.to_dict()).decode()
     payload.origin_db = using
     if payload.outbox_id is not None:
-        PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
-        return
+        return bool(
+            PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
+        )
     # One plain INSERT: this runs inside every save of a master model.
     connection = connections[using]
     ops = connection.ops
@@ -92,6 +97,7 @@ def stage(payload: TransportPayload, using: str) -> None:
         else:
             cursor.execute(sql, params)
             payload.outbox_id = cursor.lastrowid
+    return True
 
 
 def publish_staged(payload: TransportPayload, using: str) -> None:

@@ -22,7 +22,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--update",
         action="store_true",
-        help="keep the other scenarios of an existing report and replace only those run now",
+        help="keep the other scenarios of an existing report and replace only those run now "
+        "(the default when modules or scenarios are selected)",
     )
     parser.add_argument("only", nargs="*", help="run only modules whose name contains one of these")
     args = parser.parse_args(argv)
@@ -38,17 +39,22 @@ def main(argv: list[str]) -> int:
         os.environ[services.KAFKA_BOOTSTRAP_ENV] = broker.bootstrap
         results = run_scenarios(scenarios, args.rounds, args.timeout)
     output = Path(args.output)
-    if args.update and output.with_suffix(".json").exists():
-        fresh = {r["scenario"] for r in results}
-        kept = [
-            r
-            for r in json.loads(output.with_suffix(".json").read_text())
-            if r["scenario"] not in fresh
-        ]
-        results = kept + results
+    partial = bool(args.only) or any(
+        key.startswith("BENCH_") and key.endswith("_ONLY") and value
+        for key, value in os.environ.items()
+    )
+    if (args.update or partial) and output.with_suffix(".json").exists():
+        # A scenario keeps its place; one run with other sizes ("... (100000 rows)") replaces it.
+        fresh = {_base_name(r["scenario"]): r for r in results}
+        kept = json.loads(output.with_suffix(".json").read_text())
+        results = [fresh.pop(_base_name(r["scenario"]), r) for r in kept] + list(fresh.values())
     write_report(results, output)
     print(f"wrote {args.output}")
     return 0
+
+
+def _base_name(scenario: str) -> str:
+    return scenario.split(" (")[0]
 
 
 if __name__ == "__main__":

@@ -38,9 +38,7 @@ def reference_python() -> str:
     if marker.exists() and marker.read_text() == "\n".join(REFERENCE):
         return str(python)
     shutil.rmtree(ENV_DIR, ignore_errors=True)
-    uv = shutil.which("uv") or next(
-        (p for p in ("/work/devenv/bin/uv",) if os.path.exists(p)), None
-    )
+    uv = shutil.which("uv")  # ./dev puts it on PATH; plain venv + pip otherwise
     if uv:
         subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(ENV_DIR)], check=True)
         subprocess.run(

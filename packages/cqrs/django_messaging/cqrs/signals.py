@@ -152,11 +152,9 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
     if not initial:
         assert holder is not None
         payload.outbox_id = holder[0].outbox_id
-        if producer.stage(payload, using):
-            holder[0] = payload
-            return
-        # The first save's row, and its commit hook, went with a rolled-back savepoint.
-        payload.outbox_id = None
+        producer.stage(payload, using)
+        holder[0] = payload
+        return
     producer.stage(payload, using)
     holder = [payload]
     instance.__dict__["_cqrs_outbox"] = holder

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 from django.db import (
-    connection,  # noqa: F401  (read by a skipif condition)
+    connection,
     transaction,
 )
 
@@ -185,6 +185,28 @@ def test_a_failing_serializer_after_the_commit_keeps_the_change(
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_data"]["name"] == "kept"
+
+
+def test_a_serializer_whose_query_fails_does_not_break_the_relay(
+    broker, cqrs_settings, monkeypatch
+):
+    """On PostgreSQL a failed query aborts the transaction it runs in: the relay rebuilds each
+    message in a savepoint, so it can still record the error on the row and go on."""
+
+    def failing_query(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM no_such_table_for_the_serializer")
+
+    monkeypatch.setattr(AuthorSerializer, "data", property(failing_query))
+    cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": "each", "CQRS_OUTBOX_GRACE": 0}
+    author = Author.objects.create(name="needs a table")
+    stored = PendingMessage.objects.get()
+    assert (stored.instance_pk, stored.attempts) == (str(author.pk), 1)
+    PendingMessage.objects.filter(pk=stored.pk).update(last_error="")
+    assert producer.flush_pending() == 0
+    stored.refresh_from_db()
+    assert stored.attempts == 2
+    assert "no_such_table_for_the_serializer" in stored.last_error
 
 
 @pytest.mark.parametrize("mode", ["outbox", "each", "pipelined"])

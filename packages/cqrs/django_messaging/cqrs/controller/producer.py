@@ -48,20 +48,16 @@ def outbox_mode() -> bool:
     return master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
 
 
-def stage(payload: TransportPayload, using: str) -> bool:
-    """Store ``payload`` in the current transaction of ``using`` (it commits with the change).
-
-    With an ``outbox_id`` the stored row is rewritten; False when that row is gone (its
-    savepoint was rolled back).
-    """
+def stage(payload: TransportPayload, using: str) -> None:
+    """Store ``payload`` in the current transaction of ``using`` (it commits with the change);
+    with an ``outbox_id``, rewrite that row."""
     from django_messaging.cqrs.models import PendingMessage
 
     body = get_serializer("json").dumps(payload.to_dict()).decode()
     payload.origin_db = using
     if payload.outbox_id is not None:
-        return bool(
-            PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
-        )
+        PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
+        return
     # One plain INSERT: this runs inside every save of a master model.
     connection = connections[using]
     ops = connection.ops
@@ -97,7 +93,6 @@ def stage(payload: TransportPayload, using: str) -> bool:
         else:
             cursor.execute(sql, params)
             payload.outbox_id = cursor.lastrowid
-    return True
 
 
 def publish_staged(payload: TransportPayload, using: str) -> None:
@@ -314,7 +309,10 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                             # Stored by a save's own statement in a process that died before
                             # the broker confirmed it: send the instance as it is now.
                             try:
-                                payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
+                                # A savepoint: a serializer's failed query must not abort the
+                                # transaction that holds the claimed rows.
+                                with transaction.atomic(using=using):
+                                    payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
                             except Exception as exc:
                                 # A failing serializer: the row stays, with the error, for
                                 # cqrs_pending and the admin to show.

@@ -36,7 +36,8 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"File {path} can't be opened: {exc}") from exc
         try:
-            self._load(stream, options, None if stream is sys.stdin else _count_rows(path))
+            counted = options["progress"] and stream is not sys.stdin
+            self._load(stream, options, _count_rows(path) if counted else None)
         finally:
             if stream is not sys.stdin:
                 stream.close()

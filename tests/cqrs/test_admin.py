@@ -70,7 +70,10 @@ def test_stored_messages_and_tombstones_can_be_looked_at(admin_client_logged_in)
     Tombstone.objects.create(cqrs_id="product", instance_pk="4343", deleted_at=timezone.now())
     pending = admin_client_logged_in.get("/admin/messaging_cqrs/pendingmessage/")
     assert pending.status_code == 200 and b"4242" in pending.content
+    PendingMessage.objects.create(
+        cqrs_id="product", signal_type="SAVE", instance_pk="5151", body="", last_error="other"
+    )
     found = admin_client_logged_in.get("/admin/messaging_cqrs/pendingmessage/?q=boom")
-    assert b"4242" in found.content
+    assert b"4242" in found.content and b"5151" not in found.content
     tombs = admin_client_logged_in.get("/admin/messaging_cqrs/tombstone/")
     assert tombs.status_code == 200 and b"4343" in tombs.content

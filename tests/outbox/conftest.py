@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.outbox.proxy import TcpProxy
+from tests.proxy import TcpProxy
 from tests.outbox.stomp_probe import Probe
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,8 +1,9 @@
-"""A TCP proxy in front of the broker that a test can cut, to simulate a broker outage.
+"""A TCP proxy in front of a service (the broker, the database) that a test can cut, to simulate
+an outage.
 
-RabbitMQ is shared with other test runs, so it cannot be restarted; ``cut()`` closes every
-connection through the proxy and refuses new ones (what clients see while a broker restarts),
-``restore()`` accepts connections again.
+RabbitMQ and PostgreSQL are shared with other test runs, so they cannot be restarted; ``cut()``
+closes every connection through the proxy and refuses new ones (what clients see while a server
+restarts), ``restore()`` accepts connections again.
 """
 
 from __future__ import annotations

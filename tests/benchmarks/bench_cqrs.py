@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
+import tempfile
 import threading
 import time
 from decimal import Decimal
@@ -319,25 +320,26 @@ def dump_rate(side: str, tag: str) -> None:
     _fill_master(env["master"], DUMP_ROWS)
     from django.core.management import call_command
 
-    path = Path(f"/tmp/bench-cqrs-{tag}.dump")
-    started = time.perf_counter()
-    call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}", "--force")
-    elapsed = time.perf_counter() - started
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bench.dump"
+        started = time.perf_counter()
+        call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}")
+        elapsed = time.perf_counter() - started
     emit(DUMP_ROWS, elapsed)
 
 
 def load_rate(side: str, tag: str) -> None:
     env = setup(side, tag)
-    path = Path(f"/tmp/bench-cqrs-{tag}.dump")
     from django.core.management import call_command
 
-    if not path.exists() or sum(1 for _ in path.open()) != LOAD_ROWS + 1:
-        _fill_master(env["master"], LOAD_ROWS)
-        call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}", "--force")
-    env["replica"].objects.all()._raw_delete("default")
-    started = time.perf_counter()
-    call_command("cqrs_bulk_load", f"--input={path}")
-    elapsed = time.perf_counter() - started
+    _fill_master(env["master"], LOAD_ROWS)
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bench.dump"
+        call_command("cqrs_bulk_dump", f"--cqrs-id={env['id']}", f"--output={path}")
+        env["replica"].objects.all()._raw_delete("default")
+        started = time.perf_counter()
+        call_command("cqrs_bulk_load", f"--input={path}")
+        elapsed = time.perf_counter() - started
     if env["replica"].objects.count() != LOAD_ROWS:
         raise SystemExit("not every row was loaded")
     emit(LOAD_ROWS, elapsed)

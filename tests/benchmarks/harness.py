@@ -5,7 +5,7 @@ A benchmark module ``tests/benchmarks/bench_<topic>.py`` defines ``SCENARIOS``, 
 :class:`Scenario`. A variant is a command (normally ``python <this module> <variant-key>``)
 whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}``; the harness turns
 it into ops/s. Variants whose ``requirements`` are set run in their own virtualenv
-(``.bench-envs/<slug>``, built with uv once and reused): that is how the reference libraries
+(``tests/refenv.py``: keyed by their contents, built once and reused): that is how the reference libraries
 are installed side by side without touching the project's environment.
 
 The harness starts one Kafka broker for the whole run and exports its address as
@@ -14,7 +14,6 @@ The harness starts one Kafka broker for the whole run and exports its address as
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import statistics
@@ -24,8 +23,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import refenv
+
 ROOT = Path(__file__).resolve().parents[2]
-ENVS = ROOT / ".bench-envs"
 
 
 @dataclass
@@ -61,19 +61,7 @@ def script(module_file: str, key: str, *extra: str) -> list[str]:
 
 
 def python_for(requirements: list[str]) -> str:
-    if not requirements:
-        return sys.executable
-    slug = hashlib.sha1("\n".join(sorted(requirements)).encode()).hexdigest()[:12]
-    env_dir = ENVS / slug
-    python = env_dir / "bin" / "python"
-    marker = env_dir / ".complete"
-    if not marker.exists():
-        subprocess.run(["uv", "venv", "-q", "--python", sys.executable, str(env_dir)], check=True)
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "--python", str(python), *requirements], check=True
-        )
-        marker.write_text("\n".join(requirements))
-    return str(python)
+    return refenv.reference_python(requirements) if requirements else sys.executable
 
 
 def run_variant(variant: Variant, timeout: float) -> float:

@@ -7,11 +7,9 @@ import datetime as dt
 import io
 import json
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pika
 import pytest
 from django.core.management import call_command
 
+from tests import refenv
 from tests.cqrs.conftest import drain, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import CompatItem, CompatProductRef
@@ -28,31 +27,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 HERE = Path(__file__).parent / "compat"
 REFERENCE = ["django-cqrs==3.1.0", "Django>=5.2,<5.3"]
-ENV_DIR = Path(os.environ.get("MESSAGING_CQRS_COMPAT_VENV", "/tmp/django-messaging-cqrs-compat"))
 
 
 def reference_python() -> str:
-    """A virtualenv with django-cqrs from PyPI, built once and reused (marker file)."""
-    python = ENV_DIR / "bin" / "python"
-    marker = ENV_DIR / ".complete"
-    if marker.exists() and marker.read_text() == "\n".join(REFERENCE):
-        return str(python)
-    shutil.rmtree(ENV_DIR, ignore_errors=True)
-    uv = shutil.which("uv")  # ./dev puts it on PATH; plain venv + pip otherwise
-    if uv:
-        subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(ENV_DIR)], check=True)
-        subprocess.run(
-            [uv, "pip", "install", "-q", "--python", str(python), *REFERENCE],
-            check=True,
-            timeout=600,
-        )
-    else:
-        subprocess.run([sys.executable, "-m", "venv", str(ENV_DIR)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", *REFERENCE], check=True, timeout=600
-        )
-    marker.write_text("\n".join(REFERENCE))
-    return str(python)
+    """A virtualenv with django-cqrs from PyPI, keyed by its contents and shared by sessions."""
+    return refenv.reference_python(REFERENCE)
 
 
 def _queue_exists(name: str) -> bool:

@@ -132,7 +132,8 @@ def check_all(db: str) -> None:
 
 # --- RabbitMQ restarts -----------------------------------------------------------------------
 
-RESTART_LOCK = "/tmp/rabbitmq-restart.lock"
+#: Machine-wide on purpose: every test run on this machine shares the one broker.
+RESTART_LOCK = os.path.join(tempfile.gettempdir(), "rabbitmq-restart.lock")
 
 
 @contextlib.contextmanager
@@ -218,6 +219,9 @@ class KafkaBroker:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        if self.log_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.log_path)
 
 
 def free_port() -> int:
@@ -259,8 +263,10 @@ def start_kafka(port: int | None = None) -> KafkaBroker:
     )
     broker = KafkaBroker(address, process, log.name)
     if not wait_reachable("127.0.0.1", port, 15):
+        with open(log.name, errors="replace") as output:
+            tail = output.read()[-2000:]
         broker.stop()
-        raise ServiceMissing(f"the Tansu broker did not start; see {log.name}")
+        raise ServiceMissing(f"the Tansu broker did not start; it said:\n{tail}")
     return broker
 
 

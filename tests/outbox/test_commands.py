@@ -11,7 +11,7 @@ from django.core.management.base import CommandError
 from django_messaging.outbox.relay import Relay
 from tests.helpers import wait_until
 from tests.outbox.helpers import drive, topic
-from tests.project.outbox_app.models import Order, PlainModel
+from tests.project.outbox_app.models import PLAIN, Order, PlainModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -39,9 +39,7 @@ def test_saved_model_reaches_the_subscribe_command_and_sigterm_exits_0(
     """End to end: a decorated model's save, the relay, ``./manage.py subscribe`` in its own
     process storing an Order; SIGTERM stops it cleanly."""
     queue = unique_name("q")
-    sub = processes.start(
-        "subscribe", "tests.outbox.callbacks.store_order", "/topic/outbox_test_plain", queue
-    )
+    sub = processes.start("subscribe", "tests.outbox.callbacks.store_order", PLAIN, queue)
     wait_until(lambda: sub.poll() is not None or _queue_exists(queue), timeout=30)
     assert sub.poll() is None
     obj = PlainModel.objects.create(field_one="One", field_two="Two")

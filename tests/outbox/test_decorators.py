@@ -16,6 +16,11 @@ from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.decorators import Config, publish
 from django_messaging.outbox.models import Published
 from tests.project.outbox_app.models import (
+    MULTI_1,
+    MULTI_2,
+    PLAIN,
+    SERIALIZER,
+    VERSIONED,
     FieldsModel,
     MultiModel,
     PlainChild,
@@ -35,7 +40,7 @@ def rows() -> list[Published]:
 def test_only_destination_body_has_id_and_every_field() -> None:
     obj = PlainModel.objects.create(field_one="Field One", field_two="Field Two")
     [row] = rows()
-    assert row.destination == "/topic/outbox_test_plain"
+    assert row.destination == PLAIN
     assert row.body == {"id": obj.id, "field_one": "Field One", "field_two": "Field Two"}
     assert row.status == StatusChoice.SCHEDULE
     assert row.version is None
@@ -44,7 +49,7 @@ def test_only_destination_body_has_id_and_every_field() -> None:
 def test_version_is_appended_to_the_destination() -> None:
     obj = VersionedModel.objects.create(field_one="One", field_two="Two")
     [row] = rows()
-    assert row.destination == "/topic/outbox_test_versioned.v1"
+    assert row.destination == f"{VERSIONED}.v1"
     assert row.version == "v1"
     assert row.body == {"id": obj.id, "field_one": "One", "field_two": "Two"}
 
@@ -58,7 +63,7 @@ def test_fields_subset() -> None:
 def test_named_serializer_method() -> None:
     obj = SerializerModel.objects.create(field_one="Field One", field_two="Field Two")
     [row] = rows()
-    assert row.destination == "/topic/outbox_test_serializer"
+    assert row.destination == SERIALIZER
     assert row.body == {"id": obj.id, "one": "Field One", "two": "Field Two"}
 
 
@@ -66,8 +71,8 @@ def test_several_destinations_and_serializers() -> None:
     obj = MultiModel.objects.create(field_one="Field One", field_two="Field Two")
     by_destination = {r.destination: r.body for r in rows()}
     assert by_destination == {
-        "/topic/outbox_test_multi_1": {"id": obj.id, "one": "Field One"},
-        "/topic/outbox_test_multi_2": {"id": obj.id, "two": "Field Two"},
+        MULTI_1: {"id": obj.id, "one": "Field One"},
+        MULTI_2: {"id": obj.id, "two": "Field Two"},
     }
 
 
@@ -101,15 +106,15 @@ def test_outbox_row_is_in_the_same_transaction() -> None:
 def test_silent_under_suppress() -> None:
     with suppress():
         PlainModel.objects.create(field_one="a", field_two="b")
-    with suppress(["/topic/outbox_test_multi_1"]):
+    with suppress([MULTI_1]):
         MultiModel.objects.create(field_one="a", field_two="b")
-    assert [r.destination for r in rows()] == ["/topic/outbox_test_multi_2"]
+    assert [r.destination for r in rows()] == [MULTI_2]
     PlainModel.objects.create(field_one="after", field_two="b")
     assert Published.objects.count() == 2
 
 
 def test_suppress_by_versioned_destination() -> None:
-    with suppress("/topic/outbox_test_versioned.v1"):
+    with suppress(f"{VERSIONED}.v1"):
         VersionedModel.objects.create(field_one="a", field_two="b")
     assert Published.objects.count() == 0
 
@@ -165,6 +170,6 @@ def test_several_configs_keep_their_order() -> None:
     first, second = Published.objects.order_by("added", "id")
     assert first.added < second.added
     assert [first.destination, second.destination] == [
-        "/topic/outbox_test_multi_1",
-        "/topic/outbox_test_multi_2",
+        MULTI_1,
+        MULTI_2,
     ]

@@ -17,7 +17,7 @@ from django_messaging.outbox.relay import Relay, claim_batch
 from django_messaging.outbox.transports.stomp import StompTransport
 from tests.helpers import wait_until
 from tests.outbox.helpers import drive, topic
-from tests.project.outbox_app.models import PlainModel
+from tests.project.outbox_app.models import PLAIN, PlainModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
@@ -64,9 +64,9 @@ def test_relay_sends_in_order_persistent_with_generated_headers(
 def test_decorated_save_and_manual_row_in_user_transaction_are_sent(
     stomp_address, probe, unique_name
 ) -> None:
-    # The model's destination is fixed, and test sessions running side by side publish to it
-    # too: pick this test's message out by a value only it writes.
-    p = probe("/topic/outbox_test_plain", unique_name("q"))
+    # The model's destination is this run's, shared by its tests: pick this test's message out
+    # by a value only it writes.
+    p = probe(PLAIN, unique_name("q"))
     destination, _ = topic(unique_name)
     p2 = probe(destination)
     marker = unique_name("one")

@@ -7,6 +7,9 @@ addresses from the variables documented in ``tests/services.py``.
 from __future__ import annotations
 
 import os
+import tempfile
+import uuid
+from pathlib import Path
 
 from tests import services
 
@@ -17,6 +20,13 @@ TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.project.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+FEATURES = ["kafka", "outbox", "cqrs", "eventstore"]
+#: ``MESSAGING_TEST_APPS=kafka`` installs core and that feature package alone, as a project that
+#: depends on one distribution would (``nox -s alone``); every package by default.
+APPS = os.environ.get("MESSAGING_TEST_APPS", ",".join(FEATURES)).split(",")
+if unknown := set(APPS) - set(FEATURES):
+    raise RuntimeError(f"MESSAGING_TEST_APPS names {sorted(unknown)}: use some of {FEATURES}")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -24,14 +34,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django_messaging.core",
-    "django_messaging.kafka",
-    "django_messaging.outbox",
-    "django_messaging.cqrs",
-    "django_messaging.eventstore",
-    "tests.project.kafka_app",
-    "tests.project.outbox_app",
-    "tests.project.cqrs_app",
-    "tests.project.eventstore_app",
+    *(f"django_messaging.{app}" for app in APPS),
+    *(f"tests.project.{app}_app" for app in APPS),
 ]
 
 MIDDLEWARE = [
@@ -55,8 +59,11 @@ TEMPLATES = [
 ]
 
 DB = os.environ.get("MESSAGING_TEST_DB", "sqlite")
-#: Lets several test runs share one server without sharing a test database.
-DB_NAME = os.environ.get("MESSAGING_TEST_DB_NAME", "messaging")
+#: A database name of this run's own, so that runs side by side share a server but no database.
+#: Written back to the environment: the processes a test starts inherit it.
+DB_NAME = os.environ.setdefault("MESSAGING_TEST_DB_NAME", f"messaging_{uuid.uuid4().hex[:8]}")
+#: SQLite files go to the system's temporary directory, named after the database.
+_TMP = Path(tempfile.gettempdir())
 
 if DB == "postgres":
     _pg = services.url_parts(services.POSTGRES_URL)
@@ -92,9 +99,11 @@ elif DB == "sqlite":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": os.environ.get("MESSAGING_SQLITE_PATH", f"/tmp/{DB_NAME}.sqlite3"),
+            "NAME": os.environ.get("MESSAGING_SQLITE_PATH", str(_TMP / f"{DB_NAME}.sqlite3")),
             "TEST": {
-                "NAME": os.environ.get("MESSAGING_SQLITE_TEST_PATH", f"/tmp/test_{DB_NAME}.sqlite3")
+                "NAME": os.environ.get(
+                    "MESSAGING_SQLITE_TEST_PATH", str(_TMP / f"test_{DB_NAME}.sqlite3")
+                )
             },
             "OPTIONS": {"timeout": 20},
         }
@@ -107,14 +116,16 @@ else:
 DATABASES["eventstore"] = {
     **DATABASES["default"],
     "NAME": (
-        os.environ.get("MESSAGING_SQLITE_EVENTSTORE_PATH", f"/tmp/{DB_NAME}_eventstore.sqlite3")
+        os.environ.get(
+            "MESSAGING_SQLITE_EVENTSTORE_PATH", str(_TMP / f"{DB_NAME}_eventstore.sqlite3")
+        )
         if DB == "sqlite"
         else f"{DB_NAME}_eventstore"
     ),
     "TEST": {
         **DATABASES["default"].get("TEST", {}),
         "NAME": (
-            f"/tmp/test_{DB_NAME}_eventstore.sqlite3"
+            str(_TMP / f"test_{DB_NAME}_eventstore.sqlite3")
             if DB == "sqlite"
             else f"test_{DB_NAME}_eventstore"
         ),
@@ -152,8 +163,8 @@ MESSAGING: dict = {
         "url": services.RABBITMQ_URL,
         # Tests give each master/replica pair its own exchange and queue (override_settings in
         # the process, these variables in a `cqrs_consume` subprocess).
-        "exchange": os.environ.get("MESSAGING_CQRS_EXCHANGE", "cqrs_tests"),
-        "queue": os.environ.get("MESSAGING_CQRS_QUEUE", "cqrs_tests_replica"),
+        "exchange": os.environ.get("MESSAGING_CQRS_EXCHANGE", f"cqrs_tests_{DB_NAME}"),
+        "queue": os.environ.get("MESSAGING_CQRS_QUEUE", f"cqrs_tests_replica_{DB_NAME}"),
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),
@@ -165,6 +176,12 @@ MESSAGING: dict = {
         # The subprocess tests of sync_followers name their runner through this variable.
         "RUNNER": os.environ.get("MESSAGING_EVENTSTORE_RUNNER") or None,
     },
+}
+
+MESSAGING = {
+    key: value
+    for key, value in MESSAGING.items()
+    if key.lower() not in FEATURES or key.lower() in APPS
 }
 
 LOGGING = {

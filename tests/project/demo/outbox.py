@@ -17,7 +17,7 @@ TITLE = "outbox: @publish → Published row → relay (receipts) → idempotent 
 
 
 def run(ctx: DemoContext) -> None:
-    from tests.project.outbox_app.models import Order, PlainModel
+    from tests.project.outbox_app.models import PLAIN, Order, PlainModel
 
     seen: list[Payload] = []
 
@@ -28,15 +28,15 @@ def run(ctx: DemoContext) -> None:
             payload.save()
 
     queue = f"demo-outbox-{uuid.uuid4().hex[:8]}"
-    consumer = Consumer(callback, "/topic/outbox_test_plain", queue)
+    consumer = Consumer(callback, PLAIN, queue)
     consumer.start()
-    ctx.say(f"subscriber on /topic/outbox_test_plain, queue {queue} (dead letters: DLQ.{queue})")
+    ctx.say(f"subscriber on {PLAIN}, queue {queue} (dead letters: DLQ.{queue})")
     relay = Relay()
     relay.start()
     try:
         with transaction.atomic():
             obj = PlainModel.objects.create(field_one="Field One", field_two="Field Two")
-        row = Published.objects.get(body__id=obj.id, destination="/topic/outbox_test_plain")
+        row = Published.objects.get(body__id=obj.id, destination=PLAIN)
         ctx.say(f"saved PlainModel #{obj.id}; outbox row {row.id} body={row.body}")
         ctx.wait_for(lambda: (relay.run_once(), relay.sent >= 1)[1], what="the relay")
         row.refresh_from_db()

@@ -2,32 +2,43 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.db import models
 
 from django_messaging.outbox.decorators import Config, publish
 
+#: The broker is shared by test runs side by side: each run's models publish to destinations of
+#: its own, named after its database.
+RUN = os.environ.get("MESSAGING_TEST_DB_NAME", "messaging")
+PLAIN = f"/topic/outbox_test_plain_{RUN}"
+VERSIONED = f"/topic/outbox_test_versioned_{RUN}"
+FIELDS = f"/topic/outbox_test_fields_{RUN}"
+SERIALIZER = f"/topic/outbox_test_serializer_{RUN}"
+MULTI_1 = f"/topic/outbox_test_multi_1_{RUN}"
+MULTI_2 = f"/topic/outbox_test_multi_2_{RUN}"
 
-@publish([Config(destination="/topic/outbox_test_plain")])
+
+@publish([Config(destination=PLAIN)])
 class PlainModel(models.Model):
     field_one = models.CharField(max_length=100)
     field_two = models.CharField(max_length=100)
 
 
-@publish([Config(destination="/topic/outbox_test_versioned", version="v1")])
+@publish([Config(destination=VERSIONED, version="v1")])
 class VersionedModel(models.Model):
     field_one = models.CharField(max_length=100)
     field_two = models.CharField(max_length=100)
 
 
-@publish([Config(destination="/topic/outbox_test_fields", fields=["field_one"])])
+@publish([Config(destination=FIELDS, fields=["field_one"])])
 class FieldsModel(models.Model):
     field_one = models.CharField(max_length=100)
     field_two = models.CharField(max_length=100)
 
 
-@publish([Config(destination="/topic/outbox_test_serializer", serializer="my_serializer")])
+@publish([Config(destination=SERIALIZER, serializer="my_serializer")])
 class SerializerModel(models.Model):
     field_one = models.CharField(max_length=100)
     field_two = models.CharField(max_length=100)
@@ -38,8 +49,8 @@ class SerializerModel(models.Model):
 
 @publish(
     [
-        Config(destination="/topic/outbox_test_multi_1", serializer="my_serializer_1"),
-        Config(destination="/topic/outbox_test_multi_2", serializer="my_serializer_2"),
+        Config(destination=MULTI_1, serializer="my_serializer_1"),
+        Config(destination=MULTI_2, serializer="my_serializer_2"),
     ]
 )
 class MultiModel(models.Model):

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import nox
@@ -40,6 +42,12 @@ def install_project(session: nox.Session, django: str = "5.2") -> None:
     session.install(*EDITABLE, *TEST_REQUIREMENTS, DJANGO[django])
 
 
+def db_name(label: str) -> str:
+    """A database name of this session run's own: test runs side by side (two sessions, two
+    clones) share the database servers and the broker, never a database or a destination."""
+    return f"messaging_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+
 @nox.session(python=False)
 def services(session: nox.Session) -> None:
     """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run."""
@@ -57,8 +65,7 @@ def services(session: nox.Session) -> None:
 def tests(session: nox.Session, django: str, db: str) -> None:
     """Every package's tests against real services, on one Django version and one database."""
     install_project(session, django)
-    # A database name per session, so that sessions can run side by side on one server.
-    name = f"messaging_dj{django.replace('.', '')}_{db}"
+    name = db_name(f"dj{django.replace('.', '')}_{db}")
     env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": name}
     session.run("python", "-m", "pytest", *session.posargs, env=env)
 
@@ -68,8 +75,35 @@ def mariadb(session: nox.Session) -> None:
     """The event store's tests (upstream conformance cases included) on MariaDB."""
     install_project(session)
     paths = session.posargs or ["tests/eventstore", "tests/integration"]
-    env = {"MESSAGING_TEST_DB": "mariadb", "MESSAGING_TEST_DB_NAME": "messaging_mariadb"}
+    env = {"MESSAGING_TEST_DB": "mariadb", "MESSAGING_TEST_DB_NAME": db_name("mariadb")}
     session.run("python", "-m", "pytest", *paths, env=env)
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def alone(session: nox.Session, package: str) -> None:
+    """One feature distribution installed alone with core, as `pip install
+    "django-messaging[<package>]"` gives it: import it, `manage.py check`, its tests on SQLite."""
+    session.install("-e", ".", "-e", f"packages/{package}", *TEST_REQUIREMENTS, DJANGO["5.2"])
+    others = [f"django_messaging.{p}" for p in PACKAGES if p != package]
+    session.run("python", "-c", ALONE_CHECK, f"django_messaging.{package}", *others)
+    env = {
+        "MESSAGING_TEST_DB": "sqlite",
+        "MESSAGING_TEST_DB_NAME": db_name(f"alone_{package}"),
+        "MESSAGING_TEST_APPS": package,
+        "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+    }
+    session.run("python", "-m", "django", "check", "--fail-level", "WARNING", env=env)
+    session.run("python", "-m", "pytest", f"tests/{package}", *session.posargs, env=env)
+
+
+#: Imports the package named first; fails if any of the others can be imported.
+ALONE_CHECK = """
+import importlib, importlib.util, sys
+importlib.import_module(sys.argv[1] + ".apps")
+present = [m for m in sys.argv[2:] if importlib.util.find_spec(m)]
+sys.exit(f"installed although not asked for: {present}" if present else 0)
+"""
 
 
 @nox.session
@@ -79,7 +113,7 @@ def faults(session: nox.Session) -> None:
     # Everything on PostgreSQL; the CQRS master and replica processes on SQLite as well (one
     # file shared by the processes).
     for db, default_paths in (("postgres", []), ("sqlite", ["tests/cqrs"])):
-        env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": "messaging_faults"}
+        env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": db_name(f"faults_{db}")}
         # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.
         session.run(
             "python",

@@ -106,3 +106,27 @@ def test_avro_schemas_set_per_instance_are_used(settings, create_topic, read):
             raw = read(topic.name, 1)[0].value()
             ctx = SerializationContext(topic.name, MessageField.VALUE)
             assert decode(raw, ctx) == expected
+
+
+def test_delivery_callbacks_and_headers_reach_the_producer(create_topic, read):
+    """``produce(..., headers=..., on_delivery=...)`` as with django-kafka: the headers go on
+    the message and to the serializer's context, the callback gets the delivery report."""
+    name = create_topic()
+    seen_headers = []
+
+    class HeaderAware(StringSerializer):
+        def __call__(self, obj, ctx=None):
+            seen_headers.append(ctx.headers)
+            return super().__call__(obj, ctx)
+
+    topic = type("T", (TopicProducer,), {"name": name, "value_serializer": HeaderAware})()
+    reports = []
+    topic.produce(
+        "v", key="k", headers=[("trace", b"1")], on_delivery=lambda e, m: reports.append((e, m))
+    )
+    kafka.producer.flush(5)
+
+    assert seen_headers == [[("trace", b"1")]]
+    ((error, delivered),) = reports
+    assert error is None and delivered.topic() == name and delivered.value() == b"v"
+    assert read(name, 1)[0].headers() == [("trace", b"1")]

@@ -163,3 +163,12 @@ def test_get_defaults_receives_the_transformed_value(create_topic, group, kafka_
         group, make_topic(StampedProducts, name)(), lambda: Product.objects.filter(id=2).exists()
     )
     assert sorted(Product.objects.values_list("id", "name")) == [(1, "HAMMER!"), (2, "SAW!")]
+
+
+def test_exclude_fields_may_be_none():
+    """django-kafka's default ``exclude_fields`` is ``None``; projects that spell it out keep
+    syncing every field."""
+    topic = make_topic(Products, "products", exclude_fields=None)()
+    _obj, created = topic.sync(Product, 5, {"title": "axe", "price": "4.00"})
+    assert created
+    assert Product.objects.values_list("name", "price").get(pk=5) == ("AXE", 4)

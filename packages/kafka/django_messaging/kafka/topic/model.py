@@ -34,7 +34,7 @@ class ModelTopicConsumer(TopicConsumer):
     """
 
     model: ClassVar[type[models.Model] | None] = None
-    exclude_fields: ClassVar[list[str]] = []
+    exclude_fields: ClassVar[list[str] | None] = []
     bulk: ClassVar[bool] = False
     key_deserializer: ClassVar[Any] = "json"
     value_deserializer: ClassVar[Any] = "json"
@@ -54,7 +54,7 @@ class ModelTopicConsumer(TopicConsumer):
 
     def transform(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        exclude = self.exclude_fields
+        exclude = self.exclude_fields or ()
         for name, field_value in value.items():
             if name in exclude:
                 continue

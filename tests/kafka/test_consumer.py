@@ -420,3 +420,25 @@ def test_partition_eof_events_are_neither_logged_as_errors_nor_handled(
     assert seen == ["1", "2"]
     assert all(e.error().code() == KafkaError._PARTITION_EOF for e in eofs)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_an_overridden_get_topic_chooses_the_handler_of_each_message(
+    create_topic, group, kafka_bootstrap
+):
+    """django-kafka's ``Consumer.consume`` hands each message to ``self.get_topic(msg)``: a
+    subclass can route by header, key or anything else."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a"], headers=[("kind", b"audit")])
+    produce_raw(kafka_bootstrap, name, [b"b", b"c"])
+    regular: list[str] = []
+    audit: list[str] = []
+    audit_topic = _collect(name, audit)()
+
+    def get_topic(self, msg):
+        if dict(msg.headers() or []).get("kind") == b"audit":
+            return audit_topic
+        return Consumer.get_topic(self, msg)
+
+    consumer = make_consumer(group, _collect(name, regular)(), get_topic=get_topic)()
+    run_until(consumer, lambda: len(regular) + len(audit) == 3)
+    assert (audit, regular) == (["a"], ["b", "c"])

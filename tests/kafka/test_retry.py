@@ -574,3 +574,38 @@ def test_paused_partition_given_back_to_the_same_member_is_retried_at_once(
         first.stop()
     assert seen == ["a0", "a1", "a1", "a2"]
     assert committed(kafka_bootstrap, group, name) == [3]
+
+
+def test_retry_and_dead_letter_copies_carry_django_kafkas_headers(
+    create_topic, group, kafka_bootstrap, read
+):
+    """What django-kafka 0.5.13 puts on a retry copy (``RETRY_MESSAGE``, ``RETRY_TIMESTAMP``:
+    the due time as epoch seconds) and a dead letter (``DEAD_LETTER_MESSAGE``,
+    ``DEAD_LETTER_DETAIL``: the traceback), read with its header classes, which are ``Header``s."""
+    from django_messaging.kafka.dead_letter.header import DeadLetterHeader
+    from django_messaging.kafka.retry.header import RetryHeader
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"x"])
+
+    def consume(self, msg):
+        raise Boom("no luck")
+
+    topic_cls = kafka.retry(max_retries=1, delay=30, blocking=False)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    consumer = make_consumer(group, topic_cls())()
+    before = time.time()
+    run_until(consumer, lambda: read(f"{group}.{name}.retry.1", 1, timeout=0.5))
+    copy = read(f"{group}.{name}.retry.1", 1)[0]
+    headers = copy.headers()
+    assert RetryHeader.get(headers, RetryHeader.MESSAGE) == b"no luck"
+    due = float(RetryHeader.get(headers, RetryHeader.TIMESTAMP))
+    assert before + 30 <= due <= time.time() + 30
+    assert RetryHeader.get_retry_time(headers).timestamp() == pytest.approx(due)
+
+    retry_consumer = RetryConsumer.build(type(consumer))()
+    retry_consumer.dead_letter_msg(copy, Boom("still no luck"), attempt=1)
+    dead = read(f"{group}.{name}.dlt", 1)[0]
+    assert DeadLetterHeader.get(dead.headers(), DeadLetterHeader.MESSAGE) == b"still no luck"
+    assert DeadLetterHeader.list(dead.headers(), DeadLetterHeader.DETAIL)

@@ -96,12 +96,25 @@ def test_submit_creates_then_updates(
     connect_settings(CONNECTOR_NAME_PREFIX="acme")
     connector = LinesSource()
 
-    assert connector.submit() is True
-    assert connector.submit() is False
+    assert connector.create_or_update() is True
+    assert connector.create_or_update() is False
     assert connect_server.connectors["acme.LinesSource"].config["name"] == "acme.LinesSource"
     assert [r.path for r in connect_server.calls("PUT")] == [
         "/connectors/acme.LinesSource/config"
     ] * 2
+
+
+def test_submit_returns_connects_answer(
+    connect_settings: Callable[..., Any], connect_server: FakeConnect
+) -> None:
+    """django-kafka's ``Connector.submit()`` returns the JSON Connect answers the PUT with."""
+    connect_settings(CONNECTOR_NAME_PREFIX="acme")
+
+    info = LinesSource().submit()
+
+    assert info["name"] == "acme.LinesSource"
+    assert info["config"] == {**LinesSource.config, "name": "acme.LinesSource"}
+    assert info["tasks"] == [] and info["type"] == "source"
 
 
 def test_validate_reads_error_count_not_http_status(
@@ -254,7 +267,7 @@ def test_config_can_be_a_property(
                 "topic": "tz",
             }
 
-    assert FromSettings().submit() is True
+    assert FromSettings().create_or_update() is True
     assert connect_server.connectors["FromSettings"].config["file"] == "/data/UTC.txt"
 
 
@@ -275,5 +288,5 @@ def test_legacy_django_kafka_setting_is_read(settings: Any, connect_server: Fake
     settings.DJANGO_KAFKA = {"CONNECT_HOST": connect_server.url, "CONNECTOR_NAME_PREFIX": "old"}
 
     assert LinesSource.name == "old.LinesSource"
-    assert LinesSource().submit() is True
+    assert LinesSource().create_or_update() is True
     assert "old.LinesSource" in connect_server.connectors

@@ -13,55 +13,15 @@ from collections.abc import Callable, Iterator
 import pytest
 from django import forms
 from django.core.management import call_command
-from django.db import connection
 
 from django_messaging.core.suppression import suppress, unsuppress
 from django_messaging.kafka.connect.models import KafkaConnectSkipModel, KafkaConnectSkipQueryset
+from tests.kafka.cdc import create_triggers
 from tests.project.kafka_app.models import ChangeLog, SkipChild, SkipItem, SkipUser
 
 pytestmark = pytest.mark.django_db
 
 Events = Callable[..., list[tuple[str, int, bool]]]
-
-
-def _create_triggers(tables: list[str]) -> None:
-    log = ChangeLog._meta.db_table
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                f"""
-                CREATE OR REPLACE FUNCTION kconnect_cdc() RETURNS trigger AS $$
-                BEGIN
-                  IF TG_OP = 'DELETE' THEN
-                    INSERT INTO {log} ("table", op, row_id, kafka_skip)
-                    VALUES (TG_TABLE_NAME, 'd', OLD.id, OLD.kafka_skip);
-                    RETURN OLD;
-                  END IF;
-                  INSERT INTO {log} ("table", op, row_id, kafka_skip)
-                  VALUES (TG_TABLE_NAME, lower(left(TG_OP, 1)), NEW.id, NEW.kafka_skip);
-                  RETURN NEW;
-                END $$ LANGUAGE plpgsql
-                """
-            )
-            for table in tables:
-                cursor.execute(
-                    f"CREATE TRIGGER {table}_cdc AFTER INSERT OR UPDATE OR DELETE ON {table} "
-                    "FOR EACH ROW EXECUTE FUNCTION kconnect_cdc()"
-                )
-        elif connection.vendor == "sqlite":
-            for table in tables:
-                for op, when, row in (
-                    ("i", "AFTER INSERT", "NEW"),
-                    ("u", "AFTER UPDATE", "NEW"),
-                    ("d", "BEFORE DELETE", "OLD"),
-                ):
-                    cursor.execute(
-                        f"CREATE TRIGGER {table}_cdc_{op} {when} ON {table} BEGIN "
-                        f'INSERT INTO {log} ("table", op, row_id, kafka_skip) '
-                        f"VALUES ('{table}', '{op}', {row}.id, {row}.kafka_skip); END"
-                    )
-        else:  # pragma: no cover
-            pytest.fail(f"no change-capture triggers for {connection.vendor}")
 
 
 @pytest.fixture
@@ -70,7 +30,7 @@ def events() -> Iterator[Events]:
 
     The triggers are created inside the test's transaction and vanish with its rollback.
     """
-    _create_triggers([SkipItem._meta.db_table, SkipChild._meta.db_table, SkipUser._meta.db_table])
+    create_triggers([SkipItem._meta.db_table, SkipChild._meta.db_table, SkipUser._meta.db_table])
 
     def read(model: type = SkipItem, since: int = 0) -> list[tuple[str, int, bool]]:
         rows = ChangeLog.objects.filter(table=model._meta.db_table).order_by("id")

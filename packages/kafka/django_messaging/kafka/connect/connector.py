@@ -217,10 +217,17 @@ class Connector:
             )
         return {**config, "name": self.name}
 
-    def submit(self) -> bool:
+    def submit(self) -> dict[str, Any]:
+        """Create or update the connector; Connect's answer (``name``, ``config``, ``tasks``,
+        ``type``), as django-kafka returns it."""
+        return self._put_config().json()  # type: ignore[no-any-return]
+
+    def create_or_update(self) -> bool:
         """Create or update the connector; ``True`` when it was created."""
-        response = self.client.update_or_create(self.name, self.get_config())
-        return response.status_code == 201
+        return self._put_config().status_code == 201
+
+    def _put_config(self) -> Any:
+        return self.client.update_or_create(self.name, self.get_config())
 
     def delete(self) -> bool:
         """Delete the connector; ``False`` when Connect did not have it."""

@@ -16,7 +16,9 @@ through the model or its queryset sets it, so the connector can filter on it:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.db import models, router, transaction
@@ -28,11 +30,26 @@ from django_messaging.core.suppression import is_suppressed
 FIELD = "kafka_skip"
 _EXPLICIT = "_kafka_skip_explicit"
 _BATCH = 500
+_FORCED: ContextVar[bool | None] = ContextVar("kafka_skip_forced", default=None)
 
 
 def default_skip() -> bool:
-    """The ``kafka_skip`` a write gets when the code did not choose: suppressed everywhere?"""
-    return is_suppressed()
+    """The ``kafka_skip`` a write gets when the code did not choose: the value of an enclosing
+    :func:`skip_writes` block, else whether everything is suppressed."""
+    forced = _FORCED.get()
+    return is_suppressed() if forced is None else forced
+
+
+@contextmanager
+def skip_writes(value: bool = True) -> Iterator[None]:
+    """Inside the block, writes and deletes of ``KafkaConnectSkipModel`` rows that do not set
+    ``kafka_skip`` explicitly store ``value`` (model consumers use it for the rows they sync
+    from Kafka, without suppressing anything else)."""
+    token = _FORCED.set(value)
+    try:
+        yield
+    finally:
+        _FORCED.reset(token)
 
 
 def _is_skip_model(model: type[models.Model]) -> bool:
@@ -240,4 +257,4 @@ class KafkaConnectSkipModel(models.Model):
     delete.alters_data = True  # type: ignore[attr-defined]
 
 
-__all__ = ["KafkaConnectSkipModel", "KafkaConnectSkipQueryset"]
+__all__ = ["KafkaConnectSkipModel", "KafkaConnectSkipQueryset", "skip_writes"]

@@ -258,6 +258,7 @@ class Consumer(Worker):
             not batch
             and cls.consume is Consumer.consume
             and cls.process_message is Consumer.process_message
+            and cls.get_topic is Consumer.get_topic
         ):
             call = topic.consume
             if self._is_atomic(topic):
@@ -359,11 +360,14 @@ class Consumer(Worker):
     def consume(self, msg: Message) -> Any:
         """Hand ``msg`` to its topic, in a transaction when the topic is ``atomic``.
         Override to wrap every message (``@producer.suppress``)."""
-        topic_name = msg.topic()
-        entry = self._handlers.get(topic_name) or self._handler(topic_name)
-        topic = entry[0]
-        if topic is None:
-            topic = self.get_topic(msg)  # raises "No topic registered"
+        if type(self).get_topic is not Consumer.get_topic:
+            topic = self.get_topic(msg)  # a subclass chooses the topic per message
+        else:
+            topic_name = msg.topic()
+            entry = self._handlers.get(topic_name) or self._handler(topic_name)
+            topic = entry[0]
+            if topic is None:
+                topic = self.get_topic(msg)  # raises "No topic registered"
         if self._is_atomic(topic):
             with transaction.atomic(using=topic.atomic_using):
                 return topic.consume(msg)

@@ -6,8 +6,9 @@ from typing import Any
 from django_messaging.kafka.utils.message import Header
 
 
-class RetryHeader:
-    """Headers of a message in a retry topic: the error, and when it is due (epoch seconds)."""
+class RetryHeader(Header):
+    """Headers of a message in a retry topic: the error, and when it is due (epoch seconds).
+    ``RetryHeader.get(headers, RetryHeader.MESSAGE)`` reads one."""
 
     MESSAGE = "RETRY_MESSAGE"
     TIMESTAMP = "RETRY_TIMESTAMP"

@@ -76,7 +76,8 @@ class TopicProducer(ABC):
         if kwargs:
             return self._make_serializer(factory, kwargs)
         cache = _cache_of(type(self))
-        key = ("ser", field, self._serializer_cache_key())
+        # The factory is part of the key: a serializer set on an instance differs from the class's.
+        key = ("ser", field, factory, self._serializer_cache_key())
         found = cache.get(key)
         if found is None:
             found = cache[key] = self._make_serializer(factory, kwargs)
@@ -119,8 +120,10 @@ class TopicProducer(ABC):
             )
         if headers is not None:
             kwargs["headers"] = headers
-        if value_serializer_kwargs:
-            payload = self.serialize(value, MessageField.VALUE, headers, **value_serializer_kwargs)
+        if value_serializer_kwargs or type(self).serialize is not TopicProducer.serialize:
+            payload = self.serialize(
+                value, MessageField.VALUE, headers, **(value_serializer_kwargs or {})
+            )
         else:
             serializer = self.get_value_serializer()
             dumps = getattr(serializer, "dumps_value", None)
@@ -211,7 +214,7 @@ class TopicConsumer(ABC):
         if kwargs:
             return self._make_deserializer(factory, kwargs)
         cache = _cache_of(type(self))
-        key = ("de", field, self._deserializer_cache_key())
+        key = ("de", field, factory, self._deserializer_cache_key())
         found = cache.get(key)
         if found is None:
             found = cache[key] = self._make_deserializer(factory, kwargs)

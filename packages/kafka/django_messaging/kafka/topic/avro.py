@@ -155,16 +155,15 @@ class AvroTopicProducer(TopicProducer):
     def _avro_serializer(self, field: str, kwargs: dict[str, Any]) -> Any:
         client = _schema_client()
         cache = _cache_of(type(self))
-        key = ("avro-ser", field, id(client))
+        schema_str = getattr(self, f"{field}_schema")
+        conf = self.schema_config
+        # Schema and config are read from the instance, which may set its own.
+        key = ("avro-ser", field, id(client), schema_str, repr(sorted((conf or {}).items())))
         if not kwargs:
             found = cache.get(key)
             if found is not None:
                 return found
-        options = {
-            "schema_str": getattr(self, f"{field}_schema"),
-            "conf": self.schema_config,
-            **kwargs,
-        }
+        options = {"schema_str": schema_str, "conf": conf, **kwargs}
         if set(options) <= {"schema_str", "conf"} and set(options["conf"] or {}) <= SERIALIZER_CONF:
             serializer: Any = FastAvroSerializer(client, options["schema_str"], options["conf"])
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import defaultdict
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from confluent_kafka.serialization import MessageField
@@ -33,7 +34,7 @@ class ModelTopicConsumer(TopicConsumer):
     """
 
     model: ClassVar[type[models.Model] | None] = None
-    exclude_fields: ClassVar[list[str]] = []
+    exclude_fields: ClassVar[list[str] | None] = []
     bulk: ClassVar[bool] = False
     key_deserializer: ClassVar[Any] = "json"
     value_deserializer: ClassVar[Any] = "json"
@@ -53,7 +54,7 @@ class ModelTopicConsumer(TopicConsumer):
 
     def transform(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = {}
-        exclude = self.exclude_fields
+        exclude = self.exclude_fields or ()
         for name, field_value in value.items():
             if name in exclude:
                 continue
@@ -64,28 +65,35 @@ class ModelTopicConsumer(TopicConsumer):
         return result
 
     def get_defaults(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
-        """The transformed value restricted to the model's fields (``fk`` and ``fk_id`` both work)."""
-        meta = model._meta
-        known = meta._forward_fields_map  # type: ignore[attr-defined]
-        return {k: v for k, v in self.transform(model, value).items() if k in known}
+        """The ``update_or_create`` defaults from the already transformed ``value``: the model's
+        fields only (``fk`` and ``fk_id`` both work), plus ``kafka_skip=True`` for a
+        ``KafkaConnectSkipModel`` so a connector does not publish the synced row again."""
+        known = model._meta._forward_fields_map  # type: ignore[attr-defined]
+        defaults = {k: v for k, v in value.items() if k in known}
+        if _is_skip_model(model):
+            defaults["kafka_skip"] = True
+        return defaults
 
-    def sync(self, model: type[models.Model], key: Any, value: Any) -> models.Model | None:
+    def sync(
+        self, model: type[models.Model], key: Any, value: Any
+    ) -> tuple[models.Model, bool] | None:
+        """Apply one message: ``update_or_create()``'s ``(obj, created)``, ``None`` for a deletion."""
         lookup = self.get_lookup_kwargs(model, key, value)
         if self.is_deletion(model, key, value):
             try:
-                model._default_manager.get(**lookup).delete()
+                instance = model._default_manager.get(**lookup)
             except ObjectDoesNotExist:
-                pass
+                return None
+            with _synced_deletes(model):
+                instance.delete()
             return None
         if not isinstance(value, dict):
             raise DjangoKafkaError(
                 f"{type(self).__name__}: the message value must be a dict of fields, got "
                 f"{type(value).__name__}."
             )
-        instance, _ = model._default_manager.update_or_create(
-            **lookup, defaults=self.get_defaults(model, value)
-        )
-        return instance
+        defaults = self.get_defaults(model, self.transform(model, value))
+        return model._default_manager.update_or_create(**lookup, defaults=defaults)  # type: ignore[no-any-return]
 
     def read(self, msg: Message) -> tuple[Any, Any]:
         headers = msg.headers()
@@ -111,7 +119,7 @@ class ModelTopicConsumer(TopicConsumer):
             if self.is_deletion(model, key, value):
                 row: dict[str, Any] | None = None
             elif isinstance(value, dict):
-                row = self.get_defaults(model, value)
+                row = self.get_defaults(model, self.transform(model, value))
             else:
                 raise DjangoKafkaError(f"{type(self).__name__}: message value is not a dict")
             marker = (model, tuple(sorted(lookup.items())))
@@ -133,7 +141,8 @@ class ModelTopicConsumer(TopicConsumer):
             query = Q()
             for lookup in lookups:
                 query |= Q(**lookup)
-            model._default_manager.filter(query).delete()
+            with _synced_deletes(model):
+                model._default_manager.filter(query).delete()
         for (model, unique, update), objs in upserts.items():
             manager = model._default_manager
             if update:
@@ -145,6 +154,21 @@ class ModelTopicConsumer(TopicConsumer):
                 )
             else:
                 manager.bulk_create(objs, ignore_conflicts=True)
+
+
+def _is_skip_model(model: type[models.Model]) -> bool:
+    from django_messaging.kafka.connect.models import KafkaConnectSkipModel
+
+    return issubclass(model, KafkaConnectSkipModel)
+
+
+def _synced_deletes(model: type[models.Model]) -> AbstractContextManager[None]:
+    """Deletes of rows synced from Kafka carry ``kafka_skip=True`` (cascades included)."""
+    if not _is_skip_model(model):
+        return nullcontext()
+    from django_messaging.kafka.connect.models import skip_writes
+
+    return skip_writes(True)
 
 
 def _field_name(model: type[models.Model], name: str) -> str:

@@ -1,0 +1,3 @@
+from django_messaging.kafka.utils.retry import retry
+
+__all__ = ["retry"]

@@ -163,7 +163,7 @@ class Command(BaseCommand):
             if connector.delete():
                 return "deleted (marked for removal)"
             return "already absent (marked for removal)"
-        return "created" if connector.submit() else "updated"
+        return "created" if connector.create_or_update() else "updated"
 
     def check_status(self, outcomes: list[Outcome], timeout: float) -> None:
         pending = [o for o in outcomes if o.ok]

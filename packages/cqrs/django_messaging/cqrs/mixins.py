@@ -139,19 +139,29 @@ class RawMasterMixin(models.Model):
         if tracker is not None:
             tracker.snapshot(self)
 
+    # Private Django hooks: a staged save (see controller.staging) only happens when
+    # staging.hooks_known() found the signatures in staging.HOOKS; otherwise both pass through.
     def _do_update(self, *args: Any, **kwargs: Any) -> Any:
-        # (base_qs, using, pk_val, values, update_fields, forced_update), as in Django 4.2-5.2.
-        if self.__dict__.get(staging.REQUESTED) and len(args) == 6 and not kwargs and args[3]:
-            base_qs, using, pk_val, values, _update_fields, _forced = args
-            return staging.update(self, base_qs, using, pk_val, values)
+        if self.__dict__.get(staging.REQUESTED):
+            call = staging.hook_arguments("_do_update", args, kwargs)
+            if call["values"]:
+                return staging.update(
+                    self, call["base_qs"], call["using"], call["pk_val"], call["values"]
+                )
         return super()._do_update(*args, **kwargs)  # type: ignore[misc]
 
-    def _do_insert(
-        self, manager: Any, using: str, fields: Any, returning_fields: Any, raw: bool
-    ) -> Any:
+    def _do_insert(self, *args: Any, **kwargs: Any) -> Any:
         if self.__dict__.pop(staging.REQUESTED, False):
-            return staging.insert(self, manager, using, fields, returning_fields, raw)
-        return super()._do_insert(manager, using, fields, returning_fields, raw)  # type: ignore[misc]
+            call = staging.hook_arguments("_do_insert", args, kwargs)
+            return staging.insert(
+                self,
+                call["manager"],
+                call["using"],
+                call["fields"],
+                call["returning_fields"],
+                call["raw"],
+            )
+        return super()._do_insert(*args, **kwargs)  # type: ignore[misc]
 
     def save_tracked_fields(self) -> None:
         tracker = getattr(type(self), "_cqrs_tracker", None)

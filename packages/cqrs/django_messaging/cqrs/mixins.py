@@ -163,6 +163,14 @@ class RawMasterMixin(models.Model):
             )
         return super()._do_insert(*args, **kwargs)  # type: ignore[misc]
 
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        tracker = getattr(type(self), "_cqrs_tracker", None)
+        if tracker is not None:
+            # Reloaded values are the new "previous" ones, as after a load.
+            fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
+            tracker.snapshot(self, fields)
+
     def save_tracked_fields(self) -> None:
         tracker = getattr(type(self), "_cqrs_tracker", None)
         if tracker is not None and self.is_initial_cqrs_save:

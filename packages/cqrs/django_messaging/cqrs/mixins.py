@@ -194,7 +194,7 @@ class RawMasterMixin(models.Model):
             self.refresh_from_db(fields=expressions, using=using)
             return
         for attname in expressions:
-            self.__dict__[attname] = source.__dict__[attname]
+            self.__dict__[attname] = getattr(source, attname)
         self.__dict__.pop(_OWN_INCREMENT, None)
         tracker = getattr(type(self), "_cqrs_tracker", None)
         if tracker is not None:

@@ -255,7 +255,9 @@ def test_a_manual_revision_increment_with_update_fields_is_saved_and_published(
 
 
 def test_a_message_without_expires_gets_the_default_ttl(settings):
-    settings.MESSAGING["CQRS"]["master"] = {"CQRS_MESSAGE_TTL": 60}
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["master"] = {"CQRS_MESSAGE_TTL": 60}
+    settings.MESSAGING = messaging
     body = {"signal_type": "SAVE", "cqrs_id": "product", "instance_data": {}, "instance_pk": 1}
     before = timezone.now()
     expires = TransportPayload.from_message(body).expires

@@ -119,8 +119,7 @@ def test_a_serializer_model_dump_loads_on_a_replica(produced, tmp_path):
     _run("cqrs_bulk_dump", "--cqrs-id=article", "-o", str(dump))
     lines = dump.read_text().split("\n")
     assert [json.loads(line)["cqrs_revision"] for line in lines[1:]] == [0, 1, 0]
-    _, err = _run("cqrs_bulk_load", "-i", str(dump))
-    assert err == "" or "Error" not in err, err
+    _run("cqrs_bulk_load", "-i", str(dump))
     assert sorted(ArticleRef.objects.values_list("pk", "title", "cqrs_revision")) == [
         (articles[0].pk, "t0", 0),
         (articles[1].pk, "t1 edited", 1),
@@ -201,7 +200,7 @@ def test_generic_foreign_key_tracking(produced):
     """A new instance names a foreign key by attribute (content_type_id), a change by field
     name (content_type), as django-cqrs's tracker does."""
     product = Product.objects.create(name="target")
-    article = Article.objects.create(title="other target")
+    article = Article.objects.create(id=product.pk + 1000, title="other target")
     tracked = Tracked.objects.create(content_object=product)
     assert (
         produced[-1].instance_data["content_type"] == ContentType.objects.get_for_model(Product).pk
@@ -213,10 +212,11 @@ def test_generic_foreign_key_tracking(produced):
     }
     tracked.content_object = article
     tracked.save()
-    expected = {"cqrs_revision": 0, "content_type": ContentType.objects.get_for_model(Product).pk}
-    if article.pk != product.pk:
-        expected["object_id"] = product.pk
-    assert produced[-1].previous_data == expected
+    assert produced[-1].previous_data == {
+        "cqrs_revision": 0,
+        "content_type": ContentType.objects.get_for_model(Product).pk,
+        "object_id": product.pk,
+    }
 
 
 def test_bulk_update_sends_every_tracked_field_as_loaded(produced):

@@ -20,7 +20,7 @@ from django.core.management import call_command
 from tests import refenv
 from tests.cqrs.conftest import drain, queue_depth
 from tests.helpers import wait_until
-from tests.project.cqrs_app.models import CompatItem, CompatProductRef
+from tests.project.cqrs_app.models import Article, ArticleRef, CompatItem, CompatProductRef
 from tests.services import RABBITMQ_URL
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -186,3 +186,98 @@ def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):
             os.killpg(consumer.pid, signal.SIGKILL)
             consumer.wait(timeout=10)
         log.close()
+
+
+def _reference_consumer(python: str, env: dict, log_path: Path) -> subprocess.Popen:
+    log = log_path.open("wb")
+    consumer = subprocess.Popen(
+        [python, "-m", "django", "cqrs_consume", "-w", "1"],
+        env=env,
+        cwd=HERE,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    return consumer
+
+
+def _stop(consumer: subprocess.Popen) -> None:
+    os.killpg(consumer.pid, signal.SIGTERM)
+    try:
+        consumer.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(consumer.pid, signal.SIGKILL)
+        consumer.wait(timeout=10)
+
+
+def test_django_cqrs_serializer_master_to_our_replica(reference, broker):
+    """django-cqrs adds the revision pair to a CQRS_SERIALIZER's output; our replica applies it,
+    and loads django-cqrs's dump of such a model."""
+    python, env = reference
+    done = subprocess.run(
+        [python, str(HERE / "article_master.py")],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = {int(pk): title for pk, title in json.loads(done.stdout.splitlines()[-1]).items()}
+    drain(
+        lambda: dict(ArticleRef.objects.values_list("pk", "title")) == expected,
+        what="django-cqrs serializer master's rows on our replica",
+    )
+    assert ArticleRef.objects.get(pk=min(expected)).cqrs_revision == 1
+
+    dump = Path(env["REF_DB"]).with_name("article.dump")
+    subprocess.run(
+        [python, "-m", "django", "cqrs_bulk_dump", "--cqrs-id=article", f"-o={dump}"],
+        env=env,
+        cwd=HERE,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    ArticleRef.objects.all().delete()
+    call_command("cqrs_bulk_load", f"-i={dump}", stderr=io.StringIO())
+    assert dict(ArticleRef.objects.values_list("pk", "title")) == expected
+
+
+def test_our_serializer_master_to_django_cqrs_replica(reference, tmp_path, broker):
+    """Our CQRS_SERIALIZER master's messages carry what a django-cqrs replica requires."""
+    python, env = reference
+    consumer = _reference_consumer(python, env, tmp_path / "reference-consumer.log")
+    try:
+        wait_until(lambda: _queue_exists(env["REF_QUEUE"]), timeout=60, what="reference queue")
+        articles = [Article.objects.create(title=f"ours{i}") for i in range(3)]
+        articles[0].title = "ours0 updated"
+        articles[0].save()
+        articles[2].delete()
+        expected = {articles[0].pk: ("ours0 updated", 1), articles[1].pk: ("ours1", 0)}
+
+        def replicated() -> dict:
+            with sqlite3.connect(env["REF_DB"], timeout=20) as db:
+                rows = db.execute(
+                    "SELECT id, title, cqrs_revision FROM refapp_refarticleref"
+                ).fetchall()
+            return {pk: (title, rev) for pk, title, rev in rows}
+
+        wait_until(
+            lambda: replicated() == expected,
+            timeout=60,
+            what="serializer rows on the django-cqrs replica",
+        )
+        with sqlite3.connect(env["REF_DB"], timeout=20) as db:
+            db.execute(
+                "UPDATE refapp_refarticleref SET title = 'drifted' WHERE id = ?", [articles[1].pk]
+            )
+        assert articles[1].cqrs_sync(queue=env["REF_QUEUE"]) is True
+        wait_until(
+            lambda: replicated().get(articles[1].pk) == ("ours1", 0),
+            timeout=60,
+            what="the serializer SYNC on the django-cqrs replica",
+        )
+    finally:
+        _stop(consumer)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
 from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
@@ -54,6 +56,29 @@ class Author(MasterMixin):
     @classmethod
     def relate_cqrs_serialization(cls, queryset):
         return queryset.select_related("publisher")
+
+
+class Article(MasterMixin):
+    """A serializer that returns only the model's own fields (no revision pair)."""
+
+    CQRS_ID = "article"
+    CQRS_SERIALIZER = "tests.project.cqrs_app.serializers.ArticleSerializer"
+
+    title = models.CharField(max_length=200)
+
+
+class Tracked(MasterMixin):
+    """Every field tracked, a foreign key and a generic one among them."""
+
+    CQRS_ID = "tracked"
+    CQRS_TRACKED_FIELDS = "__all__"
+
+    char_field = models.CharField(max_length=200, null=True)
+    date_field = models.DateField(null=True)
+    datetime_field = models.DateTimeField(null=True)
+    content_type = models.ForeignKey(ContentType, null=True, on_delete=models.CASCADE)
+    object_id = models.PositiveIntegerField(null=True)
+    content_object = GenericForeignKey("content_type", "object_id")
 
 
 class Chosen(MasterMixin):
@@ -151,6 +176,13 @@ class AuthorRef(ReplicaMixin):
         self.meta_seen = meta
         self.save()
         return self
+
+
+class ArticleRef(ReplicaMixin):
+    CQRS_ID = "article"
+
+    id = models.BigIntegerField(primary_key=True)
+    title = models.CharField(max_length=200)
 
 
 class ChosenRef(ReplicaMixin):

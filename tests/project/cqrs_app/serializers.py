@@ -18,3 +18,14 @@ class AuthorSerializer:
             "cqrs_revision": author.cqrs_revision,
             "cqrs_updated": str(author.cqrs_updated),
         }
+
+
+class ArticleSerializer:
+    """Like a DRF ``ModelSerializer`` with ``fields = ["id", "title"]``: the model's own fields only."""
+
+    def __init__(self, instance):
+        self.instance = instance
+
+    @property
+    def data(self) -> dict:
+        return {"id": self.instance.pk, "title": self.instance.title}

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.exceptions import PayloadError
+from django_messaging.cqrs.utils import get_message_expiration_dt
 
 WIRE_KEYS = (
     "signal_type",
@@ -133,7 +134,11 @@ class TransportPayload:
             queue=queue,
             previous_data=dct.get("previous_data"),
             correlation_id=dct.get("correlation_id"),
-            expires=parse_expires(dct.get("expires")),
+            # No key at all (older masters, other producers): the default TTL, as django-cqrs
+            # gives it; an explicit null never expires.
+            expires=(
+                parse_expires(dct["expires"]) if "expires" in dct else get_message_expiration_dt()
+            ),
             retries=retries,
             meta=dct.get("meta"),
         )

@@ -61,10 +61,7 @@ class MasterManager(models.Manager):
             if tracker is not None:
                 for obj in objs:
                     old = before.get(obj.pk)
-                    if old is not None:
-                        snapshot = getattr(old, "_cqrs_tracker_snapshot", {})
-                        obj._cqrs_tracker_snapshot = snapshot
-                    obj._cqrs_tracked_data = tracker.changed(obj)
+                    obj._cqrs_tracked_data = None if old is None else tracker.loaded(old)
             model.call_post_update(objs, using=using)
         return count
 

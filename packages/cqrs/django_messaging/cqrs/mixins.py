@@ -34,6 +34,9 @@ from django_messaging.cqrs.utils import get_meta
 
 logger = logging.getLogger(__name__)
 
+#: The ``F('cqrs_revision') + 1`` the mixin set, told apart from one the caller set.
+_OWN_INCREMENT = "_cqrs_own_increment"
+
 
 class RawMasterMixin(models.Model):
     """Base of :class:`MasterMixin`; register subclasses yourself with ``MasterMeta.register``."""
@@ -130,8 +133,13 @@ class RawMasterMixin(models.Model):
             kwargs["update_fields"] = {*update_fields, "cqrs_revision", "cqrs_updated"}
         if increment:
             self.cqrs_revision = models.F("cqrs_revision") + 1
-        elif isinstance(self.cqrs_revision, BaseExpression):
-            # Saved already in this transaction: write the value, do not increment twice.
+            self.__dict__[_OWN_INCREMENT] = self.cqrs_revision
+        elif (
+            _OWN_INCREMENT in self.__dict__ and self.__dict__[_OWN_INCREMENT] is self.cqrs_revision
+        ):
+            # Saved already in this transaction: write the value, do not increment twice. An
+            # expression the caller set (``F('cqrs_revision') + 1`` with ``update_fields``) is
+            # theirs to save, as django-cqrs saves it.
             self.refresh_from_db(fields=["cqrs_revision"], using=using)
         self.save_tracked_fields()
         super().save(*args, **kwargs)
@@ -139,19 +147,58 @@ class RawMasterMixin(models.Model):
         if tracker is not None:
             tracker.snapshot(self)
 
+    # Private Django hooks: a staged save (see controller.staging) only happens when
+    # staging.hooks_known() found the signatures in staging.HOOKS; otherwise both pass through.
     def _do_update(self, *args: Any, **kwargs: Any) -> Any:
-        # (base_qs, using, pk_val, values, update_fields, forced_update), as in Django 4.2-5.2.
-        if self.__dict__.get(staging.REQUESTED) and len(args) == 6 and not kwargs and args[3]:
-            base_qs, using, pk_val, values, _update_fields, _forced = args
-            return staging.update(self, base_qs, using, pk_val, values)
+        if self.__dict__.get(staging.REQUESTED):
+            call = staging.hook_arguments("_do_update", args, kwargs)
+            if call["values"]:
+                return staging.update(
+                    self, call["base_qs"], call["using"], call["pk_val"], call["values"]
+                )
         return super()._do_update(*args, **kwargs)  # type: ignore[misc]
 
-    def _do_insert(
-        self, manager: Any, using: str, fields: Any, returning_fields: Any, raw: bool
-    ) -> Any:
+    def _do_insert(self, *args: Any, **kwargs: Any) -> Any:
         if self.__dict__.pop(staging.REQUESTED, False):
-            return staging.insert(self, manager, using, fields, returning_fields, raw)
-        return super()._do_insert(manager, using, fields, returning_fields, raw)  # type: ignore[misc]
+            call = staging.hook_arguments("_do_insert", args, kwargs)
+            return staging.insert(
+                self,
+                call["manager"],
+                call["using"],
+                call["fields"],
+                call["returning_fields"],
+                call["raw"],
+            )
+        return super()._do_insert(*args, **kwargs)  # type: ignore[misc]
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self.__dict__.pop(_OWN_INCREMENT, None)
+        tracker = getattr(type(self), "_cqrs_tracker", None)
+        if tracker is not None:
+            # Reloaded values are the new "previous" ones, as after a load.
+            fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
+            tracker.snapshot(self, fields)
+
+    def _take_expression_values(self, using: str | None, source: Any = None) -> None:
+        """Replace ``F()`` values left by a save with what the database holds: read from
+        ``source`` (the same row, fetched already) or from the database."""
+        expressions = [
+            f.attname
+            for f in self._meta.concrete_fields
+            if isinstance(self.__dict__.get(f.attname), BaseExpression)
+        ]
+        if not expressions:
+            return
+        if source is None:
+            self.refresh_from_db(fields=expressions, using=using)
+            return
+        for attname in expressions:
+            self.__dict__[attname] = getattr(source, attname)
+        self.__dict__.pop(_OWN_INCREMENT, None)
+        tracker = getattr(type(self), "_cqrs_tracker", None)
+        if tracker is not None:
+            tracker.snapshot(self, expressions)
 
     def save_tracked_fields(self) -> None:
         tracker = getattr(type(self), "_cqrs_tracker", None)
@@ -177,17 +224,18 @@ class RawMasterMixin(models.Model):
         """The instance as ``instance_data``: its fields, or ``CQRS_SERIALIZER(instance).data``."""
         if self.CQRS_SERIALIZER:
             instance = self
-            if not sync:
+            if sync:
+                self._take_expression_values(using)
+            else:
                 manager = type(self)._default_manager.using(using)
                 instance = self.relate_cqrs_serialization(manager.all()).get(pk=self.pk)
-            return to_wire(dict(self._cqrs_serializer_class()(instance).data))
-        expressions = [
-            f.attname
-            for f in self._meta.concrete_fields
-            if isinstance(self.__dict__.get(f.attname), BaseExpression)
-        ]
-        if expressions:
-            self.refresh_from_db(fields=expressions, using=using)
+                self._take_expression_values(using, source=instance)
+            data = to_wire(dict(self._cqrs_serializer_class()(instance).data))
+            # Every replica needs these two, whatever the serializer returns (as in django-cqrs).
+            data["cqrs_revision"] = instance.cqrs_revision
+            data["cqrs_updated"] = str(instance.cqrs_updated)
+            return data
+        self._take_expression_values(using)
         chosen = None if self.CQRS_FIELDS == ALL_BASIC_FIELDS else set(self.CQRS_FIELDS)
         data = {}
         for field in self._meta.concrete_fields:

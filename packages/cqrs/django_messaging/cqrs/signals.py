@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import router, transaction
 from django.db.models import signals
+from django.db.models.expressions import BaseExpression
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -44,6 +45,9 @@ class MasterSignals:
         model_cls._cqrs_master_registered = True
         uid = f"django_messaging.cqrs.{model_cls._meta.label_lower}"
         signals.post_save.connect(cls.post_save, sender=model_cls, dispatch_uid=f"{uid}.save")
+        signals.pre_delete.connect(
+            cls.pre_delete, sender=model_cls, dispatch_uid=f"{uid}.pre_delete"
+        )
         signals.post_delete.connect(cls.post_delete, sender=model_cls, dispatch_uid=f"{uid}.delete")
         post_bulk_create.connect(
             cls.post_bulk_create, sender=model_cls, dispatch_uid=f"{uid}.bulk_create"
@@ -81,15 +85,22 @@ class MasterSignals:
             )
 
     @classmethod
+    def pre_delete(cls, sender: Any, **kwargs: Any) -> None:
+        """An instance saved but not yet serialized still holds ``F('cqrs_revision') + 1``:
+        read the revision while the row is there, for the DELETE to carry it."""
+        instance = kwargs["instance"]
+        if isinstance(instance.cqrs_revision, BaseExpression) and _produces(instance):
+            instance.refresh_from_db(fields=["cqrs_revision"], using=kwargs.get("using"))
+
+    @classmethod
     def post_delete(cls, sender: Any, **kwargs: Any) -> None:
         instance = kwargs["instance"]
-        if not _produces(instance):
+        if not _produces(instance) or not instance.is_sync_instance():
             return
         using = kwargs.get("using") or router.db_for_write(sender, instance=instance)
-        revision = instance.cqrs_revision
         instance_data: dict[str, Any] = {
             "id": instance.pk,
-            "cqrs_revision": (revision + 1) if isinstance(revision, int) else None,
+            "cqrs_revision": instance.cqrs_revision + 1,
             "cqrs_updated": str(timezone.now()),
         }
         custom = instance.get_custom_cqrs_delete_data()

@@ -19,10 +19,12 @@ then sends the row's current state (:func:`rebuild`), which a replica applies li
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
-from django.db import DatabaseError, connections
+import django
+from django.db import DatabaseError, connections, models
 from django.db.models import NOT_PROVIDED, sql
 from django.utils import timezone
 
@@ -51,11 +53,63 @@ _MESSAGE_COLUMNS = ", ".join(
 )
 
 
+#: The private ``Model`` methods the mixin overrides to carry the message row, with the
+#: parameters it relies on (Django 4.2 to 5.2). No public hook lets a save change its statement.
+HOOKS = {
+    "_do_update": (
+        "self",
+        "base_qs",
+        "using",
+        "pk_val",
+        "values",
+        "update_fields",
+        "forced_update",
+    ),
+    "_do_insert": ("self", "manager", "using", "fields", "returning_fields", "raw"),
+}
+_hooks_known: list[bool] = []
+
+
+def hooks_known() -> bool:
+    """True when Django's save methods have the signatures the mixin's overrides expect.
+
+    On another Django, saves take the path without the single statement (one transaction of
+    their own): slower, never wrong. Logged once per process.
+    """
+    if not _hooks_known:
+        found = {
+            name: tuple(inspect.signature(getattr(models.Model, name, None) or _absent).parameters)
+            for name in HOOKS
+        }
+        _hooks_known.append(found == HOOKS)
+        if found != HOOKS:
+            logger.warning(
+                "Django %s: Model save methods changed (%s); CQRS saves write their message in "
+                "a transaction of their own instead of in the save's statement",
+                django.get_version(),
+                found,
+            )
+    return _hooks_known[0]
+
+
+def _absent() -> None:
+    pass
+
+
+def hook_arguments(name: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a call to the hook ``name``, by parameter name, however Django passed
+    them."""
+    call = dict(zip(HOOKS[name][1:], args, strict=False))
+    call.update(kwargs)
+    return call
+
+
 def applies(instance: Any, using: str, options: dict[str, Any]) -> bool:
     """True when this ``save(**options)`` is an UPDATE or INSERT the statement can carry."""
     meta = instance._meta
     if (
         connections[using].vendor != "postgresql"
+        or not hooks_known()
         or meta.parents
         or options.get("update_fields") is not None
     ):

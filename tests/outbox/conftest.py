@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.proxy import TcpProxy
 from tests.outbox.stomp_probe import Probe
+from tests.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 

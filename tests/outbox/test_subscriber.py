@@ -272,3 +272,41 @@ def test_database_error_leaves_the_message_for_redelivery(
     drive(consumer, lambda: Order.objects.filter(number="DB").exists(), timeout=30)
     assert Order.objects.filter(number="DB").count() == 1
     assert calls == ["false", "true"]  # the second delivery is the broker's redelivery
+
+
+def test_messages_of_a_subscription_it_did_not_ask_for_are_not_handled(
+    stomp_address, subscription, unique_name, caplog
+) -> None:
+    consumer = subscription(callbacks.store_order)
+    other, _ = topic(unique_name)
+    receipt = consumer._receipt()
+    consumer.connection.subscribe(
+        other, "not-ours", ack="client-individual", headers={"receipt": receipt}
+    )
+    consumer._wait_receipt(receipt, "SUBSCRIBE")
+    with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
+        send_raw(stomp_address, other, '{"number": "X"}', {"dop-msg-id": "x-1"})
+        send_raw(stomp_address, consumer.destination, '{"number": "Y"}', {"dop-msg-id": "y-1"})
+        drive(consumer, lambda: Order.objects.filter(number="Y").exists())
+    assert list(Order.objects.values_list("number", flat=True)) == ["Y"]
+    assert "from subscription 'not-ours' ignored" in caplog.text
+    assert consumer.is_connected()
+
+
+def test_reconnect_after_a_broker_error_backs_off(stomp_address, subscription, caplog) -> None:
+    """An ERROR frame closes the connection; reconnecting at once met the same error again,
+    hundreds of times a second."""
+    import time
+
+    consumer = subscription(callbacks.store_order)
+    consumer.connection.ack("no-such-message", "no-such-subscription")  # draws an ERROR frame
+    with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
+        deadline = time.monotonic() + 10
+        while consumer.connection is None or consumer.is_connected():
+            assert time.monotonic() < deadline, "no broker error"
+            consumer.run_once()
+        consumer.run_once()
+    assert "closed by a broker error (1 in a row), reconnecting in" in caplog.text
+    assert consumer.connection is None
+    assert consumer._next_connect > time.monotonic()
+    drive(consumer, consumer.is_connected, what="the reconnect after the back-off")

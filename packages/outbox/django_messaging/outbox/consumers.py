@@ -85,16 +85,33 @@ class Consumer(Worker):
         self._counter = itertools.count(1)
         self._connect_failures = 0
         self._next_connect = 0.0
+        #: ERROR frames since a message was last handled: each closes the connection, and
+        #: the reconnect after one waits as after a failed connect.
+        self._broker_errors = 0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
+        subscription = frame.headers.get("subscription")
+        if subscription != self.subscription_id:
+            # Never handled, acknowledged or rejected here: an ACK or NACK naming a
+            # subscription this connection does not hold draws a broker ERROR. Unacknowledged,
+            # the broker gives the message back when the connection closes.
+            logger.warning(
+                "message %s from subscription %r ignored: %s consumes only %r",
+                frame.headers.get("message-id"),
+                subscription,
+                self.queue_name,
+                self.subscription_id,
+            )
+            return
         self._inbox.put((self._generation, frame))
 
     def on_receipt(self, receipt_id: str | None) -> None:
         self._receipts.put(receipt_id)
 
     def on_broker_error(self, headers: dict[str, str], body: str) -> None:
+        self._broker_errors += 1
         self._broken = True
         self._receipts.put(_LOST)
 
@@ -166,18 +183,22 @@ class Consumer(Worker):
         )
 
     def _declare_dead_letter_queue(self) -> None:
-        """Make ``DLQ.<queue>`` exist (durable) before anything can be dead-lettered to it."""
-        sub_id = f"{self.subscription_id}-dlq"
-        receipt = self._receipt()
-        self.connection.subscribe(
+        """Make ``DLQ.<queue>`` exist (durable) before anything can be dead-lettered to it,
+        without consuming from it or publishing to it.
+
+        RabbitMQ declares a ``/queue/`` destination when it reads a SEND frame to it, even one
+        inside a transaction; aborting the transaction discards the message. A subscription
+        would be handed the dead letters already waiting there.
+        """
+        transaction = f"{self.subscription_id}-declare-{next(self._counter)}"
+        self.connection.begin(transaction)
+        self.connection.send(
             f"/queue/{self.dead_letter_queue}",
-            sub_id,
-            ack="client-individual",
-            headers={"durable": "true", "auto-delete": "false", "receipt": receipt},
+            b"",
+            headers={"durable": "true", "auto-delete": "false", "transaction": transaction},
         )
-        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
         receipt = self._receipt()
-        self.connection.unsubscribe(sub_id, headers={"receipt": receipt})
+        self.connection.abort(transaction, headers={"receipt": receipt})
         self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
 
     def _close(self) -> None:
@@ -202,6 +223,18 @@ class Consumer(Worker):
     def _ensure_connected(self) -> bool:
         if self.is_connected():
             return True
+        if self.connection is not None and self._broker_errors:
+            # The broker closed the connection with an ERROR frame: reconnecting at once
+            # would meet the same error in a loop.
+            self._close()
+            delay = factories.backoff_delay(self._broker_errors)
+            self._next_connect = time.monotonic() + delay
+            logger.warning(
+                "subscriber for %s closed by a broker error (%d in a row), reconnecting in %.1fs",
+                self.destination,
+                self._broker_errors,
+                delay,
+            )
         now = time.monotonic()
         if now < self._next_connect:
             time.sleep(min(self._next_connect - now, 0.5))
@@ -254,6 +287,7 @@ class Consumer(Worker):
                     )
                     return
                 self.handled += 1
+                self._broker_errors = 0
                 handled += 1
             # else: from a connection that is gone; the broker redelivers it.
             if handled >= self.batch_limit:

@@ -103,3 +103,68 @@ def test_restart_with_a_dead_letter_waiting_leaves_the_dead_letter_queue_alone(
     stop(second)
     assert "Subscription not found" not in output.text
     assert "broker error" not in output.text
+
+
+@pytest.fixture
+def database_proxy():
+    """A proxy in front of PostgreSQL, for a worker process to connect through."""
+    from django.conf import settings
+
+    from tests import services
+    from tests.proxy import TcpProxy
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("cuts a PostgreSQL connection")
+    proxy = TcpProxy(services.host_port(services.POSTGRES_URL, 5432)).start()
+    yield proxy
+    proxy.stop()
+
+
+def through(proxy) -> dict[str, str]:
+    """Environment of a worker process whose database connections go through ``proxy``."""
+    return {"MESSAGING_POSTGRES_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/postgres"}
+
+
+def test_database_outage_while_handling_waits_for_the_database(
+    stomp_address, processes, unique_name, database_proxy, dead_letter_queues, tmp_path
+) -> None:
+    """A message handled while PostgreSQL is down was dead-lettered ("callback failed 3 times:
+    OperationalError"): the outage is not the message's fault. It waits for the database."""
+    from django_messaging.outbox.models import Received
+
+    destination, _ = topic(unique_name)
+    queue = unique_name("q")
+    dlq = f"DLQ.{queue}"
+    dead_letter_queues.append(dlq)
+    sub = processes.start(
+        "subscribe",
+        "tests.outbox.callbacks.waits_for_go",
+        destination,
+        queue,
+        env=through(database_proxy),
+    )
+    output = Output(sub)
+    wait_until(lambda: consumers(queue) == 1, timeout=30, what="the subscriber")
+    running, go = tmp_path / "running", tmp_path / "go"
+    body = {"number": "during-outage", "running": str(running), "go": str(go)}
+    send_raw(stomp_address, destination, json.dumps(body), {"dop-msg-id": "outage-1"})
+    wait_until(running.exists, timeout=30, what="the callback to be running")
+    database_proxy.cut()
+    go.write_text("go")
+    wait_until(
+        lambda: "dead-lettered" in output.text or output.text.count("database unavailable") >= 3,
+        timeout=30,
+        what="the subscriber to meet the outage a few times",
+    )
+    database_proxy.restore()
+    wait_until(
+        lambda: Order.objects.filter(number="during-outage").exists(),
+        timeout=30,
+        what="the message saved after the restore",
+    )
+    assert Order.objects.filter(number="during-outage").count() == 1
+    assert Received.objects.filter(msg_id="outage-1").count() == 1
+    wait_until(lambda: queue_depth(queue) == (0, 0), what="the message acknowledged")
+    assert queue_depth(dlq) == (0, 0)
+    assert "database available again" in output.text
+    stop(sub)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import db
-from django.db import IntegrityError
+from django.db import IntegrityError, router
 
 from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import SerializerError, get_serializer
@@ -53,6 +53,27 @@ _DELIVERY_HEADERS = {
     "persistent",
 }
 DEAD_LETTER_REASON_HEADER = "dop-dead-letter-reason"
+#: What a lost or refused database connection raises: the database's fault, not the message's.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (db.OperationalError, db.InterfaceError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database is down: the message is kept and handled again once it is back."""
+
+
+def database_is_up(using: str) -> bool:
+    """Open a fresh connection to ``using`` and run a trivial query."""
+    connection = db.connections[using]
+    try:
+        connection.close()
+    except Exception:
+        logger.debug("closing the broken connection to %s failed", using, exc_info=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except db.DatabaseError:
+        return False
+    return True
 
 
 def queue_name_for(destination: str, queue_name: str | None = None) -> str:
@@ -88,6 +109,10 @@ class Consumer(Worker):
         #: ERROR frames since a message was last handled: each closes the connection, and
         #: the reconnect after one waits as after a failed connect.
         self._broker_errors = 0
+        #: The message whose handling waits for the database, and when to look again.
+        self._held: tuple[int, Any] | None = None
+        self._database_failures = 0
+        self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
 
     # listener callbacks (receiver thread) ---------------------------------------------------
@@ -262,15 +287,23 @@ class Consumer(Worker):
     def run_once(self) -> None:
         if not self._ensure_connected():
             return
-        try:
-            generation, frame = self._inbox.get(timeout=0.5)
-        except queue.Empty:
-            return
+        if self._held is not None:
+            if not self._database_back():
+                return
+            (generation, frame), self._held = self._held, None
+        else:
+            try:
+                generation, frame = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                return
         handled = 0
         while True:
             if generation == self._generation and self.is_connected():
                 try:
                     self.handle(frame)
+                except DatabaseUnavailable as exc:
+                    self._hold(generation, frame, exc)
+                    return
                 except Exception as exc:
                     # Not acknowledged: drop the connection so the broker redelivers it.
                     logger.error(
@@ -297,6 +330,53 @@ class Consumer(Worker):
             except queue.Empty:
                 return
 
+    def _hold(self, generation: int, frame: Any, error: BaseException) -> None:
+        """Keep ``frame`` (unacknowledged) until the database answers again."""
+        self._held = (generation, frame)
+        self._database_failures += 1
+        delay = factories.backoff_delay(self._database_failures)
+        self._next_database_check = time.monotonic() + delay
+        logger.warning(
+            "database unavailable while handling message %s on %s (check %d), waiting %.1fs "
+            "for it: %s",
+            frame.headers.get("message-id"),
+            self.queue_name,
+            self._database_failures,
+            delay,
+            error,
+        )
+
+    def _database_back(self) -> bool:
+        """Whether the held message can be handled again; waits at most half a second."""
+        assert self._held is not None
+        generation, frame = self._held
+        if generation != self._generation or not self.is_connected():
+            self._held = None  # its connection is gone: the broker redelivers it
+            return False
+        remaining = self._next_database_check - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(remaining, 0.5))
+            return False
+        if not database_is_up(self._database()):
+            self._hold(generation, frame, DatabaseUnavailable("the database does not answer"))
+            return False
+        logger.info(
+            "database available again after %d checks: handling message %s on %s",
+            self._database_failures,
+            frame.headers.get("message-id"),
+            self.queue_name,
+        )
+        self._database_failures = 0
+        return True
+
+    def _database(self) -> str:
+        return router.db_for_write(Received)
+
+    def _check_database(self, error: BaseException) -> None:
+        """Raise :class:`DatabaseUnavailable` when ``error`` came from a database that is down."""
+        if isinstance(error, DATABASE_ERRORS) and not database_is_up(self._database()):
+            raise DatabaseUnavailable(repr(error)) from error
+
     # one message --------------------------------------------------------------------------
     def message_id(self, headers: dict[str, Any]) -> str | None:
         for name in settings.DEFAULT_CONSUMER_ID_HEADERS:
@@ -320,7 +400,12 @@ class Consumer(Worker):
         except SerializerError as exc:
             self.dead_letter(frame, f"undecodable body: {exc}")
             return
-        if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
+        try:
+            processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
+        except DATABASE_ERRORS as exc:
+            self._check_database(exc)
+            raise
+        if processed:
             logger.info("message %s on %s already processed: acknowledged", msg_id, self.queue_name)
             self._ack(headers)
             return
@@ -342,6 +427,8 @@ class Consumer(Worker):
                     return
                 error = exc
             except Exception as exc:
+                # A database outage is not the message's fault: it waits, uncounted.
+                self._check_database(exc)
                 error = exc
             else:
                 if payload.nacked or payload.acked:

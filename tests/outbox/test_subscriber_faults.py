@@ -6,35 +6,16 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import threading
 
 import pytest
 
 from tests.helpers import catches_signal, wait_until
-from tests.outbox.conftest import queue_depth
+from tests.outbox.conftest import Output, queue_depth, through
 from tests.outbox.helpers import topic
 from tests.outbox.stomp_probe import send_raw
 from tests.project.outbox_app.models import Order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
-
-
-class Output:
-    """Collects a process's output on a thread, so the test can read it while it runs."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self._thread.start()
-
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
 
 
 def consumers(queue: str) -> int:
@@ -103,26 +84,6 @@ def test_restart_with_a_dead_letter_waiting_leaves_the_dead_letter_queue_alone(
     stop(second)
     assert "Subscription not found" not in output.text
     assert "broker error" not in output.text
-
-
-@pytest.fixture
-def database_proxy():
-    """A proxy in front of PostgreSQL, for a worker process to connect through."""
-    from django.conf import settings
-
-    from tests import services
-    from tests.proxy import TcpProxy
-
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("cuts a PostgreSQL connection")
-    proxy = TcpProxy(services.host_port(services.POSTGRES_URL, 5432)).start()
-    yield proxy
-    proxy.stop()
-
-
-def through(proxy) -> dict[str, str]:
-    """Environment of a worker process whose database connections go through ``proxy``."""
-    return {"MESSAGING_POSTGRES_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/postgres"}
 
 
 def test_database_outage_while_handling_waits_for_the_database(

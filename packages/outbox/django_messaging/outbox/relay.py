@@ -166,6 +166,9 @@ class Relay(Worker):
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
         self._inflight: dict[Hashable, tuple[Published, float]] = {}
+        #: Confirmed by the broker, not yet recorded in the database (it may be down): kept
+        #: until recorded, never sent again by this relay.
+        self._confirmed: set[Hashable] = set()
         self._short_batch = False
         self._connect_failures = 0
         self._next_connect = 0.0
@@ -182,9 +185,23 @@ class Relay(Worker):
         """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
         if self._inflight and self.transport is not None:
             deadline = time.monotonic() + float(settings.DEFAULT_RECEIPT_TIMEOUT)
-            while self._inflight and time.monotonic() < deadline:
-                if not self._collect(0.5):
-                    break
+            try:
+                while self._inflight and time.monotonic() < deadline:
+                    if not self._collect(0.5):
+                        break
+            except DatabaseError as exc:
+                logger.error("relay %s: database error while stopping: %s", self.owner, exc)
+        if self._confirmed:
+            try:
+                self._record_confirmed()
+            except DatabaseError as exc:
+                logger.error(
+                    "relay %s: %d confirmed messages not recorded as sent (database error: "
+                    "%s); they will be sent again",
+                    self.owner,
+                    len(self._confirmed),
+                    exc,
+                )
         if self._inflight:
             self._fail_inflight("relay stopped before the broker confirmed")
         released = self._release_all()
@@ -198,13 +215,21 @@ class Relay(Worker):
         try:
             self._run_once()
         except DatabaseError as exc:
-            # The database went away (restart, failover): nothing is marked, claimed rows come
-            # back when their lease ends, and the next unit reconnects.
-            logger.error("relay: database error, retrying shortly: %s", exc)
+            # The database went away (restart, failover): confirmations received meanwhile are
+            # kept and recorded once it is back; the next unit reconnects.
+            logger.error(
+                "relay %s: database error, retrying shortly (%d confirmed messages waiting to be "
+                "recorded): %s",
+                self.owner,
+                len(self._confirmed),
+                exc,
+            )
             db.close_old_connections()
             time.sleep(min(float(settings.DEFAULT_PRODUCER_WAITING_TIME) * 10, 1.0))
 
     def _run_once(self) -> None:
+        if self._confirmed:
+            self._record_confirmed()  # before anything else: the database is back
         if not self._ensure_open():
             return
         size = self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE)
@@ -271,12 +296,11 @@ class Relay(Worker):
         """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
         assert self.transport is not None
         polled = self.transport.poll(timeout)
-        keys = [k for k in polled.confirmed if k in self._inflight]
-        if keys:
-            self._mark_sent(keys)
-            for key in keys:
-                del self._inflight[key]
-            self.sent += len(keys)
+        for key in polled.confirmed:
+            if self._inflight.pop(key, None) is not None:
+                self._confirmed.add(key)
+        if self._confirmed:
+            self._record_confirmed()
         if polled.lost:
             self._fail_inflight(polled.error or "connection lost", polled.rejected)
             return False
@@ -310,6 +334,14 @@ class Relay(Worker):
             Published.objects.using(self._db()).filter(id__in=ids, claimed_by=self.owner).update(
                 claimed_by=None, claimed_until=None
             )
+
+    def _record_confirmed(self) -> None:
+        """Mark the confirmed rows sent; on a database error they stay confirmed, to be
+        recorded on the next attempt."""
+        keys = list(self._confirmed)
+        self._mark_sent(keys)
+        self._confirmed.difference_update(keys)
+        self.sent += len(keys)
 
     def _mark_sent(self, keys: list[Hashable]) -> None:
         using = self._db()

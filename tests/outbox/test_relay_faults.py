@@ -73,3 +73,87 @@ def test_receipts_that_arrive_while_the_database_is_down_are_recorded_after(
     wait_until(lambda: catches_signal(relay.pid, signal.SIGTERM), what="relay running")
     relay.send_signal(signal.SIGTERM)
     assert relay.wait(30) == 0
+
+
+def test_a_killed_relays_claims_are_taken_over_within_seconds(
+    stomp_address, probe, processes, unique_name, broker_proxy
+) -> None:
+    """A relay killed with about a thousand rows claimed held them for its whole 300 s lease:
+    the restarted relay sent them only when it ended. Leases are now short and renewed while
+    the relay lives (the package default, as the test project leaves it)."""
+    import time
+
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    first = processes.start(
+        "publish",
+        "--batch-size",
+        "500",
+        env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{broker_proxy.port}"},
+    )
+    make_rows(destination, 1)
+    wait_until(lambda: sent() == 1, timeout=30, what="the first relay running")
+    total = 1500
+    broker_proxy.hold()  # no receipts: the relay fills its window and waits
+    make_rows(destination, total)
+    wait_until(
+        lambda: Published.objects.filter(claimed_by__isnull=False).count() == 1000,
+        what="two batches claimed and in flight",
+    )
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+    broker_proxy.release()
+
+    restarted = time.monotonic()
+    second = processes.start("publish", "--batch-size", "500")
+    wait_until(lambda: sent() == total + 1, timeout=25, what="every row sent after the restart")
+    took = time.monotonic() - restarted
+    wait_until(lambda: len(set(p.ids())) == total + 1, what="every message on the broker")
+    assert len(p.ids()) - (total + 1) <= 1000  # at most the killed relay's claims go twice
+    assert took < 20, took
+    wait_until(lambda: catches_signal(second.pid, signal.SIGTERM), what="relay running")
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
+
+
+def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_proxy) -> None:
+    """Leases are short; a relay that waits longer than one for its receipts renews them, so
+    no other relay may take (and send again) rows it still has in flight."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from django_messaging.outbox.relay import Relay, claim_batch
+
+    outbox = {
+        **settings.MESSAGING["OUTBOX"],
+        "DEFAULT_RELAY_CLAIM_TIMEOUT": 1.5,
+        "DEFAULT_RECEIPT_TIMEOUT": 30,
+        "DEFAULT_STOMP_HEARTBEATS": (0, 0),  # the held connection must not time out
+        "DEFAULT_STOMP_HOST_AND_PORTS": [broker_proxy.address],
+    }
+    with override_settings(MESSAGING={**settings.MESSAGING, "OUTBOX": outbox}):
+        make_rows("/topic/lease_renewal_test", 20)
+        relay = Relay(batch_size=20)
+        relay.start()
+        try:
+            relay.run_once()  # connects
+            broker_proxy.hold()
+            wait_until(lambda: (relay.run_once(), len(relay._inflight) == 20)[1])
+            claimed_at = timezone.now()
+            wait_until(
+                lambda: (relay.run_once(), timezone.now() > claimed_at + dt.timedelta(seconds=4))[
+                    1
+                ],
+                timeout=10,
+                what="three leases' time",
+            )
+            assert claim_batch("another-relay", 20, 1.5) == []
+            assert Published.objects.filter(claimed_by=relay.owner).count() == 20
+            broker_proxy.release()
+            wait_until(lambda: (relay.run_once(), sent() == 20)[1], what="the receipts")
+        finally:
+            broker_proxy.release()
+            relay.stop()

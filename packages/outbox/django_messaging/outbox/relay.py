@@ -7,9 +7,10 @@ One batch:
    statement: ``UPDATE … WHERE id IN (SELECT … ORDER BY added LIMIT n FOR UPDATE SKIP LOCKED)``
    on PostgreSQL. SQLite has no row locks but runs each write statement under its database
    write lock, so the same single statement (without ``FOR UPDATE``) is just as exclusive. A
-   claim is a lease (``claimed_by`` / ``claimed_until``): rows of a relay that died are
-   claimed again after ``DEFAULT_RELAY_CLAIM_TIMEOUT`` seconds. Two relays never hold the same
-   row.
+   claim is a lease (``claimed_by`` / ``claimed_until``) of ``DEFAULT_RELAY_CLAIM_TIMEOUT``
+   seconds that the relay renews every third of it while it holds rows, so the lease can be
+   short: rows of a relay that died are claimed again seconds later. Two live relays never
+   hold the same row.
 2. **Send** them through the transport, persistent, each with a receipt.
 3. **Mark** rows sent as their receipts arrive (one ``UPDATE … WHERE id IN`` per group of
    receipts), so a crash re-sends only rows whose confirmation had not been recorded.
@@ -169,6 +170,7 @@ class Relay(Worker):
         #: Confirmed by the broker, not yet recorded in the database (it may be down): kept
         #: until recorded, never sent again by this relay.
         self._confirmed: set[Hashable] = set()
+        self._next_renewal = 0.0
         self._short_batch = False
         self._connect_failures = 0
         self._next_connect = 0.0
@@ -295,6 +297,7 @@ class Relay(Worker):
     def _collect(self, timeout: float) -> bool:
         """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
         assert self.transport is not None
+        self._renew_claims()
         polled = self.transport.poll(timeout)
         for key in polled.confirmed:
             if self._inflight.pop(key, None) is not None:
@@ -333,6 +336,37 @@ class Relay(Worker):
         if ids:
             Published.objects.using(self._db()).filter(id__in=ids, claimed_by=self.owner).update(
                 claimed_by=None, claimed_until=None
+            )
+
+    def _renew_claims(self) -> None:
+        """Extend the lease of the rows this relay holds (in flight or confirmed, not yet
+        recorded), every third of ``DEFAULT_RELAY_CLAIM_TIMEOUT``."""
+        now = time.monotonic()
+        if now < self._next_renewal:
+            return
+        lease = float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT)
+        self._next_renewal = now + lease / 3
+        held = len(self._inflight) + len(self._confirmed)
+        if not held:
+            return
+        try:
+            renewed = (
+                Published.objects.using(self._db())
+                .filter(claimed_by=self.owner, status=StatusChoice.SCHEDULE)
+                .update(claimed_until=timezone.now() + dt.timedelta(seconds=lease))
+            )
+        except DatabaseError as exc:
+            logger.warning(
+                "relay %s could not renew its claims on %d rows: %s", self.owner, held, exc
+            )
+            return
+        if renewed < held:
+            logger.warning(
+                "relay %s renewed %d of the %d rows it holds: the others' leases ended (paused "
+                "longer than DEFAULT_RELAY_CLAIM_TIMEOUT?) and another relay may send them too",
+                self.owner,
+                renewed,
+                held,
             )
 
     def _record_confirmed(self) -> None:

@@ -68,3 +68,15 @@ def waits_for_go(payload: Payload) -> None:
     while not go.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     store_order(payload)
+
+
+def fails_in_sql(payload: Payload) -> None:
+    """A query the database refuses, quoting the SQL and a value from the message."""
+    from django.db import connection
+
+    calls.append(payload)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT no_such_column FROM messaging_outbox_received WHERE msg_id = "
+            f"'{payload.body['secret']}'"
+        )

@@ -310,3 +310,40 @@ def test_reconnect_after_a_broker_error_backs_off(stomp_address, subscription, c
     assert consumer.connection is None
     assert consumer._next_connect > time.monotonic()
     drive(consumer, consumer.is_connected, what="the reconnect after the back-off")
+
+
+def test_dead_letter_reason_carries_no_sql_and_no_message_contents(
+    stomp_address, subscription, probe
+) -> None:
+    """The reason header repeated the exception, with the failed SQL statement and the values
+    it quoted from the message: it says what failed and where, with ids."""
+    consumer = subscription(callbacks.fails_in_sql)
+    dlq = dead_letters(probe, consumer)
+    body = json.dumps({"secret": "card-4242-4242"})
+    send_raw(stomp_address, consumer.destination, body, {"dop-msg-id": "sql-1"})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert "card-4242" not in reason
+    assert "SELECT" not in reason and "no_such_column" not in reason
+    assert reason == (
+        "callback tests.outbox.callbacks.fails_in_sql failed 3 times with "
+        f"django.db.utils.{'ProgrammingError' if _postgres() else 'OperationalError'} "
+        f"(message sql-1, queue {consumer.queue_name})"
+    )
+
+
+def test_undecodable_body_reason_names_the_message_not_its_contents(
+    stomp_address, subscription, probe
+) -> None:
+    consumer = subscription(callbacks.store_order)
+    dlq = dead_letters(probe, consumer)
+    send_raw(stomp_address, consumer.destination, '{"secret": "pin-1234"', {"dop-msg-id": "u-1"})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert "pin-1234" not in reason
+    assert reason.startswith("undecodable body: not valid json (")
+    assert reason.endswith(f"(message u-1, queue {consumer.queue_name})")
+
+
+def _postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")

@@ -392,13 +392,20 @@ class Consumer(Worker):
             self.dead_letter(
                 frame,
                 "missing idempotency header: none of "
-                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set",
+                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set "
+                f"({self._where(headers.get('message-id'))})",
             )
             return
+        serializer_name = settings.DEFAULT_BODY_SERIALIZER
         try:
-            body = get_serializer(settings.DEFAULT_BODY_SERIALIZER).loads(frame.body)
+            body = get_serializer(serializer_name).loads(frame.body)
         except SerializerError as exc:
-            self.dead_letter(frame, f"undecodable body: {exc}")
+            # The serializer's own text may quote the body: only the error's kind goes out.
+            cause = type(exc.__cause__ or exc).__name__
+            self.dead_letter(
+                frame,
+                f"undecodable body: not valid {serializer_name} ({cause}) ({self._where(msg_id)})",
+            )
             return
         try:
             processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
@@ -449,7 +456,11 @@ class Consumer(Worker):
                     msg_id,
                     self.queue_name,
                 )
-                self.dead_letter(frame, f"callback {problem}", log=False)
+                self.dead_letter(
+                    frame,
+                    f"callback {_name(self.callback)} {problem} ({self._where(msg_id)})",
+                    log=False,
+                )
                 return
             if attempt < attempts:
                 logger.warning(
@@ -468,7 +479,17 @@ class Consumer(Worker):
             msg_id,
             exc_info=error,
         )
-        self.dead_letter(frame, f"callback failed {attempts} times: {error!r}", log=False)
+        # The exception's text can carry SQL or the message's own data: the log line has it,
+        # the dead letter says only what failed where.
+        self.dead_letter(
+            frame,
+            f"callback {_name(self.callback)} failed {attempts} times with {_kind(error)} "
+            f"({self._where(msg_id)})",
+            log=False,
+        )
+
+    def _where(self, msg_id: str | None) -> str:
+        return f"message {msg_id}, queue {self.queue_name}"
 
     def _ack(self, headers: dict[str, Any]) -> None:
         Payload(self.connection, None, headers).ack()
@@ -503,6 +524,11 @@ class Consumer(Worker):
             self._broken = True
             return
         self._ack(headers)
+
+
+def _kind(error: BaseException | None) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _name(callback: Any) -> str:

@@ -347,3 +347,31 @@ def test_undecodable_body_reason_names_the_message_not_its_contents(
 
 def _postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def test_an_idempotency_id_longer_than_the_column_is_dead_lettered_up_front(
+    stomp_address, subscription, probe
+) -> None:
+    """An id that does not fit ``Received.msg_id`` failed only at ``payload.save()`` (on
+    PostgreSQL, three callback attempts; on SQLite it was stored as is)."""
+    consumer = subscription(callbacks.store_order)
+    dlq = dead_letters(probe, consumer)
+    send_raw(stomp_address, consumer.destination, '{"number": "L"}', {"dop-msg-id": "x" * 300})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert reason.startswith("idempotency header longer than 255 characters (message ")
+    assert callbacks.calls == []
+    assert not Order.objects.exists()
+
+
+def test_a_frame_without_an_ack_id_is_not_queued(unique_name, caplog) -> None:
+    """RabbitMQ always sets ``ack`` on a client-individual subscription, so a frame without it
+    is built here: it is refused up front instead of ending in ``ACK None``."""
+    from stomp.utils import Frame
+
+    consumer = Consumer(callbacks.store_order, "/topic/x", unique_name("q"))
+    headers = {"subscription": consumer.subscription_id, "destination": "/topic/x"}
+    with caplog.at_level(logging.ERROR, logger="django_messaging.outbox"):
+        consumer.on_message(Frame("MESSAGE", headers, b"{}"))
+    assert consumer._inbox.empty()
+    assert "without an ack or message-id header ignored" in caplog.text

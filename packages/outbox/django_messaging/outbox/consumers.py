@@ -130,6 +130,16 @@ class Consumer(Worker):
                 self.subscription_id,
             )
             return
+        ack_id = frame.headers.get("ack") or frame.headers.get("message-id")
+        if not isinstance(ack_id, str) or not ack_id.strip():
+            # Neither acknowledged nor dead-lettered (that ends with an ACK): an ACK without an
+            # id draws a broker ERROR. The broker redelivers it on the next connection.
+            logger.error(
+                "message on %s without an ack or message-id header ignored (headers: %s)",
+                self.queue_name,
+                sorted(frame.headers),
+            )
+            return
         self._inbox.put((self._generation, frame))
 
     def on_receipt(self, receipt_id: str | None) -> None:
@@ -393,6 +403,14 @@ class Consumer(Worker):
                 frame,
                 "missing idempotency header: none of "
                 f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set "
+                f"({self._where(headers.get('message-id'))})",
+            )
+            return
+        limit = Received._meta.get_field("msg_id").max_length or 0
+        if len(msg_id) > limit:
+            self.dead_letter(
+                frame,
+                f"idempotency header longer than {limit} characters "
                 f"({self._where(headers.get('message-id'))})",
             )
             return

@@ -135,12 +135,13 @@ def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_prox
         "DEFAULT_STOMP_HOST_AND_PORTS": [broker_proxy.address],
     }
     with override_settings(MESSAGING={**settings.MESSAGING, "OUTBOX": outbox}):
-        make_rows("/topic/lease_renewal_test", 20)
         relay = Relay(batch_size=20)
         relay.start()
         try:
-            relay.run_once()  # connects
+            relay.run_once()  # connects; nothing to send yet
+            assert relay.transport is not None and relay.transport.is_open()
             broker_proxy.hold()
+            make_rows("/topic/lease_renewal_test", 20)
             wait_until(lambda: (relay.run_once(), len(relay._inflight) == 20)[1])
             claimed_at = timezone.now()
             wait_until(

@@ -406,7 +406,7 @@ class Consumer(Worker):
                 f"({self._where(headers.get('message-id'))})",
             )
             return
-        limit = Received._meta.get_field("msg_id").max_length or 0
+        limit = Received._meta.get_field("msg_id").max_length or 0  # type: ignore[union-attr]
         if len(msg_id) > limit:
             self.dead_letter(
                 frame,

@@ -54,3 +54,29 @@ def slow_first_time(payload: Payload) -> None:
         if not marker.exists():
             marker.write_text("in callback")
             time.sleep(60)
+
+
+def waits_for_go(payload: Payload) -> None:
+    """Says it is running (file ``running``), waits for the file ``go``, then stores the order:
+    a test cuts the database in between."""
+    import pathlib
+    import time
+
+    running, go = pathlib.Path(payload.body["running"]), pathlib.Path(payload.body["go"])
+    running.write_text("in callback")
+    deadline = time.monotonic() + 60
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store_order(payload)
+
+
+def fails_in_sql(payload: Payload) -> None:
+    """A query the database refuses, quoting the SQL and a value from the message."""
+    from django.db import connection
+
+    calls.append(payload)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT no_such_column FROM messaging_outbox_received WHERE msg_id = "
+            f"'{payload.body['secret']}'"
+        )

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -105,3 +106,44 @@ def processes() -> Iterator[Processes]:
     p = Processes()
     yield p
     p.stop_all()
+
+
+class Output:
+    """Collects a process's output on a thread, so the test can read it while it runs."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                self.lines.append(line)
+        except (OSError, ValueError):  # closed when the test stops the process
+            return
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+@pytest.fixture
+def database_proxy():
+    """A proxy in front of PostgreSQL, for a worker process to connect through."""
+    from django.conf import settings
+
+    from tests import services
+    from tests.proxy import TcpProxy
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("cuts a PostgreSQL connection")
+    proxy = TcpProxy(services.host_port(services.POSTGRES_URL, 5432)).start()
+    yield proxy
+    proxy.stop()
+
+
+def through(proxy) -> dict[str, str]:
+    """Environment of a worker process whose database connections go through ``proxy``."""
+    return {"MESSAGING_POSTGRES_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/postgres"}

@@ -272,3 +272,106 @@ def test_database_error_leaves_the_message_for_redelivery(
     drive(consumer, lambda: Order.objects.filter(number="DB").exists(), timeout=30)
     assert Order.objects.filter(number="DB").count() == 1
     assert calls == ["false", "true"]  # the second delivery is the broker's redelivery
+
+
+def test_messages_of_a_subscription_it_did_not_ask_for_are_not_handled(
+    stomp_address, subscription, unique_name, caplog
+) -> None:
+    consumer = subscription(callbacks.store_order)
+    other, _ = topic(unique_name)
+    receipt = consumer._receipt()
+    consumer.connection.subscribe(
+        other, "not-ours", ack="client-individual", headers={"receipt": receipt}
+    )
+    consumer._wait_receipt(receipt, "SUBSCRIBE")
+    with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
+        send_raw(stomp_address, other, '{"number": "X"}', {"dop-msg-id": "x-1"})
+        send_raw(stomp_address, consumer.destination, '{"number": "Y"}', {"dop-msg-id": "y-1"})
+        drive(consumer, lambda: Order.objects.filter(number="Y").exists())
+    assert list(Order.objects.values_list("number", flat=True)) == ["Y"]
+    assert "from subscription 'not-ours' ignored" in caplog.text
+    assert consumer.is_connected()
+
+
+def test_reconnect_after_a_broker_error_backs_off(stomp_address, subscription, caplog) -> None:
+    """An ERROR frame closes the connection; reconnecting at once met the same error again,
+    hundreds of times a second."""
+    import time
+
+    consumer = subscription(callbacks.store_order)
+    consumer.connection.ack("no-such-message", "no-such-subscription")  # draws an ERROR frame
+    with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
+        deadline = time.monotonic() + 10
+        while consumer.connection is None or consumer.is_connected():
+            assert time.monotonic() < deadline, "no broker error"
+            consumer.run_once()
+        consumer.run_once()
+    assert "closed by a broker error (1 in a row), reconnecting in" in caplog.text
+    assert consumer.connection is None
+    assert consumer._next_connect > time.monotonic()
+    drive(consumer, consumer.is_connected, what="the reconnect after the back-off")
+
+
+def test_dead_letter_reason_carries_no_sql_and_no_message_contents(
+    stomp_address, subscription, probe
+) -> None:
+    """The reason header repeated the exception, with the failed SQL statement and the values
+    it quoted from the message: it says what failed and where, with ids."""
+    consumer = subscription(callbacks.fails_in_sql)
+    dlq = dead_letters(probe, consumer)
+    body = json.dumps({"secret": "card-4242-4242"})
+    send_raw(stomp_address, consumer.destination, body, {"dop-msg-id": "sql-1"})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert "card-4242" not in reason
+    assert "SELECT" not in reason and "no_such_column" not in reason
+    assert reason == (
+        "callback tests.outbox.callbacks.fails_in_sql failed 3 times with "
+        f"django.db.utils.{'ProgrammingError' if _postgres() else 'OperationalError'} "
+        f"(message sql-1, queue {consumer.queue_name})"
+    )
+
+
+def test_undecodable_body_reason_names_the_message_not_its_contents(
+    stomp_address, subscription, probe
+) -> None:
+    consumer = subscription(callbacks.store_order)
+    dlq = dead_letters(probe, consumer)
+    send_raw(stomp_address, consumer.destination, '{"secret": "pin-1234"', {"dop-msg-id": "u-1"})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert "pin-1234" not in reason
+    assert reason.startswith("undecodable body: not valid json (")
+    assert reason.endswith(f"(message u-1, queue {consumer.queue_name})")
+
+
+def _postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+def test_an_idempotency_id_longer_than_the_column_is_dead_lettered_up_front(
+    stomp_address, subscription, probe
+) -> None:
+    """An id that does not fit ``Received.msg_id`` failed only at ``payload.save()`` (on
+    PostgreSQL, three callback attempts; on SQLite it was stored as is)."""
+    consumer = subscription(callbacks.store_order)
+    dlq = dead_letters(probe, consumer)
+    send_raw(stomp_address, consumer.destination, '{"number": "L"}', {"dop-msg-id": "x" * 300})
+    drive(consumer, lambda: dlq.messages, what="the dead letter")
+    reason = dlq.messages[0][0][DEAD_LETTER_REASON_HEADER]
+    assert reason.startswith("idempotency header longer than 255 characters (message ")
+    assert callbacks.calls == []
+    assert not Order.objects.exists()
+
+
+def test_a_frame_without_an_ack_id_is_not_queued(unique_name, caplog) -> None:
+    """RabbitMQ always sets ``ack`` on a client-individual subscription, so a frame without it
+    is built here: it is refused up front instead of ending in ``ACK None``."""
+    from stomp.utils import Frame
+
+    consumer = Consumer(callbacks.store_order, "/topic/x", unique_name("q"))
+    headers = {"subscription": consumer.subscription_id, "destination": "/topic/x"}
+    with caplog.at_level(logging.ERROR, logger="django_messaging.outbox"):
+        consumer.on_message(Frame("MESSAGE", headers, b"{}"))
+    assert consumer._inbox.empty()
+    assert "without an ack or message-id header ignored" in caplog.text

@@ -150,7 +150,6 @@ MESSAGING: dict = {
         "DEFAULT_RECEIPT_TIMEOUT": 5,
         "DEFAULT_STOMP_HEARTBEATS": (2000, 2000),
         "DEFAULT_CONSUMER_RETRY_WAIT": 0.01,
-        "DEFAULT_RELAY_CLAIM_TIMEOUT": float(os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT", 300)),
         # Test queues live on a shared broker: let RabbitMQ drop them 10 minutes after use.
         "DEFAULT_STOMP_QUEUE_HEADERS": {
             "durable": "true",
@@ -177,6 +176,11 @@ MESSAGING: dict = {
         "RUNNER": os.environ.get("MESSAGING_EVENTSTORE_RUNNER") or None,
     },
 }
+
+if os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT"):  # otherwise the package default
+    MESSAGING["OUTBOX"]["DEFAULT_RELAY_CLAIM_TIMEOUT"] = float(
+        os.environ["MESSAGING_OUTBOX_CLAIM_TIMEOUT"]
+    )
 
 MESSAGING = {
     key: value

@@ -91,8 +91,9 @@ settings = Section(
         "DEFAULT_PRODUCER_WAITING_TIME": Setting(1.0, NUMBER, validate=_positive),
         # Seconds to wait for the broker's receipts of one batch before it counts as failed.
         "DEFAULT_RECEIPT_TIMEOUT": Setting(30.0, NUMBER, validate=_positive),
-        # Seconds a relay owns the rows it claimed; a relay that died gives them up after this.
-        "DEFAULT_RELAY_CLAIM_TIMEOUT": Setting(300.0, NUMBER, validate=_positive),
+        # Seconds a claim lasts unless renewed; a live relay renews its claims every third of
+        # it, so the rows of a relay that died are claimed by another after at most this.
+        "DEFAULT_RELAY_CLAIM_TIMEOUT": Setting(10.0, NUMBER, validate=_positive),
         # Named serializer (core registry) that encodes bodies on the wire and decodes them.
         "DEFAULT_BODY_SERIALIZER": Setting("json", str),
         # --- subscriber (``./manage.py subscribe``) --------------------------------------------

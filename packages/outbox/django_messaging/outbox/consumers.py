@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django import db
-from django.db import IntegrityError
+from django.db import IntegrityError, router
 
 from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import SerializerError, get_serializer
@@ -53,6 +53,27 @@ _DELIVERY_HEADERS = {
     "persistent",
 }
 DEAD_LETTER_REASON_HEADER = "dop-dead-letter-reason"
+#: What a lost or refused database connection raises: the database's fault, not the message's.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (db.OperationalError, db.InterfaceError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database is down: the message is kept and handled again once it is back."""
+
+
+def database_is_up(using: str) -> bool:
+    """Open a fresh connection to ``using`` and run a trivial query."""
+    connection = db.connections[using]
+    try:
+        connection.close()
+    except Exception:
+        logger.debug("closing the broken connection to %s failed", using, exc_info=True)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except db.DatabaseError:
+        return False
+    return True
 
 
 def queue_name_for(destination: str, queue_name: str | None = None) -> str:
@@ -85,16 +106,47 @@ class Consumer(Worker):
         self._counter = itertools.count(1)
         self._connect_failures = 0
         self._next_connect = 0.0
+        #: ERROR frames since a message was last handled: each closes the connection, and
+        #: the reconnect after one waits as after a failed connect.
+        self._broker_errors = 0
+        #: The message whose handling waits for the database, and when to look again.
+        self._held: tuple[int, Any] | None = None
+        self._database_failures = 0
+        self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
+        subscription = frame.headers.get("subscription")
+        if subscription != self.subscription_id:
+            # Never handled, acknowledged or rejected here: an ACK or NACK naming a
+            # subscription this connection does not hold draws a broker ERROR. Unacknowledged,
+            # the broker gives the message back when the connection closes.
+            logger.warning(
+                "message %s from subscription %r ignored: %s consumes only %r",
+                frame.headers.get("message-id"),
+                subscription,
+                self.queue_name,
+                self.subscription_id,
+            )
+            return
+        ack_id = frame.headers.get("ack") or frame.headers.get("message-id")
+        if not isinstance(ack_id, str) or not ack_id.strip():
+            # Neither acknowledged nor dead-lettered (that ends with an ACK): an ACK without an
+            # id draws a broker ERROR. The broker redelivers it on the next connection.
+            logger.error(
+                "message on %s without an ack or message-id header ignored (headers: %s)",
+                self.queue_name,
+                sorted(frame.headers),
+            )
+            return
         self._inbox.put((self._generation, frame))
 
     def on_receipt(self, receipt_id: str | None) -> None:
         self._receipts.put(receipt_id)
 
     def on_broker_error(self, headers: dict[str, str], body: str) -> None:
+        self._broker_errors += 1
         self._broken = True
         self._receipts.put(_LOST)
 
@@ -166,18 +218,22 @@ class Consumer(Worker):
         )
 
     def _declare_dead_letter_queue(self) -> None:
-        """Make ``DLQ.<queue>`` exist (durable) before anything can be dead-lettered to it."""
-        sub_id = f"{self.subscription_id}-dlq"
-        receipt = self._receipt()
-        self.connection.subscribe(
+        """Make ``DLQ.<queue>`` exist (durable) before anything can be dead-lettered to it,
+        without consuming from it or publishing to it.
+
+        RabbitMQ declares a ``/queue/`` destination when it reads a SEND frame to it, even one
+        inside a transaction; aborting the transaction discards the message. A subscription
+        would be handed the dead letters already waiting there.
+        """
+        transaction = f"{self.subscription_id}-declare-{next(self._counter)}"
+        self.connection.begin(transaction)
+        self.connection.send(
             f"/queue/{self.dead_letter_queue}",
-            sub_id,
-            ack="client-individual",
-            headers={"durable": "true", "auto-delete": "false", "receipt": receipt},
+            b"",
+            headers={"durable": "true", "auto-delete": "false", "transaction": transaction},
         )
-        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
         receipt = self._receipt()
-        self.connection.unsubscribe(sub_id, headers={"receipt": receipt})
+        self.connection.abort(transaction, headers={"receipt": receipt})
         self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
 
     def _close(self) -> None:
@@ -202,6 +258,18 @@ class Consumer(Worker):
     def _ensure_connected(self) -> bool:
         if self.is_connected():
             return True
+        if self.connection is not None and self._broker_errors:
+            # The broker closed the connection with an ERROR frame: reconnecting at once
+            # would meet the same error in a loop.
+            self._close()
+            delay = factories.backoff_delay(self._broker_errors)
+            self._next_connect = time.monotonic() + delay
+            logger.warning(
+                "subscriber for %s closed by a broker error (%d in a row), reconnecting in %.1fs",
+                self.destination,
+                self._broker_errors,
+                delay,
+            )
         now = time.monotonic()
         if now < self._next_connect:
             time.sleep(min(self._next_connect - now, 0.5))
@@ -229,15 +297,23 @@ class Consumer(Worker):
     def run_once(self) -> None:
         if not self._ensure_connected():
             return
-        try:
-            generation, frame = self._inbox.get(timeout=0.5)
-        except queue.Empty:
-            return
+        if self._held is not None:
+            if not self._database_back():
+                return
+            (generation, frame), self._held = self._held, None
+        else:
+            try:
+                generation, frame = self._inbox.get(timeout=0.5)
+            except queue.Empty:
+                return
         handled = 0
         while True:
             if generation == self._generation and self.is_connected():
                 try:
                     self.handle(frame)
+                except DatabaseUnavailable as exc:
+                    self._hold(generation, frame, exc)
+                    return
                 except Exception as exc:
                     # Not acknowledged: drop the connection so the broker redelivers it.
                     logger.error(
@@ -254,6 +330,7 @@ class Consumer(Worker):
                     )
                     return
                 self.handled += 1
+                self._broker_errors = 0
                 handled += 1
             # else: from a connection that is gone; the broker redelivers it.
             if handled >= self.batch_limit:
@@ -262,6 +339,53 @@ class Consumer(Worker):
                 generation, frame = self._inbox.get_nowait()
             except queue.Empty:
                 return
+
+    def _hold(self, generation: int, frame: Any, error: BaseException) -> None:
+        """Keep ``frame`` (unacknowledged) until the database answers again."""
+        self._held = (generation, frame)
+        self._database_failures += 1
+        delay = factories.backoff_delay(self._database_failures)
+        self._next_database_check = time.monotonic() + delay
+        logger.warning(
+            "database unavailable while handling message %s on %s (check %d), waiting %.1fs "
+            "for it: %s",
+            frame.headers.get("message-id"),
+            self.queue_name,
+            self._database_failures,
+            delay,
+            error,
+        )
+
+    def _database_back(self) -> bool:
+        """Whether the held message can be handled again; waits at most half a second."""
+        assert self._held is not None
+        generation, frame = self._held
+        if generation != self._generation or not self.is_connected():
+            self._held = None  # its connection is gone: the broker redelivers it
+            return False
+        remaining = self._next_database_check - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(remaining, 0.5))
+            return False
+        if not database_is_up(self._database()):
+            self._hold(generation, frame, DatabaseUnavailable("the database does not answer"))
+            return False
+        logger.info(
+            "database available again after %d checks: handling message %s on %s",
+            self._database_failures,
+            frame.headers.get("message-id"),
+            self.queue_name,
+        )
+        self._database_failures = 0
+        return True
+
+    def _database(self) -> str:
+        return router.db_for_write(Received)
+
+    def _check_database(self, error: BaseException) -> None:
+        """Raise :class:`DatabaseUnavailable` when ``error`` came from a database that is down."""
+        if isinstance(error, DATABASE_ERRORS) and not database_is_up(self._database()):
+            raise DatabaseUnavailable(repr(error)) from error
 
     # one message --------------------------------------------------------------------------
     def message_id(self, headers: dict[str, Any]) -> str | None:
@@ -278,15 +402,35 @@ class Consumer(Worker):
             self.dead_letter(
                 frame,
                 "missing idempotency header: none of "
-                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set",
+                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set "
+                f"({self._where(headers.get('message-id'))})",
+            )
+            return
+        limit = Received._meta.get_field("msg_id").max_length or 0  # type: ignore[union-attr]
+        if len(msg_id) > limit:
+            self.dead_letter(
+                frame,
+                f"idempotency header longer than {limit} characters "
+                f"({self._where(headers.get('message-id'))})",
+            )
+            return
+        serializer_name = settings.DEFAULT_BODY_SERIALIZER
+        try:
+            body = get_serializer(serializer_name).loads(frame.body)
+        except SerializerError as exc:
+            # The serializer's own text may quote the body: only the error's kind goes out.
+            cause = type(exc.__cause__ or exc).__name__
+            self.dead_letter(
+                frame,
+                f"undecodable body: not valid {serializer_name} ({cause}) ({self._where(msg_id)})",
             )
             return
         try:
-            body = get_serializer(settings.DEFAULT_BODY_SERIALIZER).loads(frame.body)
-        except SerializerError as exc:
-            self.dead_letter(frame, f"undecodable body: {exc}")
-            return
-        if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
+            processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
+        except DATABASE_ERRORS as exc:
+            self._check_database(exc)
+            raise
+        if processed:
             logger.info("message %s on %s already processed: acknowledged", msg_id, self.queue_name)
             self._ack(headers)
             return
@@ -308,6 +452,8 @@ class Consumer(Worker):
                     return
                 error = exc
             except Exception as exc:
+                # A database outage is not the message's fault: it waits, uncounted.
+                self._check_database(exc)
                 error = exc
             else:
                 if payload.nacked or payload.acked:
@@ -328,7 +474,11 @@ class Consumer(Worker):
                     msg_id,
                     self.queue_name,
                 )
-                self.dead_letter(frame, f"callback {problem}", log=False)
+                self.dead_letter(
+                    frame,
+                    f"callback {_name(self.callback)} {problem} ({self._where(msg_id)})",
+                    log=False,
+                )
                 return
             if attempt < attempts:
                 logger.warning(
@@ -347,7 +497,17 @@ class Consumer(Worker):
             msg_id,
             exc_info=error,
         )
-        self.dead_letter(frame, f"callback failed {attempts} times: {error!r}", log=False)
+        # The exception's text can carry SQL or the message's own data: the log line has it,
+        # the dead letter says only what failed where.
+        self.dead_letter(
+            frame,
+            f"callback {_name(self.callback)} failed {attempts} times with {_kind(error)} "
+            f"({self._where(msg_id)})",
+            log=False,
+        )
+
+    def _where(self, msg_id: str | None) -> str:
+        return f"message {msg_id}, queue {self.queue_name}"
 
     def _ack(self, headers: dict[str, Any]) -> None:
         Payload(self.connection, None, headers).ack()
@@ -382,6 +542,11 @@ class Consumer(Worker):
             self._broken = True
             return
         self._ack(headers)
+
+
+def _kind(error: BaseException | None) -> str:
+    kind = type(error)
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def _name(callback: Any) -> str:

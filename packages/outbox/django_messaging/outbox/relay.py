@@ -7,9 +7,10 @@ One batch:
    statement: ``UPDATE … WHERE id IN (SELECT … ORDER BY added LIMIT n FOR UPDATE SKIP LOCKED)``
    on PostgreSQL. SQLite has no row locks but runs each write statement under its database
    write lock, so the same single statement (without ``FOR UPDATE``) is just as exclusive. A
-   claim is a lease (``claimed_by`` / ``claimed_until``): rows of a relay that died are
-   claimed again after ``DEFAULT_RELAY_CLAIM_TIMEOUT`` seconds. Two relays never hold the same
-   row.
+   claim is a lease (``claimed_by`` / ``claimed_until``) of ``DEFAULT_RELAY_CLAIM_TIMEOUT``
+   seconds that the relay renews every third of it while it holds rows, so the lease can be
+   short: rows of a relay that died are claimed again seconds later. Two live relays never
+   hold the same row.
 2. **Send** them through the transport, persistent, each with a receipt.
 3. **Mark** rows sent as their receipts arrive (one ``UPDATE … WHERE id IN`` per group of
    receipts), so a crash re-sends only rows whose confirmation had not been recorded.
@@ -166,6 +167,10 @@ class Relay(Worker):
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
         self._inflight: dict[Hashable, tuple[Published, float]] = {}
+        #: Confirmed by the broker, not yet recorded in the database (it may be down): kept
+        #: until recorded, never sent again by this relay.
+        self._confirmed: set[Hashable] = set()
+        self._next_renewal = 0.0
         self._short_batch = False
         self._connect_failures = 0
         self._next_connect = 0.0
@@ -182,9 +187,23 @@ class Relay(Worker):
         """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
         if self._inflight and self.transport is not None:
             deadline = time.monotonic() + float(settings.DEFAULT_RECEIPT_TIMEOUT)
-            while self._inflight and time.monotonic() < deadline:
-                if not self._collect(0.5):
-                    break
+            try:
+                while self._inflight and time.monotonic() < deadline:
+                    if not self._collect(0.5):
+                        break
+            except DatabaseError as exc:
+                logger.error("relay %s: database error while stopping: %s", self.owner, exc)
+        if self._confirmed:
+            try:
+                self._record_confirmed()
+            except DatabaseError as exc:
+                logger.error(
+                    "relay %s: %d confirmed messages not recorded as sent (database error: "
+                    "%s); they will be sent again",
+                    self.owner,
+                    len(self._confirmed),
+                    exc,
+                )
         if self._inflight:
             self._fail_inflight("relay stopped before the broker confirmed")
         released = self._release_all()
@@ -198,13 +217,21 @@ class Relay(Worker):
         try:
             self._run_once()
         except DatabaseError as exc:
-            # The database went away (restart, failover): nothing is marked, claimed rows come
-            # back when their lease ends, and the next unit reconnects.
-            logger.error("relay: database error, retrying shortly: %s", exc)
+            # The database went away (restart, failover): confirmations received meanwhile are
+            # kept and recorded once it is back; the next unit reconnects.
+            logger.error(
+                "relay %s: database error, retrying shortly (%d confirmed messages waiting to be "
+                "recorded): %s",
+                self.owner,
+                len(self._confirmed),
+                exc,
+            )
             db.close_old_connections()
             time.sleep(min(float(settings.DEFAULT_PRODUCER_WAITING_TIME) * 10, 1.0))
 
     def _run_once(self) -> None:
+        if self._confirmed:
+            self._record_confirmed()  # before anything else: the database is back
         if not self._ensure_open():
             return
         size = self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE)
@@ -270,13 +297,13 @@ class Relay(Worker):
     def _collect(self, timeout: float) -> bool:
         """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
         assert self.transport is not None
+        self._renew_claims()
         polled = self.transport.poll(timeout)
-        keys = [k for k in polled.confirmed if k in self._inflight]
-        if keys:
-            self._mark_sent(keys)
-            for key in keys:
-                del self._inflight[key]
-            self.sent += len(keys)
+        for key in polled.confirmed:
+            if self._inflight.pop(key, None) is not None:
+                self._confirmed.add(key)
+        if self._confirmed:
+            self._record_confirmed()
         if polled.lost:
             self._fail_inflight(polled.error or "connection lost", polled.rejected)
             return False
@@ -310,6 +337,45 @@ class Relay(Worker):
             Published.objects.using(self._db()).filter(id__in=ids, claimed_by=self.owner).update(
                 claimed_by=None, claimed_until=None
             )
+
+    def _renew_claims(self) -> None:
+        """Extend the lease of the rows this relay holds (in flight or confirmed, not yet
+        recorded), every third of ``DEFAULT_RELAY_CLAIM_TIMEOUT``."""
+        now = time.monotonic()
+        if now < self._next_renewal:
+            return
+        lease = float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT)
+        self._next_renewal = now + lease / 3
+        held = len(self._inflight) + len(self._confirmed)
+        if not held:
+            return
+        try:
+            renewed = (
+                Published.objects.using(self._db())
+                .filter(claimed_by=self.owner, status=StatusChoice.SCHEDULE)
+                .update(claimed_until=timezone.now() + dt.timedelta(seconds=lease))
+            )
+        except DatabaseError as exc:
+            logger.warning(
+                "relay %s could not renew its claims on %d rows: %s", self.owner, held, exc
+            )
+            return
+        if renewed < held:
+            logger.warning(
+                "relay %s renewed %d of the %d rows it holds: the others' leases ended (paused "
+                "longer than DEFAULT_RELAY_CLAIM_TIMEOUT?) and another relay may send them too",
+                self.owner,
+                renewed,
+                held,
+            )
+
+    def _record_confirmed(self) -> None:
+        """Mark the confirmed rows sent; on a database error they stay confirmed, to be
+        recorded on the next attempt."""
+        keys = list(self._confirmed)
+        self._mark_sent(keys)
+        self._confirmed.difference_update(keys)
+        self.sent += len(keys)
 
     def _mark_sent(self, keys: list[Hashable]) -> None:
         using = self._db()

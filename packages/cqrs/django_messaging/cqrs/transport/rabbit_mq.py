@@ -37,6 +37,7 @@ from django_messaging.cqrs.conf import dead_letter_queue, replica_setting, setti
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError, PublishError
+from django_messaging.cqrs.transport import reasons
 from django_messaging.cqrs.transport.base import BaseTransport
 
 logger = logging.getLogger(__name__)
@@ -687,48 +688,12 @@ class RabbitMQConsumer(Worker):
 
     def handle(self, batch: list[Delivery]) -> None:
         from django_messaging.cqrs.controller.consumer import consume_batch
-        from django_messaging.cqrs.registries import ReplicaRegistry
 
-        serializer = get_serializer("json")
-        own_prefix = f"cqrs.{settings.queue}."
         accepted: list[tuple[Delivery, TransportPayload]] = []
         for delivery in batch:
-            body = delivery.body
-            try:
-                data = serializer.loads(body)
-                direct = delivery.routing_key.startswith(own_prefix) or (
-                    delivery.headers.get(QUEUE_HEADER) == settings.queue
-                )
-                payload = TransportPayload.from_message(data, settings.queue if direct else None)
-            except Exception as exc:
-                logger.error(
-                    "malformed CQRS message (key %s): %s; moved to %s",
-                    delivery.routing_key,
-                    exc,
-                    dead_letter_queue(),
-                )
-                self._dead_letter_raw(body, f"{type(exc).__name__}: {exc}")
-                continue
-            if payload.is_expired():
-                logger.error(
-                    "cqrs_id=%s pk=%s expired at %s; moved to %s",
-                    payload.cqrs_id,
-                    payload.pk,
-                    payload.expires,
-                    dead_letter_queue(),
-                )
-                self._dead_letter(payload, "expired")
-                continue
-            if payload.cqrs_id not in ReplicaRegistry.models:
-                logger.error(
-                    "cqrs_id=%s pk=%s: no replica model here; moved to %s",
-                    payload.cqrs_id,
-                    payload.pk,
-                    dead_letter_queue(),
-                )
-                self._dead_letter(payload, f"unknown CQRS_ID {payload.cqrs_id!r}")
-                continue
-            accepted.append((delivery, payload))
+            payload = self._accept(delivery)
+            if payload is not None:
+                accepted.append((delivery, payload))
         if accepted:
             try:
                 results: list[BaseException | None] = consume_batch(
@@ -741,6 +706,48 @@ class RabbitMQConsumer(Worker):
                 if error is not None:
                     self._failed(payload, error)
         self._ack(batch)
+
+    def _accept(self, delivery: Delivery) -> TransportPayload | None:
+        """The delivery's payload when it is one to apply; otherwise dead-letter it (None)."""
+        from django_messaging.cqrs.registries import ReplicaRegistry
+
+        try:
+            data = get_serializer("json").loads(delivery.body)
+            direct = delivery.routing_key.startswith(f"cqrs.{settings.queue}.") or (
+                delivery.headers.get(QUEUE_HEADER) == settings.queue
+            )
+            payload = TransportPayload.from_message(data, settings.queue if direct else None)
+            expired = payload.is_expired()
+            known = payload.cqrs_id in ReplicaRegistry.models
+        except Exception as exc:  # whatever the body holds, the worker goes on
+            logger.error(
+                "malformed CQRS message (key %s): %s; moved to %s",
+                delivery.routing_key,
+                reasons.malformed(exc),
+                dead_letter_queue(),
+            )
+            self._dead_letter_raw(delivery.body, reasons.malformed(exc))
+            return None
+        if expired:
+            logger.error(
+                "cqrs_id=%s pk=%s expired at %s; moved to %s",
+                payload.cqrs_id,
+                payload.pk,
+                payload.expires,
+                dead_letter_queue(),
+            )
+            self._dead_letter(payload, reasons.expired(payload))
+            return None
+        if not known:
+            logger.error(
+                "cqrs_id=%s pk=%s: no replica model here; moved to %s",
+                payload.cqrs_id,
+                payload.pk,
+                dead_letter_queue(),
+            )
+            self._dead_letter(payload, reasons.unknown_cqrs_id(payload))
+            return None
+        return payload
 
     # -- broker primitives (the Kombu consumer overrides these) ---------------------------------
     def _ack(self, batch: list[Delivery]) -> None:
@@ -775,7 +782,7 @@ class RabbitMQConsumer(Worker):
         from django_messaging.cqrs.registries import ReplicaRegistry
 
         model = ReplicaRegistry.models[payload.cqrs_id]
-        reason = f"{type(error).__name__}: {error}"
+        reason = reasons.apply_failed(payload, error)
         if isinstance(error, PayloadError) or not model.should_retry_cqrs(payload.retries, error):
             logger.error(
                 "cqrs_id=%s pk=%s failed after %d retries (%s); moved to %s",

@@ -154,6 +154,9 @@ MESSAGING: dict = {
         # the process, these variables in a `cqrs_consume` subprocess).
         "exchange": os.environ.get("MESSAGING_CQRS_EXCHANGE", "cqrs_tests"),
         "queue": os.environ.get("MESSAGING_CQRS_QUEUE", "cqrs_tests_replica"),
+        "transport": os.environ.get(
+            "MESSAGING_CQRS_TRANSPORT", "django_messaging.cqrs.transport.RabbitMQTransport"
+        ),
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

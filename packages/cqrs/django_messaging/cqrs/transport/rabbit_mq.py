@@ -37,7 +37,7 @@ from django_messaging.cqrs.conf import dead_letter_queue, replica_setting, setti
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError, PublishError
-from django_messaging.cqrs.transport import reasons
+from django_messaging.cqrs.transport import outage, reasons
 from django_messaging.cqrs.transport.base import BaseTransport
 
 logger = logging.getLogger(__name__)
@@ -574,6 +574,7 @@ class RabbitMQConsumer(Worker):
         self.failures = 0
         self.delay_queues: set[str] = set()
         self.next_housekeeping = 0.0
+        self.outage = outage.DatabaseOutage()
 
     # -- connection ----------------------------------------------------------------------
     def start(self) -> None:
@@ -655,6 +656,11 @@ class RabbitMQConsumer(Worker):
         if not self._connected():
             return
         try:
+            wait = self.outage.remaining()
+            if wait:
+                # Keep the connection (heartbeats) alive while the database is away.
+                self.connection.process_data_events(time_limit=min(wait, 0.5))
+                return
             batch_size = replica_setting("CQRS_BATCH_SIZE")
             if not self.buffer:
                 self.connection.process_data_events(time_limit=0.5)
@@ -694,18 +700,32 @@ class RabbitMQConsumer(Worker):
             payload = self._accept(delivery)
             if payload is not None:
                 accepted.append((delivery, payload))
+        held: list[Delivery] = []
         if accepted:
             try:
                 results: list[BaseException | None] = consume_batch(
                     [payload for _, payload in accepted]
                 )
             except Exception as exc:  # never let one batch kill the worker
-                logger.exception("applying a batch of %d failed", len(accepted))
+                if not outage.is_transient(exc):
+                    logger.exception("applying a batch of %d failed", len(accepted))
                 results = [exc] * len(accepted)
-            for (_method, payload), error in zip(accepted, results, strict=True):
-                if error is not None:
+            for (delivery, payload), error in zip(accepted, results, strict=True):
+                if outage.is_transient(error):
+                    held.append(delivery)
+                elif error is not None:
                     self._failed(payload, error)
-        self._ack(batch)
+            if held:
+                self.outage.failed(next(e for e in results if outage.is_transient(e)), len(held))
+            else:
+                self.outage.recovered()
+        if not held:
+            self._ack(batch)
+            return
+        # The database is away: these wait, unacknowledged, and are applied when it is back.
+        kept = {id(delivery) for delivery in held}
+        self._ack_each([delivery for delivery in batch if id(delivery) not in kept])
+        self.buffer[:0] = held
 
     def _accept(self, delivery: Delivery) -> TransportPayload | None:
         """The delivery's payload when it is one to apply; otherwise dead-letter it (None)."""
@@ -752,6 +772,11 @@ class RabbitMQConsumer(Worker):
     # -- broker primitives (the Kombu consumer overrides these) ---------------------------------
     def _ack(self, batch: list[Delivery]) -> None:
         self.channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+
+    def _ack_each(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge these only (messages before them may still wait)."""
+        for delivery in deliveries:
+            self.channel.basic_ack(delivery_tag=delivery.tag)
 
     def _send(
         self,

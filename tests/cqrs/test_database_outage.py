@@ -1,0 +1,83 @@
+"""A database outage under a CQRS worker: the replica waits and retries, never dead-letters for
+it; the master keeps the confirmations it could not record and records them when it is back.
+
+The worker processes reach PostgreSQL through a TcpProxy (the server is shared and must not be
+restarted): ``cut()`` is the outage, ``restore()`` the end of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection
+
+from tests import services
+from tests.cqrs.conftest import queue_depth
+from tests.helpers import wait_until
+from tests.project.cqrs_app.models import Product, ProductRef
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[TcpProxy]:
+    if connection.vendor != "postgresql":
+        pytest.skip("the outage is simulated on PostgreSQL's TCP connection")
+    parts = services.url_parts(services.POSTGRES_URL)
+    proxy = TcpProxy((str(parts["host"]), int(parts["port"] or 5432))).start()
+    yield proxy
+    proxy.stop()
+
+
+def through(proxy: TcpProxy) -> str:
+    """MESSAGING_POSTGRES_URL of a worker process that reaches PostgreSQL through ``proxy``."""
+    url = urlsplit(services.POSTGRES_URL)
+    netloc = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+    return urlunsplit(url._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}"))
+
+
+@pytest.mark.parametrize("transport", ["RabbitMQTransport", "KombuTransport"])
+def test_the_replica_waits_for_the_database_and_never_dead_letters_for_it(
+    consumer, broker, cqrs_settings, pg_proxy, transport
+):
+    """With the database away, a message used up its retries (0.2 s apart in the test
+    settings) and went to the dead letter queue, to be applied never."""
+    replica = consumer(
+        workers=1,
+        MESSAGING_POSTGRES_URL=through(pg_proxy),
+        MESSAGING_CQRS_TRANSPORT=f"django_messaging.cqrs.transport.{transport}",
+    )
+    before = Product.objects.create(name="before the outage")
+    wait_until(lambda: ProductRef.objects.filter(pk=before.pk).exists(), what="first row")
+    dlq = f"dead_letter_{cqrs_settings['queue']}"
+
+    pg_proxy.cut()
+    during = Product.objects.create(name="during the outage")
+    wait_until(
+        lambda: "database unavailable" in replica.output() or queue_depth(broker, dlq),
+        what="the replica to meet the outage",
+    )
+    # Several times what the retries take (2 retries, 0.2 s apart): nothing is dead-lettered.
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        assert queue_depth(broker, dlq) == 0, replica.output()
+        time.sleep(0.1)
+    pg_proxy.restore()
+
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=during.pk, name="during the outage").exists(),
+        timeout=30,
+        what="the change made during the outage",
+    )
+    assert queue_depth(broker, dlq) == 0
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+    output = replica.output()
+    assert ("(kombu)" in output) == (transport == "KombuTransport")
+    assert output.count("database unavailable") == 1, output
+    assert "Traceback" not in output, output
+    assert replica.proc.poll() is None
+    assert replica.terminate() == 0

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError
-import types; reasons = types.SimpleNamespace(malformed=lambda e: "x", apply_failed=lambda p, e: "failed: RuntimeError")
+from django_messaging.cqrs.transport import reasons
 from django_messaging.cqrs.transport.kombu import KombuConsumer, KombuTransport
 from tests.cqrs.conftest import drain, queue_depth
 from tests.helpers import wait_until
@@ -87,8 +87,10 @@ def test_the_kombu_consumer_dead_letters_wrong_types(cqrs_settings, broker):
     dlq = f"dead_letter_{queue}"
     try:
         drain(
-            lambda: queue_depth(broker, dlq) == len(WRONG)
-            and ProductRef.objects.filter(pk=good.pk).exists(),
+            lambda: (
+                queue_depth(broker, dlq) == len(WRONG)
+                and ProductRef.objects.filter(pk=good.pk).exists()
+            ),
             consumer_class=KombuConsumer,
             what="dead letters and the good message",
         )

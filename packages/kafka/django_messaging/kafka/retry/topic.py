@@ -72,7 +72,10 @@ class RetryTopicProducer:
             self.msg,
             exc,
             self.attempt,
-            [(RetryHeader.MESSAGE, describe_failure(self.msg, exc)), (RetryHeader.TIMESTAMP, repr(due))],
+            [
+                (RetryHeader.MESSAGE, describe_failure(self.msg, exc)),
+                (RetryHeader.TIMESTAMP, repr(due)),
+            ],
         )
         deliver(self.name, self.msg.value(), self.msg.key(), headers, num_partitions)
         return True

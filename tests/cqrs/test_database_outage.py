@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -155,3 +156,58 @@ def test_the_master_deletes_confirmed_rows_once_the_database_is_back(
     # One line for the outage, no traceback per batch.
     assert "Traceback" not in output, output
     assert output.count("could not delete") == 1, output
+
+
+def test_the_relay_logs_an_outage_once_and_sends_what_is_stored_when_it_is_back(
+    broker, cqrs_settings, pg_proxy, tmp_path
+):
+    """``cqrs_pending run`` logged a traceback on every flush while the database was away."""
+    from django_messaging.cqrs.models import PendingMessage
+    from django_messaging.cqrs.transport import RabbitMQTransport
+
+    log = tmp_path / "relay.log"
+    env = {
+        **os.environ,
+        **db_env(),
+        "PYTHONPATH": str(ROOT),
+        "MESSAGING_CQRS_EXCHANGE": cqrs_settings["exchange"],
+        "MESSAGING_CQRS_QUEUE": cqrs_settings["queue"],
+        "MESSAGING_LOG_LEVEL": "INFO",
+        "MESSAGING_POSTGRES_URL": through(pg_proxy),
+    }
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "django", "cqrs_pending", "run", "--interval", "0.1"]
+        + ["--settings", "tests.project.settings"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: pg_proxy.connections >= 1, timeout=30, what="the relay's first read")
+        pg_proxy.cut()
+        # A change the broker did not take is stored, to be sent by the relay.
+        good_url = cqrs_settings["url"]
+        cqrs_settings["url"] = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens there
+        RabbitMQTransport.clean_connection()
+        stored = Product.objects.create(name="stored while the relay's database was away")
+        cqrs_settings["url"] = good_url
+        assert PendingMessage.objects.count() == 1
+        wait_until(lambda: "could not read" in log.read_text(), what="the relay to meet the cut")
+        deadline = time.monotonic() + 2  # some twenty flushes
+        while time.monotonic() < deadline:
+            assert relay.poll() is None, log.read_text()
+            time.sleep(0.1)
+        pg_proxy.restore()
+        wait_until(lambda: not PendingMessage.objects.exists(), timeout=30, what="the flush")
+        (body,) = messages(broker, cqrs_settings["queue"])
+        assert body["instance_pk"] == stored.pk
+        relay.send_signal(signal.SIGTERM)
+        assert relay.wait(timeout=30) == 0
+    finally:
+        if relay.poll() is None:
+            relay.kill()
+            relay.wait()
+    output = log.read_text()
+    assert output.count("could not read") == 1, output
+    assert "Traceback" not in output, output

@@ -40,6 +40,8 @@ _flush_lock = threading.Lock()
 _confirmed: dict[str, list[int]] = {}
 _confirmed_lock = threading.Lock()
 _last_delete = [0.0]
+#: Aliases whose pending messages could not be read (the outage is logged once).
+_flush_failing: set[str] = set()
 DELETE_BATCH = 200
 DELETE_EVERY = 0.5  # seconds
 
@@ -349,6 +351,9 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     if connections[using].features.has_select_for_update_skip_locked:
                         qs = qs.select_for_update(skip_locked=True)
                     rows = list(qs[:batch])
+                    if using in _flush_failing:
+                        _flush_failing.discard(using)
+                        logger.info("reading pending CQRS messages on %r again", using)
                     if not rows:
                         # Unbuildable rows wait for cqrs_pending (or a new process): trying them
                         # after every publish would cost each save a query and a traceback.
@@ -406,11 +411,14 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                         return sent
             except (OperationalError, InterfaceError) as exc:
                 # The database is away: what was claimed stays stored and is sent later.
-                logger.warning(
-                    "could not read pending CQRS messages on %r (%s); they are sent later",
-                    using,
-                    type(exc).__name__,
-                )
+                if using not in _flush_failing:
+                    _flush_failing.add(using)
+                    logger.warning(
+                        "could not read pending CQRS messages on %r (%s); they are sent when "
+                        "the database is back",
+                        using,
+                        type(exc).__name__,
+                    )
                 return sent
             except DatabaseError:
                 logger.exception("could not read pending CQRS messages on %r", using)

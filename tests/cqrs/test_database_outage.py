@@ -176,8 +176,10 @@ def test_the_relay_logs_an_outage_once_and_sends_what_is_stored_when_it_is_back(
         "MESSAGING_POSTGRES_URL": through(pg_proxy),
     }
     relay = subprocess.Popen(
-        [sys.executable, "-m", "django", "cqrs_pending", "run", "--interval", "0.1"]
-        + ["--settings", "tests.project.settings"],
+        [
+            *(sys.executable, "-m", "django", "cqrs_pending", "run"),
+            *("--interval", "0.1", "--settings", "tests.project.settings"),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("ab"),

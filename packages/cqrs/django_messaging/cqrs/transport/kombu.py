@@ -232,7 +232,8 @@ class KombuConsumer(RabbitMQConsumer):
         for delivery in batch:
             delivery.tag.ack()
 
-    _ack_each = _ack
+    def _ack_each(self, deliveries: list[Delivery]) -> None:
+        self._ack(deliveries)
 
     def _send(
         self,

@@ -710,13 +710,15 @@ class RabbitMQConsumer(Worker):
                 if not outage.is_transient(exc):
                     logger.exception("applying a batch of %d failed", len(accepted))
                 results = [exc] * len(accepted)
+            unreachable: BaseException | None = None
             for (delivery, payload), error in zip(accepted, results, strict=True):
-                if outage.is_transient(error):
+                if error is not None and outage.is_transient(error):
                     held.append(delivery)
+                    unreachable = error
                 elif error is not None:
                     self._failed(payload, error)
-            if held:
-                self.outage.failed(next(e for e in results if outage.is_transient(e)), len(held))
+            if unreachable is not None:
+                self.outage.failed(unreachable, len(held))
             else:
                 self.outage.recovered()
         if not held:

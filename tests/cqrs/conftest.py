@@ -50,6 +50,7 @@ def _forget_confirmed() -> Iterator[None]:
     from django_messaging.cqrs.controller import producer
 
     producer._confirmed.clear()
+    producer._delete_outage = producer._DeleteOutage()
 
 
 def _delete_topology(url: str, exchange: str, queue: str) -> None:

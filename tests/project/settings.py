@@ -164,6 +164,9 @@ MESSAGING: dict = {
         # the process, these variables in a `cqrs_consume` subprocess).
         "exchange": os.environ.get("MESSAGING_CQRS_EXCHANGE", f"cqrs_tests_{DB_NAME}"),
         "queue": os.environ.get("MESSAGING_CQRS_QUEUE", f"cqrs_tests_replica_{DB_NAME}"),
+        "transport": os.environ.get(
+            "MESSAGING_CQRS_TRANSPORT", "django_messaging.cqrs.transport.RabbitMQTransport"
+        ),
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

@@ -51,13 +51,79 @@ def parse_expires(value: Any) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         parsed = value
     else:
+        if not isinstance(value, str):
+            raise PayloadError(f"'expires' must be a string, got {_kind(value)}")
         try:
-            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise PayloadError(f"'expires' is not an ISO 8601 datetime: {value!r}") from exc
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise PayloadError("'expires' is not an ISO 8601 datetime") from None
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed
+
+
+def _kind(value: Any) -> str:
+    """The JSON name of a value's type, for error messages that must not quote the value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _is_scalar_id(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def validate_message(dct: Any) -> None:
+    """Check every wire key of a decoded message by type; raise PayloadError naming the key.
+
+    The errors name keys and JSON types, never values: they end up in dead-letter headers.
+    """
+    if not isinstance(dct, dict):
+        raise PayloadError(f"a CQRS message must be a JSON object, got {_kind(dct)}")
+    missing = [key for key in REQUIRED_KEYS if key not in dct]
+    if missing:
+        raise PayloadError(f"CQRS message lacks required key(s) {', '.join(missing)}")
+    signal_type = dct["signal_type"]
+    if not isinstance(signal_type, str):
+        raise PayloadError(f"'signal_type' must be a string, got {_kind(signal_type)}")
+    if signal_type not in SignalType.__members__.values():
+        raise PayloadError("'signal_type' is none of SAVE, DELETE, SYNC")
+    cqrs_id = dct["cqrs_id"]
+    if not isinstance(cqrs_id, str) or not cqrs_id:
+        raise PayloadError(f"'cqrs_id' must be a non-empty string, got {_kind(cqrs_id)}")
+    if not isinstance(dct["instance_data"], dict):
+        raise PayloadError(f"'instance_data' must be an object, got {_kind(dct['instance_data'])}")
+    if not _is_scalar_id(dct["instance_pk"]):
+        raise PayloadError(
+            f"'instance_pk' must be a string or a number, got {_kind(dct['instance_pk'])}"
+        )
+    for key in ("previous_data", "meta"):
+        value = dct.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise PayloadError(f"'{key}' must be an object or null, got {_kind(value)}")
+    correlation_id = dct.get("correlation_id")
+    if correlation_id is not None and not _is_scalar_id(correlation_id):
+        raise PayloadError(
+            f"'correlation_id' must be a string, a number or null, got {_kind(correlation_id)}"
+        )
+    retries = dct.get("retries")
+    if retries is not None and (
+        not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
+    ):
+        raise PayloadError(f"'retries' must be a non-negative integer, got {_kind(retries)}")
+    expires = dct.get("expires")
+    if expires is not None and not isinstance(expires, str):
+        raise PayloadError(f"'expires' must be a string or null, got {_kind(expires)}")
 
 
 class TransportPayload:
@@ -96,7 +162,7 @@ class TransportPayload:
         try:
             self._signal_type = SignalType(signal_type)
         except ValueError:
-            raise PayloadError(f"unknown signal_type {signal_type!r}") from None
+            raise PayloadError("unknown signal_type") from None
         self._cqrs_id = cqrs_id
         self._instance_data = instance_data
         self._instance_pk = instance_pk
@@ -115,17 +181,10 @@ class TransportPayload:
 
     @classmethod
     def from_message(cls, dct: dict[str, Any], queue: str | None = None) -> TransportPayload:
-        """Build a payload from a decoded message body; a missing required key is a PayloadError."""
-        if not isinstance(dct, dict):
-            raise PayloadError(f"a CQRS message must be a JSON object, got {type(dct).__name__}")
-        missing = [key for key in REQUIRED_KEYS if key not in dct]
-        if missing:
-            raise PayloadError(f"CQRS message lacks required key(s) {', '.join(missing)}")
-        if not isinstance(dct["instance_data"], dict):
-            raise PayloadError("'instance_data' must be a JSON object")
+        """Build a payload from a decoded message body; any key of the wrong type (or a missing
+        required one) is a PayloadError."""
+        validate_message(dct)
         retries = dct.get("retries") or 0
-        if not isinstance(retries, int) or retries < 0:
-            raise PayloadError(f"'retries' must be a non-negative integer, got {retries!r}")
         return cls(
             signal_type=dct["signal_type"],
             cqrs_id=dct["cqrs_id"],

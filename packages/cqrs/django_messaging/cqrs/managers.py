@@ -148,7 +148,10 @@ class ReplicaManager(models.Manager):
                     continue
                 mapped[field.attname] = from_wire(field, value)
         except Exception as exc:  # ValidationError, binascii.Error, ...
-            raise PayloadError(f"cqrs_id={model.CQRS_ID}: {name}={value!r}: {exc}") from exc
+            raise PayloadError(
+                f"cqrs_id={model.CQRS_ID}: field {name!r} cannot take the value sent "
+                f"({type(exc).__name__})"
+            ) from exc
         missing = [
             f.name
             for f in fields.values()
@@ -281,7 +284,7 @@ class ReplicaManager(models.Manager):
         try:
             pk = model._meta.pk.to_python(master_data["id"])
         except Exception as exc:
-            raise PayloadError(f"cqrs_id={model.CQRS_ID}: bad pk {master_data['id']!r}") from exc
+            raise PayloadError(f"cqrs_id={model.CQRS_ID}: the 'id' is not a valid pk") from exc
         deleted_at = parse_updated(master_data.get("cqrs_updated")) or timezone.now()
         revision = master_data.get("cqrs_revision")
         db = router.db_for_write(model)

@@ -38,9 +38,38 @@ OWN = frozenset(
 MAX_TRACEBACK = 16_000
 
 
+def _class_name(exc: BaseException) -> str:
+    cls = type(exc)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def format_traceback(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    """The frames of ``exc`` and of the exceptions it was raised from, with their classes only.
+
+    An exception's text is left out: a database error quotes the SQL statement and the values
+    of the message, and a handler's own error may quote the message it refused. The consumer's
+    log has the full traceback.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(
+            "Traceback (most recent call last):\n"
+            + "".join(traceback.format_tb(current.__traceback__))
+            + f"{_class_name(current)}\n"
+        )
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    text = "\nwhich was raised while handling\n\n".join(parts)
     return text[-MAX_TRACEBACK:]
+
+
+def describe_failure(msg: Message, exc: BaseException) -> str:
+    """What failed and where: the exception's class and the message's coordinates."""
+    return f"{type(exc).__name__} handling {msg.topic()} [{msg.partition()}] @{msg.offset()}"
 
 
 def provenance_headers(
@@ -68,7 +97,7 @@ def provenance_headers(
     headers += [
         (ATTEMPT, str(attempt).encode()),
         (EXCEPTION_CLASS, f"{cls.__module__}.{cls.__qualname__}".encode()),
-        (EXCEPTION_MESSAGE, str(exc).encode("utf-8", "replace")),
+        (EXCEPTION_MESSAGE, describe_failure(msg, exc).encode()),
         (EXCEPTION_TRACEBACK, format_traceback(exc).encode("utf-8", "replace")),
     ]
     headers += [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in extra]

@@ -179,7 +179,9 @@ def _apply_group(model: Any, items: list[tuple[int, TransportPayload]], results:
                 try:
                     pk = pk_field.to_python(data["id"])
                 except Exception as exc:
-                    raise PayloadError(f"cqrs_id={model.CQRS_ID}: bad pk {data['id']!r}") from exc
+                    raise PayloadError(
+                        f"cqrs_id={model.CQRS_ID}: the 'id' is not a valid pk"
+                    ) from exc
                 deleted_at = parse_updated(data.get("cqrs_updated")) or timezone.now()
                 entries.append((index, "D", pk, data.get("cqrs_revision"), deleted_at, None, False))
             else:

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -40,6 +40,8 @@ _flush_lock = threading.Lock()
 _confirmed: dict[str, list[int]] = {}
 _confirmed_lock = threading.Lock()
 _last_delete = [0.0]
+#: Aliases whose pending messages could not be read (the outage is logged once).
+_flush_failing: set[str] = set()
 DELETE_BATCH = 200
 DELETE_EVERY = 0.5  # seconds
 
@@ -136,7 +138,11 @@ def confirmed(payloads: list[TransportPayload]) -> None:
 
 
 def delete_confirmed(force: bool = False) -> int:
-    """Delete the rows of confirmed messages (every DELETE_BATCH rows or DELETE_EVERY seconds)."""
+    """Delete the rows of confirmed messages (every DELETE_BATCH rows or DELETE_EVERY seconds).
+
+    When the database cannot take the delete, the ids are kept and the delete is tried again
+    later (with a growing delay, and at once when ``force``); the outage is logged once.
+    """
     from django_messaging.cqrs.models import PendingMessage
 
     if not _confirmed:
@@ -144,20 +150,72 @@ def delete_confirmed(force: bool = False) -> int:
     now = time.monotonic()
     with _confirmed_lock:
         total = sum(len(ids) for ids in _confirmed.values())
-        if not total or not (
-            force or total >= DELETE_BATCH or now - _last_delete[0] >= DELETE_EVERY
-        ):
+        due = now >= _delete_outage.retry_at and (
+            total >= DELETE_BATCH or now - _last_delete[0] >= DELETE_EVERY
+        )
+        if not total or not (force or due):
             return 0
         batches = {alias: ids for alias, ids in _confirmed.items() if ids}
         _confirmed.clear()
         _last_delete[0] = now
+    deleted = 0
     for alias, ids in batches.items():
         try:
             PendingMessage.objects.using(alias).filter(pk__in=ids)._raw_delete(alias)
-        except DatabaseError:
-            # Left for the relay: sent once more, and dropped by the replica as a duplicate.
-            logger.exception("could not delete %d confirmed CQRS message(s) on %r", len(ids), alias)
-    return total
+        except DatabaseError as exc:
+            with _confirmed_lock:
+                _confirmed.setdefault(alias, [])[:0] = ids  # recorded once it is back
+            _delete_outage.failed(alias, len(ids), exc)
+            continue
+        deleted += len(ids)
+        _delete_outage.recovered(alias, len(ids))
+    return deleted
+
+
+class _DeleteOutage:
+    """Confirmed rows the database could not delete: one log line per outage, a growing delay."""
+
+    FIRST_DELAY = 0.5
+    MAX_DELAY = 5.0
+
+    def __init__(self) -> None:
+        self.failing: dict[str, float] = {}  # alias -> when its deletes started failing
+        self.delay = 0.0
+        self.retry_at = 0.0
+
+    def failed(self, alias: str, count: int, exc: DatabaseError) -> None:
+        now = time.monotonic()
+        if alias not in self.failing:
+            self.failing[alias] = now
+            self.delay = self.FIRST_DELAY
+            logger.warning(
+                "could not delete %d confirmed CQRS message(s) on %r (%s); kept, and deleted "
+                "when the database is back",
+                count,
+                alias,
+                type(exc).__name__,
+            )
+        else:
+            self.delay = min(self.delay * 2, self.MAX_DELAY)
+        self.retry_at = now + self.delay
+        connection = connections[alias]
+        if isinstance(exc, OperationalError | InterfaceError) and not connection.in_atomic_block:
+            connection.close()  # broken: the next use opens a new one
+
+    def recovered(self, alias: str, count: int) -> None:
+        since = self.failing.pop(alias, None)
+        if since is not None:
+            logger.info(
+                "deleted %d confirmed CQRS message(s) on %r; the database was away for %.1fs",
+                count,
+                alias,
+                time.monotonic() - since,
+            )
+            if not self.failing:
+                self.retry_at = 0.0
+
+
+_delete_outage = _DeleteOutage()
 
 
 def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
@@ -293,6 +351,9 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     if connections[using].features.has_select_for_update_skip_locked:
                         qs = qs.select_for_update(skip_locked=True)
                     rows = list(qs[:batch])
+                    if using in _flush_failing:
+                        _flush_failing.discard(using)
+                        logger.info("reading pending CQRS messages on %r again", using)
                     if not rows:
                         # Unbuildable rows wait for cqrs_pending (or a new process): trying them
                         # after every publish would cost each save a query and a traceback.
@@ -348,6 +409,17 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     sent += len(done)
                     if limit:
                         return sent
+            except (OperationalError, InterfaceError) as exc:
+                # The database is away: what was claimed stays stored and is sent later.
+                if using not in _flush_failing:
+                    _flush_failing.add(using)
+                    logger.warning(
+                        "could not read pending CQRS messages on %r (%s); they are sent when "
+                        "the database is back",
+                        using,
+                        type(exc).__name__,
+                    )
+                return sent
             except DatabaseError:
                 logger.exception("could not read pending CQRS messages on %r", using)
                 return sent

@@ -198,6 +198,14 @@ class KombuConsumer(RabbitMQConsumer):
         from django_messaging.cqrs.conf import replica_setting
 
         try:
+            wait = self.outage.remaining()
+            if wait:
+                # Keep the connection (heartbeats) alive while the database is away.
+                try:
+                    self.connection.drain_events(timeout=min(wait, 0.5))
+                except TimeoutError:
+                    pass
+                return
             batch_size = replica_setting("CQRS_BATCH_SIZE")
             timeout = 0.5
             while len(self.buffer) < batch_size:
@@ -223,6 +231,9 @@ class KombuConsumer(RabbitMQConsumer):
     def _ack(self, batch: list[Delivery]) -> None:
         for delivery in batch:
             delivery.tag.ack()
+
+    def _ack_each(self, deliveries: list[Delivery]) -> None:
+        self._ack(deliveries)
 
     def _send(
         self,

@@ -37,6 +37,7 @@ from django_messaging.cqrs.conf import dead_letter_queue, replica_setting, setti
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError, PublishError
+from django_messaging.cqrs.transport import outage, reasons
 from django_messaging.cqrs.transport.base import BaseTransport
 
 logger = logging.getLogger(__name__)
@@ -573,6 +574,7 @@ class RabbitMQConsumer(Worker):
         self.failures = 0
         self.delay_queues: set[str] = set()
         self.next_housekeeping = 0.0
+        self.outage = outage.DatabaseOutage()
 
     # -- connection ----------------------------------------------------------------------
     def start(self) -> None:
@@ -654,6 +656,11 @@ class RabbitMQConsumer(Worker):
         if not self._connected():
             return
         try:
+            wait = self.outage.remaining()
+            if wait:
+                # Keep the connection (heartbeats) alive while the database is away.
+                self.connection.process_data_events(time_limit=min(wait, 0.5))
+                return
             batch_size = replica_setting("CQRS_BATCH_SIZE")
             if not self.buffer:
                 self.connection.process_data_events(time_limit=0.5)
@@ -687,64 +694,91 @@ class RabbitMQConsumer(Worker):
 
     def handle(self, batch: list[Delivery]) -> None:
         from django_messaging.cqrs.controller.consumer import consume_batch
-        from django_messaging.cqrs.registries import ReplicaRegistry
 
-        serializer = get_serializer("json")
-        own_prefix = f"cqrs.{settings.queue}."
         accepted: list[tuple[Delivery, TransportPayload]] = []
         for delivery in batch:
-            body = delivery.body
-            try:
-                data = serializer.loads(body)
-                direct = delivery.routing_key.startswith(own_prefix) or (
-                    delivery.headers.get(QUEUE_HEADER) == settings.queue
-                )
-                payload = TransportPayload.from_message(data, settings.queue if direct else None)
-            except Exception as exc:
-                logger.error(
-                    "malformed CQRS message (key %s): %s; moved to %s",
-                    delivery.routing_key,
-                    exc,
-                    dead_letter_queue(),
-                )
-                self._dead_letter_raw(body, f"{type(exc).__name__}: {exc}")
-                continue
-            if payload.is_expired():
-                logger.error(
-                    "cqrs_id=%s pk=%s expired at %s; moved to %s",
-                    payload.cqrs_id,
-                    payload.pk,
-                    payload.expires,
-                    dead_letter_queue(),
-                )
-                self._dead_letter(payload, "expired")
-                continue
-            if payload.cqrs_id not in ReplicaRegistry.models:
-                logger.error(
-                    "cqrs_id=%s pk=%s: no replica model here; moved to %s",
-                    payload.cqrs_id,
-                    payload.pk,
-                    dead_letter_queue(),
-                )
-                self._dead_letter(payload, f"unknown CQRS_ID {payload.cqrs_id!r}")
-                continue
-            accepted.append((delivery, payload))
+            payload = self._accept(delivery)
+            if payload is not None:
+                accepted.append((delivery, payload))
+        held: list[Delivery] = []
         if accepted:
             try:
                 results: list[BaseException | None] = consume_batch(
                     [payload for _, payload in accepted]
                 )
             except Exception as exc:  # never let one batch kill the worker
-                logger.exception("applying a batch of %d failed", len(accepted))
+                if not outage.is_transient(exc):
+                    logger.exception("applying a batch of %d failed", len(accepted))
                 results = [exc] * len(accepted)
-            for (_method, payload), error in zip(accepted, results, strict=True):
-                if error is not None:
+            unreachable: BaseException | None = None
+            for (delivery, payload), error in zip(accepted, results, strict=True):
+                if error is not None and outage.is_transient(error):
+                    held.append(delivery)
+                    unreachable = error
+                elif error is not None:
                     self._failed(payload, error)
-        self._ack(batch)
+            if unreachable is not None:
+                self.outage.failed(unreachable, len(held))
+            else:
+                self.outage.recovered()
+        if not held:
+            self._ack(batch)
+            return
+        # The database is away: these wait, unacknowledged, and are applied when it is back.
+        kept = {id(delivery) for delivery in held}
+        self._ack_each([delivery for delivery in batch if id(delivery) not in kept])
+        self.buffer[:0] = held
+
+    def _accept(self, delivery: Delivery) -> TransportPayload | None:
+        """The delivery's payload when it is one to apply; otherwise dead-letter it (None)."""
+        from django_messaging.cqrs.registries import ReplicaRegistry
+
+        try:
+            data = get_serializer("json").loads(delivery.body)
+            direct = delivery.routing_key.startswith(f"cqrs.{settings.queue}.") or (
+                delivery.headers.get(QUEUE_HEADER) == settings.queue
+            )
+            payload = TransportPayload.from_message(data, settings.queue if direct else None)
+            expired = payload.is_expired()
+            known = payload.cqrs_id in ReplicaRegistry.models
+        except Exception as exc:  # whatever the body holds, the worker goes on
+            logger.error(
+                "malformed CQRS message (key %s): %s; moved to %s",
+                delivery.routing_key,
+                reasons.malformed(exc),
+                dead_letter_queue(),
+            )
+            self._dead_letter_raw(delivery.body, reasons.malformed(exc))
+            return None
+        if expired:
+            logger.error(
+                "cqrs_id=%s pk=%s expired at %s; moved to %s",
+                payload.cqrs_id,
+                payload.pk,
+                payload.expires,
+                dead_letter_queue(),
+            )
+            self._dead_letter(payload, reasons.expired(payload))
+            return None
+        if not known:
+            logger.error(
+                "cqrs_id=%s pk=%s: no replica model here; moved to %s",
+                payload.cqrs_id,
+                payload.pk,
+                dead_letter_queue(),
+            )
+            self._dead_letter(payload, reasons.unknown_cqrs_id(payload))
+            return None
+        return payload
 
     # -- broker primitives (the Kombu consumer overrides these) ---------------------------------
     def _ack(self, batch: list[Delivery]) -> None:
         self.channel.basic_ack(delivery_tag=batch[-1].tag, multiple=True)
+
+    def _ack_each(self, deliveries: list[Delivery]) -> None:
+        """Acknowledge these only (messages before them may still wait)."""
+        for delivery in deliveries:
+            self.channel.basic_ack(delivery_tag=delivery.tag)
 
     def _send(
         self,
@@ -775,7 +809,7 @@ class RabbitMQConsumer(Worker):
         from django_messaging.cqrs.registries import ReplicaRegistry
 
         model = ReplicaRegistry.models[payload.cqrs_id]
-        reason = f"{type(error).__name__}: {error}"
+        reason = reasons.apply_failed(payload, error)
         if isinstance(error, PayloadError) or not model.should_retry_cqrs(payload.retries, error):
             logger.error(
                 "cqrs_id=%s pk=%s failed after %d retries (%s); moved to %s",

@@ -5,7 +5,11 @@ from __future__ import annotations
 from django_messaging.kafka.conf import dead_letter_topic_suffix
 from django_messaging.kafka.dead_letter.header import DeadLetterHeader
 from django_messaging.kafka.delivery import deliver
-from django_messaging.kafka.provenance import format_traceback, provenance_headers
+from django_messaging.kafka.provenance import (
+    describe_failure,
+    format_traceback,
+    provenance_headers,
+)
 from django_messaging.kafka.utils.message import Message
 
 
@@ -32,7 +36,7 @@ class DeadLetterTopicProducer:
             exc,
             attempt,
             [
-                (DeadLetterHeader.MESSAGE, str(exc)),
+                (DeadLetterHeader.MESSAGE, describe_failure(self.msg, exc)),
                 (DeadLetterHeader.DETAIL, format_traceback(exc)),
             ],
         )

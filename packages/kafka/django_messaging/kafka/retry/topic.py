@@ -8,7 +8,7 @@ from typing import Any
 
 from django_messaging.kafka.conf import retry_topic_suffix
 from django_messaging.kafka.delivery import deliver
-from django_messaging.kafka.provenance import provenance_headers
+from django_messaging.kafka.provenance import describe_failure, provenance_headers
 from django_messaging.kafka.retry.header import RetryHeader
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.topic import TopicConsumer
@@ -72,7 +72,10 @@ class RetryTopicProducer:
             self.msg,
             exc,
             self.attempt,
-            [(RetryHeader.MESSAGE, str(exc)), (RetryHeader.TIMESTAMP, repr(due))],
+            [
+                (RetryHeader.MESSAGE, describe_failure(self.msg, exc)),
+                (RetryHeader.TIMESTAMP, repr(due)),
+            ],
         )
         deliver(self.name, self.msg.value(), self.msg.key(), headers, num_partitions)
         return True

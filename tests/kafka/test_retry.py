@@ -138,7 +138,7 @@ def test_poison_message_goes_to_the_dead_letter_topic_after_max_retries(
     assert headers["ORIGINAL_TOPIC"] == name.encode()
     assert headers["ORIGINAL_OFFSET"] == b"0"
     assert headers["EXCEPTION_CLASS"].endswith(b".Boom")
-    assert headers["DEAD_LETTER_MESSAGE"] == f"Boom handling {name} [0] @0".encode()
+    assert headers["DEAD_LETTER_MESSAGE"] == b"cannot handle poison"
     assert b"Traceback" in headers["EXCEPTION_TRACEBACK"]
 
 
@@ -247,7 +247,7 @@ def test_non_blocking_retries_follow_the_documented_topic_sequence(
     assert headers["ORIGINAL_TIMESTAMP"] == str(original.timestamp()[1]).encode()
     assert headers["RETRY_ATTEMPT"] == b"3"
     assert headers["EXCEPTION_CLASS"].endswith(b".Boom")
-    assert headers["EXCEPTION_MESSAGE"].startswith(b"Boom handling ")
+    assert headers["EXCEPTION_MESSAGE"] == b"nope"
     assert b"Traceback" in headers["EXCEPTION_TRACEBACK"]
     for attempt in (1, 2, 3):  # created like the source topic, not by broker auto-creation
         retry_topic = f"{group}.{name}.retry.{attempt}"

@@ -97,8 +97,8 @@ def run(ctx: DemoContext) -> None:
     headers = dict(dead[0].headers())
     ctx.say(
         f"dead letter in {group}.{orders}.dlt: key={dead[0].key().decode()} "
-        f"value={json.loads(dead[0].value())} error={headers['EXCEPTION_MESSAGE'].decode()} "
-        f"after {headers['RETRY_ATTEMPT'].decode()} retries"
+        f"value={json.loads(dead[0].value())} error={headers['EXCEPTION_CLASS'].decode()}: "
+        f"{headers['EXCEPTION_MESSAGE'].decode()} after {headers['RETRY_ATTEMPT'].decode()} retries"
     )
     rows = list(Product.objects.filter(id__in=[1, 2]).values_list("id", "name", "price"))
     ctx.say(f"products synced from the Debezium topic: {rows}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import traceback
 from typing import Any
 
+from django import db
+
 from django_messaging.kafka.utils.message import Message
 
 ORIGINAL_TOPIC = "ORIGINAL_TOPIC"
@@ -67,9 +69,17 @@ def format_traceback(exc: BaseException) -> str:
     return text[-MAX_TRACEBACK:]
 
 
+#: Errors whose text quotes what they were given (the SQL statement and its values, the bytes
+#: that did not decode): their headers name the class and the place instead.
+QUOTING_ERRORS: tuple[type[BaseException], ...] = (db.Error, UnicodeError)
+
+
 def describe_failure(msg: Message, exc: BaseException) -> str:
-    """What failed and where: the exception's class and the message's coordinates."""
-    return f"{type(exc).__name__} handling {msg.topic()} [{msg.partition()}] @{msg.offset()}"
+    """The ``*_MESSAGE`` header: the handler's own error text, as django-kafka writes it, unless
+    the error is one that quotes data, which gets its class and the message's coordinates."""
+    if isinstance(exc, QUOTING_ERRORS):
+        return f"{type(exc).__name__} handling {msg.topic()} [{msg.partition()}] @{msg.offset()}"
+    return str(exc)
 
 
 def provenance_headers(

@@ -23,7 +23,9 @@ def demo_section(monkeypatch: pytest.MonkeyPatch) -> None:
                 "a", str, validate=lambda v: None if v in "ab" else "must be 'a' or 'b'"
             ),
             "NESTED": Setting(None, dict, children={"queue": Setting("q", str)}),
+            "HANDLER": Setting(None, str, imports=True),
         },
+        legacy="DEMO_LEGACY",
     )
     yield
     _SECTIONS.pop("DEMO", None)
@@ -117,3 +119,23 @@ def test_section_of_app_not_installed_warns(monkeypatch: pytest.MonkeyPatch) -> 
 def test_manage_py_check_fails_on_errors() -> None:
     with override_settings(MESSAGING={"DEMO": {"TIMEOUT": "x"}}), pytest.raises(SystemCheckError):
         call_command("check")
+
+
+def test_a_dotted_path_that_cannot_be_imported_is_an_error_naming_the_setting() -> None:
+    assert run({"DEMO": {"HANDLER": "json.dumps"}}) == []
+    (error,) = run({"DEMO": {"HANDLER": "json.no_such_function"}})
+    assert error.id == "messaging.E008"
+    assert "MESSAGING['DEMO']['HANDLER']" in error.msg and "json.no_such_function" in error.msg
+
+
+def test_the_reference_librarys_dict_is_checked_like_the_section() -> None:
+    with override_settings(MESSAGING={}, DEMO_LEGACY={"TIMOUT": 5, "MODE": 3}):
+        messages = [m for m in check_messaging_settings() if "DEMO_LEGACY" in m.msg]
+    assert sorted(ids(messages)) == ["messaging.E004", "messaging.E005"]
+    assert any("Did you mean 'TIMEOUT'" in (m.hint or "") for m in messages)
+
+
+def test_the_reference_librarys_dict_beside_the_section_is_reported_as_ignored() -> None:
+    with override_settings(MESSAGING={"DEMO": {}}, DEMO_LEGACY={"TIMEOUT": 5}):
+        messages = [m for m in check_messaging_settings() if "DEMO_LEGACY" in m.msg]
+    assert ids(messages) == ["messaging.W002"]

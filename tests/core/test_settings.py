@@ -78,3 +78,58 @@ def test_unknown_key_names_the_known_ones(section: Section) -> None:
 def test_as_dict_has_every_key(section: Section) -> None:
     with override_settings(MESSAGING={"DEMO": {"TIMEOUT": 1}}):
         assert section.as_dict() == {"TIMEOUT": 1, "CONFIG": {}, "NESTED": {"queue": "q", "n": 1}}
+
+
+# --- import paths, caches and the reference libraries' dicts -----------------------------------
+
+
+@pytest.fixture
+def importing() -> Section:
+    section = Section(
+        "TEST_IMPORTS",
+        "tests",
+        {
+            "HANDLER": Setting("json.dumps", (str, type(len)), imports=True),
+            "PLAIN": Setting(1, int),
+        },
+    )
+    yield section
+    _SECTIONS.pop("TEST_IMPORTS", None)
+
+
+def test_an_import_setting_is_imported_once_and_again_after_a_change(importing: Section) -> None:
+    import json
+
+    assert importing.imported("HANDLER") is json.dumps
+    importing._imported["HANDLER"] = "cached"
+    assert importing.imported("HANDLER") == "cached"
+    with override_settings(MESSAGING={"TEST_IMPORTS": {"HANDLER": "json.loads"}}):
+        assert importing.imported("HANDLER") is json.loads
+    assert importing.imported("HANDLER") is json.dumps
+
+
+def test_an_import_setting_that_cannot_be_imported_names_the_setting(importing: Section) -> None:
+    where = r"MESSAGING\['TEST_IMPORTS'\]\['HANDLER'\]"
+    with (
+        override_settings(MESSAGING={"TEST_IMPORTS": {"HANDLER": "json.nope"}}),
+        pytest.raises(ConfigurationError, match=where),
+    ):
+        importing.imported("HANDLER")
+    with pytest.raises(ConfigurationError, match="not declared as an import path"):
+        importing.imported("PLAIN")
+
+
+def test_on_change_callbacks_run_when_messaging_changes_only() -> None:
+    from django_messaging.core.settings import _ON_CHANGE, on_change
+
+    calls: list[int] = []
+    callback = on_change(lambda: calls.append(1))
+    try:
+        with override_settings(SOMETHING_ELSE=1):
+            pass
+        assert calls == []
+        with override_settings(MESSAGING={}):
+            pass
+        assert calls == [1, 1]  # entering and leaving the override
+    finally:
+        _ON_CHANGE.remove(callback)

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core.signals import setting_changed
 
 
 class MessagingCoreConfig(AppConfig):
@@ -8,3 +9,6 @@ class MessagingCoreConfig(AppConfig):
 
     def ready(self) -> None:
         from django_messaging.core import checks  # noqa: F401  (registers the system checks)
+        from django_messaging.core.settings import clear_caches
+
+        setting_changed.connect(clear_caches, dispatch_uid="django_messaging.core.settings")

@@ -2,7 +2,10 @@
 
 IDs: ``messaging.E001`` not a dict, ``E002`` unknown section, ``E003`` section not a dict,
 ``E004`` unknown key, ``E005`` wrong type, ``E006`` invalid value, ``E007`` serializer cannot be
-imported, ``W001`` section of an app that is not installed. Values are never printed for secret keys.
+imported, ``E008`` a dotted path in a setting cannot be imported, ``W001`` section of an app that
+is not installed, ``W002`` a reference library's dict (``DJANGO_KAFKA``, ``CQRS``,
+``DJANGO_OUTBOX_PATTERN``) ignored because ``MESSAGING`` has the section. The reference libraries'
+dicts are checked like the sections they stand in for. Values are never printed for secret keys.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from django.apps import apps
 from django.conf import settings as django_settings
 from django.core import checks
 
+from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.imports import import_from_setting
 from django_messaging.core.redact import is_secret_key, redact
 from django_messaging.core.settings import (
     KNOWN_SECTIONS,
@@ -65,6 +70,11 @@ def _check_mapping(
             problem = spec.validate(value)
             if problem:
                 errors.append(checks.Error(f"{where}: {problem}", id="messaging.E006"))
+        if spec.imports and isinstance(value, str):
+            try:
+                import_from_setting(value, where)
+            except ConfigurationError as exc:
+                errors.append(checks.Error(str(exc), id="messaging.E008"))
     return errors
 
 
@@ -83,11 +93,35 @@ def _check_serializers(values: Any) -> list[checks.CheckMessage]:
     return errors
 
 
+def _check_legacy_dicts(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    for name, section in registered_sections().items():
+        legacy = getattr(django_settings, section.legacy, None) if section.legacy else None
+        if legacy is None:
+            continue
+        if name in raw:
+            errors.append(
+                checks.Warning(
+                    f"{section.legacy} is ignored: {SETTINGS_NAME}[{name!r}] is set.",
+                    hint=f"Move what is left of {section.legacy} into {SETTINGS_NAME}[{name!r}].",
+                    id="messaging.W002",
+                )
+            )
+        elif not isinstance(legacy, Mapping):
+            errors.append(
+                checks.Error(
+                    f"{section.legacy} must be a dict, got {type(legacy).__name__}.",
+                    id="messaging.E003",
+                )
+            )
+        else:
+            errors.extend(_check_mapping(section.legacy, legacy, section.schema))
+    return errors
+
+
 @checks.register()
 def check_messaging_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if not hasattr(django_settings, SETTINGS_NAME):
-        return []
-    raw = getattr(django_settings, SETTINGS_NAME)
+    raw = getattr(django_settings, SETTINGS_NAME, {})
     if not isinstance(raw, Mapping):
         return [
             checks.Error(
@@ -97,7 +131,7 @@ def check_messaging_settings(app_configs: Any = None, **kwargs: Any) -> list[che
             )
         ]
     sections = registered_sections()
-    errors: list[checks.CheckMessage] = []
+    errors: list[checks.CheckMessage] = _check_legacy_dicts(raw)
     for name, values in raw.items():
         path = f"{SETTINGS_NAME}[{name!r}]"
         if name not in KNOWN_SECTIONS:

@@ -12,6 +12,12 @@ captured at import time. The declarations also drive the system checks in ``chec
         "GLOBAL_CONFIG": Setting({}, dict, open=True),
     })
     kafka_settings.CLIENT_ID            # live value
+
+A setting declared with ``imports=True`` holds an object or the dotted path of one:
+``section.imported("ERROR_HANDLER")`` returns the object, imported once and cached until a
+setting changes, and a path that cannot be imported is reported against the setting that holds
+it. Every section's cache is cleared by one ``setting_changed`` receiver (``clear_caches``), and
+``on_change(callback)`` lets a package drop what it built from settings (clients, connections).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 from django.conf import settings as django_settings
 
 from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.imports import import_from_setting
 
 SETTINGS_NAME = "MESSAGING"
 
@@ -46,6 +53,7 @@ class Setting:
     ``None``. ``children`` declares the keys of a nested dict (merged over their defaults on read);
     ``open`` marks a dict whose keys are free-form (client configs). ``secret`` values are never
     shown. ``validate`` returns an error text for a value that has the right type but is wrong.
+    ``imports`` marks a value that may be a dotted path to import (see ``Section.imported``).
     """
 
     default: Any
@@ -55,6 +63,7 @@ class Setting:
     children: Mapping[str, Setting] | None = None
     validate: Callable[[Any], str | None] | None = None
     help: str = ""
+    imports: bool = False
 
     def accepts(self, value: Any) -> bool:
         if self.types is None or (value is None and self.default is None):
@@ -92,6 +101,7 @@ class Section:
     legacy: str | None = None
 
     def __post_init__(self) -> None:
+        self._imported: dict[str, Any] = {}
         _SECTIONS[self.name] = self
 
     def user_values(self) -> Mapping[str, Any]:
@@ -120,6 +130,30 @@ class Section:
             return merged
         return value
 
+    def path(self, key: str) -> str:
+        """Where the user sets ``key``: ``MESSAGING['KAFKA']['ERROR_HANDLER']``."""
+        messaging = messaging_dict()
+        if self.name not in messaging and self.legacy is not None:
+            legacy = getattr(django_settings, self.legacy, None)
+            if isinstance(legacy, Mapping):
+                return f"{self.legacy}[{key!r}]"
+        return f"{SETTINGS_NAME}[{self.name!r}][{key!r}]"
+
+    def imported(self, key: str) -> Any:
+        """The object an ``imports=True`` setting names (the value itself when it is no path)."""
+        if not self.schema[key].imports:
+            raise ConfigurationError(f"{self.path(key)} is not declared as an import path")
+        try:
+            return self._imported[key]
+        except KeyError:
+            pass
+        value = import_from_setting(self.get(key), self.path(key))
+        self._imported[key] = value
+        return value
+
+    def clear_cache(self) -> None:
+        self._imported.clear()
+
     @staticmethod
     def _default(spec: Setting) -> Any:
         if spec.children is not None:
@@ -147,8 +181,32 @@ class Section:
 
 
 _SECTIONS: dict[str, Section] = {}
+_ON_CHANGE: list[Callable[[], None]] = []
 
 
 def registered_sections() -> Mapping[str, Section]:
     """Sections declared by the packages imported so far (installed apps import theirs)."""
     return dict(_SECTIONS)
+
+
+def on_change(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` whenever ``MESSAGING`` or a legacy dict changes (``override_settings``);
+    usable as a decorator. A package drops there what it built from settings."""
+    if callback not in _ON_CHANGE:
+        _ON_CHANGE.append(callback)
+    return callback
+
+
+def watched_settings() -> set[str]:
+    """``MESSAGING`` and the reference libraries' dicts that sections read as fallbacks."""
+    return {SETTINGS_NAME, *(s.legacy for s in _SECTIONS.values() if s.legacy)}
+
+
+def clear_caches(*, setting: str, **kwargs: Any) -> None:
+    """The ``setting_changed`` receiver: forget everything derived from the changed settings."""
+    if setting not in watched_settings():
+        return
+    for section in _SECTIONS.values():
+        section.clear_cache()
+    for callback in list(_ON_CHANGE):
+        callback()

@@ -96,7 +96,9 @@ def _check_serializers(values: Any) -> list[checks.CheckMessage]:
 def _check_legacy_dicts(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for name, section in registered_sections().items():
-        legacy = getattr(django_settings, section.legacy, None) if section.legacy else None
+        if section.legacy is None:
+            continue
+        legacy = getattr(django_settings, section.legacy, None)
         if legacy is None:
             continue
         if name in raw:

@@ -1,0 +1,96 @@
+"""The base of every long-running management command (``kafka_consume``, ``publish``,
+``subscribe``, ``cqrs_consume``): the same flags, the same logging switch, the same exit codes.
+
+=====================  =====================================================================
+``--workers N``, -w    N supervised worker processes (a crashed one is restarted with back-off)
+``--reload``, -r       start again, gracefully, when a Python file changes (development)
+``-v 0``/``2``/``3``   the ``django_messaging`` loggers at WARNING / INFO / DEBUG
+exit 0                 stopped by SIGTERM or SIGINT after finishing the unit of work in hand
+exit 1                 a worker kept crashing (see the log)
+exit 2                 the command line or the configuration is wrong (nothing was started)
+=====================  =====================================================================
+
+A command subclasses :class:`WorkerCommand`, adds its own arguments in ``add_command_arguments``
+and returns the factory of one worker from ``worker_factory`` (or several from
+``worker_factories``). A seed library's spelling of the worker flag (``--processes``) is kept with
+``worker_aliases``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from django_messaging.core.reload import is_reloaded_child, run_reloading
+from django_messaging.core.worker import WorkerFactory, run_workers
+
+__all__ = ["UsageError", "WorkerCommand"]
+
+#: ``-v`` → level of the ``django_messaging`` loggers; 1 (the default) leaves LOGGING alone.
+VERBOSITY_LEVELS = {0: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+class UsageError(CommandError):
+    """A wrong command line or configuration: exit code 2, nothing started."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, returncode=2)
+
+
+class WorkerCommand(BaseCommand):
+    #: Other spellings of ``--workers`` that a seed library documents.
+    worker_aliases: Sequence[str] = ()
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--workers",
+            "-w",
+            *self.worker_aliases,
+            dest="workers",
+            type=int,
+            default=1,
+            help="worker processes under one supervisor; a crashed one is restarted (default 1)",
+        )
+        parser.add_argument(
+            "--reload",
+            "-r",
+            action="store_true",
+            help="start again, gracefully, when a Python file changes (development)",
+        )
+        self.add_command_arguments(parser)
+
+    def add_command_arguments(self, parser: CommandParser) -> None:
+        """The command's own arguments."""
+
+    def worker_factory(self, **options: Any) -> WorkerFactory:
+        """A callable that builds one worker; ``--workers`` runs that many."""
+        raise NotImplementedError
+
+    def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
+        return [self.worker_factory(**options)] * workers
+
+    def check_options(self, **options: Any) -> None:
+        """Raise :class:`UsageError` for a wrong combination of arguments, before any work."""
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        workers = options.pop("workers")
+        reload = options.pop("reload")
+        if workers < 1:
+            raise UsageError("--workers must be at least 1")
+        self.check_options(**options)
+        level = VERBOSITY_LEVELS.get(options.get("verbosity", 1))
+        if level is not None:
+            logging.getLogger("django_messaging").setLevel(level)
+        if reload and not is_reloaded_child():
+            self._exit(run_reloading())
+            return
+        self._exit(run_workers(self.worker_factories(workers, **options)))
+
+    def _exit(self, code: int) -> None:
+        if code:
+            self.stderr.write(f"{self.__module__.rpartition('.')[2]}: a worker kept crashing")
+            sys.exit(code)

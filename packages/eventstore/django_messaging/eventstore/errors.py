@@ -67,10 +67,21 @@ _CONTENDED = (
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised because of, the database being away."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, db.Error) and database_outage(error):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def transient(exc: es.PersistenceError) -> bool:
     """Whether a failed call may succeed when simply made again."""
-    cause = exc.__cause__
-    if isinstance(cause, db.Error) and database_outage(cause):
+    if outage(exc):
         return True
     message = str(exc).lower()
     return any(words in message for words in _CONTENDED)

@@ -32,6 +32,7 @@ from tests.eventstore.base import EventStoreTestCase
 from tests.helpers import wait_until
 from tests.project.eventstore_app import domain
 from tests.project.eventstore_app.domain import Registrar, TrainingSchool, TrickCounter
+from tests.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"PERSISTENCE_MODULE": "django_messaging.eventstore"}
@@ -452,3 +453,71 @@ class TestGracefulStop(EventStoreTestCase):
         counter = TrickCounter(env=ENV)
         assert counter.get_count("Fido") == 20  # the follower in progress finished and committed
         assert Registrar(env=ENV).get_registrations() == 0
+
+
+class TestDatabaseOutage(EventStoreTestCase):
+    @pytest.fixture(autouse=True)
+    def _progress(self, progress_file: Path) -> None:
+        self.progress_file = progress_file
+
+    def tearDown(self) -> None:
+        domain._runner = None
+        super().tearDown()
+
+    def test_an_outage_mid_sync_is_waited_out_and_what_was_written_meanwhile_is_processed(
+        self,
+    ) -> None:
+        """The database goes away for a few seconds while the command works through a
+        follower: the command logs it once, waits, and after the restore synchronises the
+        follower again from its last commit, events written during the outage included."""
+        if connections["default"].vendor != "postgresql":
+            pytest.skip("the command's process reaches PostgreSQL through MESSAGING_POSTGRES_URL")
+        school = TrainingSchool(env=ENV)
+        school.register("Fido")
+        for number in range(30):
+            school.add_trick("Fido", f"trick {number}")
+        settings_dict = connections["default"].settings_dict
+        proxy = TcpProxy((settings_dict["HOST"], int(settings_dict["PORT"]))).start()
+        env = {
+            **subprocess_env(),
+            "TRICK_COUNTER_PROGRESS_FILE": str(self.progress_file),
+            "MESSAGING_POSTGRES_URL": f"postgres://{settings_dict['USER']}@127.0.0.1:{proxy.port}/",
+            # Cached aggregates must not keep what the outage rolled back.
+            "AGGREGATE_CACHE_MAXSIZE": "100",
+        }
+        process = manage("sync_followers", "TrickCounter", "-v", "2", env=env)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+        reader.start()
+        try:
+            wait_until(
+                lambda: self.progress_file.exists() and len(self.progress_file.read_text()) >= 5,
+                timeout=60,
+                what="the follower to be under way",
+            )
+            proxy.cut()
+            for number in range(30, 40):
+                school.add_trick("Fido", f"trick {number}")
+            wait_until(
+                lambda: (
+                    process.poll() is not None
+                    or any("database unreachable" in line for line in lines)
+                ),
+                timeout=60,
+                what="the outage to be logged",
+            )
+            assert process.poll() is None, "the command ended during the outage"
+            proxy.restore()
+            process.wait(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            proxy.stop()
+        reader.join(timeout=10)
+        output = "".join(lines)
+        assert process.returncode == 0, output
+        assert sum("database unreachable" in line for line in lines) == 1, output
+        assert "41 events from TrainingSchool processed" in output
+        counter = TrickCounter(env=ENV)
+        assert counter.get_count("Fido") == 40
+        assert counter.recorder.max_tracking_id("TrainingSchool") == 41

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,6 +17,8 @@ from typing import Any, TypeVar
 from django import db
 from django.db import connections
 from eventsourcing import persistence as es
+
+from django_messaging.core.reconnect import Backoff, database_outage
 
 logger = logging.getLogger(__name__)
 
@@ -53,26 +54,46 @@ def translated() -> Iterator[None]:
         raise mapped from exc
 
 
-#: Words in the messages of errors worth another attempt: lost deadlocks, lock waits,
-#: serialization failures, busy SQLite files, and connections the server closed.
-_TRANSIENT = (
+#: Words in the messages of errors worth another attempt although the database is up: lost
+#: deadlocks, lock waits, serialization failures and busy SQLite files. A database that is away
+#: is recognised by :func:`~django_messaging.core.reconnect.database_outage`.
+_CONTENDED = (
     "deadlock",
     "lock wait timeout",
     "could not serialize",
     "database is locked",
-    "server closed the connection",
-    "connection already closed",
-    "the connection is closed",
-    "lost connection",
-    "gone away",
-    "terminating connection",
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def outage(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised because of, the database being away."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, db.Error) and database_outage(error):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def transient(exc: es.PersistenceError) -> bool:
+    """Whether a failed call may succeed when simply made again."""
+    if outage(exc):
+        return True
+    message = str(exc).lower()
+    return any(words in message for words in _CONTENDED)
+
+
 def retrying(attempts: int = 5, wait: float = 0.05) -> Callable[[F], F]:
-    """Retry a recorder method on transient errors, unless it runs in a caller's transaction."""
+    """Retry a recorder method on transient errors, unless it runs in a caller's transaction.
+
+    The waits follow :class:`~django_messaging.core.reconnect.Backoff` from ``wait`` seconds,
+    doubling each attempt.
+    """
+    backoff = Backoff(initial=wait, cap=wait * 2 ** max(attempts - 2, 0))
 
     def decorate(method: F) -> F:
         @functools.wraps(method)
@@ -84,8 +105,7 @@ def retrying(attempts: int = 5, wait: float = 0.05) -> Callable[[F], F]:
                 try:
                     return method(self, *args, **kwargs)
                 except (es.OperationalError, es.InterfaceError) as exc:
-                    message = str(exc).lower()
-                    if attempt == attempts or not any(w in message for w in _TRANSIENT):
+                    if attempt == attempts or not transient(exc):
                         raise
                     if connection.connection is not None and not connection.is_usable():
                         connection.close()
@@ -98,7 +118,7 @@ def retrying(attempts: int = 5, wait: float = 0.05) -> Callable[[F], F]:
                         attempt,
                         attempts,
                     )
-                    time.sleep(wait * 2 ** (attempt - 1))
+                    backoff.wait(attempt)
             raise AssertionError("unreachable")
 
         return wrapper  # type: ignore[return-value]

@@ -17,12 +17,11 @@ ORM ``save()`` per event.
 
 from __future__ import annotations
 
-import threading
-import weakref
+import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
@@ -40,7 +39,10 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
+from django_messaging.eventstore import wakeups
+from django_messaging.eventstore.dialects import Dialect, EventRow, dialect_for
 from django_messaging.eventstore.errors import retrying, translated
+from django_messaging.eventstore.subscription import DjangoSubscription
 from django_messaging.eventstore.tables import (
     AGGREGATE_TABLE,
     APPLICATION_NAME_LENGTH,
@@ -49,9 +51,6 @@ from django_messaging.eventstore.tables import (
     SEQUENCE_TABLE,
     TRACKING_TABLE,
 )
-
-if TYPE_CHECKING:
-    from django_messaging.eventstore.subscription import DjangoSubscription
 
 __all__ = [
     "DjangoAggregateRecorder",
@@ -63,44 +62,6 @@ __all__ = [
 
 #: Rows per INSERT statement when the database does not limit query parameters.
 MAX_ROWS_PER_INSERT = 500
-
-# Shared-cache in-memory SQLite databases report "table is locked" instead of waiting, so
-# writers (and readers) of one such database take turns through this lock.
-_memory_locks: dict[str, threading.RLock] = {}
-_memory_locks_guard = threading.Lock()
-
-
-def _memory_lock(connection: BaseDatabaseWrapper) -> threading.RLock:
-    name = str(connection.settings_dict.get("NAME"))
-    with _memory_locks_guard:
-        return _memory_locks.setdefault(name, threading.RLock())
-
-
-# Subscriptions of this process, woken when a transaction that wrote to their application's
-# log commits, so they do not wait for the next poll.
-_subscriptions: dict[tuple[str, str], weakref.WeakSet[DjangoSubscription]] = {}
-_subscriptions_guard = threading.Lock()
-
-
-def register_subscription(key: tuple[str, str], subscription: DjangoSubscription) -> None:
-    with _subscriptions_guard:
-        _subscriptions.setdefault(key, weakref.WeakSet()).add(subscription)
-
-
-def unregister_subscription(key: tuple[str, str], subscription: DjangoSubscription) -> None:
-    with _subscriptions_guard:
-        subscriptions = _subscriptions.get(key)
-        if subscriptions is not None:
-            subscriptions.discard(subscription)
-            if not subscriptions:
-                del _subscriptions[key]
-
-
-def _wake(key: tuple[str, str]) -> None:
-    with _subscriptions_guard:
-        subscriptions = list(_subscriptions.get(key, ()))
-    for subscription in subscriptions:
-        subscription.wake()
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -143,16 +104,17 @@ class DjangoRecorder:
     def vendor(self) -> str:
         return self.connection.vendor
 
+    @cached_property
+    def dialect(self) -> Dialect:
+        """What this recorder's database does its own way (see :mod:`.dialects`)."""
+        return dialect_for(self.connection)
+
     def _table(self, name: str) -> str:
         return self.connection.ops.quote_name(name)
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
-        connection: Any = self.connection
-        if connection.vendor == "sqlite" and connection.is_in_memory_db():
-            with _memory_lock(connection):
-                yield
-        else:
+        with self.dialect.serialised(self.connection):
             yield
 
     def _rows_per_insert(self, columns: int) -> int:
@@ -305,11 +267,9 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         super().__init__(application_name, using, originator_id_type=originator_id_type, **kwargs)
         self.poll_interval = poll_interval
 
-    @property
+    @cached_property
     def channel_name(self) -> str:
-        """The PostgreSQL ``NOTIFY`` channel of this application's log."""
-        import hashlib
-
+        """The channel on which appends to this application's log are announced."""
         digest = hashlib.sha1(self.application_name.encode()).hexdigest()[:20]
         return f"messaging_es_{digest}"
 
@@ -321,12 +281,13 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
     def _sql(self) -> dict[str, str]:
         events = self._events_table
         sequence = self._table(SEQUENCE_TABLE)
-        sql = {
+        return {
             "insert": (
                 f"INSERT INTO {events} (application_name, notification_id, originator_id, "
                 "originator_version, topic, state) VALUES "
             ),
-            "bump": f"UPDATE {sequence} SET last_id = last_id + %s WHERE application_name = %s",
+            "bump": self.dialect.bump_sequence(sequence),
+            "create": self.dialect.create_sequence_row(sequence),
             "last": f"SELECT last_id FROM {sequence} WHERE application_name = %s",
             "select": (
                 f"SELECT notification_id, originator_id, originator_version, topic, state "
@@ -338,36 +299,12 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
                 "WHERE application_name = %s AND originator_id = %s"
             ),
         }
-        if self.vendor == "postgresql":
-            sql["bump"] += " RETURNING last_id, pg_notify(%s, '')"
-            sql["create"] = (
-                f"INSERT INTO {sequence} (application_name, last_id) VALUES (%s, 0) "
-                "ON CONFLICT DO NOTHING"
-            )
-        elif self.vendor == "sqlite":
-            import sqlite3
-
-            if sqlite3.sqlite_version_info >= (3, 35):
-                sql["bump"] += " RETURNING last_id"
-            sql["create"] = (
-                f"INSERT OR IGNORE INTO {sequence} (application_name, last_id) VALUES (%s, 0)"
-            )
-        elif self.vendor == "mysql":
-            sql["create"] = (
-                f"INSERT INTO {sequence} (application_name, last_id) VALUES (%s, 0) "
-                "ON DUPLICATE KEY UPDATE last_id = last_id"
-            )
-        else:
-            sql["create"] = f"INSERT INTO {sequence} (application_name, last_id) VALUES (%s, 0)"
-        return sql
 
     def _reserve_ids(self, cursor: Any, count: int) -> int:
         """Lock this application's sequence row, move it on by ``count``; the new last id."""
         sql = self._sql
-        returning = "RETURNING" in sql["bump"]
-        params: list[Any] = [count, self.application_name]
-        if self.vendor == "postgresql":
-            params.append(self.channel_name)
+        returning = self.dialect.bump_returns_last_id
+        params = self.dialect.bump_params(count, self.application_name, self.channel_name)
         for _ in range(2):
             cursor.execute(sql["bump"], params)
             if returning:
@@ -388,17 +325,7 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         first_id = last_id - len(stored_events) + 1
         ids = list(range(first_id, last_id + 1))
         app = self.application_name
-        rows = [
-            (
-                app,
-                n,
-                self._db_originator_id(e.originator_id),
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            for n, e in zip(ids, stored_events, strict=True)
-        ]
+        rows = [(app, n, *event) for n, event in zip(ids, self._rows(stored_events), strict=True)]
         per_statement = self._rows_per_insert(6)
         prefix = self._sql["insert"]
         for start in range(0, len(rows), per_statement):
@@ -406,6 +333,12 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
             values = ",".join(["(%s,%s,%s,%s,%s,%s)"] * len(chunk))
             cursor.execute(prefix + values, [v for row in chunk for v in row])
         return ids
+
+    def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
+        return [
+            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
         """Hook for what must be written in the same transaction (tracking)."""
@@ -416,12 +349,21 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
     ) -> Sequence[int] | None:
         ids: list[int] | None = None
         if (
-            self.vendor == "postgresql"
+            self.dialect.appends_in_one_statement
             and kwargs.get("tracking") is None
             and 0 < len(stored_events) <= MAX_ROWS_PER_INSERT
         ):
             with translated(), self.connection.cursor() as cursor:
-                ids = self._insert_in_one_statement(cursor, stored_events)
+                ids = self.dialect.append_in_one_statement(
+                    cursor,
+                    events_table=self._events_table,
+                    bump=self._sql["bump"],
+                    bump_params=self.dialect.bump_params(
+                        len(stored_events), self.application_name, self.channel_name
+                    ),
+                    application_name=self.application_name,
+                    rows=self._rows(stored_events),
+                )
         if ids is None:
             ids = []
             with translated(), self._serialised(), transaction.atomic(using=self.using):
@@ -435,43 +377,8 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         return ids
 
     def _wake_subscriptions(self, stored_events: Sequence[StoredEvent]) -> None:
-        key = (self.using, self.application_name)
-        if stored_events and key in _subscriptions:
-            # At once outside a transaction, else when the caller's transaction commits.
-            transaction.on_commit(lambda: _wake(key), using=self.using)
-
-    def _insert_in_one_statement(
-        self, cursor: Any, stored_events: Sequence[StoredEvent]
-    ) -> list[int] | None:
-        """PostgreSQL: reserve the ids, notify and insert in one statement (so, outside a
-        caller's transaction, in one round trip and without BEGIN/COMMIT). ``None`` when the
-        application has no sequence row yet; the caller then takes the general path."""
-        count = len(stored_events)
-        values = ",".join(["(%s,%s,%s,%s,%s::bytea)"] * count)
-        sql = (
-            f"WITH seq AS ({self._sql['bump']}) "
-            f"INSERT INTO {self._events_table} (application_name, notification_id, "
-            "originator_id, originator_version, topic, state) "
-            "SELECT %s, seq.last_id - %s + v.n, v.oid, v.version, v.topic, v.state "
-            f"FROM seq, (VALUES {values}) AS v(n, oid, version, topic, state) "
-            "RETURNING notification_id"
-        )
-        params: list[Any] = [count, self.application_name, self.channel_name]
-        params += [self.application_name, count]
-        for number, e in enumerate(stored_events, start=1):
-            params += [
-                number,
-                self._db_originator_id(e.originator_id),
-                e.originator_version,
-                e.topic,
-                e.state,
-            ]
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-        if not rows:
-            return None
-        first = min(row[0] for row in rows)
-        return list(range(first, first + count))
+        if stored_events:
+            wakeups.wake_on_commit((self.using, self.application_name))
 
     @retrying()
     def select_events(
@@ -544,8 +451,6 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
     ) -> Subscription[ApplicationRecorder]:
-        from django_messaging.eventstore.subscription import DjangoSubscription
-
         return DjangoSubscription(recorder=self, gt=gt, topics=topics)
 
 
@@ -605,6 +510,12 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
 
 class DjangoProcessRecorder(DjangoTrackingRecorder, DjangoApplicationRecorder, ProcessRecorder):
     """Events of a process application and the position it reached upstream, atomically."""
+
+    def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
+        return [
+            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
         tracking: Tracking | None = kwargs.get("tracking")

@@ -15,39 +15,55 @@ Because ids of one application commit in order (see :mod:`~.recorders`), reading
 from __future__ import annotations
 
 import logging
-import select
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, cast
 
 from django.db import connections
-from eventsourcing.persistence import ListenNotifySubscription
+from eventsourcing.persistence import ApplicationRecorder, ListenNotifySubscription
 
-from django_messaging.eventstore.recorders import (
-    DjangoApplicationRecorder,
-    register_subscription,
-    unregister_subscription,
-)
+from django_messaging.eventstore import wakeups
+from django_messaging.eventstore.dialects import Dialect
+
+
+class Subscribable(Protocol):
+    """What a subscription needs of the recorder it reads."""
+
+    using: str
+    application_name: str
+    poll_interval: float
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    @property
+    def channel_name(self) -> str: ...
+
 
 logger = logging.getLogger(__name__)
 
 
-class DjangoSubscription(ListenNotifySubscription[DjangoApplicationRecorder]):
+class DjangoSubscription(ListenNotifySubscription[ApplicationRecorder]):
     def __init__(
         self,
-        recorder: DjangoApplicationRecorder,
+        recorder: ApplicationRecorder,
         gt: int | None = None,
         topics: Sequence[str] = (),
     ) -> None:
+        source = cast(Subscribable, recorder)
         # Set before the base class starts the pulling thread.
-        self._poll_interval = recorder.poll_interval
-        self._key = (recorder.using, recorder.application_name)
+        self._poll_interval = source.poll_interval
+        self._using = source.using
+        self._key = (source.using, source.application_name)
         super().__init__(recorder=recorder, gt=gt, topics=topics)
-        register_subscription(self._key, self)
+        wakeups.register(self._key, self)
         self._listen_thread: threading.Thread | None = None
-        if recorder.vendor == "postgresql":
+        if source.dialect.listens:
             self._listen_thread = threading.Thread(
-                target=self._listen, name=f"listen-{recorder.application_name}", daemon=True
+                target=self._listen,
+                args=(source.dialect, source.channel_name),
+                name=f"listen-{source.application_name}",
+                daemon=True,
             )
             self._listen_thread.start()
 
@@ -56,7 +72,7 @@ class DjangoSubscription(ListenNotifySubscription[DjangoApplicationRecorder]):
 
     def stop(self) -> None:
         super().stop()
-        unregister_subscription(self._key, self)
+        wakeups.unregister(self._key, self)
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
@@ -76,34 +92,19 @@ class DjangoSubscription(ListenNotifySubscription[DjangoApplicationRecorder]):
                 self._thread_error = exc
             self.stop()
         finally:
-            connections[self._recorder.using].close()
+            connections[self._using].close()
 
-    def _listen(self) -> None:
-        """Wait for ``NOTIFY`` on the application's channel (PostgreSQL only)."""
-        wrapper = connections[self._recorder.using]
+    def _listen(self, dialect: Dialect, channel: str) -> None:
+        """Wait for appends by any process, where the database can tell."""
         try:
-            wrapper.ensure_connection()
-            raw = wrapper.connection
-            with wrapper.cursor() as cursor:
-                cursor.execute(f'LISTEN "{self._recorder.channel_name}"')
-            notifies = getattr(raw, "notifies", None)
-            while not self._has_been_stopped:
-                if callable(notifies):  # psycopg 3
-                    for _ in raw.notifies(timeout=0.1, stop_after=1):
-                        self._has_been_notified.set()
-                else:  # psycopg2
-                    if select.select([raw], [], [], 0.1)[0]:
-                        raw.poll()
-                        if raw.notifies:
-                            raw.notifies.clear()
-                            self._has_been_notified.set()
+            dialect.listen(
+                self._using, channel, self._has_been_notified, lambda: self._has_been_stopped
+            )
         except BaseException as exc:
             # Polling still works; only the latency gets worse.
             logger.warning(
                 "LISTEN for %r stopped (%s); falling back to polling every %ss",
-                self._recorder.application_name,
+                self._key[1],
                 exc,
                 self._poll_interval,
             )
-        finally:
-            wrapper.close()

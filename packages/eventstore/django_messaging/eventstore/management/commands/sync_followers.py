@@ -8,11 +8,13 @@ from contextlib import nullcontext
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connections, transaction
 from eventsourcing.system import Follower, Leader, Runner
 
 from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import StopRequested, stop_on_signals
+from django_messaging.eventstore.errors import outage
 from django_messaging.eventstore.runners import get_runner
 
 logger = logging.getLogger(__name__)
@@ -20,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 class _DryRun(Exception):
     """Raised at the end of a dry-run follower so that its transaction rolls back."""
+
+
+class _Stopped(Exception):
+    """A stop was requested while waiting for the database to come back."""
 
 
 class Command(BaseCommand):
@@ -32,6 +38,8 @@ class Command(BaseCommand):
         "  manage.py sync_followers                    # every follower\n"
         "  manage.py sync_followers TrickCounter -v 2  # one follower, with event counts\n"
         "  manage.py sync_followers --dry-run          # process, then roll everything back\n\n"
+        "When the database becomes unreachable, the follower in progress rolls back and is "
+        "synchronised again once the database is back.\n\n"
         "SIGTERM or SIGINT lets the follower in progress finish (and commit), then stops; a "
         "second one exits at once. The exit status is 1 when a follower failed or was left out."
     )
@@ -112,7 +120,9 @@ class Command(BaseCommand):
                 self.stdout.write(f"[{number}/{len(selected)}] Synchronizing {name}... ", ending="")
                 self.stdout.flush()
             try:
-                counts = self._sync(runner, name, dry_run)
+                counts = self._sync_through_outages(runner, name, dry_run, stop)
+            except _Stopped:
+                return failed, selected[number - 1 :]
             except Exception as exc:
                 failed.append(name)
                 logger.exception("sync_followers: follower %s failed", name)
@@ -127,6 +137,31 @@ class Command(BaseCommand):
                 for leader, count in counts.items():
                     self.stdout.write(f"\t{count} events from {leader} processed")
         return failed, []
+
+    def _sync_through_outages(
+        self, runner: Runner[Any], name: str, dry_run: bool, stop: StopRequested
+    ) -> dict[str, int]:
+        """:meth:`_sync`, made again (from the last commit) while the database is away."""
+        backoff = Backoff()
+        attempt = 0
+        while True:
+            try:
+                return self._sync(runner, name, dry_run)
+            except Exception as exc:
+                if not outage(exc):
+                    raise
+                attempt += 1
+                if attempt == 1:
+                    logger.warning(
+                        "sync_followers: database unreachable while synchronising %s (%s); "
+                        "retrying until it is back",
+                        name,
+                        exc,
+                    )
+            connections.close_all()
+            _forget_cached_aggregates(_app(runner, name))
+            if not backoff.wait(attempt, stop.event):
+                raise _Stopped
 
     def _sync(self, runner: Runner[Any], name: str, dry_run: bool) -> dict[str, int]:
         follower = _app(runner, name)
@@ -155,6 +190,14 @@ def _app(runner: Runner[Any], name: str) -> Any:
     if isinstance(applications, dict) and name in applications:
         return applications[name]
     return runner.get(runner.system.get_app_cls(name))
+
+
+def _forget_cached_aggregates(application: Any) -> None:
+    """Drop cached aggregates: they may hold changes of a transaction that was rolled back."""
+    cache = getattr(getattr(application, "repository", None), "cache", None)
+    if cache is not None:
+        for aggregate_id in list(cache.cache):
+            cache.get(aggregate_id, evict=True)
 
 
 def _pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name: str) -> int:

@@ -1,0 +1,124 @@
+"""WorkerCommand: the flags, logging switch and exit codes every long-running command shares."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError, CommandParser
+
+from django_messaging.core import commands
+from django_messaging.core.commands import UsageError, WorkerCommand
+from django_messaging.core.worker import Worker
+
+
+class StopAfter(Worker):
+    """Writes its pid each unit; after ``units``, the first worker to get there asks ``target``
+    to stop with one SIGTERM (a second one would mean "exit at once")."""
+
+    def __init__(self, out: Path, units: int, target: int) -> None:
+        self.out, self.units, self.target = out, units, target
+        self.stopped = False
+
+    def run_once(self) -> None:
+        with self.out.open("a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        self.units -= 1
+        if self.units == 0:
+            try:
+                os.close(os.open(self.out.with_suffix(".signalled"), os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                return
+            os.kill(self.target, signal.SIGTERM)
+
+    def stop(self) -> None:
+        with self.out.open("a") as handle:
+            handle.write(f"stopped {os.getpid()}\n")
+
+
+class Demo(WorkerCommand):
+    help = "A demo worker command."
+    worker_aliases = ("--processes",)
+
+    def add_command_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("out")
+        parser.add_argument("--units", type=int, default=3)
+
+    def check_options(self, **options: Any) -> None:
+        if options["units"] < 1:
+            raise UsageError("--units must be at least 1")
+
+    def worker_factory(self, **options: Any) -> Any:
+        out, units, parent = Path(options["out"]), options["units"], os.getpid()
+        return lambda: StopAfter(out, units, parent)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+def test_one_worker_runs_in_the_process_until_sigterm_then_stops_cleanly(tmp_path: Path) -> None:
+    out = tmp_path / "units"
+    call_command(Demo(), str(out), "--units", "3")
+    assert lines(out) == [str(os.getpid())] * 3 + [f"stopped {os.getpid()}"]
+
+
+@pytest.mark.parametrize("flag", ["--workers", "-w", "--processes"])
+def test_several_workers_run_as_supervised_processes(tmp_path: Path, flag: str) -> None:
+    out = tmp_path / "units"
+    call_command(Demo(), str(out), flag, "2", "--units", "1")  # the first unit stops everyone
+    pids = {line for line in lines(out) if not line.startswith("stopped")}
+    stopped = {line.split()[1] for line in lines(out) if line.startswith("stopped")}
+    assert str(os.getpid()) not in pids
+    assert 1 <= len(pids) <= 2 and stopped == pids  # every child that ran stopped cleanly
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["--workers", "0"], "--workers must be at least 1"), (["--units", "0"], "--units")],
+)
+def test_a_wrong_command_line_exits_2_before_any_work(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    out = tmp_path / "units"
+    with pytest.raises(CommandError, match=message) as raised:
+        call_command(Demo(), str(out), *argv)
+    assert raised.value.returncode == 2
+    assert not out.exists()
+
+
+def test_a_worker_that_keeps_crashing_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The supervisor's give-up path takes restarts with back-off (tests/core/test_worker.py runs
+    # it for real); here only the mapping of its result to the exit code.
+    monkeypatch.setattr(commands, "run_workers", lambda factories: 1)
+    with pytest.raises(SystemExit) as exited:
+        call_command(Demo(), str(tmp_path / "units"), "-w", "2")
+    assert exited.value.code == 1
+
+
+@pytest.mark.parametrize(
+    "verbosity,level", [(0, logging.WARNING), (2, logging.INFO), (3, logging.DEBUG)]
+)
+def test_verbosity_sets_the_level_of_the_package_loggers(
+    tmp_path: Path, verbosity: int, level: int
+) -> None:
+    logger = logging.getLogger("django_messaging")
+    before = logger.level
+    try:
+        call_command(Demo(), str(tmp_path / "units"), "--units", "1", verbosity=verbosity)
+        assert logger.level == level
+    finally:
+        logger.setLevel(before)
+
+
+def test_help_lists_the_shared_flags() -> None:
+    text = Demo().create_parser("manage.py", "demo").format_help()
+    for flag in ("--workers", "-w", "--processes", "--reload", "--units"):
+        assert flag in text

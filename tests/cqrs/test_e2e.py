@@ -95,7 +95,9 @@ def test_sigterm_finishes_and_exits_zero(consumer, broker):
     assert "stopped cleanly" in replica.output()
 
 
-def _close_our_connections() -> int:
+def _close_our_connections(*pids: int) -> int:
+    """Close the broker connections of these processes only: other test runs share the broker."""
+    names = {f"django-messaging-cqrs pid {pid}" for pid in pids}
     listing = subprocess.run(
         ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
         capture_output=True,
@@ -105,7 +107,7 @@ def _close_our_connections() -> int:
     ).stdout
     closed = 0
     for line in listing.splitlines():
-        if "django-messaging-cqrs" in line:
+        if any(f'"{name}"' in line for name in names):
             subprocess.run(
                 ["rabbitmqctl", "close_connection", line.split()[0], "test: broker went away"],
                 capture_output=True,
@@ -121,7 +123,8 @@ def test_connections_dropped_by_the_broker_are_reopened(consumer, broker):
     replica = consumer(workers=1)
     Product.objects.create(name="one")
     wait_until(lambda: ProductRef.objects.filter(name="one").exists(), what="first row")
-    assert _close_our_connections() >= 2  # the master's publisher and the consumer
+    # the master's publisher (this process) and the consumer (one worker: no child process)
+    assert _close_our_connections(os.getpid(), replica.proc.pid) >= 2
     Product.objects.create(name="two")
     wait_until(lambda: ProductRef.objects.filter(name="two").exists(), timeout=30, what="second")
     assert "connection lost" in replica.output()

@@ -120,7 +120,7 @@ def faults(session: nox.Session) -> None:
             "-m",
             "pytest",
             "-m",
-            "broker_restart",
+            "broker_restart or server_restart",
             *(session.posargs or default_paths),
             env=env,
             success_codes=[0, 5],

@@ -18,6 +18,7 @@ variable                       default                                     servi
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import signal
@@ -198,6 +199,83 @@ def rabbitmq_stopped(
         finally:
             _rabbitmqctl("start_app")
             _wait_ports(ports, open_=True, seconds=60)
+
+
+# --- a PostgreSQL server of a test's own ----------------------------------------------------
+
+
+@dataclass
+class PrivatePostgres:
+    """A PostgreSQL cluster in a temporary directory, on a free port, that a test may stop and
+    start as often as it likes: the shared server must never be restarted under other runs."""
+
+    directory: str
+    port: int
+    bin_dir: str
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _pg_ctl(self, *args: str) -> None:
+        command = [os.path.join(self.bin_dir, "pg_ctl"), "-D", self.directory, "-w", *args]
+        done = subprocess.run(
+            _as_postgres(command), capture_output=True, text=True, timeout=120, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_ctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._pg_ctl("-o", options, "-l", os.path.join(self.directory, "server.log"), "start")
+
+    def stop(self) -> None:
+        """What a restart does to clients: sessions terminated, new connections refused."""
+        self._pg_ctl("-m", "fast", "stop")
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _as_postgres(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run its tools as the ``postgres`` user then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+def start_private_postgres() -> PrivatePostgres:
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4])
+    )
+    initdb = candidates[-1] if candidates else shutil.which("initdb")
+    if not initdb:
+        raise ServiceMissing(
+            "a private PostgreSQL server needs the server binaries (initdb, pg_ctl): install "
+            "the postgresql package."
+        )
+    directory = tempfile.mkdtemp(prefix="private-postgres-")
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    done = subprocess.run(
+        _as_postgres([initdb, "-D", directory, "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ServiceMissing(f"initdb failed: {done.stdout}{done.stderr}")
+    server = PrivatePostgres(directory, free_port(), os.path.dirname(initdb))
+    try:
+        server.start()
+    except RuntimeError:
+        server.destroy()
+        raise
+    return server
 
 
 # --- Kafka ------------------------------------------------------------------------------------

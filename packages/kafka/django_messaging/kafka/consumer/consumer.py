@@ -12,6 +12,7 @@ committed by librdkafka's auto-commit, at every rebalance and synchronously on s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, ClassVar
@@ -22,6 +23,7 @@ from django import db
 from django.db import transaction
 
 from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
 from django_messaging.kafka.consumer.managers import PauseManager, RetryManager
@@ -297,9 +299,7 @@ class Consumer(Worker):
     def _flush_produced(self) -> None:
         """Messages the handlers produced are delivered before the offsets that caused them
         are stored, so a crash cannot lose them."""
-        from django_messaging.kafka import kafka
-
-        producer = kafka._producer
+        producer = shared.built_producer
         if producer is not None and len(producer._producer):
             remaining = producer._producer.flush(float(settings.DELIVERY_TIMEOUT))
             if remaining:
@@ -381,8 +381,6 @@ class Consumer(Worker):
     def _atomic(self, topic: TopicConsumer) -> Any:
         if self._is_atomic(topic):
             return transaction.atomic(using=topic.atomic_using)
-        import contextlib
-
         return contextlib.nullcontext()
 
     # --- failures -------------------------------------------------------------------------

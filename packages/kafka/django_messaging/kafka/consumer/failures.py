@@ -1,7 +1,9 @@
 """The failure policy of a consumer: what happens to a message whose handler raised.
 
-- a transient error (the database is away): the partition waits and the message is tried
-  again, never dead-lettered;
+- a transient error (the database is away, or one of ``transient_errors``): the partition
+  waits and the message is tried again, never dead-lettered. The waits follow the one back-off
+  of :mod:`django_messaging.core.reconnect`: ``transient_error_delay`` seconds, doubled on each
+  further failure of the same message up to ``transient_error_max_delay``, jittered;
 - blocking retries (``@kafka.retry(...)``, the default): the partition waits the configured
   delay and the message is tried again in place, up to ``max_retries``, then dead-lettered;
 - non-blocking retries (``blocking=False``): the message goes to its next retry topic, past
@@ -19,6 +21,7 @@ from typing import Any, ClassVar
 
 from django import db
 
+from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.kafka.consumer.managers import RetryManager
 from django_messaging.kafka.dead_letter.topic import DeadLetterTopicProducer
 from django_messaging.kafka.exceptions import DjangoKafkaError
@@ -42,8 +45,10 @@ class FailurePolicy:
     """Handles a message whose handler raised; see the module docstring."""
 
     transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
-    #: seconds a partition waits after a transient (database) error before the message is retried.
+    #: seconds a partition waits after a transient (database) error before the message is
+    #: retried, doubled on each further failure of that message up to the max delay.
     transient_error_delay: ClassVar[float] = 1.0
+    transient_error_max_delay: ClassVar[float] = 30.0
 
     # Provided by Consumer.
     name: str
@@ -62,24 +67,27 @@ class FailurePolicy:
         """``True`` when the offset of ``msg`` may be stored (retried elsewhere or
         dead-lettered), ``False`` when its partition was paused to try it again."""
         topic_name, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        if isinstance(exc, self.transient_errors):
-            # The database is away: wait and retry this message; do not dead-letter it.
+        outage = database_outage(exc)
+        if outage or isinstance(exc, self.transient_errors):
+            # Wait and retry this message; do not dead-letter it.
             db.close_old_connections()
             for conn in db.connections.all(initialized_only=True):
                 conn.close_if_unusable_or_obsolete()
             attempt = self._retries.next(topic_name, partition, offset)
+            delay = self.transient_backoff().delay(attempt)
             if should_log(attempt):
                 logger.warning(
-                    "%s: transient error on %s [%d] @%d (attempt %d), retrying in %.1fs: %r",
+                    "%s: %s on %s [%d] @%d (attempt %d), retrying in %.1fs: %r",
                     self.name,
+                    "database unreachable" if outage else "transient error",
                     topic_name,
                     partition,
                     offset,
                     attempt,
-                    self.transient_error_delay,
+                    delay,
                     exc,
                 )
-            self.pause_partition(msg, self.transient_error_delay)
+            self.pause_partition(msg, delay)
             return False
         try:
             topic: TopicConsumer | None = self.get_topic(msg)
@@ -120,6 +128,11 @@ class FailurePolicy:
             return True
         self.dead_letter_msg(msg, exc, 0)
         return True
+
+    def transient_backoff(self) -> Backoff:
+        """The waits between attempts at a message that failed with a transient error."""
+        initial = self.transient_error_delay
+        return Backoff(initial, max(initial, self.transient_error_max_delay))
 
     def original_topic_name(self, msg: Message) -> str:
         return msg.topic()

@@ -52,10 +52,13 @@ class FailurePolicy:
 
     # Provided by Consumer.
     name: str
-    group_id: str
     _consumer: Any
     _retries: RetryManager
     _partitions: dict[str, int]
+
+    @property
+    def group_id(self) -> str:
+        raise NotImplementedError
 
     def get_topic(self, msg: Message) -> TopicConsumer:
         raise NotImplementedError

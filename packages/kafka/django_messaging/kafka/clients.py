@@ -14,8 +14,6 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.producer import Producer
@@ -51,6 +49,10 @@ class SharedClients:
     def schema_client(self) -> Any:
         client = self._schema_client
         if client is None:
+            # Imported on first use: the schema registry client brings an HTTP stack (some
+            # 300 modules) that processes without Avro topics never need.
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
             config = settings.SCHEMA_REGISTRY
             if not config:
                 raise DjangoKafkaError(

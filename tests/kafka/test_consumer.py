@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import time
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.serialization import MessageField
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.db.utils import load_backend
 from django.test import override_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,6 +29,7 @@ from tests.kafka.conftest import (
     run_until,
 )
 from tests.project.kafka_app.models import Handled
+from tests.proxy import TcpProxy
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +136,56 @@ def test_a_database_outage_does_not_dead_letter_messages(
     assert calls == ["x", "x", "x", "x", "y"]
     assert not any("dead-lettered" in r.getMessage() for r in caplog.records)
     assert committed(kafka_bootstrap, group, name) == [2]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("narrowed", [False, True], ids=["default", "transient_errors=()"])
+def test_waits_on_an_unreachable_database_back_off(
+    create_topic, group, kafka_bootstrap, read, narrowed
+):
+    """The waits between attempts at a message double while the database stays away (the
+    core back-off), instead of polling it at a fixed rate; the message is not dead-lettered,
+    also by a consumer whose ``transient_errors`` leave the connection errors out."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has no server to lose")
+    db_settings = connection.settings_dict
+    proxy = TcpProxy((db_settings["HOST"] or "127.0.0.1", int(db_settings["PORT"] or 5432)))
+    proxy.start()
+    backend = load_backend(db_settings["ENGINE"])
+    # The handler's database, reached through the proxy: cut, it refuses every connection.
+    away = backend.DatabaseWrapper({**db_settings, "HOST": "127.0.0.1", "PORT": proxy.port})
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"x"])
+    attempts: list[float] = []
+    handled: list[str] = []
+
+    def consume(self, msg):
+        attempts.append(time.monotonic())
+        if len(attempts) == 7:
+            proxy.restore()
+        away.close()
+        with away.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        handled.append(msg.value().decode())
+
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    consumer_cls = make_consumer(
+        group, topic(), transient_error_delay=0.05, transient_error_max_delay=1.6
+    )
+    if narrowed:
+        consumer_cls.transient_errors = ()
+    proxy.cut()
+    try:
+        run_until(consumer_cls(), lambda: handled, timeout=30)
+    finally:
+        proxy.stop()
+        away.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)]
+    assert len(gaps) == 6
+    # nominal waits 0.05, 0.1, 0.2, 0.4, 0.8, 1.6 s, each jittered over its upper half
+    assert gaps[-1] >= 0.8, gaps
+    assert gaps[-1] > 4 * gaps[0], gaps
+    assert read(f"{group}.{name}.dlt", 1, timeout=1) == []
 
 
 def test_garbage_payload_is_dead_lettered_and_the_consumer_goes_on(

@@ -179,6 +179,35 @@ def test_failure_without_retry_settings_goes_to_dlt(create_topic, group, kafka_b
     assert [(m.key(), m.value()) for m in dead] == [(b"k1", b"bad")]
 
 
+@pytest.mark.parametrize("blocking", [True, False], ids=["dead letter", "retry topic"])
+def test_an_error_text_strict_utf8_cannot_encode_still_reaches_its_copy(
+    create_topic, group, kafka_bootstrap, read, blocking
+):
+    """A lone surrogate in an exception's message made the retry/dead-letter headers
+    unencodable: the copy was never produced and the consumer crashed on the same message."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"bad", b"good"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        seen.append(value)
+        if value == "bad":
+            raise Boom("broken \ud800 text")
+
+    topic = make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    if not blocking:
+        topic = kafka.retry(max_retries=1, delay=0.1, blocking=False)(topic)
+    run_until(make_consumer(group, topic())(), lambda: "good" in seen)
+    copy_topic = f"{group}.{name}.dlt" if blocking else f"{group}.{name}.retry.1"
+    copy = read(copy_topic, 1)[0]
+    headers = headers_of(copy)
+    assert copy.value() == b"bad"
+    assert headers["EXCEPTION_MESSAGE"] == b"broken ? text"
+    own = "DEAD_LETTER_MESSAGE" if blocking else "RETRY_MESSAGE"
+    assert headers[own] == b"broken ? text"
+
+
 @override_settings()
 def test_dead_letter_suffix_setting(create_topic, group, kafka_bootstrap, read, settings):
     settings.MESSAGING = {

@@ -13,15 +13,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django_messaging.core.settings import Section, Setting
+from django_messaging.kafka.retry.arguments import check_retry_arguments
 
 
 def _retry_settings(value: Any) -> str | None:
     if value is None:
         return None
-    from django_messaging.kafka.retry.settings import RetrySettings
-
     try:
-        RetrySettings(**value)
+        check_retry_arguments(**value)
     except (TypeError, ValueError) as exc:
         return f"not valid RetrySettings arguments: {exc}"
     return None

@@ -15,6 +15,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import admin_config
 from django_messaging.kafka.exceptions import DjangoKafkaError
@@ -26,7 +27,9 @@ _lock = threading.Lock()
 _admin: AdminClient | None = None
 
 
+@shared.on_reset
 def reset() -> None:
+    """Forget the admin client and the topics known to exist (the settings changed)."""
     global _admin
     _known_topics.clear()
     _admin = None
@@ -73,8 +76,6 @@ def deliver(
     num_partitions: int = 1,
 ) -> tuple[int, int]:
     """Produce one message and wait for the broker's acknowledgement; returns (partition, offset)."""
-    from django_messaging.kafka import kafka
-
     ensure_topics([topic], num_partitions)
     report: dict[str, Any] = {}
 
@@ -82,7 +83,7 @@ def deliver(
         report["error"] = err
         report["msg"] = msg
 
-    producer = kafka.producer
+    producer = shared.producer
     # Retry and dead-letter copies are never suppressed: losing them would lose the message.
     producer._producer.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
     deadline = time.monotonic() + float(settings.DELIVERY_TIMEOUT)

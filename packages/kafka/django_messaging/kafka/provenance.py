@@ -11,6 +11,7 @@ from typing import Any
 
 from django import db
 
+from django_messaging.core.headers import as_bytes, first_header, header_items
 from django_messaging.kafka.utils.message import Message
 
 ORIGINAL_TOPIC = "ORIGINAL_TOPIC"
@@ -88,10 +89,9 @@ def provenance_headers(
     attempt: int,
     extra: list[tuple[str, Any]] = (),  # type: ignore[assignment]
 ) -> list[tuple[str, bytes]]:
-    """The message's own headers (ours removed), then the provenance headers."""
-    incoming = msg.headers() or []
-    kept = [(k, v) for k, v in incoming if k not in OWN]
-    previous = {k: v for k, v in incoming if k in ORIGINAL}
+    """The message's own headers (ours removed), then the provenance headers (as bytes)."""
+    incoming = header_items(msg.headers())
+    headers: list[tuple[str, Any]] = [(k, v) for k, v in incoming if k not in OWN]
     timestamp = msg.timestamp()[1] if msg.timestamp() else -1
     originals = {
         ORIGINAL_TOPIC: msg.topic(),
@@ -99,16 +99,16 @@ def provenance_headers(
         ORIGINAL_OFFSET: msg.offset(),
         ORIGINAL_TIMESTAMP: timestamp,
     }
-    headers: list[tuple[str, Any]] = kept
     for name in ORIGINAL:
-        value = previous.get(name)
-        headers.append((name, value if value is not None else str(originals[name]).encode()))
+        previous = first_header(incoming, name)
+        headers.append((name, previous if previous is not None else as_bytes(originals[name])))
     cls = type(exc)
     headers += [
-        (ATTEMPT, str(attempt).encode()),
-        (EXCEPTION_CLASS, f"{cls.__module__}.{cls.__qualname__}".encode()),
-        (EXCEPTION_MESSAGE, describe_failure(msg, exc).encode()),
-        (EXCEPTION_TRACEBACK, format_traceback(exc).encode("utf-8", "replace")),
+        (ATTEMPT, as_bytes(attempt)),
+        (EXCEPTION_CLASS, as_bytes(f"{cls.__module__}.{cls.__qualname__}")),
+        (EXCEPTION_MESSAGE, as_bytes(describe_failure(msg, exc), errors="replace")),
+        (EXCEPTION_TRACEBACK, as_bytes(format_traceback(exc), errors="replace")),
     ]
-    headers += [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in extra]
+    # The error's text may hold lone surrogates: replaced, or the copy could not be sent.
+    headers += [(k, as_bytes(v, errors="replace")) for k, v in extra]
     return headers

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any, Generic, TypeVar
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.retry.consumer import RetryConsumer
 
 T = TypeVar("T", bound=type)
 
@@ -65,8 +66,6 @@ class ConsumersRegistry(Registry[T]):
 
     def register(self, cls: T) -> str:
         key = super().register(cls)
-        from django_messaging.kafka.retry.consumer import RetryConsumer
-
         retry_cls = RetryConsumer.build(cls)  # type: ignore[arg-type]
         if retry_cls is not None:
             retry_key = f"{key}.retry"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, ClassVar
 
+from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.client import KafkaConnectClient, KafkaConnectError
 from django_messaging.kafka.exceptions import DjangoKafkaError
 
@@ -151,8 +152,6 @@ class Name:
         self._attr = name
 
     def __get__(self, instance: Any, owner: type) -> str:
-        from django_messaging.kafka.conf import settings
-
         base = self.base or owner.__name__
         prefix = settings.CONNECTOR_NAME_PREFIX
         return f"{prefix}.{base}" if prefix else base
@@ -184,8 +183,6 @@ class Connector:
 
     @cached_property
     def client(self) -> KafkaConnectClient:
-        from django_messaging.kafka.conf import settings
-
         host = settings.CONNECT_HOST
         if not host:
             raise DjangoKafkaError(

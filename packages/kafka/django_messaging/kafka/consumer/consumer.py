@@ -8,43 +8,40 @@ Delivery guarantees: a message's offset is stored only after its topic handled i
 database transaction committed), or after its retry or dead-letter copy was acknowledged by the
 broker. Offsets are stored by the library whatever ``enable.auto.offset.store`` says, and
 committed by librdkafka's auto-commit, at every rebalance and synchronously on stop.
+
+This module is the loop: batches, dispatch to topics, held messages of paused partitions.
+What happens to a message that failed is in :mod:`.failures`, storing and committing offsets
+in :mod:`.offsets`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import Any, ClassVar
 
 from confluent_kafka import Consumer as ConfluentConsumer
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
-from django import db
+from confluent_kafka import KafkaError, TopicPartition
 from django.db import transaction
 
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
+from django_messaging.kafka.consumer.failures import TRANSIENT_ERRORS, FailurePolicy
 from django_messaging.kafka.consumer.managers import PauseManager, RetryManager
+from django_messaging.kafka.consumer.offsets import Done, OffsetBook
 from django_messaging.kafka.consumer.topics import Topics
-from django_messaging.kafka.dead_letter.topic import DeadLetterTopicProducer
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.retry.settings import RetrySettings
-from django_messaging.kafka.retry.topic import RetryTopicProducer
 from django_messaging.kafka.topic import TopicConsumer
 from django_messaging.kafka.utils.message import Message
 
+__all__ = ["TRANSIENT_ERRORS", "Consumer"]
+
 logger = logging.getLogger(__name__)
 
-#: Errors that mean "the database is not reachable right now", not "this message is bad".
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (db.OperationalError, db.InterfaceError)
 
-
-def _should_log(attempt: int) -> bool:
-    """Log retry attempts 1, 2, 4, 8, ...: bounded even for ``max_retries=-1``."""
-    return attempt & (attempt - 1) == 0
-
-
-class Consumer(Worker):
+class Consumer(FailurePolicy, Worker):
     """Consumes ``topics`` with the librdkafka ``config`` of the class.
 
     Config precedence: ``client.id`` < ``GLOBAL_CONFIG`` < ``CONSUMER_CONFIG`` <
@@ -58,9 +55,6 @@ class Consumer(Worker):
     polling_freq: ClassVar[float | None] = None
     #: most messages per batch; ``None``: the ``BATCH_SIZE`` setting.
     batch_size: ClassVar[int | None] = None
-    transient_errors: ClassVar[tuple[type[BaseException], ...]] = TRANSIENT_ERRORS
-    #: seconds a partition waits after a transient (database) error before the message is retried.
-    transient_error_delay: ClassVar[float] = 1.0
 
     def __init__(self) -> None:
         self.config = self.build_config()  # type: ignore[misc]  # the built config
@@ -70,10 +64,11 @@ class Consumer(Worker):
         self._backlog: dict[tuple[str, int], list[Message]] = {}
         self._retries = RetryManager()
         self._partitions: dict[str, int] = {}
-        self._stored = False
-        self._commit_each_batch = not self.config.get("enable.auto.commit", True)
         self._handlers: dict[str, tuple[TopicConsumer, bool, Any]] = {}
         self.name = type(self).__name__
+        self._offsets = OffsetBook(
+            self.name, commit_each_batch=not self.config.get("enable.auto.commit", True)
+        )
 
     # --- configuration --------------------------------------------------------------------
 
@@ -121,21 +116,9 @@ class Consumer(Worker):
 
     def stop(self) -> None:
         try:
-            self._flush_produced()
-            if self._stored:
-                self._commit()
+            self._offsets.close(self._consumer)
         finally:
             self._consumer.close()
-
-    def _commit(self) -> None:
-        try:
-            self._consumer.commit(asynchronous=False)
-        except Exception as exc:
-            error = exc.args[0] if exc.args else None
-            if isinstance(error, KafkaError) and error.code() == KafkaError._NO_OFFSET:
-                return
-            raise
-        self._stored = False
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         logger.info("%s assigned %s", self.name, _tps(partitions))
@@ -161,7 +144,7 @@ class Consumer(Worker):
 
     def run_once(self) -> None:
         """Take one batch, handle it, store the offsets of what was handled."""
-        done: dict[tuple[str, int], int] = {}
+        done: Done = {}
         if self._pauses:
             self._retry_due(done)
             if done:
@@ -177,7 +160,7 @@ class Consumer(Worker):
         if msgs:
             self.process_batch(msgs, done)
 
-    def _retry_due(self, done: dict[tuple[str, int], int]) -> None:
+    def _retry_due(self, done: Done) -> None:
         """Handle the held messages of partitions whose pause is over; resume the partitions
         whose held messages are all handled."""
         for tp, _pause in self._pauses.pop_ready():
@@ -191,9 +174,7 @@ class Consumer(Worker):
             else:
                 self._consumer.resume([TopicPartition(tp[0], tp[1])])
 
-    def process_batch(
-        self, msgs: list[Message], done: dict[tuple[str, int], int] | None = None
-    ) -> None:
+    def process_batch(self, msgs: list[Message], done: Done | None = None) -> None:
         """Handle messages in order; store the offset after the last handled message of each
         partition. A partition paused for a retry keeps its later messages in the backlog."""
         done = {} if done is None else done
@@ -267,7 +248,7 @@ class Consumer(Worker):
         self._handlers[topic_name] = entry
         return entry
 
-    def _process_bulk(self, msgs: list[Message], done: dict[tuple[str, int], int]) -> None:
+    def _process_bulk(self, msgs: list[Message], done: Done) -> None:
         topic = self.get_topic(msgs[0])
         try:
             with self._atomic(topic):
@@ -294,41 +275,8 @@ class Consumer(Worker):
             else:
                 backlog[tp] = [msg]
 
-    def _flush_produced(self) -> None:
-        """Messages the handlers produced are delivered before the offsets that caused them
-        are stored, so a crash cannot lose them."""
-        from django_messaging.kafka import kafka
-
-        producer = kafka._producer
-        if producer is not None and len(producer._producer):
-            remaining = producer._producer.flush(float(settings.DELIVERY_TIMEOUT))
-            if remaining:
-                raise DjangoKafkaError(
-                    f"{remaining} produced message(s) not delivered within "
-                    f"{settings.DELIVERY_TIMEOUT}s; the consumed offsets are not stored."
-                )
-
-    def _store(self, done: dict[tuple[str, int], int]) -> None:
-        self._flush_produced()
-        try:
-            self._consumer.store_offsets(
-                offsets=[TopicPartition(t, p, offset + 1) for (t, p), offset in done.items()]
-            )
-        except KafkaException as exc:
-            # Only raised when none of the partitions is assigned any more (a rebalance took
-            # them): their next owner starts at the committed offset and handles them again.
-            if exc.args[0].code() not in (KafkaError._STATE, KafkaError._UNKNOWN_PARTITION):
-                raise
-            logger.warning(
-                "%s: offsets of revoked partitions not stored (%s): %s",
-                self.name,
-                exc.args[0].str(),
-                ", ".join(f"{t}[{p}]@{o}" for (t, p), o in done.items()),
-            )
-            return
-        self._stored = True
-        if self._commit_each_batch:
-            self._commit()
+    def _store(self, done: Done) -> None:
+        self._offsets.store(self._consumer, done)
 
     def _log_message_error(self, msg: Message) -> None:
         error = msg.error()
@@ -381,130 +329,7 @@ class Consumer(Worker):
     def _atomic(self, topic: TopicConsumer) -> Any:
         if self._is_atomic(topic):
             return transaction.atomic(using=topic.atomic_using)
-        import contextlib
-
         return contextlib.nullcontext()
-
-    # --- failures -------------------------------------------------------------------------
-
-    def original_topic_name(self, msg: Message) -> str:
-        return msg.topic()
-
-    def current_attempt(self, msg: Message) -> int:
-        """How many times this message was retried through retry topics already."""
-        return 0
-
-    def num_partitions(self, topic_name: str) -> int:
-        count = self._partitions.get(topic_name)
-        if count is None:
-            try:
-                metadata = self._consumer.list_topics(topic_name, timeout=5)
-                count = len(metadata.topics[topic_name].partitions) or 1
-            except Exception:
-                count = 1
-            self._partitions[topic_name] = count
-        return count
-
-    def handle_exception(self, msg: Message, exc: Exception) -> bool:
-        topic_name, partition, offset = msg.topic(), msg.partition(), msg.offset()
-        if isinstance(exc, self.transient_errors):
-            # The database is away: wait and retry this message; do not dead-letter it.
-            db.close_old_connections()
-            for conn in db.connections.all(initialized_only=True):
-                conn.close_if_unusable_or_obsolete()
-            attempt = self._retries.next(topic_name, partition, offset)
-            if _should_log(attempt):
-                logger.warning(
-                    "%s: transient error on %s [%d] @%d (attempt %d), retrying in %.1fs: %r",
-                    self.name,
-                    topic_name,
-                    partition,
-                    offset,
-                    attempt,
-                    self.transient_error_delay,
-                    exc,
-                )
-            self.pause_partition(msg, self.transient_error_delay)
-            return False
-        try:
-            topic: TopicConsumer | None = self.get_topic(msg)
-        except DjangoKafkaError:
-            topic = None
-        retry_settings = topic.get_retry_settings() if topic is not None else None
-        if (
-            retry_settings is not None
-            and retry_settings.blocking
-            and self.current_attempt(msg) == 0
-        ):
-            attempt = self._retries.next(topic_name, partition, offset)
-            if retry_settings.can_retry(attempt, exc):
-                delay = retry_settings.get_retry_delay(attempt)
-                if _should_log(attempt):
-                    logger.warning(
-                        "%s: %s [%d] @%d failed (attempt %d), retrying in %.1fs: %r",
-                        self.name,
-                        topic_name,
-                        partition,
-                        offset,
-                        attempt,
-                        delay,
-                        exc,
-                        exc_info=attempt == 1,
-                    )
-                self.pause_partition(msg, delay)
-                return False
-            self._retries.done(topic_name, partition)
-            self.dead_letter_msg(msg, exc, attempt - 1)
-            return True
-        if retry_settings is not None and (
-            not retry_settings.blocking or self.current_attempt(msg)
-        ):
-            if self.retry_msg(msg, exc, retry_settings):
-                return True
-            self.dead_letter_msg(msg, exc, self.current_attempt(msg))
-            return True
-        self.dead_letter_msg(msg, exc, 0)
-        return True
-
-    def retry_msg(self, msg: Message, exc: Exception, retry_settings: RetrySettings) -> bool:
-        """Send ``msg`` to its next retry topic; ``False`` when it may not be retried."""
-        original = self.original_topic_name(msg)
-        producer = RetryTopicProducer(
-            self.retry_group_id(), retry_settings, msg, original, self.current_attempt(msg) + 1
-        )
-        if not producer.retry(exc, self.num_partitions(msg.topic())):
-            return False
-        logger.info(
-            "%s: %s [%d] @%d failed, sent to %s: %r",
-            self.name,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            producer.name,
-            exc,
-        )
-        return True
-
-    def retry_group_id(self) -> str:
-        """The group id retry and dead letter topic names are built from."""
-        return self.group_id
-
-    def dead_letter_msg(self, msg: Message, exc: Exception, attempt: int = 0) -> None:
-        producer = DeadLetterTopicProducer(
-            self.retry_group_id(), msg, self.original_topic_name(msg)
-        )
-        producer.produce_for(exc, attempt, self.num_partitions(msg.topic()))
-        logger.error(
-            "%s: %s [%d] @%d dead-lettered to %s after %d retries: %r",
-            self.name,
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            producer.name,
-            attempt,
-            exc,
-            exc_info=exc,
-        )
 
     # --- pausing --------------------------------------------------------------------------
 
@@ -516,7 +341,7 @@ class Consumer(Worker):
 
     def resume_partitions(self) -> None:
         """Handle held messages whose time has come (``run_once`` does this)."""
-        done: dict[tuple[str, int], int] = {}
+        done: Done = {}
         self._retry_due(done)
         if done:
             self._store(done)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django_messaging.core.headers import as_text
 from django_messaging.kafka.utils.message import Header
 
 
@@ -19,7 +20,7 @@ class RetryHeader(Header):
         if value is None:
             return None
         try:
-            seconds = float(value.decode() if isinstance(value, bytes) else value)
+            seconds = float(as_text(value))  # type: ignore[arg-type]
         except (TypeError, ValueError):
             return None
         return dt.datetime.fromtimestamp(seconds, tz=dt.UTC)

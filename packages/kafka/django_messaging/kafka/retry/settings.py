@@ -8,6 +8,9 @@ from typing import Any, TypeVar
 
 from django.utils import timezone
 
+from django_messaging.kafka.conf import settings
+from django_messaging.kafka.retry.arguments import check_retry_arguments
+
 T = TypeVar("T", bound=type)
 
 
@@ -27,12 +30,7 @@ class RetrySettings:
         exclude: Sequence[type[BaseException]] | None = None,
         blocking: bool = True,
     ) -> None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < -1:
-            raise ValueError(f"max_retries must be an int >= -1 (-1: forever), got {max_retries!r}")
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or delay <= 0:
-            raise ValueError(f"delay must be a number of seconds > 0, got {delay!r}")
-        if include is not None and exclude is not None:
-            raise ValueError("pass include or exclude, not both")
+        check_retry_arguments(max_retries, delay, backoff, include, exclude, blocking)
         self.max_retries = max_retries
         self.delay = delay
         self.backoff = backoff
@@ -43,8 +41,6 @@ class RetrySettings:
     @classmethod
     def from_settings(cls) -> RetrySettings | None:
         """``RETRY_SETTINGS`` as RetrySettings (read now), or ``None``."""
-        from django_messaging.kafka.conf import settings
-
         value = settings.RETRY_SETTINGS
         return cls(**value) if value else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from confluent_kafka.serialization import (
     Deserializer,
@@ -21,11 +21,11 @@ from confluent_kafka.serialization import (
 )
 
 from django_messaging.core.suppression import is_suppressed
+from django_messaging.kafka.clients import shared
 from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.retry.settings import RetrySettings
+from django_messaging.kafka.serialization import NamedDeserializer, NamedSerializer
 from django_messaging.kafka.utils.message import Message
-
-if TYPE_CHECKING:
-    from django_messaging.kafka.retry.settings import RetrySettings
 
 __all__ = ["Topic", "TopicConsumer", "TopicProducer"]
 
@@ -57,8 +57,6 @@ class TopicProducer(ABC):
 
     def _make_serializer(self, factory: Any, kwargs: dict[str, Any]) -> Serializer:
         if isinstance(factory, str):
-            from django_messaging.kafka.serialization import NamedSerializer
-
             return NamedSerializer(factory)
         return factory(**kwargs)  # type: ignore[no-any-return]
 
@@ -131,19 +129,10 @@ class TopicProducer(ABC):
                 payload = dumps(value)
             else:
                 payload = serializer(value, self.context(MessageField.VALUE, headers))
-        _kafka().producer.send(name, payload, **kwargs)
+        shared.producer.send(name, payload, **kwargs)
 
 
 _CACHES: dict[type, dict[Any, Any]] = {}
-_KAFKA: list[Any] = []
-
-
-def _kafka() -> Any:
-    if not _KAFKA:
-        from django_messaging.kafka import kafka
-
-        _KAFKA.append(kafka)
-    return _KAFKA[0]
 
 
 def _cache_of(cls: type) -> dict[Any, Any]:
@@ -153,6 +142,7 @@ def _cache_of(cls: type) -> dict[Any, Any]:
     return cache
 
 
+@shared.on_reset
 def clear_serializer_caches() -> None:
     """Forget every cached (de)serializer (settings changed)."""
     _CACHES.clear()
@@ -194,16 +184,12 @@ class TopicConsumer(ABC):
         """``@kafka.retry`` settings of this topic, else ``RETRY_SETTINGS``, else ``None``."""
         if self.retry_settings is not None:
             return self.retry_settings
-        from django_messaging.kafka.retry.settings import RetrySettings
-
         return RetrySettings.from_settings()
 
     # --- deserializers --------------------------------------------------------------------
 
     def _make_deserializer(self, factory: Any, kwargs: dict[str, Any]) -> Deserializer:
         if isinstance(factory, str):
-            from django_messaging.kafka.serialization import NamedDeserializer
-
             return NamedDeserializer(factory)
         return factory(**kwargs)  # type: ignore[no-any-return]
 

@@ -28,7 +28,8 @@ from confluent_kafka.serialization import (
 )
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
-from django_messaging.kafka.topic import Topic, TopicConsumer, TopicProducer, _cache_of, _kafka
+from django_messaging.kafka.clients import shared
+from django_messaging.kafka.topic import Topic, TopicConsumer, TopicProducer, _cache_of
 
 __all__ = [
     "AvroTopic",
@@ -45,7 +46,7 @@ SERIALIZER_CONF = frozenset(
 
 
 def _schema_client() -> Any:
-    return _kafka().schema_client
+    return shared.schema_client
 
 
 class FastAvroSerializer(Serializer):

@@ -157,6 +157,8 @@ class ModelTopicConsumer(TopicConsumer):
 
 
 def _is_skip_model(model: type[models.Model]) -> bool:
+    # Imported here, not at the top: a models module cannot be imported before the app
+    # registry is ready, and this module can be.
     from django_messaging.kafka.connect.models import KafkaConnectSkipModel
 
     return issubclass(model, KafkaConnectSkipModel)

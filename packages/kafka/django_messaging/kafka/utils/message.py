@@ -1,8 +1,10 @@
-"""Reading Kafka message headers."""
+"""Reading Kafka message headers (through :mod:`django_messaging.core.headers`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from django_messaging.core.headers import first_header, header_values
 
 if TYPE_CHECKING:
     # confluent-kafka's stubs make every accessor of a consumed message Optional; a message
@@ -20,11 +22,8 @@ class Header:
 
     @staticmethod
     def list(headers: Any, name: str) -> Any:
-        return [value for key, value in headers or [] if key == name]
+        return header_values(headers, name)
 
     @staticmethod
     def get(headers: Any, name: str) -> Any:
-        for key, value in headers or []:
-            if key == name:
-                return value
-        return None
+        return first_header(headers, name)

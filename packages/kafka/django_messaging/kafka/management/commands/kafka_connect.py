@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from django_messaging.core.reconnect import Backoff
 from django_messaging.kafka import kafka
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.connector import Connector, ConnectorState, ConnectorStatus
@@ -169,7 +170,8 @@ class Command(BaseCommand):
         pending = [o for o in outcomes if o.ok]
         total = len(pending)
         deadline = time.monotonic() + max(timeout, 0.0)
-        delay = 0.25
+        backoff = Backoff(initial=0.25, cap=5.0)
+        looks = 0
         done = 0
         last: dict[int, tuple[str, str]] = {}
         while pending:
@@ -216,8 +218,8 @@ class Command(BaseCommand):
                         label,
                     )
                 break
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 5.0)
+            looks += 1
+            time.sleep(min(backoff.delay(looks), remaining))
 
     def status_once(self, outcome: Outcome) -> tuple[str, str]:
         """One look at the connector: ``("ok"|"failed"|"wait", description)``."""

@@ -1,0 +1,108 @@
+"""The Kafka clients one process shares: the producer and the Schema Registry client.
+
+Both are built on first use from the settings of that moment. ``shared.reset()`` (the settings
+changed) flushes and forgets them, and a forked child forgets its parent's; modules that cache
+something built from them (serializers, known topics) register a hook with ``on_reset``, so
+this module depends on none of them. ``kafka.producer`` and ``kafka.schema_client`` are these.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from django_messaging.kafka.conf import settings
+from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.producer import Producer
+
+__all__ = ["SharedClients", "shared"]
+
+logger = logging.getLogger(__name__)
+
+
+class SharedClients:
+    def __init__(self) -> None:
+        self._producer: Producer | None = None
+        self._schema_client: Any = None
+        self._reset_hooks: list[Callable[[], None]] = []
+        self._flush_at_exit_registered = False
+
+    @property
+    def producer(self) -> Producer:
+        producer = self._producer
+        if producer is None:
+            producer = self._producer = Producer()
+            if not self._flush_at_exit_registered:
+                atexit.register(self._flush_at_exit)
+                self._flush_at_exit_registered = True
+        return producer
+
+    @property
+    def built_producer(self) -> Producer | None:
+        """The producer if it was built, without building one."""
+        return self._producer
+
+    @property
+    def schema_client(self) -> Any:
+        client = self._schema_client
+        if client is None:
+            # Imported on first use: the schema registry client brings an HTTP stack (some
+            # 300 modules) that processes without Avro topics never need.
+            from confluent_kafka.schema_registry import SchemaRegistryClient
+
+            config = settings.SCHEMA_REGISTRY
+            if not config:
+                raise DjangoKafkaError(
+                    "MESSAGING['KAFKA']['SCHEMA_REGISTRY'] is empty; set at least {'url': ...}."
+                )
+            client = self._schema_client = SchemaRegistryClient.new_client(dict(config))
+        return client
+
+    def on_reset(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call ``hook`` whenever the clients are forgotten (it drops what it built from them)."""
+        self._reset_hooks.append(hook)
+        return hook
+
+    def reset(self) -> None:
+        """Forget the producer and schema registry client (flushing the producer first)."""
+        producer, self._producer = self._producer, None
+        self._schema_client = None
+        if producer is not None:
+            try:
+                producer.flush(5)
+            except Exception:  # pragma: no cover - a closing client
+                logger.debug("flush of the old producer failed", exc_info=True)
+        self._run_reset_hooks()
+
+    def forget_after_fork(self) -> None:
+        # A forked child must not use its parent's librdkafka threads.
+        self._producer = None
+        self._schema_client = None
+        self._run_reset_hooks()
+
+    def _run_reset_hooks(self) -> None:
+        for hook in self._reset_hooks:
+            hook()
+
+    def _flush_at_exit(self) -> None:
+        """Deliver what is still queued when the interpreter exits (a script or a management
+        command that produced and returned), waiting at most ``DELIVERY_TIMEOUT`` seconds."""
+        producer = self._producer
+        if producer is None or not len(producer):
+            return
+        try:
+            remaining = producer.flush(float(settings.DELIVERY_TIMEOUT))
+        except Exception:  # pragma: no cover - a client already torn down
+            logger.exception("flush of the Kafka producer at exit failed")
+            return
+        if remaining:
+            logger.error("%d Kafka message(s) not delivered when the process exited", remaining)
+
+
+shared = SharedClients()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=shared.forget_after_fork)

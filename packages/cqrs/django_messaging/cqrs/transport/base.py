@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django_messaging.cqrs.dataclasses import TransportPayload
 
@@ -13,8 +13,6 @@ class BaseTransport:
     ``produce`` must raise when the message was not accepted by the broker: the caller then
     stores it and sends it later. ``consume`` runs until stopped.
     """
-
-    consumers: ClassVar[dict[str, Any]] = {}
 
     @staticmethod
     def produce(payload: TransportPayload) -> None:

@@ -234,7 +234,7 @@ def test_one_connection_serves_every_publish(mode, broker, cqrs_settings, monkey
 
 
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):
-    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.rabbit_mq")
+    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.publisher")
     Product.objects.create(name="nobody listens")  # no queue bound on this test's exchange
     RabbitMQTransport.wait_for_confirms()
     assert "no replica queue is bound to 'product'" in caplog.text

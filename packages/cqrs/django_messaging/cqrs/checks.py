@@ -9,12 +9,11 @@ from django.core import checks
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.cqrs.conf import NO_EFFECT, settings
 from django_messaging.cqrs.registries import ReplicaRegistry
+from django_messaging.cqrs.transport import BaseTransport, current_transport
 
 
 @checks.register("messaging")
 def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from django_messaging.cqrs.transport import BaseTransport, current_transport
-
     errors: list[checks.CheckMessage] = []
     try:
         transport = current_transport()

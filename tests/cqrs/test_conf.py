@@ -31,13 +31,29 @@ def test_unknown_keys_and_wrong_types_are_reported(settings):
     assert {"messaging.E004", "messaging.E005"} <= _ids(messages)
 
 
-def test_both_spellings_of_the_delay_queue_size_are_accepted(settings):
+def test_both_spellings_of_the_delay_queue_size_warn_that_they_have_no_effect(settings):
     """django-cqrs reads ``delay_queue_max_size`` and documents ``CQRS_DELAY_QUEUE_MAX_SIZE``;
-    neither is needed here (delays are broker-side) and neither is reported."""
+    delays are broker-side here, so ``manage.py check`` says either key does nothing."""
+    assert "messaging.W304" not in _ids(checks.run_checks())
     _with_cqrs(settings, replica={"delay_queue_max_size": 50, "CQRS_DELAY_QUEUE_MAX_SIZE": 50})
-    assert not _ids(checks.run_checks())
+    warnings = [m for m in checks.run_checks() if m.id == "messaging.W304"]
+    assert len(warnings) == 2
+    assert all(m.level == checks.WARNING and "no effect" in m.msg for m in warnings)
     _with_cqrs(settings, replica={"CQRS_DELAY_QUEUE_MAX_SIZE": "big"})
     assert "messaging.E005" in _ids(checks.run_checks())
+
+
+def test_master_and_replica_settings_are_read_through_the_section(settings):
+    """Unset keys fall back to the declared defaults, set ones win, unknown ones are refused."""
+    from django_messaging.cqrs.conf import master_setting, replica_setting
+
+    _with_cqrs(settings, master={"CQRS_OUTBOX_GRACE": 5}, replica={"CQRS_BATCH_SIZE": 7})
+    assert master_setting("CQRS_OUTBOX_GRACE") == 5
+    assert master_setting("CQRS_CONFIRM_WINDOW") == 1000
+    assert replica_setting("CQRS_BATCH_SIZE") == 7
+    assert replica_setting("CQRS_MAX_RETRIES") == 30
+    with pytest.raises(KeyError):
+        master_setting("CQRS_NO_SUCH_KEY")
 
 
 def test_replica_service_needs_a_queue_and_a_real_transport(settings):

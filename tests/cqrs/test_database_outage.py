@@ -213,3 +213,45 @@ def test_the_relay_logs_an_outage_once_and_sends_what_is_stored_when_it_is_back(
     output = log.read_text()
     assert output.count("could not read") == 1, output
     assert "Traceback" not in output, output
+
+
+@pytest.mark.django_db(transaction=False)
+def test_only_the_database_being_away_counts_as_an_outage():
+    """A refused or lost connection holds the batch; an error of the request itself (a statement
+    timeout, a lock timeout) is the message's failure and goes through the retries."""
+    from django import db
+
+    from django_messaging.cqrs.transport import outage
+
+    away = db.OperationalError(
+        'connection to server at "127.0.0.1", port 5 failed: Connection refused'
+    )
+    closed = db.InterfaceError("connection already closed")
+    timeout = db.OperationalError("canceling statement due to statement timeout")
+    locked = db.OperationalError("database is locked")
+    wrapped = RuntimeError("apply failed")
+    wrapped.__cause__ = away
+    assert outage.is_transient(away) and outage.is_transient(closed)
+    assert outage.is_transient(wrapped)
+    assert not outage.is_transient(timeout)
+    assert not outage.is_transient(locked)
+    assert not outage.is_transient(db.IntegrityError("duplicate key"))
+
+
+@pytest.mark.django_db(transaction=False)
+def test_outage_waits_grow_with_jitter_up_to_the_cap():
+    from django import db
+
+    from django_messaging.cqrs.transport import outage
+
+    waits = []
+    tracker = outage.DatabaseOutage()
+    for _ in range(8):
+        before = time.monotonic()
+        tracker.failed(db.InterfaceError("connection already closed"), 1)
+        waits.append(tracker.retry_at - before)
+    assert 0.2 <= waits[0] <= 0.55
+    assert all(w <= outage.RETRY.cap + 0.05 for w in waits)
+    assert waits[-1] >= outage.RETRY.cap / 2
+    tracker.recovered()
+    assert tracker.remaining() == 0.0

@@ -234,7 +234,7 @@ def test_one_connection_serves_every_publish(mode, broker, cqrs_settings, monkey
 
 
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):
-    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.rabbit_mq")
+    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.publisher")
     Product.objects.create(name="nobody listens")  # no queue bound on this test's exchange
     RabbitMQTransport.wait_for_confirms()
     assert "no replica queue is bound to 'product'" in caplog.text
@@ -254,3 +254,85 @@ def test_old_tombstones_are_purged(settings):
     Tombstone.objects.create(cqrs_id="product", instance_pk="2", deleted_at=timezone.now())
     assert purge_tombstones() == 1
     assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]
+
+
+class _Recorder:
+    """A Confirmations that remembers what the transport reported."""
+
+    def __init__(self) -> None:
+        self.acked: list = []
+        self.refused: list = []
+        self.went: list = []
+        self.settles: list[bool] = []
+
+    def confirmed(self, payloads):
+        self.acked.extend(payloads)
+
+    def failed(self, payloads, error):
+        self.refused.extend((p, type(error).__name__) for p in payloads)
+
+    def published(self, payloads):
+        self.went.extend(payloads)
+
+    def settle(self, force=False):
+        self.settles.append(force)
+
+
+def _payload(pk, outbox_id=None, **data):
+    from django_messaging.cqrs.constants import SignalType
+    from django_messaging.cqrs.dataclasses import TransportPayload
+
+    payload = TransportPayload(SignalType.SAVE, "product", {"id": pk, **data}, pk)
+    payload.outbox_id = outbox_id
+    payload.origin_db = "default"
+    return payload
+
+
+def test_the_publisher_thread_reports_to_the_confirmations_it_is_handed(broker, cqrs_settings):
+    """Confirms go to the object handed in with the message: a stored message's confirm, a
+    message that cannot be encoded, the burst that went, and the settling at the end. The body
+    on the wire is the payload's one encoding."""
+    recorder = _Recorder()
+    stored, plain, broken = _payload(1, outbox_id=11), _payload(2), _payload(3, price=object())
+    for payload in (stored, plain, broken):
+        RabbitMQTransport.publish_unconfirmed(payload, recorder)
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert recorder.acked == [stored]  # only a stored message has a row to delete
+    assert [(p.pk, error) for p, error in recorder.refused] == [(3, "SerializerError")]
+    assert recorder.settles[-1] is True
+    bodies = []
+    while True:
+        _method, _props, body = broker.basic_get(cqrs_settings["queue"], auto_ack=True)
+        if body is None:
+            break
+        bodies.append(body)
+    assert bodies == [stored.body(), plain.body()]
+
+
+def test_a_refusal_is_reported_to_the_confirmations(refusing_queue, cqrs_settings):
+    recorder = _Recorder()
+    payload = _payload(4)
+    RabbitMQTransport.publish_unconfirmed(payload, recorder)
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert recorder.refused == [(payload, "PublishError")]
+    assert recorder.acked == []
+
+
+@pytest.mark.parametrize("atomic", [True, False])
+def test_a_saved_message_is_encoded_once(atomic, broker, cqrs_settings, monkeypatch):
+    """The stored row and the broker get the same bytes, made once (default outbox mode)."""
+    from django_messaging.cqrs.dataclasses import TransportPayload
+
+    encoded = []
+    to_dict = TransportPayload.to_dict
+    monkeypatch.setattr(
+        TransportPayload, "to_dict", lambda self: encoded.append(self.pk) or to_dict(self)
+    )
+    if atomic:
+        with transaction.atomic():
+            product = Product.objects.create(name="once")
+    else:
+        product = Product.objects.create(name="once")
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert encoded == [product.pk]
+    assert [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])] == [product.pk]

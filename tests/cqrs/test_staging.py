@@ -91,11 +91,11 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
 
 DIE_BEFORE_PUBLISHING = """
 import os, signal
-from django_messaging.cqrs.controller import producer, staging
+from django_messaging.cqrs import publishing
 from tests.project.cqrs_app.models import Product
 
 # The statement has committed both rows; the process dies before anything is published.
-producer.publish_staged = lambda payload, using: os.kill(os.getpid(), signal.SIGKILL)
+publishing.publish_staged = lambda payload, using: os.kill(os.getpid(), signal.SIGKILL)
 Product.objects.create(name="died before publishing")
 """
 

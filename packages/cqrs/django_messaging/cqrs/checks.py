@@ -6,14 +6,14 @@ from typing import Any
 
 from django.core import checks
 
+from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.cqrs.conf import NO_EFFECT, settings
+from django_messaging.cqrs.registries import ReplicaRegistry
+from django_messaging.cqrs.transport import BaseTransport, current_transport
+
 
 @checks.register("messaging")
 def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from django_messaging.core.exceptions import ConfigurationError
-    from django_messaging.cqrs.conf import settings
-    from django_messaging.cqrs.registries import ReplicaRegistry
-    from django_messaging.cqrs.transport import BaseTransport, current_transport
-
     errors: list[checks.CheckMessage] = []
     try:
         transport = current_transport()
@@ -35,4 +35,15 @@ def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
                 id="messaging.E303",
             )
         )
+    replica = settings.user_values().get("replica")
+    for key in NO_EFFECT:
+        if isinstance(replica, dict) and key in replica:
+            errors.append(
+                checks.Warning(
+                    f"MESSAGING['CQRS']['replica'][{key!r}] has no effect: a retried message "
+                    "waits in a broker-side delay queue, never in the worker's memory.",
+                    hint="Remove the key.",
+                    id="messaging.W304",
+                )
+            )
     return errors

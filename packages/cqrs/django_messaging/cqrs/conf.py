@@ -83,14 +83,14 @@ REPLICA = {
         1000,
         (int, type(None)),
         validate=_positive_or_none,
-        help="accepted for compatibility; delays are broker-side",
+        help="no effect (a check warns): delays are broker-side",
     ),
     # The spelling django-cqrs documents (its code reads only delay_queue_max_size).
     "CQRS_DELAY_QUEUE_MAX_SIZE": Setting(
         None,
         (int, type(None)),
         validate=_positive_or_none,
-        help="accepted for compatibility; delays are broker-side",
+        help="no effect (a check warns): delays are broker-side",
     ),
     "dead_letter_queue": Setting(None, str, help="default: 'dead_letter_' + queue"),
     "dead_message_ttl": Setting(
@@ -135,22 +135,19 @@ settings = Section(
 )
 
 
-def _child(section: str, schema: dict[str, Setting], key: str) -> Any:
-    # A direct read (no copy of the whole sub-dict): these are looked up on every save.
-    values = settings.user_values().get(section)
-    if isinstance(values, dict) and key in values:
-        return values[key]
-    return schema[key].default
-
-
 def master_setting(key: str) -> Any:
     """``MESSAGING["CQRS"]["master"][key]`` or its default."""
-    return _child("master", MASTER, key)
+    return settings.get("master")[key]
 
 
 def replica_setting(key: str) -> Any:
     """``MESSAGING["CQRS"]["replica"][key]`` or its default."""
-    return _child("replica", REPLICA, key)
+    return settings.get("replica")[key]
+
+
+#: Replica keys django-cqrs reads or documents that have no effect here (``manage.py check``
+#: says so): retry delays wait in broker-side delay queues, never in a worker's memory.
+NO_EFFECT = ("delay_queue_max_size", "CQRS_DELAY_QUEUE_MAX_SIZE")
 
 
 def dead_letter_queue() -> str:

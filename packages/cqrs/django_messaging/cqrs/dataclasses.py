@@ -15,6 +15,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.exceptions import PayloadError
 from django_messaging.cqrs.utils import get_message_expiration_dt
@@ -130,6 +131,7 @@ class TransportPayload:
     """One CQRS message: what happened (``signal_type``) to which instance of which model."""
 
     __slots__ = (
+        "_body",
         "_correlation_id",
         "_cqrs_id",
         "_expires",
@@ -172,6 +174,7 @@ class TransportPayload:
         self._expires = expires
         self.retries = retries
         self._meta = meta
+        self._body: bytes | None = None
         self.is_dead_letter = False
         self.is_requeue = False
         #: The database alias the change was written to (where it is stored if unpublished).
@@ -215,6 +218,12 @@ class TransportPayload:
             "expires": format_expires(self._expires),
             "meta": self._meta,
         }
+
+    def body(self) -> bytes:
+        """The message as JSON, encoded once: the stored row and the broker get the same bytes."""
+        if self._body is None:
+            self._body = get_serializer("json").dumps(self.to_dict())
+        return self._body
 
     def is_expired(self) -> bool:
         return self._expires is not None and self._expires <= timezone.now()
@@ -264,6 +273,7 @@ class TransportPayload:
         if value < 0:
             raise ValueError("retries must not be negative")
         self._retries = value
+        self._body = None
 
     def __repr__(self) -> str:
         return (

@@ -8,6 +8,8 @@ from django.db.models.base import ModelBase
 
 from django_messaging.cqrs.constants import ALL_BASIC_FIELDS
 from django_messaging.cqrs.registries import MasterRegistry, ReplicaRegistry
+from django_messaging.cqrs.signals import MasterSignals
+from django_messaging.cqrs.tracker import CQRSTracker
 
 
 class MasterMeta(ModelBase):
@@ -20,9 +22,6 @@ class MasterMeta(ModelBase):
     @staticmethod
     def register(model_cls: Any) -> Any:
         """Validate and register a master model (use directly for ``RawMasterMixin`` models)."""
-        from django_messaging.cqrs.signals import MasterSignals
-        from django_messaging.cqrs.tracker import CQRSTracker
-
         name = model_cls.__qualname__
         if not model_cls.CQRS_ID:
             raise ValueError(f"{name}: CQRS_ID must be set")

@@ -18,18 +18,14 @@ from django.db.models.expressions import BaseExpression
 
 from django_messaging.core.imports import import_from_setting
 from django_messaging.core.suppression import is_suppressed
-from django_messaging.cqrs.conf import replica_setting
+from django_messaging.cqrs import publishing
+from django_messaging.cqrs.conf import master_setting, replica_setting
 from django_messaging.cqrs.constants import ALL_BASIC_FIELDS
 from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.managers import MasterManager, ReplicaManager
 from django_messaging.cqrs.metas import MasterMeta, ReplicaMeta
 from django_messaging.cqrs.serialization import to_wire
-from django_messaging.cqrs.signals import (
-    MasterSignals,
-    commit_hook_discarded,
-    post_bulk_create,
-    post_update,
-)
+from django_messaging.cqrs.signals import post_bulk_create, post_update
 from django_messaging.cqrs.utils import get_meta
 
 logger = logging.getLogger(__name__)
@@ -80,8 +76,6 @@ class RawMasterMixin(models.Model):
 
     # -- save ----------------------------------------------------------------------------
     def save(self, *args: Any, update_cqrs_fields: bool | None = None, **kwargs: Any) -> None:
-        from django_messaging.cqrs.conf import master_setting
-
         update_fields = kwargs.get("update_fields")
         if update_cqrs_fields is None and update_fields is not None:
             update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
@@ -89,7 +83,7 @@ class RawMasterMixin(models.Model):
         if (
             self.CQRS_PRODUCE
             and not transaction.get_connection(using).in_atomic_block
-            and master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
+            and publishing.mode() == "outbox"
             and not is_suppressed(self.CQRS_ID)
         ):
             # The message is stored with the row: by the row's own INSERT where it can be (see
@@ -117,11 +111,11 @@ class RawMasterMixin(models.Model):
         kwargs: dict[str, Any],
     ) -> None:
         if transaction.get_connection(using).in_atomic_block:
-            if self.cqrs_saves_count and commit_hook_discarded(self, using):
+            if self.cqrs_saves_count and publishing.commit_hook_discarded(self, using):
                 # Its earlier saves were rolled back (a savepoint, or the whole transaction):
                 # count this one as the first, as django-cqrs asks callers to do by hand.
                 self.reset_cqrs_saves_count()
-                self.__dict__.pop("_cqrs_outbox", None)
+                publishing.forget_staged(self)
             self._cqrs_saves_count = self.cqrs_saves_count + 1
         else:
             self._cqrs_saves_count = 0
@@ -256,7 +250,8 @@ class RawMasterMixin(models.Model):
                 self.refresh_from_db(using=using)
             except type(self).DoesNotExist:
                 return False
-        MasterSignals.post_save(type(self), instance=self, using=using, queue=queue, sync=True)
+        using = using or router.db_for_write(type(self), instance=self)
+        publishing.saved(self, using, sync=True, queue=queue)
         return True
 
     def is_sync_instance(self) -> bool:
@@ -384,3 +379,24 @@ class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):
     ) -> bool:
         """Delete the instance named by ``master_data['id']`` (True even if nothing was there)."""
         return cls.cqrs.delete_instance(master_data)
+
+    @classmethod
+    def _cqrs_applies_in_bulk(cls) -> bool:
+        """Can a batch be applied with bulk statements, doing what ``cqrs_save`` and
+        ``cqrs_delete`` would? Not when the model overrides them or its own save or delete,
+        or has related objects (cascades)."""
+        return (
+            not cls.CQRS_NO_DB_OPERATIONS
+            and not cls.CQRS_CUSTOM_SERIALIZATION
+            and _function(cls.cqrs_save) is _function(ReplicaMixin.cqrs_save)
+            and _function(cls.cqrs_create) is _function(ReplicaMixin.cqrs_create)
+            and _function(cls.cqrs_delete) is _function(ReplicaMixin.cqrs_delete)
+            and cls.cqrs_update is ReplicaMixin.cqrs_update
+            and cls.save is models.Model.save
+            and cls.delete is models.Model.delete
+            and not cls._meta.related_objects
+        )
+
+
+def _function(method: Any) -> Any:
+    return getattr(method, "__func__", method)

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
+from django.db import DatabaseError, router
 from django.utils import timezone
 
 from django_messaging.core.imports import import_from_setting
-from django_messaging.cqrs.conf import master_setting
+from django_messaging.cqrs.conf import master_setting, replica_setting
+from django_messaging.cqrs.registries import ReplicaRegistry
+
+logger = logging.getLogger(__name__)
 
 
 def get_message_expiration_dt(ttl: int | None = ...) -> dt.datetime | None:  # type: ignore[assignment]
@@ -38,11 +43,7 @@ def get_meta(instance: Any, **kwargs: Any) -> dict[str, Any]:
 
 def purge_tombstones() -> int:
     """Forget replica deletes older than ``CQRS_TOMBSTONE_TTL``; returns how many were removed."""
-    from django.db import DatabaseError, router
-
-    from django_messaging.cqrs.conf import replica_setting
-    from django_messaging.cqrs.models import Tombstone
-    from django_messaging.cqrs.registries import ReplicaRegistry
+    from django_messaging.cqrs.models import Tombstone  # a model: needs the app registry
 
     ttl = replica_setting("CQRS_TOMBSTONE_TTL")
     if not ttl:
@@ -56,7 +57,5 @@ def purge_tombstones() -> int:
         try:
             removed += Tombstone.objects.using(alias).filter(created__lt=cutoff).delete()[0]
         except DatabaseError:
-            import logging
-
-            logging.getLogger(__name__).exception("could not purge tombstones on %r", alias)
+            logger.exception("could not purge tombstones on %r", alias)
     return removed

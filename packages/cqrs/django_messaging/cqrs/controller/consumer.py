@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connections, models, router, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models import signals
 from django.utils import timezone
 
@@ -24,6 +24,7 @@ from django_messaging.cqrs.conf import replica_setting, settings
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PayloadError
+from django_messaging.cqrs.managers import ReplicaManager, lock_instances, parse_updated
 from django_messaging.cqrs.registries import ReplicaRegistry
 
 logger = logging.getLogger(__name__)
@@ -108,42 +109,33 @@ def _function(method: Any) -> Any:
 
 
 def _fast_path(model: Any) -> bool:
-    from django_messaging.cqrs.managers import ReplicaManager
-    from django_messaging.cqrs.mixins import ReplicaMixin
-
     cached = model.__dict__.get("_cqrs_fast_path")
     if cached is not None:
         return cached
-    ok = (
-        isinstance(model, type)
-        and issubclass(model, ReplicaMixin)
-        and not model.CQRS_NO_DB_OPERATIONS
-        and not model.CQRS_CUSTOM_SERIALIZATION
+    applies_in_bulk = getattr(model, "_cqrs_applies_in_bulk", None)
+    ok = bool(
+        applies_in_bulk is not None
+        and applies_in_bulk()
         and type(model.__dict__.get("cqrs", model.cqrs)) is ReplicaManager
-        and _function(model.cqrs_save) is _function(ReplicaMixin.cqrs_save)
-        and _function(model.cqrs_create) is _function(ReplicaMixin.cqrs_create)
-        and _function(model.cqrs_delete) is _function(ReplicaMixin.cqrs_delete)
-        and model.cqrs_update is ReplicaMixin.cqrs_update
-        and model.save is models.Model.save
-        and model.delete is models.Model.delete
-        and not model._meta.related_objects
     )
     model._cqrs_fast_path = ok
     return ok
 
 
+#: The module whose signal receivers publish a master's changes: a model that is a master too
+#: can still be applied in bulk (its messages are not this worker's concern).
+_OWN_RECEIVERS = "django_messaging.cqrs.signals"
+
+
 def _listened(model: Any) -> bool:
     """Does anything besides this package listen to the model's save or delete signals?"""
-    from django_messaging.cqrs.signals import MasterSignals
-
-    ours = {_function(MasterSignals.post_save), _function(MasterSignals.post_delete)}
     for signal in (signals.pre_save, signals.post_save, signals.pre_delete, signals.post_delete):
         if not signal.has_listeners(model):
             continue
         live: Any = signal._live_receivers(model)
         if isinstance(live, tuple):  # Django >= 5.0: (sync, async)
             live = [*live[0], *live[1]]
-        if any(_function(r) not in ours for r in live):
+        if any(getattr(_function(r), "__module__", None) != _OWN_RECEIVERS for r in live):
             return True
     return False
 
@@ -163,7 +155,6 @@ class _Row:
 
 def _apply_group(model: Any, items: list[tuple[int, TransportPayload]], results: list) -> None:
     """Apply ``items`` (all for ``model``) in the current transaction, in bulk."""
-    from django_messaging.cqrs.managers import lock_instances, parse_updated
     from django_messaging.cqrs.models import Tombstone
 
     manager = model.cqrs

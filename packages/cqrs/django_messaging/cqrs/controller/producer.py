@@ -1,17 +1,16 @@
-"""Publishing from the master side, with store-and-forward when the broker does not confirm.
+"""Store-and-forward of the master's messages (``messaging_cqrs_pendingmessage``).
 
-In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a change's message is written to
-``messaging_cqrs_pendingmessage`` inside the change's own transaction (:func:`stage`, or the
-save's own statement: see :mod:`.staging`), handed after the commit to the transport's publisher
-thread (:func:`publish_staged`), and its row deleted once RabbitMQ has confirmed it (in batches,
-:func:`delete_confirmed`). A process killed after the commit leaves the row behind; once it is
-``CQRS_OUTBOX_GRACE`` seconds old, :func:`flush_pending` sends it. Outside a transaction
-(``cqrs_sync``, bulk calls in autocommit) the ``"each"`` path below applies.
+In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a change's message is written inside
+the change's own transaction (:func:`stage`, or the save's own statement: see :mod:`.staging`),
+and its row deleted once the broker has confirmed it (in batches, :func:`delete_confirmed`). A
+process killed after the commit leaves the row behind; once it is ``CQRS_OUTBOX_GRACE`` seconds
+old, :func:`flush_pending` sends it.
 
-:func:`produce` hands the payload to the configured transport. When the transport raises (broker
-down, no confirm), the message is written to ``messaging_cqrs_pendingmessage`` in the database
-the change was written to, and sent later, oldest first: after the next successful publish of
-the process, by ``cqrs_pending flush`` or by the ``cqrs_pending run`` relay.
+A message the transport could not publish (broker down, refused, no confirm) is written here in
+the database the change was written to (:func:`store`, :func:`failed`), and sent later, oldest
+first: after the next successful publish of the process, by ``cqrs_pending flush`` or by the
+``cqrs_pending run`` relay. :data:`STORED` is what transports report their confirms to.
+(Which mode a message travels in is decided in :mod:`django_messaging.cqrs.publishing`.)
 """
 
 from __future__ import annotations
@@ -22,14 +21,16 @@ import threading
 import time
 from typing import Any
 
-from django.db import DatabaseError, InterfaceError, OperationalError, connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.transport import current_transport
 
 logger = logging.getLogger(__name__)
 
@@ -46,16 +47,12 @@ DELETE_BATCH = 200
 DELETE_EVERY = 0.5  # seconds
 
 
-def outbox_mode() -> bool:
-    return master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
-
-
 def stage(payload: TransportPayload, using: str) -> None:
     """Store ``payload`` in the current transaction of ``using`` (it commits with the change);
     with an ``outbox_id``, rewrite that row."""
     from django_messaging.cqrs.models import PendingMessage
 
-    body = get_serializer("json").dumps(payload.to_dict()).decode()
+    body = payload.body().decode()
     payload.origin_db = using
     if payload.outbox_id is not None:
         PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(body=body)
@@ -95,27 +92,6 @@ def stage(payload: TransportPayload, using: str) -> None:
         else:
             cursor.execute(sql, params)
             payload.outbox_id = cursor.lastrowid
-
-
-def publish_staged(payload: TransportPayload, using: str) -> None:
-    """After the commit: publish a stored message; its row goes once the broker confirms it."""
-    payload.origin_db = using
-    transport = _transport()
-    publish = getattr(transport, "publish_unconfirmed", None)
-    if publish is not None:
-        # The transport's publisher thread sends it, and what earlier failures stored after it.
-        publish(payload)
-        delete_confirmed()
-        return
-    try:
-        transport.produce(payload)
-    except Exception as exc:
-        failed([payload], exc)
-        return
-    confirmed([payload])
-    delete_confirmed()
-    if maybe_pending(using):
-        flush_pending(using)
 
 
 def maybe_pending(using: str) -> bool:
@@ -175,19 +151,19 @@ def delete_confirmed(force: bool = False) -> int:
 class _DeleteOutage:
     """Confirmed rows the database could not delete: one log line per outage, a growing delay."""
 
-    FIRST_DELAY = 0.5
-    MAX_DELAY = 5.0
+    RETRY = Backoff(initial=0.5, cap=5.0)
 
     def __init__(self) -> None:
         self.failing: dict[str, float] = {}  # alias -> when its deletes started failing
-        self.delay = 0.0
+        self.attempts = 0
         self.retry_at = 0.0
 
     def failed(self, alias: str, count: int, exc: DatabaseError) -> None:
         now = time.monotonic()
         if alias not in self.failing:
+            if not self.failing:
+                self.attempts = 0
             self.failing[alias] = now
-            self.delay = self.FIRST_DELAY
             logger.warning(
                 "could not delete %d confirmed CQRS message(s) on %r (%s); kept, and deleted "
                 "when the database is back",
@@ -195,11 +171,10 @@ class _DeleteOutage:
                 alias,
                 type(exc).__name__,
             )
-        else:
-            self.delay = min(self.delay * 2, self.MAX_DELAY)
-        self.retry_at = now + self.delay
+        self.attempts += 1
+        self.retry_at = now + self.RETRY.delay(self.attempts)
         connection = connections[alias]
-        if isinstance(exc, OperationalError | InterfaceError) and not connection.in_atomic_block:
+        if database_outage(exc) and not connection.in_atomic_block:
             connection.close()  # broken: the next use opens a new one
 
     def recovered(self, alias: str, count: int) -> None:
@@ -237,34 +212,12 @@ def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
             PendingMessage.objects.using(using).filter(pk=payload.outbox_id).update(
                 attempts=1,
                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                body=get_serializer("json").dumps(payload.to_dict()).decode(),
+                body=payload.body().decode(),
             )
         except DatabaseError:
             # The row is stored anyway: the relay sends it after CQRS_OUTBOX_GRACE.
             logger.exception("cqrs_id=%s pk=%s: could not mark", payload.cqrs_id, payload.pk)
         _maybe_pending[using] = True
-
-
-def _transport() -> Any:
-    from django_messaging.cqrs.transport import current_transport
-
-    return current_transport()
-
-
-def produce(payload: TransportPayload, using: str = "default") -> bool:
-    """Publish ``payload``; on failure store it durably. True when it was published now."""
-    payload.origin_db = using
-    if payload.outbox_id is not None:
-        publish_staged(payload, using)
-        return True
-    try:
-        _transport().produce(payload)
-    except Exception as exc:
-        store(payload, using, exc)
-        return False
-    if maybe_pending(using):
-        flush_pending(using)
-    return True
 
 
 def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
@@ -273,7 +226,7 @@ def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
     if payload.outbox_id is not None:
         failed([payload], exc)
         return
-    body = get_serializer("json").dumps(payload.to_dict()).decode()
+    body = payload.body().decode()
     logger.warning(
         "cqrs_id=%s pk=%s %s: not published (%s: %s); stored to send later",
         payload.cqrs_id,
@@ -393,7 +346,7 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                                 dropped.append(row.pk)
                                 continue
                         try:
-                            _transport().produce(payload)
+                            current_transport().produce(payload)
                         except Exception as exc:
                             PendingMessage.objects.using(using).filter(pk=row.pk).update(
                                 attempts=row.attempts + 1,
@@ -409,7 +362,10 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                     sent += len(done)
                     if limit:
                         return sent
-            except (OperationalError, InterfaceError) as exc:
+            except DatabaseError as exc:
+                if not database_outage(exc):
+                    logger.exception("could not read pending CQRS messages on %r", using)
+                    return sent
                 # The database is away: what was claimed stays stored and is sent later.
                 if using not in _flush_failing:
                     _flush_failing.add(using)
@@ -420,13 +376,34 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                         type(exc).__name__,
                     )
                 return sent
-            except DatabaseError:
-                logger.exception("could not read pending CQRS messages on %r", using)
-                return sent
     finally:
         if sent:
             logger.info("published %d stored CQRS message(s) from %r", sent, using)
         _flush_lock.release()
+
+
+class StoredMessages:
+    """Where a transport reports messages it sent without waiting (see
+    :class:`~django_messaging.cqrs.transport.Confirmations`): a confirmed message's row goes,
+    any other message is stored to send later."""
+
+    def confirmed(self, payloads: list[TransportPayload]) -> None:
+        confirmed(payloads)
+
+    def failed(self, payloads: list[TransportPayload], error: BaseException) -> None:
+        for payload in payloads:
+            store(payload, payload.origin_db or "default", error)
+
+    def published(self, payloads: list[TransportPayload]) -> None:
+        for alias in {payload.origin_db or "default" for payload in payloads}:
+            if maybe_pending(alias):
+                flush_pending(alias)
+
+    def settle(self, force: bool = False) -> None:
+        delete_confirmed(force=force)
+
+
+STORED = StoredMessages()
 
 
 def pending_count(using: str = "default") -> int:

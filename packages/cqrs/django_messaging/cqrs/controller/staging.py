@@ -30,6 +30,8 @@ from django.utils import timezone
 
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.payloads import save_payload
+from django_messaging.cqrs.registries import MasterRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -275,9 +277,6 @@ def _message_params(model: Any, ops: Any) -> tuple:
 def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:
     """The SAVE message for a staged row whose process died: the row's current state, or None
     when the row is gone. A failing serializer raises."""
-    from django_messaging.cqrs.registries import MasterRegistry
-    from django_messaging.cqrs.signals import build_save_payload
-
     model = MasterRegistry.get_model_by_cqrs_id(cqrs_id)
     if model is None:
         logger.error("cqrs_id=%s pk=%s: no master model has this CQRS_ID", cqrs_id, instance_pk)
@@ -290,4 +289,4 @@ def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:
         return None
     if not instance.is_sync_instance():
         return None
-    return build_save_payload(instance, using, sync=False, queue=None, previous=None, strict=True)
+    return save_payload(instance, using, sync=False, queue=None, previous=None, strict=True)

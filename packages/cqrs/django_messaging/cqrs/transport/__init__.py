@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from django_messaging.core.imports import import_from_setting
-from django_messaging.cqrs.transport.base import BaseTransport
+from django_messaging.cqrs.conf import settings
+from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
 from django_messaging.cqrs.transport.mock import TransportMock
 from django_messaging.cqrs.transport.rabbit_mq import RabbitMQTransport
 
 __all__ = [
     "BaseTransport",
+    "Confirmations",
     "KombuTransport",
     "RabbitMQTransport",
     "TransportMock",
@@ -26,8 +28,6 @@ _resolved: dict[str, Any] = {}
 
 
 def current_transport() -> Any:
-    from django_messaging.cqrs.conf import settings
-
     value = settings.transport
     if not isinstance(value, str):
         return value
@@ -39,6 +39,7 @@ def current_transport() -> Any:
 
 
 def __getattr__(name: str) -> Any:
+    # Kombu is an optional dependency: imported when asked for.
     if name == "KombuTransport":
         from django_messaging.cqrs.transport.kombu import KombuTransport
 

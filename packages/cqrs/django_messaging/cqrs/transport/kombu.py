@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from typing import Any
 
 from kombu import Connection, Exchange, Producer, Queue, binding
@@ -26,12 +25,11 @@ from django_messaging.cqrs.conf import dead_letter_queue, settings
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PublishError
 from django_messaging.cqrs.transport.base import BaseTransport
-from django_messaging.cqrs.transport.rabbit_mq import (
+from django_messaging.cqrs.transport.replica import ReplicaConsumer
+from django_messaging.cqrs.transport.wire import (
     CONTENT_TYPE,
     Delivery,
-    RabbitMQConsumer,
     delay_queue_arguments,
-    encode,
     routing_key,
 )
 
@@ -96,7 +94,7 @@ class KombuTransport(BaseTransport):
 
     @classmethod
     def produce(cls, payload: TransportPayload) -> None:
-        body = encode(payload)
+        body = payload.body()
         last: BaseException | None = None
         for _attempt in range(2):
             try:
@@ -134,43 +132,39 @@ class KombuTransport(BaseTransport):
         return KombuConsumer(cqrs_ids)
 
 
-class KombuConsumer(RabbitMQConsumer):
-    """The RabbitMQ consumer's logic on a Kombu connection."""
+class KombuConsumer(ReplicaConsumer):
+    """The replica worker on a Kombu connection."""
 
     name = "cqrs_consume (kombu)"
+    broker_errors = ERRORS
 
-    def _connect(self) -> bool:
-        try:
-            conn = connection()
-            conn.ensure_connection(max_retries=1)
-            channel = conn.channel()
-            main, dead = service_queues(self._cqrs_ids())
-            main.bind(channel).declare()
-            dead.bind(channel).declare()
-            # Retries and dead letters go through the default exchange, straight to a queue.
-            producer = Producer(conn.channel(), exchange=Exchange(""), auto_declare=False)
-            self.buffer.clear()  # deliveries may arrive from here on: keep them
-            consumer = conn.Consumer(
-                queues=[main], on_message=self._on_kombu_message, prefetch_count=self._prefetch()
-            )
-            consumer.consume()
-        except ERRORS as exc:
-            self.failures += 1
-            wait = min(0.5 * 2**self.failures, 10.0)
-            self.next_connect = time.monotonic() + wait
-            logger.warning(
-                "cannot consume from %s (%s: %s); retrying in %.1fs",
-                redact_url(broker_url()),
-                type(exc).__name__,
-                exc,
-                wait,
-            )
-            return False
-        self.connection, self.channel, self.publish_channel = conn, consumer, producer
-        self.delay_queues.clear()
-        self.failures = 0
-        logger.info("consuming %s from %s (kombu)", settings.queue, redact_url(broker_url()))
-        return True
+    def __init__(self, cqrs_ids: list[str] | None = None) -> None:
+        super().__init__(cqrs_ids)
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    def describe(self) -> str:
+        return f"{redact_url(broker_url())} (kombu)"
+
+    def _open(self) -> None:
+        conn = connection()
+        conn.ensure_connection(max_retries=1)
+        channel = conn.channel()
+        main, dead = service_queues(self._cqrs_ids())
+        main.bind(channel).declare()
+        dead.bind(channel).declare()
+        # Retries and dead letters go through the default exchange, straight to a queue.
+        producer = Producer(conn.channel(), exchange=Exchange(""), auto_declare=False)
+        self.buffer.clear()  # deliveries may arrive from here on: keep them
+        consumer = conn.Consumer(
+            queues=[main], on_message=self._on_kombu_message, prefetch_count=self._prefetch()
+        )
+        consumer.consume()
+        self.connection, self.consumer, self.producer = conn, consumer, producer
+
+    def _close(self) -> None:
+        self.consumer = self.producer = None
+        self.connection.release()
 
     def _on_kombu_message(self, message: Any) -> None:
         self.buffer.append(
@@ -182,51 +176,20 @@ class KombuConsumer(RabbitMQConsumer):
             )
         )
 
-    def _drop(self) -> None:
-        conn, self.connection = self.connection, None
-        self.channel = self.publish_channel = None
-        self.buffer.clear()
-        if conn is not None:
+    def _fill(self, batch_size: int) -> None:
+        timeout = 0.5
+        while len(self.buffer) < batch_size:
             try:
-                conn.release()
-            except ERRORS:
-                pass
+                self.connection.drain_events(timeout=timeout)
+            except TimeoutError:
+                break
+            timeout = 0.01
 
-    def run_once(self) -> None:
-        if not self._connected():
-            return
-        from django_messaging.cqrs.conf import replica_setting
-
+    def _idle(self, seconds: float) -> None:
         try:
-            wait = self.outage.remaining()
-            if wait:
-                # Keep the connection (heartbeats) alive while the database is away.
-                try:
-                    self.connection.drain_events(timeout=min(wait, 0.5))
-                except TimeoutError:
-                    pass
-                return
-            batch_size = replica_setting("CQRS_BATCH_SIZE")
-            timeout = 0.5
-            while len(self.buffer) < batch_size:
-                try:
-                    self.connection.drain_events(timeout=timeout)
-                except TimeoutError:
-                    break
-                timeout = 0.01
-            if not self.buffer:
-                self._housekeeping()
-                return
-            batch, self.buffer = self.buffer[:batch_size], self.buffer[batch_size:]
-            self.handle(batch)
-        except ERRORS as exc:
-            logger.warning(
-                "broker connection lost (%s: %s); unacknowledged messages will be redelivered",
-                type(exc).__name__,
-                exc,
-            )
-            self._drop()
-            self.next_connect = time.monotonic() + 1.0
+            self.connection.drain_events(timeout=seconds)
+        except TimeoutError:
+            pass
 
     def _ack(self, batch: list[Delivery]) -> None:
         for delivery in batch:
@@ -246,7 +209,7 @@ class KombuConsumer(RabbitMQConsumer):
         extra: dict[str, Any] = {}
         if expiration_ms and is_amqp():
             extra["expiration"] = expiration_ms / 1000
-        self.publish_channel.publish(
+        self.producer.publish(
             body,
             exchange=exchange_name,
             routing_key=key,
@@ -265,5 +228,5 @@ class KombuConsumer(RabbitMQConsumer):
 
     def _declare_delay_queue(self, name: str, milliseconds: int) -> None:
         Queue(name, durable=True, queue_arguments=delay_queue_arguments(milliseconds)).bind(
-            self.publish_channel.channel
+            self.producer.channel
         ).declare()

@@ -11,21 +11,19 @@ from __future__ import annotations
 import logging
 import time
 
-from django import db
+from django_messaging.core.reconnect import Backoff, database_outage
 
 logger = logging.getLogger(__name__)
 
-#: Errors that mean the database cannot be reached, not that the message is bad.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (db.OperationalError, db.InterfaceError)
-FIRST_DELAY = 0.5
-MAX_DELAY = 5.0
+#: The wait between attempts while the database is away.
+RETRY = Backoff(initial=0.5, cap=5.0)
 
 
 def is_transient(error: BaseException | None) -> bool:
-    """Is ``error``, or an error it was raised from, a lost or refused database connection?"""
+    """Is ``error``, or an error it was raised from, the database being away?"""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, TRANSIENT_ERRORS):
+        if database_outage(error):
             return True
         seen.add(id(error))
         error = error.__cause__ or error.__context__
@@ -37,23 +35,22 @@ class DatabaseOutage:
 
     def __init__(self) -> None:
         self.since: float | None = None
-        self.delay = 0.0
+        self.attempts = 0
         self.retry_at = 0.0
 
     def failed(self, error: BaseException, waiting: int) -> None:
         now = time.monotonic()
         if self.since is None:
             self.since = now
-            self.delay = FIRST_DELAY
+            self.attempts = 0
             logger.warning(
                 "replica database unavailable (%s); %d message(s) wait unacknowledged and are "
                 "applied when it is back",
                 type(error).__name__,
                 waiting,
             )
-        else:
-            self.delay = min(self.delay * 2, MAX_DELAY)
-        self.retry_at = now + self.delay
+        self.attempts += 1
+        self.retry_at = now + RETRY.delay(self.attempts)
 
     def remaining(self) -> float:
         """Seconds until the next attempt (0: try now)."""

@@ -83,6 +83,11 @@ class Setting:
 _IMMUTABLE = (str, bytes, int, float, type(None), type)
 
 
+def _copy(default: Any) -> Any:
+    """A default a caller may change: immutable ones as they are (read on hot paths)."""
+    return default if isinstance(default, _IMMUTABLE) else copy.deepcopy(default)
+
+
 def messaging_dict() -> Mapping[str, Any]:
     """The raw ``settings.MESSAGING`` (an empty dict when unset)."""
     value = getattr(django_settings, SETTINGS_NAME, None)
@@ -125,7 +130,7 @@ class Section:
         user = self.user_values()
         value = user[key] if key in user else self._default(spec)
         if spec.children is not None and isinstance(value, Mapping):
-            merged = {k: copy.deepcopy(child.default) for k, child in spec.children.items()}
+            merged = {k: _copy(child.default) for k, child in spec.children.items()}
             merged.update(value)
             return merged
         return value
@@ -157,10 +162,8 @@ class Section:
     @staticmethod
     def _default(spec: Setting) -> Any:
         if spec.children is not None:
-            return {k: copy.deepcopy(child.default) for k, child in spec.children.items()}
-        if isinstance(spec.default, _IMMUTABLE):
-            return spec.default  # read on hot paths: no copy needed
-        return copy.deepcopy(spec.default)
+            return {k: _copy(child.default) for k, child in spec.children.items()}
+        return _copy(spec.default)
 
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key not in self.schema:

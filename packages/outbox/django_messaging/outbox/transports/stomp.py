@@ -23,7 +23,7 @@ from django_messaging.core.imports import import_from_setting
 from django_messaging.outbox import factories
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.exceptions import TransportError
-from django_messaging.outbox.transports.base import Confirmations, OutgoingMessage, Transport
+from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from django.utils import timezone
 
 from django_messaging.core.serializers import get_serializer
 from django_messaging.core.worker import Worker
-from django_messaging.outbox import factories
+from django_messaging.outbox import connection
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.models import Published
@@ -52,7 +52,7 @@ from django_messaging.outbox.producers import (
     message_headers,
     retry_delay,
 )
-from django_messaging.outbox.transports.base import OutgoingMessage, Transport
+from django_messaging.core.transports import OutgoingMessage, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -458,7 +458,7 @@ class Relay(Worker):
             self.transport.open()
         except Exception as exc:
             self._connect_failures += 1
-            delay = factories.backoff_delay(self._connect_failures)
+            delay = connection.reconnect_backoff().delay(self._connect_failures)
             self._next_connect = time.monotonic() + delay
             logger.warning(
                 "relay cannot reach the broker (attempt %d), retrying in %.1fs: %s",

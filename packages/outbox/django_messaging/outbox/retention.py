@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.models import Published, Received
 
@@ -25,7 +24,7 @@ class PurgeResult:
     received: int = 0
 
 
-def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int:
+def delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int:
     if dry_run:
         return queryset.count()
     total = 0
@@ -50,12 +49,9 @@ def purge(
     cutoff = timezone.now() - dt.timedelta(days=days)
     result = PurgeResult()
     if published:
-        old = Published.objects.filter(status=StatusChoice.SUCCEEDED).filter(
-            Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, added__lt=cutoff)
-        )
-        result.published = _delete_in_batches(old, size, dry_run)
+        result.published = delete_in_batches(Published.objects.sent_before(cutoff), size, dry_run)
     if received:
-        result.received = _delete_in_batches(
+        result.received = delete_in_batches(
             Received.objects.filter(added__lt=cutoff), size, dry_run
         )
     return result

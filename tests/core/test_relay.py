@@ -212,7 +212,9 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     held = Published.objects.filter(claimed_by__isnull=False)
     first_until = max(held.values_list("claimed_until", flat=True))
     wait_until(
-        lambda: min(held.values_list("claimed_until", flat=True)) > first_until,
+        lambda: (
+            min(held.values_list("claimed_until", flat=True), default=first_until) > first_until
+        ),
         what="the live relay renewing every lease",
     )
     first.send_signal(signal.SIGKILL)

@@ -316,3 +316,30 @@ def test_rows_of_one_key_are_sent_in_order_one_at_a_time(
     assert transport.swallowed == [rows[0].id]
     assert transport.most_in_flight == {"a": 1, "b": 1}
     assert Published.objects.get(id=rows[0].id).retry == 1
+
+
+def test_retention_purges_rows_sent_before_it_and_nothing_unsent(
+    stomp_address,
+    probe,  # noqa: F811
+    unique_name,
+) -> None:
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    old = make_rows(destination, 5)
+    policy = RelayPolicy(idle_wait=0.05, retention=3600.0, purge_every=0.0)
+    relay = Relay(KeyedStore(), StompTransport(), policy)
+    relay.start()
+    try:
+        drive(relay, lambda: sent() == 5 and len(p.messages) >= 5, what="5 sent")
+        Published.objects.filter(id__in=[r.id for r in old]).update(
+            sent_at=timezone.now() - dt.timedelta(hours=2)
+        )
+        recent = make_rows(destination, 3)
+        waiting = make_rows(destination, 2)
+        Published.objects.filter(id__in=[r.id for r in waiting]).update(
+            available_at=timezone.now() + dt.timedelta(hours=1)
+        )
+        drive(relay, lambda: not Published.objects.filter(id__in=[r.id for r in old]).exists())
+    finally:
+        relay.stop()
+    assert set(Published.objects.values_list("id", flat=True)) == {r.id for r in recent + waiting}

@@ -29,7 +29,10 @@ _LOADED = ["id", "version", "destination", "body", "headers", "retry", "claimed_
 
 class PublishedQuerySet(models.QuerySet):
     def _alias(self) -> str:
-        return self._db or router.db_for_write(self.model)
+        """The database these statements go to: the one chosen with ``using()``, or the
+        router's database for writes."""
+        chosen: str | None = self._db  # type: ignore[attr-defined]
+        return chosen or router.db_for_write(self.model)
 
     def claim(self, owner: str, size: int, lease: float) -> list[Any]:
         """Lease up to ``size`` sendable rows to ``owner`` for ``lease`` seconds; oldest first.

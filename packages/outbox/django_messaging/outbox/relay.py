@@ -49,9 +49,7 @@ __all__ = ["PublishedStore", "Relay", "claim_batch"]
 
 def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -> list[Published]:
     """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first."""
-    return Published.objects.using(using or router.db_for_write(Published)).claim(
-        owner, size, lease
-    )
+    return PublishedStore(using).rows().claim(owner, size, lease)
 
 
 class PublishedStore:
@@ -62,7 +60,7 @@ class PublishedStore:
     def __init__(self, using: str | None = None) -> None:
         self.using = using
 
-    def _rows(self) -> PublishedQuerySet:
+    def rows(self) -> PublishedQuerySet:
         return cast(
             PublishedQuerySet, Published.objects.using(self.using or router.db_for_write(Published))
         )
@@ -72,21 +70,21 @@ class PublishedStore:
         return claim_batch(owner, size, lease, self.using)
 
     def renew(self, owner: str, lease: float) -> int:
-        return self._rows().renew(owner, lease)
+        return self.rows().renew(owner, lease)
 
     def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None:
-        self._rows().mark_sent(owner, ids)
+        self.rows().mark_sent(owner, ids)
 
     def release(self, owner: str, ids: Sequence[Hashable] | None = None) -> int:
-        return self._rows().release(owner, ids)
+        return self.rows().release(owner, ids)
 
     def reschedule(self, owner: str, retries: Sequence[core_relay.Retry]) -> None:
-        rows = self._rows()
+        rows = self.rows()
         for retry in retries:
             rows.reschedule(owner, retry.ids, retry.attempts, retry.error, retry.available_at)
 
     def purge(self, before: dt.datetime, batch_size: int) -> int:
-        return delete_in_batches(self._rows().sent_before(before), batch_size)
+        return delete_in_batches(self.rows().sent_before(before), batch_size, dry_run=False)
 
     def row_id(self, row: Published) -> Hashable:
         return row.id  # type: ignore[no-any-return]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.managers import PublishedQuerySet
 from django_messaging.outbox.models import Published, Received
 
 
@@ -49,7 +51,8 @@ def purge(
     cutoff = timezone.now() - dt.timedelta(days=days)
     result = PurgeResult()
     if published:
-        result.published = delete_in_batches(Published.objects.sent_before(cutoff), size, dry_run)
+        old = cast(PublishedQuerySet, Published.objects.all()).sent_before(cutoff)
+        result.published = delete_in_batches(old, size, dry_run)
     if received:
         result.received = delete_in_batches(
             Received.objects.filter(added__lt=cutoff), size, dry_run

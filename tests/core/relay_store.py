@@ -56,8 +56,12 @@ class KeyedStore:
             ).update(claimed_by=owner, claimed_until=until)
         return list(self._rows().filter(id__in=chosen, claimed_by=owner).order_by("added", "id"))
 
-    def renew(self, owner: str, lease: float) -> int:
-        return self._held(owner).update(claimed_until=timezone.now() + dt.timedelta(seconds=lease))
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        return (
+            self._held(owner)
+            .filter(id__in=ids)
+            .update(claimed_until=timezone.now() + dt.timedelta(seconds=lease))
+        )
 
     def _held(self, owner: str) -> QuerySet[Published]:
         return self._rows().filter(claimed_by=owner, status=StatusChoice.SCHEDULE)

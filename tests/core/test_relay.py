@@ -343,3 +343,46 @@ def test_retention_purges_rows_sent_before_it_and_nothing_unsent(
     finally:
         relay.stop()
     assert set(Published.objects.values_list("id", flat=True)) == {r.id for r in recent + waiting}
+
+
+def test_renewals_hold_only_the_rows_the_relay_tracks(stomp_address, broker_proxy, unique_name):
+    """A row leased to the relay that it no longer tracks (its statement failed half-way) is
+    not renewed with the others: its lease ends, so it can be claimed and sent again."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    destination, _ = topic(unique_name)
+    outbox = {
+        **settings.MESSAGING["OUTBOX"],
+        "DEFAULT_STOMP_HEARTBEATS": (0, 0),  # the held connection must not time out
+        "DEFAULT_STOMP_HOST_AND_PORTS": [broker_proxy.address],
+    }
+    lease = 1.5
+    policy = RelayPolicy(batch_size=10, lease=lease, receipt_timeout=60, idle_wait=0.05)
+    with override_settings(MESSAGING={**settings.MESSAGING, "OUTBOX": outbox}):
+        store = KeyedStore()
+        relay = Relay(store, StompTransport(), policy)
+        relay.start()
+        try:
+            relay.run_once()  # connects
+            broker_proxy.hold()
+            make_rows(destination, 10)
+            drive(relay, lambda: len(relay._inflight) == 10, what="10 in flight")
+            (lost,) = make_rows(destination, 1)
+            assert [r.id for r in store.claim(relay.owner, 1, lease)] == [lost.id]
+            lost_until = Published.objects.get(id=lost.id).claimed_until
+            tracked = Published.objects.exclude(id=lost.id)
+            drive(
+                relay,
+                lambda: (
+                    min(tracked.values_list("claimed_until", flat=True))
+                    > lost_until + dt.timedelta(seconds=1)
+                ),
+                what="the tracked rows renewed past the untracked row's lease",
+            )
+            assert Published.objects.get(id=lost.id).claimed_until == lost_until
+            broker_proxy.release()
+            drive(relay, lambda: sent() == 11, what="every row")
+        finally:
+            broker_proxy.release()
+            relay.stop()

@@ -74,8 +74,8 @@ class RelayStore(Protocol[Row]):
         ``lease`` seconds; oldest first."""
         ...
 
-    def renew(self, owner: str, lease: float) -> int:
-        """Extend the lease of every row ``owner`` holds; return how many."""
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        """Extend the lease of the rows ``ids`` that ``owner`` still holds; return how many."""
         ...
 
     def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None: ...
@@ -331,8 +331,7 @@ class Relay(Worker, Generic[Row]):
         assert self.transport is not None
         self._renew_claims(policy)
         polled = self.transport.poll(timeout)
-        following: list[OutgoingMessage] = []
-        rows: dict[Hashable, Row] = {}
+        following: list[tuple[Row, OutgoingMessage]] = []
         for key in polled.confirmed:
             done = self._inflight.pop(key, None)
             if done is None:
@@ -341,15 +340,18 @@ class Relay(Worker, Generic[Row]):
             if self.store.ordered:
                 next_one = self._next_of(done.row)
                 if next_one is not None:
-                    rows[next_one[1].key] = next_one[0]
-                    following.append(next_one[1])
+                    following.append(next_one)
+        if polled.lost:
+            for row, message in following:  # released with the rest of their key
+                self._waiting[str(self.store.ordering_key(row))].appendleft((row, message))
+        else:
+            # Written before any statement: a database error must not leave them untracked.
+            self._write([m for _, m in following], {m.key: r for r, m in following})
         if self._confirmed:
             self._record_confirmed()
         if polled.lost:
             self._fail_inflight(polled.error or "connection lost", policy, polled.rejected)
-            self._release_rows(list(rows.values()))
             return False
-        self._write(following, rows)
         if self._inflight:
             oldest = min(sending.sent_at for sending in self._inflight.values())
             if time.monotonic() - oldest > policy.receipt_timeout:
@@ -424,11 +426,15 @@ class Relay(Worker, Generic[Row]):
         if now < self._next_renewal:
             return
         self._next_renewal = now + policy.lease / 3
-        held = len(self._inflight) + len(self._confirmed) + self._waiting_count()
+        ids = [*self._inflight, *self._confirmed]
+        ids.extend(self.store.row_id(row) for rows in self._waiting.values() for row, _ in rows)
+        held = len(ids)
         if not held:
             return
         try:
-            renewed = self.store.renew(self.owner, policy.lease)
+            # By id: a row this relay lost track of (after a database error) is left to expire
+            # and be claimed again rather than held for as long as the relay lives.
+            renewed = self.store.renew(self.owner, ids, policy.lease)
         except DatabaseError as exc:
             logger.warning(
                 "relay %s could not renew its claims on %d rows: %s", self.owner, held, exc

@@ -27,6 +27,12 @@ _RETURNED = ("id", "destination", "version", "body", "headers", "retry", "added"
 _LOADED = ["id", "version", "destination", "body", "headers", "retry", "claimed_by"]
 
 
+def _uuid_array(ids: Sequence[Hashable]) -> str:
+    """``ids`` as one PostgreSQL array literal: one bound value instead of one per row, so the
+    statement is built and sent in constant time whatever the batch size."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
 class PublishedQuerySet(models.QuerySet):
     def _alias(self) -> str:
         """The database these statements go to: the one chosen with ``using()``, or the
@@ -124,17 +130,26 @@ class PublishedQuerySet(models.QuerySet):
     def held_by(self, owner: str) -> PublishedQuerySet:
         return self.using(self._alias()).filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
 
-    def renew(self, owner: str, lease: float) -> int:
-        return self.held_by(owner).update(
-            claimed_until=timezone.now() + dt.timedelta(seconds=lease)
-        )
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        """Extend the lease of the rows ``ids`` that ``owner`` still holds."""
+        until = timezone.now() + dt.timedelta(seconds=lease)
+        using = self._alias()
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            return self.held_by(owner).filter(id__in=ids).update(claimed_until=until)
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET claimed_until = %s "
+                "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = %s",
+                [until, _uuid_array(ids), owner, StatusChoice.SCHEDULE],
+            )
+            return int(cursor.rowcount)
 
     def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None:
         using = self._alias()
         connection = connections[using]
         if connection.vendor == "postgresql":
-            # One array parameter instead of one bound value per row: the statement is built
-            # and sent in constant time whatever the batch size.
             table = connection.ops.quote_name(self.model._meta.db_table)
             with connection.cursor() as cursor:
                 cursor.execute(
@@ -144,7 +159,7 @@ class PublishedQuerySet(models.QuerySet):
                     [
                         StatusChoice.SUCCEEDED,
                         timezone.now(),
-                        "{" + ",".join(map(str, ids)) + "}",
+                        _uuid_array(ids),
                         owner,
                     ],
                 )

@@ -69,8 +69,8 @@ class PublishedStore:
         # Through the module's function, the one name tests and tools patch.
         return claim_batch(owner, size, lease, self.using)
 
-    def renew(self, owner: str, lease: float) -> int:
-        return self.rows().renew(owner, lease)
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        return self.rows().renew(owner, ids, lease)
 
     def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None:
         self.rows().mark_sent(owner, ids)

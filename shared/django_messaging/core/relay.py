@@ -32,7 +32,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from django import db
@@ -131,13 +131,6 @@ class RelayPolicy:
     purge_batch_size: int = 1000
 
 
-@dataclass
-class _Sending(Generic[Row]):
-    row: Row
-    message: OutgoingMessage
-    sent_at: float = field(default_factory=time.monotonic)
-
-
 class Relay(Worker, Generic[Row]):
     name = "relay"
 
@@ -152,7 +145,8 @@ class Relay(Worker, Generic[Row]):
         self._policy = policy or RelayPolicy()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
-        self._inflight: dict[Hashable, _Sending[Row]] = {}
+        #: Written, not yet confirmed: id -> (row, when it was written).
+        self._inflight: dict[Hashable, tuple[Row, float]] = {}
         #: Confirmed by the broker, not yet recorded in the database (it may be down): kept
         #: until recorded, never sent again by this relay.
         self._confirmed: set[Hashable] = set()
@@ -319,11 +313,12 @@ class Relay(Worker, Generic[Row]):
         if not messages:
             return
         assert self.transport is not None
+        now = time.monotonic()
         for message in messages:
-            self._inflight[message.key] = _Sending(by_id[message.key], message)
+            self._inflight[message.key] = (by_id[message.key], now)
         unsent = self.transport.send(messages)
         if unsent:  # never written: back to the queue without counting an attempt
-            rows = [self._inflight.pop(key).row for key in unsent if key in self._inflight]
+            rows = [self._inflight.pop(key)[0] for key in unsent if key in self._inflight]
             self._release_rows(rows)
 
     def _collect(self, timeout: float, policy: RelayPolicy) -> bool:
@@ -332,13 +327,14 @@ class Relay(Worker, Generic[Row]):
         self._renew_claims(policy)
         polled = self.transport.poll(timeout)
         following: list[tuple[Row, OutgoingMessage]] = []
+        ordered = self.store.ordered
         for key in polled.confirmed:
             done = self._inflight.pop(key, None)
             if done is None:
                 continue
             self._confirmed.add(key)
-            if self.store.ordered:
-                next_one = self._next_of(done.row)
+            if ordered:
+                next_one = self._next_of(done[0])
                 if next_one is not None:
                     following.append(next_one)
         if polled.lost:
@@ -353,7 +349,7 @@ class Relay(Worker, Generic[Row]):
             self._fail_inflight(polled.error or "connection lost", policy, polled.rejected)
             return False
         if self._inflight:
-            oldest = min(sending.sent_at for sending in self._inflight.values())
+            oldest = min(sent_at for _, sent_at in self._inflight.values())
             if time.monotonic() - oldest > policy.receipt_timeout:
                 self._fail_inflight(f"no receipt within {policy.receipt_timeout:g}s", policy)
                 return False
@@ -378,7 +374,7 @@ class Relay(Worker, Generic[Row]):
     ) -> None:
         """Give back the rows in flight. When the broker named the messages it refused, only
         those count a failed attempt; the others go again at once, unpenalised."""
-        rows = [sending.row for sending in self._inflight.values()]
+        rows = [row for row, _ in self._inflight.values()]
         self._inflight.clear()
         # Rows waiting behind them must not overtake them.
         waiting = [row for queue in self._waiting.values() for row, _ in queue]

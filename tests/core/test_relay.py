@@ -339,7 +339,11 @@ def test_retention_purges_rows_sent_before_it_and_nothing_unsent(
         Published.objects.filter(id__in=[r.id for r in waiting]).update(
             available_at=timezone.now() + dt.timedelta(hours=1)
         )
-        drive(relay, lambda: not Published.objects.filter(id__in=[r.id for r in old]).exists())
+        drive(
+            relay,
+            lambda: not Published.objects.filter(id__in=[r.id for r in old]).exists(),
+            what="the rows sent two hours ago purged",
+        )
     finally:
         relay.stop()
     assert set(Published.objects.values_list("id", flat=True)) == {r.id for r in recent + waiting}

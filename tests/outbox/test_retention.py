@@ -61,3 +61,26 @@ def test_purge_options(capsys) -> None:
     assert "deleted 0 published and 1 received rows" in capsys.readouterr().out
     call_command("outbox_purge", "--days", "5", "--published-only", "--batch-size", "1")
     assert "deleted 1 published and 0 received rows" in capsys.readouterr().out
+
+
+def test_the_relay_store_purges_sent_rows_in_batches() -> None:
+    from django_messaging.outbox.relay import PublishedStore
+
+    now = timezone.now()
+    old = [
+        Published.objects.create(
+            destination="/topic/r",
+            body={},
+            status=StatusChoice.SUCCEEDED,
+            sent_at=now - dt.timedelta(days=3),
+        )
+        for _ in range(5)
+    ]
+    kept = [
+        Published.objects.create(
+            destination="/topic/r", body={}, status=StatusChoice.SUCCEEDED, sent_at=now
+        ),
+        Published.objects.create(destination="/topic/r", body={}, added=now - dt.timedelta(days=3)),
+    ]
+    assert PublishedStore().purge(now - dt.timedelta(days=1), batch_size=2) == len(old)
+    assert set(Published.objects.values_list("id", flat=True)) == {r.id for r in kept}

@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
-from django_messaging.outbox import factories
+from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
 from django_messaging.outbox.factories import factory_producer
 from django_messaging.outbox.models import Received
@@ -212,7 +212,7 @@ def test_a_broker_that_never_answers_connect_does_not_hold_the_subscriber(
     """stomp.py waits for CONNECTED without a deadline; a socket that accepts and then stays
     silent (a broker still starting) must fail the attempt, so that backoff and SIGTERM work."""
     silent = socket.create_server(("127.0.0.1", 0))  # the kernel accepts; nobody answers
-    monkeypatch.setattr(factories, "CONNECT_TIMEOUT", 0.5)
+    monkeypatch.setattr(stomp_connection, "CONNECT_TIMEOUT", 0.5)
     try:
         with outbox_settings(DEFAULT_STOMP_HOST_AND_PORTS=[silent.getsockname()]):
             consumer = Consumer(callbacks.store_order, "/topic/silent", unique_name("q"))

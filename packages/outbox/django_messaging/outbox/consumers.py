@@ -32,7 +32,7 @@ from django.db import IntegrityError, router
 from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
-from django_messaging.outbox import factories
+from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.exceptions import TransportError
 from django_messaging.outbox.models import Received
@@ -185,15 +185,15 @@ class Consumer(Worker):
             settings.DEFAULT_CONSUMER_LISTENER_CLASS,
             "MESSAGING['OUTBOX']['DEFAULT_CONSUMER_LISTENER_CLASS']",
         )
-        connection = factories.factory_connection(auto_decode=False)
+        connection = stomp_connection.factory_connection(auto_decode=False)
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection
         try:
-            factories.connect(connection)
+            stomp_connection.connect(connection)
         except Exception as exc:
             self._close()
             raise TransportError(
-                f"cannot connect to {factories.host_and_ports()}: {exc!r}"
+                f"cannot connect to {stomp_connection.host_and_ports()}: {exc!r}"
             ) from exc
         self._declare_dead_letter_queue()
         headers = dict(settings.DEFAULT_STOMP_QUEUE_HEADERS)
@@ -241,7 +241,7 @@ class Consumer(Worker):
         if connection is None:
             return
         connection.remove_listener(self.listener_name)
-        factories.disconnect(connection)
+        stomp_connection.disconnect(connection)
 
     # Worker -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -262,7 +262,7 @@ class Consumer(Worker):
             # The broker closed the connection with an ERROR frame: reconnecting at once
             # would meet the same error in a loop.
             self._close()
-            delay = factories.backoff_delay(self._broker_errors)
+            delay = stomp_connection.reconnect_backoff().delay(self._broker_errors)
             self._next_connect = time.monotonic() + delay
             logger.warning(
                 "subscriber for %s closed by a broker error (%d in a row), reconnecting in %.1fs",
@@ -278,7 +278,7 @@ class Consumer(Worker):
             self._connect()
         except Exception as exc:
             self._connect_failures += 1
-            delay = factories.backoff_delay(self._connect_failures)
+            delay = stomp_connection.reconnect_backoff().delay(self._connect_failures)
             self._next_connect = time.monotonic() + delay
             logger.warning(
                 "subscriber for %s cannot connect (attempt %d), retrying in %.1fs: %s",
@@ -325,8 +325,9 @@ class Consumer(Worker):
                     db.close_old_connections()
                     self._close()
                     self._connect_failures += 1
-                    self._next_connect = time.monotonic() + factories.backoff_delay(
-                        self._connect_failures
+                    self._next_connect = (
+                        time.monotonic()
+                        + stomp_connection.reconnect_backoff().delay(self._connect_failures)
                     )
                     return
                 self.handled += 1
@@ -344,7 +345,7 @@ class Consumer(Worker):
         """Keep ``frame`` (unacknowledged) until the database answers again."""
         self._held = (generation, frame)
         self._database_failures += 1
-        delay = factories.backoff_delay(self._database_failures)
+        delay = stomp_connection.reconnect_backoff().delay(self._database_failures)
         self._next_database_check = time.monotonic() + delay
         logger.warning(
             "database unavailable while handling message %s on %s (check %d), waiting %.1fs "

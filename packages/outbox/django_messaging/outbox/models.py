@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.managers import PublishedQuerySet
 
 
 def one_more_day(start: dt.datetime | None = None) -> dt.datetime:
@@ -53,6 +54,8 @@ class Published(models.Model):
     )
     sent_at: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)
     last_error: models.TextField[Any, Any] = models.TextField(blank=True, default="")
+
+    objects = PublishedQuerySet.as_manager()
 
     class Meta:
         verbose_name = "published message"

@@ -18,9 +18,9 @@ from typing import Any
 
 from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import get_serializer
+from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.exceptions import ExceededSendAttemptsException
-from django_messaging.outbox.transports.base import OutgoingMessage, Transport
 from django_messaging.outbox.transports.stomp import StompTransport
 
 logger = logging.getLogger(__name__)

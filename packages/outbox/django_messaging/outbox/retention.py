@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import cast
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.managers import PublishedQuerySet
 from django_messaging.outbox.models import Published, Received
 
 
@@ -25,7 +26,7 @@ class PurgeResult:
     received: int = 0
 
 
-def _delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int:
+def delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int:
     if dry_run:
         return queryset.count()
     total = 0
@@ -50,12 +51,10 @@ def purge(
     cutoff = timezone.now() - dt.timedelta(days=days)
     result = PurgeResult()
     if published:
-        old = Published.objects.filter(status=StatusChoice.SUCCEEDED).filter(
-            Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, added__lt=cutoff)
-        )
-        result.published = _delete_in_batches(old, size, dry_run)
+        old = cast(PublishedQuerySet, Published.objects.all()).sent_before(cutoff)
+        result.published = delete_in_batches(old, size, dry_run)
     if received:
-        result.received = _delete_in_batches(
+        result.received = delete_in_batches(
             Received.objects.filter(added__lt=cutoff), size, dry_run
         )
     return result

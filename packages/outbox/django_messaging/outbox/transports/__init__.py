@@ -1,5 +1,10 @@
 """Broker transports the relay and the direct producer send through."""
 
-from django_messaging.outbox.transports.base import BatchResult, OutgoingMessage, Transport
+from django_messaging.outbox.transports.base import (
+    BatchResult,
+    Confirmations,
+    OutgoingMessage,
+    Transport,
+)
 
-__all__ = ["BatchResult", "OutgoingMessage", "Transport"]
+__all__ = ["BatchResult", "Confirmations", "OutgoingMessage", "Transport"]

@@ -20,10 +20,10 @@ import stomp
 import stomp.listener
 
 from django_messaging.core.imports import import_from_setting
-from django_messaging.outbox import factories
+from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
+from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.conf import settings
 from django_messaging.outbox.exceptions import TransportError
-from django_messaging.outbox.transports.base import Confirmations, OutgoingMessage, Transport
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class StompTransport(Transport):
             settings.DEFAULT_PRODUCER_LISTENER_CLASS,
             "MESSAGING['OUTBOX']['DEFAULT_PRODUCER_LISTENER_CLASS']",
         )
-        connection = factories.factory_connection()
+        connection = stomp_connection.factory_connection()
         connection.set_listener(self.listener_name, listener_class(self))
         self._receipts = queue.SimpleQueue()
         self._pending = {}
@@ -83,11 +83,11 @@ class StompTransport(Transport):
         self._broken = False
         self._error = None
         try:
-            factories.connect(connection)
+            stomp_connection.connect(connection)
         except Exception as exc:
-            factories.disconnect(connection)
+            stomp_connection.disconnect(connection)
             raise TransportError(
-                f"cannot connect to {factories.host_and_ports()}: {exc!r}"
+                f"cannot connect to {stomp_connection.host_and_ports()}: {exc!r}"
             ) from exc
         self.connection = connection
         self._outgoing = queue.SimpleQueue()
@@ -110,7 +110,7 @@ class StompTransport(Transport):
         connection, self.connection = self.connection, None
         if connection is not None:
             connection.remove_listener(self.listener_name)
-            factories.disconnect(connection)
+            stomp_connection.disconnect(connection)
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
         """Queue ``messages`` for the writer thread; a write failure shows up in :meth:`poll`.

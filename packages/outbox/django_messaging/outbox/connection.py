@@ -1,0 +1,108 @@
+"""stomp.py connections from ``MESSAGING["OUTBOX"]``: build, connect with a deadline, close,
+and the back-off between reconnects.
+
+Every call reads the settings afresh, so ``override_settings`` applies to the next connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django_messaging.core.imports import import_from_setting
+from django_messaging.core.reconnect import Backoff
+from django_messaging.outbox.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+#: Seconds to wait for the socket and then for the broker's CONNECTED frame.
+CONNECT_TIMEOUT = 10.0
+
+
+def _setting_path(key: str) -> str:
+    return f"MESSAGING['OUTBOX'][{key!r}]"
+
+
+def host_and_ports() -> list[tuple[str, int]]:
+    return [(str(host), int(port)) for host, port in settings.DEFAULT_STOMP_HOST_AND_PORTS]
+
+
+def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> Any:
+    """A new, not yet connected, stomp.py connection (``DEFAULT_CONNECTION_CLASS``).
+
+    Hosts are tried in ``DEFAULT_STOMP_HOST_AND_PORTS`` order (failover); stomp.py's own
+    reconnect loop is limited to one pass, the callers back off themselves.
+    """
+    connection_class = import_from_setting(
+        settings.DEFAULT_CONNECTION_CLASS, _setting_path("DEFAULT_CONNECTION_CLASS")
+    )
+    hosts = host_and_ports()
+    connection = connection_class(
+        host_and_ports=hosts,
+        heartbeats=tuple(settings.DEFAULT_STOMP_HEARTBEATS) if heartbeats else (0, 0),
+        vhost=settings.DEFAULT_STOMP_VHOST,
+        reconnect_attempts_max=1,
+        reconnect_sleep_initial=0.05,
+        reconnect_sleep_jitter=0.0,
+        auto_decode=auto_decode,
+        timeout=CONNECT_TIMEOUT,  # the socket's connect and reads
+    )
+    if settings.DEFAULT_STOMP_USE_SSL:
+        ssl: dict[str, Any] = {
+            "for_hosts": hosts,
+            "key_file": settings.DEFAULT_STOMP_KEY_FILE,
+            "cert_file": settings.DEFAULT_STOMP_CERT_FILE,
+            "ca_certs": settings.DEFAULT_STOMP_CA_CERTS,
+            "password": settings.DEFAULT_STOMP_SSL_PASSWORD,
+        }
+        validator = settings.DEFAULT_STOMP_CERT_VALIDATOR
+        if validator is not None:
+            ssl["cert_validator"] = import_from_setting(
+                validator, _setting_path("DEFAULT_STOMP_CERT_VALIDATOR")
+            )
+        if settings.DEFAULT_STOMP_SSL_VERSION is not None:
+            ssl["ssl_version"] = settings.DEFAULT_STOMP_SSL_VERSION
+        connection.set_ssl(**ssl)
+    return connection
+
+
+def connect(connection: Any, timeout: float | None = None) -> None:
+    """CONNECT with the configured credentials and wait up to ``timeout`` (default
+    :data:`CONNECT_TIMEOUT`) seconds for CONNECTED.
+
+    stomp.py's own wait has no deadline: a broker that accepts the socket but never answers (one
+    that is still starting, or a stuck proxy) would hold the caller, and its SIGTERM, forever.
+    """
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    connection.connect(settings.DEFAULT_STOMP_USERNAME, settings.DEFAULT_STOMP_PASSCODE)
+    transport = connection.transport
+    deadline = time.monotonic() + timeout
+    while not connection.is_connected():
+        if transport.connection_error or not transport.running:
+            disconnect(connection)
+            raise ConnectionError("the broker refused or closed the connection")
+        if time.monotonic() >= deadline:
+            disconnect(connection)
+            raise TimeoutError(f"no CONNECTED frame from the broker within {timeout:g}s")
+        time.sleep(0.005)
+
+
+def disconnect(connection: Any) -> None:
+    """Close ``connection`` without waiting on a broker that may be gone: DISCONNECT when it is
+    connected, otherwise drop the socket (which ends stomp.py's reader thread)."""
+    try:
+        if connection.is_connected():
+            connection.disconnect()
+        else:
+            connection.transport.disconnect_socket()
+    except Exception:
+        logger.debug("error while closing a stomp connection", exc_info=True)
+
+
+def reconnect_backoff() -> Backoff:
+    """The wait between reconnects (and database checks) of the relay and the subscriber:
+    about a second first, doubling up to ``DEFAULT_MAXIMUM_BACKOFF``."""
+    cap = float(settings.DEFAULT_MAXIMUM_BACKOFF)
+    return Backoff(initial=min(1.0, cap), cap=cap)

@@ -1,0 +1,209 @@
+"""The relay's statements on the outbox table, one method each, per database vendor.
+
+``claim`` is one short statement on PostgreSQL and SQLite:
+``UPDATE … WHERE id IN (SELECT … ORDER BY added LIMIT n FOR UPDATE SKIP LOCKED)``. SQLite has no
+row locks but runs each write statement under its database write lock, so the same statement
+(without ``FOR UPDATE``) is just as exclusive. Other databases with ``SKIP LOCKED`` (MySQL,
+MariaDB) lock, then mark, in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import orjson
+from django.db import connections, models, router, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from django_messaging.outbox.choices import StatusChoice
+
+_RETURNED = ("id", "destination", "version", "body", "headers", "retry", "added")
+#: The columns a claimed row is built from, in the model's field order (as ``from_db`` expects).
+_LOADED = ["id", "version", "destination", "body", "headers", "retry", "claimed_by"]
+
+
+def _uuid_array(ids: Sequence[Hashable]) -> str:
+    """``ids`` as one PostgreSQL array literal: one bound value instead of one per row, so the
+    statement is built and sent in constant time whatever the batch size."""
+    return "{" + ",".join(map(str, ids)) + "}"
+
+
+class PublishedQuerySet(models.QuerySet):
+    def _alias(self) -> str:
+        """The database these statements go to: the one chosen with ``using()``, or the
+        router's database for writes."""
+        chosen: str | None = self._db  # type: ignore[attr-defined]
+        return chosen or router.db_for_write(self.model)
+
+    def claim(self, owner: str, size: int, lease: float) -> list[Any]:
+        """Lease up to ``size`` sendable rows to ``owner`` for ``lease`` seconds; oldest first.
+
+        Each returned row carries its body as stored JSON text in ``_body_json``, so a JSON body
+        goes to the broker without being decoded and encoded again.
+        """
+        using = self._alias()
+        connection = connections[using]
+        now = timezone.now()
+        opts = self.model._meta
+        table = connection.ops.quote_name(opts.db_table)
+        col = {f.name: connection.ops.quote_name(f.column or f.name) for f in opts.concrete_fields}
+        adapt = connection.ops.adapt_datetimefield_value
+        pending = (
+            f"{col['status']} = %s AND {col['available_at']} <= %s "
+            f"AND ({col['claimed_until']} IS NULL OR {col['claimed_until']} < %s)"
+        )
+        params: list[Any] = [StatusChoice.SCHEDULE, adapt(now), adapt(now)]
+        vendor = connection.vendor
+        if vendor not in ("postgresql", "sqlite"):
+            return self._claim_locking(using, owner, size, now + dt.timedelta(seconds=lease))
+        lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+        returning = ", ".join(col[name] for name in _RETURNED)
+        sql = (
+            f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
+            f"WHERE {col['id']} IN (SELECT {col['id']} FROM {table} WHERE {pending} "
+            f"ORDER BY {col['added']}, {col['id']} LIMIT %s{lock}) RETURNING {returning}"
+        )
+        if vendor == "postgresql":
+            # Ordered by the database; the body comes back as JSON text, never decoded here.
+            selected = ", ".join(
+                f"{col[name]}::text" if name == "body" else col[name] for name in _RETURNED[:-1]
+            )
+            sql = (
+                f"WITH claimed AS ({sql}) SELECT {selected}, NULL "
+                f"FROM claimed ORDER BY {col['added']}, {col['id']}"
+            )
+        until = adapt(now + dt.timedelta(seconds=lease))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [owner, until, *params, size])
+            raw = cursor.fetchall()
+        if vendor != "postgresql":
+            raw.sort(key=lambda r: (r[6], str(r[0])))
+        rows = []
+        for pk, destination, version, body, headers, retry, _added in raw:
+            body_text = body if isinstance(body, str) else json.dumps(body)
+            header_values = orjson.loads(headers) if isinstance(headers, str) else headers
+            # from_db: no field defaults computed, the other columns stay deferred.
+            row = self.model.from_db(
+                using,
+                _LOADED,
+                [
+                    pk if isinstance(pk, uuid.UUID) else uuid.UUID(str(pk)),
+                    version,
+                    destination,
+                    orjson.loads(body_text),
+                    header_values or {},
+                    retry,
+                    owner,
+                ],
+            )
+            row._body_json = body_text
+            rows.append(row)
+        return rows
+
+    def _claim_locking(self, using: str, owner: str, size: int, until: dt.datetime) -> list[Any]:
+        now = timezone.now()
+        with transaction.atomic(using=using):
+            ids = list(
+                self.model.objects.using(using)
+                .select_for_update(skip_locked=True)
+                .filter(status=StatusChoice.SCHEDULE, available_at__lte=now)
+                .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+                .order_by("added", "id")
+                .values_list("id", flat=True)[:size]
+            )
+            if not ids:
+                return []
+            self.model.objects.using(using).filter(id__in=ids).update(
+                claimed_by=owner, claimed_until=until
+            )
+        return list(
+            self.model.objects.using(using)
+            .filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
+            .order_by("added", "id")
+        )
+
+    def held_by(self, owner: str) -> PublishedQuerySet:
+        return self.using(self._alias()).filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
+
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        """Extend the lease of the rows ``ids`` that ``owner`` still holds."""
+        until = timezone.now() + dt.timedelta(seconds=lease)
+        using = self._alias()
+        connection = connections[using]
+        if connection.vendor != "postgresql":
+            return self.held_by(owner).filter(id__in=ids).update(claimed_until=until)
+        table = connection.ops.quote_name(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET claimed_until = %s "
+                "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = %s",
+                [until, _uuid_array(ids), owner, StatusChoice.SCHEDULE],
+            )
+            return int(cursor.rowcount)
+
+    def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None:
+        using = self._alias()
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            table = connection.ops.quote_name(self.model._meta.db_table)
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET status = %s, sent_at = %s, claimed_by = NULL, "
+                    "claimed_until = NULL, last_error = '' "
+                    "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s",
+                    [
+                        StatusChoice.SUCCEEDED,
+                        timezone.now(),
+                        _uuid_array(ids),
+                        owner,
+                    ],
+                )
+            return
+        self.using(using).filter(id__in=ids, claimed_by=owner).update(
+            status=StatusChoice.SUCCEEDED,
+            sent_at=timezone.now(),
+            claimed_by=None,
+            claimed_until=None,
+            last_error="",
+        )
+
+    def release(self, owner: str, ids: Sequence[Hashable] | None = None) -> int:
+        rows = self.held_by(owner)
+        if ids is not None:
+            if not ids:
+                return 0
+            rows = rows.filter(id__in=ids)
+        return rows.update(claimed_by=None, claimed_until=None)
+
+    def reschedule(
+        self,
+        owner: str,
+        ids: Sequence[Hashable],
+        attempts: int,
+        error: str,
+        available_at: dt.datetime | None,
+    ) -> int:
+        """Count a failed attempt; ``available_at=None``: the rows are ``FAILED``."""
+        changes: dict[str, Any] = (
+            {"status": StatusChoice.FAILED}
+            if available_at is None
+            else {"available_at": available_at}
+        )
+        return (
+            self.using(self._alias())
+            .filter(id__in=ids, claimed_by=owner)
+            .update(
+                retry=attempts, last_error=error, claimed_by=None, claimed_until=None, **changes
+            )
+        )
+
+    def sent_before(self, cutoff: dt.datetime) -> PublishedQuerySet:
+        """Rows sent before ``cutoff`` (by ``added`` for rows sent before ``sent_at`` existed)."""
+        return self.filter(status=StatusChoice.SUCCEEDED).filter(
+            Q(sent_at__lt=cutoff) | Q(sent_at__isnull=True, added__lt=cutoff)
+        )

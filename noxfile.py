@@ -132,6 +132,8 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    # The architecture: core imports no package, packages import no other, no import cycles.
+    session.run("python", "scripts/check-imports.py")
 
 
 @nox.session

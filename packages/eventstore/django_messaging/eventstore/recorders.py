@@ -18,8 +18,8 @@ ORM ``save()`` per event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -112,10 +112,8 @@ class DjangoRecorder:
     def _table(self, name: str) -> str:
         return self.connection.ops.quote_name(name)
 
-    @contextmanager
-    def _serialised(self) -> Iterator[None]:
-        with self.dialect.serialised(self.connection):
-            yield
+    def _serialised(self) -> AbstractContextManager[Any]:
+        return self.dialect.serialised(self.connection)
 
     def _rows_per_insert(self, columns: int) -> int:
         limit = self.connection.features.max_query_params
@@ -429,17 +427,24 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         with translated(), self._serialised(), self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+        # An aggregate's events sit side by side in the log: parse each originator id once.
+        originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id
-        return [
-            Notification(
-                id=nid,
-                originator_id=py_id(oid),
-                originator_version=version,
-                topic=topic,
-                state=_as_bytes(state),
+        notifications = []
+        for nid, oid, version, topic, state in rows:
+            originator_id = originator_ids.get(oid)
+            if originator_id is None:
+                originator_id = originator_ids[oid] = py_id(oid)
+            notifications.append(
+                Notification(
+                    id=nid,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=_as_bytes(state),
+                )
             )
-            for nid, oid, version, topic, state in rows
-        ]
+        return notifications
 
     @retrying()
     def max_notification_id(self) -> int | None:

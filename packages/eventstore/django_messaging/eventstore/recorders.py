@@ -133,6 +133,17 @@ class DjangoRecorder:
             raise DataError(f"Originator id longer than {ORIGINATOR_ID_LENGTH} characters")
         return value
 
+    def _db_originator_ids(self, stored_events: Sequence[StoredEvent]) -> list[str]:
+        """The stored form of each event's originator id, checked once per originator."""
+        seen: dict[UUID | str, str] = {}
+        values = []
+        for event in stored_events:
+            value = seen.get(event.originator_id)
+            if value is None:
+                value = seen[event.originator_id] = self._db_originator_id(event.originator_id)
+            values.append(value)
+        return values
+
     def _py_originator_id(self, value: str) -> UUID | str:
         return UUID(value) if self.originator_id_type == "uuid" else value
 
@@ -198,15 +209,8 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         if not stored_events:
             return None
         rows = [
-            (
-                self.application_name,
-                self.purpose,
-                self._db_originator_id(e.originator_id),
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            for e in stored_events
+            (self.application_name, self.purpose, oid, e.originator_version, e.topic, e.state)
+            for oid, e in zip(self._db_originator_ids(stored_events), stored_events, strict=True)
         ]
         with translated(), self._serialised():
             # A single row needs no transaction of its own: the INSERT is atomic already.
@@ -334,8 +338,8 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
 
     def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
         return [
-            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
-            for e in stored_events
+            (oid, e.originator_version, e.topic, e.state)
+            for oid, e in zip(self._db_originator_ids(stored_events), stored_events, strict=True)
         ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
@@ -515,12 +519,6 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
 
 class DjangoProcessRecorder(DjangoTrackingRecorder, DjangoApplicationRecorder, ProcessRecorder):
     """Events of a process application and the position it reached upstream, atomically."""
-
-    def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
-        return [
-            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
         tracking: Tracking | None = kwargs.get("tracking")

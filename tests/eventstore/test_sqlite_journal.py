@@ -56,3 +56,19 @@ class TestSQLiteJournal(EventStoreTestCase):
 
         assert recorder.insert_events(_events(1)) == [3]
         assert self._mode() == "wal"
+
+    def test_a_database_that_cannot_switch_keeps_its_journal_and_works(self) -> None:
+        recorder = DjangoApplicationRecorder(f"journal_{uuid.uuid4().hex[:8]}", self.db_alias)
+        connection = connections[self.db_alias]
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA busy_timeout = 100")
+        with closing(sqlite3.connect(self.path)) as reader:
+            # A reader in the middle of a transaction: the journal mode cannot change.
+            reader.execute("BEGIN")
+            reader.execute("SELECT COUNT(*) FROM messaging_eventstore_stored_event").fetchone()
+            with self.assertLogs("django_messaging.eventstore.dialects.sqlite", "WARNING"):
+                assert recorder.select_notifications(1, 10) == []
+            reader.rollback()
+        assert self._mode() == "delete"
+        connection.close()

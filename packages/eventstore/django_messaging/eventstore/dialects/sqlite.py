@@ -10,6 +10,7 @@ import weakref
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from django_messaging.eventstore.dialects.base import Dialect
@@ -40,12 +41,18 @@ def _use_wal(connection: BaseDatabaseWrapper) -> None:
     times; in WAL mode it appends to one file and syncs it once, and readers no longer block
     the writer. The mode is stored in the database file, so this changes it once.
     """
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA journal_mode")
-        if str(cursor.fetchone()[0]).lower() == "wal":
-            return
-        cursor.execute("PRAGMA journal_mode=WAL")
-        mode = str(cursor.fetchone()[0]).lower()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            mode = str(cursor.fetchone()[0]).lower()
+    except DatabaseError as exc:
+        # A read-only file, or another connection holding a lock: the events are still
+        # stored, with the journal the file has. The next connection tries again.
+        logger.warning("SQLite database %s keeps its journal: %s", connection.alias, exc)
+        return
     if mode == "wal":
         logger.info("SQLite database %s now uses the WAL journal", connection.alias)
     else:

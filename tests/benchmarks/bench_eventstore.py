@@ -228,11 +228,11 @@ def variants(db: str, workload: str) -> list[Variant]:
     ]
 
 
-PG, LITE = "PostgreSQL", "SQLite file, Django's default settings"
+LITE = "SQLite file with Django's default settings"
 
 SCENARIOS = [
     Scenario(
-        name=f"eventstore: insert 100-event batches (application recorder, {PG})",
+        name="eventstore, PostgreSQL: insert 100-event batches (application recorder)",
         unit="events/s",
         ours=OURS,
         variants=variants("postgres", "batch"),
@@ -240,7 +240,7 @@ SCENARIOS = [
         note="60 batches of 100 events after 5 warm-up batches; one application, one thread.",
     ),
     Scenario(
-        name=f"eventstore: single-event appends (application recorder, {PG})",
+        name="eventstore, PostgreSQL: single-event appends (application recorder)",
         unit="appends/s",
         ours=OURS,
         variants=variants("postgres", "single"),
@@ -248,7 +248,7 @@ SCENARIOS = [
         note="300 transactions of one event each; each commit waits for the WAL flush.",
     ),
     Scenario(
-        name=f"eventstore: aggregate reads (select_events of 20-event aggregates, {PG})",
+        name="eventstore, PostgreSQL: aggregate reads (select_events of 20-event aggregates)",
         unit="reads/s",
         ours=OURS,
         variants=variants("postgres", "read"),
@@ -256,7 +256,7 @@ SCENARIOS = [
         note="200 aggregates of 20 events, each read 5 times.",
     ),
     Scenario(
-        name=f"eventstore: notification selects, pages of 500 ({PG})",
+        name="eventstore, PostgreSQL: notification selects in pages of 500",
         unit="selects/s",
         ours=OURS,
         variants=variants("postgres", "notifications-500"),
@@ -265,7 +265,7 @@ SCENARIOS = [
         "size of eventsourcing's subscriptions.",
     ),
     Scenario(
-        name=f"eventstore: notification selects, pages of 10 ({PG})",
+        name="eventstore, PostgreSQL: notification selects in pages of 10 (new tables)",
         unit="selects/s",
         ours=OURS,
         variants=variants("postgres", "notifications-10"),
@@ -275,7 +275,7 @@ SCENARIOS = [
         "no statistics of the new tables yet.",
     ),
     Scenario(
-        name=f"eventstore: notification selects, pages of 10, table analyzed ({PG})",
+        name="eventstore, PostgreSQL: notification selects in pages of 10, tables analyzed",
         unit="selects/s",
         ours=OURS,
         variants=variants("postgres", "notifications-10-analyzed"),
@@ -284,7 +284,7 @@ SCENARIOS = [
         "of a table's first writes): the steady state of a log that is read while it grows.",
     ),
     Scenario(
-        name=f"eventstore: insert 100-event batches (application recorder, {LITE})",
+        name=f"eventstore, {LITE}: insert 100-event batches (application recorder)",
         unit="events/s",
         ours=OURS,
         variants=variants("sqlite", "batch"),
@@ -292,7 +292,7 @@ SCENARIOS = [
         note="60 batches of 100 events after 5 warm-up batches; one application, one thread.",
     ),
     Scenario(
-        name=f"eventstore: single-event appends (application recorder, {LITE})",
+        name=f"eventstore, {LITE}: single-event appends (application recorder)",
         unit="appends/s",
         ours=OURS,
         variants=variants("sqlite", "single"),
@@ -300,7 +300,7 @@ SCENARIOS = [
         note="300 transactions of one event each.",
     ),
     Scenario(
-        name=f"eventstore: notification selects, pages of 500 ({LITE})",
+        name=f"eventstore, {LITE}: notification selects in pages of 500",
         unit="selects/s",
         ours=OURS,
         variants=variants("sqlite", "notifications-500"),

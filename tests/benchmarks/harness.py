@@ -3,8 +3,9 @@ interleaved, each in a fresh subprocess; medians and ratios go to bench-results.
 
 A benchmark module ``tests/benchmarks/bench_<topic>.py`` defines ``SCENARIOS``, a list of
 :class:`Scenario`. A variant is a command (normally ``python <this module> <variant-key>``)
-whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}``; the harness turns
-it into ops/s. Variants whose ``requirements`` are set run in their own virtualenv
+whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}``, optionally with
+``"cpu_seconds"`` (the process's CPU time in the same loop); the harness turns it into ops/s
+and CPU µs per operation. Variants whose ``requirements`` are set run in their own virtualenv
 (``tests/refenv.py``: keyed by their contents, built once and reused): that is how the reference libraries
 are installed side by side without touching the project's environment.
 
@@ -64,7 +65,8 @@ def python_for(requirements: list[str]) -> str:
     return refenv.reference_python(requirements) if requirements else sys.executable
 
 
-def run_variant(variant: Variant, timeout: float) -> float:
+def run_variant(variant: Variant, timeout: float) -> tuple[float, float | None]:
+    """Operations per second, and CPU microseconds per operation when the variant reports it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **variant.env}
     done = subprocess.run(
         [python_for(variant.requirements), *variant.argv],
@@ -81,7 +83,9 @@ def run_variant(variant: Variant, timeout: float) -> float:
             f"{variant.label}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
         )
     result = json.loads(lines[-1])
-    return float(result["ops"]) / float(result["seconds"])
+    cpu = result.get("cpu_seconds")
+    per_op = float(cpu) * 1e6 / float(result["ops"]) if cpu is not None else None
+    return float(result["ops"]) / float(result["seconds"]), per_op
 
 
 def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> list[dict]:
@@ -89,6 +93,7 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
     for scenario in scenarios:
         print(f"-- {scenario.name}", flush=True)
         samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
+        cpu_samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
         errors: dict[str, str] = {}
         for round_no in range(rounds):
             order = (
@@ -99,11 +104,15 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 if variant.label in errors:
                     continue
                 try:
-                    samples[variant.label].append(run_variant(variant, timeout))
+                    rate, cpu = run_variant(variant, timeout)
+                    samples[variant.label].append(rate)
+                    if cpu is not None:
+                        cpu_samples[variant.label].append(cpu)
                 except Exception as exc:  # a broken reference run is reported, not fatal
                     errors[variant.label] = str(exc)[-1500:]
                     print(f"   {variant.label}: FAILED\n{errors[variant.label]}", flush=True)
         medians = {k: statistics.median(v) for k, v in samples.items() if v}
+        cpu_medians = {k: statistics.median(v) for k, v in cpu_samples.items() if v}
         ours = medians.get(scenario.ours)
         ratios = {k: (ours / v if ours and v else None) for k, v in medians.items()}
         checks = []
@@ -118,7 +127,9 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 }
             )
         for label, value in medians.items():
-            print(f"   {label:40s} {value:14,.0f} {scenario.unit}", flush=True)
+            cpu = cpu_medians.get(label)
+            shown = f"  {cpu:10,.0f} CPU µs/op" if cpu is not None else ""
+            print(f"   {label:40s} {value:14,.0f} {scenario.unit}{shown}", flush=True)
         results.append(
             {
                 "scenario": scenario.name,
@@ -127,6 +138,8 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 "rounds": rounds,
                 "medians": medians,
                 "samples": samples,
+                "cpu_us_per_op": cpu_medians,
+                "cpu_samples": cpu_samples,
                 "ratios": ratios,
                 "targets": checks,
                 "errors": errors,
@@ -143,18 +156,43 @@ def write_report(results: list[dict], path: Path) -> None:
         f"Written by `nox -s bench` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"on {os.cpu_count()} CPUs. Each variant ran in its own process, rounds interleaved; the "
         "numbers are medians. *ratio* is django-messaging's median divided by that variant's "
-        "(above 1: django-messaging is faster).",
+        "(above 1: django-messaging is faster); *CPU ratio*, where shown, is that variant's CPU "
+        "time per operation divided by django-messaging's (above 1: django-messaging uses less).",
         "",
     ]
     for result in results:
         lines += [f"## {result['scenario']}", ""]
         if result["note"]:
             lines += [result["note"], ""]
-        lines += [f"| variant | median {result['unit']} | ratio | rounds |", "|---|---:|---:|---:|"]
+        cpu = result.get("cpu_us_per_op") or {}
+        if cpu:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | CPU µs/op | CPU ratio | rounds |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+        else:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | rounds |",
+                "|---|---:|---:|---:|",
+            ]
+        ours_cpu = cpu.get(result["ours"])
         for label, value in result["medians"].items():
             ratio = result["ratios"].get(label)
             shown = "—" if label == result["ours"] else (f"{ratio:.2f}×" if ratio else "n/a")
-            lines.append(f"| {label} | {value:,.0f} | {shown} | {len(result['samples'][label])} |")
+            rounds = len(result["samples"][label])
+            if not cpu:
+                lines.append(f"| {label} | {value:,.0f} | {shown} | {rounds} |")
+                continue
+            mine = cpu.get(label)
+            cpu_shown = f"{mine:,.0f}" if mine is not None else "n/a"
+            if label == result["ours"]:
+                cpu_ratio = "—"
+            else:
+                # Above 1: django-messaging spends less CPU per operation.
+                cpu_ratio = f"{mine / ours_cpu:.2f}×" if mine and ours_cpu else "n/a"
+            lines.append(
+                f"| {label} | {value:,.0f} | {shown} | {cpu_shown} | {cpu_ratio} | {rounds} |"
+            )
         for label, error in result["errors"].items():
             lines.append(
                 f"| {label} | failed: {error.splitlines()[-1][:120] if error else ''} | | |"
@@ -171,6 +209,9 @@ def write_report(results: list[dict], path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
 
 
-def emit(ops: int, seconds: float) -> None:
-    """What a variant prints last."""
-    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)
+def emit(ops: int, seconds: float, *, cpu_seconds: float | None = None) -> None:
+    """What a variant prints last; ``cpu_seconds`` is ``time.process_time()`` spent in the loop."""
+    result: dict[str, float] = {"ops": ops, "seconds": seconds}
+    if cpu_seconds is not None:
+        result["cpu_seconds"] = cpu_seconds
+    print(json.dumps(result), flush=True)

@@ -18,8 +18,8 @@ ORM ``save()`` per event.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -112,10 +112,8 @@ class DjangoRecorder:
     def _table(self, name: str) -> str:
         return self.connection.ops.quote_name(name)
 
-    @contextmanager
-    def _serialised(self) -> Iterator[None]:
-        with self.dialect.serialised(self.connection):
-            yield
+    def _serialised(self) -> AbstractContextManager[Any]:
+        return self.dialect.serialised(self.connection)
 
     def _rows_per_insert(self, columns: int) -> int:
         limit = self.connection.features.max_query_params
@@ -134,6 +132,17 @@ class DjangoRecorder:
         if len(value) > ORIGINATOR_ID_LENGTH:
             raise DataError(f"Originator id longer than {ORIGINATOR_ID_LENGTH} characters")
         return value
+
+    def _db_originator_ids(self, stored_events: Sequence[StoredEvent]) -> list[str]:
+        """The stored form of each event's originator id, checked once per originator."""
+        seen: dict[UUID | str, str] = {}
+        values = []
+        for event in stored_events:
+            value = seen.get(event.originator_id)
+            if value is None:
+                value = seen[event.originator_id] = self._db_originator_id(event.originator_id)
+            values.append(value)
+        return values
 
     def _py_originator_id(self, value: str) -> UUID | str:
         return UUID(value) if self.originator_id_type == "uuid" else value
@@ -200,15 +209,8 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         if not stored_events:
             return None
         rows = [
-            (
-                self.application_name,
-                self.purpose,
-                self._db_originator_id(e.originator_id),
-                e.originator_version,
-                e.topic,
-                e.state,
-            )
-            for e in stored_events
+            (self.application_name, self.purpose, oid, e.originator_version, e.topic, e.state)
+            for oid, e in zip(self._db_originator_ids(stored_events), stored_events, strict=True)
         ]
         with translated(), self._serialised():
             # A single row needs no transaction of its own: the INSERT is atomic already.
@@ -336,8 +338,8 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
 
     def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
         return [
-            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
-            for e in stored_events
+            (oid, e.originator_version, e.topic, e.state)
+            for oid, e in zip(self._db_originator_ids(stored_events), stored_events, strict=True)
         ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
@@ -429,17 +431,24 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         with translated(), self._serialised(), self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
+        # An aggregate's events sit side by side in the log: parse each originator id once.
+        originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id
-        return [
-            Notification(
-                id=nid,
-                originator_id=py_id(oid),
-                originator_version=version,
-                topic=topic,
-                state=_as_bytes(state),
+        notifications = []
+        for nid, oid, version, topic, state in rows:
+            originator_id = originator_ids.get(oid)
+            if originator_id is None:
+                originator_id = originator_ids[oid] = py_id(oid)
+            notifications.append(
+                Notification(
+                    id=nid,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=_as_bytes(state),
+                )
             )
-            for nid, oid, version, topic, state in rows
-        ]
+        return notifications
 
     @retrying()
     def max_notification_id(self) -> int | None:
@@ -510,12 +519,6 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
 
 class DjangoProcessRecorder(DjangoTrackingRecorder, DjangoApplicationRecorder, ProcessRecorder):
     """Events of a process application and the position it reached upstream, atomically."""
-
-    def _rows(self, stored_events: Sequence[StoredEvent]) -> list[EventRow]:
-        return [
-            (self._db_originator_id(e.originator_id), e.originator_version, e.topic, e.state)
-            for e in stored_events
-        ]
 
     def _before_insert(self, cursor: Any, **kwargs: Any) -> None:
         tracking: Tracking | None = kwargs.get("tracking")

@@ -131,6 +131,23 @@ def check_all(db: str) -> None:
     ensure_stomp()
 
 
+def amqp_queue_depth(name: str) -> int | None:
+    """Messages in an AMQP queue, or ``None`` when it does not exist (a passive declare on a
+    connection of its own: a missing queue closes the channel)."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        return int(
+            connection.channel().queue_declare(queue=name, passive=True).method.message_count
+        )
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
 # --- RabbitMQ restarts -----------------------------------------------------------------------
 
 #: Machine-wide on purpose: every test run on this machine shares the one broker.

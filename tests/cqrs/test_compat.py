@@ -13,11 +13,10 @@ import subprocess
 from decimal import Decimal
 from pathlib import Path
 
-import pika
 import pytest
 from django.core.management import call_command
 
-from tests import refenv
+from tests import refenv, services
 from tests.cqrs.conftest import drain, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Article, ArticleRef, CompatItem, CompatProductRef
@@ -32,19 +31,6 @@ REFERENCE = ["django-cqrs==3.1.0", "Django>=5.2,<5.3"]
 def reference_python() -> str:
     """A virtualenv with django-cqrs from PyPI, keyed by its contents and shared by sessions."""
     return refenv.reference_python(REFERENCE)
-
-
-def _queue_exists(name: str) -> bool:
-    """A passive declare on its own connection (a missing queue closes the channel)."""
-    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-    try:
-        connection.channel().queue_declare(queue=name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 @pytest.fixture
@@ -141,7 +127,11 @@ def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):
     )
     try:
         # The reference consumer declares and binds its queue when it starts.
-        wait_until(lambda: _queue_exists(env["REF_QUEUE"]), timeout=60, what="reference queue")
+        wait_until(
+            lambda: services.amqp_queue_depth(env["REF_QUEUE"]) is not None,
+            timeout=60,
+            what="reference queue",
+        )
         items = [
             CompatItem.objects.create(
                 name=f"ours{i}", price=Decimal(f"{i}.50"), day=dt.date(2026, 2, i + 1)
@@ -250,7 +240,11 @@ def test_our_serializer_master_to_django_cqrs_replica(reference, tmp_path, broke
     python, env = reference
     consumer = _reference_consumer(python, env, tmp_path / "reference-consumer.log")
     try:
-        wait_until(lambda: _queue_exists(env["REF_QUEUE"]), timeout=60, what="reference queue")
+        wait_until(
+            lambda: services.amqp_queue_depth(env["REF_QUEUE"]) is not None,
+            timeout=60,
+            what="reference queue",
+        )
         articles = [Article.objects.create(title=f"ours{i}") for i in range(3)]
         articles[0].title = "ours0 updated"
         articles[0].save()

@@ -54,17 +54,6 @@ def _query(url: str, sql: str) -> list[tuple]:
 DB = f"restart_{uuid.uuid4().hex[:8]}"
 
 
-def _queue_depth(name: str) -> int:
-    connection = pika.BlockingConnection(pika.URLParameters(services.RABBITMQ_URL))
-    try:
-        return connection.channel().queue_declare(queue=name, passive=True).method.message_count
-    except pika.exceptions.ChannelClosedByBroker:
-        return 0  # never declared: nothing was dead-lettered
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
 def _cqrs_body(pk: int) -> bytes:
     return json.dumps(
         {
@@ -135,7 +124,7 @@ def test_workers_ride_out_a_postgresql_restart(server, unique_name, stomp_addres
         for name, queue in (("replica", cqrs_queue), ("subscriber", outbox_queue)):
             proc = workers[name]
             wait_until(
-                lambda: proc.poll() is not None or _queue_exists(queue),  # noqa: B023
+                lambda: proc.poll() is not None or services.amqp_queue_depth(queue) is not None,  # noqa: B023
                 timeout=60,
                 what=f"the {name}'s queue",
             )
@@ -201,9 +190,9 @@ def test_workers_ride_out_a_postgresql_restart(server, unique_name, stomp_addres
         )
         assert sorted(n for n, _ in orders) == sorted(f"order-{i}" for i in range(1, MESSAGES + 1))
         assert all(count == 1 for _, count in orders), "an order was stored twice"
-        assert _queue_depth(f"dead_letter_{cqrs_queue}") == 0, output("replica")[-3000:]
-        assert _queue_depth(f"DLQ.{outbox_queue}") == 0, output("subscriber")[-3000:]
-        assert _queue_depth(cqrs_queue) == 0 and _queue_depth(outbox_queue) == 0
+        assert _depth(f"dead_letter_{cqrs_queue}") == 0, output("replica")[-3000:]
+        assert _depth(f"DLQ.{outbox_queue}") == 0, output("subscriber")[-3000:]
+        assert _depth(cqrs_queue) == 0 and _depth(outbox_queue) == 0
         for name, proc in workers.items():
             assert proc.poll() is None, f"{name} died:\n{output(name)[-3000:]}"
             proc.send_signal(signal.SIGTERM)
@@ -218,23 +207,15 @@ def test_workers_ride_out_a_postgresql_restart(server, unique_name, stomp_addres
         _delete_exchange(exchange)
 
 
+def _depth(name: str) -> int:
+    return services.amqp_queue_depth(name) or 0  # a queue never declared holds nothing
+
+
 def _count(server: services.PrivatePostgres, table: str) -> int:
     try:
         return int(_query(server.url, f"SELECT COUNT(*) FROM {table}")[0][0])
     except psycopg.OperationalError:
         return -1  # the server is away
-
-
-def _queue_exists(name: str) -> bool:
-    connection = pika.BlockingConnection(pika.URLParameters(services.RABBITMQ_URL))
-    try:
-        connection.channel().queue_declare(queue=name, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker:
-        return False
-    finally:
-        if connection.is_open:
-            connection.close()
 
 
 def _delete_queues(*names: str) -> None:

@@ -234,16 +234,16 @@ class DjangoDCBRecorder(DCBRecorder):
         """Move the application's sequence on by ``count`` (locking it); the new last position."""
         ops = self.connection.ops
         table = ops.quote_name(DCB_SEQUENCE_TABLE)
-        bump = (
-            f"UPDATE {table} SET last_position = last_position + %s WHERE application_name = %s"
-        )
+        bump = f"UPDATE {table} SET last_position = last_position + %s WHERE application_name = %s"
         returning = self.connection.vendor == "postgresql" or (
             self.connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
         )
         with self.connection.cursor() as cursor:
             for _ in range(2):
-                cursor.execute(bump + (" RETURNING last_position" if returning else ""),
-                               [count, self.application_name])
+                cursor.execute(
+                    bump + (" RETURNING last_position" if returning else ""),
+                    [count, self.application_name],
+                )
                 if returning:
                     row = cursor.fetchone()
                     if row is not None:

@@ -4,52 +4,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging_eventstore', '0001_initial'),
+        ("messaging_eventstore", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DCBSequence',
+            name="DCBSequence",
             fields=[
-                ('application_name', models.CharField(max_length=150, primary_key=True, serialize=False)),
-                ('last_position', models.BigIntegerField(default=0)),
+                (
+                    "application_name",
+                    models.CharField(max_length=150, primary_key=True, serialize=False),
+                ),
+                ("last_position", models.BigIntegerField(default=0)),
             ],
             options={
-                'verbose_name': 'DCB sequence',
-                'db_table': 'messaging_eventstore_dcb_sequence',
+                "verbose_name": "DCB sequence",
+                "db_table": "messaging_eventstore_dcb_sequence",
             },
         ),
         migrations.CreateModel(
-            name='DCBEventRecord',
+            name="DCBEventRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('application_name', models.CharField(max_length=150)),
-                ('position', models.BigIntegerField()),
-                ('type', models.CharField(max_length=255)),
-                ('data', models.BinaryField()),
-                ('tags', models.JSONField(default=list)),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("application_name", models.CharField(max_length=150)),
+                ("position", models.BigIntegerField()),
+                ("type", models.CharField(max_length=255)),
+                ("data", models.BinaryField()),
+                ("tags", models.JSONField(default=list)),
             ],
             options={
-                'verbose_name': 'DCB event',
-                'db_table': 'messaging_eventstore_dcb_event',
-                'indexes': [models.Index(fields=['application_name', 'type', 'position'], name='messaging_es_dcb_type_idx')],
-                'constraints': [models.UniqueConstraint(fields=('application_name', 'position'), name='messaging_es_dcb_position_uniq')],
+                "verbose_name": "DCB event",
+                "db_table": "messaging_eventstore_dcb_event",
+                "indexes": [
+                    models.Index(
+                        fields=["application_name", "type", "position"],
+                        name="messaging_es_dcb_type_idx",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("application_name", "position"),
+                        name="messaging_es_dcb_position_uniq",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DCBTagRecord',
+            name="DCBTagRecord",
             fields=[
-                ('id', models.BigAutoField(primary_key=True, serialize=False)),
-                ('application_name', models.CharField(max_length=150)),
-                ('tag', models.CharField(max_length=255)),
-                ('position', models.BigIntegerField()),
+                ("id", models.BigAutoField(primary_key=True, serialize=False)),
+                ("application_name", models.CharField(max_length=150)),
+                ("tag", models.CharField(max_length=255)),
+                ("position", models.BigIntegerField()),
             ],
             options={
-                'verbose_name': 'DCB event tag',
-                'db_table': 'messaging_eventstore_dcb_tag',
-                'constraints': [models.UniqueConstraint(fields=('application_name', 'tag', 'position'), name='messaging_es_dcb_tag_uniq')],
+                "verbose_name": "DCB event tag",
+                "db_table": "messaging_eventstore_dcb_tag",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("application_name", "tag", "position"),
+                        name="messaging_es_dcb_tag_uniq",
+                    )
+                ],
             },
         ),
     ]

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -49,6 +49,7 @@ from django_messaging.eventstore.tables import APPLICATION_NAME_LENGTH
 
 if TYPE_CHECKING:
     from django_messaging.eventstore.dcb_models import DCBEventRecord
+    from django_messaging.eventstore.dcb_subscription import DjangoDCBSubscription
 
 __all__ = ["DjangoDCBReadResponse", "DjangoDCBRecorder"]
 
@@ -294,7 +295,7 @@ class DjangoDCBRecorder(DCBRecorder):
         query: DCBQuery | None = None,
         *,
         after: int | None = None,
-    ) -> Any:
+    ) -> DjangoDCBSubscription:
         from django_messaging.eventstore.dcb_subscription import DjangoDCBSubscription
 
         return DjangoDCBSubscription(self, query=query, after=after)

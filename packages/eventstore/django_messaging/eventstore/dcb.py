@@ -17,16 +17,16 @@ recorder from :meth:`~django_messaging.eventstore.factory.Factory.dcb_recorder`.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Max, Q, QuerySet
 from eventsourcing.dcb.api import (
     DCBAppendCondition,
     DCBEvent,
@@ -38,6 +38,7 @@ from eventsourcing.dcb.api import (
 from eventsourcing.persistence import IntegrityError, ProgrammingError
 
 from django_messaging.eventstore import wakeups
+from django_messaging.eventstore.dcb_queries import DCBQueries
 from django_messaging.eventstore.dcb_tables import (
     DCB_SEQUENCE_TABLE,
     DCB_TAG_LENGTH,
@@ -48,7 +49,6 @@ from django_messaging.eventstore.errors import retrying, translated
 from django_messaging.eventstore.tables import APPLICATION_NAME_LENGTH
 
 if TYPE_CHECKING:
-    from django_messaging.eventstore.dcb_models import DCBEventRecord
     from django_messaging.eventstore.dcb_subscription import DjangoDCBSubscription
 
 __all__ = ["DjangoDCBReadResponse", "DjangoDCBRecorder"]
@@ -57,6 +57,11 @@ logger = logging.getLogger(__name__)
 
 #: Rows per INSERT statement (SQLite limits the parameters of one statement).
 BATCH_SIZE = 200
+
+
+def _tag_list(tags: Any) -> list[str]:
+    # JSON columns come back decoded on some backends and as text on others.
+    return list(json.loads(tags) if isinstance(tags, str | bytes) else tags)
 
 
 class DjangoDCBReadResponse(DCBReadResponse):
@@ -123,65 +128,30 @@ class DjangoDCBRecorder(DCBRecorder):
     ) -> DjangoDCBReadResponse:
         if limit is not None and limit <= 0:
             return DjangoDCBReadResponse([], None)
-        with translated(), self._serialised():
-            events = self._events().order_by("position")
+        with translated(), self._serialised(), self.connection.cursor() as cursor:
             head: int | None = None
             if limit is None:
                 # The head is read first, and events are read up to it only: an append that
                 # commits in between is neither half seen nor claimed as seen.
-                head = self._events().aggregate(head=Max("position"))["head"]
+                cursor.execute(*self.queries.head())
+                head = cursor.fetchone()[0]
                 if head is None:
                     return DjangoDCBReadResponse([], None)
-                events = events.filter(position__lte=head)
-            if after is not None:
-                events = events.filter(position__gt=after)
-            events = self._matching(events, query)
-            if limit is not None:
-                events = events[:limit]
+            cursor.execute(*self.queries.select_events(query, after or 0, head, limit))
             sequenced = [
                 DCBSequencedEvent(
-                    event=DCBEvent(type=type_, data=bytes(data), tags=list(tags)),
+                    event=DCBEvent(type=type_, data=bytes(data), tags=_tag_list(tags)),
                     position=position,
                 )
-                for position, type_, data, tags in events.values_list(
-                    "position", "type", "data", "tags"
-                )
+                for position, type_, data, tags in cursor.fetchall()
             ]
         if limit is not None and sequenced:
             head = sequenced[-1].position
         return DjangoDCBReadResponse(sequenced, head)
 
-    def _events(self) -> QuerySet[DCBEventRecord]:
-        from django_messaging.eventstore.dcb_models import DCBEventRecord
-
-        return DCBEventRecord.objects.using(self.using).filter(
-            application_name=self.application_name
-        )
-
-    def _matching(
-        self, events: QuerySet[DCBEventRecord], query: DCBQuery | None
-    ) -> QuerySet[DCBEventRecord]:
-        """``events`` that match at least one item of ``query`` (all events for no items).
-
-        An event matches an item when its type is one of the item's types (or the item names
-        none) and it carries every one of the item's tags.
-        """
-        from django_messaging.eventstore.dcb_models import DCBTagRecord
-
-        if query is None or not query.items:
-            return events
-        condition = Q()
-        for item in query.items:
-            if not item.types and not item.tags:
-                return events
-            matches_item = Q(type__in=item.types) if item.types else Q()
-            for tag in dict.fromkeys(item.tags):
-                tagged = DCBTagRecord.objects.filter(
-                    application_name=self.application_name, tag=tag
-                ).values("position")
-                matches_item &= Q(position__in=tagged)
-            condition |= matches_item
-        return events.filter(condition)
+    @cached_property
+    def queries(self) -> DCBQueries:
+        return DCBQueries(self.connection, self.application_name)
 
     # Appending.
 
@@ -200,26 +170,30 @@ class DjangoDCBRecorder(DCBRecorder):
         with translated(), self._serialised(), transaction.atomic(using=self.using):
             last = self._reserve(len(events))
             if condition is not None:
-                conflicting = self._matching(self._events(), condition.fail_if_events_match)
-                if condition.after is not None:
-                    conflicting = conflicting.filter(position__gt=condition.after)
-                conflict = conflicting.order_by("position").values_list("position", flat=True)
-                first_conflict = conflict.first()
-                if first_conflict is not None:
-                    logger.info(
-                        "DCB append to %r refused: event @%d matches the append condition "
-                        "(after=%s)",
-                        self.application_name,
-                        first_conflict,
-                        condition.after,
-                    )
-                    raise IntegrityError(
-                        f"Append condition failed: event at position {first_conflict} of "
-                        f"{self.application_name!r} matches {condition}"
-                    )
+                self._check(condition)
             self._insert(events, first=last - len(events) + 1)
             wakeups.wake_on_commit(self.wakeup_key)
         return last
+
+    def _check(self, condition: DCBAppendCondition) -> None:
+        """Raise ``IntegrityError`` if an event matching the condition's query exists after
+        ``condition.after``."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                *self.queries.first_match(condition.fail_if_events_match, condition.after or 0)
+            )
+            row = cursor.fetchone()
+        if row is not None:
+            logger.info(
+                "DCB append to %r refused: event @%d matches the append condition (after=%s)",
+                self.application_name,
+                row[0],
+                condition.after,
+            )
+            raise IntegrityError(
+                f"Append condition failed: event at position {row[0]} of "
+                f"{self.application_name!r} matches {condition}"
+            )
 
     def _check_sizes(self, events: Sequence[DCBEvent]) -> None:
         for event in events:

@@ -2,6 +2,31 @@
 
 from django.db import migrations, models
 
+#: The DCB columns that queries compare, and their SQL types.
+EXACT_COLUMNS = {
+    "messaging_eventstore_dcb_event": {"application_name": 150, "type": 255},
+    "messaging_eventstore_dcb_tag": {"application_name": 150, "tag": 255},
+    "messaging_eventstore_dcb_sequence": {"application_name": 150},
+}
+
+
+def compare_exactly_on_mysql(apps, schema_editor):
+    """MySQL and MariaDB compare strings case- and accent-insensitively by default, and ignore
+    trailing spaces; types, tags and application names must match exactly, as in
+    eventsourcing's own DCB recorders. Binary collations without padding do that."""
+    connection = schema_editor.connection
+    if connection.vendor != "mysql":
+        return
+    collation = "utf8mb4_nopad_bin" if connection.mysql_is_mariadb else "utf8mb4_0900_bin"
+    quote = connection.ops.quote_name
+    for table, columns in EXACT_COLUMNS.items():
+        changes = ", ".join(
+            f"MODIFY {quote(column)} VARCHAR({length}) "
+            f"CHARACTER SET utf8mb4 COLLATE {collation} NOT NULL"
+            for column, length in columns.items()
+        )
+        schema_editor.execute(f"ALTER TABLE {quote(table)} {changes}")
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -69,4 +94,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(compare_exactly_on_mysql, migrations.RunPython.noop, atomic=False),
     ]

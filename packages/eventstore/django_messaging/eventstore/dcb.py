@@ -23,7 +23,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -54,9 +54,16 @@ if TYPE_CHECKING:
 __all__ = ["DjangoDCBReadResponse", "DjangoDCBRecorder"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-#: Rows per INSERT statement (SQLite limits the parameters of one statement).
-BATCH_SIZE = 200
+#: Rows per INSERT statement: under 1,000 parameters, the smallest limit (older SQLite).
+EVENTS_PER_INSERT = 150
+TAGS_PER_INSERT = 300
+
+
+def _chunks(rows: list[T], size: int) -> Iterator[list[T]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def _tag_list(tags: Any) -> list[str]:
@@ -240,27 +247,20 @@ class DjangoDCBRecorder(DCBRecorder):
         return f"INSERT INTO {columns} ON CONFLICT DO NOTHING"
 
     def _insert(self, events: Sequence[DCBEvent], first: int) -> None:
-        from django_messaging.eventstore.dcb_models import DCBEventRecord, DCBTagRecord
-
-        name = self.application_name
-        records = [
-            DCBEventRecord(
-                application_name=name,
-                position=position,
-                type=event.type,
-                data=event.data,
-                tags=list(event.tags),
-            )
+        rows = [
+            (position, event.type, event.data, json.dumps(list(event.tags)))
             for position, event in enumerate(events, start=first)
         ]
         tags = [
-            DCBTagRecord(application_name=name, tag=tag, position=position)
+            (tag, position)
             for position, event in enumerate(events, start=first)
             for tag in dict.fromkeys(event.tags)
         ]
-        DCBEventRecord.objects.using(self.using).bulk_create(records, batch_size=BATCH_SIZE)
-        if tags:
-            DCBTagRecord.objects.using(self.using).bulk_create(tags, batch_size=BATCH_SIZE)
+        with self.connection.cursor() as cursor:
+            for chunk in _chunks(rows, EVENTS_PER_INSERT):
+                cursor.execute(*self.queries.insert_events(chunk))
+            for tag_chunk in _chunks(tags, TAGS_PER_INSERT):
+                cursor.execute(*self.queries.insert_tags(tag_chunk))
 
     # Subscribing.
 

@@ -30,6 +30,8 @@ class DCBQueries:
         self.tags = quote(DCB_TAGS_TABLE)
         self.type = quote("type")
         self.application_name = application_name
+        # PostgreSQL stores the tags as jsonb, and takes the JSON text only with a cast.
+        self.json = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
 
     def matching_positions(self, query: DCBQuery | None, after: int, upto: int | None) -> Statement:
         """``SELECT position`` of every event after ``after`` (up to ``upto``) that matches
@@ -112,6 +114,21 @@ class DCBQueries:
             statement += " LIMIT %s"
             params.append(limit)
         return statement, params
+
+    def insert_events(self, rows: Sequence[tuple[int, str, bytes, str]]) -> Statement:
+        """Insert ``(position, type, data, tags as JSON)`` rows."""
+        values = ", ".join([f"(%s, %s, %s, %s, {self.json})"] * len(rows))
+        sql = (
+            f"INSERT INTO {self.events} (application_name, position, {self.type}, data, tags)"
+            f" VALUES {values}"
+        )
+        return sql, [value for row in rows for value in (self.application_name, *row)]
+
+    def insert_tags(self, rows: Sequence[tuple[str, int]]) -> Statement:
+        """Insert ``(tag, position)`` rows."""
+        values = ", ".join(["(%s, %s, %s)"] * len(rows))
+        sql = f"INSERT INTO {self.tags} (application_name, tag, position) VALUES {values}"
+        return sql, [value for row in rows for value in (self.application_name, *row)]
 
     def head(self) -> Statement:
         return (

@@ -17,6 +17,7 @@ recorder from :meth:`~django_messaging.eventstore.factory.Factory.dcb_recorder`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -116,6 +117,12 @@ class DjangoDCBRecorder(DCBRecorder):
     def wakeup_key(self) -> wakeups.Key:
         """Subscriptions of this process to this sequence are woken under this key."""
         return (self.using, f"dcb:{self.application_name}")
+
+    @cached_property
+    def channel_name(self) -> str:
+        """The PostgreSQL channel on which appends to this sequence are announced."""
+        digest = hashlib.sha1(self.application_name.encode()).hexdigest()[:20]
+        return f"messaging_dcb_{digest}"
 
     @contextmanager
     def _serialised(self) -> Iterator[None]:
@@ -220,12 +227,16 @@ class DjangoDCBRecorder(DCBRecorder):
         returning = self.connection.vendor == "postgresql" or (
             self.connection.vendor == "sqlite" and sqlite3.sqlite_version_info >= (3, 35)
         )
+        params: list[Any] = [count, self.application_name]
+        if self.connection.vendor == "postgresql":
+            # Subscribers in other processes hear of the append when (and if) it commits.
+            bump += " RETURNING last_position, pg_notify(%s, '')"
+            params.append(self.channel_name)
+        elif returning:
+            bump += " RETURNING last_position"
         with self.connection.cursor() as cursor:
             for _ in range(2):
-                cursor.execute(
-                    bump + (" RETURNING last_position" if returning else ""),
-                    [count, self.application_name],
-                )
+                cursor.execute(bump, params)
                 if returning:
                     row = cursor.fetchone()
                     if row is not None:

@@ -18,5 +18,5 @@ def test_no_missing_migrations() -> None:
 
 def test_tables_are_prefixed() -> None:
     tables = [m._meta.db_table for m in apps.get_app_config("messaging_eventstore").get_models()]
-    assert len(tables) == 4
+    assert len(tables) == 7
     assert all(table.startswith("messaging_eventstore_") for table in tables)

@@ -13,6 +13,8 @@ import types
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from tests.eventstore.base import EventStoreTestCase
 
 README = Path(__file__).resolve().parents[2] / "packages" / "eventstore" / "README.md"
@@ -39,5 +41,13 @@ class TestReadme(EventStoreTestCase):
             assert school.recorder.using == "eventstore"
             school.register("Rex")
             assert school.get_tricks("Rex") == []
+            namespace = module.__dict__
+            assert namespace["ada_position"] == 1
+            assert namespace["eve_was_refused"] is True
+            bookings = namespace["bookings"]
+            seat_14c = namespace["FlightBookings"].seat("LX318", "14C")
+            assert [e.event.data for e in bookings.recorder.read(seat_14c)] == [b"bob"]
+            with pytest.raises(namespace["SeatTakenError"]):
+                bookings.book("LX318", "12A", "eve")
         finally:
             del sys.modules[module.__name__]

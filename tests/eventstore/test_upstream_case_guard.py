@@ -4,8 +4,8 @@ pytest silently skips abstract classes (eventsourcing-django's factory case neve
 that reason: it left two abstract methods unimplemented), and a case nobody subclassed runs
 nowhere. This test lists every ``TestCase`` the eventsourcing distribution ships for
 persistence modules and checks that each one has a concrete subclass in
-``test_upstream_conformance`` that pytest collects with all of its test methods, apart from
-the exceptions written down below with their reasons.
+``test_upstream_conformance`` or ``test_dcb_conformance`` that pytest collects with all of its
+test methods, apart from the exceptions written down below with their reasons.
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ import inspect
 import unittest
 
 import pytest
+from eventsourcing.dcb import tests as dcb_tests
 from eventsourcing.tests import application, persistence, projection
 
+from tests.eventstore import test_dcb_conformance as dcb_conformance
 from tests.eventstore import test_upstream_conformance as conformance
+
+CONFORMANCE_MODULES = (conformance, dcb_conformance)
 
 #: Upstream cases that do not apply to a persistence module, and why.
 NOT_APPLICABLE = {
     "RecorderTestCase": "a base class without tests of its own",
     "TranscoderTestCase": "tests the JSON transcoder only; no recorder is involved",
-    "TaggedDecisionCountersProjectionTestCase": (
-        "needs a DCB recorder (eventsourcing.dcb); this module provides the four "
-        "application-side recorders, not DCB"
-    ),
 }
 
 #: Upstream test methods a subclass opts out of, and why (checked to be the only ones).
@@ -41,7 +41,7 @@ OPTED_OUT = {
 
 def upstream_cases() -> list[type[unittest.TestCase]]:
     found = []
-    for module in (persistence, application, projection):
+    for module in (persistence, application, projection, dcb_tests):
         for obj in vars(module).values():
             if (
                 inspect.isclass(obj)
@@ -55,7 +55,8 @@ def upstream_cases() -> list[type[unittest.TestCase]]:
 def concrete_subclasses(case: type) -> list[type]:
     return [
         obj
-        for obj in vars(conformance).values()
+        for module in CONFORMANCE_MODULES
+        for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, case) and obj is not case
     ]
 
@@ -70,6 +71,8 @@ def test_the_upstream_case_list_is_not_empty() -> None:
         "NonInterleavingNotificationIDsBaseCase",
         "InfrastructureFactoryTestCase",
         "ExampleApplicationTestCase",
+        "DCBRecorderTestCase",
+        "TaggedDecisionCountersProjectionTestCase",
     } <= names
 
 
@@ -78,7 +81,7 @@ def test_every_upstream_case_runs(case: type[unittest.TestCase]) -> None:
     if case.__name__ in NOT_APPLICABLE:
         return
     subclasses = concrete_subclasses(case)
-    assert subclasses, f"no subclass of {case.__name__} in test_upstream_conformance"
+    assert subclasses, f"no subclass of {case.__name__} in the conformance modules"
     upstream_tests = {name for name in dir(case) if name.startswith("test")}
     for subclass in subclasses:
         assert subclass.__name__.startswith("Test"), f"{subclass.__name__} is not collected"
@@ -105,3 +108,17 @@ def test_the_optional_subscribe_case_runs() -> None:
     """``optional_test_insert_subscribe`` runs only where a subclass opts in."""
     for name in ("TestApplicationRecorder", "TestApplicationRecorderNonEmptyLog"):
         assert "test_insert_subscribe" in vars(getattr(conformance, name))
+
+
+def test_the_dcb_helper_cases_run() -> None:
+    """``DCBRecorderTestCase`` has no ``test_`` methods of its own: its checks are the
+    ``_test_append_read`` and ``_test_append_subscribe`` helpers, which each subclass calls."""
+    for subclass in concrete_subclasses(dcb_tests.DCBRecorderTestCase):
+        collected = set(unittest.TestLoader().getTestCaseNames(subclass))
+        assert {"test_append_read", "test_append_subscribe"} <= collected, subclass
+        for name, helper in (
+            ("test_append_read", "_test_append_read"),
+            ("test_append_subscribe", "_test_append_subscribe"),
+        ):
+            source = inspect.getsource(getattr(subclass, name))
+            assert f"self.{helper}(" in source, (subclass, name)

@@ -1,4 +1,4 @@
-"""Read-only admin pages for looking at stored events, snapshots, positions and sequences.
+"""Read-only admin pages for stored events, snapshots, positions, sequences and DCB events.
 
 Events are immutable facts: the admin shows them but neither edits nor deletes them.
 """
@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
+from django_messaging.eventstore.dcb_models import DCBEventRecord, DCBSequence
 from django_messaging.eventstore.models import (
     AggregateRecord,
     NotificationSequence,
@@ -67,3 +68,23 @@ class NotificationTrackingRecordAdmin(ReadOnlyAdmin):
 @admin.register(NotificationSequence)
 class NotificationSequenceAdmin(ReadOnlyAdmin):
     list_display = ("application_name", "last_id")
+
+
+@admin.register(DCBEventRecord)
+class DCBEventRecordAdmin(ReadOnlyAdmin):
+    list_display = ("application_name", "position", "type", "tags")
+    list_filter = ("application_name",)
+    search_fields = ("type",)
+    ordering = ("application_name", "-position")
+    exclude = ("data",)
+    readonly_fields = ("data_preview",)
+
+    @admin.display(description="data")
+    def data_preview(self, obj: DCBEventRecord) -> str:
+        data = bytes(obj.data)
+        return f"{len(data)} bytes: {data[:500]!r}"
+
+
+@admin.register(DCBSequence)
+class DCBSequenceAdmin(ReadOnlyAdmin):
+    list_display = ("application_name", "last_position")

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS, connections
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -28,6 +29,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic
 from typing_extensions import TypeVar
 
+from django_messaging.eventstore.dcb import DjangoDCBRecorder
 from django_messaging.eventstore.recorders import (
     DjangoAggregateRecorder,
     DjangoApplicationRecorder,
@@ -42,8 +44,12 @@ TDjangoTrackingRecorder = TypeVar(
 APP_NAME = "django_messaging.eventstore"
 
 
-class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
-    """Builds Django recorders for one application (``env.name``)."""
+class Factory(
+    InfrastructureFactory[DjangoTrackingRecorder],
+    DCBInfrastructureFactory[DjangoTrackingRecorder],
+):
+    """Builds Django recorders for one application (``env.name``): for an ``Application``,
+    and the DCB recorder for a ``DCBApplication`` (:meth:`dcb_recorder`)."""
 
     DJANGO_DB_ALIAS = "DJANGO_DB_ALIAS"
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
@@ -54,6 +60,7 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
     application_recorder_class: type[DjangoApplicationRecorder] = DjangoApplicationRecorder
     tracking_recorder_class: type[DjangoTrackingRecorder] = DjangoTrackingRecorder
     process_recorder_class: type[DjangoProcessRecorder] = DjangoProcessRecorder
+    dcb_recorder_class: type[DjangoDCBRecorder] = DjangoDCBRecorder
 
     def __init__(self, env: Environment | EnvType | None) -> None:
         super().__init__(env)
@@ -131,6 +138,11 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
     def process_recorder(self) -> ProcessRecorder:
         cls = self._class_from_topic(self.PROCESS_RECORDER_TOPIC, type(self).process_recorder_class)
         return cls(poll_interval=self.poll_interval, **self._common())
+
+    def dcb_recorder(self) -> DjangoDCBRecorder:
+        return type(self).dcb_recorder_class(
+            self.application_name, self.using, poll_interval=self.poll_interval
+        )
 
     def _class_from_topic(self, key: str, default: type[Any]) -> type[Any]:
         topic = self.env.get(key)

@@ -125,3 +125,22 @@ class NotificationSequence(models.Model):
 
 #: eventsourcing-django's name for the snapshots model.
 SnapshotRecord = AggregateRecord
+
+
+# The DCB tables live in their own module; importing them here registers them with the app.
+from django_messaging.eventstore.dcb_models import (  # noqa: E402
+    DCBEventRecord,
+    DCBSequence,
+    DCBTagRecord,
+)
+
+__all__ = [
+    "AggregateRecord",
+    "DCBEventRecord",
+    "DCBSequence",
+    "DCBTagRecord",
+    "NotificationSequence",
+    "NotificationTrackingRecord",
+    "SnapshotRecord",
+    "StoredEventRecord",
+]

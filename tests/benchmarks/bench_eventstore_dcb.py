@@ -10,8 +10,10 @@ Each variant builds its DCB recorder through ``DCBInfrastructureFactory.construc
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
+import uuid
 from typing import Any
 
 from tests.benchmarks.harness import Scenario, Variant, emit
@@ -35,13 +37,20 @@ def _pg() -> dict[str, Any]:
     }
 
 
-def _database(name: str) -> dict[str, Any]:
+def _database(prefix: str) -> dict[str, Any]:
+    """A database of this variant process's own, dropped when the process exits."""
     import psycopg
 
     pg = _pg()
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(dbname="postgres", autocommit=True, **pg) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(dbname="postgres", autocommit=True, **pg) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    atexit.register(drop)
     return {**pg, "dbname": name}
 
 

@@ -105,7 +105,10 @@ def test_correlation_and_meta_functions_follow_a_settings_change(settings):
     assert get_meta(object()) == {}
     _with_cqrs(
         settings,
-        master={"correlation_function": f"{__name__}.correlation", "meta_function": f"{__name__}.meta"},
+        master={
+            "correlation_function": f"{__name__}.correlation",
+            "meta_function": f"{__name__}.meta",
+        },
     )
     assert get_correlation_id("SAVE", "product", 1, None) == "corr-from-path"
     assert get_meta(object()) == {"from": "path"}

@@ -83,7 +83,9 @@ class OtherErrorHandler:
 @pytest.mark.parametrize("legacy", [False, True])
 def test_an_error_handler_path_that_cannot_be_imported_is_e008(legacy):
     values = {"ERROR_HANDLER": "django_messaging.kafka.error_handlers.NoSuchHandler"}
-    overrides = {"MESSAGING": {}, "DJANGO_KAFKA": values} if legacy else {"MESSAGING": {"KAFKA": values}}
+    overrides = (
+        {"MESSAGING": {}, "DJANGO_KAFKA": values} if legacy else {"MESSAGING": {"KAFKA": values}}
+    )
     where = "DJANGO_KAFKA['ERROR_HANDLER']" if legacy else "MESSAGING['KAFKA']['ERROR_HANDLER']"
     with override_settings(**overrides):
         errors = [m for m in checks.run_checks() if m.id == "messaging.E008"]

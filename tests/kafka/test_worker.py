@@ -202,7 +202,9 @@ def test_workers_runs_that_many_processes_of_each_consumer_sharing_its_group(
         nonlocal sent
         values = [f"w{sent + i}".encode() for i in range(3)]
         for partition in range(3):
-            produce_raw(kafka_bootstrap, topic, values[partition : partition + 1], partition=partition)
+            produce_raw(
+                kafka_bootstrap, topic, values[partition : partition + 1], partition=partition
+            )
         sent += 3
         return len({line[0] for line in lines(output)}) == 2
 

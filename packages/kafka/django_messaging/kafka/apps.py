@@ -9,8 +9,7 @@ class MessagingKafkaConfig(AppConfig):
 
     def ready(self) -> None:
         from django_messaging.core.settings import on_change
-        from django_messaging.kafka import autodiscover, conf  # noqa: F401  (declares MESSAGING["KAFKA"])
-        from django_messaging.kafka import kafka
+        from django_messaging.kafka import autodiscover, conf, kafka  # noqa: F401  (declares MESSAGING["KAFKA"])
 
         on_change(kafka.reset_clients)
         autodiscover()

@@ -49,12 +49,13 @@ class Command(WorkerCommand):
             help="bind the queue only for these CQRS_IDs (default: every replica model)",
         )
 
-    def check_options(self, *, cqrs_ids: list[str] | None, **options: Any) -> None:
-        for cqrs_id in cqrs_ids or []:
+    def check_options(self, **options: Any) -> None:
+        for cqrs_id in options["cqrs_ids"] or []:
             if cqrs_id not in ReplicaRegistry.models:
                 raise UsageError(f"Wrong CQRS ID: {cqrs_id!r} is not a replica model here.")
 
-    def worker_factory(self, *, cqrs_ids: list[str] | None, **options: Any) -> WorkerFactory:
+    def worker_factory(self, **options: Any) -> WorkerFactory:
+        cqrs_ids: list[str] | None = options["cqrs_ids"]
         transport = current_transport()
         factory = getattr(transport, "consumer_worker", None)
         if factory is not None:

@@ -43,13 +43,11 @@ class Command(WorkerCommand):
             return
         super().handle(*args, **options)
 
-    def check_options(self, *, consumers: list[str], **options: Any) -> None:
-        unknown = [key for key in consumers if key not in kafka.consumers]
+    def check_options(self, **options: Any) -> None:
+        unknown = [key for key in options["consumers"] if key not in kafka.consumers]
         if unknown:
             known = ", ".join(kafka.consumers) or "none"
             raise UsageError(f"not registered: {', '.join(unknown)} (registered: {known})")
 
-    def worker_factories(
-        self, workers: int, *, consumers: list[str], **options: Any
-    ) -> list[WorkerFactory]:
-        return kafka.consumer_factories(consumers or None, workers)
+    def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
+        return kafka.consumer_factories(options["consumers"] or None, workers)

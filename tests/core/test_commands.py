@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError, CommandParser
+from django.test import override_settings
 
 from django_messaging.core import commands
 from django_messaging.core.commands import UsageError, WorkerCommand
+from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.worker import Worker
 
 
@@ -90,6 +92,28 @@ def test_a_wrong_command_line_exits_2_before_any_work(
         call_command(Demo(), str(out), *argv)
     assert raised.value.returncode == 2
     assert not out.exists()
+
+
+def test_settings_that_fail_the_system_checks_exit_2_before_any_work(tmp_path: Path) -> None:
+    out = tmp_path / "units"
+    with (
+        override_settings(MESSAGING={"NO_SUCH_SECTION": {}}),
+        pytest.raises(CommandError, match=r"messaging\.E002") as raised,
+    ):
+        call_command(Demo(), str(out), skip_checks=False)
+    assert raised.value.returncode == 2
+    assert not out.exists()
+
+
+class NeedsSettings(Demo):
+    def worker_factory(self, **options: Any) -> Any:
+        raise ConfigurationError("MESSAGING['DEMO']['X'] = 'no.where' cannot be imported")
+
+
+def test_a_configuration_error_while_building_the_workers_exits_2(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"no\.where") as raised:
+        call_command(NeedsSettings(), str(tmp_path / "units"))
+    assert raised.value.returncode == 2
 
 
 def test_a_worker_that_keeps_crashing_exits_1(

@@ -91,6 +91,14 @@ def importing() -> Section:
         {
             "HANDLER": Setting("json.dumps", (str, type(len)), imports=True),
             "PLAIN": Setting(1, int),
+            "NESTED": Setting(
+                {},
+                dict,
+                children={
+                    "FUNCTION": Setting(None, None, imports=True),
+                    "NAME": Setting("n", str),
+                },
+            ),
         },
     )
     yield section
@@ -117,6 +125,24 @@ def test_an_import_setting_that_cannot_be_imported_names_the_setting(importing: 
         importing.imported("HANDLER")
     with pytest.raises(ConfigurationError, match="not declared as an import path"):
         importing.imported("PLAIN")
+
+
+def test_a_nested_import_setting_is_reached_through_its_parent_keys(importing: Section) -> None:
+    import json
+
+    assert importing.imported("NESTED", "FUNCTION") is None  # the default, nothing to import
+    with override_settings(MESSAGING={"TEST_IMPORTS": {"NESTED": {"FUNCTION": "json.loads"}}}):
+        assert importing.imported("NESTED", "FUNCTION") is json.loads
+        assert importing.imported("NESTED", "FUNCTION") is importing._imported["NESTED.FUNCTION"]
+    with (
+        override_settings(MESSAGING={"TEST_IMPORTS": {"NESTED": {"FUNCTION": "json.nope"}}}),
+        pytest.raises(ConfigurationError, match=r"\['NESTED'\]\['FUNCTION'\] = 'json.nope'"),
+    ):
+        importing.imported("NESTED", "FUNCTION")
+    with pytest.raises(ConfigurationError, match="not declared as an import path"):
+        importing.imported("NESTED", "NAME")
+    with pytest.raises(ConfigurationError, match="has no setting 'MISSING'"):
+        importing.imported("NESTED", "MISSING")
 
 
 def test_on_change_callbacks_run_when_messaging_changes_only() -> None:

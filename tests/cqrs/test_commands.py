@@ -282,6 +282,28 @@ def test_postgres_json_lines_hold_the_same_values_as_the_python_path(quiet):
                 assert field.to_python(value) == field.to_python(expected), name
 
 
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--cqrs-id", "product", "no_such_id"], "Wrong CQRS ID: 'no_such_id'"),
+        (["-cid", "no_such_id"], "Wrong CQRS ID"),
+        (["-w", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_cqrs_consume_usage_errors_exit_2_before_consuming(argv, message):
+    with pytest.raises(CommandError, match=message) as raised:
+        call_command("cqrs_consume", *argv)
+    assert raised.value.returncode == 2
+
+
+def test_cqrs_consume_help_lists_the_documented_flags(capsys):
+    with pytest.raises(SystemExit):
+        call_command("cqrs_consume", "--help")
+    text = capsys.readouterr().out
+    for flag in ("--workers", "-w", "--cqrs-id", "-cid", "--reload", "-r"):
+        assert flag in text
+
+
 class CountingTransport(TransportMock):
     """A custom transport whose consume() returns at once."""
 

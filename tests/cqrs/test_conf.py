@@ -58,7 +58,63 @@ def test_master_and_replica_settings_are_read_through_the_section(settings):
 
 def test_replica_service_needs_a_queue_and_a_real_transport(settings):
     _with_cqrs(settings, queue=None, transport="no.such.Transport")
-    assert {"messaging.E301", "messaging.E303"} <= _ids(checks.run_checks())
+    assert {"messaging.E008", "messaging.E303"} <= _ids(checks.run_checks())
+    _with_cqrs(settings, queue="q", transport="django_messaging.cqrs.conf.Section")
+    assert "messaging.E302" in _ids(checks.run_checks())
+
+
+def correlation(*args):
+    return "corr-from-path"
+
+
+def meta(obj, **kwargs):
+    return {"from": "path"}
+
+
+@pytest.mark.parametrize(
+    "values,where",
+    [
+        ({"transport": "django_messaging.cqrs.transport.NoSuch"}, "['transport']"),
+        ({"master": {"correlation_function": f"{__name__}.nope"}}, "['correlation_function']"),
+        ({"master": {"meta_function": "no_such_module.meta"}}, "['meta_function']"),
+    ],
+)
+def test_a_dotted_path_that_cannot_be_imported_is_e008_naming_the_setting(settings, values, where):
+    _with_cqrs(settings, **values)
+    errors = [m for m in checks.run_checks() if m.id == "messaging.E008"]
+    assert len(errors) == 1, [m.msg for m in checks.run_checks()]
+    assert errors[0].msg.startswith("MESSAGING['CQRS']") and where in errors[0].msg
+
+
+def test_the_transport_follows_a_settings_change(settings):
+    from django_messaging.cqrs.transport import RabbitMQTransport, TransportMock, current_transport
+
+    _with_cqrs(settings, transport="django_messaging.cqrs.transport.RabbitMQTransport")
+    assert current_transport() is RabbitMQTransport
+    _with_cqrs(settings, transport="django_messaging.cqrs.transport.TransportMock")
+    assert current_transport() is TransportMock
+    _with_cqrs(settings, transport=RabbitMQTransport)  # a class, not a path
+    assert current_transport() is RabbitMQTransport
+
+
+def test_correlation_and_meta_functions_follow_a_settings_change(settings):
+    from django_messaging.cqrs.utils import get_correlation_id, get_meta
+
+    _with_cqrs(settings, master={})
+    assert get_correlation_id("SAVE", "product", 1, None) is None
+    assert get_meta(object()) == {}
+    _with_cqrs(
+        settings,
+        master={
+            "correlation_function": f"{__name__}.correlation",
+            "meta_function": f"{__name__}.meta",
+        },
+    )
+    assert get_correlation_id("SAVE", "product", 1, None) == "corr-from-path"
+    assert get_meta(object()) == {"from": "path"}
+    _with_cqrs(settings, master={"correlation_function": lambda *args: "corr-callable"})
+    assert get_correlation_id("SAVE", "product", 1, None) == "corr-callable"
+    assert get_meta(object()) == {}
 
 
 def test_nested_defaults_and_legacy_setting(settings):

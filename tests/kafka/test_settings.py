@@ -75,6 +75,36 @@ def test_valid_settings_pass_the_checks():
         assert kafka_errors() == []
 
 
+class OtherErrorHandler:
+    def __call__(self, error):
+        pass
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_an_error_handler_path_that_cannot_be_imported_is_e008(legacy):
+    values = {"ERROR_HANDLER": "django_messaging.kafka.error_handlers.NoSuchHandler"}
+    overrides = (
+        {"MESSAGING": {}, "DJANGO_KAFKA": values} if legacy else {"MESSAGING": {"KAFKA": values}}
+    )
+    where = "DJANGO_KAFKA['ERROR_HANDLER']" if legacy else "MESSAGING['KAFKA']['ERROR_HANDLER']"
+    with override_settings(**overrides):
+        errors = [m for m in checks.run_checks() if m.id == "messaging.E008"]
+    assert [m.msg.split(" ")[0] for m in errors] == [where]
+    assert "NoSuchHandler" in errors[0].msg
+
+
+def test_the_error_handler_follows_a_settings_change():
+    from django_messaging.kafka.config import error_handler
+    from django_messaging.kafka.error_handlers import ClientErrorHandler
+
+    assert type(error_handler()) is ClientErrorHandler
+    producer = kafka.producer
+    with override_settings(MESSAGING={"KAFKA": {"ERROR_HANDLER": f"{__name__}.OtherErrorHandler"}}):
+        assert type(error_handler()) is OtherErrorHandler
+        assert kafka.producer is not producer  # rebuilt with the new error_cb
+    assert type(error_handler()) is ClientErrorHandler
+
+
 def test_consumers_of_installed_apps_are_autodiscovered():
     import sys
 

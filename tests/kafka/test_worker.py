@@ -189,10 +189,49 @@ def test_kafka_consume_without_arguments_runs_every_consumer_and_retry_consumer(
     assert marker.exists()
 
 
-def test_unknown_consumer_key_is_an_error(kafka_bootstrap):
+def test_workers_runs_that_many_processes_of_each_consumer_sharing_its_group(
+    setup, kafka_bootstrap
+):
+    """``--workers 2``: two processes of the one consumer named, splitting its partitions."""
+    topic, group, output, env = setup
+    env["KAFKA_APP_SLOW"] = "0.01"
+    proc = start(kafka_bootstrap, env, FILE_CONSUMER, "--workers", "2")
+    sent = 0
+
+    def two_pids_handled() -> bool:
+        nonlocal sent
+        values = [f"w{sent + i}".encode() for i in range(3)]
+        for partition in range(3):
+            produce_raw(
+                kafka_bootstrap, topic, values[partition : partition + 1], partition=partition
+            )
+        sent += 3
+        return len({line[0] for line in lines(output)}) == 2
+
+    try:
+        wait_until(two_pids_handled, timeout=60, interval=0.2, what="two worker pids")
+        wait_until(lambda: len(lines(output)) >= sent, timeout=40, what="every message handled")
+    finally:
+        code = stop(proc)
+    assert code == 0, proc.stdout.read().decode()[-3000:]
+    pids = {line[0] for line in lines(output)}
+    assert str(proc.pid) not in pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid), 0)  # no orphan left behind
+    assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == sent
+
+
+def test_unknown_consumer_key_is_a_usage_error_exit_2(kafka_bootstrap):
     proc = start(kafka_bootstrap, {}, "no.such.Consumer")
-    assert proc.wait(60) != 0
+    assert proc.wait(60) == 2
     assert b"not registered" in proc.stdout.read()
+
+
+def test_workers_below_one_is_a_usage_error_exit_2(kafka_bootstrap):
+    proc = start(kafka_bootstrap, {}, FILE_CONSUMER, "--workers", "0")
+    assert proc.wait(60) == 2
+    assert b"--workers must be at least 1" in proc.stdout.read()
 
 
 def test_list_prints_the_registry_keys(kafka_bootstrap):
@@ -220,3 +259,5 @@ def test_help_explains_with_an_example():
     )
     assert done.returncode == 0
     assert b"./manage.py kafka_consume" in done.stdout
+    for flag in (b"--workers", b"--reload", b"--list"):
+        assert flag in done.stdout

@@ -23,8 +23,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
 
+from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reload import is_reloaded_child, run_reloading
 from django_messaging.core.worker import WorkerFactory, run_workers
 
@@ -76,6 +77,12 @@ class WorkerCommand(BaseCommand):
     def check_options(self, **options: Any) -> None:
         """Raise :class:`UsageError` for a wrong combination of arguments, before any work."""
 
+    def check(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            super().check(*args, **kwargs)
+        except SystemCheckError as exc:  # a configuration error: exit 2 like a usage error
+            raise SystemCheckError(str(exc), returncode=2) from None
+
     def handle(self, *args: Any, **options: Any) -> None:
         workers = options.pop("workers")
         reload = options.pop("reload")
@@ -88,7 +95,11 @@ class WorkerCommand(BaseCommand):
         if reload and not is_reloaded_child():
             self._exit(run_reloading())
             return
-        self._exit(run_workers(self.worker_factories(workers, **options)))
+        try:
+            factories = self.worker_factories(workers, **options)
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from exc
+        self._exit(run_workers(factories))
 
     def _exit(self, code: int) -> None:
         if code:

@@ -16,7 +16,7 @@ captured at import time. The declarations also drive the system checks in ``chec
 A setting declared with ``imports=True`` holds an object or the dotted path of one:
 ``section.imported("ERROR_HANDLER")`` returns the object, imported once and cached until a
 setting changes, and a path that cannot be imported is reported against the setting that holds
-it. Every section's cache is cleared by one ``setting_changed`` receiver (``clear_caches``), and
+it; ``section.imported("master", "meta_function")`` reaches a key of a nested dict. Every section's cache is cleared by one ``setting_changed`` receiver (``clear_caches``), and
 ``on_change(callback)`` lets a package drop what it built from settings (clients, connections).
 """
 
@@ -144,17 +144,26 @@ class Section:
                 return f"{self.legacy}[{key!r}]"
         return f"{SETTINGS_NAME}[{self.name!r}][{key!r}]"
 
-    def imported(self, key: str) -> Any:
-        """The object an ``imports=True`` setting names (the value itself when it is no path)."""
-        if not self.schema[key].imports:
-            raise ConfigurationError(f"{self.path(key)} is not declared as an import path")
+    def imported(self, key: str, *children: str) -> Any:
+        """The object an ``imports=True`` setting names (the value itself when it is no path).
+
+        ``children`` reach a key of a nested dict: ``imported("master", "meta_function")``.
+        """
+        cache_key = ".".join((key, *children))
         try:
-            return self._imported[key]
+            return self._imported[cache_key]
         except KeyError:
             pass
-        value = import_from_setting(self.get(key), self.path(key))
-        self._imported[key] = value
-        return value
+        spec, value, where = self.schema[key], self.get(key), self.path(key)
+        for child in children:
+            if spec.children is None or child not in spec.children:
+                raise ConfigurationError(f"{where} has no setting {child!r}")
+            spec, value, where = spec.children[child], value[child], f"{where}[{child!r}]"
+        if not spec.imports:
+            raise ConfigurationError(f"{where} is not declared as an import path")
+        imported = import_from_setting(value, where)
+        self._imported[cache_key] = imported
+        return imported
 
     def clear_cache(self) -> None:
         self._imported.clear()

@@ -39,8 +39,12 @@ MASTER = {
         validate=_positive_or_none,
         help="seconds a message stays valid (None: forever)",
     ),
-    "correlation_function": Setting(None, None, help="callable(signal_type, cqrs_id, pk, queue)"),
-    "meta_function": Setting(None, None, help="callable or dotted path: meta for every payload"),
+    "correlation_function": Setting(
+        None, None, imports=True, help="callable or dotted path: (signal_type, cqrs_id, pk, queue)"
+    ),
+    "meta_function": Setting(
+        None, None, imports=True, help="callable or dotted path: meta for every payload"
+    ),
     "CQRS_PUBLISH_CONFIRMS": Setting(
         "outbox",
         str,
@@ -116,6 +120,7 @@ settings = Section(
         "transport": Setting(
             "django_messaging.cqrs.transport.RabbitMQTransport",
             (str, type),
+            imports=True,
             help="dotted path of a BaseTransport subclass",
         ),
         "url": Setting(None, str, secret=True, validate=_url),

@@ -9,8 +9,7 @@ from typing import Any
 from django.db import DatabaseError, router
 from django.utils import timezone
 
-from django_messaging.core.imports import import_from_setting
-from django_messaging.cqrs.conf import master_setting, replica_setting
+from django_messaging.cqrs.conf import master_setting, replica_setting, settings
 from django_messaging.cqrs.registries import ReplicaRegistry
 
 logger = logging.getLogger(__name__)
@@ -26,18 +25,16 @@ def get_message_expiration_dt(ttl: int | None = ...) -> dt.datetime | None:  # t
 
 
 def get_correlation_id(signal_type: Any, cqrs_id: str, instance_pk: Any, queue: str | None) -> Any:
-    function = master_setting("correlation_function")
+    function = settings.imported("master", "correlation_function")
     if function is None:
         return None
-    function = import_from_setting(function, "MESSAGING['CQRS']['master']['correlation_function']")
     return function(signal_type, cqrs_id, instance_pk, queue)
 
 
 def get_meta(instance: Any, **kwargs: Any) -> dict[str, Any]:
-    function = master_setting("meta_function")
+    function = settings.imported("master", "meta_function")
     if function is None:
         return {}
-    function = import_from_setting(function, "MESSAGING['CQRS']['master']['meta_function']")
     return function(obj=instance, **kwargs)
 
 

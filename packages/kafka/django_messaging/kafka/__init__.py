@@ -54,15 +54,22 @@ class DjangoKafka:
         """Run one registered consumer in this process until SIGTERM/SIGINT."""
         self.consumers[consumer_key]().run()
 
-    def run_consumers(self, consumers: Sequence[str] | None = None) -> int:
-        """Run registered consumers (all by default), each in its own process, under the core
-        supervisor; returns the exit code (0 after SIGTERM, 1 when a consumer kept crashing)."""
+    def consumer_factories(
+        self, consumers: Sequence[str] | None = None, workers: int = 1
+    ) -> list[Any]:
+        """``workers`` factories per registered consumer (all of them by default)."""
         keys = list(consumers) if consumers else list(self.consumers)
-        if not keys:
+        return [self.consumers[key] for key in keys for _ in range(workers)]
+
+    def run_consumers(self, consumers: Sequence[str] | None = None, workers: int = 1) -> int:
+        """Run registered consumers (all by default), ``workers`` processes of each, under the
+        core supervisor; returns the exit code (0 after SIGTERM, 1 when a consumer kept
+        crashing)."""
+        factories = self.consumer_factories(consumers, workers)
+        if not factories:
             logger.debug("no consumers to run")
             return 0
-        classes = [self.consumers[key] for key in keys]
-        return run_workers(classes)
+        return run_workers(factories)
 
 
 def autodiscover() -> None:

@@ -40,6 +40,7 @@ KAFKA_SETTINGS: dict[str, Setting] = {
     "ERROR_HANDLER": Setting(
         "django_messaging.kafka.error_handlers.ClientErrorHandler",
         (str, type),
+        imports=True,
         help="error_cb class (dotted path); fatal client errors raise DjangoKafkaError",
     ),
     "GLOBAL_CONFIG": Setting({}, dict, open=True, help="librdkafka config of every client"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.kafka.conf import settings
 
 logger = logging.getLogger("django_messaging.kafka.client")
@@ -13,7 +12,7 @@ logger = logging.getLogger("django_messaging.kafka.client")
 
 def error_handler() -> Any:
     """A new instance of the ``ERROR_HANDLER`` class (read now)."""
-    handler = import_from_setting(settings.ERROR_HANDLER, "MESSAGING['KAFKA']['ERROR_HANDLER']")
+    handler = settings.imported("ERROR_HANDLER")
     return handler() if isinstance(handler, type) else handler
 
 

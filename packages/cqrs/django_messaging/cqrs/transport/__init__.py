@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.cqrs.conf import settings
 from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
 from django_messaging.cqrs.transport.mock import TransportMock
@@ -24,18 +23,8 @@ __all__ = [
 ]
 
 
-_resolved: dict[str, Any] = {}
-
-
 def current_transport() -> Any:
-    value = settings.transport
-    if not isinstance(value, str):
-        return value
-    transport = _resolved.get(value)
-    if transport is None:
-        transport = import_from_setting(value, "MESSAGING['CQRS']['transport']")
-        _resolved[value] = transport
-    return transport
+    return settings.imported("transport")
 
 
 def __getattr__(name: str) -> Any:

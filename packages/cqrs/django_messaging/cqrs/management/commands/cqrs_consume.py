@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandParser
 
-from django_messaging.core.reload import is_reloaded_child, run_reloading
-from django_messaging.core.worker import Worker, run_workers
+from django_messaging.core.commands import UsageError, WorkerCommand
+from django_messaging.core.worker import Worker, WorkerFactory
 from django_messaging.cqrs.registries import ReplicaRegistry
 from django_messaging.cqrs.transport import current_transport
 
@@ -30,20 +29,18 @@ class _ConsumeWorker(Worker):
             time.sleep(left)
 
 
-class Command(BaseCommand):
+class Command(WorkerCommand):
     help = (
         "Consume this service's CQRS queue and apply the messages to the replica models.\n\n"
         "Runs until SIGTERM/SIGINT, then finishes the batch in progress, acknowledges it and "
         "exits 0. With -w N, N supervised worker processes share the queue; a crashed worker "
-        "is restarted. With --reload (for development) the command starts again, gracefully, "
-        "whenever a Python file of the project changes.\n\n"
+        "is restarted, and one that keeps crashing stops the command with exit code 1. With "
+        "--reload (for development) the command starts again, gracefully, whenever a Python "
+        "file of the project changes. A CQRS_ID that is not a replica model here exits 2.\n\n"
         "Example: python manage.py cqrs_consume -w 2 --cqrs-id author book"
     )
 
-    def add_arguments(self, parser: Any) -> None:
-        parser.add_argument(
-            "--workers", "-w", type=int, default=1, help="worker processes (default 1)"
-        )
+    def add_command_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--cqrs-id",
             "-cid",
@@ -51,30 +48,16 @@ class Command(BaseCommand):
             dest="cqrs_ids",
             help="bind the queue only for these CQRS_IDs (default: every replica model)",
         )
-        parser.add_argument(
-            "--reload",
-            "-r",
-            action="store_true",
-            help="restart when a Python file changes (development; like runserver's reloader)",
-        )
 
-    def handle(self, *args: Any, workers: int, cqrs_ids: list[str] | None, **options: Any) -> None:
-        if workers < 1:
-            raise CommandError("--workers must be at least 1")
-        for cqrs_id in cqrs_ids or []:
+    def check_options(self, **options: Any) -> None:
+        for cqrs_id in options["cqrs_ids"] or []:
             if cqrs_id not in ReplicaRegistry.models:
-                raise CommandError(f"Wrong CQRS ID: {cqrs_id!r} is not a replica model here.")
-        if options["reload"] and not is_reloaded_child():
-            code = run_reloading()
-            if code:
-                sys.exit(code)
-            return
+                raise UsageError(f"Wrong CQRS ID: {cqrs_id!r} is not a replica model here.")
+
+    def worker_factory(self, **options: Any) -> WorkerFactory:
+        cqrs_ids: list[str] | None = options["cqrs_ids"]
         transport = current_transport()
         factory = getattr(transport, "consumer_worker", None)
         if factory is not None:
-            factories = [lambda: factory(cqrs_ids)] * workers
-        else:
-            factories = [lambda: _ConsumeWorker(transport, cqrs_ids)] * workers
-        code = run_workers(factories)
-        if code:
-            sys.exit(code)
+            return lambda: factory(cqrs_ids)
+        return lambda: _ConsumeWorker(transport, cqrs_ids)

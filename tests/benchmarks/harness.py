@@ -64,7 +64,8 @@ def python_for(requirements: list[str]) -> str:
     return refenv.reference_python(requirements) if requirements else sys.executable
 
 
-def run_variant(variant: Variant, timeout: float) -> float:
+def run_variant(variant: Variant, timeout: float) -> tuple[float, float | None]:
+    """ops/s, and CPU milliseconds per op when the variant reports its CPU time."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **variant.env}
     done = subprocess.run(
         [python_for(variant.requirements), *variant.argv],
@@ -81,7 +82,9 @@ def run_variant(variant: Variant, timeout: float) -> float:
             f"{variant.label}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
         )
     result = json.loads(lines[-1])
-    return float(result["ops"]) / float(result["seconds"])
+    ops = float(result["ops"])
+    cpu = result.get("cpu_seconds")
+    return ops / float(result["seconds"]), (1000 * float(cpu) / ops if cpu is not None else None)
 
 
 def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> list[dict]:
@@ -89,6 +92,7 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
     for scenario in scenarios:
         print(f"-- {scenario.name}", flush=True)
         samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
+        cpu_samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
         errors: dict[str, str] = {}
         for round_no in range(rounds):
             order = (
@@ -99,11 +103,16 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 if variant.label in errors:
                     continue
                 try:
-                    samples[variant.label].append(run_variant(variant, timeout))
+                    rate, cpu_ms = run_variant(variant, timeout)
                 except Exception as exc:  # a broken reference run is reported, not fatal
                     errors[variant.label] = str(exc)[-1500:]
                     print(f"   {variant.label}: FAILED\n{errors[variant.label]}", flush=True)
+                    continue
+                samples[variant.label].append(rate)
+                if cpu_ms is not None:
+                    cpu_samples[variant.label].append(cpu_ms)
         medians = {k: statistics.median(v) for k, v in samples.items() if v}
+        cpu_ms = {k: statistics.median(v) for k, v in cpu_samples.items() if v}
         ours = medians.get(scenario.ours)
         ratios = {k: (ours / v if ours and v else None) for k, v in medians.items()}
         checks = []
@@ -118,7 +127,8 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 }
             )
         for label, value in medians.items():
-            print(f"   {label:40s} {value:14,.0f} {scenario.unit}", flush=True)
+            cpu = f"  {cpu_ms[label]:.3f} CPU ms/op" if label in cpu_ms else ""
+            print(f"   {label:40s} {value:14,.0f} {scenario.unit}{cpu}", flush=True)
         results.append(
             {
                 "scenario": scenario.name,
@@ -127,6 +137,7 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 "rounds": rounds,
                 "medians": medians,
                 "samples": samples,
+                "cpu_ms_per_op": cpu_ms,
                 "ratios": ratios,
                 "targets": checks,
                 "errors": errors,
@@ -150,11 +161,24 @@ def write_report(results: list[dict], path: Path) -> None:
         lines += [f"## {result['scenario']}", ""]
         if result["note"]:
             lines += [result["note"], ""]
-        lines += [f"| variant | median {result['unit']} | ratio | rounds |", "|---|---:|---:|---:|"]
+        cpu_ms = result.get("cpu_ms_per_op") or {}
+        if cpu_ms:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | CPU ms per op | rounds |",
+                "|---|---:|---:|---:|---:|",
+            ]
+        else:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | rounds |",
+                "|---|---:|---:|---:|",
+            ]
         for label, value in result["medians"].items():
             ratio = result["ratios"].get(label)
             shown = "—" if label == result["ours"] else (f"{ratio:.2f}×" if ratio else "n/a")
-            lines.append(f"| {label} | {value:,.0f} | {shown} | {len(result['samples'][label])} |")
+            cpu = f" {cpu_ms[label]:.3f} |" if label in cpu_ms else (" |" if cpu_ms else "")
+            lines.append(
+                f"| {label} | {value:,.0f} | {shown} |{cpu} {len(result['samples'][label])} |"
+            )
         for label, error in result["errors"].items():
             lines.append(
                 f"| {label} | failed: {error.splitlines()[-1][:120] if error else ''} | | |"
@@ -171,6 +195,9 @@ def write_report(results: list[dict], path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
 
 
-def emit(ops: int, seconds: float) -> None:
-    """What a variant prints last."""
-    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)
+def emit(ops: int, seconds: float, cpu_seconds: float | None = None) -> None:
+    """What a variant prints last (``cpu_seconds``: the process's CPU time over the same span)."""
+    result: dict[str, float] = {"ops": ops, "seconds": seconds}
+    if cpu_seconds is not None:
+        result["cpu_seconds"] = cpu_seconds
+    print(json.dumps(result), flush=True)

@@ -234,28 +234,42 @@ def apply_rate(side: str, tag: str) -> None:
     os._exit(0)  # django-cqrs's consumer thread never returns
 
 
-def publish_rate(side: str, tag: str) -> None:
-    """``Model.objects.create()`` in autocommit: each save is published on commit."""
+def _wait_for_queue(channel, queue: str, count: int, timeout: float) -> int:
+    """Poll the replica queue until it holds ``count`` messages (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        depth = channel.queue_declare(queue, passive=True).method.message_count
+        if depth >= count or time.monotonic() > deadline:
+            return depth
+        time.sleep(0.002)
+
+
+def _publish_rate(side: str, tag: str, per_block: int) -> None:
+    """``Model.objects.create()``: in autocommit (``per_block=0``) or ``per_block`` creates per
+    ``transaction.atomic()`` block. The clock runs from the first save until the replica queue
+    holds every message; CPU time (every thread of the process) is measured over the same span."""
+    from django.db import transaction
+
     env = setup(side, tag)
     master, cqrs, cqrs_id = env["master"], env["cqrs"], env["id"]
     conn, channel = _channel(cqrs, cqrs_id)
     now = dt.datetime.now(dt.UTC)
-    started = time.perf_counter()
-    for i in range(SAVES):
-        master.objects.create(name=f"n{i}", price=Decimal("1.25"), created=now)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    if per_block:
+        for first in range(0, SAVES, per_block):
+            with transaction.atomic():
+                for i in range(first, min(first + per_block, SAVES)):
+                    master.objects.create(name=f"n{i}", price=Decimal("1.25"), created=now)
+    else:
+        for i in range(SAVES):
+            master.objects.create(name=f"n{i}", price=Decimal("1.25"), created=now)
+    depth = _wait_for_queue(channel, cqrs["queue"], SAVES, timeout=30)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     if side == "ours":
         from django_messaging.cqrs.transport import RabbitMQTransport
 
-        # Inside the timing: every confirm is in (pipelined mode collects them late).
         if RabbitMQTransport.wait_for_confirms():
             raise SystemExit("unconfirmed messages")
-    elapsed = time.perf_counter() - started
-    deadline = time.monotonic() + 5  # unconfirmed publishes may still be on their way
-    while time.monotonic() < deadline:
-        depth = channel.queue_declare(cqrs["queue"], passive=True).method.message_count
-        if depth >= SAVES:
-            break
-        time.sleep(0.05)
     _cleanup(channel, cqrs)
     conn.close()
     if depth != SAVES:
@@ -263,8 +277,20 @@ def publish_rate(side: str, tag: str) -> None:
         print(f"{SAVES - depth} of {SAVES} messages never reached the queue", file=sys.stderr)
         if side == "ours":
             raise SystemExit("messages were lost")
-    emit(SAVES, elapsed)
+    emit(SAVES, elapsed, cpu)
     os._exit(0)
+
+
+def publish_rate(side: str, tag: str) -> None:
+    _publish_rate(side, tag, per_block=0)
+
+
+def publish_atomic_1(side: str, tag: str) -> None:
+    _publish_rate(side, tag, per_block=1)
+
+
+def publish_atomic_10(side: str, tag: str) -> None:
+    _publish_rate(side, tag, per_block=10)
 
 
 def update_rate(side: str, tag: str) -> None:
@@ -348,6 +374,8 @@ def load_rate(side: str, tag: str) -> None:
 KINDS = {
     "apply": apply_rate,
     "publish": publish_rate,
+    "publish_atomic_1": publish_atomic_1,
+    "publish_atomic_10": publish_atomic_10,
     "update": update_rate,
     "dump": dump_rate,
     "load": load_rate,
@@ -395,15 +423,43 @@ _ALL_SCENARIOS = [
         unit="saves/s",
         ours="django-messaging-cqrs",
         variants=_variants("publish", with_281=True, pipelined=True),
-        targets=[Target("django-cqrs 3.1.0", 1.0)],
+        targets=[Target("django-cqrs 3.1.0", 1.0), Target("django-cqrs 2.8.1", 1.0)],
         note=(
             "django-messaging-cqrs publishes with confirms. The default (CQRS_PUBLISH_CONFIRMS = "
             "'outbox') writes each message row in the save's own statement (prepared), hands the "
             "message to the publisher thread after the commit and deletes its row once "
             "confirmed; 'each' waits for every confirm inside save(); 'pipelined' hands messages "
-            "to the publisher thread without storing them. Every variant waits for its last "
-            "confirms before the clock stops. django-cqrs publishes without confirms and stores "
+            "to the publisher thread without storing them. The clock runs from the first save until the "
+            "replica queue holds every message. django-cqrs publishes without confirms and stores "
             "nothing."
+        ),
+    ),
+    Scenario(
+        name=(
+            "cqrs: master publish rate on save, one per transaction.atomic() block "
+            f"({SAVES} creates, PostgreSQL)"
+        ),
+        unit="saves/s",
+        ours="django-messaging-cqrs",
+        variants=_variants("publish_atomic_1", with_281=True),
+        targets=[Target("django-cqrs 3.1.0", 1.0), Target("django-cqrs 2.8.1", 1.0)],
+        note=(
+            "Each create in its own transaction.atomic() block; default settings on both sides. "
+            "The clock runs from the first save until the replica queue holds every message."
+        ),
+    ),
+    Scenario(
+        name=(
+            "cqrs: master publish rate on save, ten per transaction.atomic() block "
+            f"({SAVES} creates, PostgreSQL)"
+        ),
+        unit="saves/s",
+        ours="django-messaging-cqrs",
+        variants=_variants("publish_atomic_10", with_281=True),
+        targets=[Target("django-cqrs 3.1.0", 1.0), Target("django-cqrs 2.8.1", 1.0)],
+        note=(
+            "Ten creates per transaction.atomic() block; default settings on both sides. The "
+            "clock runs from the first save until the replica queue holds every message."
         ),
     ),
     Scenario(

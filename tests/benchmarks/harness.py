@@ -209,7 +209,7 @@ def write_report(results: list[dict], path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
 
 
-def emit(ops: int, seconds: float, *, cpu_seconds: float | None = None) -> None:
+def emit(ops: int, seconds: float, cpu_seconds: float | None = None) -> None:
     """What a variant prints last; ``cpu_seconds`` is ``time.process_time()`` spent in the loop."""
     result: dict[str, float] = {"ops": ops, "seconds": seconds}
     if cpu_seconds is not None:

@@ -61,6 +61,17 @@ def test_nested_dict_is_merged_over_child_defaults(section: Section) -> None:
         assert section.NESTED == {"queue": "q", "n": 1}
 
 
+def test_one_child_is_read_like_the_merged_dict(section: Section) -> None:
+    with override_settings(MESSAGING={"DEMO": {"NESTED": {"n": 3}}}):
+        assert (section.child("NESTED", "n"), section.child("NESTED", "queue")) == (3, "q")
+    with override_settings(MESSAGING={}, OLD_DEMO={"NESTED": {"queue": "old"}}):
+        assert section.child("NESTED", "queue") == "old"
+    with override_settings(MESSAGING={}):
+        assert section.child("NESTED", "n") == 1
+        with pytest.raises(KeyError):
+            section.child("NESTED", "nope")
+
+
 def test_legacy_top_level_setting_is_used_when_section_missing(section: Section) -> None:
     with override_settings(MESSAGING={}, OLD_DEMO={"TIMEOUT": 42}):
         assert section.TIMEOUT == 42

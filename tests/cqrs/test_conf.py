@@ -7,6 +7,7 @@ import copy
 import pika
 import pytest
 from django.core import checks
+from django.test import override_settings
 
 from django_messaging.cqrs.conf import settings as cqrs_settings
 from django_messaging.cqrs.transport.rabbit_mq import connection_parameters
@@ -181,3 +182,22 @@ def test_the_migrations_match_the_models():
     out = StringIO()
     call_command("makemigrations", "messaging_cqrs", "--check", "--dry-run", stdout=out)
     assert "No changes detected" in out.getvalue()
+
+
+def test_reading_one_cqrs_master_key_copies_no_other_default(monkeypatch) -> None:
+    """A CQRS save reads several master keys: each read costs that key, not the whole section."""
+    from django_messaging.core import settings as core_settings
+    from django_messaging.cqrs.conf import master_setting
+
+    copied: list = []
+    real_copy = core_settings._copy
+
+    def counting_copy(default):
+        copied.append(default)
+        return real_copy(default)
+
+    monkeypatch.setattr(core_settings, "_copy", counting_copy)
+    with override_settings(MESSAGING={"CQRS": {"master": {"CQRS_MESSAGE_TTL": 5}}}):
+        assert master_setting("CQRS_MESSAGE_TTL") == 5
+        assert master_setting("CQRS_PUBLISH_CONFIRMS") == "outbox"
+    assert len(copied) <= 1, copied

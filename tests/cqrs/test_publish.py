@@ -336,3 +336,34 @@ def test_a_saved_message_is_encoded_once(atomic, broker, cqrs_settings, monkeypa
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert encoded == [product.pk]
     assert [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])] == [product.pk]
+
+
+def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
+    """pika writes each frame (method, header, body: three per message) with a send() of its
+    own; the publisher thread joins a burst into one."""
+    from pika.adapters.utils import io_services_utils
+
+    from django_messaging.cqrs.constants import SignalType
+    from django_messaging.cqrs.dataclasses import TransportPayload
+    from django_messaging.cqrs.transport import publisher
+
+    real_send = io_services_utils._AsyncTransportBase._sigint_safe_send
+    sends: list[int] = []
+
+    def counting_send(sock, data):
+        sends.append(len(data))
+        return real_send(sock, data)
+
+    publisher._channel()  # connected before counting
+    monkeypatch.setattr(
+        io_services_utils._AsyncTransportBase, "_sigint_safe_send", staticmethod(counting_send)
+    )
+    burst = [
+        TransportPayload(SignalType.SAVE, "product", {"id": pk, "name": f"b{pk}"}, pk)
+        for pk in range(1, 21)
+    ]
+    assert publisher._publish_burst(burst)
+    assert len(sends) == 1, sends
+    assert publisher.wait_for_confirms() == 0
+    received = [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])]
+    assert received == list(range(1, 21))

@@ -1,5 +1,6 @@
-"""A save outside a transaction stores its message row in the save's own statement
-(PostgreSQL), and a row left by a process that died is sent as the instance's current state."""
+"""A save outside a transaction, and an instance's first save inside one, store the message row
+in the save's own statement (PostgreSQL); a row left by a process that died is sent as the
+instance's current state."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import uuid
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from django_messaging.core.suppression import suppress
@@ -86,6 +87,84 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
     Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+
+
+def test_a_create_inside_a_transaction_is_one_statement(broker, cqrs_settings):
+    """Besides BEGIN and COMMIT, which Django does not log: no INSERT of its own for the message."""
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            product = Product.objects.create(name="in a transaction")
+        assert len(queries) == 1, [q["sql"] for q in queries]
+        assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
+        # Stored with the change, before the commit.
+        assert PendingMessage.objects.filter(instance_pk=str(product.pk)).exists()
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    (message,) = messages(broker, cqrs_settings["queue"])
+    assert (message["instance_pk"], message["instance_data"]["name"]) == (
+        product.pk,
+        "in a transaction",
+    )
+
+
+def test_ten_creates_in_one_transaction_are_ten_statements(broker, cqrs_settings):
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        products = [Product.objects.create(name=f"block {i}") for i in range(10)]
+    assert len(queries) == 10, [q["sql"] for q in queries]
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    received = [
+        (m["instance_pk"], m["instance_data"]["name"])
+        for m in messages(broker, cqrs_settings["queue"])
+    ]
+    assert received == [(p.pk, p.name) for p in products]
+
+
+def test_an_update_inside_a_transaction_reads_its_revision_back(broker, cqrs_settings):
+    product = Product.objects.create(name="before")
+    RabbitMQTransport.wait_for_confirms()
+    messages(broker, cqrs_settings["queue"])
+    product.name = "after"
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        product.save()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert product.cqrs_revision == 1
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    (message,) = messages(broker, cqrs_settings["queue"])
+    data = message["instance_data"]
+    assert (data["name"], data["cqrs_revision"]) == ("after", 1)
+
+
+def test_a_rolled_back_savepoint_takes_its_message_row_along(broker, cqrs_settings):
+    with transaction.atomic():
+        product = Product.objects.create(name="kept")
+        try:
+            with transaction.atomic():
+                other = Product.objects.create(name="rolled back")
+                product.name = "renamed, rolled back"
+                product.save()
+                raise RuntimeError("roll back the savepoint")
+        except RuntimeError:
+            pass
+        assert list(PendingMessage.objects.values_list("instance_pk", flat=True)) == [
+            str(product.pk)
+        ]
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    assert not Product.objects.filter(pk=other.pk).exists()
+    received = [
+        (m["instance_pk"], m["instance_data"]["name"])
+        for m in messages(broker, cqrs_settings["queue"])
+    ]
+    assert received == [(product.pk, "renamed, rolled back")]
+
+
+def test_a_filtered_create_in_a_transaction_leaves_no_row(broker, cqrs_settings):
+    with transaction.atomic():
+        Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
+        assert not PendingMessage.objects.exists()
+    assert RabbitMQTransport.wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
@@ -191,3 +270,16 @@ def test_a_pooler_that_drops_prepared_statements_costs_no_save(
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", second.name, third.name]
     assert Product.objects.count() == 3
+
+
+def test_a_transaction_never_sends_a_prepared_statement(broker, cqrs_settings, prepare_again):
+    """A prepared statement that fails inside a transaction would abort it: a save in one is
+    sent plain, and a pooler that dropped the statement costs it nothing."""
+    Product.objects.create(name="prepared")
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+    with transaction.atomic():
+        Product.objects.create(name="in a transaction")
+    assert _prepared_statements() == []
+    assert RabbitMQTransport.wait_for_confirms() == 0
+    names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
+    assert names == ["prepared", "in a transaction"]

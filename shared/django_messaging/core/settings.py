@@ -135,6 +135,22 @@ class Section:
             return merged
         return value
 
+    def child(self, key: str, name: str) -> Any:
+        """``get(key)[name]`` for a setting with children, without building the other children's
+        values (read on every save by some packages)."""
+        spec = self.schema.get(key)
+        user = self.user_values()
+        value = user.get(key)
+        if (
+            spec is None
+            or spec.children is None
+            or (value is not None and not isinstance(value, Mapping))
+        ):
+            return self.get(key)[name]
+        if value is not None and name in value:
+            return value[name]
+        return _copy(spec.children[name].default)
+
     def path(self, key: str) -> str:
         """Where the user sets ``key``: ``MESSAGING['KAFKA']['ERROR_HANDLER']``."""
         messaging = messaging_dict()

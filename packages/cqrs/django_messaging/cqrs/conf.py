@@ -142,12 +142,12 @@ settings = Section(
 
 def master_setting(key: str) -> Any:
     """``MESSAGING["CQRS"]["master"][key]`` or its default."""
-    return settings.get("master")[key]
+    return settings.child("master", key)
 
 
 def replica_setting(key: str) -> Any:
     """``MESSAGING["CQRS"]["replica"][key]`` or its default."""
-    return settings.get("replica")[key]
+    return settings.child("replica", key)
 
 
 #: Replica keys django-cqrs reads or documents that have no effect here (``manage.py check``

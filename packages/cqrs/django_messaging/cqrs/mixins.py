@@ -136,10 +136,29 @@ class RawMasterMixin(models.Model):
             # theirs to save, as django-cqrs saves it.
             self.refresh_from_db(fields=["cqrs_revision"], using=using)
         self.save_tracked_fields()
-        super().save(*args, **kwargs)
+        if self._stages_in_transaction(using, kwargs):
+            # Its first save in this transaction: the statement stores the message row too.
+            self.__dict__[staging.REQUESTED] = True
+            try:
+                super().save(*args, **kwargs)
+            finally:
+                self.__dict__.pop(staging.REQUESTED, None)
+                self.__dict__.pop(staging.STAGED_ID, None)
+        else:
+            super().save(*args, **kwargs)
         tracker = getattr(type(self), "_cqrs_tracker", None)
         if tracker is not None:
             tracker.snapshot(self)
+
+    def _stages_in_transaction(self, using: str, options: dict[str, Any]) -> bool:
+        return (
+            publishing.OUTBOX not in self.__dict__
+            and self.CQRS_PRODUCE
+            and transaction.get_connection(using).in_atomic_block
+            and publishing.mode() == "outbox"
+            and not is_suppressed(self.CQRS_ID)
+            and staging.applies(self, using, options)
+        )
 
     # Private Django hooks: a staged save (see controller.staging) only happens when
     # staging.hooks_known() found the signatures in staging.HOOKS; otherwise both pass through.

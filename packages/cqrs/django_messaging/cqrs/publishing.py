@@ -5,8 +5,8 @@ The signal handlers only say that an instance was saved (:func:`saved`) or delet
 ``CQRS_PUBLISH_CONFIRMS`` says:
 
 - ``"outbox"`` (default): inside a transaction the message is stored with the change
-  (:func:`~.controller.producer.stage`; a save outside one stores it in its own statement, see
-  :mod:`.controller.staging`) and handed after the commit to the transport without waiting
+  (:func:`~.controller.producer.stage`, or by the save's own statement: see
+  :mod:`.controller.staging`, which a save outside a transaction also takes) and handed after the commit to the transport without waiting
   (:func:`publish_staged`); the transport reports confirms to
   :data:`~.controller.producer.STORED`, which deletes confirmed rows. A message that was not
   stored (``cqrs_sync``, bulk calls in autocommit) travels as in ``"each"``.
@@ -57,8 +57,14 @@ def saved(
 ) -> None:
     """``instance`` was saved (or is to be re-sent as a SYNC)."""
     staged_id = instance.__dict__.pop(staging.STAGED_ID, None)
+    in_transaction = transaction.get_connection(using).in_atomic_block
     if staged_id is not None:
-        _publish_stored_save(instance, using, staged_id)
+        if not in_transaction:
+            _publish_stored_save(instance, using, staged_id)
+        elif produces(instance) and instance.is_sync_instance():
+            _stage_save(instance, using, queue, staged_id)
+        else:
+            producer.discard(staged_id, using)
         return
     if not produces(instance):
         return
@@ -66,7 +72,6 @@ def saved(
         return
     if not instance.is_sync_instance():
         return
-    in_transaction = transaction.get_connection(using).in_atomic_block
     if not sync and in_transaction and mode() == "outbox":
         _stage_save(instance, using, queue)
         return
@@ -107,12 +112,14 @@ def forget_staged(instance: Any) -> None:
     instance.__dict__.pop(OUTBOX, None)
 
 
-def _stage_save(instance: Any, using: str, queue: str | None) -> None:
+def _stage_save(instance: Any, using: str, queue: str | None, staged_id: int | None = None) -> None:
     """Store the message in the transaction; publish it after the commit.
 
-    The first save of the instance in the transaction stores the row and registers the publish;
-    later saves in the same transaction rewrite the row, so the message carries the last state.
-    A serializer that fails here fails the save (and its transaction): nothing goes unsent.
+    The first save of the instance in the transaction stores the row (or its own statement did:
+    ``staged_id``, a row without a body, see :mod:`.controller.staging`) and registers the
+    publish; later saves in the same transaction rewrite the row, so the message carries the
+    last state. A serializer that fails here fails the save (and its transaction): nothing goes
+    unsent.
     """
     holder: list[TransportPayload] | None = instance.__dict__.get(OUTBOX)
     initial = instance.is_initial_cqrs_save or holder is None
@@ -120,6 +127,8 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
         instance, using, False, queue, instance.get_tracked_fields_data(), strict=True
     )
     if payload is None:
+        if staged_id is not None:
+            producer.discard(staged_id, using)
         return
     if not initial:
         assert holder is not None
@@ -127,7 +136,10 @@ def _stage_save(instance: Any, using: str, queue: str | None) -> None:
         producer.stage(payload, using)
         holder[0] = payload
         return
-    producer.stage(payload, using)
+    if staged_id is None:
+        producer.stage(payload, using)
+    else:
+        payload.outbox_id, payload.origin_db = staged_id, using
     holder = [payload]
     instance.__dict__[OUTBOX] = holder
 

@@ -15,6 +15,10 @@ which commits both rows together. The message row is written with an empty ``bod
 message itself is built from the saved instance after the statement and published as usual.
 Only when that process dies before the broker confirms it does the relay find such a row; it
 then sends the row's current state (:func:`rebuild`), which a replica applies like any save.
+
+Inside a transaction, an instance's first save in it takes the same statement instead of an
+``INSERT`` of its own for the message row; a later save of the instance in that transaction
+writes the message into the row.
 """
 
 from __future__ import annotations
@@ -235,10 +239,12 @@ def _execute(connection: Any, statement: str, params: tuple) -> Any:
     Django's cursor wrapper either way (errors, execute wrappers).
     """
     # Logged queries (DEBUG, tests) take the plain path: Django logs them with their values.
+    # So do statements inside a transaction, which a failed prepared one would abort.
     if (
         psycopg is not None
         and not _prepare_failed[0]
         and not connection.queries_logged
+        and not connection.in_atomic_block
         and master_setting("CQRS_PREPARED_STATEMENTS")
     ):
         connection.ensure_connection()

@@ -221,6 +221,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
                     properties=PERSISTENT,
                     mandatory=True,
                 )
+            _coalesce_output(state.connection)
             channel._flush_output()
             window = master_setting("CQRS_CONFIRM_WINDOW")
             if len(state.unconfirmed) > window:
@@ -241,6 +242,17 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
     assert last is not None
     _report_failed(todo, last)
     return False
+
+
+def _coalesce_output(connection: Any) -> None:
+    """Join what a burst wrote into one buffer: pika sends every frame (three per message) with
+    a ``send()`` of its own, which costs this thread a system call and the GIL each time."""
+    transport = getattr(connection._impl, "_transport", None)
+    buffers = getattr(transport, "_tx_buffers", None)
+    if buffers is not None and len(buffers) > 1:
+        joined = b"".join(buffers)
+        buffers.clear()
+        buffers.append(joined)
 
 
 def _wait(condition: Any, timeout: float) -> None:

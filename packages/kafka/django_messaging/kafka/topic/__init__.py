@@ -123,9 +123,16 @@ class TopicProducer(ABC):
                 value, MessageField.VALUE, headers, **(value_serializer_kwargs or {})
             )
         else:
-            serializer = self.get_value_serializer()
-            dumps = getattr(serializer, "dumps_value", None)
-            if dumps is not None:  # needs no SerializationContext
+            cls = type(self)
+            plain = _plain_producer(cls)
+            cache = _cache_of(cls)
+            dumps = cache.get(("dumps", self.value_serializer)) if plain else None
+            if dumps is None:
+                serializer = self.get_value_serializer()
+                dumps = getattr(serializer, "dumps_value", None)
+                if dumps is not None and plain:  # needs no SerializationContext
+                    cache[("dumps", self.value_serializer)] = dumps
+            if dumps is not None:
                 payload = dumps(value)
             else:
                 payload = serializer(value, self.context(MessageField.VALUE, headers))
@@ -218,6 +225,25 @@ class TopicConsumer(ABC):
     def deserialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
     ) -> Any:
+        if not kwargs and _plain_consumer(type(self)):
+            # The per-message path of a consumer: one dict lookup, a context built once.
+            if field == MessageField.VALUE:
+                factory, label = self.value_deserializer, "value"
+            elif field == MessageField.KEY:
+                factory, label = self.key_deserializer, "key"
+            else:
+                factory = None
+            if factory is not None:
+                name = self.name
+                cache = _cache_of(type(self))
+                key = ("de-ctx", field, factory, name)
+                found = cache.get(key)
+                if found is None:
+                    deserializer = self._cached_deserializer(label, factory, {})
+                    found = cache[key] = (deserializer, SerializationContext(name, field))  # type: ignore[arg-type]
+                if headers is None:
+                    return found[0](value, found[1])
+                return found[0](value, SerializationContext(name, field, headers))  # type: ignore[arg-type]
         if field == MessageField.VALUE:
             deserializer = self.get_value_deserializer(**kwargs)
         elif field == MessageField.KEY:
@@ -233,6 +259,44 @@ class TopicConsumer(ABC):
             f"{type(self).__name__}.consume() is not implemented; define it to handle messages "
             f"of {self.name!r}."
         )
+
+
+_PLAIN: dict[type, bool] = {}
+_PLAIN_PRODUCER: dict[type, bool] = {}
+
+
+def _plain_producer(cls: type) -> bool:
+    """``cls`` finds its value serializer the way :class:`TopicProducer` does."""
+    plain = _PLAIN_PRODUCER.get(cls)
+    if plain is None:
+        plain = _PLAIN_PRODUCER[cls] = all(
+            getattr(cls, attr) is getattr(TopicProducer, attr)
+            for attr in (
+                "get_value_serializer",
+                "_cached_serializer",
+                "_serializer_cache_key",
+                "_make_serializer",
+            )
+        )
+    return plain
+
+
+def _plain_consumer(cls: type) -> bool:
+    """``cls`` finds its deserializers and contexts the way :class:`TopicConsumer` does."""
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = all(
+            getattr(cls, attr) is getattr(TopicConsumer, attr)
+            for attr in (
+                "get_key_deserializer",
+                "get_value_deserializer",
+                "_cached_deserializer",
+                "_deserializer_cache_key",
+                "_make_deserializer",
+                "context",
+            )
+        )
+    return plain
 
 
 class Topic(TopicConsumer, TopicProducer):

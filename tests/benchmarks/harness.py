@@ -3,8 +3,8 @@ interleaved, each in a fresh subprocess; medians and ratios go to bench-results.
 
 A benchmark module ``tests/benchmarks/bench_<topic>.py`` defines ``SCENARIOS``, a list of
 :class:`Scenario`. A variant is a command (normally ``python <this module> <variant-key>``)
-whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}``; the harness turns
-it into ops/s. Variants whose ``requirements`` are set run in their own virtualenv
+whose last stdout line is JSON ``{"ops": <count>, "seconds": <elapsed>}`` (and optionally
+``"cpu": <process CPU seconds>``); the harness turns it into ops/s and CPU µs per op. Variants whose ``requirements`` are set run in their own virtualenv
 (``tests/refenv.py``: keyed by their contents, built once and reused): that is how the reference libraries
 are installed side by side without touching the project's environment.
 
@@ -65,6 +65,11 @@ def python_for(requirements: list[str]) -> str:
 
 
 def run_variant(variant: Variant, timeout: float) -> float:
+    return run_variant_with_cpu(variant, timeout)[0]
+
+
+def run_variant_with_cpu(variant: Variant, timeout: float) -> tuple[float, float | None]:
+    """(ops/s, process CPU µs per op or None)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **variant.env}
     done = subprocess.run(
         [python_for(variant.requirements), *variant.argv],
@@ -81,7 +86,9 @@ def run_variant(variant: Variant, timeout: float) -> float:
             f"{variant.label}: exit {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
         )
     result = json.loads(lines[-1])
-    return float(result["ops"]) / float(result["seconds"])
+    ops = float(result["ops"])
+    cpu = result.get("cpu")
+    return ops / float(result["seconds"]), (float(cpu) * 1e6 / ops if cpu is not None else None)
 
 
 def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> list[dict]:
@@ -89,6 +96,7 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
     for scenario in scenarios:
         print(f"-- {scenario.name}", flush=True)
         samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
+        cpu_samples: dict[str, list[float]] = {v.label: [] for v in scenario.variants}
         errors: dict[str, str] = {}
         for round_no in range(rounds):
             order = (
@@ -99,11 +107,15 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 if variant.label in errors:
                     continue
                 try:
-                    samples[variant.label].append(run_variant(variant, timeout))
+                    rate, cpu = run_variant_with_cpu(variant, timeout)
+                    samples[variant.label].append(rate)
+                    if cpu is not None:
+                        cpu_samples[variant.label].append(cpu)
                 except Exception as exc:  # a broken reference run is reported, not fatal
                     errors[variant.label] = str(exc)[-1500:]
                     print(f"   {variant.label}: FAILED\n{errors[variant.label]}", flush=True)
         medians = {k: statistics.median(v) for k, v in samples.items() if v}
+        cpu_us = {k: statistics.median(v) for k, v in cpu_samples.items() if v}
         ours = medians.get(scenario.ours)
         ratios = {k: (ours / v if ours and v else None) for k, v in medians.items()}
         checks = []
@@ -118,7 +130,8 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 }
             )
         for label, value in medians.items():
-            print(f"   {label:40s} {value:14,.0f} {scenario.unit}", flush=True)
+            cpu = f"  {cpu_us[label]:8.2f} µs CPU/op" if label in cpu_us else ""
+            print(f"   {label:40s} {value:14,.0f} {scenario.unit}{cpu}", flush=True)
         results.append(
             {
                 "scenario": scenario.name,
@@ -126,6 +139,7 @@ def run_scenarios(scenarios: list[Scenario], rounds: int, timeout: float) -> lis
                 "ours": scenario.ours,
                 "rounds": rounds,
                 "medians": medians,
+                "cpu_us_per_op": cpu_us,
                 "samples": samples,
                 "ratios": ratios,
                 "targets": checks,
@@ -150,14 +164,28 @@ def write_report(results: list[dict], path: Path) -> None:
         lines += [f"## {result['scenario']}", ""]
         if result["note"]:
             lines += [result["note"], ""]
-        lines += [f"| variant | median {result['unit']} | ratio | rounds |", "|---|---:|---:|---:|"]
+        cpu_us = result.get("cpu_us_per_op") or {}
+        if cpu_us:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | CPU µs/op | rounds |",
+                "|---|---:|---:|---:|---:|",
+            ]
+        else:
+            lines += [
+                f"| variant | median {result['unit']} | ratio | rounds |",
+                "|---|---:|---:|---:|",
+            ]
         for label, value in result["medians"].items():
             ratio = result["ratios"].get(label)
             shown = "—" if label == result["ours"] else (f"{ratio:.2f}×" if ratio else "n/a")
-            lines.append(f"| {label} | {value:,.0f} | {shown} | {len(result['samples'][label])} |")
+            cpu = f" {cpu_us[label]:.2f} |" if label in cpu_us else (" |" if cpu_us else "")
+            lines.append(
+                f"| {label} | {value:,.0f} | {shown} |{cpu} {len(result['samples'][label])} |"
+            )
         for label, error in result["errors"].items():
             lines.append(
                 f"| {label} | failed: {error.splitlines()[-1][:120] if error else ''} | | |"
+                + (" |" if cpu_us else "")
             )
         for check in result["targets"]:
             ratio = f"{check['ratio']:.2f}×" if check["ratio"] else "n/a"
@@ -171,6 +199,10 @@ def write_report(results: list[dict], path: Path) -> None:
     path.with_suffix(".json").write_text(json.dumps(results, indent=2, default=str))
 
 
-def emit(ops: int, seconds: float) -> None:
-    """What a variant prints last."""
-    print(json.dumps({"ops": ops, "seconds": seconds}), flush=True)
+def emit(ops: int, seconds: float, cpu: float | None = None) -> None:
+    """What a variant prints last; ``cpu``: the process CPU seconds (``time.process_time()``,
+    every thread) spent over the same span."""
+    result: dict[str, float] = {"ops": ops, "seconds": seconds}
+    if cpu is not None:
+        result["cpu"] = cpu
+    print(json.dumps(result), flush=True)

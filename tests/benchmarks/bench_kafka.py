@@ -552,7 +552,6 @@ def _consume_scenario(db: str) -> Scenario:
         variants=variants,
         targets=[
             Target("django-kafka 0.5.13", 3.0),
-            Target("django-kafka 5.1.2", 3.0),
             Target("raw confluent-kafka", 0.5),
         ],
         note=(
@@ -575,7 +574,7 @@ SCENARIOS = [
         unit="msgs/s",
         ours="django-messaging",
         variants=_variants("insert", "postgres", raw=False, newest=True),
-        targets=[Target("django-kafka 0.5.13", 3.0), Target("django-kafka 5.1.2", 3.0)],
+        targets=[Target("django-kafka 0.5.13", 3.0)],
         note=(
             f"{INSERT_N:,} keyed messages; the README handler plus `Model.objects.create(key=..., "
             "value=...)`. django-messaging with its defaults (the batch's transaction, a savepoint "
@@ -590,7 +589,6 @@ SCENARIOS = [
         variants=_variants("produce", newest=True),
         targets=[
             Target("django-kafka 0.5.13", 2.0),
-            Target("django-kafka 5.1.2", 2.0),
             Target("raw confluent-kafka", 0.5),
         ],
         note=(

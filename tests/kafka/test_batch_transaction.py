@@ -10,7 +10,7 @@ import signal
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
@@ -93,6 +93,27 @@ def test_a_failing_message_in_a_batch_loses_only_its_own_writes(
     run_until(consumer, lambda: read(f"{group}.{name}.dlt", 1, 0.2))
     kept = [v for v in values if v != "fail"]
     assert rows(name) == collections.Counter(kept + [f"{v}-second" for v in kept])
+
+
+def test_a_message_failing_in_save_before_its_first_query_spoils_no_neighbour(
+    create_topic, group, kafka_bootstrap, read
+):
+    """``Model.save()`` marks the transaction for rollback on any error, before it queried too
+    (a ``pre_save`` receiver raising): the next message of the batch must still write."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a", b"fail", b"b"])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        if value == "fail":
+            with transaction.mark_for_rollback_on_error():
+                raise ValueError("before any query")
+        Handled.objects.create(topic=msg.topic(), value=value)
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: len(rows(name)) == 2, timeout=15)
+    assert rows(name) == collections.Counter(["a", "b"])
+    assert [m.value() for m in read(f"{group}.{name}.dlt", 2, timeout=2)] == [b"fail"]
 
 
 # --- kafka_consume processes --------------------------------------------------------------

@@ -40,6 +40,7 @@ class BatchTransaction:
         self._savepoint: str | None = None  # the running message's savepoint
         self._released: str | None = None  # a handled message's savepoint, released lazily
         self._postgres = self.connection.vendor == "postgresql"
+        self._cursor: Any = None  # of the driver, for the savepoints
 
     def begin(self) -> None:
         atomic = transaction.atomic(using=self.using)
@@ -61,15 +62,17 @@ class BatchTransaction:
             self._rollback_message(hooks, exc)
             raise
         self._pending = False
-        if self._savepoint is not None:
-            if connection.needs_rollback or self._aborted_on_server():
-                # the handler caught a database error: its writes are dropped, as
-                # transaction.atomic() would on exit
-                self._rollback_message(hooks, None)
-            else:
-                self._released = self._savepoint
+        if connection.needs_rollback or (self._savepoint is not None and self._aborted_on_server()):
+            # the handler caught a database error: its writes are dropped, as
+            # transaction.atomic() would on exit
+            self._rollback_message(hooks, None)
+        elif self._savepoint is not None:
+            self._released = self._savepoint
 
     def commit(self) -> None:
+        if self.connection.needs_rollback:
+            # atomic() would roll back silently, and the batch's offsets would be stored
+            raise BatchAborted("the batch's transaction is marked for rollback")
         atomic, self._atomic = self._atomic, None
         self._detach()
         atomic.__exit__(None, None, None)
@@ -88,6 +91,12 @@ class BatchTransaction:
     # --- internals ------------------------------------------------------------------------
 
     def _detach(self) -> None:
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:  # a broken connection: nothing to release
+                pass
         wrappers = self.connection.execute_wrappers
         if self._before_query in wrappers:
             wrappers.remove(self._before_query)
@@ -105,13 +114,15 @@ class BatchTransaction:
         if self._released is not None:
             statements.insert(0, ops.savepoint_commit_sql(self._released))
             self._released = None
-        raw = self.connection.connection
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.connection.connection.cursor()
         with self.connection.wrap_database_errors:  # Django's exception classes
             if self._postgres:
-                raw.execute("; ".join(statements))  # one round trip
+                cursor.execute("; ".join(statements))  # one round trip
             else:
                 for statement in statements:
-                    raw.execute(statement)
+                    cursor.execute(statement)
         self._savepoint = name
 
     def _aborted_on_server(self) -> bool:
@@ -126,10 +137,13 @@ class BatchTransaction:
         del connection.run_on_commit[hooks:]
         name, self._savepoint = self._savepoint, None
         if name is None:
-            return  # the message did not query: nothing to undo
+            # the message did not query: nothing to undo, but save() marks the transaction
+            # for rollback on any error, before its first query too
+            connection.needs_rollback = False
+            return
         try:
             with connection.wrap_database_errors:
-                connection.connection.execute(connection.ops.savepoint_rollback_sql(name))
+                self._cursor.execute(connection.ops.savepoint_rollback_sql(name))
         except Exception as error:
             raise BatchAborted(f"cannot roll back one message's writes: {error}") from exc
         connection.needs_rollback = False
@@ -148,7 +162,10 @@ class BatchTransactions:
         found = self._open.get(using)
         if found is None:
             found = BatchTransaction(using)
-            found.begin()
+            try:
+                found.begin()
+            except Exception as exc:
+                raise BatchAborted(f"cannot begin the batch's transaction: {exc}") from exc
             self._open[using] = found
         return found
 

@@ -153,6 +153,11 @@ def _cache_of(cls: type) -> dict[Any, Any]:
 def clear_serializer_caches() -> None:
     """Forget every cached (de)serializer (settings changed)."""
     _CACHES.clear()
+    _GENERATION[0] += 1
+
+
+#: bumped when the caches are cleared; what an instance keeps is valid for one generation
+_GENERATION = [0]
 
 
 class TopicConsumer(ABC):
@@ -225,6 +230,17 @@ class TopicConsumer(ABC):
     def deserialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
     ) -> Any:
+        if headers is None and not kwargs:
+            # The per-message path of a consumer: the deserializers and their contexts are
+            # kept on the instance until the caches are cleared (settings changed).
+            fast = self.__dict__.get("_fast_deserializers")
+            if fast is None or fast[0] != _GENERATION[0]:
+                fast = self._fast_deserializers()
+            if fast[1]:
+                if field is MessageField.VALUE and self.value_deserializer is fast[5]:
+                    return fast[6](value, fast[7])
+                if field is MessageField.KEY and self.key_deserializer is fast[2]:
+                    return fast[3](value, fast[4])
         if not kwargs and _plain_consumer(type(self)):
             # The per-message path of a consumer: one dict lookup, a context built once.
             if field == MessageField.VALUE:
@@ -251,6 +267,26 @@ class TopicConsumer(ABC):
         else:
             raise DjangoKafkaError(f"unknown message field {field!r}; use MessageField.KEY/VALUE")
         return deserializer(value, self.context(field, headers))
+
+    def _fast_deserializers(self) -> tuple[Any, ...]:
+        """(generation, plain?, key factory, key deserializer, key context, value factory,
+        value deserializer, value context) of this instance."""
+        if not _plain_consumer(type(self)):
+            fast: tuple[Any, ...] = (_GENERATION[0], False)
+        else:
+            key, value = self.key_deserializer, self.value_deserializer
+            fast = (
+                _GENERATION[0],
+                True,
+                key,
+                self._cached_deserializer("key", key, {}),
+                self.context(MessageField.KEY),
+                value,
+                self._cached_deserializer("value", value, {}),
+                self.context(MessageField.VALUE),
+            )
+        self.__dict__["_fast_deserializers"] = fast
+        return fast
 
     def consume(self, msg: Message) -> Any:
         """Handle one message. Override it; an exception sends the message to retry or the

@@ -237,20 +237,19 @@ class Consumer(FailurePolicy, Worker):
                 continue
             topic_name = msg.topic()
             entry = handlers.get(topic_name) or self._handler(topic_name)
-            if backlog:
-                tp = (topic_name, msg.partition())
-                if tp in backlog:
-                    backlog[tp].append(msg)
-                    continue
+            tp = (topic_name, msg.partition())
+            if backlog and tp in backlog:
+                backlog[tp].append(msg)
+                continue
             call = entry[2]
             if call is None:
                 if entry[1]:
                     bulk.setdefault(id(entry[0]), []).append(msg)
                     continue
                 if self.process_message(msg):
-                    done[topic_name, msg.partition()] = msg.offset()
+                    done[tp] = msg.offset()
                 else:
-                    backlog[topic_name, msg.partition()] = [msg]
+                    backlog[tp] = [msg]
                 continue
             using = entry[3]
             try:
@@ -260,7 +259,7 @@ class Consumer(FailurePolicy, Worker):
                     with transaction.atomic(using=using):
                         call(msg)
                 else:
-                    txs.partitions.add((topic_name, msg.partition()))
+                    txs.partitions.add(tp)
                     txs.get(using).call(call, msg)
             except BatchAborted as exc:
                 return index, exc
@@ -268,9 +267,9 @@ class Consumer(FailurePolicy, Worker):
                 if txs is not None and using is not _NOT_ATOMIC and self.is_transient(exc):
                     return index, exc
                 if not self.handle_exception(msg, exc):
-                    backlog[topic_name, msg.partition()] = [msg]
+                    backlog[tp] = [msg]
                     continue
-            done[topic_name, msg.partition()] = msg.offset()
+            done[tp] = msg.offset()
         return None
 
     def _undo_batch(

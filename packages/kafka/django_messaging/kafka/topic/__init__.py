@@ -30,6 +30,9 @@ from django_messaging.kafka.utils.message import Message
 __all__ = ["Topic", "TopicConsumer", "TopicProducer"]
 
 _UNSET: Any = object()
+# module constants: an Enum member lookup on every message is measurable
+_KEY = MessageField.KEY
+_VALUE = MessageField.VALUE
 
 
 class TopicProducer(ABC):
@@ -237,9 +240,9 @@ class TopicConsumer(ABC):
             if fast is None or fast[0] != _GENERATION[0]:
                 fast = self._fast_deserializers()
             if fast[1]:
-                if field is MessageField.VALUE and self.value_deserializer is fast[5]:
+                if field is _VALUE and self.value_deserializer is fast[5]:
                     return fast[6](value, fast[7])
-                if field is MessageField.KEY and self.key_deserializer is fast[2]:
+                if field is _KEY and self.key_deserializer is fast[2]:
                     return fast[3](value, fast[4])
         if not kwargs and _plain_consumer(type(self)):
             # The per-message path of a consumer: one dict lookup, a context built once.

@@ -1,8 +1,9 @@
-"""django-messaging-kafka against django-kafka 0.5.13 and raw confluent-kafka, same broker.
+"""django-messaging-kafka against django-kafka 0.5.13 and 5.1.2 and raw confluent-kafka, same broker.
 
 Each variant is this file run as ``python bench_kafka.py <scenario> <variant>``; the reference
-variants run in their own virtualenv with ``django-kafka==0.5.13`` (which pins confluent-kafka
-2.7.0). Every consume variant reads its own freshly filled topic; the clock starts at the first
+variants run in their own virtualenvs with ``django-kafka==0.5.13`` (which pins confluent-kafka
+2.7.0) and ``django-kafka==5.1.2``. Consume variants report process CPU time per message
+(``time.process_time()``, librdkafka's threads included) beside throughput. Every consume variant reads its own freshly filled topic; the clock starts at the first
 message, so the group join is not measured.
 """
 
@@ -11,14 +12,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 
 from tests.benchmarks.harness import Scenario, Target, Variant, emit
 
 REFERENCE = ["django-kafka==0.5.13", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
-CONSUME_N = 200_000
-PRODUCE_N = 200_000
+REFERENCE_NEWEST = ["django-kafka==5.1.2", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
+#: ``BENCH_KAFKA_SMOKE=1``: a hundredth of the messages, to check that every variant runs
+_SCALE = 100 if os.environ.get("BENCH_KAFKA_SMOKE") else 1
+CONSUME_N = 200_000 // _SCALE
+PRODUCE_N = 200_000 // _SCALE
+INSERT_N = 20_000 // (_SCALE // 10 or 1)
 AVRO_N = 20_000
 MODEL_N = 5_000
 FAST_GROUP = {"session.timeout.ms": 2000, "heartbeat.interval.ms": 500, "fetch.wait.max.ms": 20}
@@ -44,21 +50,27 @@ def bootstrap() -> str:
     return os.environ["MESSAGING_KAFKA_BOOTSTRAP"]
 
 
-def setup_django(variant: str) -> None:
+def setup_django(variant: str, db: str = "postgres") -> None:
     import django
     from django.conf import settings
 
     from tests import services
 
-    pg = services.url_parts(services.POSTGRES_URL)
-    database = {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": pg["name"] or "postgres",
-        "USER": pg["user"] or "postgres",
-        "PASSWORD": pg["password"] or "",
-        "HOST": pg["host"],
-        "PORT": pg["port"] or 5432,
-    }
+    if db == "sqlite":
+        database = {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.path.join(tempfile.mkdtemp(prefix="bench-kafka-"), "db.sqlite3"),
+        }
+    else:
+        pg = services.url_parts(services.POSTGRES_URL)
+        database = {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": pg["name"] or "postgres",
+            "USER": pg["user"] or "postgres",
+            "PASSWORD": pg["password"] or "",
+            "HOST": pg["host"],
+            "PORT": pg["port"] or 5432,
+        }
     kafka_settings = {
         "GLOBAL_CONFIG": {"bootstrap.servers": bootstrap()},
         "CONSUMER_CONFIG": dict(FAST_GROUP),
@@ -66,7 +78,7 @@ def setup_django(variant: str) -> None:
         "SCHEMA_REGISTRY": {"url": "mock://bench"},
         "POLLING_FREQUENCY": 0.5,
     }
-    if variant == "ours":
+    if variant.startswith("ours"):
         settings.configure(
             INSTALLED_APPS=["django_messaging.core", "django_messaging.kafka"],
             DATABASES={"default": database},
@@ -104,70 +116,129 @@ def fill_topic(values: list[bytes], keys: list[bytes] | None = None) -> str:
 
 
 class Clock:
+    """Wall and process CPU time from the first message to the last."""
+
     def __init__(self, total: int) -> None:
         self.total = total
         self.count = 0
         self.started = 0.0
+        self.cpu_started = 0.0
 
     def tick(self) -> None:
         if self.count == 0:
             self.started = time.perf_counter()
+            self.cpu_started = time.process_time()
         self.count += 1
 
     def done(self) -> bool:
         return self.count >= self.total
 
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self.started
+        self.cpu = time.process_time() - self.cpu_started
+
+    def emit(self) -> None:
+        emit(self.count, self.seconds, self.cpu)
+
+
+def keyed_messages(n: int) -> tuple[list[bytes], list[bytes]]:
+    return [b"x" * 100] * n, [f"key-{i % 1000}".encode() for i in range(n)]
+
 
 # --- consume loop -------------------------------------------------------------------------
+#
+# The handler is the README's: it deserializes key and value with the topic's deserializers
+# (UTF-8 strings by default). "insert" adds one ORM INSERT per message.
 
 
-def consume_ours(n: int) -> None:
-    setup_django("ours")
+def make_row_model(variant: str):
+    from django.db import connection, models
+
+    table = f"bench_kafka_row_{variant.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
+
+    class BenchRow(models.Model):
+        key = models.CharField(max_length=100)
+        value = models.TextField()
+
+        class Meta:
+            app_label = "bench_kafka"
+            db_table = table
+
+    with connection.schema_editor() as editor:
+        editor.create_model(BenchRow)
+    return BenchRow
+
+
+def drop_row_model(model) -> None:
+    from django.db import connection
+
+    with connection.schema_editor() as editor:
+        editor.delete_model(model)
+
+
+def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
+    setup_django("ours", db)
+    from confluent_kafka.serialization import MessageField
+
     from django_messaging.kafka.consumer import Consumer, Topics
     from django_messaging.kafka.topic import TopicConsumer
 
-    name = fill_topic([b"x" * 100] * n)
+    row = make_row_model(variant) if insert else None
+    name = fill_topic(*keyed_messages(n))
     clock = Clock(n)
 
-    class Trivial(TopicConsumer):
-        atomic = False  # the handler does not touch the database
-
+    class Readme(TopicConsumer):
         def consume(self, msg):
+            key = self.deserialize(msg.key(), MessageField.KEY, msg.headers())
+            value = self.deserialize(msg.value(), MessageField.VALUE, msg.headers())
+            if row is not None:
+                row.objects.create(key=key, value=value)
             clock.tick()
 
-    Trivial.name = name
-    Trivial.__abstractmethods__ = frozenset()
+    Readme.name = name
+    if variant == "ours-nonatomic":
+        Readme.atomic = False
+    Readme.__abstractmethods__ = frozenset()
 
     class Bench(Consumer):
-        topics = Topics(Trivial())
+        topics = Topics(Readme())
         config = {"group.id": f"g-{name}", "auto.offset.reset": "earliest"}
 
     consumer = Bench()
     consumer.start()
     while not clock.done():
         consumer.run_once()
-    elapsed = time.perf_counter() - clock.started
+    clock.stop()
     consumer.stop()
-    emit(n, elapsed)
+    if row is not None:
+        assert row.objects.count() == n
+        drop_row_model(row)
+    clock.emit()
 
 
-def consume_reference(n: int) -> None:
-    setup_django("reference")
+def consume_reference(n: int, variant: str, db: str, insert: bool) -> None:
+    setup_django(variant, db)
+    from confluent_kafka.serialization import MessageField
     from django_kafka.consumer import Consumer, Topics
     from django_kafka.topic import TopicConsumer
 
-    name = fill_topic([b"x" * 100] * n)
+    row = make_row_model(variant) if insert else None
+    name = fill_topic(*keyed_messages(n))
     clock = Clock(n)
 
-    class Trivial(TopicConsumer):
+    class Readme(TopicConsumer):
         def consume(self, msg):
+            key = self.deserialize(msg.key(), MessageField.KEY, msg.headers())
+            value = self.deserialize(msg.value(), MessageField.VALUE, msg.headers())
+            if row is not None:
+                row.objects.create(key=key, value=value)
             clock.tick()
 
-    Trivial.name = name
-    Trivial.__abstractmethods__ = frozenset()
+    Readme.name = name
+    Readme.__abstractmethods__ = frozenset()
 
     class Bench(Consumer):
-        topics = Topics(Trivial())
+        topics = Topics(Readme())
         config = {
             "group.id": f"g-{name}",
             "auto.offset.reset": "earliest",
@@ -175,25 +246,36 @@ def consume_reference(n: int) -> None:
         }
 
     consumer = Bench()
-    consumer.start()
+    if variant == "reference-5":
+        consumer.subscribe()  # 5.x: start() is the whole loop
+    else:
+        consumer.start()
     # Consumer.run()'s loop body, until every message is in
     while not clock.done():
         consumer.resume_partitions()
         msg = consumer.poll()
         if msg is not None:
             consumer.process_message(msg)
-    elapsed = time.perf_counter() - clock.started
+    clock.stop()
     consumer.stop()
-    emit(n, elapsed)
+    if row is not None:
+        assert row.objects.count() == n
+        drop_row_model(row)
+    clock.emit()
 
 
-def consume_raw(n: int) -> None:
+def consume_raw(n: int, variant: str, db: str, insert: bool) -> None:
     from confluent_kafka import Consumer
+    from confluent_kafka.serialization import StringDeserializer
 
-    name = fill_topic([b"x" * 100] * n)
+    name = fill_topic(*keyed_messages(n))
     clock = Clock(n)
+    key_deserializer = StringDeserializer()
+    value_deserializer = StringDeserializer()
 
     def handle(msg):
+        key_deserializer(msg.key(), None)
+        value_deserializer(msg.value(), None)
         clock.tick()
 
     consumer = Consumer(
@@ -213,9 +295,9 @@ def consume_raw(n: int) -> None:
                 handle(msg)
         if msgs:
             consumer.store_offsets(message=msgs[-1])
-    elapsed = time.perf_counter() - clock.started
+    clock.stop()
     consumer.close()
-    emit(n, elapsed)
+    clock.emit()
 
 
 # --- produce ------------------------------------------------------------------------------
@@ -230,15 +312,15 @@ def produce_ours(n: int) -> None:
         name = fill_topic([])
         value_serializer = "json"
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         Orders().produce(PAYLOAD)
     kafka.producer.flush(60)
-    emit(n, time.perf_counter() - started)
+    emit(n, time.perf_counter() - started, time.process_time() - cpu)
 
 
-def produce_reference(n: int) -> None:
-    setup_django("reference")
+def produce_reference(n: int, variant: str) -> None:
+    setup_django(variant)
     from confluent_kafka.serialization import Serializer
     from django_kafka import kafka
     from django_kafka.topic import TopicProducer
@@ -251,11 +333,11 @@ def produce_reference(n: int) -> None:
         name = fill_topic([])
         value_serializer = JSONSerializer
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         Orders().produce(PAYLOAD)
     kafka.producer.flush(60)
-    emit(n, time.perf_counter() - started)
+    emit(n, time.perf_counter() - started, time.process_time() - cpu)
 
 
 def produce_raw(n: int) -> None:
@@ -263,12 +345,12 @@ def produce_raw(n: int) -> None:
 
     name = fill_topic([])
     producer = Producer({"bootstrap.servers": bootstrap(), "linger.ms": 5})
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(n):
         producer.produce(name, json.dumps(PAYLOAD).encode())
         producer.poll(0)
     producer.flush(60)
-    emit(n, time.perf_counter() - started)
+    emit(n, time.perf_counter() - started, time.process_time() - cpu)
 
 
 # --- avro ---------------------------------------------------------------------------------
@@ -412,50 +494,103 @@ def model_sync(variant: str, n: int) -> None:
     emit(n, elapsed)
 
 
-def main(scenario: str, variant: str) -> None:
-    if scenario == "consume":
-        {"ours": consume_ours, "reference": consume_reference, "raw": consume_raw}[variant](
-            CONSUME_N
-        )
+def main(scenario: str, variant: str, *options: str) -> None:
+    if scenario in ("consume", "insert"):
+        db = options[0] if options else "postgres"
+        run = consume_raw if variant == "raw" else consume_ours
+        if variant.startswith("reference"):
+            run = consume_reference
+        run(INSERT_N if scenario == "insert" else CONSUME_N, variant, db, scenario == "insert")
     elif scenario == "produce":
-        {"ours": produce_ours, "reference": produce_reference, "raw": produce_raw}[variant](
-            PRODUCE_N
-        )
+        if variant.startswith("reference"):
+            produce_reference(PRODUCE_N, variant)
+        else:
+            {"ours": produce_ours, "raw": produce_raw}[variant](PRODUCE_N)
     elif scenario == "avro":
         avro_round_trip(variant, AVRO_N)
     elif scenario == "model":
         model_sync(variant, MODEL_N)
 
 
-def _variants(scenario: str, raw: bool = True) -> list[Variant]:
+def _variants(
+    scenario: str, *options: str, raw: bool = True, newest: bool = False
+) -> list[Variant]:
     result = [
-        Variant("django-messaging", [__file__, scenario, "ours"]),
-        Variant("django-kafka 0.5.13", [__file__, scenario, "reference"], requirements=REFERENCE),
+        Variant("django-messaging", [__file__, scenario, "ours", *options]),
+        Variant(
+            "django-kafka 0.5.13",
+            [__file__, scenario, "reference", *options],
+            requirements=REFERENCE,
+        ),
     ]
+    if newest:
+        result.append(
+            Variant(
+                "django-kafka 5.1.2",
+                [__file__, scenario, "reference-5", *options],
+                requirements=REFERENCE_NEWEST,
+            )
+        )
     if raw:
-        result.append(Variant("raw confluent-kafka", [__file__, scenario, "raw"]))
+        result.append(Variant("raw confluent-kafka", [__file__, scenario, "raw", *options]))
     return result
 
 
-SCENARIOS = [
-    Scenario(
-        name="kafka: consume loop, trivial handler",
+def _consume_scenario(db: str) -> Scenario:
+    variants = _variants("consume", db, newest=True)
+    variants.insert(
+        1,
+        Variant(
+            "django-messaging, topic atomic = False",
+            [__file__, "consume", "ours-nonatomic", db],
+        ),
+    )
+    return Scenario(
+        name=f"kafka: consume loop, README handler, default settings, {db}",
         unit="msgs/s",
         ours="django-messaging",
-        variants=_variants("consume"),
-        targets=[Target("django-kafka 0.5.13", 3.0), Target("raw confluent-kafka", 0.5)],
+        variants=variants,
+        targets=[
+            Target("django-kafka 0.5.13", 3.0),
+            Target("raw confluent-kafka", 0.5),
+        ],
         note=(
-            f"{CONSUME_N:,} messages of 100 bytes in one partition; the clock starts at the first "
-            "message. The handler does not use the database, so its topic sets `atomic = False`. "
-            "Raw: `consume(num_messages=500)` and one `store_offsets` per batch."
+            f"{CONSUME_N:,} keyed messages of 100 bytes in one partition; the clock starts at the "
+            "first message. The handler is the README's: it deserializes key and value and does "
+            "not touch the database. django-messaging runs with its defaults (`ATOMIC = True`: "
+            "one transaction per batch, a savepoint per message only once it queries); the "
+            "`atomic = False` row turns the transaction off for the topic. Raw: "
+            "`consume(num_messages=500)`, the same `StringDeserializer` on key and value, one "
+            "`store_offsets` per batch."
+        ),
+    )
+
+
+SCENARIOS = [
+    _consume_scenario("sqlite"),
+    _consume_scenario("postgres"),
+    Scenario(
+        name="kafka: consume loop, one INSERT per message, default settings, postgres",
+        unit="msgs/s",
+        ours="django-messaging",
+        variants=_variants("insert", "postgres", raw=False, newest=True),
+        targets=[Target("django-kafka 0.5.13", 3.0)],
+        note=(
+            f"{INSERT_N:,} keyed messages; the README handler plus `Model.objects.create(key=..., "
+            "value=...)`. django-messaging with its defaults (the batch's transaction, a savepoint "
+            "per message); django-kafka autocommits each INSERT. Each run checks that every row "
+            "is in."
         ),
     ),
     Scenario(
         name="kafka: Topic.produce, json",
         unit="msgs/s",
         ours="django-messaging",
-        variants=_variants("produce"),
-        targets=[Target("django-kafka 0.5.13", 2.0), Target("raw confluent-kafka", 0.5)],
+        variants=_variants("produce", newest=True),
+        targets=[
+            Target("django-kafka 0.5.13", 2.0),
+            Target("raw confluent-kafka", 0.5),
+        ],
         note=(
             f"{PRODUCE_N:,} messages, a new topic instance per message as in the documented "
             "`Topic1().produce(...)`, then one flush. django-kafka uses a json.dumps serializer "
@@ -484,4 +619,4 @@ SCENARIOS = [
 ]
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

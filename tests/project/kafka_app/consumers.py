@@ -4,7 +4,8 @@ The worker tests run ``kafka_consume`` in subprocesses and configure these consu
 the environment: ``KAFKA_APP_TOPIC``/``KAFKA_APP_GROUP`` (and ``..._2`` for the second
 consumer), ``KAFKA_APP_OUTPUT`` (a file each handled value is appended to) and
 ``KAFKA_APP_CRASH_MARKER`` (a message ``crash`` kills the process once, while that file
-does not exist yet), ``KAFKA_APP_SLOW`` (seconds each message takes).
+does not exist yet), ``KAFKA_APP_SLOW`` (seconds each message takes). ``RowConsumer``
+(``KAFKA_APP_TOPIC_4``/``KAFKA_APP_GROUP_4``) also writes a row per message.
 """
 
 from __future__ import annotations
@@ -80,5 +81,30 @@ class RetryingFileConsumer(Consumer):
     )
     config = {
         "group.id": os.environ.get("KAFKA_APP_GROUP_3", "kafka-app-group-3"),
+        "auto.offset.reset": "earliest",
+    }
+
+
+class RowTopic(FileTopic):
+    """Writes a ``Handled`` row per message in the default transaction (``ATOMIC``), then
+    appends it to the output file; a value starting with ``fail`` raises after its write."""
+
+    atomic = None
+
+    def consume(self, msg):
+        from tests.project.kafka_app.models import Handled
+
+        value = msg.value().decode()
+        Handled.objects.create(topic=msg.topic(), value=value)
+        super().consume(msg)
+        if value.startswith("fail"):
+            raise RuntimeError("failing after a write on purpose")
+
+
+@kafka.consumers()
+class RowConsumer(Consumer):
+    topics = Topics(RowTopic(os.environ.get("KAFKA_APP_TOPIC_4", "kafka-app-topic-4")))
+    config = {
+        "group.id": os.environ.get("KAFKA_APP_GROUP_4", "kafka-app-group-4"),
         "auto.offset.reset": "earliest",
     }

@@ -28,6 +28,7 @@ from django.db import transaction
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
+from django_messaging.kafka.consumer.batch_transaction import BatchAborted, BatchTransactions
 from django_messaging.kafka.consumer.failures import TRANSIENT_ERRORS, FailurePolicy
 from django_messaging.kafka.consumer.managers import PauseManager, RetryManager
 from django_messaging.kafka.consumer.offsets import Done, OffsetBook
@@ -39,6 +40,8 @@ from django_messaging.kafka.utils.message import Message
 __all__ = ["TRANSIENT_ERRORS", "Consumer"]
 
 logger = logging.getLogger(__name__)
+
+_NOT_ATOMIC: Any = object()
 
 
 class Consumer(FailurePolicy, Worker):
@@ -64,7 +67,7 @@ class Consumer(FailurePolicy, Worker):
         self._backlog: dict[tuple[str, int], list[Message]] = {}
         self._retries = RetryManager()
         self._partitions: dict[str, int] = {}
-        self._handlers: dict[str, tuple[TopicConsumer, bool, Any]] = {}
+        self._handlers: dict[str, tuple[TopicConsumer, bool, Any, Any]] = {}
         self.name = type(self).__name__
         self._offsets = OffsetBook(
             self.name, commit_each_batch=not self.config.get("enable.auto.commit", True)
@@ -176,54 +179,126 @@ class Consumer(FailurePolicy, Worker):
 
     def process_batch(self, msgs: list[Message], done: Done | None = None) -> None:
         """Handle messages in order; store the offset after the last handled message of each
-        partition. A partition paused for a retry keeps its later messages in the backlog."""
+        partition. A partition paused for a retry keeps its later messages in the backlog.
+
+        Messages of ``atomic`` topics share one transaction per batch and database, with a
+        savepoint per message (:mod:`.batch_transaction`); their offsets are stored after it
+        committed. When it breaks, the batch is rolled back and handled again one by one.
+        """
         done = {} if done is None else done
         self._handlers.clear()  # topics' settings (atomic, bulk) are read once per batch
-        backlog = self._backlog
-        bulk: dict[int, list[Message]] | None = None
-        handlers = self._handlers
-        for msg in msgs:
-            if msg.error() is not None:
-                self._log_message_error(msg)
-                continue
-            topic_name = msg.topic()
-            entry = handlers.get(topic_name) or self._handler(topic_name)
-            if backlog:
-                tp = (topic_name, msg.partition())
-                if tp in backlog:
-                    backlog[tp].append(msg)
-                    continue
-            call = entry[2]
-            if call is None:
-                if entry[1]:
-                    if bulk is None:
-                        bulk = {}
-                    bulk.setdefault(id(entry[0]), []).append(msg)
-                    continue
-                if self.process_message(msg):
-                    done[topic_name, msg.partition()] = msg.offset()
-                else:
-                    backlog[topic_name, msg.partition()] = [msg]
-                continue
+        bulk: dict[int, list[Message]] = {}
+        stored_before = dict(done)
+        backlog_before = set(self._backlog)
+        txs = BatchTransactions()
+        aborted = self._dispatch(msgs, done, bulk, txs)
+        if aborted is None and txs.partitions:
             try:
-                call(msg)
+                txs.commit()
             except Exception as exc:
-                if not self.handle_exception(msg, exc):
-                    backlog[topic_name, msg.partition()] = [msg]
-                    continue
-            done[topic_name, msg.partition()] = msg.offset()
+                aborted = (len(msgs), exc)
+        if aborted is not None:
+            txs.rollback()
+            index, exc = aborted
+            self._undo_batch(txs.partitions, backlog_before, stored_before, done)
+            logger.warning(
+                "%s: the transaction of a batch of %d messages failed (%r); handling them "
+                "one by one",
+                self.name,
+                len(msgs),
+                exc,
+            )
+            redo = [m for m in msgs[:index] if (m.topic(), m.partition()) in txs.partitions]
+            self._dispatch(redo + msgs[index:], done, bulk, None)
         if bulk:
             for group in bulk.values():
                 self._process_bulk(group, done)
         if done:
             if self._retries:
                 for tp in done:
-                    if tp not in backlog:
+                    if tp not in self._backlog:
                         self._retries.done(*tp)
             self._store(done)
 
-    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any]:
-        """(topic consumer, takes batches?, direct callable or None) of a topic name.
+    def _dispatch(
+        self,
+        msgs: list[Message],
+        done: Done,
+        bulk: dict[int, list[Message]],
+        txs: BatchTransactions | None,
+    ) -> tuple[int, Exception] | None:
+        """Hand each message to its topic. With ``txs``, atomic topics run in the batch's
+        transactions; returns (index, error) of the message at which they broke."""
+        backlog = self._backlog
+        handlers = self._handlers
+        for index, msg in enumerate(msgs):
+            if msg.error() is not None:
+                self._log_message_error(msg)
+                continue
+            topic_name = msg.topic()
+            entry = handlers.get(topic_name) or self._handler(topic_name)
+            tp = (topic_name, msg.partition())
+            if backlog and tp in backlog:
+                backlog[tp].append(msg)
+                continue
+            call = entry[2]
+            if call is None:
+                if entry[1]:
+                    bulk.setdefault(id(entry[0]), []).append(msg)
+                    continue
+                if self.process_message(msg):
+                    done[tp] = msg.offset()
+                else:
+                    backlog[tp] = [msg]
+                continue
+            using = entry[3]
+            try:
+                if using is _NOT_ATOMIC:
+                    call(msg)
+                elif txs is None:
+                    with transaction.atomic(using=using):
+                        call(msg)
+                else:
+                    txs.partitions.add(tp)
+                    txs.get(using).call(call, msg)
+            except BatchAborted as exc:
+                return index, exc
+            except Exception as exc:
+                if txs is not None and using is not _NOT_ATOMIC and self.is_transient(exc):
+                    return index, exc
+                if not self.handle_exception(msg, exc):
+                    backlog[tp] = [msg]
+                    continue
+            done[tp] = msg.offset()
+        return None
+
+    def _undo_batch(
+        self,
+        partitions: set[tuple[str, int]],
+        backlog_before: set[tuple[str, int]],
+        stored_before: Done,
+        done: Done,
+    ) -> None:
+        """Forget what the rolled-back batch did to ``partitions``: their offsets to store,
+        and the pauses and held messages of failures inside it."""
+        resume = []
+        for tp in partitions:
+            if tp in stored_before:
+                done[tp] = stored_before[tp]
+            else:
+                done.pop(tp, None)
+            if tp in self._backlog and tp not in backlog_before:
+                del self._backlog[tp]
+                if tp in self._pauses:
+                    resume.append(TopicPartition(*tp))
+                self._pauses.discard([tp])
+                self._retries.discard([tp])
+        if resume:
+            self._consumer.resume(resume)
+
+    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any, Any]:
+        """(topic consumer, takes batches?, direct callable or None, database alias of its
+        transaction or ``_NOT_ATOMIC``) of a topic name.
 
         The direct callable skips :meth:`process_message`/:meth:`consume` when a subclass
         did not override them; unknown topics and batch topics get ``None``.
@@ -231,7 +306,7 @@ class Consumer(FailurePolicy, Worker):
         try:
             topic = self.get_topic_by_name(topic_name)
         except DjangoKafkaError:
-            return (None, False, None)  # type: ignore[return-value]
+            return (None, False, None, _NOT_ATOMIC)  # type: ignore[return-value]
         batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
         call = None
         cls = type(self)
@@ -242,9 +317,8 @@ class Consumer(FailurePolicy, Worker):
             and cls.get_topic is Consumer.get_topic
         ):
             call = topic.consume
-            if self._is_atomic(topic):
-                call = transaction.atomic(using=topic.atomic_using)(topic.consume)
-        entry = (topic, batch, call)
+        using = topic.atomic_using if self._is_atomic(topic) else _NOT_ATOMIC
+        entry = (topic, batch, call, using)
         self._handlers[topic_name] = entry
         return entry
 

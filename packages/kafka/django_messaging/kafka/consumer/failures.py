@@ -66,6 +66,10 @@ class FailurePolicy:
     def pause_partition(self, msg: Message, seconds: float) -> None:
         raise NotImplementedError
 
+    def is_transient(self, exc: Exception) -> bool:
+        """The database is away (or ``exc`` is one of ``transient_errors``): wait and retry."""
+        return database_outage(exc) or isinstance(exc, self.transient_errors)
+
     def handle_exception(self, msg: Message, exc: Exception) -> bool:
         """``True`` when the offset of ``msg`` may be stored (retried elsewhere or
         dead-lettered), ``False`` when its partition was paused to try it again."""

@@ -30,6 +30,9 @@ from django_messaging.kafka.utils.message import Message
 __all__ = ["Topic", "TopicConsumer", "TopicProducer"]
 
 _UNSET: Any = object()
+# module constants: an Enum member lookup on every message is measurable
+_KEY = MessageField.KEY
+_VALUE = MessageField.VALUE
 
 
 class TopicProducer(ABC):
@@ -123,9 +126,16 @@ class TopicProducer(ABC):
                 value, MessageField.VALUE, headers, **(value_serializer_kwargs or {})
             )
         else:
-            serializer = self.get_value_serializer()
-            dumps = getattr(serializer, "dumps_value", None)
-            if dumps is not None:  # needs no SerializationContext
+            cls = type(self)
+            plain = _plain_producer(cls)
+            cache = _cache_of(cls)
+            dumps = cache.get(("dumps", self.value_serializer)) if plain else None
+            if dumps is None:
+                serializer = self.get_value_serializer()
+                dumps = getattr(serializer, "dumps_value", None)
+                if dumps is not None and plain:  # needs no SerializationContext
+                    cache[("dumps", self.value_serializer)] = dumps
+            if dumps is not None:
                 payload = dumps(value)
             else:
                 payload = serializer(value, self.context(MessageField.VALUE, headers))
@@ -146,6 +156,11 @@ def _cache_of(cls: type) -> dict[Any, Any]:
 def clear_serializer_caches() -> None:
     """Forget every cached (de)serializer (settings changed)."""
     _CACHES.clear()
+    _GENERATION[0] += 1
+
+
+#: bumped when the caches are cleared; what an instance keeps is valid for one generation
+_GENERATION = [0]
 
 
 class TopicConsumer(ABC):
@@ -218,6 +233,36 @@ class TopicConsumer(ABC):
     def deserialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
     ) -> Any:
+        if headers is None and not kwargs:
+            # The per-message path of a consumer: the deserializers and their contexts are
+            # kept on the instance until the caches are cleared (settings changed).
+            fast = self.__dict__.get("_fast_deserializers")
+            if fast is None or fast[0] != _GENERATION[0]:
+                fast = self._fast_deserializers()
+            if fast[1]:
+                if field is _VALUE and self.value_deserializer is fast[5]:
+                    return fast[6](value, fast[7])
+                if field is _KEY and self.key_deserializer is fast[2]:
+                    return fast[3](value, fast[4])
+        if not kwargs and _plain_consumer(type(self)):
+            # The per-message path of a consumer: one dict lookup, a context built once.
+            if field == MessageField.VALUE:
+                factory, label = self.value_deserializer, "value"
+            elif field == MessageField.KEY:
+                factory, label = self.key_deserializer, "key"
+            else:
+                factory = None
+            if factory is not None:
+                name = self.name
+                cache = _cache_of(type(self))
+                key = ("de-ctx", field, factory, name)
+                found = cache.get(key)
+                if found is None:
+                    deserializer = self._cached_deserializer(label, factory, {})
+                    found = cache[key] = (deserializer, SerializationContext(name, field))  # type: ignore[arg-type]
+                if headers is None:
+                    return found[0](value, found[1])
+                return found[0](value, SerializationContext(name, field, headers))  # type: ignore[arg-type]
         if field == MessageField.VALUE:
             deserializer = self.get_value_deserializer(**kwargs)
         elif field == MessageField.KEY:
@@ -226,6 +271,26 @@ class TopicConsumer(ABC):
             raise DjangoKafkaError(f"unknown message field {field!r}; use MessageField.KEY/VALUE")
         return deserializer(value, self.context(field, headers))
 
+    def _fast_deserializers(self) -> tuple[Any, ...]:
+        """(generation, plain?, key factory, key deserializer, key context, value factory,
+        value deserializer, value context) of this instance."""
+        if not _plain_consumer(type(self)):
+            fast: tuple[Any, ...] = (_GENERATION[0], False)
+        else:
+            key, value = self.key_deserializer, self.value_deserializer
+            fast = (
+                _GENERATION[0],
+                True,
+                key,
+                self._cached_deserializer("key", key, {}),
+                self.context(MessageField.KEY),
+                value,
+                self._cached_deserializer("value", value, {}),
+                self.context(MessageField.VALUE),
+            )
+        self.__dict__["_fast_deserializers"] = fast
+        return fast
+
     def consume(self, msg: Message) -> Any:
         """Handle one message. Override it; an exception sends the message to retry or the
         dead letter topic."""
@@ -233,6 +298,44 @@ class TopicConsumer(ABC):
             f"{type(self).__name__}.consume() is not implemented; define it to handle messages "
             f"of {self.name!r}."
         )
+
+
+_PLAIN: dict[type, bool] = {}
+_PLAIN_PRODUCER: dict[type, bool] = {}
+
+
+def _plain_producer(cls: type) -> bool:
+    """``cls`` finds its value serializer the way :class:`TopicProducer` does."""
+    plain = _PLAIN_PRODUCER.get(cls)
+    if plain is None:
+        plain = _PLAIN_PRODUCER[cls] = all(
+            getattr(cls, attr) is getattr(TopicProducer, attr)
+            for attr in (
+                "get_value_serializer",
+                "_cached_serializer",
+                "_serializer_cache_key",
+                "_make_serializer",
+            )
+        )
+    return plain
+
+
+def _plain_consumer(cls: type) -> bool:
+    """``cls`` finds its deserializers and contexts the way :class:`TopicConsumer` does."""
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        plain = _PLAIN[cls] = all(
+            getattr(cls, attr) is getattr(TopicConsumer, attr)
+            for attr in (
+                "get_key_deserializer",
+                "get_value_deserializer",
+                "_cached_deserializer",
+                "_deserializer_cache_key",
+                "_make_deserializer",
+                "context",
+            )
+        )
+    return plain
 
 
 class Topic(TopicConsumer, TopicProducer):

@@ -1,0 +1,180 @@
+"""One database transaction per polled batch, a savepoint per message.
+
+``ATOMIC`` promises that a message's database writes are applied together or not at all, and
+that its offset is stored only after they are committed. A transaction (and its fsync) per
+message pays for that on every message; here the consumer opens one transaction per batch and
+database, and each message gets a savepoint only when it runs its first query: a handler that
+does not touch the database costs a flag, one that fails rolls back to its own savepoint and
+keeps its neighbours' writes. The offsets of the batch are stored after the commit.
+
+When the transaction itself breaks (the database went away, a savepoint cannot be rolled back,
+the commit fails) the batch is rolled back whole and the consumer handles its messages again
+one by one, each in its own transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+
+from django_messaging.kafka.utils.message import Message
+
+_names = itertools.count(1)
+
+
+class BatchAborted(Exception):
+    """The batch's transaction cannot go on; the batch is to be rolled back and redone."""
+
+
+class BatchTransaction:
+    """The open transaction of one batch on the database ``using``."""
+
+    def __init__(self, using: str | None) -> None:
+        self.using = using
+        self.connection = connections[using or DEFAULT_DB_ALIAS]
+        self._atomic: Any = None
+        self._pending = False  # the running message has not queried yet
+        self._savepoint: str | None = None  # the running message's savepoint
+        self._released: str | None = None  # a handled message's savepoint, released lazily
+        self._postgres = self.connection.vendor == "postgresql"
+        self._cursor: Any = None  # of the driver, for the savepoints
+
+    def begin(self) -> None:
+        atomic = transaction.atomic(using=self.using)
+        atomic.__enter__()
+        self._atomic = atomic
+        self.connection.execute_wrappers.append(self._before_query)
+
+    def call(self, handler: Callable[[Message], Any], msg: Message) -> None:
+        """Run ``handler(msg)``; on an exception its writes are rolled back and it is re-raised
+        (:class:`BatchAborted` when they cannot be)."""
+        connection = self.connection
+        hooks = len(connection.run_on_commit)
+        self._savepoint = None
+        self._pending = True
+        try:
+            handler(msg)
+        except BaseException as exc:
+            self._pending = False
+            self._rollback_message(hooks, exc)
+            raise
+        self._pending = False
+        if connection.needs_rollback or (self._savepoint is not None and self._aborted_on_server()):
+            # the handler caught a database error: its writes are dropped, as
+            # transaction.atomic() would on exit
+            self._rollback_message(hooks, None)
+        elif self._savepoint is not None:
+            self._released = self._savepoint
+
+    def commit(self) -> None:
+        if self.connection.needs_rollback:
+            # atomic() would roll back silently, and the batch's offsets would be stored
+            raise BatchAborted("the batch's transaction is marked for rollback")
+        atomic, self._atomic = self._atomic, None
+        self._detach()
+        atomic.__exit__(None, None, None)
+
+    def rollback(self) -> None:
+        atomic, self._atomic = self._atomic, None
+        self._detach()
+        if atomic is None:
+            return
+        error = BatchAborted("batch rolled back")
+        try:
+            atomic.__exit__(BatchAborted, error, None)
+        except Exception:  # the connection is gone: nothing to roll back on it
+            pass
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _detach(self) -> None:
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            try:
+                cursor.close()
+            except Exception:  # a broken connection: nothing to release
+                pass
+        wrappers = self.connection.execute_wrappers
+        if self._before_query in wrappers:
+            wrappers.remove(self._before_query)
+
+    def _before_query(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        if self._pending:
+            self._pending = False
+            self._open_savepoint()
+        return execute(sql, params, many, context)
+
+    def _open_savepoint(self) -> None:
+        ops = self.connection.ops
+        name = f"kafka_msg_{next(_names)}"
+        statements = [ops.savepoint_create_sql(name)]
+        if self._released is not None:
+            statements.insert(0, ops.savepoint_commit_sql(self._released))
+            self._released = None
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.connection.connection.cursor()
+        with self.connection.wrap_database_errors:  # Django's exception classes
+            if self._postgres:
+                cursor.execute("; ".join(statements))  # one round trip
+            else:
+                for statement in statements:
+                    cursor.execute(statement)
+        self._savepoint = name
+
+    def _aborted_on_server(self) -> bool:
+        if not self._postgres:
+            return False
+        from psycopg.pq import TransactionStatus
+
+        return bool(self.connection.connection.info.transaction_status == TransactionStatus.INERROR)
+
+    def _rollback_message(self, hooks: int, exc: BaseException | None) -> None:
+        connection = self.connection
+        del connection.run_on_commit[hooks:]
+        name, self._savepoint = self._savepoint, None
+        if name is None:
+            # the message did not query: nothing to undo, but save() marks the transaction
+            # for rollback on any error, before its first query too
+            connection.needs_rollback = False
+            return
+        try:
+            with connection.wrap_database_errors:
+                self._cursor.execute(connection.ops.savepoint_rollback_sql(name))
+        except Exception as error:
+            raise BatchAborted(f"cannot roll back one message's writes: {error}") from exc
+        connection.needs_rollback = False
+        self._released = name
+
+
+class BatchTransactions:
+    """The batch transactions of one batch, one per database, opened at their first message."""
+
+    def __init__(self) -> None:
+        self._open: dict[str | None, BatchTransaction] = {}
+        #: (topic, partition) of every message handled inside one of them
+        self.partitions: set[tuple[str, int]] = set()
+
+    def get(self, using: str | None) -> BatchTransaction:
+        found = self._open.get(using)
+        if found is None:
+            found = BatchTransaction(using)
+            try:
+                found.begin()
+            except Exception as exc:
+                raise BatchAborted(f"cannot begin the batch's transaction: {exc}") from exc
+            self._open[using] = found
+        return found
+
+    def commit(self) -> None:
+        while self._open:
+            _, tx = self._open.popitem()
+            tx.commit()
+
+    def rollback(self) -> None:
+        while self._open:
+            _, tx = self._open.popitem()
+            tx.rollback()

@@ -1,0 +1,210 @@
+"""The default ``ATOMIC`` transaction of a batch, in process and in ``kafka_consume`` processes:
+one commit per batch, a failing message loses only its own writes, a SIGKILL or a database
+outage in the middle of a batch loses nothing and applies nothing twice."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from django.db import connection, transaction
+
+from django_messaging.kafka.topic import TopicConsumer
+from tests import services
+from tests.helpers import wait_until
+from tests.kafka.conftest import make_consumer, make_topic, produce_raw, run_until
+from tests.kafka.test_worker import lines, start, stop
+from tests.project.kafka_app.models import Handled
+from tests.proxy import TcpProxy
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ROW_CONSUMER = "tests.project.kafka_app.consumers.RowConsumer"
+
+
+def rows(topic: str) -> collections.Counter[str]:
+    return collections.Counter(Handled.objects.filter(topic=topic).values_list("value", flat=True))
+
+
+def db_env() -> dict[str, str]:
+    """Environment that makes a ``kafka_consume`` process use this test's database."""
+    name = str(connection.settings_dict["NAME"])
+    if connection.vendor == "sqlite":
+        return {"MESSAGING_TEST_DB": "sqlite", "MESSAGING_SQLITE_PATH": name}
+    return {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": name}
+
+
+@pytest.fixture
+def row_env(create_topic, group, tmp_path):
+    topic = create_topic()
+    output = tmp_path / "handled.txt"
+    env = {
+        **db_env(),
+        "KAFKA_APP_TOPIC_4": topic,
+        "KAFKA_APP_GROUP_4": group,
+        "KAFKA_APP_OUTPUT": str(output),
+        "MESSAGING_LOG_LEVEL": "INFO",
+    }
+    return topic, group, output, env
+
+
+# --- in process ---------------------------------------------------------------------------
+
+
+def test_a_batch_of_writing_messages_is_committed_once(
+    create_topic, group, kafka_bootstrap, monkeypatch
+):
+    """A transaction per message cost a commit (an fsync) per message."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [f"v{i}".encode() for i in range(100)])
+    commits = []
+    real_commit = connection.commit
+    monkeypatch.setattr(connection, "commit", lambda: commits.append(1) or real_commit())
+
+    def consume(self, msg):
+        Handled.objects.create(topic=msg.topic(), value=msg.value().decode())
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: len(rows(name)) == 100)
+    assert rows(name) == collections.Counter(f"v{i}" for i in range(100))
+    assert 1 <= len(commits) <= 10  # a few polled batches, not 100 messages
+
+
+def test_a_failing_message_in_a_batch_loses_only_its_own_writes(
+    create_topic, group, kafka_bootstrap, read
+):
+    name = create_topic()
+    values = [f"v{i}" for i in range(10)]
+    values[5] = "fail"
+    produce_raw(kafka_bootstrap, name, [v.encode() for v in values])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        Handled.objects.create(topic=msg.topic(), value=value)
+        Handled.objects.create(topic=msg.topic(), value=f"{value}-second")
+        if value == "fail":
+            raise ValueError("after two writes")
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    consumer = make_consumer(group, topic())()
+    run_until(consumer, lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    kept = [v for v in values if v != "fail"]
+    assert rows(name) == collections.Counter(kept + [f"{v}-second" for v in kept])
+
+
+def test_a_message_failing_in_save_before_its_first_query_spoils_no_neighbour(
+    create_topic, group, kafka_bootstrap, read
+):
+    """``Model.save()`` marks the transaction for rollback on any error, before it queried too
+    (a ``pre_save`` receiver raising): the next message of the batch must still write."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"a", b"fail", b"b"])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        if value == "fail":
+            with transaction.mark_for_rollback_on_error():
+                raise ValueError("before any query")
+        Handled.objects.create(topic=msg.topic(), value=value)
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: len(rows(name)) == 2, timeout=15)
+    assert rows(name) == collections.Counter(["a", "b"])
+    assert [m.value() for m in read(f"{group}.{name}.dlt", 2, timeout=2)] == [b"fail"]
+
+
+# --- kafka_consume processes --------------------------------------------------------------
+
+
+def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_applies_nothing_twice(
+    row_env, kafka_bootstrap
+):
+    topic, _group, output, env = row_env
+    env["KAFKA_APP_SLOW"] = "0.01"
+    values = [f"v{i}" for i in range(300)]
+    produce_raw(kafka_bootstrap, topic, [v.encode() for v in values])
+    proc = start(kafka_bootstrap, env, ROW_CONSUMER)
+    try:
+        wait_until(lambda: len(lines(output)) >= 20, timeout=30, what="the batch under way")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        handled = len(lines(output))
+        assert handled < len(values)
+        assert sum(rows(topic).values()) < handled  # the batch was cut before its commit
+        proc = start(kafka_bootstrap, env, ROW_CONSUMER)
+        wait_until(
+            lambda: set(rows(topic)) == set(values), timeout=60, what="every row after a restart"
+        )
+    finally:
+        assert stop(proc) == 0, proc.stdout.read().decode()[-3000:]
+    assert rows(topic) == collections.Counter(values)
+
+
+def test_a_failing_message_in_the_middle_of_a_batch_in_a_process(row_env, kafka_bootstrap, read):
+    topic, group, output, env = row_env
+    values = [f"v{i}" for i in range(40)]
+    values[20] = "fail-20"
+    produce_raw(kafka_bootstrap, topic, [v.encode() for v in values])
+    proc = start(kafka_bootstrap, env, ROW_CONSUMER)
+    try:
+        kept = [v for v in values if v != "fail-20"]
+        wait_until(lambda: set(rows(topic)) == set(kept), timeout=30, what="the other rows")
+        dead = read(f"{group}.{topic}.dlt", 1)
+        assert [m.value() for m in dead] == [b"fail-20"]
+    finally:
+        assert stop(proc) == 0, proc.stdout.read().decode()[-3000:]
+    assert rows(topic) == collections.Counter(kept)
+    assert len(lines(output)) == len(values)  # each handled once: nothing redone
+
+
+def test_a_database_outage_in_the_middle_of_a_batch(row_env, kafka_bootstrap, read):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: the outage is a cut of the connection to the server")
+    topic, group, output, env = row_env
+    parts = services.url_parts(services.POSTGRES_URL)
+    proxy = TcpProxy((str(parts["host"]), int(parts["port"] or 5432))).start()
+    url = urlsplit(services.POSTGRES_URL)
+    netloc = url.netloc.rsplit("@", 1)[0] + "@" if "@" in url.netloc else ""
+    env["MESSAGING_POSTGRES_URL"] = urlunsplit(
+        url._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}")
+    )
+    env["KAFKA_APP_SLOW"] = "0.01"
+    values = [f"v{i}" for i in range(300)]
+    produce_raw(kafka_bootstrap, topic, [v.encode() for v in values])
+    log = output.with_suffix(".log")
+    proc = start(kafka_bootstrap, env, ROW_CONSUMER)
+    try:
+        wait_until(lambda: len(lines(output)) >= 20, timeout=30, what="the batch under way")
+        proxy.cut()
+        cut_at = len(lines(output))
+        assert sum(rows(topic).values()) < cut_at  # the batch was not committed yet
+        wait_until(
+            lambda: b"database unreachable" in _drain(proc, log),
+            timeout=30,
+            what="the consumer to meet the outage",
+        )
+        proxy.restore()
+        wait_until(
+            lambda: set(rows(topic)) == set(values), timeout=60, what="every row after the outage"
+        )
+    finally:
+        code = stop(proc)
+        proxy.stop()
+    output_text = _drain(proc, log).decode()
+    assert code == 0, output_text[-3000:]
+    assert "one by one" in output_text
+    assert rows(topic) == collections.Counter(values)
+    assert read(f"{group}.{topic}.dlt", 1, timeout=1) == []
+
+
+def _drain(proc, log) -> bytes:
+    """What the process printed so far (its pipe is read without blocking)."""
+    os.set_blocking(proc.stdout.fileno(), False)
+    chunk = proc.stdout.read()
+    if chunk:
+        with log.open("ab") as fh:
+            fh.write(chunk)
+    return log.read_bytes() if log.exists() else b""

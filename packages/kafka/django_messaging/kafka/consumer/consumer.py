@@ -195,8 +195,8 @@ class Consumer(FailurePolicy, Worker):
         if aborted is None and txs.partitions:
             try:
                 txs.commit()
-            except Exception as exc:
-                aborted = (len(msgs), exc)
+            except Exception as failure:
+                aborted = (len(msgs), failure)
         if aborted is not None:
             txs.rollback()
             index, exc = aborted

@@ -53,15 +53,15 @@ settings = Section(
     "django_messaging.outbox",
     {
         # --- django-outbox-pattern's documented settings, same names and defaults ---------------
-        "DEFAULT_CONNECTION_CLASS": Setting("stomp.StompConnection12", (str, type)),
+        "DEFAULT_CONNECTION_CLASS": Setting("stomp.StompConnection12", (str, type), imports=True),
         "DEFAULT_CONSUMER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ConsumerListener", (str, type)
+            "django_messaging.outbox.listeners.ConsumerListener", (str, type), imports=True
         ),
         "DEFAULT_PRODUCER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ProducerListener", (str, type)
+            "django_messaging.outbox.listeners.ProducerListener", (str, type), imports=True
         ),
         "DEFAULT_GENERATE_HEADERS": Setting(
-            "django_messaging.outbox.headers.generate_headers", None
+            "django_messaging.outbox.headers.generate_headers", None, imports=True
         ),
         "DEFAULT_MAXIMUM_BACKOFF": Setting(3600, NUMBER, validate=_positive),
         "DEFAULT_MAXIMUM_RETRY_ATTEMPTS": Setting(50, int, validate=_positive),
@@ -81,7 +81,7 @@ settings = Section(
         "DEFAULT_STOMP_KEY_FILE": Setting(None, str),
         "DEFAULT_STOMP_CERT_FILE": Setting(None, str),
         "DEFAULT_STOMP_CA_CERTS": Setting(None, str),
-        "DEFAULT_STOMP_CERT_VALIDATOR": Setting(None, None),
+        "DEFAULT_STOMP_CERT_VALIDATOR": Setting(None, None, imports=True),
         "DEFAULT_STOMP_SSL_VERSION": Setting(None, int),
         "DEFAULT_STOMP_SSL_PASSWORD": Setting(None, str, secret=True),
         # --- relay (``./manage.py publish``) ---------------------------------------------------

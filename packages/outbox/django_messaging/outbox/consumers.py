@@ -29,7 +29,6 @@ from typing import Any
 from django import db
 from django.db import IntegrityError, router
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import connection as stomp_connection
@@ -181,10 +180,7 @@ class Consumer(Worker):
         self._generation += 1
         self._receipts = queue.SimpleQueue()
         self._broken = False
-        listener_class = import_from_setting(
-            settings.DEFAULT_CONSUMER_LISTENER_CLASS,
-            "MESSAGING['OUTBOX']['DEFAULT_CONSUMER_LISTENER_CLASS']",
-        )
+        listener_class = settings.imported("DEFAULT_CONSUMER_LISTENER_CLASS")
         connection = stomp_connection.factory_connection(auto_decode=False)
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection

@@ -16,6 +16,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _positive_or_none(value: Any) -> str | None:
+    return None if value is None else _positive(value)
+
+
 def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
@@ -106,6 +110,11 @@ settings = Section(
         "DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS": Setting(3, int, validate=_positive),
         # Seconds between callback attempts, multiplied by the attempt number.
         "DEFAULT_CONSUMER_RETRY_WAIT": Setting(2.0, NUMBER, validate=_not_negative),
+        # Unacknowledged messages the broker sends ahead (the subscription's prefetch-count,
+        # over DEFAULT_STOMP_QUEUE_HEADERS'); None leaves it to those headers.
+        "DEFAULT_CONSUMER_PREFETCH_COUNT": Setting(
+            200, (int, type(None)), validate=_positive_or_none
+        ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEFAULT_DEAD_LETTER_PREFIX": Setting("DLQ.", str),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------

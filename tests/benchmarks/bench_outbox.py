@@ -445,7 +445,7 @@ _ALL_SCENARIOS = [
         ),
     ),
     Scenario(
-        name="@publish overhead on Model.objects.create (PostgreSQL, autocommit)",
+        name="@publish overhead, autocommit: Model.objects.create (PostgreSQL)",
         unit="saves/s",
         ours="django-messaging-outbox @publish",
         variants=variants(
@@ -466,7 +466,7 @@ _ALL_SCENARIOS = [
         ),
     ),
     Scenario(
-        name="@publish overhead on Model.objects.create (PostgreSQL, inside atomic())",
+        name="@publish overhead, inside atomic(): Model.objects.create (PostgreSQL)",
         unit="saves/s",
         ours="django-messaging-outbox @publish",
         variants=variants(

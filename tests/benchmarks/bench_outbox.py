@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -33,21 +34,31 @@ def stomp_address() -> tuple[str, int]:
     return host or "127.0.0.1", int(port)
 
 
-def fresh_database(name: str) -> dict:
-    import psycopg
-
+def database_params() -> dict:
     url = urlsplit(
         os.environ.get("MESSAGING_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     )
-    params = {
+    return {
         "host": url.hostname or "127.0.0.1",
         "port": url.port or 5432,
         "user": unquote(url.username or "postgres"),
         "password": unquote(url.password or ""),
+        "dbname": url.path.lstrip("/") or "postgres",
     }
-    with psycopg.connect(dbname=url.path.lstrip("/") or "postgres", autocommit=True, **params) as c:
+
+
+def fresh_database(name: str) -> dict:
+    import psycopg
+
+    params = database_params()
+    with psycopg.connect(autocommit=True, **params) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         c.execute(f'CREATE DATABASE "{name}"')
+    return existing_database(name)
+
+
+def existing_database(name: str) -> dict:
+    params = database_params()
     return {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": name,
@@ -58,7 +69,9 @@ def fresh_database(name: str) -> dict:
     }
 
 
-def setup_django(kind: str, key: str) -> None:
+def setup_django(
+    kind: str, key: str, *, fresh: bool = True, conn_max_age: float | None = 0
+) -> None:
     import django
     from django.conf import settings
 
@@ -78,18 +91,21 @@ def setup_django(kind: str, key: str) -> None:
             "DEFAULT_STOMP_HOST_AND_PORTS": [(host, port)],
             "DEFAULT_PRODUCER_WAITING_TIME": 0,
         }
+    name = f"bench_outbox_{key}"
+    database = fresh_database(name) if fresh else existing_database(name)
     settings.configure(
         INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", *apps],
-        DATABASES={"default": fresh_database(f"bench_outbox_{key}")},
+        DATABASES={"default": {**database, "CONN_MAX_AGE": conn_max_age}},
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         LOGGING_CONFIG=None,
         **extra,
     )
     django.setup()
-    from django.core.management import call_command
+    if fresh:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def declare_durable_queue(destination: str, queue: str) -> None:
@@ -225,7 +241,8 @@ def _raw_send(destination: str, count: int) -> float:
 
 
 def save(key: str) -> None:
-    setup_django("ref" if key.startswith("v") else "ours", f"save_{key}")
+    key, _, mode = key.partition("-")
+    setup_django("ref" if key.startswith("v") else "ours", f"save_{key}_{mode or 'auto'}")
     from django.db import connection, models
 
     class BenchItem(models.Model):
@@ -245,19 +262,28 @@ def save(key: str) -> None:
         publish([Config(destination="/topic/bench_save")])(BenchItem)
     with connection.schema_editor() as editor:
         editor.create_model(BenchItem)
-    started = time.perf_counter()
-    for i in range(SAVES):
-        BenchItem.objects.create(field_one=f"one {i}", field_two="two")
+    from django.db import transaction
+
+    started, cpu = time.perf_counter(), time.process_time()
+    if mode == "atomic":
+        for i in range(SAVES):
+            with transaction.atomic():
+                BenchItem.objects.create(field_one=f"one {i}", field_two="two")
+    else:
+        for i in range(SAVES):
+            BenchItem.objects.create(field_one=f"one {i}", field_two="two")
     elapsed = time.perf_counter() - started
-    emit(SAVES, elapsed)
+    emit(SAVES, elapsed, cpu_seconds=time.process_time() - cpu)
 
 
 # --- subscriber -----------------------------------------------------------------------------
 
+BenchOrder = None
 
-def subscribe(key: str) -> None:
-    setup_django("ours" if key == "ours" else "ref", f"sub_{key}")
-    from django.db import connection, models, transaction
+
+def define_bench_order():
+    global BenchOrder
+    from django.db import models
 
     class BenchOrder(models.Model):
         number = models.CharField(max_length=64)
@@ -265,51 +291,71 @@ def subscribe(key: str) -> None:
         class Meta:
             app_label = "auth"
 
-    with connection.schema_editor() as editor:
-        editor.create_model(BenchOrder)
+    globals()["BenchOrder"] = BenchOrder
+    return BenchOrder
 
-    def callback(payload):  # the documented callback
-        with transaction.atomic():
-            BenchOrder.objects.create(number=str(payload.body["n"]))
-            payload.save()
+
+def bench_callback(payload):  # the documented callback
+    from django.db import transaction
+
+    with transaction.atomic():
+        BenchOrder.objects.create(number=str(payload.body["n"]))
+        payload.save()
+
+
+def subscribe(key: str) -> None:
+    """``manage.py subscribe`` as its own process, timed from its start to the last Received
+    row; its CPU time is the child's (startup included, for both libraries)."""
+    kind, _, connections = key.partition("-")
+    db_key = f"sub_{kind}_{connections or 'new'}"
+    setup_django("ours" if kind == "ours" else "ref", db_key)
+    from django.db import connection
+
+    with connection.schema_editor() as editor:
+        editor.create_model(define_bench_order())
+    if kind == "ours":
+        from django_messaging.outbox.models import Received
+    else:
+        from django_outbox_pattern.models import Received
 
     destination = f"/topic/bench_sub_{key}_{uuid.uuid4().hex[:6]}"
     queue = f"bench-sub-{key}-{uuid.uuid4().hex[:6]}"
     try:
-        if key == "ours":
-            from django_messaging.outbox.consumers import Consumer
-            from django_messaging.outbox.models import Received
-
-            _declare_subscriber_queue(destination, queue)
-            _preload(destination)
-            started = time.perf_counter()
-            consumer = Consumer(callback, destination, queue)
-            consumer.start()
-            while consumer.handled < SUBSCRIBER_MESSAGES:
-                consumer.run_once()
-            elapsed = time.perf_counter() - started
-            consumer.stop()
-        else:
-            from django_outbox_pattern.factories import factory_consumer
-            from django_outbox_pattern.models import Received
-
-            _declare_subscriber_queue(destination, queue)
-            _preload(destination)
-            started = time.perf_counter()
-            consumer = factory_consumer()
-            consumer.start(callback, destination, queue)
-            deadline = time.monotonic() + 600
-            while Received.objects.count() < SUBSCRIBER_MESSAGES:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("subscriber too slow")
-                time.sleep(0.02)
-            elapsed = time.perf_counter() - started
-            consumer.stop()
+        _declare_subscriber_queue(destination, queue)
+        _preload(destination)
+        connection.close()
+        args = [sys.executable, __file__, "subscribe-command", key, destination, queue]
+        started = time.perf_counter()
+        child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 600
+        while Received.objects.count() < SUBSCRIBER_MESSAGES:
+            if child.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"subscriber stopped or too slow: {child.stderr.read()!r}")
+            time.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        child.send_signal(signal.SIGTERM)
+        _, _, usage = os.wait4(child.pid, 0)
         assert Received.objects.count() == SUBSCRIBER_MESSAGES
         assert BenchOrder.objects.count() == SUBSCRIBER_MESSAGES
     finally:
         delete_queues(queue, f"DLQ.{queue}")
-    emit(SUBSCRIBER_MESSAGES, elapsed)
+    emit(SUBSCRIBER_MESSAGES, elapsed, cpu_seconds=usage.ru_utime + usage.ru_stime)
+
+
+def subscribe_command(key: str, destination: str, queue: str) -> None:
+    """The child: the shipped ``subscribe`` command on the database the parent prepared."""
+    kind, _, connections = key.partition("-")
+    setup_django(
+        "ours" if kind == "ours" else "ref",
+        f"sub_{kind}_{connections or 'new'}",
+        fresh=False,
+        conn_max_age=None if connections == "persistent" else 0,
+    )
+    define_bench_order()
+    from django.core.management import execute_from_command_line
+
+    callback = "__main__.bench_callback"
+    execute_from_command_line(["manage.py", "subscribe", callback, destination, queue])
 
 
 def _declare_subscriber_queue(destination: str, queue: str) -> None:
@@ -372,7 +418,7 @@ def variants(kind: str, keys: list[tuple[str, str, list[str]]]) -> list[Variant]
     return [Variant(label, [__file__, kind, key], requirements=reqs) for label, key, reqs in keys]
 
 
-SCENARIOS = [
+_ALL_SCENARIOS = [
     Scenario(
         name="outbox relay: Published rows to confirmed on the broker (PostgreSQL)",
         unit="rows/s",
@@ -399,7 +445,7 @@ SCENARIOS = [
         ),
     ),
     Scenario(
-        name="@publish overhead on Model.objects.create (PostgreSQL, autocommit)",
+        name="@publish overhead, autocommit: Model.objects.create (PostgreSQL)",
         unit="saves/s",
         ours="django-messaging-outbox @publish",
         variants=variants(
@@ -411,30 +457,66 @@ SCENARIOS = [
                 ("django-outbox-pattern 3.2.1 @publish", "v321", REF_321),
             ],
         ),
+        targets=[Target("plain save, no decorator", 1 / 1.5)],
         note=(
-            "One extra INSERT per Config and no extra SELECT (tests/outbox/test_decorators.py). "
-            "The ratio to the plain save is the cost of writing the outbox row in the same "
-            "transaction (BEGIN/COMMIT around two INSERTs)."
+            "One extra INSERT per Config and no extra SELECT or savepoint "
+            "(tests/outbox/test_decorators.py). A plain autocommit save is one round trip "
+            "(INSERT); the decorated one is BEGIN, two INSERTs, COMMIT: the outbox row must "
+            "commit with the model row."
         ),
     ),
     Scenario(
-        name="subscriber: documented callback (atomic + payload.save()), prefetch 1",
-        unit="msgs/s",
-        ours="django-messaging-outbox",
+        name="@publish overhead, inside atomic(): Model.objects.create (PostgreSQL)",
+        unit="saves/s",
+        ours="django-messaging-outbox @publish",
         variants=variants(
-            "subscribe",
+            "save",
             [
-                ("django-messaging-outbox", "ours", []),
-                ("django-outbox-pattern 3.2.1", "v321", REF_321),
+                ("django-messaging-outbox @publish", "ours-atomic", []),
+                ("plain save, no decorator", "plain-atomic", []),
+                ("django-outbox-pattern 3.2.1 @publish", "v321-atomic", REF_321),
             ],
         ),
-        targets=[Target("django-outbox-pattern 3.2.1", 2.0)],
+        targets=[Target("plain save, no decorator", 1 / 1.5)],
         note=(
-            f"{SUBSCRIBER_MESSAGES} messages pre-loaded in the queue; both with the default "
-            "queue headers (prefetch-count 1). 0.9.0 has no payload.save() and is not compared."
+            "Each save in its own `transaction.atomic()` block: BEGIN, INSERT, COMMIT for the "
+            "plain save; one more INSERT in the same transaction for @publish."
         ),
     ),
+    *[
+        Scenario(
+            name=f"subscriber: manage.py subscribe process, documented callback, {label}",
+            unit="msgs/s",
+            ours="django-messaging-outbox",
+            variants=variants(
+                "subscribe",
+                [
+                    ("django-messaging-outbox", f"ours{suffix}", []),
+                    ("django-outbox-pattern 3.2.1", f"v321{suffix}", REF_321),
+                ],
+            ),
+            targets=[Target("django-outbox-pattern 3.2.1", 2.0)],
+            note=(
+                f"{SUBSCRIBER_MESSAGES} messages pre-loaded in the queue. Each library's "
+                "`manage.py subscribe` runs as its own process with the documented callback "
+                "(`transaction.atomic()` + `payload.save()`); the clock runs from the process "
+                "start to the last Received row, CPU is the subscriber process's (startup "
+                "included). Both with their default queue headers. 0.9.0 has no payload.save() "
+                "and is not compared."
+            ),
+        )
+        for label, suffix in [
+            ("CONN_MAX_AGE=0", ""),
+            ("CONN_MAX_AGE=None", "-persistent"),
+        ]
+    ],
 ]
 
+#: ``BENCH_OUTBOX_ONLY=subscriber,@publish`` runs only the scenarios whose name mentions one.
+_ONLY = [w for w in os.environ.get("BENCH_OUTBOX_ONLY", "").split(",") if w]
+SCENARIOS = [s for s in _ALL_SCENARIOS if not _ONLY or any(w in s.name for w in _ONLY)]
+
 if __name__ == "__main__":
-    {"relay": relay, "save": save, "subscribe": subscribe}[sys.argv[1]](sys.argv[2])
+    commands = {"relay": relay, "save": save, "subscribe": subscribe}
+    commands["subscribe-command"] = subscribe_command
+    commands[sys.argv[1]](*sys.argv[2:])

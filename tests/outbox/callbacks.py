@@ -80,3 +80,26 @@ def fails_in_sql(payload: Payload) -> None:
             "SELECT no_such_column FROM messaging_outbox_received WHERE msg_id = "
             f"'{payload.body['secret']}'"
         )
+
+
+def raises_on_three(payload: Payload) -> None:
+    """The documented callback, except that message ``3`` always fails after its insert."""
+    calls.append(payload)
+    with transaction.atomic():
+        Order.objects.create(number=str(payload.body["number"]))
+        payload.save()
+        if payload.body["number"] == "3":
+            raise ValueError("cannot handle number 3")
+
+
+def swallows_rollback_on_two(payload: Payload) -> None:
+    """Message ``2`` saves, then its own transaction rolls back and the callback returns."""
+    calls.append(payload)
+    try:
+        with transaction.atomic():
+            Order.objects.create(number=str(payload.body["number"]))
+            payload.save()
+            if payload.body["number"] == "2":
+                raise ValueError("rolled back on purpose")
+    except ValueError:
+        pass

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from django_messaging.core.commands import UsageError
 from django_messaging.outbox.relay import Relay
 from tests.helpers import wait_until
 from tests.outbox.helpers import drive, topic
@@ -29,8 +30,24 @@ def test_subscribe_requires_destination() -> None:
 
 
 def test_subscribe_reports_a_callback_that_cannot_be_imported() -> None:
-    with pytest.raises(CommandError, match="Could not import"):
+    with pytest.raises(UsageError, match="Could not import"):
         call_command("subscribe", "tests.outbox.callbacks.nope", "/topic/x")
+
+
+def test_subscribe_with_a_callback_that_cannot_be_imported_exits_2(processes) -> None:
+    """A usage error: nothing started, exit code 2 (the shared worker-command contract)."""
+    sub = processes.start("subscribe", "tests.outbox.callbacks.nope", "/topic/x")
+    out, _ = sub.communicate(timeout=60)
+    assert sub.returncode == 2, out[-3000:]
+    assert "Could not import" in out
+
+
+def test_publish_rejects_zero_workers_under_its_processes_spelling(processes) -> None:
+    """``--processes`` is django-outbox-pattern's spelling of ``--workers``."""
+    relay = processes.start("publish", "--processes", "0")
+    out, _ = relay.communicate(timeout=60)
+    assert relay.returncode == 2, out[-3000:]
+    assert "--workers must be at least 1" in out
 
 
 def test_saved_model_reaches_the_subscribe_command_and_sigterm_exits_0(

@@ -80,6 +80,28 @@ def test_legacy_setting_is_read_and_values_are_live() -> None:
         assert outbox_settings.DEFAULT_WAIT_RETRY == 7
 
 
+def test_a_connection_class_that_cannot_be_imported_fails_the_check_e008() -> None:
+    with override_settings(MESSAGING=outbox(DEFAULT_CONNECTION_CLASS="stomp.NoSuchConnection")):
+        errors = [e for e in check_messaging_settings() if e.id == "messaging.E008"]
+    assert len(errors) == 1
+    assert "MESSAGING['OUTBOX']['DEFAULT_CONNECTION_CLASS']" in errors[0].msg
+    assert "stomp.NoSuchConnection" in errors[0].msg
+
+
+def other_headers(message):
+    return {**generate_headers(message), "x-tenant": "other"}
+
+
+def test_an_imported_setting_follows_a_live_change() -> None:
+    """Dotted paths are imported once and cached; a settings change drops the cache."""
+    row = Published(destination="/topic/h", body={})
+    for name, tenant in [("custom_headers", "acme"), ("other_headers", "other")]:
+        path = f"tests.outbox.test_settings.{name}"
+        with override_settings(MESSAGING=outbox(DEFAULT_GENERATE_HEADERS=path)):
+            assert message_headers(row)["x-tenant"] == tenant
+            assert outbox_settings.imported("DEFAULT_GENERATE_HEADERS") is globals()[name]
+
+
 def custom_headers(message):
     return {**generate_headers(message), "x-tenant": "acme"}
 

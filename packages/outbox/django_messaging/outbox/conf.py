@@ -16,6 +16,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _positive_or_none(value: Any) -> str | None:
+    return None if value is None else _positive(value)
+
+
 def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
@@ -53,15 +57,15 @@ settings = Section(
     "django_messaging.outbox",
     {
         # --- django-outbox-pattern's documented settings, same names and defaults ---------------
-        "DEFAULT_CONNECTION_CLASS": Setting("stomp.StompConnection12", (str, type)),
+        "DEFAULT_CONNECTION_CLASS": Setting("stomp.StompConnection12", (str, type), imports=True),
         "DEFAULT_CONSUMER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ConsumerListener", (str, type)
+            "django_messaging.outbox.listeners.ConsumerListener", (str, type), imports=True
         ),
         "DEFAULT_PRODUCER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ProducerListener", (str, type)
+            "django_messaging.outbox.listeners.ProducerListener", (str, type), imports=True
         ),
         "DEFAULT_GENERATE_HEADERS": Setting(
-            "django_messaging.outbox.headers.generate_headers", None
+            "django_messaging.outbox.headers.generate_headers", None, imports=True
         ),
         "DEFAULT_MAXIMUM_BACKOFF": Setting(3600, NUMBER, validate=_positive),
         "DEFAULT_MAXIMUM_RETRY_ATTEMPTS": Setting(50, int, validate=_positive),
@@ -81,7 +85,7 @@ settings = Section(
         "DEFAULT_STOMP_KEY_FILE": Setting(None, str),
         "DEFAULT_STOMP_CERT_FILE": Setting(None, str),
         "DEFAULT_STOMP_CA_CERTS": Setting(None, str),
-        "DEFAULT_STOMP_CERT_VALIDATOR": Setting(None, None),
+        "DEFAULT_STOMP_CERT_VALIDATOR": Setting(None, None, imports=True),
         "DEFAULT_STOMP_SSL_VERSION": Setting(None, int),
         "DEFAULT_STOMP_SSL_PASSWORD": Setting(None, str, secret=True),
         # --- relay (``./manage.py publish``) ---------------------------------------------------
@@ -106,6 +110,11 @@ settings = Section(
         "DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS": Setting(3, int, validate=_positive),
         # Seconds between callback attempts, multiplied by the attempt number.
         "DEFAULT_CONSUMER_RETRY_WAIT": Setting(2.0, NUMBER, validate=_not_negative),
+        # Unacknowledged messages the broker sends ahead (the subscription's prefetch-count,
+        # over DEFAULT_STOMP_QUEUE_HEADERS'); None leaves it to those headers.
+        "DEFAULT_CONSUMER_PREFETCH_COUNT": Setting(
+            200, (int, type(None)), validate=_positive_or_none
+        ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEFAULT_DEAD_LETTER_PREFIX": Setting("DLQ.", str),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------

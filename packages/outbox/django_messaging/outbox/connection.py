@@ -10,7 +10,6 @@ import logging
 import time
 from typing import Any
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.core.reconnect import Backoff
 from django_messaging.outbox.conf import settings
 
@@ -19,10 +18,6 @@ logger = logging.getLogger(__name__)
 
 #: Seconds to wait for the socket and then for the broker's CONNECTED frame.
 CONNECT_TIMEOUT = 10.0
-
-
-def _setting_path(key: str) -> str:
-    return f"MESSAGING['OUTBOX'][{key!r}]"
 
 
 def host_and_ports() -> list[tuple[str, int]]:
@@ -35,9 +30,7 @@ def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> 
     Hosts are tried in ``DEFAULT_STOMP_HOST_AND_PORTS`` order (failover); stomp.py's own
     reconnect loop is limited to one pass, the callers back off themselves.
     """
-    connection_class = import_from_setting(
-        settings.DEFAULT_CONNECTION_CLASS, _setting_path("DEFAULT_CONNECTION_CLASS")
-    )
+    connection_class = settings.imported("DEFAULT_CONNECTION_CLASS")
     hosts = host_and_ports()
     connection = connection_class(
         host_and_ports=hosts,
@@ -59,9 +52,7 @@ def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> 
         }
         validator = settings.DEFAULT_STOMP_CERT_VALIDATOR
         if validator is not None:
-            ssl["cert_validator"] = import_from_setting(
-                validator, _setting_path("DEFAULT_STOMP_CERT_VALIDATOR")
-            )
+            ssl["cert_validator"] = settings.imported("DEFAULT_STOMP_CERT_VALIDATOR")
         if settings.DEFAULT_STOMP_SSL_VERSION is not None:
             ssl["ssl_version"] = settings.DEFAULT_STOMP_SSL_VERSION
         connection.set_ssl(**ssl)

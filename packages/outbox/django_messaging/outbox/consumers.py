@@ -14,6 +14,16 @@ Per message:
    an error log and a dead letter, and the subscription goes on.
 
 Dead letters are sent with a receipt and only then is the original acknowledged.
+
+Throughput: the subscription has ``DEFAULT_CONSUMER_PREFETCH_COUNT`` messages in flight. When
+several are waiting, they are handled in one database transaction (one commit instead of one
+per message; a callback's own ``transaction.atomic()`` becomes a savepoint in it, and the
+``Received`` rows of ``payload.save()`` are written by one INSERT just before the commit) and
+acknowledged together once that transaction committed. A callback that raises, a database error
+or a failed commit rolls the whole batch back, and its messages are handled again one at a time,
+each in its own transaction with the retries above, as a single waiting message always is. So
+callbacks may run again for messages whose batch was rolled back: their database work is undone,
+side effects outside the database are not (delivery is at least once, as on any redelivery).
 """
 
 from __future__ import annotations
@@ -23,13 +33,13 @@ import logging
 import queue
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from django import db
-from django.db import IntegrityError, router
+from django.db import IntegrityError, router, transaction
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import connection as stomp_connection
@@ -61,6 +71,10 @@ class DatabaseUnavailable(Exception):
     """The database is down: the message is kept and handled again once it is back."""
 
 
+#: What ``_call`` returns for a message found processed (acknowledged after commit).
+ALREADY_PROCESSED = "already processed"
+
+
 def database_is_up(using: str) -> bool:
     """Open a fresh connection to ``using`` and run a trivial query."""
     connection = db.connections[using]
@@ -84,8 +98,9 @@ def queue_name_for(destination: str, queue_name: str | None = None) -> str:
 class Consumer(Worker):
     name = "outbox subscriber"
     listener_name = "django-messaging-outbox-consumer"
-    #: Most messages handled per ``run_once`` (between database connection checks).
-    batch_limit = 200
+    #: Most messages handled per ``run_once`` (between database connection checks), and so in
+    #: one transaction.
+    batch_limit = 100
 
     def __init__(
         self,
@@ -111,6 +126,8 @@ class Consumer(Worker):
         self._broker_errors = 0
         #: The message whose handling waits for the database, and when to look again.
         self._held: tuple[int, Any] | None = None
+        #: Messages of a rolled-back batch, handled again one per transaction.
+        self._backlog: deque[tuple[int, Any]] = deque()
         self._database_failures = 0
         self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
@@ -181,10 +198,7 @@ class Consumer(Worker):
         self._generation += 1
         self._receipts = queue.SimpleQueue()
         self._broken = False
-        listener_class = import_from_setting(
-            settings.DEFAULT_CONSUMER_LISTENER_CLASS,
-            "MESSAGING['OUTBOX']['DEFAULT_CONSUMER_LISTENER_CLASS']",
-        )
+        listener_class = settings.imported("DEFAULT_CONSUMER_LISTENER_CLASS")
         connection = stomp_connection.factory_connection(auto_decode=False)
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection
@@ -197,6 +211,9 @@ class Consumer(Worker):
             ) from exc
         self._declare_dead_letter_queue()
         headers = dict(settings.DEFAULT_STOMP_QUEUE_HEADERS)
+        prefetch = settings.DEFAULT_CONSUMER_PREFETCH_COUNT
+        if prefetch is not None:
+            headers["prefetch-count"] = str(prefetch)
         headers.update(
             {
                 "x-queue-name": self.queue_name,
@@ -301,45 +318,136 @@ class Consumer(Worker):
             if not self._database_back():
                 return
             (generation, frame), self._held = self._held, None
-        else:
+            self._handle_alone(generation, frame)
+            return
+        if self._backlog:
+            generation, frame = self._backlog.popleft()
+            self._handle_alone(generation, frame)
+            return
+        try:
+            batch = [self._inbox.get(timeout=0.5)]
+        except queue.Empty:
+            return
+        while len(batch) < self.batch_limit:
             try:
-                generation, frame = self._inbox.get(timeout=0.5)
+                batch.append(self._inbox.get_nowait())
             except queue.Empty:
-                return
-        handled = 0
-        while True:
-            if generation == self._generation and self.is_connected():
-                try:
-                    self.handle(frame)
-                except DatabaseUnavailable as exc:
-                    self._hold(generation, frame, exc)
-                    return
-                except Exception as exc:
-                    # Not acknowledged: drop the connection so the broker redelivers it.
-                    logger.error(
-                        "message %s on %s not handled, it will be redelivered: %r",
-                        frame.headers.get("message-id"),
-                        self.queue_name,
-                        exc,
-                    )
-                    db.close_old_connections()
-                    self._close()
-                    self._connect_failures += 1
-                    self._next_connect = (
-                        time.monotonic()
-                        + stomp_connection.reconnect_backoff().delay(self._connect_failures)
-                    )
-                    return
-                self.handled += 1
-                self._broker_errors = 0
-                handled += 1
-            # else: from a connection that is gone; the broker redelivers it.
-            if handled >= self.batch_limit:
-                return
+                break
+        # Frames of a connection that is gone are dropped: the broker redelivers them.
+        current = [frame for generation, frame in batch if generation == self._generation]
+        if len(current) == 1:
+            self._handle_alone(self._generation, current[0])
+        elif current and self.is_connected():
+            self._handle_batch(current)
+
+    def _handle_alone(self, generation: int, frame: Any) -> None:
+        """One message in its own transaction (the callback's); the database is checked on
+        errors, and the message held while it is down."""
+        if generation != self._generation or not self.is_connected():
+            return
+        try:
+            self.handle(frame)
+        except DatabaseUnavailable as exc:
+            self._hold(generation, frame, exc)
+            return
+        except Exception as exc:
+            self._drop_connection(frame, exc)
+            return
+        self.handled += 1
+        self._broker_errors = 0
+
+    def _drop_connection(self, frame: Any, error: BaseException) -> None:
+        """Not acknowledged: drop the connection so the broker redelivers it."""
+        logger.error(
+            "message %s on %s not handled, it will be redelivered: %r",
+            frame.headers.get("message-id"),
+            self.queue_name,
+            error,
+        )
+        db.close_old_connections()
+        self._close()
+        self._connect_failures += 1
+        self._next_connect = time.monotonic() + stomp_connection.reconnect_backoff().delay(
+            self._connect_failures
+        )
+
+    def _handle_batch(self, frames: list[Any]) -> None:
+        """Several messages in one transaction, acknowledged after it committed."""
+        using = self._database()
+        settled: list[tuple[Any, dict[str, Any], str, Any]] = []
+        unfinished = list(frames)
+        try:
+            with transaction.atomic(using=using):
+                processed = self._processed_ids(frames)
+                for frame in frames:
+                    decoded = self._decode(frame)
+                    if decoded is None:  # dead-lettered
+                        unfinished.remove(frame)
+                        continue
+                    headers, msg_id, body = decoded
+                    if msg_id in processed:
+                        logger.info(
+                            "message %s on %s already processed: acknowledged",
+                            msg_id,
+                            self.queue_name,
+                        )
+                        outcome: Any = ALREADY_PROCESSED
+                    else:
+                        outcome = self._call_in_batch(headers, msg_id, body)
+                    if (
+                        outcome is None
+                        or getattr(outcome, "acked", False)
+                        or (getattr(outcome, "nacked", False))
+                    ):
+                        unfinished.remove(frame)
+                        continue
+                    if outcome is ALREADY_PROCESSED or outcome.saved:
+                        processed.add(msg_id)  # a second copy in this batch is a duplicate
+                    settled.append((frame, headers, msg_id, outcome))
+                rows = [
+                    outcome.message
+                    for _, _, _, outcome in settled
+                    if isinstance(outcome, Payload) and outcome.pending_commit(using)
+                ]
+                if rows:
+                    Received.objects.using(using).bulk_create(rows)
+        except Exception as exc:
+            logger.warning(
+                "batch of %d messages on %s rolled back (%r): handling them one at a time",
+                len(frames),
+                self.queue_name,
+                exc,
+            )
+            self.handled += len(frames) - len(unfinished)
+            self._backlog.extend((self._generation, frame) for frame in unfinished)
+            return
+        self.handled += len(frames) - len(settled)
+        for frame, headers, msg_id, outcome in settled:
             try:
-                generation, frame = self._inbox.get_nowait()
-            except queue.Empty:
+                self._settle(frame, headers, msg_id, outcome)
+            except Exception as exc:  # committed: a redelivery is found processed
+                self._drop_connection(frame, exc)
                 return
+            self.handled += 1
+        self._broker_errors = 0
+
+    def _call_in_batch(self, headers: dict[str, Any], msg_id: str, body: Any) -> Payload:
+        """One callback call inside the batch's transaction, without a savepoint of its own:
+        an exception rolls the whole batch back (see ``_handle_batch``)."""
+        payload = Payload(
+            self.connection,
+            body,
+            headers,
+            Received(msg_id=msg_id, queue=self.queue_name, headers=headers, body=body),
+        )
+        payload.insert_later = True
+        self.callback(payload)
+        return payload
+
+    def _processed_ids(self, frames: list[Any]) -> set[str]:
+        ids = {m for m in (self.message_id(f.headers) for f in frames) if m is not None}
+        rows = Received.objects.filter(queue=self.queue_name, msg_id__in=ids)
+        return set(rows.values_list("msg_id", flat=True))
 
     def _hold(self, generation: int, frame: Any, error: BaseException) -> None:
         """Keep ``frame`` (unacknowledged) until the database answers again."""
@@ -397,6 +505,26 @@ class Consumer(Worker):
         return None
 
     def handle(self, frame: Any) -> None:
+        """One message on its own: the callback's transaction is the one that commits."""
+        decoded = self._decode(frame)
+        if decoded is None:
+            return
+        headers, msg_id, body = decoded
+        try:
+            processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
+        except DATABASE_ERRORS as exc:
+            self._check_database(exc)
+            raise
+        if processed:
+            logger.info("message %s on %s already processed: acknowledged", msg_id, self.queue_name)
+            self._ack(headers)
+            return
+        outcome = self._call(frame, headers, msg_id, body)
+        if outcome is not None:
+            self._settle(frame, headers, msg_id, outcome)
+
+    def _decode(self, frame: Any) -> tuple[dict[str, Any], str, Any] | None:
+        """Headers, idempotency key and body; ``None`` once a bad message is dead-lettered."""
         headers = dict(frame.headers)
         msg_id = self.message_id(headers)
         if msg_id is None:
@@ -406,7 +534,7 @@ class Consumer(Worker):
                 f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set "
                 f"({self._where(headers.get('message-id'))})",
             )
-            return
+            return None
         limit = Received._meta.get_field("msg_id").max_length or 0  # type: ignore[union-attr]
         if len(msg_id) > limit:
             self.dead_letter(
@@ -414,7 +542,7 @@ class Consumer(Worker):
                 f"idempotency header longer than {limit} characters "
                 f"({self._where(headers.get('message-id'))})",
             )
-            return
+            return None
         serializer_name = settings.DEFAULT_BODY_SERIALIZER
         try:
             body = get_serializer(serializer_name).loads(frame.body)
@@ -425,16 +553,18 @@ class Consumer(Worker):
                 frame,
                 f"undecodable body: not valid {serializer_name} ({cause}) ({self._where(msg_id)})",
             )
-            return
-        try:
-            processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
-        except DATABASE_ERRORS as exc:
-            self._check_database(exc)
-            raise
-        if processed:
-            logger.info("message %s on %s already processed: acknowledged", msg_id, self.queue_name)
-            self._ack(headers)
-            return
+            return None
+        return headers, msg_id, body
+
+    def _call(
+        self,
+        frame: Any,
+        headers: dict[str, Any],
+        msg_id: str,
+        body: Any,
+    ) -> Any:
+        """Run the callback, retrying on exceptions. Returns its ``Payload``,
+        ``ALREADY_PROCESSED``, or ``None`` once the message is dead-lettered."""
         attempts = max(1, int(settings.DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS))
         error: BaseException | None = None
         for attempt in range(1, attempts + 1):
@@ -449,38 +579,14 @@ class Consumer(Worker):
             except IntegrityError as exc:
                 if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
                     logger.info("message %s processed concurrently: acknowledged", msg_id)
-                    self._ack(headers)
-                    return
+                    return ALREADY_PROCESSED
                 error = exc
             except Exception as exc:
                 # A database outage is not the message's fault: it waits, uncounted.
                 self._check_database(exc)
                 error = exc
             else:
-                if payload.nacked or payload.acked:
-                    return
-                if payload.saved and payload.committed:
-                    payload.ack()
-                    return
-                problem = (
-                    "called payload.save() but its transaction did not commit"
-                    if payload.saved
-                    else "returned without calling payload.save() or payload.nack()"
-                )
-                logger.error(
-                    "callback %s %s for message %s on %s: dead-lettered. Call payload.save() "
-                    "inside the transaction that stores your data, or payload.nack() to discard.",
-                    _name(self.callback),
-                    problem,
-                    msg_id,
-                    self.queue_name,
-                )
-                self.dead_letter(
-                    frame,
-                    f"callback {_name(self.callback)} {problem} ({self._where(msg_id)})",
-                    log=False,
-                )
-                return
+                return payload
             if attempt < attempts:
                 logger.warning(
                     "callback %s failed on message %s (attempt %d of %d): %r",
@@ -504,6 +610,38 @@ class Consumer(Worker):
             frame,
             f"callback {_name(self.callback)} failed {attempts} times with {_kind(error)} "
             f"({self._where(msg_id)})",
+            log=False,
+        )
+        return None
+
+    def _settle(self, frame: Any, headers: dict[str, Any], msg_id: str, outcome: Any) -> None:
+        """Acknowledge a message whose transaction committed; dead-letter one whose callback
+        neither saved (committed) nor nacked."""
+        if outcome is ALREADY_PROCESSED:
+            self._ack(headers)
+            return
+        payload: Payload = outcome
+        if payload.nacked or payload.acked:
+            return
+        if payload.saved and payload.committed:
+            payload.ack()
+            return
+        problem = (
+            "called payload.save() but its transaction did not commit"
+            if payload.saved
+            else "returned without calling payload.save() or payload.nack()"
+        )
+        logger.error(
+            "callback %s %s for message %s on %s: dead-lettered. Call payload.save() "
+            "inside the transaction that stores your data, or payload.nack() to discard.",
+            _name(self.callback),
+            problem,
+            msg_id,
+            self.queue_name,
+        )
+        self.dead_letter(
+            frame,
+            f"callback {_name(self.callback)} {problem} ({self._where(msg_id)})",
             log=False,
         )
 

@@ -48,6 +48,10 @@ class Payload:
         self.committed = False
         self.acked = False
         self.nacked = False
+        #: Set by the subscriber inside a batch: the row is written by one INSERT for the
+        #: whole batch, just before its commit, if the savepoint around ``save()`` survived.
+        self.insert_later = False
+        self._hook = self._on_commit
 
     @property
     def ack_id(self) -> str:
@@ -64,10 +68,17 @@ class Payload:
         if self.message is None:
             raise RuntimeError("this payload has no Received row to save")
         self.message.status = StatusChoice.SUCCEEDED
-        self.message.save(force_insert=True)
+        if not self.insert_later:
+            self.message.save(force_insert=True)
         self.saved = True
         using = router.db_for_write(type(self.message))
-        transaction.on_commit(self._on_commit, using=using)
+        transaction.on_commit(self._hook, using=using)
+
+    def pending_commit(self, using: str) -> bool:
+        """Whether ``save()`` is still part of the open transaction (no savepoint around it
+        was rolled back since): Django drops a rolled-back savepoint's commit hooks."""
+        hooks = transaction.get_connection(using).run_on_commit
+        return self.saved and any(hook[1] is self._hook for hook in hooks)
 
     def _on_commit(self) -> None:
         self.committed = True

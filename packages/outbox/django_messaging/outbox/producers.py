@@ -16,7 +16,6 @@ import time
 import uuid
 from typing import Any
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.core.serializers import get_serializer
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.outbox.conf import settings
@@ -41,9 +40,7 @@ def encode_body(body: Any) -> tuple[bytes, str]:
 
 
 def generate_headers_function() -> Any:
-    return import_from_setting(
-        settings.DEFAULT_GENERATE_HEADERS, "MESSAGING['OUTBOX']['DEFAULT_GENERATE_HEADERS']"
-    )
+    return settings.imported("DEFAULT_GENERATE_HEADERS")
 
 
 def message_headers(message: Any, generate: Any = None) -> dict[str, str]:

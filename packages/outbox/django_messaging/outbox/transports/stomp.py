@@ -19,7 +19,6 @@ from typing import Any
 import stomp
 import stomp.listener
 
-from django_messaging.core.imports import import_from_setting
 from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
 from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.conf import settings
@@ -69,10 +68,7 @@ class StompTransport(Transport):
     # Transport -----------------------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        listener_class = import_from_setting(
-            settings.DEFAULT_PRODUCER_LISTENER_CLASS,
-            "MESSAGING['OUTBOX']['DEFAULT_PRODUCER_LISTENER_CLASS']",
-        )
+        listener_class = settings.imported("DEFAULT_PRODUCER_LISTENER_CLASS")
         connection = stomp_connection.factory_connection()
         connection.set_listener(self.listener_name, listener_class(self))
         self._receipts = queue.SimpleQueue()

@@ -4,41 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
-from django_messaging.core.worker import run_worker, run_workers
+from django_messaging.core.commands import UsageError, WorkerCommand
+from django_messaging.core.worker import WorkerFactory
 from django_messaging.outbox.relay import Relay
 
 
-class Command(BaseCommand):
+class Command(WorkerCommand):
     help = (
         "Send the rows of the outbox table (Published) to the broker and mark them sent once "
         "the broker confirmed them. Runs until SIGTERM/SIGINT, which finish the current batch. "
         "Several relays (processes, hosts) may run at once: each row goes to exactly one. "
-        "Example: ./manage.py publish --batch-size 500 --processes 2"
+        "Example: ./manage.py publish --batch-size 500 --workers 2"
     )
+    worker_aliases = ("--processes",)
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    def add_command_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
             type=int,
             default=None,
             help="rows claimed per batch (default: DEFAULT_PUBLISHED_CHUNK_SIZE)",
         )
-        parser.add_argument(
-            "--processes",
-            type=int,
-            default=1,
-            help="relay processes to run under one supervisor (default 1)",
-        )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def check_options(self, **options: Any) -> None:
+        if options["batch_size"] is not None and options["batch_size"] < 1:
+            raise UsageError("--batch-size must be at least 1")
+
+    def worker_factory(self, **options: Any) -> WorkerFactory:
         batch_size = options["batch_size"]
-        if options["processes"] <= 1:
-            run_worker(Relay(batch_size=batch_size))
-            return
-        code = run_workers(
-            [lambda: Relay(batch_size=batch_size) for _ in range(options["processes"])]
-        )
-        if code:
-            raise SystemExit(code)
+        return lambda: Relay(batch_size=batch_size)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.module_loading import import_string
 
-from django_messaging.core.worker import run_worker
+from django_messaging.core.commands import UsageError, WorkerCommand
+from django_messaging.core.worker import WorkerFactory
 from django_messaging.outbox.consumers import Consumer
 
 
-class Command(BaseCommand):
+class Command(WorkerCommand):
     help = (
         "Consume DESTINATION and call CALLBACK (dotted path of a function taking a Payload) for "
         "each message. The callback calls payload.save() inside its transaction (acknowledged "
@@ -20,7 +22,7 @@ class Command(BaseCommand):
         "billing-orders"
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    def add_command_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("callback", help="dotted path, e.g. 'shop.callbacks.order_created'")
         parser.add_argument(
             "destination",
@@ -34,11 +36,20 @@ class Command(BaseCommand):
             "go to DLQ.<queue_name>.",
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    def check_options(self, **options: Any) -> None:
+        self._callback(options["callback"])
+
+    def worker_factory(self, **options: Any) -> WorkerFactory:
+        callback = self._callback(options["callback"])
+        destination, queue_name = options["destination"], options["queue_name"]
+        return lambda: Consumer(callback, destination, queue_name)
+
+    @staticmethod
+    def _callback(path: str) -> Callable[..., Any]:
         try:
-            callback = import_string(options["callback"])
+            callback = import_string(path)
         except ImportError as exc:
-            raise CommandError(f"Could not import {options['callback']!r}: {exc}") from exc
+            raise UsageError(f"Could not import {path!r}: {exc}") from exc
         if not callable(callback):
-            raise CommandError(f"{options['callback']!r} is not callable")
-        run_worker(Consumer(callback, options["destination"], options["queue_name"]))
+            raise UsageError(f"{path!r} is not callable")
+        return callback

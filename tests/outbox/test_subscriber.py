@@ -299,7 +299,7 @@ def test_reconnect_after_a_broker_error_backs_off(stomp_address, subscription, c
     import time
 
     consumer = subscription(callbacks.store_order)
-    consumer.connection.ack("no-such-message", "no-such-subscription")  # draws an ERROR frame
+    consumer.connection.send("/no-such-kind/of-destination", "x")  # draws an ERROR frame
     with caplog.at_level(logging.WARNING, logger="django_messaging.outbox"):
         deadline = time.monotonic() + 30  # the broker's ERROR frame; slow on a loaded machine
         while consumer.connection is None or consumer.is_connected():

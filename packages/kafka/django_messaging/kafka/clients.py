@@ -1,9 +1,13 @@
-"""The Kafka clients one process shares: the producer and the Schema Registry client.
+"""The Kafka clients one process shares: the producer, the admin client and the Schema Registry
+client; and how consumers build theirs.
 
-Both are built on first use from the settings of that moment. ``shared.reset()`` (the settings
+They are built on first use from the settings of that moment. ``shared.reset()`` (the settings
 changed) flushes and forgets them, and a forked child forgets its parent's; modules that cache
 something built from them (serializers, known topics) register a hook with ``on_reset``, so
 this module depends on none of them. ``kafka.producer`` and ``kafka.schema_client`` are these.
+
+:meth:`SharedClients.pin` puts stand-ins in their place until unpinned, whatever the settings
+do meanwhile: the in-memory broker of :mod:`django_messaging.kafka.testing` uses it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,11 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from confluent_kafka import Consumer as ConfluentConsumer
+from confluent_kafka.admin import AdminClient
+
 from django_messaging.kafka.conf import settings
+from django_messaging.kafka.config import admin_config
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.producer import Producer
 
@@ -26,7 +34,10 @@ logger = logging.getLogger(__name__)
 class SharedClients:
     def __init__(self) -> None:
         self._producer: Producer | None = None
+        self._admin: Any = None
         self._schema_client: Any = None
+        #: Stand-ins set by :meth:`pin`: "producer", "admin", "consumer" (a client factory).
+        self._pinned: dict[str, Any] = {}
         self._reset_hooks: list[Callable[[], None]] = []
         self._flush_at_exit_registered = False
 
@@ -44,6 +55,51 @@ class SharedClients:
     def built_producer(self) -> Producer | None:
         """The producer if it was built, without building one."""
         return self._producer
+
+    @property
+    def admin(self) -> AdminClient:
+        """The admin client (topic creation of retry and dead letter copies)."""
+        admin = self._admin
+        if admin is None:
+            admin = self._admin = AdminClient(admin_config())
+        return admin  # type: ignore[no-any-return]
+
+    def consumer_client(self, config: dict[str, Any]) -> Any:
+        """A new librdkafka consumer for a :class:`~django_messaging.kafka.consumer.Consumer`."""
+        factory = self._pinned.get("consumer")
+        return ConfluentConsumer(config) if factory is None else factory(config)
+
+    def pin(
+        self,
+        producer: Producer | None = None,
+        admin: Any = None,
+        consumer: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> dict[str, Any]:
+        """Use these clients (``consumer``: a factory of consumer clients) instead of building
+        them, across :meth:`reset`, until :meth:`unpin`; returns what was pinned before."""
+        before = dict(self._pinned)
+        self._pinned = {
+            name: value
+            for name, value in {"producer": producer, "admin": admin, "consumer": consumer}.items()
+            if value is not None
+        }
+        self._apply_pins()
+        self._run_reset_hooks()
+        return before
+
+    def unpin(self, previous: dict[str, Any] | None = None) -> None:
+        """Build real clients again (or pin ``previous``, what :meth:`pin` returned)."""
+        self._pinned = dict(previous or {})
+        self._producer = None
+        self._admin = None
+        self._apply_pins()
+        self._run_reset_hooks()
+
+    def _apply_pins(self) -> None:
+        if "producer" in self._pinned:
+            self._producer = self._pinned["producer"]
+        if "admin" in self._pinned:
+            self._admin = self._pinned["admin"]
 
     @property
     def schema_client(self) -> Any:
@@ -69,8 +125,10 @@ class SharedClients:
     def reset(self) -> None:
         """Forget the producer and schema registry client (flushing the producer first)."""
         producer, self._producer = self._producer, None
+        self._admin = None
         self._schema_client = None
-        if producer is not None:
+        self._apply_pins()
+        if producer is not None and producer is not self._producer:
             try:
                 producer.flush(5)
             except Exception:  # pragma: no cover - a closing client
@@ -80,7 +138,9 @@ class SharedClients:
     def forget_after_fork(self) -> None:
         # A forked child must not use its parent's librdkafka threads.
         self._producer = None
+        self._admin = None
         self._schema_client = None
+        self._apply_pins()
         self._run_reset_hooks()
 
     def _run_reset_hooks(self) -> None:

@@ -17,29 +17,22 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
-from django_messaging.kafka.config import admin_config
 from django_messaging.kafka.exceptions import DjangoKafkaError
 
 logger = logging.getLogger(__name__)
 
 _known_topics: set[str] = set()
 _lock = threading.Lock()
-_admin: AdminClient | None = None
 
 
 @shared.on_reset
 def reset() -> None:
-    """Forget the admin client and the topics known to exist (the settings changed)."""
-    global _admin
+    """Forget the topics known to exist (the settings changed)."""
     _known_topics.clear()
-    _admin = None
 
 
 def admin_client() -> AdminClient:
-    global _admin
-    if _admin is None:
-        _admin = AdminClient(admin_config())
-    return _admin
+    return shared.admin
 
 
 def ensure_topics(names: list[str], num_partitions: int = 1, timeout: float = 10.0) -> None:

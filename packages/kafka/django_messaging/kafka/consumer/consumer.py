@@ -21,11 +21,11 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError, TopicPartition
 from django.db import transaction
 
 from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
 from django_messaging.kafka.consumer.batch_transaction import BatchAborted, BatchTransactions
@@ -61,7 +61,7 @@ class Consumer(FailurePolicy, Worker):
 
     def __init__(self) -> None:
         self.config = self.build_config()  # type: ignore[misc]  # the built config
-        self._consumer = ConfluentConsumer(self.config)
+        self._consumer = shared.consumer_client(self.config)
         self._pauses = PauseManager()
         #: messages of paused partitions, from the one to retry on, in offset order
         self._backlog: dict[tuple[str, int], list[Message]] = {}

@@ -73,6 +73,16 @@ def _delete_topology(url: str, exchange: str, queue: str) -> None:
 
 
 @pytest.fixture
+def produced(settings: Any) -> Iterator[list[Any]]:
+    """What the master hands to the transport, captured by ``CqrsBroker`` (nothing is sent)."""
+    from django_messaging.cqrs.testing import CqrsBroker
+
+    settings.MESSAGING = copy.deepcopy(settings.MESSAGING)
+    with CqrsBroker() as captured:
+        yield captured.payloads
+
+
+@pytest.fixture
 def broker(cqrs_settings: dict) -> Iterator[Any]:
     """A pika channel with the test's replica topology declared (so nothing published is lost)."""
     from django_messaging.cqrs.registries import ReplicaRegistry

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
@@ -12,21 +10,10 @@ from django_messaging.cqrs.admin import CQRSAdminMasterSyncMixin
 from django_messaging.cqrs.admin_mixins import CQRSAdminMasterSyncMixin as FromReadmePath
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.models import PendingMessage, Tombstone
-from django_messaging.cqrs.transport import TransportMock
 from tests.project.cqrs_app.admin import ProductAdmin
 from tests.project.cqrs_app.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def produced(settings):
-    messaging = copy.deepcopy(settings.MESSAGING)
-    messaging["CQRS"]["transport"] = "django_messaging.cqrs.transport.TransportMock"
-    settings.MESSAGING = messaging
-    TransportMock.produced = []
-    yield TransportMock.produced
-    TransportMock.produced = []
 
 
 @pytest.fixture
@@ -38,7 +25,7 @@ def admin_client_logged_in(client):
 def test_sync_items_action_publishes_sync_messages(produced, admin_client_logged_in):
     client = admin_client_logged_in
     products = [Product.objects.create(name=f"a{i}") for i in range(3)]
-    TransportMock.produced.clear()
+    produced.clear()
     response = client.post(
         "/admin/test_cqrs/product/",
         {"action": "sync_items", "_selected_action": [p.pk for p in products[:2]]},
@@ -46,7 +33,7 @@ def test_sync_items_action_publishes_sync_messages(produced, admin_client_logged
     )
     assert response.status_code == 200
     assert b"2 item(s) sent for synchronization" in response.content
-    assert [p.signal_type for p in TransportMock.produced] == [SignalType.SYNC] * 2
+    assert [p.signal_type for p in produced] == [SignalType.SYNC] * 2
     assert FromReadmePath is CQRSAdminMasterSyncMixin
 
 

@@ -22,7 +22,6 @@ from django.utils import timezone
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
-from django_messaging.cqrs.transport import TransportMock
 from tests.cqrs.conftest import drain
 from tests.project.cqrs_app.models import (
     Article,
@@ -36,16 +35,6 @@ from tests.project.cqrs_app.models import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MODES = ["outbox", "each"]
-
-
-@pytest.fixture
-def produced(settings):
-    messaging = copy.deepcopy(settings.MESSAGING)
-    messaging["CQRS"]["transport"] = "django_messaging.cqrs.transport.TransportMock"
-    settings.MESSAGING = messaging
-    TransportMock.produced = []
-    yield TransportMock.produced
-    TransportMock.produced = []
 
 
 def _mode(settings, mode: str) -> None:

@@ -1,8 +1,7 @@
-"""Master side: what is published, when, and with which payload (captured by TransportMock)."""
+"""Master side: what is published, when, and with which payload (captured by ``CqrsBroker``)."""
 
 from __future__ import annotations
 
-import copy
 import json
 from decimal import Decimal
 
@@ -17,7 +16,6 @@ from django_messaging.cqrs.metas import MasterMeta
 from django_messaging.cqrs.registries import MasterRegistry
 from django_messaging.cqrs.signals import post_bulk_create, post_update
 from django_messaging.cqrs.tracker import CQRSTracker
-from django_messaging.cqrs.transport import TransportMock
 from django_messaging.cqrs.transport.rabbit_mq import encode
 from tests.project.cqrs_app.models import (
     Author,
@@ -32,16 +30,6 @@ from tests.project.cqrs_app.models import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def produced(settings):
-    messaging = copy.deepcopy(settings.MESSAGING)
-    messaging["CQRS"]["transport"] = "django_messaging.cqrs.transport.TransportMock"
-    settings.MESSAGING = messaging
-    TransportMock.produced = []
-    yield TransportMock.produced
-    TransportMock.produced = []
 
 
 def test_create_publishes_the_nine_wire_keys(produced):

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import logging
 import signal
-from contextlib import nullcontext
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, transaction
-from eventsourcing.system import Follower, Leader, Runner
+from django.db import connections
+from eventsourcing.system import Runner
 
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import StopRequested, stop_on_signals
 from django_messaging.eventstore.errors import outage
+from django_messaging.eventstore.followers import (
+    DryRunRefused,
+    application,
+    forget_cached_aggregates,
+    sync_follower,
+)
 from django_messaging.eventstore.runners import get_runner
 
 logger = logging.getLogger(__name__)
-
-
-class _DryRun(Exception):
-    """Raised at the end of a dry-run follower so that its transaction rolls back."""
 
 
 class _Stopped(Exception):
@@ -159,60 +160,12 @@ class Command(BaseCommand):
                         exc,
                     )
             connections.close_all()
-            _forget_cached_aggregates(_app(runner, name))
+            forget_cached_aggregates(application(runner, name))
             if not backoff.wait(attempt, stop.event):
                 raise _Stopped
 
     def _sync(self, runner: Runner[Any], name: str, dry_run: bool) -> dict[str, int]:
-        follower = _app(runner, name)
-        assert isinstance(follower, Follower), f"{name} is not a Follower"
-        using = getattr(follower.recorder, "using", None)
-        if dry_run and using is None:
-            raise CommandError(
-                f"{name} does not store its events with django_messaging.eventstore, so a dry "
-                "run could not roll its changes back"
-            )
-        counts: dict[str, int] = {}
-        block = transaction.atomic(using=using) if using is not None else nullcontext()
         try:
-            with block:
-                for leader_name in runner.system.follows[name]:
-                    counts[leader_name] = _pull_and_process(runner, follower, leader_name)
-                if dry_run:
-                    raise _DryRun
-        except _DryRun:
-            pass
-        return counts
-
-
-def _app(runner: Runner[Any], name: str) -> Any:
-    applications = getattr(runner, "apps", None)
-    if isinstance(applications, dict) and name in applications:
-        return applications[name]
-    return runner.get(runner.system.get_app_cls(name))
-
-
-def _forget_cached_aggregates(application: Any) -> None:
-    """Drop cached aggregates: they may hold changes of a transaction that was rolled back."""
-    cache = getattr(getattr(application, "repository", None), "cache", None)
-    if cache is not None:
-        for aggregate_id in list(cache.cache):
-            cache.get(aggregate_id, evict=True)
-
-
-def _pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name: str) -> int:
-    """Process the leader's events the follower has not tracked yet; how many there were."""
-    if leader_name not in follower.readers:
-        leader = _app(runner, leader_name)
-        assert isinstance(leader, Leader), f"{leader_name} is not a Leader"
-        follower.follow(leader_name, leader.notification_log)
-    start = follower.recorder.max_tracking_id(leader_name)
-    processed = 0
-    for notifications in follower.pull_notifications(
-        leader_name, start=start, inclusive_of_start=False
-    ):
-        received = follower.filter_received_notifications(notifications)
-        for domain_event, tracking in follower.convert_notifications(leader_name, received):
-            follower.process_event(domain_event, tracking)
-            processed += 1
-    return processed
+            return sync_follower(runner, name, dry_run)
+        except DryRunRefused as exc:
+            raise CommandError(str(exc)) from exc

@@ -144,6 +144,8 @@ def typecheck(session: nox.Session) -> None:
         "mypy",
         "-p",
         "django_messaging.core",
+        "-p",
+        "django_messaging.testing",
         *(arg for p in PACKAGES for arg in ("-p", f"django_messaging.{p}")),
         env={"DJANGO_SETTINGS_MODULE": "tests.project.settings"},
     )

@@ -136,3 +136,12 @@ class CqrsTestCaseTests(TestCase):
             [m.value.signal_type for m in broker.published],
             [SignalType.SAVE, SignalType.SYNC, SignalType.SYNC],
         )
+
+
+@pytest.mark.django_db
+def test_the_pytest_fixture(messaging_cqrs: CqrsBroker) -> None:
+    with committed():
+        product = Product.objects.create(name="pen")
+    messaging_cqrs.assert_published("product", pk=product.pk, signal="SAVE", name="pen")
+    assert messaging_cqrs.deliver() == 1
+    assert ProductRef.objects.get(pk=product.pk).name == "pen"

@@ -112,3 +112,13 @@ class FollowInsideATestCase(TestCase):
         follow(runner, "TrickCounterCase")
         assert runner.get(counter).get_count("Fido") == 1
         assert runner.get(registrar).get_registrations() == 0  # not asked for
+
+
+@pytest.mark.django_db
+def test_the_pytest_fixture(messaging_follow: Any) -> None:
+    test_system, school, counter, _registrar = system("Fixture")
+    runner = SingleThreadedRunner(test_system, env=ENV)
+    runner.get(school).register("Fido")
+    runner.get(school).add_trick("Fido", "sit")
+    assert messaging_follow(runner)["TrickCounterFixture"] == {"TrainingSchoolFixture": 2}
+    assert runner.get(counter).get_count("Fido") == 1

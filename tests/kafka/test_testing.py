@@ -177,3 +177,22 @@ class KafkaTestCaseTests(TestCase):
             broker.produced.values("greetings"), [{"hello": "world"}, {"hello": "again"}]
         )
         self.assertIsNot(kafka.producer, broker)
+
+
+def test_the_pytest_fixture(messaging_kafka: KafkaBroker) -> None:
+    seen: list[bytes] = []
+
+    class Pings(Topic):
+        name = "pings"
+
+        def consume(self, msg: Any) -> None:
+            seen.append(msg.value())
+
+    class PingConsumer(Consumer):
+        topics = Topics(Pings())
+        config = {"group.id": "pinger"}
+
+    Pings().produce("ping", key="1")
+    assert messaging_kafka.consume(PingConsumer) == 1
+    assert seen == [b"ping"]
+    assert messaging_kafka.committed("pinger", "pings") == 1

@@ -169,3 +169,14 @@ class OutboxTestCaseTests(TestCase):
         self.assertTrue(result.dead_lettered)
         self.assertIn("returned without calling payload.save()", result.reason or "")
         self.assertEqual(broker.dead_letters[0].destination, "/queue/DLQ.x")
+
+
+@pytest.mark.django_db
+def test_the_pytest_fixture(messaging_outbox: OutboxBroker) -> None:
+    PlainModel.objects.create(field_one="a", field_two="b")
+    messaging_outbox.assert_sent(PLAIN, headers={"dop-msg-type": "Published"})
+    [result] = messaging_outbox.deliver(
+        store_or_nack, PLAIN, [messaging_outbox.message(PLAIN, {"number": "F-1"})]
+    )
+    assert result.acked
+    assert Order.objects.get().number == "F-1"

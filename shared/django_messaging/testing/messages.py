@@ -63,7 +63,12 @@ class SentMessage:
                     return False
         if body is not _ANY and self.body != body:
             return False
-        return value is _ANY or self.value == value
+        if value is _ANY:
+            return True
+        try:
+            return bool(self.value == value)
+        except Exception:  # an undecodable body matches no value
+            return False
 
 
 def _same_key(actual: Any, expected: Any) -> bool:

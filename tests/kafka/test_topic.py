@@ -189,3 +189,18 @@ def test_messages_still_queued_are_delivered_when_the_process_exits(
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     assert [m.value() for m in read(name, 1)] == [b"queued at exit"]
+
+
+def test_a_topic_instance_deserializes_after_the_settings_changed() -> None:
+    """The per-instance deserializer cache was stored under the name of the method that builds
+    it: after a settings change (``reset_clients``, ``override_settings``) a consumer's topic
+    instance raised "'tuple' object is not callable" for every message."""
+
+    class Values(Topic):
+        name = "values"
+        value_deserializer = "json"
+
+    topic = Values()
+    assert topic.deserialize(b'{"a": 1}', MessageField.VALUE) == {"a": 1}
+    kafka.reset_clients()
+    assert topic.deserialize(b'{"a": 2}', MessageField.VALUE) == {"a": 2}

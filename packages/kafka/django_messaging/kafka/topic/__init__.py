@@ -236,7 +236,7 @@ class TopicConsumer(ABC):
         if headers is None and not kwargs:
             # The per-message path of a consumer: the deserializers and their contexts are
             # kept on the instance until the caches are cleared (settings changed).
-            fast = self.__dict__.get("_fast_deserializers")
+            fast = self.__dict__.get("_fast_deserializer_cache")
             if fast is None or fast[0] != _GENERATION[0]:
                 fast = self._fast_deserializers()
             if fast[1]:
@@ -288,7 +288,7 @@ class TopicConsumer(ABC):
                 self._cached_deserializer("value", value, {}),
                 self.context(MessageField.VALUE),
             )
-        self.__dict__["_fast_deserializers"] = fast
+        self.__dict__["_fast_deserializer_cache"] = fast
         return fast
 
     def consume(self, msg: Message) -> Any:

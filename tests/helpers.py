@@ -1,9 +1,10 @@
-"""Helpers for tests: waiting on conditions with a deadline, never with fixed sleeps."""
+"""Helpers for tests: waiting on conditions with a deadline (never fixed sleeps), README examples."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,3 +40,19 @@ def catches_signal(pid: int, signum: int) -> bool:
     except FileNotFoundError:
         return False
     return False
+
+
+def readme_section(readme: Path, heading: str = "Testing your code") -> dict[str, Any]:
+    """Run the Python blocks of one README section, in order, in one namespace; return it."""
+    import re
+
+    text = readme.read_text()
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    section = text[start : end if end != -1 else None]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks, f"{readme} has no Python example under '{heading}'"
+    namespace: dict[str, Any] = {"__name__": f"readme_{readme.parent.name}"}
+    for block in blocks:
+        exec(compile(block, str(readme), "exec"), namespace)
+    return namespace

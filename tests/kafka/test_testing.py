@@ -4,6 +4,7 @@ broker and through ``KafkaBroker`` in memory, gives the same observable result."
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from django_messaging.kafka import kafka
 from django_messaging.kafka.consumer import Consumer, Topics
 from django_messaging.kafka.testing import KafkaBroker
 from django_messaging.kafka.topic import Topic
+from tests.helpers import readme_section
 from tests.kafka.conftest import make_consumer, read_topic, run_many
 
 pytestmark = pytest.mark.django_db
@@ -196,3 +198,10 @@ def test_the_pytest_fixture(messaging_kafka: KafkaBroker) -> None:
     assert messaging_kafka.consume(PingConsumer) == 1
     assert seen == [b"ping"]
     assert messaging_kafka.committed("pinger", "pings") == 1
+
+
+def test_the_readme_example_runs() -> None:
+    example = readme_section(Path(__file__).resolve().parents[2] / "packages/kafka/README.md")
+    with KafkaBroker() as broker:
+        example["test_a_greeting_is_answered"](broker)
+    example["GreetingTests"]("test_a_greeting_is_answered").test_a_greeting_is_answered()

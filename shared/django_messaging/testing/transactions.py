@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -55,10 +56,11 @@ def committed(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
 def _run_hooks(using: str, start: int) -> None:
     connection = connections[using]
     while len(connection.run_on_commit) > start:
-        hooks = connection.run_on_commit[start:]
+        hooks: list[Any] = list(connection.run_on_commit[start:])
         # Gone from the list, as after a commit: nothing runs them a second time.
         del connection.run_on_commit[start:]
-        for _savepoints, hook, robust in hooks:
+        for entry in hooks:
+            hook, robust = entry[1], bool(entry[2]) if len(entry) > 2 else False
             if robust:
                 try:
                     hook()

@@ -23,7 +23,7 @@ transactions, so in-process subscriptions are woken as after a real commit.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from eventsourcing.application import Application
@@ -77,7 +77,7 @@ class EventLog:
                         ),
                         key=notification.originator_id,
                         extra={"id": notification.id},
-                        decoder=lambda _body, n=notification, a=app: a.mapper.to_domain_event(n),
+                        decoder=_decoder(app, notification),
                     )
                 )
         return log
@@ -106,6 +106,13 @@ class EventLog:
 
 
 _MISSING = object()
+
+
+def _decoder(app: Application[Any], notification: Any) -> Callable[[bytes | None], Any]:
+    def decode(_body: bytes | None) -> Any:
+        return app.mapper.to_domain_event(notification)
+
+    return decode
 
 
 def _all_after(app: Application[Any], start: int) -> Iterable[Any]:

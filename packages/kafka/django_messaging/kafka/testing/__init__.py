@@ -319,9 +319,9 @@ class KafkaBroker:
 
     ``produced``: every message produced while it is active, in order
     (:class:`~django_messaging.testing.MessageLog`: ``assert_sent("topic", key=..., value=...,
-    headers=...)``). Values are decoded with the value deserializer of ``topics`` (topic
-    classes or instances) or, failing those, of the registered consumers' topics; else they are
-    left as bytes.
+    headers=...)``). Values are decoded with the value deserializer of the topic: one of
+    ``topics`` (classes or instances), else of a registered consumer, else a topic class with
+    that ``name``; without one they stay bytes.
     """
 
     def __init__(self, topics: Iterable[TopicConsumer | type[TopicConsumer]] = ()) -> None:
@@ -437,7 +437,7 @@ class KafkaBroker:
             for topic in consumer_cls.topics:
                 if topic.matches(name):
                     return topic  # type: ignore[no-any-return]
-        return None
+        return _topic_class_named(name)
 
     # --- consuming --------------------------------------------------------------------------
 
@@ -469,6 +469,21 @@ class KafkaBroker:
             for instance in instances:
                 instance.stop()
         return self.handed_out - before
+
+
+def _topic_class_named(name: str) -> TopicConsumer | None:
+    """An instance of a concrete topic class whose ``name`` is ``name`` (or ``None``)."""
+    found: TopicConsumer | None = None
+    pending: list[type] = [TopicConsumer]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if cls.__dict__.get("name") == name and not getattr(cls, "__abstractmethods__", None):
+            try:
+                found = cls()
+            except Exception:  # a topic that needs arguments
+                continue
+    return found
 
 
 def _registered_consumers() -> list[type[Consumer]]:

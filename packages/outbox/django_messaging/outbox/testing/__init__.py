@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connections, router
+from django.utils.module_loading import import_string
 
 from django_messaging.core.serializers import get_serializer
 from django_messaging.core.transports import OutgoingMessage
@@ -207,14 +208,13 @@ class OutboxBroker:
         """Hand ``messages`` (default: every captured message to ``destination``, after a
         :meth:`flush`) one by one to the ``subscribe`` command's subscriber for ``callback``
         (a callable or its dotted path), as RabbitMQ would; return what became of each."""
-        if isinstance(callback, str):
-            from django.utils.module_loading import import_string
-
-            callback = import_string(callback)
+        function: Callable[[Payload], Any] = (
+            import_string(callback) if isinstance(callback, str) else callback
+        )
         if messages is None:
             self.flush()
             messages = self.sent.to(destination)
-        consumer = Consumer(_committing(callback), destination, queue_name)
+        consumer = Consumer(_committing(function), destination, queue_name)
         connection = _Connection(self, consumer)
         consumer.connection = connection
         results = []

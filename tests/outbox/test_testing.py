@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+import types
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,6 +21,7 @@ from django_messaging.outbox.models import Published, Received
 from django_messaging.outbox.payloads import Payload
 from django_messaging.outbox.relay import Relay
 from django_messaging.outbox.testing import OutboxBroker
+from tests.helpers import readme_section
 from tests.outbox.helpers import drive, topic
 from tests.project.outbox_app.models import PLAIN, Order, PlainModel
 
@@ -180,3 +184,20 @@ def test_the_pytest_fixture(messaging_outbox: OutboxBroker) -> None:
     )
     assert result.acked
     assert Order.objects.get().number == "F-1"
+
+
+@pytest.mark.django_db
+def test_the_readme_example_runs(monkeypatch) -> None:
+    app = types.ModuleType("my_app")
+    app.__path__ = []  # type: ignore[attr-defined]
+    models = types.ModuleType("my_app.models")
+    models.Order = Order  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "my_app", app)
+    monkeypatch.setitem(sys.modules, "my_app.models", models)
+    example = readme_section(Path(__file__).resolve().parents[2] / "packages/outbox/README.md")
+    example["test_an_order_is_recorded_once"](OutboxBroker(), None)
+    for name in (
+        "test_a_rolled_back_order_sends_nothing",
+        "test_an_order_without_a_number_is_dead_lettered",
+    ):
+        getattr(example["OrderTests"](name), name)()

@@ -4,6 +4,9 @@ transport and replica consumer and through ``CqrsBroker`` in memory, gives the s
 from __future__ import annotations
 
 import json
+import sys
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.testing import CqrsBroker
 from django_messaging.testing import committed
 from tests.cqrs.conftest import drain
+from tests.helpers import readme_section
 from tests.project.cqrs_app.models import Author, AuthorRef, Poison, PoisonRef, Product, ProductRef
 
 
@@ -145,3 +149,17 @@ def test_the_pytest_fixture(messaging_cqrs: CqrsBroker) -> None:
     messaging_cqrs.assert_published("product", pk=product.pk, signal="SAVE", name="pen")
     assert messaging_cqrs.deliver() == 1
     assert ProductRef.objects.get(pk=product.pk).name == "pen"
+
+
+@pytest.mark.django_db
+def test_the_readme_example_runs(monkeypatch) -> None:
+    app = types.ModuleType("my_app")
+    app.__path__ = []  # type: ignore[attr-defined]
+    models = types.ModuleType("my_app.models")
+    models.Author, models.AuthorRef = Author, AuthorRef  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "my_app", app)
+    monkeypatch.setitem(sys.modules, "my_app.models", models)
+    example = readme_section(Path(__file__).resolve().parents[2] / "packages/cqrs/README.md")
+    with CqrsBroker() as broker:
+        example["test_an_author_replicates"](broker, None)
+    example["AuthorTests"]("test_a_rename_replicates").test_a_rename_replicates()

@@ -4,6 +4,9 @@ gives the same result."""
 
 from __future__ import annotations
 
+import sys
+import types
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,7 @@ from eventsourcing.system import MultiThreadedRunner, Runner, SingleThreadedRunn
 
 from django_messaging.eventstore.testing import EventLog, follow
 from tests.eventstore.base import AVAILABLE_APPS, EventStoreTestCase
-from tests.helpers import wait_until
+from tests.helpers import readme_section, wait_until
 from tests.project.eventstore_app.domain import Dog, Registrar, TrainingSchool, TrickCounter
 
 ENV = {"PERSISTENCE_MODULE": "django_messaging.eventstore"}
@@ -122,3 +125,17 @@ def test_the_pytest_fixture(messaging_follow: Any) -> None:
     runner.get(school).add_trick("Fido", "sit")
     assert messaging_follow(runner)["TrickCounterFixture"] == {"TrainingSchoolFixture": 2}
     assert runner.get(counter).get_count("Fido") == 1
+
+
+@pytest.mark.django_db
+def test_the_readme_example_runs(monkeypatch) -> None:
+    from tests.project.eventstore_app import domain
+
+    app = types.ModuleType("my_app")
+    app.__path__ = []  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "my_app", app)
+    monkeypatch.setitem(sys.modules, "my_app.domain", domain)
+    example = readme_section(Path(__file__).resolve().parents[2] / "packages/eventstore/README.md")
+    example["test_tricks_are_counted"](follow, None)
+    case = example["TrickTests"]("test_a_rolled_back_trick_is_not_counted")
+    case.test_a_rolled_back_trick_is_not_counted()

@@ -120,6 +120,7 @@ def test_same_result_in_memory_and_through_rabbitmq(unique_name, probe) -> None:
     assert real_reasons == memory_reasons
     assert "failed 3 times with builtins.ValueError" in memory_reasons[1]
     assert [r.outcome for r in results] == ["acked", "nacked", "dead-lettered"]
+    assert broker.deliver(store_or_nack, destination) == []  # each captured message once
 
 
 @pytest.mark.django_db

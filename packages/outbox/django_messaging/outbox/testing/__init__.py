@@ -127,6 +127,8 @@ class OutboxBroker:
         self.sent = MessageLog()
         self.dead_letters = MessageLog()
         self.transport = MemoryTransport(self.sent, decoder=_decoder)
+        #: Captured messages per destination already handed to a subscriber.
+        self._delivered: dict[str, int] = {}
 
     def __enter__(self) -> OutboxBroker:
         return self
@@ -205,15 +207,17 @@ class OutboxBroker:
         *,
         queue_name: str | None = None,
     ) -> list[Delivered]:
-        """Hand ``messages`` (default: every captured message to ``destination``, after a
-        :meth:`flush`) one by one to the ``subscribe`` command's subscriber for ``callback``
+        """Hand ``messages`` (default: the captured messages to ``destination`` not delivered
+        yet, after a :meth:`flush`) one by one to the ``subscribe`` command's subscriber for ``callback``
         (a callable or its dotted path), as RabbitMQ would; return what became of each."""
         function: Callable[[Payload], Any] = (
             import_string(callback) if isinstance(callback, str) else callback
         )
         if messages is None:
             self.flush()
-            messages = self.sent.to(destination)
+            captured = self.sent.to(destination)
+            messages = captured[self._delivered.get(destination, 0) :]
+            self._delivered[destination] = len(captured)
         consumer = Consumer(_committing(function), destination, queue_name)
         connection = _Connection(self, consumer)
         consumer.connection = connection

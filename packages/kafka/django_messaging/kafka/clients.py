@@ -78,6 +78,9 @@ class SharedClients:
         """Use these clients (``consumer``: a factory of consumer clients) instead of building
         them, across :meth:`reset`, until :meth:`unpin`; returns what was pinned before."""
         before = dict(self._pinned)
+        built = self._producer
+        if built is not None and "producer" not in before and producer is not None:
+            built.flush(5)  # what it still queues goes to the broker it was built for
         self._pinned = {
             name: value
             for name, value in {"producer": producer, "admin": admin, "consumer": consumer}.items()
@@ -123,7 +126,8 @@ class SharedClients:
         return hook
 
     def reset(self) -> None:
-        """Forget the producer and schema registry client (flushing the producer first)."""
+        """Forget the producer, admin and schema registry clients (flushing the producer
+        first); pinned clients stay."""
         producer, self._producer = self._producer, None
         self._admin = None
         self._schema_client = None

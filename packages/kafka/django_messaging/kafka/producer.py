@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Producer as ConfluentProducer
 
+from django_messaging.core import metrics
 from django_messaging.core.suppression import is_suppressed, suppress, unsuppress
 from django_messaging.kafka.config import producer_config
 
@@ -63,6 +64,8 @@ class Producer:
             producer.poll(1.0)
             producer.produce(name, *args, **kwargs)
         self._unpolled += 1
+        if metrics.enabled:
+            metrics.produced("kafka", name)
         if self._unpolled >= self.poll_every or "on_delivery" in kwargs or "callback" in kwargs:
             self._unpolled = 0
             producer.poll(0)

@@ -121,6 +121,7 @@ class PublishedStore:
 
 class Relay(core_relay.Relay[Published]):
     name = "outbox relay"
+    metrics_package = "outbox"
     #: Batches in flight at once: the next batch is claimed and written while the broker
     #: confirms the previous one.
     window = 2

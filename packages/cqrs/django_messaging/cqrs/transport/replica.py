@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
+from django_messaging.core import metrics
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import Worker
@@ -193,6 +194,7 @@ class ReplicaConsumer(Worker):
                 accepted.append((delivery, payload))
         held: list[Delivery] = []
         if accepted:
+            started = time.perf_counter()
             try:
                 results: list[BaseException | None] = consume_batch(
                     [payload for _, payload in accepted]
@@ -201,6 +203,8 @@ class ReplicaConsumer(Worker):
                 if not outage.is_transient(exc):
                     logger.exception("applying a batch of %d failed", len(accepted))
                 results = [exc] * len(accepted)
+            if metrics.enabled:
+                metrics.consumed_batch("cqrs", (p.cqrs_id for _, p in accepted), started)
             unreachable: BaseException | None = None
             for (delivery, payload), error in zip(accepted, results, strict=True):
                 if error is not None and outage.is_transient(error):
@@ -234,6 +238,7 @@ class ReplicaConsumer(Worker):
                 dead_letter_queue(),
             )
             self._dead_letter_raw(delivery.body, reasons.malformed(exc))
+            metrics.dead_lettered("cqrs", "(malformed)")
             return None
         if expired:
             logger.error(
@@ -260,6 +265,7 @@ class ReplicaConsumer(Worker):
     def _failed(self, payload: TransportPayload, error: BaseException) -> None:
         model = ReplicaRegistry.models[payload.cqrs_id]
         reason = reasons.apply_failed(payload, error)
+        metrics.failed("cqrs", payload.cqrs_id)
         if isinstance(error, PayloadError) or not model.should_retry_cqrs(payload.retries, error):
             logger.error(
                 "cqrs_id=%s pk=%s failed after %d retries (%s); moved to %s",
@@ -284,6 +290,7 @@ class ReplicaConsumer(Worker):
         )
         payload.retries += 1
         self._retry(payload, delay, reason)
+        metrics.retried("cqrs", payload.cqrs_id)
 
     def _retry(self, payload: TransportPayload, delay: float, reason: str) -> None:
         headers = failure_headers(reason, payload.queue)
@@ -306,3 +313,4 @@ class ReplicaConsumer(Worker):
     def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
         payload.is_dead_letter = True
         self._dead_letter_raw(payload.body(), reason, payload.queue)
+        metrics.dead_lettered("cqrs", payload.cqrs_id)

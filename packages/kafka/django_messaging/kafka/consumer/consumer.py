@@ -25,6 +25,7 @@ from confluent_kafka import Consumer as ConfluentConsumer
 from confluent_kafka import KafkaError, TopicPartition
 from django.db import transaction
 
+from django_messaging.core import metrics
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
@@ -161,7 +162,10 @@ class Consumer(FailurePolicy, Worker):
             timeout = max(0.0, min(timeout, due - time.monotonic()))
         msgs = self._consumer.consume(self.get_batch_size(), timeout)
         if msgs:
+            started = time.perf_counter()
             self.process_batch(msgs, done)
+            if metrics.enabled:
+                metrics.consumed_batch("kafka", (m.topic() for m in msgs), started)
 
     def _retry_due(self, done: Done) -> None:
         """Handle the held messages of partitions whose pause is over; resume the partitions

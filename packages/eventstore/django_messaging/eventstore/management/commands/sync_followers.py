@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from contextlib import nullcontext
 from typing import Any
 
@@ -11,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, transaction
 from eventsourcing.system import Follower, Leader, Runner
 
+from django_messaging.core import metrics
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import StopRequested, stop_on_signals
@@ -207,6 +209,7 @@ def _pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name:
         assert isinstance(leader, Leader), f"{leader_name} is not a Leader"
         follower.follow(leader_name, leader.notification_log)
     start = follower.recorder.max_tracking_id(leader_name)
+    started = time.perf_counter()
     processed = 0
     for notifications in follower.pull_notifications(
         leader_name, start=start, inclusive_of_start=False
@@ -215,4 +218,7 @@ def _pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name:
         for domain_event, tracking in follower.convert_notifications(leader_name, received):
             follower.process_event(domain_event, tracking)
             processed += 1
+    if metrics.enabled:
+        metrics.consumed("eventstore", leader_name, processed)
+        metrics.batch("eventstore", "follower_sync", started)
     return processed

@@ -39,7 +39,7 @@ from django import db
 from django.db import DatabaseError
 from django.utils import timezone
 
-from django_messaging.core import metrics
+from django_messaging.core import metrics, tracing
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.core.worker import Worker
@@ -136,6 +136,8 @@ class Relay(Worker, Generic[Row]):
     name = "relay"
     #: The ``package`` label of this relay's metrics (:mod:`django_messaging.core.metrics`).
     metrics_package = "relay"
+    #: ``messaging.system`` of its ``send`` spans (:mod:`django_messaging.core.tracing`).
+    messaging_system = "relay"
 
     def __init__(
         self,
@@ -322,6 +324,8 @@ class Relay(Worker, Generic[Row]):
         now = time.monotonic()
         for message in messages:
             self._inflight[message.key] = (by_id[message.key], now)
+        if tracing.enabled:
+            tracing.send_all(self.messaging_system, messages)
         unsent = self.transport.send(messages)
         if unsent:  # never written: back to the queue without counting an attempt
             rows = [self._inflight.pop(key)[0] for key in unsent if key in self._inflight]

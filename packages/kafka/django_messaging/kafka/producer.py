@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Producer as ConfluentProducer
 
-from django_messaging.core import metrics
+from django_messaging.core import metrics, tracing
 from django_messaging.core.suppression import is_suppressed, suppress, unsuppress
 from django_messaging.kafka.config import producer_config
 
@@ -56,6 +56,14 @@ class Producer:
 
     def send(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Produce without the suppression check (the caller did it)."""
+        if tracing.enabled and len(args) < 6:  # headers not given positionally
+            with tracing.send("kafka", name) as trace_headers:
+                kwargs["headers"] = _with_headers(kwargs.get("headers"), trace_headers)
+                self._send(name, *args, **kwargs)
+            return
+        self._send(name, *args, **kwargs)
+
+    def _send(self, name: str, *args: Any, **kwargs: Any) -> None:
         producer = self._producer
         try:
             producer.produce(name, *args, **kwargs)
@@ -79,3 +87,14 @@ class Producer:
 
     def __repr__(self) -> str:
         return f"<Producer client.id={self.config.get('client.id')!r}>"
+
+
+def _with_headers(headers: Any, extra: dict[str, str]) -> Any:
+    """Kafka message headers (a dict, a list of pairs or ``None``) with ``extra`` added."""
+    if not extra:
+        return headers
+    if headers is None:
+        return list(extra.items())
+    if isinstance(headers, dict):
+        return {**headers, **extra}
+    return [*(h for h in headers if h[0] not in extra), *extra.items()]

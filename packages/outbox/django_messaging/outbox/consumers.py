@@ -40,7 +40,7 @@ from typing import Any
 from django import db
 from django.db import IntegrityError, router, transaction
 
-from django_messaging.core import metrics
+from django_messaging.core import metrics, tracing
 from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import connection as stomp_connection
@@ -444,12 +444,21 @@ class Consumer(Worker):
         payload.insert_later = True
         started = time.perf_counter()
         try:
-            self.callback(payload)
+            self._run_callback(payload, headers, msg_id)
         except Exception:
             metrics.failed("outbox", self.queue_name)
             raise
         metrics.handled("outbox", self.queue_name, started)
         return payload
+
+    def _run_callback(self, payload: Payload, headers: dict[str, Any], msg_id: str) -> None:
+        if not tracing.enabled:
+            self.callback(payload)
+            return
+        with tracing.process(
+            "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
+        ):
+            self.callback(payload)
 
     def _processed_ids(self, frames: list[Any]) -> set[str]:
         ids = {m for m in (self.message_id(f.headers) for f in frames) if m is not None}
@@ -583,7 +592,7 @@ class Consumer(Worker):
             )
             started = time.perf_counter()
             try:
-                self.callback(payload)
+                self._run_callback(payload, headers, msg_id)
             except IntegrityError as exc:
                 if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
                     logger.info("message %s processed concurrently: acknowledged", msg_id)

@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from django_messaging.core import metrics
+from django_messaging.core import metrics, tracing
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import Worker
@@ -196,7 +196,7 @@ class ReplicaConsumer(Worker):
         if accepted:
             started = time.perf_counter()
             try:
-                results: list[BaseException | None] = consume_batch(
+                results: list[BaseException | None] = self._apply(
                     [payload for _, payload in accepted]
                 )
             except Exception as exc:  # never let one batch kill the worker
@@ -223,6 +223,16 @@ class ReplicaConsumer(Worker):
         kept = {id(delivery) for delivery in held}
         self._ack_each([delivery for delivery in batch if id(delivery) not in kept])
         self.buffer[:0] = held
+
+    def _apply(self, payloads: list[TransportPayload]) -> list[BaseException | None]:
+        if not tracing.enabled:
+            return consume_batch(payloads)
+        attributes = {
+            "messaging.batch.message_count": len(payloads),
+            "messaging.cqrs.ids": sorted({p.cqrs_id for p in payloads}),
+        }
+        with tracing.process("rabbitmq", str(settings.queue), None, **attributes):
+            return consume_batch(payloads)
 
     def _accept(self, delivery: Delivery) -> TransportPayload | None:
         """The delivery's payload when it is one to apply; otherwise dead-letter it (None)."""

@@ -120,7 +120,7 @@ class Command(BaseCommand):
             return
         if code == EXCEEDED:
             message = "; ".join(
-                f"{f.package} {f.metric}{_in(f)} = {_number(f.value)} > {_number(limits[f.kind])}"
+                f"{f.package} {f.metric}{_in(f)} = {_number(f.value)} > {_number(_limit(f, limits) or 0.0)}"
                 for f in exceeded
             )
         else:
@@ -135,8 +135,12 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _limit(figure: Figure, limits: dict[Kind, float]) -> float | None:
+    return limits.get(figure.kind) if figure.kind is not None else None
+
+
 def _over(figure: Figure, limits: dict[Kind, float]) -> bool:
-    limit = limits.get(figure.kind) if figure.kind is not None else None
+    limit = _limit(figure, limits)
     return limit is not None and figure.value > limit
 
 
@@ -158,7 +162,7 @@ def _as_json(report: Report, limits: dict[Kind, float], code: int) -> dict[str, 
                 "kind": f.kind.value if f.kind is not None else None,
                 "labels": dict(f.labels),
                 "value": f.value,
-                "limit": limits.get(f.kind) if f.kind is not None else None,
+                "limit": _limit(f, limits),
                 "exceeded": _over(f, limits),
             }
             for f in report.figures
@@ -178,7 +182,7 @@ def _as_json(report: Report, limits: dict[Kind, float], code: int) -> dict[str, 
 def _table(report: Report, limits: dict[Kind, float]) -> str:
     rows = [("PACKAGE", "FIGURE", "OF", "VALUE", "LIMIT")]
     for f in report.figures:
-        limit = limits.get(f.kind) if f.kind is not None else None
+        limit = _limit(f, limits)
         mark = "" if limit is None else _number(limit) + ("  EXCEEDED" if _over(f, limits) else "")
         rows.append((f.package, f.metric, f.subject or "-", _number(f.value), mark or "-"))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["disable", "enable", "enabled", "extract", "inject", "process", "send", "send_all"]
+__all__ = ["begin_send", "disable", "enable", "enabled", "extract", "inject", "process", "send_all"]
 
 #: True once :func:`enable` succeeded; callers on hot paths test it before calling.
 enabled = False
@@ -104,29 +104,25 @@ def _attributes(system: str, destination: str, operation: str, extra: Mapping[st
     return attributes
 
 
-@contextlib.contextmanager
-def send(
-    system: str,
-    destination: str,
-    parent: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
-    **attributes: Any,
-) -> Iterator[dict[str, str]]:
-    """A ``send`` span (child of the context in ``parent`` headers when they carry one, else of
-    the current span); yields the headers to add to the message so that its consumer continues
-    the trace (empty when tracing is off)."""
-    if not enabled:
-        yield {}
-        return
+def begin_send(system: str, destination: str, headers: Any) -> tuple[Any, Any]:
+    """Start a ``send`` span, child of the current one, for a client call that cannot run inside
+    a ``with``; returns the span (end it with ``span.end()``) and ``headers`` (a dict, a list of
+    pairs or ``None``) with the span's context added."""
+    from opentelemetry import trace
     from opentelemetry.trace import SpanKind
 
-    context = extract(parent) if parent else None
-    with _tracer.start_as_current_span(
+    span = _tracer.start_span(
         f"send {destination}",
-        context=context,
         kind=SpanKind.PRODUCER,
-        attributes=_attributes(system, destination, "send", attributes),
-    ):
-        yield inject({})
+        attributes=_attributes(system, destination, "send", {}),
+    )
+    extra: dict[str, str] = {}
+    _propagator.inject(extra, context=trace.set_span_in_context(span))
+    if headers is None:
+        return span, list(extra.items())
+    if isinstance(headers, Mapping):
+        return span, {**headers, **extra}
+    return span, [*(h for h in headers if h[0] not in extra), *extra.items()]
 
 
 def send_all(system: str, messages: Sequence[Any]) -> list[Any]:

@@ -56,21 +56,20 @@ class Producer:
 
     def send(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Produce without the suppression check (the caller did it)."""
+        span = None
         if tracing.enabled and len(args) < 6:  # headers not given positionally
-            with tracing.send("kafka", name) as trace_headers:
-                kwargs["headers"] = _with_headers(kwargs.get("headers"), trace_headers)
-                self._send(name, *args, **kwargs)
-            return
-        self._send(name, *args, **kwargs)
-
-    def _send(self, name: str, *args: Any, **kwargs: Any) -> None:
+            span, kwargs["headers"] = tracing.begin_send("kafka", name, kwargs.get("headers"))
         producer = self._producer
         try:
-            producer.produce(name, *args, **kwargs)
-        except BufferError:
-            # The local queue is full: let librdkafka deliver some, then try once more.
-            producer.poll(1.0)
-            producer.produce(name, *args, **kwargs)
+            try:
+                producer.produce(name, *args, **kwargs)
+            except BufferError:
+                # The local queue is full: let librdkafka deliver some, then try once more.
+                producer.poll(1.0)
+                producer.produce(name, *args, **kwargs)
+        finally:
+            if span is not None:
+                span.end()
         self._unpolled += 1
         if metrics.enabled:
             metrics.produced("kafka", name)
@@ -87,14 +86,3 @@ class Producer:
 
     def __repr__(self) -> str:
         return f"<Producer client.id={self.config.get('client.id')!r}>"
-
-
-def _with_headers(headers: Any, extra: dict[str, str]) -> Any:
-    """Kafka message headers (a dict, a list of pairs or ``None``) with ``extra`` added."""
-    if not extra:
-        return headers
-    if headers is None:
-        return list(extra.items())
-    if isinstance(headers, dict):
-        return {**headers, **extra}
-    return [*(h for h in headers if h[0] not in extra), *extra.items()]

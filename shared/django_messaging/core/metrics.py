@@ -245,7 +245,10 @@ class StatusCollector:
         try:
             report = status.collect(self.timeout, self.packages)
         finally:
-            db.connections.close_all()  # this thread's connections: scrapes are rare
+            # This thread's connections (scrapes are rare), unless a transaction holds one.
+            for connection in db.connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close()
         families: dict[str, Any] = {}
         for figure in report.figures:
             family = families.get(figure.metric)

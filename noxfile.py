@@ -28,6 +28,8 @@ TEST_REQUIREMENTS = [
     "kombu>=5.3",
     "msgspec>=0.18",  # eventsourcing.tests.projection imports it (event store conformance cases)
     "pycryptodome>=3.22",  # the event store's cipher tests (eventsourcing.cipher.AESCipher)
+    "prometheus_client>=0.20,<1",  # the [metrics] extra: scrape tests of the worker commands
+    "opentelemetry-sdk>=1.20,<2",  # the [otel] extra, and the SDK's in-memory span exporter
 ]
 DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
 #: (Django, database) pairs the test session runs; every pair runs every package's tests.

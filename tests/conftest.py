@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -80,3 +81,25 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
         return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Tracing on for one test, into an in-memory exporter (``spans.get_finished_spans()``);
+    ``spans.tracer`` starts the test's own spans."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from django_messaging.core import tracing
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    assert tracing.enable(provider)
+    exporter.tracer = provider.get_tracer("tests")  # type: ignore[attr-defined]
+    try:
+        yield exporter
+    finally:
+        tracing.disable()
+        provider.shutdown()

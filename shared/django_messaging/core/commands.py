@@ -5,6 +5,8 @@
 ``--workers N``, -w    N supervised worker processes (a crashed one is restarted with back-off)
 ``--reload``, -r       start again, gracefully, when a Python file changes (development)
 ``-v 0``/``2``/``3``   the ``django_messaging`` loggers at WARNING / INFO / DEBUG
+``--metrics-port P``   serve Prometheus metrics on ``http://ADDR:P/metrics`` (the ``[metrics]``
+                       extra), the counters of every worker process added up
 exit 0                 stopped by SIGTERM or SIGINT after finishing the unit of work in hand
 exit 1                 a worker kept crashing (see the log)
 exit 2                 the command line or the configuration is wrong (nothing was started)
@@ -13,18 +15,23 @@ exit 2                 the command line or the configuration is wrong (nothing w
 A command subclasses :class:`WorkerCommand`, adds its own arguments in ``add_command_arguments``
 and returns the factory of one worker from ``worker_factory`` (or several from
 ``worker_factories``). A seed library's spelling of the worker flag (``--processes``) is kept with
-``worker_aliases``.
+``worker_aliases``. ``metrics_packages`` names the packages whose status figures
+(:mod:`django_messaging.core.status`) its ``/metrics`` serves as gauges.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
 
+from django_messaging.core import metrics
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reload import is_reloaded_child, run_reloading
 from django_messaging.core.worker import WorkerFactory, run_workers
@@ -45,6 +52,8 @@ class UsageError(CommandError):
 class WorkerCommand(BaseCommand):
     #: Other spellings of ``--workers`` that a seed library documents.
     worker_aliases: Sequence[str] = ()
+    #: Packages whose status figures ``/metrics`` serves as gauges (backlog, lag, ...).
+    metrics_packages: Sequence[str] = ()
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -61,6 +70,19 @@ class WorkerCommand(BaseCommand):
             "-r",
             action="store_true",
             help="start again, gracefully, when a Python file changes (development)",
+        )
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            metavar="PORT",
+            help="serve Prometheus metrics on http://ADDR:PORT/metrics, the counters of every "
+            'worker added up (needs pip install "django-messaging[metrics]")',
+        )
+        parser.add_argument(
+            "--metrics-addr",
+            default="0.0.0.0",
+            metavar="ADDR",
+            help="the address --metrics-port listens on (default 0.0.0.0)",
         )
         self.add_command_arguments(parser)
 
@@ -86,8 +108,14 @@ class WorkerCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         workers = options.pop("workers")
         reload = options.pop("reload")
+        metrics_port = options.pop("metrics_port")
+        metrics_addr = options.pop("metrics_addr")
         if workers < 1:
             raise UsageError("--workers must be at least 1")
+        if metrics_port is not None and not metrics.available():
+            raise UsageError(
+                '--metrics-port needs prometheus_client: pip install "django-messaging[metrics]"'
+            )
         self.check_options(**options)
         level = VERBOSITY_LEVELS.get(options.get("verbosity", 1))
         if level is not None:
@@ -99,7 +127,30 @@ class WorkerCommand(BaseCommand):
             factories = self.worker_factories(workers, **options)
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from exc
-        self._exit(run_workers(factories))
+        if metrics_port is None:
+            self._exit(run_workers(factories))
+            return
+        directory = self._serve_metrics(metrics_port, metrics_addr)
+        try:
+            code = run_workers(factories)
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+        self._exit(code)
+
+    def _serve_metrics(self, port: int, addr: str) -> str | None:
+        """Enable the metrics in multiprocess mode and serve them; the run's own directory
+        (``None`` when ``PROMETHEUS_MULTIPROC_DIR`` names one the project manages)."""
+        given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        directory = given or tempfile.mkdtemp(prefix="django-messaging-metrics-")
+        metrics.enable(multiprocess_dir=directory, status_packages=self.metrics_packages)
+        try:
+            metrics.serve(port, addr)
+        except OSError as exc:
+            if not given:
+                shutil.rmtree(directory, ignore_errors=True)
+            raise UsageError(f"--metrics-port {port}: cannot listen on {addr}:{port}: {exc}")
+        return None if given else directory
 
     def _exit(self, code: int) -> None:
         if code:

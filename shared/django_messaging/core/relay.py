@@ -39,6 +39,7 @@ from django import db
 from django.db import DatabaseError
 from django.utils import timezone
 
+from django_messaging.core import metrics, tracing
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.core.worker import Worker
@@ -133,6 +134,10 @@ class RelayPolicy:
 
 class Relay(Worker, Generic[Row]):
     name = "relay"
+    #: The ``package`` label of this relay's metrics (:mod:`django_messaging.core.metrics`).
+    metrics_package = "relay"
+    #: ``messaging.system`` of its ``send`` spans (:mod:`django_messaging.core.tracing`).
+    messaging_system = "relay"
 
     def __init__(
         self,
@@ -251,11 +256,14 @@ class Relay(Worker, Generic[Row]):
         # After a short batch the backlog is drained: collect receipts before claiming again.
         drained = self._short_batch and bool(held)
         if held < size * policy.window and not drained:
+            started = time.perf_counter()
             rows = self.store.claim(self.owner, size, policy.lease)
             self._short_batch = len(rows) < size
             if rows:
                 claimed = len(rows)
                 self._send(rows, policy)
+                if metrics.enabled:
+                    metrics.batch(self.metrics_package, "relay_send", started)
         if self._inflight:
             full = len(self._inflight) + self._waiting_count() >= size * policy.window
             self._collect(0.0 if claimed and not full else 0.2, policy)
@@ -316,6 +324,8 @@ class Relay(Worker, Generic[Row]):
         now = time.monotonic()
         for message in messages:
             self._inflight[message.key] = (by_id[message.key], now)
+        if tracing.enabled:
+            tracing.send_all(self.messaging_system, messages)
         unsent = self.transport.send(messages)
         if unsent:  # never written: back to the queue without counting an attempt
             rows = [self._inflight.pop(key)[0] for key in unsent if key in self._inflight]
@@ -332,6 +342,8 @@ class Relay(Worker, Generic[Row]):
             done = self._inflight.pop(key, None)
             if done is None:
                 continue
+            if metrics.enabled:
+                metrics.produced(self.metrics_package, self.destination_of(done[0]))
             self._confirmed.add(key)
             if ordered:
                 next_one = self._next_of(done[0])
@@ -354,6 +366,10 @@ class Relay(Worker, Generic[Row]):
                 self._fail_inflight(f"no receipt within {policy.receipt_timeout:g}s", policy)
                 return False
         return True
+
+    def destination_of(self, row: Row) -> str:
+        """The ``destination`` label of a row's metrics: its ``destination`` attribute."""
+        return str(getattr(row, "destination", "") or "")
 
     def _next_of(self, row: Row) -> tuple[Row, OutgoingMessage] | None:
         key = self.store.ordering_key(row)
@@ -460,7 +476,12 @@ class Relay(Worker, Generic[Row]):
         groups: dict[tuple[int, str], list[Hashable]] = defaultdict(list)
         for row in rows:
             row_id = self.store.row_id(row)
-            groups[(self.store.attempts(row) + 1, errors[row_id][:2000])].append(row_id)
+            attempts = self.store.attempts(row) + 1
+            groups[(attempts, errors[row_id][:2000])].append(row_id)
+            if metrics.enabled:
+                given_up = policy.max_attempts is not None and attempts >= policy.max_attempts
+                count = metrics.dead_lettered if given_up else metrics.retried
+                count(self.metrics_package, self.destination_of(row))
         retries = []
         for (attempts, error), ids in groups.items():
             available_at: dt.datetime | None = now + dt.timedelta(seconds=policy.retry(attempts))

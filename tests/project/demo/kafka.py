@@ -68,6 +68,8 @@ def run(ctx: DemoContext) -> None:
         config = {"group.id": group, "auto.offset.reset": "earliest"}
         polling_freq = 0.2
 
+    # Registered as a project's consumers are: `messaging_status` reports its group's lag.
+    kafka.consumers.register(DemoConsumer)
     for order_id in ("ok", "flaky", "broken", "last"):
         Orders().produce({"id": order_id, "items": 1}, key=order_id)
     products_topic = type(

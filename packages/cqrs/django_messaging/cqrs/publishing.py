@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db import transaction
 
+from django_messaging.core import metrics
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import producer, staging
@@ -241,6 +242,7 @@ def publish(payload: TransportPayload, using: str = "default") -> bool:
     except Exception as exc:
         producer.store(payload, using, exc)
         return False
+    metrics.produced("cqrs", payload.cqrs_id)
     if producer.maybe_pending(using):
         producer.flush_pending(using)
     return True

@@ -8,4 +8,8 @@ class MessagingEventstoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_messaging.core import status
         from django_messaging.eventstore import conf  # noqa: F401  (declares MESSAGING["EVENTSTORE"])
+        from django_messaging.eventstore.status import follower_figures
+
+        status.register("eventstore", "database", follower_figures)

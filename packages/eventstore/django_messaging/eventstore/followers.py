@@ -6,11 +6,14 @@
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from typing import Any
 
 from django.db import transaction
 from eventsourcing.system import Follower, Leader, Runner
+
+from django_messaging.core import metrics
 
 __all__ = ["application", "forget_cached_aggregates", "pull_and_process", "sync_follower"]
 
@@ -70,6 +73,7 @@ def pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name: 
         assert isinstance(leader, Leader), f"{leader_name} is not a Leader"
         follower.follow(leader_name, leader.notification_log)
     start = follower.recorder.max_tracking_id(leader_name)
+    started = time.perf_counter()
     processed = 0
     for notifications in follower.pull_notifications(
         leader_name, start=start, inclusive_of_start=False
@@ -78,4 +82,7 @@ def pull_and_process(runner: Runner[Any], follower: Follower[Any], leader_name: 
         for domain_event, tracking in follower.convert_notifications(leader_name, received):
             follower.process_event(domain_event, tracking)
             processed += 1
+    if metrics.enabled:
+        metrics.consumed("eventstore", leader_name, processed)
+        metrics.batch("eventstore", "follower_sync", started)
     return processed

@@ -8,8 +8,11 @@ class MessagingKafkaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_messaging.core import status
         from django_messaging.core.settings import on_change
         from django_messaging.kafka import autodiscover, conf, kafka  # noqa: F401  (declares MESSAGING["KAFKA"])
+        from django_messaging.kafka.status import lag_figures
 
         on_change(kafka.reset_clients)
+        status.register("kafka", "kafka", lag_figures)
         autodiscover()

@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Producer as ConfluentProducer
 
+from django_messaging.core import metrics, tracing
 from django_messaging.core.suppression import is_suppressed, suppress, unsuppress
 from django_messaging.kafka.config import producer_config
 
@@ -55,14 +56,23 @@ class Producer:
 
     def send(self, name: str, *args: Any, **kwargs: Any) -> None:
         """Produce without the suppression check (the caller did it)."""
+        span = None
+        if tracing.enabled and len(args) < 6:  # headers not given positionally
+            span, kwargs["headers"] = tracing.begin_send("kafka", name, kwargs.get("headers"))
         producer = self._producer
         try:
-            producer.produce(name, *args, **kwargs)
-        except BufferError:
-            # The local queue is full: let librdkafka deliver some, then try once more.
-            producer.poll(1.0)
-            producer.produce(name, *args, **kwargs)
+            try:
+                producer.produce(name, *args, **kwargs)
+            except BufferError:
+                # The local queue is full: let librdkafka deliver some, then try once more.
+                producer.poll(1.0)
+                producer.produce(name, *args, **kwargs)
+        finally:
+            if span is not None:
+                span.end()
         self._unpolled += 1
+        if metrics.enabled:
+            metrics.produced("kafka", name)
         if self._unpolled >= self.poll_every or "on_delivery" in kwargs or "callback" in kwargs:
             self._unpolled = 0
             producer.poll(0)

@@ -40,6 +40,7 @@ from typing import Any
 from django import db
 from django.db import IntegrityError, router, transaction
 
+from django_messaging.core import metrics, tracing
 from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import connection as stomp_connection
@@ -441,8 +442,23 @@ class Consumer(Worker):
             Received(msg_id=msg_id, queue=self.queue_name, headers=headers, body=body),
         )
         payload.insert_later = True
-        self.callback(payload)
+        started = time.perf_counter()
+        try:
+            self._run_callback(payload, headers, msg_id)
+        except Exception:
+            metrics.failed("outbox", self.queue_name)
+            raise
+        metrics.handled("outbox", self.queue_name, started)
         return payload
+
+    def _run_callback(self, payload: Payload, headers: dict[str, Any], msg_id: str) -> None:
+        if not tracing.enabled:
+            self.callback(payload)
+            return
+        with tracing.process(
+            "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
+        ):
+            self.callback(payload)
 
     def _processed_ids(self, frames: list[Any]) -> set[str]:
         ids = {m for m in (self.message_id(f.headers) for f in frames) if m is not None}
@@ -574,20 +590,25 @@ class Consumer(Worker):
                 headers,
                 Received(msg_id=msg_id, queue=self.queue_name, headers=headers, body=body),
             )
+            started = time.perf_counter()
             try:
-                self.callback(payload)
+                self._run_callback(payload, headers, msg_id)
             except IntegrityError as exc:
                 if Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists():
                     logger.info("message %s processed concurrently: acknowledged", msg_id)
                     return ALREADY_PROCESSED
+                metrics.failed("outbox", self.queue_name)
                 error = exc
             except Exception as exc:
+                metrics.failed("outbox", self.queue_name)
                 # A database outage is not the message's fault: it waits, uncounted.
                 self._check_database(exc)
                 error = exc
             else:
+                metrics.handled("outbox", self.queue_name, started)
                 return payload
             if attempt < attempts:
+                metrics.retried("outbox", self.queue_name)
                 logger.warning(
                     "callback %s failed on message %s (attempt %d of %d): %r",
                     _name(self.callback),
@@ -681,6 +702,7 @@ class Consumer(Worker):
             self._broken = True
             return
         self._ack(headers)
+        metrics.dead_lettered("outbox", self.queue_name)
 
 
 def _kind(error: BaseException | None) -> str:

@@ -21,6 +21,7 @@ from django.db import connections, models, router, transaction
 from django.utils import timezone
 from django.utils.encoding import is_protected_type
 
+from django_messaging.core import tracing
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.outbox.choices import StatusChoice
 
@@ -111,7 +112,8 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
             "version": version,
             "destination": destination,
             "body": body,
-            "headers": {},
+            # The trace of the transaction that writes the row, continued by the relay.
+            "headers": tracing.inject() if tracing.enabled else {},
             "added": now,
             "expires_at": expires,
             "retry": 0,

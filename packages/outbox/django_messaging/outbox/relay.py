@@ -121,6 +121,8 @@ class PublishedStore:
 
 class Relay(core_relay.Relay[Published]):
     name = "outbox relay"
+    metrics_package = "outbox"
+    messaging_system = "rabbitmq"
     #: Batches in flight at once: the next batch is claimed and written while the broker
     #: confirms the previous one.
     window = 2

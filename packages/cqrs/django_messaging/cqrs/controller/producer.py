@@ -25,6 +25,7 @@ from django.db import DatabaseError, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.conf import master_setting
@@ -107,6 +108,9 @@ def discard(outbox_id: int, using: str) -> None:
 
 
 def confirmed(payloads: list[TransportPayload]) -> None:
+    if metrics.enabled:
+        for payload in payloads:
+            metrics.produced("cqrs", payload.cqrs_id)
     with _confirmed_lock:
         for payload in payloads:
             if payload.outbox_id is not None:
@@ -198,6 +202,7 @@ def failed(payloads: list[TransportPayload], exc: BaseException) -> None:
     from django_messaging.cqrs.models import PendingMessage
 
     for payload in payloads:
+        metrics.failed("cqrs", payload.cqrs_id)
         using = payload.origin_db or "default"
         logger.warning(
             "cqrs_id=%s pk=%s %s: not published (%s: %s); stored to send later",
@@ -348,6 +353,7 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                         try:
                             current_transport().produce(payload)
                         except Exception as exc:
+                            metrics.retried("cqrs", payload.cqrs_id)
                             PendingMessage.objects.using(using).filter(pk=row.pk).update(
                                 attempts=row.attempts + 1,
                                 last_error=f"{type(exc).__name__}: {exc}"[:2000],
@@ -358,6 +364,7 @@ def flush_pending(using: str = "default", limit: int | None = None) -> int:
                             sent += len(done)
                             return sent
                         done.append(row.pk)
+                        metrics.produced("cqrs", payload.cqrs_id)
                     PendingMessage.objects.using(using).filter(pk__in=done + dropped).delete()
                     sent += len(done)
                     if limit:

@@ -19,6 +19,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
+from django_messaging.core import metrics, tracing
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.worker import Worker
@@ -193,14 +194,17 @@ class ReplicaConsumer(Worker):
                 accepted.append((delivery, payload))
         held: list[Delivery] = []
         if accepted:
+            started = time.perf_counter()
             try:
-                results: list[BaseException | None] = consume_batch(
+                results: list[BaseException | None] = self._apply(
                     [payload for _, payload in accepted]
                 )
             except Exception as exc:  # never let one batch kill the worker
                 if not outage.is_transient(exc):
                     logger.exception("applying a batch of %d failed", len(accepted))
                 results = [exc] * len(accepted)
+            if metrics.enabled:
+                metrics.consumed_batch("cqrs", (p.cqrs_id for _, p in accepted), started)
             unreachable: BaseException | None = None
             for (delivery, payload), error in zip(accepted, results, strict=True):
                 if error is not None and outage.is_transient(error):
@@ -220,6 +224,16 @@ class ReplicaConsumer(Worker):
         self._ack_each([delivery for delivery in batch if id(delivery) not in kept])
         self.buffer[:0] = held
 
+    def _apply(self, payloads: list[TransportPayload]) -> list[BaseException | None]:
+        if not tracing.enabled:
+            return consume_batch(payloads)
+        attributes = {
+            "messaging.batch.message_count": len(payloads),
+            "messaging.cqrs.ids": sorted({p.cqrs_id for p in payloads}),
+        }
+        with tracing.process("rabbitmq", str(settings.queue), None, **attributes):
+            return consume_batch(payloads)
+
     def _accept(self, delivery: Delivery) -> TransportPayload | None:
         """The delivery's payload when it is one to apply; otherwise dead-letter it (None)."""
         try:
@@ -234,6 +248,7 @@ class ReplicaConsumer(Worker):
                 dead_letter_queue(),
             )
             self._dead_letter_raw(delivery.body, reasons.malformed(exc))
+            metrics.dead_lettered("cqrs", "(malformed)")
             return None
         if expired:
             logger.error(
@@ -260,6 +275,7 @@ class ReplicaConsumer(Worker):
     def _failed(self, payload: TransportPayload, error: BaseException) -> None:
         model = ReplicaRegistry.models[payload.cqrs_id]
         reason = reasons.apply_failed(payload, error)
+        metrics.failed("cqrs", payload.cqrs_id)
         if isinstance(error, PayloadError) or not model.should_retry_cqrs(payload.retries, error):
             logger.error(
                 "cqrs_id=%s pk=%s failed after %d retries (%s); moved to %s",
@@ -284,6 +300,7 @@ class ReplicaConsumer(Worker):
         )
         payload.retries += 1
         self._retry(payload, delay, reason)
+        metrics.retried("cqrs", payload.cqrs_id)
 
     def _retry(self, payload: TransportPayload, delay: float, reason: str) -> None:
         headers = failure_headers(reason, payload.queue)
@@ -306,3 +323,4 @@ class ReplicaConsumer(Worker):
     def _dead_letter(self, payload: TransportPayload, reason: str) -> None:
         payload.is_dead_letter = True
         self._dead_letter_raw(payload.body(), reason, payload.queue)
+        metrics.dead_lettered("cqrs", payload.cqrs_id)

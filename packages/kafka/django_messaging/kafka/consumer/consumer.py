@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from confluent_kafka import KafkaError, TopicPartition
 from django.db import transaction
 
+from django_messaging.core import metrics, tracing
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
@@ -161,7 +162,10 @@ class Consumer(FailurePolicy, Worker):
             timeout = max(0.0, min(timeout, due - time.monotonic()))
         msgs = self._consumer.consume(self.get_batch_size(), timeout)
         if msgs:
+            started = time.perf_counter()
             self.process_batch(msgs, done)
+            if metrics.enabled:
+                metrics.consumed_batch("kafka", (m.topic() for m in msgs), started)
 
     def _retry_due(self, done: Done) -> None:
         """Handle the held messages of partitions whose pause is over; resume the partitions
@@ -318,6 +322,8 @@ class Consumer(FailurePolicy, Worker):
         ):
             call = topic.consume
         using = topic.atomic_using if self._is_atomic(topic) else _NOT_ATOMIC
+        if call is not None and tracing.enabled:
+            call = self._traced(call)
         entry = (topic, batch, call, using)
         self._handlers[topic_name] = entry
         return entry
@@ -372,7 +378,10 @@ class Consumer(FailurePolicy, Worker):
         """Handle one message; ``True`` when its offset may be stored (handled, retried
         elsewhere or dead-lettered), ``False`` when its partition is paused to retry it."""
         try:
-            self.consume(msg)
+            if tracing.enabled:
+                self._traced(self.consume)(msg)
+            else:
+                self.consume(msg)
         except Exception as exc:
             return self.handle_exception(msg, exc)
         if self._retries:
@@ -394,6 +403,25 @@ class Consumer(FailurePolicy, Worker):
             with transaction.atomic(using=topic.atomic_using):
                 return topic.consume(msg)
         return topic.consume(msg)
+
+    def _traced(self, call: Any) -> Any:
+        """``call(msg)`` in a ``process`` span continuing the trace of the message's headers."""
+        group = self.config.get("group.id")
+
+        def traced(msg: Message) -> Any:
+            with tracing.process(
+                "kafka",
+                msg.topic(),
+                msg.headers(),
+                **{
+                    "messaging.destination.partition.id": str(msg.partition()),
+                    "messaging.kafka.offset": msg.offset(),
+                    "messaging.consumer.group.name": group,
+                },
+            ):
+                return call(msg)
+
+        return traced
 
     @staticmethod
     def _is_atomic(topic: TopicConsumer) -> bool:

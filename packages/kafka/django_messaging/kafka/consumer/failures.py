@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from django import db
 
+from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.kafka.consumer.managers import RetryManager
 from django_messaging.kafka.dead_letter.topic import DeadLetterTopicProducer
@@ -74,6 +75,7 @@ class FailurePolicy:
         """``True`` when the offset of ``msg`` may be stored (retried elsewhere or
         dead-lettered), ``False`` when its partition was paused to try it again."""
         topic_name, partition, offset = msg.topic(), msg.partition(), msg.offset()
+        metrics.failed("kafka", topic_name)
         outage = database_outage(exc)
         if outage or isinstance(exc, self.transient_errors):
             # Wait and retry this message; do not dead-letter it.
@@ -94,6 +96,7 @@ class FailurePolicy:
                     delay,
                     exc,
                 )
+            metrics.retried("kafka", topic_name)
             self.pause_partition(msg, delay)
             return False
         try:
@@ -121,6 +124,7 @@ class FailurePolicy:
                         exc,
                         exc_info=attempt == 1,
                     )
+                metrics.retried("kafka", topic_name)
                 self.pause_partition(msg, delay)
                 return False
             self._retries.done(topic_name, partition)
@@ -171,6 +175,7 @@ class FailurePolicy:
         )
         if not producer.retry(exc, self.num_partitions(msg.topic())):
             return False
+        metrics.retried("kafka", msg.topic())
         logger.info(
             "%s: %s [%d] @%d failed, sent to %s: %r",
             self.name,
@@ -187,6 +192,7 @@ class FailurePolicy:
             self.retry_group_id(), msg, self.original_topic_name(msg)
         )
         producer.produce_for(exc, attempt, self.num_partitions(msg.topic()))
+        metrics.dead_lettered("kafka", msg.topic())
         logger.error(
             "%s: %s [%d] @%d dead-lettered to %s after %d retries: %r",
             self.name,

@@ -39,6 +39,7 @@ class Command(WorkerCommand):
         "file of the project changes. A CQRS_ID that is not a replica model here exits 2.\n\n"
         "Example: python manage.py cqrs_consume -w 2 --cqrs-id author book"
     )
+    metrics_packages = ("cqrs",)
 
     def add_command_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -26,6 +26,7 @@ class Command(WorkerCommand):
         "  ./manage.py kafka_consume my_app.consumers.MyAppConsumer --workers 3\n"
         "  ./manage.py kafka_consume --list"
     )
+    metrics_packages = ("kafka",)
 
     def add_command_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(

@@ -18,6 +18,7 @@ class Command(WorkerCommand):
         "Several relays (processes, hosts) may run at once: each row goes to exactly one. "
         "Example: ./manage.py publish --batch-size 500 --workers 2"
     )
+    metrics_packages = ("outbox",)
     worker_aliases = ("--processes",)
 
     def add_command_arguments(self, parser: CommandParser) -> None:

@@ -1,0 +1,36 @@
+"""The outbox's figures for ``manage.py messaging_status`` and the Prometheus gauges: rows not
+sent yet, how long the oldest has waited, and rows given up (``FAILED``)."""
+
+from __future__ import annotations
+
+from django.db import router
+from django.db.models import Count, Min
+from django.utils import timezone
+
+from django_messaging.core.status import Figure, Kind
+from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.models import Published
+
+
+def figures(timeout: float) -> list[Figure]:
+    """Two short statements on the ``(status, added)`` index: sent rows are not read."""
+    rows = Published.objects.using(router.db_for_read(Published))
+    pending = rows.filter(status=StatusChoice.SCHEDULE).aggregate(
+        n=Count("pk"), oldest=Min("added")
+    )
+    failed = rows.filter(status=StatusChoice.FAILED).count()
+    oldest = pending["oldest"]
+    age = max(0.0, (timezone.now() - oldest).total_seconds()) if oldest is not None else 0.0
+    return [
+        Figure(
+            "outbox", "outbox_backlog", Kind.BACKLOG, pending["n"], help="outbox rows not sent yet"
+        ),
+        Figure(
+            "outbox",
+            "outbox_oldest_unsent_age_seconds",
+            Kind.AGE,
+            round(age, 3),
+            help="seconds since the oldest unsent outbox row was written",
+        ),
+        Figure("outbox", "outbox_failed", Kind.DEAD_LETTERS, failed, help="outbox rows given up"),
+    ]

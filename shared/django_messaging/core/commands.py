@@ -4,6 +4,7 @@
 =====================  =====================================================================
 ``--workers N``, -w    N supervised worker processes (a crashed one is restarted with back-off)
 ``--reload``, -r       start again, gracefully, when a Python file changes (development)
+``--start-method M``   how worker processes start: ``fork``, ``spawn`` or ``forkserver``
 ``-v 0``/``2``/``3``   the ``django_messaging`` loggers at WARNING / INFO / DEBUG
 exit 0                 stopped by SIGTERM or SIGINT after finishing the unit of work in hand
 exit 1                 a worker kept crashing (see the log)
@@ -27,7 +28,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reload import is_reloaded_child, run_reloading
-from django_messaging.core.worker import WorkerFactory, run_workers
+from django_messaging.core.worker import (
+    START_METHODS,
+    WorkerFactory,
+    child_arguments,
+    run_workers,
+)
 
 __all__ = ["UsageError", "WorkerCommand"]
 
@@ -62,6 +68,13 @@ class WorkerCommand(BaseCommand):
             action="store_true",
             help="start again, gracefully, when a Python file changes (development)",
         )
+        parser.add_argument(
+            "--start-method",
+            choices=START_METHODS,
+            default=None,
+            help="how worker processes start when there are several (default: fork where "
+            "the platform can); 'spawn' and 'forkserver' set Django up again in each worker",
+        )
         self.add_command_arguments(parser)
 
     def add_command_arguments(self, parser: CommandParser) -> None:
@@ -86,6 +99,7 @@ class WorkerCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         workers = options.pop("workers")
         reload = options.pop("reload")
+        start_method = options.pop("start_method")
         if workers < 1:
             raise UsageError("--workers must be at least 1")
         self.check_options(**options)
@@ -97,9 +111,11 @@ class WorkerCommand(BaseCommand):
             return
         try:
             factories = self.worker_factories(workers, **options)
+            if len(factories) > 1:
+                child_arguments(factories, start_method)
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from exc
-        self._exit(run_workers(factories))
+        self._exit(run_workers(factories, start_method=start_method))
 
     def _exit(self, code: int) -> None:
         if code:

@@ -214,6 +214,8 @@ class Consumer(Worker):
         prefetch = settings.DEFAULT_CONSUMER_PREFETCH_COUNT
         if prefetch is not None:
             headers["prefetch-count"] = str(prefetch)
+        if settings.DEFAULT_EXCLUSIVE_QUEUE:
+            headers["exclusive"] = "true"
         headers.update(
             {
                 "x-queue-name": self.queue_name,

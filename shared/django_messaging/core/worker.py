@@ -53,6 +53,10 @@ class Worker:
     second or so when idle (poll with a timeout), so that a stop request is honoured promptly."""
 
     name: str = "worker"
+    #: Seconds a stop request may wait for the unit in progress and :meth:`stop`; past them the
+    #: process exits at once with status 1, leaving what it held to the broker to redeliver.
+    #: ``None``: wait as long as it takes.
+    shutdown_timeout: float | None = None
 
     def start(self) -> None:
         """Open connections, subscribe. Called once before the first unit."""
@@ -115,18 +119,48 @@ def stop_on_signals(stop: StopRequested | None = None) -> Iterator[StopRequested
 def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
     """Run ``worker`` in this process until a stop signal (or ``stop.request()``).
 
-    Exceptions from the worker propagate after :meth:`Worker.stop` has run.
+    Exceptions from the worker propagate after :meth:`Worker.stop` has run. With a
+    ``worker.shutdown_timeout``, a stop request that is not done within it exits the process.
     """
     with stop_on_signals(stop) as stop:
-        worker.start()
+        stopped = threading.Event()
+        if worker.shutdown_timeout is not None:
+            threading.Thread(
+                target=_exit_when_stop_overruns,
+                args=(worker, stop, stopped, float(worker.shutdown_timeout)),
+                name=f"{worker.name} shutdown deadline",
+                daemon=True,
+            ).start()
         try:
-            while not stop:
-                worker.run_once()
-                db.close_old_connections()
+            worker.start()
+            try:
+                while not stop:
+                    worker.run_once()
+                    db.close_old_connections()
+            finally:
+                worker.stop()
+                db.connections.close_all()
         finally:
-            worker.stop()
-            db.connections.close_all()
+            stopped.set()
         logger.info("%s stopped cleanly", worker.name)
+
+
+def _exit_when_stop_overruns(
+    worker: Worker, stop: StopRequested, stopped: threading.Event, timeout: float
+) -> None:
+    while not stop.event.wait(0.5):
+        if stopped.is_set():
+            return
+    if stopped.wait(timeout):
+        return
+    logger.error(
+        "%s did not stop within %.0fs of the stop request: exiting without finishing the unit "
+        "of work in progress (the broker redelivers what it held)",
+        worker.name,
+        timeout,
+    )
+    logging.shutdown()
+    os._exit(1)
 
 
 # --- supervision of several workers -------------------------------------------------------

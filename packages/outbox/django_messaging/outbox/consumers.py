@@ -131,6 +131,7 @@ class Consumer(Worker):
         self._database_failures = 0
         self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
+        self.shutdown_timeout = settings.DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:

@@ -145,6 +145,33 @@ def test_exclusive_queue_belongs_to_the_subscribers_connection(stomp_address, un
     assert _passive_declare(consumer.dead_letter_queue) == 200  # dead letters are kept
 
 
+def test_a_retry_first_checks_whether_another_subscriber_processed_the_message(
+    stomp_address, subscription, probe, caplog
+) -> None:
+    """django-outbox-pattern 3.2 retries the whole check-callback-save cycle after an
+    ``OperationalError``: here a real statement timeout, while a competing subscriber of the
+    queue records the message. The retry finds it recorded: acknowledged, the callback is not
+    called again, nothing is dead-lettered."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement timeout is PostgreSQL's")
+    consumer = subscription(callbacks.times_out_while_another_subscriber_saves)
+    dlq = dead_letters(probe, consumer)
+    with caplog.at_level(logging.INFO, logger="django_messaging.outbox"):
+        send_raw(stomp_address, consumer.destination, '{"n": 1}', {"dop-msg-id": "raced-1"})
+        drive(
+            consumer,
+            lambda: any("processed by another" in r.getMessage() for r in caplog.records),
+            what="the retry's check",
+        )
+    assert len(callbacks.calls) == 1
+    assert any("statement timeout" in r.getMessage() for r in caplog.records)
+    assert Received.objects.filter(msg_id="raced-1").count() == 1
+    wait_until(lambda: queue_depth(consumer.queue_name) == (0, 0), what="the acknowledgement")
+    assert not dlq.messages
+
+
 def test_raising_callback_is_retried_then_dead_lettered(
     stomp_address, subscription, probe, caplog
 ) -> None:

@@ -259,7 +259,7 @@ def run_workers(
         return 0
 
     method, arguments = child_arguments(factories, start_method)
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)
     children = [_Child(i, f) for i, f in enumerate(factories)]
     previous = _install(stop)
     db.connections.close_all()  # never share a database socket with a forked child

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.utils.module_loading import autodiscover_modules
 
-from django_messaging.core.worker import run_workers
+from django_messaging.core.worker import WorkerFactory, run_workers
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.producer import Producer
 from django_messaging.kafka.registry import ConnectorsRegistry, ConsumersRegistry, Registry
@@ -57,8 +57,9 @@ class DjangoKafka:
 
     def consumer_factories(
         self, consumers: Sequence[str] | None = None, workers: int = 1
-    ) -> list[RegisteredConsumer]:
-        """``workers`` factories per registered consumer (all of them by default)."""
+    ) -> list[WorkerFactory]:
+        """``workers`` factories per registered consumer (all of them by default): a
+        :class:`RegisteredConsumer` each."""
         keys = list(consumers) if consumers else list(self.consumers)
         for key in keys:
             self.consumers[key]  # an unknown key raises here, not in a worker process

@@ -159,7 +159,6 @@ def _exit_when_stop_overruns(
         worker.name,
         timeout,
     )
-    logging.shutdown()
     os._exit(1)
 
 

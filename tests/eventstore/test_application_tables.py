@@ -7,6 +7,7 @@ project would; other prefixes are created and dropped by the tests themselves.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from io import StringIO
 from typing import Any
@@ -62,6 +63,9 @@ class SchoolTables(EventStoreTestCase):
         with connection.cursor() as cursor:
             for table in (SCHOOL.events, SCHOOL.aggregate, SCHOOL.tracking):
                 cursor.execute(f"DELETE FROM {connection.ops.quote_name(table)}")
+        # The SQLite connections of the upstream cases' finished threads, in reference
+        # cycles, would keep the database file open (and locked) for later tests.
+        gc.collect()
         super().tearDown()
 
 

@@ -121,10 +121,20 @@ def test_a_worker_that_keeps_crashing_exits_1(
 ) -> None:
     # The supervisor's give-up path takes restarts with back-off (tests/core/test_worker.py runs
     # it for real); here only the mapping of its result to the exit code.
-    monkeypatch.setattr(commands, "run_workers", lambda factories: 1)
+    monkeypatch.setattr(commands, "run_workers", lambda factories, **kwargs: 1)
     with pytest.raises(SystemExit) as exited:
         call_command(Demo(), str(tmp_path / "units"), "-w", "2")
     assert exited.value.code == 1
+
+
+def test_a_start_method_the_factories_cannot_travel_with_is_a_usage_error(
+    tmp_path: Path,
+) -> None:
+    # Demo's factory is a closure: fine for fork, refused for spawn before anything starts.
+    with pytest.raises(CommandError, match="cannot be pickled") as raised:
+        call_command(Demo(), str(tmp_path / "units"), "-w", "2", "--start-method", "spawn")
+    assert raised.value.returncode == 2
+    assert not (tmp_path / "units").exists()
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from django_messaging.core.worker import StopRequested, Worker, run_worker
+from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.worker import StopRequested, Worker, child_arguments, run_worker
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,3 +158,15 @@ def test_stop_runs_even_when_a_unit_raises() -> None:
     with pytest.raises(ValueError):
         run_worker(Failing())
     assert Failing.stopped
+
+
+def test_spawned_workers_need_picklable_factories_refused_before_any_start() -> None:
+    def factory() -> Worker:
+        return Worker()
+
+    assert child_arguments([factory, factory], "fork") == ("fork", [(factory,), (factory,)])
+    for method in ("spawn", "forkserver"):
+        with pytest.raises(ConfigurationError, match="cannot be pickled"):
+            child_arguments([factory, factory], method)
+    with pytest.raises(ConfigurationError, match="not available"):
+        child_arguments([factory, factory], "teleport")

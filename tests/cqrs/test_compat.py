@@ -1,5 +1,9 @@
 """Wire compatibility: a django-cqrs service (installed from PyPI in its own virtualenv) and this
-package replicate to each other through one RabbitMQ exchange, in both directions."""
+package replicate to each other through one RabbitMQ exchange, in both directions.
+
+The newest django-cqrs runs every test; the two that replicate plain models in each direction
+also run against 2.8.1, the release a project migrating from is most likely to still run on
+the other side of the exchange (on Django 4.2, the newest Django it supports)."""
 
 from __future__ import annotations
 
@@ -25,17 +29,26 @@ from tests.services import RABBITMQ_URL
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 HERE = Path(__file__).parent / "compat"
-REFERENCE = ["django-cqrs==3.1.0", "Django>=5.2,<5.3"]
+#: django-cqrs release -> what its virtualenv holds.
+REFERENCES = {
+    "3.1.0": ["django-cqrs==3.1.0", "Django>=5.2,<5.3"],
+    "2.8.1": ["django-cqrs==2.8.1", "Django>=4.2,<4.3"],
+}
+NEWEST = "3.1.0"
+#: ``@every_release``: run the test against each release in ``REFERENCES``.
+every_release = pytest.mark.parametrize(
+    "reference", list(REFERENCES), indirect=True, ids=lambda v: f"django-cqrs-{v}"
+)
 
 
-def reference_python() -> str:
+def reference_python(version: str = NEWEST) -> str:
     """A virtualenv with django-cqrs from PyPI, keyed by its contents and shared by sessions."""
-    return refenv.reference_python(REFERENCE)
+    return refenv.reference_python(REFERENCES[version])
 
 
 @pytest.fixture
-def reference(cqrs_settings, broker, tmp_path):
-    python = reference_python()
+def reference(request, cqrs_settings, broker, tmp_path):
+    python = reference_python(getattr(request, "param", NEWEST))
     env = {
         **os.environ,
         "PYTHONPATH": str(HERE),
@@ -58,6 +71,7 @@ def reference(cqrs_settings, broker, tmp_path):
         channel.queue_delete(queue=queue)
 
 
+@every_release
 def test_django_cqrs_master_to_our_replica(reference, broker, cqrs_settings, monkeypatch):
     python, env = reference
     done = subprocess.run(
@@ -114,6 +128,7 @@ def test_django_cqrs_master_to_our_replica(reference, broker, cqrs_settings, mon
     assert dict(CompatProductRef.objects.values_list("pk", "name")) == expected
 
 
+@every_release
 def test_our_master_to_django_cqrs_replica(reference, tmp_path, broker):
     python, env = reference
     log = (tmp_path / "reference-consumer.log").open("wb")

@@ -638,3 +638,99 @@ def test_retry_and_dead_letter_copies_carry_django_kafkas_headers(
     dead = read(f"{group}.{name}.dlt", 1)[0]
     assert DeadLetterHeader.get(dead.headers(), DeadLetterHeader.MESSAGE) == b"still no luck"
     assert DeadLetterHeader.list(dead.headers(), DeadLetterHeader.DETAIL)
+
+
+# --- log_every (django-kafka 0.9) and the newest dead letter headers ----------------------
+
+
+def test_log_every_picks_the_blocking_attempts_that_are_logged(
+    create_topic, group, kafka_bootstrap, read, caplog
+):
+    """``log_every=N`` logs attempts N, 2N, ... (the first of them with the traceback), ``0``
+    none; without it, attempts 1, 2, 4, ... The dead letter is logged whatever it says."""
+    names = {every: create_topic() for every in (None, 2, 0)}
+    seen: list[str] = []
+    topics = []
+    for every, name in names.items():
+        produce_raw(kafka_bootstrap, name, [b"stuck"])
+        topics.append(
+            _recording_topic(
+                name, seen, lambda v, s: True, max_retries=4, delay=0.02, log_every=every
+            )()
+        )
+    caplog.set_level(logging.WARNING, logger="django_messaging.kafka")
+    run_until(make_consumer(group, *topics)(), lambda: len(seen) == 15, timeout=30)
+    logged: dict[str, list[tuple[int, bool]]] = {name: [] for name in names.values()}
+    for record in caplog.records:
+        if "retrying in" in record.getMessage():
+            logged[record.args[1]].append((record.args[4], bool(record.exc_info)))
+    assert logged == {
+        names[None]: [(1, True), (2, False), (4, False)],
+        names[2]: [(2, True), (4, False)],
+        names[0]: [],
+    }
+    dead_letter_logs = [r for r in caplog.records if "dead-lettered" in r.getMessage()]
+    assert sorted(r.args[1] for r in dead_letter_logs) == sorted(names.values())
+    for name in names.values():
+        assert [m.value() for m in read(f"{group}.{name}.dlt", 1)] == [b"stuck"]
+
+
+def test_log_every_is_checked_and_read_from_the_setting():
+    assert RetrySettings(1, 1, log_every=3) != RetrySettings(1, 1)
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="log_every"):
+            RetrySettings(1, 1, log_every=bad)
+    topic = make_topic(TopicConsumer, "any")()
+    with override_settings(
+        MESSAGING={"KAFKA": {"RETRY_SETTINGS": {"max_retries": 3, "delay": 1, "log_every": 2}}}
+    ):
+        assert topic.get_retry_settings().log_every == 2
+
+
+def test_non_blocking_retries_log_every_and_the_dead_letter_names_the_last_hop(
+    create_topic, group, kafka_bootstrap, read, caplog
+):
+    """django-kafka 0.9+ headers: ``DEAD_LETTER_SUMMARY`` and the topic, partition and offset
+    the dead-lettered copy was read from (the last retry topic), next to ours."""
+    from django_messaging.kafka.dead_letter.header import DeadLetterHeader
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"always-fails"])
+    seen: list[str] = []
+
+    def consume(self, msg):
+        seen.append(msg.topic())
+        raise Boom("nope")
+
+    topic_cls = kafka.retry(max_retries=3, delay=0.05, blocking=False, log_every=2)(
+        make_topic(TopicConsumer, name, consume=consume, atomic=False)
+    )
+    consumer_cls = make_consumer(group, topic_cls())
+    main, retry = consumer_cls(), RetryConsumer.build(consumer_cls)()
+    caplog.set_level(logging.INFO, logger="django_messaging.kafka")
+    dlt = f"{group}.{name}.dlt"
+    run_many([main, retry], lambda: read(dlt, 1, 0.1), timeout=40)
+    sent_to = [r.args[4] for r in caplog.records if "sent to" in r.getMessage()]
+    assert sent_to == [f"{group}.{name}.retry.2"]  # attempts 1 and 3 not logged
+
+    (dead,) = read(dlt, 1)
+    (last_hop,) = read(f"{group}.{name}.retry.3", 1)
+    headers = dead.headers()
+    assert DeadLetterHeader.get(headers, DeadLetterHeader.SUMMARY) == b"nope"
+    assert DeadLetterHeader.get(headers, DeadLetterHeader.MESSAGE) == b"nope"
+    assert b"Traceback" in DeadLetterHeader.get(headers, DeadLetterHeader.DETAIL)
+    assert (
+        DeadLetterHeader.get(headers, DeadLetterHeader.MESSAGE_TOPIC) == last_hop.topic().encode()
+    )
+    assert (
+        DeadLetterHeader.get(headers, DeadLetterHeader.MESSAGE_PARTITION)
+        == str(last_hop.partition()).encode()
+    )
+    assert (
+        DeadLetterHeader.get(headers, DeadLetterHeader.MESSAGE_OFFSET)
+        == str(last_hop.offset()).encode()
+    )
+    assert headers_of(dead)["ORIGINAL_TOPIC"] == name.encode()
+    # each header once: the ones a retry copy carried were replaced, not repeated
+    names_seen = [key for key, _ in headers]
+    assert len(names_seen) == len(set(names_seen)), names_seen

@@ -189,6 +189,55 @@ def test_kafka_consume_without_arguments_runs_every_consumer_and_retry_consumer(
     assert marker.exists()
 
 
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_consumers_run_under_the_spawn_and_forkserver_start_methods(
+    method, create_topic, unique_name, tmp_path, kafka_bootstrap
+):
+    """django-kafka #192: a worker process started with ``spawn`` or ``forkserver`` (macOS,
+    Windows, Python 3.14's default on Linux) found the consumer registry empty. Here each
+    worker sets Django up again and finds its consumer, the generated ``.retry`` one too."""
+    topic, group = create_topic(), unique_name("g5")
+    output, marker = tmp_path / "handled.txt", tmp_path / "failed"
+    env = {
+        "KAFKA_APP_TOPIC_3": topic,
+        "KAFKA_APP_GROUP_3": group,
+        "KAFKA_APP_OUTPUT": str(output),
+        "KAFKA_APP_CRASH_MARKER": str(marker),
+    }
+    produce_raw(kafka_bootstrap, topic, [b"fail-once", b"fine"])
+    proc = start(
+        kafka_bootstrap,
+        env,
+        RETRYING_CONSUMER,
+        f"{RETRYING_CONSUMER}.retry",
+        "--start-method",
+        method,
+        "-v",
+        "2",
+    )
+    try:
+        wait_until(
+            lambda: (
+                {(line[1], line[4]) for line in lines(output)}
+                >= {(topic, "fine"), (f"{group}.{topic}.retry.1", "fail-once")}
+            ),
+            timeout=40,
+            what=f"both consumers handling their messages under {method}",
+        )
+    finally:
+        code = stop(proc)
+    out = proc.stdout.read().decode()
+    assert code == 0, out[-3000:]
+    # each worker logs at the level -v asked for in the parent
+    assert out.count("stopped cleanly") == 2, out[-3000:]
+    pids = {int(line[0]) for line in lines(output)}
+    assert len(pids) == 2 and proc.pid not in pids
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # no orphan left behind
+    assert committed(kafka_bootstrap, group, topic) == [2]
+
+
 def test_workers_runs_that_many_processes_of_each_consumer_sharing_its_group(
     setup, kafka_bootstrap
 ):
@@ -259,5 +308,5 @@ def test_help_explains_with_an_example():
     )
     assert done.returncode == 0
     assert b"./manage.py kafka_consume" in done.stdout
-    for flag in (b"--workers", b"--reload", b"--list"):
+    for flag in (b"--workers", b"--reload", b"--list", b"--start-method"):
         assert flag in done.stdout

@@ -103,3 +103,29 @@ def swallows_rollback_on_two(payload: Payload) -> None:
                 raise ValueError("rolled back on purpose")
     except ValueError:
         pass
+
+
+def times_out_while_another_subscriber_saves(payload: Payload) -> None:
+    """First call: another subscriber of the queue records the message (its own connection,
+    committed) while this callback's query hits PostgreSQL's statement timeout."""
+    import threading
+
+    from django.db import connection
+
+    from django_messaging.outbox.models import Received
+
+    calls.append(payload)
+    msg_id, queue = payload.message.msg_id, payload.message.queue
+
+    def other_subscriber() -> None:
+        try:
+            Received.objects.create(msg_id=msg_id, queue=queue, body={}, headers={})
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_subscriber)
+    thread.start()
+    thread.join()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL statement_timeout = 10")
+        cursor.execute("SELECT pg_sleep(1)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 from django.core.management import call_command
@@ -109,4 +110,37 @@ def test_subscriber_killed_mid_callback_loses_nothing_and_processes_once(
     second.send_signal(signal.SIGTERM)
     assert second.wait(30) == 0
     assert Order.objects.filter(number="K-1").count() == 1
+    assert Received.objects.count() == 1
+
+
+def test_sigterm_waits_at_most_the_shutdown_timeout_then_the_message_is_redelivered(
+    stomp_address, processes, unique_name, tmp_path
+) -> None:
+    """django-outbox-pattern 3.1's DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT: a callback that does not
+    finish holds SIGTERM only that long; the process exits 1 without acknowledging, its
+    transaction is rolled back, and the broker gives the message to the next subscriber."""
+    from django_messaging.outbox.factories import factory_producer
+    from django_messaging.outbox.models import Received
+
+    destination, _ = topic(unique_name)
+    queue = unique_name("q")
+    args = ("subscribe", "tests.outbox.callbacks.slow_first_time", destination, queue)
+    first = processes.start(*args, env={"MESSAGING_OUTBOX_SHUTDOWN_TIMEOUT": "1"})
+    wait_until(lambda: first.poll() is not None or _queue_exists(queue), timeout=30)
+    marker = tmp_path / "marker"
+    with factory_producer() as producer:
+        producer.send_event(destination, {"number": "T-1", "marker": str(marker)})
+    wait_until(marker.exists, timeout=30, what="the callback to be running")
+    signalled = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    out, _ = first.communicate(timeout=20)  # the callback alone would take 60 s
+    assert first.returncode == 1, out[-3000:]
+    assert time.monotonic() - signalled < 10
+    assert "did not stop within 1s" in out
+    assert not Order.objects.filter(number="T-1").exists()
+    assert not Received.objects.exists()
+    second = processes.start(*args)
+    wait_until(lambda: Order.objects.filter(number="T-1").exists(), timeout=30)
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(30) == 0
     assert Received.objects.count() == 1

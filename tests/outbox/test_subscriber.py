@@ -15,6 +15,7 @@ from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
 from django_messaging.outbox.factories import factory_producer
 from django_messaging.outbox.models import Received
+from tests.helpers import wait_until
 from tests.outbox import callbacks
 from tests.outbox.conftest import queue_depth
 from tests.outbox.helpers import drive, topic
@@ -106,6 +107,69 @@ def test_cap_msg_id_is_accepted_by_default(stomp_address, subscription) -> None:
     consumer = subscription(callbacks.store_order)
     send_raw(stomp_address, consumer.destination, '{"number": "C"}', {"cap-msg-id": "cap-1"})
     drive(consumer, lambda: Received.objects.filter(msg_id="cap-1").exists())
+
+
+def _passive_declare(queue: str) -> int:
+    """AMQP reply code of a passive declare of ``queue`` from another connection (200: ok)."""
+    import pika
+
+    from tests.services import RABBITMQ_URL
+
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        connection.channel().queue_declare(queue=queue, passive=True)
+        return 200
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        return exc.reply_code
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def test_exclusive_queue_belongs_to_the_subscribers_connection(stomp_address, unique_name) -> None:
+    """django-outbox-pattern's DEFAULT_EXCLUSIVE_QUEUE: no other connection may use the queue,
+    and the broker deletes it when the subscriber goes."""
+    destination, _ = topic(unique_name)
+    with outbox_settings(DEFAULT_EXCLUSIVE_QUEUE=True):
+        consumer = Consumer(callbacks.store_order, destination, unique_name("q"))
+        consumer.start()
+        try:
+            assert _passive_declare(consumer.queue_name) == 405  # RESOURCE_LOCKED
+            send_raw(stomp_address, destination, '{"number": "X"}', {"dop-msg-id": "excl-1"})
+            drive(consumer, lambda: Received.objects.filter(msg_id="excl-1").exists())
+        finally:
+            consumer.stop()
+    wait_until(  # gone with the connection
+        lambda: _passive_declare(consumer.queue_name) == 404, timeout=10, what="queue deleted"
+    )
+    assert _passive_declare(consumer.dead_letter_queue) == 200  # dead letters are kept
+
+
+def test_a_retry_first_checks_whether_another_subscriber_processed_the_message(
+    stomp_address, subscription, probe, caplog
+) -> None:
+    """django-outbox-pattern 3.2 retries the whole check-callback-save cycle after an
+    ``OperationalError``: here a real statement timeout, while a competing subscriber of the
+    queue records the message. The retry finds it recorded: acknowledged, the callback is not
+    called again, nothing is dead-lettered."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the statement timeout is PostgreSQL's")
+    consumer = subscription(callbacks.times_out_while_another_subscriber_saves)
+    dlq = dead_letters(probe, consumer)
+    with caplog.at_level(logging.INFO, logger="django_messaging.outbox"):
+        send_raw(stomp_address, consumer.destination, '{"n": 1}', {"dop-msg-id": "raced-1"})
+        drive(
+            consumer,
+            lambda: any("processed by another" in r.getMessage() for r in caplog.records),
+            what="the retry's check",
+        )
+    assert len(callbacks.calls) == 1
+    assert any("statement timeout" in r.getMessage() for r in caplog.records)
+    assert Received.objects.filter(msg_id="raced-1").count() == 1
+    wait_until(lambda: queue_depth(consumer.queue_name) == (0, 0), what="the acknowledgement")
+    assert not dlq.messages
 
 
 def test_raising_callback_is_retried_then_dead_lettered(

@@ -184,6 +184,10 @@ if os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT"):  # otherwise the package de
     MESSAGING["OUTBOX"]["DEFAULT_RELAY_CLAIM_TIMEOUT"] = float(
         os.environ["MESSAGING_OUTBOX_CLAIM_TIMEOUT"]
     )
+if os.environ.get("MESSAGING_OUTBOX_SHUTDOWN_TIMEOUT"):  # otherwise the package default
+    MESSAGING["OUTBOX"]["DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT"] = float(
+        os.environ["MESSAGING_OUTBOX_SHUTDOWN_TIMEOUT"]
+    )
 
 MESSAGING = {
     key: value

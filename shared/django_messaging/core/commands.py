@@ -4,6 +4,7 @@
 =====================  =====================================================================
 ``--workers N``, -w    N supervised worker processes (a crashed one is restarted with back-off)
 ``--reload``, -r       start again, gracefully, when a Python file changes (development)
+``--start-method M``   how worker processes start: ``fork``, ``spawn`` or ``forkserver``
 ``-v 0``/``2``/``3``   the ``django_messaging`` loggers at WARNING / INFO / DEBUG
 ``--metrics-port P``   serve Prometheus metrics on ``http://ADDR:P/metrics`` (the ``[metrics]``
                        extra), the counters of every worker process added up
@@ -34,7 +35,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_messaging.core import metrics
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.reload import is_reloaded_child, run_reloading
-from django_messaging.core.worker import WorkerFactory, run_workers
+from django_messaging.core.worker import (
+    START_METHODS,
+    WorkerFactory,
+    child_arguments,
+    run_workers,
+)
 
 __all__ = ["UsageError", "WorkerCommand"]
 
@@ -84,6 +90,13 @@ class WorkerCommand(BaseCommand):
             metavar="ADDR",
             help="the address --metrics-port listens on (default 0.0.0.0)",
         )
+        parser.add_argument(
+            "--start-method",
+            choices=START_METHODS,
+            default=None,
+            help="how worker processes start when there are several (default: fork where "
+            "the platform can); 'spawn' and 'forkserver' set Django up again in each worker",
+        )
         self.add_command_arguments(parser)
 
     def add_command_arguments(self, parser: CommandParser) -> None:
@@ -110,6 +123,7 @@ class WorkerCommand(BaseCommand):
         reload = options.pop("reload")
         metrics_port = options.pop("metrics_port")
         metrics_addr = options.pop("metrics_addr")
+        start_method = options.pop("start_method")
         if workers < 1:
             raise UsageError("--workers must be at least 1")
         if metrics_port is not None and not metrics.available():
@@ -125,14 +139,16 @@ class WorkerCommand(BaseCommand):
             return
         try:
             factories = self.worker_factories(workers, **options)
+            if len(factories) > 1:
+                child_arguments(factories, start_method)
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from exc
         if metrics_port is None:
-            self._exit(run_workers(factories))
+            self._exit(run_workers(factories, start_method=start_method))
             return
         directory = self._serve_metrics(metrics_port, metrics_addr)
         try:
-            code = run_workers(factories)
+            code = run_workers(factories, start_method=start_method)
         finally:
             if directory is not None:
                 shutil.rmtree(directory, ignore_errors=True)

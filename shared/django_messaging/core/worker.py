@@ -12,6 +12,14 @@ crashes or is killed is restarted with exponential backoff, up to ``max_restarts
 ``restart_window`` seconds; past that the supervisor stops the others and returns a non-zero
 exit code. SIGTERM/SIGINT to the supervisor is forwarded to every child and waited for, so no
 child is ever orphaned.
+
+Children are forked where the platform can fork, whatever Python's default start method is,
+unless ``start_method`` asks for ``spawn`` or ``forkserver`` (``--start-method`` of the
+commands). Under those a child imports the project afresh: it runs
+``django.setup()`` (settings from ``DJANGO_SETTINGS_MODULE``, the app registries filled by each
+app's ``ready()``) and takes the parent's ``django_messaging`` log level before it unpickles its
+worker factory, so a factory must be picklable and may name things that only exist once the apps
+are ready (a consumer registry key, for example).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
 import threading
 import time
@@ -29,7 +38,10 @@ from multiprocessing.connection import wait as wait_for_sentinels
 from types import FrameType
 from typing import Any
 
+import django
 from django import db
+
+from django_messaging.core.exceptions import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +53,10 @@ class Worker:
     second or so when idle (poll with a timeout), so that a stop request is honoured promptly."""
 
     name: str = "worker"
+    #: Seconds a stop request may wait for the unit in progress and :meth:`stop`; past them the
+    #: process exits at once with status 1, leaving what it held to the broker to redeliver.
+    #: ``None``: wait as long as it takes.
+    shutdown_timeout: float | None = None
 
     def start(self) -> None:
         """Open connections, subscribe. Called once before the first unit."""
@@ -103,18 +119,47 @@ def stop_on_signals(stop: StopRequested | None = None) -> Iterator[StopRequested
 def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
     """Run ``worker`` in this process until a stop signal (or ``stop.request()``).
 
-    Exceptions from the worker propagate after :meth:`Worker.stop` has run.
+    Exceptions from the worker propagate after :meth:`Worker.stop` has run. With a
+    ``worker.shutdown_timeout``, a stop request that is not done within it exits the process.
     """
     with stop_on_signals(stop) as stop:
-        worker.start()
+        stopped = threading.Event()
+        if worker.shutdown_timeout is not None:
+            threading.Thread(
+                target=_exit_when_stop_overruns,
+                args=(worker, stop, stopped, float(worker.shutdown_timeout)),
+                name=f"{worker.name} shutdown deadline",
+                daemon=True,
+            ).start()
         try:
-            while not stop:
-                worker.run_once()
-                db.close_old_connections()
+            worker.start()
+            try:
+                while not stop:
+                    worker.run_once()
+                    db.close_old_connections()
+            finally:
+                worker.stop()
+                db.connections.close_all()
         finally:
-            worker.stop()
-            db.connections.close_all()
+            stopped.set()
         logger.info("%s stopped cleanly", worker.name)
+
+
+def _exit_when_stop_overruns(
+    worker: Worker, stop: StopRequested, stopped: threading.Event, timeout: float
+) -> None:
+    while not stop.event.wait(0.5):
+        if stopped.is_set():
+            return
+    if stopped.wait(timeout):
+        return
+    logger.error(
+        "%s did not stop within %.0fs of the stop request: exiting without finishing the unit "
+        "of work in progress (the broker redelivers what it held)",
+        worker.name,
+        timeout,
+    )
+    os._exit(1)
 
 
 # --- supervision of several workers -------------------------------------------------------
@@ -131,16 +176,62 @@ class _Child:
     next_start: float = 0.0
 
 
-def _child_main(factory: WorkerFactory) -> None:
+#: What ``--start-method`` accepts: those of ``multiprocessing`` that this platform offers.
+START_METHODS: tuple[str, ...] = tuple(multiprocessing.get_all_start_methods())
+
+
+def _child_main(factory: WorkerFactory | bytes, log_level: int = logging.NOTSET) -> None:
     # A fresh process: own signal handling, own database connections.
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     try:
-        run_worker(factory())
+        if isinstance(factory, bytes):  # spawn, forkserver: nothing of the parent's state here
+            django.setup()
+            logging.getLogger("django_messaging").setLevel(log_level)
+            factory = pickle.loads(factory)  # bytes from our own parent process
+        run_worker(factory())  # type: ignore[operator]
     except BaseException:
         logger.exception("worker crashed")
         os._exit(1)
     os._exit(0)
+
+
+def child_arguments(
+    factories: Sequence[WorkerFactory], start_method: str | None = None
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """The start method that :func:`run_workers` would use and each child's arguments: the
+    factory itself for ``fork``; for the other methods, the pickled factory and the log level.
+
+    Raises :class:`ConfigurationError` when the method is not available or a factory cannot
+    travel to a child; commands call it before starting anything.
+    """
+    method = start_method or ("fork" if "fork" in START_METHODS else None)
+    method = method or multiprocessing.get_start_method()
+    if method not in START_METHODS:
+        raise ConfigurationError(
+            f"start method {method!r} is not available here (choose from "
+            f"{', '.join(START_METHODS)})"
+        )
+    if method == "fork":
+        return method, [(factory,) for factory in factories]
+    from django.conf import ENVIRONMENT_VARIABLE
+
+    if not os.environ.get(ENVIRONMENT_VARIABLE):
+        raise ConfigurationError(
+            f"the {method!r} start method needs {ENVIRONMENT_VARIABLE}: a worker process sets "
+            "Django up again from it (settings.configure() does not reach it); use 'fork'"
+        )
+    level = logging.getLogger("django_messaging").level
+    args: list[tuple[Any, ...]] = []
+    for factory in factories:
+        try:
+            args.append((pickle.dumps(factory), level))
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise ConfigurationError(
+                f"worker factory {factory!r} cannot be pickled, which the {method!r} start "
+                f"method needs ({exc}); use 'fork' or a factory importable by name"
+            ) from exc
+    return method, args
 
 
 def run_workers(
@@ -151,18 +242,23 @@ def run_workers(
     backoff: tuple[float, float] = (0.5, 30.0),
     stop: StopRequested | None = None,
     grace: float = 30.0,
+    start_method: str | None = None,
 ) -> int:
     """Run each factory's worker in its own process; return the command's exit code.
 
-    One factory runs in this process (no fork). ``max_restarts=0`` turns restarts off: the first
-    crash stops everything with exit code 1.
+    One factory runs in this process (no child). ``max_restarts=0`` turns restarts off: the first
+    crash stops everything with exit code 1. ``start_method`` (``"fork"``, ``"spawn"``,
+    ``"forkserver"``) overrides the program's ``multiprocessing`` start method; with any but
+    ``fork`` every factory must be picklable (:class:`ConfigurationError` otherwise, before any
+    child starts).
     """
     stop = StopRequested() if stop is None else stop
     if len(factories) == 1:
         run_worker(factories[0](), stop)
         return 0
 
-    context = multiprocessing.get_context("fork")
+    method, arguments = child_arguments(factories, start_method)
+    context: Any = multiprocessing.get_context(method)
     children = [_Child(i, f) for i, f in enumerate(factories)]
     previous = _install(stop)
     db.connections.close_all()  # never share a database socket with a forked child
@@ -173,7 +269,9 @@ def run_workers(
             for child in children:
                 if child.process is None and now >= child.next_start:
                     child.process = context.Process(
-                        target=_child_main, args=(child.factory,), name=f"worker-{child.index}"
+                        target=_child_main,
+                        args=arguments[child.index],
+                        name=f"worker-{child.index}",
                     )
                     child.process.start()
                     logger.info("started worker %d (pid %d)", child.index, child.process.pid)

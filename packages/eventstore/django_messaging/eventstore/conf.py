@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from django_messaging.core.settings import Section, Setting
+from django_messaging.eventstore.tables import application_tables
 
 
 def _yes_no(value: Any) -> str | None:
@@ -46,6 +47,14 @@ def _id_type(value: Any) -> str | None:
     return None if str(value).lower() in {"uuid", "text"} else "must be 'uuid' or 'text'"
 
 
+def _table_prefix(value: Any) -> str | None:
+    try:
+        application_tables(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 _ENV_KEYS: dict[str, Setting] = {
     "PERSISTENCE_MODULE": Setting(None, str, help="eventsourcing persistence module"),
     "DJANGO_DB_ALIAS": Setting(None, str, help="DATABASES alias of the event tables"),
@@ -63,6 +72,12 @@ _ENV_KEYS: dict[str, Setting] = {
     "AGGREGATE_CACHE_FASTFORWARD": Setting(None, (str, bool), validate=_yes_no),
     "AGGREGATE_CACHE_FASTFORWARD_SKIPPING": Setting(None, (str, bool), validate=_yes_no),
     "DEEPCOPY_FROM_AGGREGATE_CACHE": Setting(None, (str, bool), validate=_yes_no),
+    "DJANGO_TABLE_PREFIX": Setting(
+        None,
+        str,
+        validate=_table_prefix,
+        help="own tables <prefix>_events, _snapshots, _tracking (see operations.py)",
+    ),
     "DJANGO_SUBSCRIPTION_POLL_INTERVAL": Setting(
         None, (str, int, float), help="seconds between polls of a subscription without news"
     ),

@@ -9,6 +9,9 @@ Environment variables it reads (application-prefixed variants such as
 * ``APPLICATION_RECORDER_TOPIC``, ``PROCESS_RECORDER_TOPIC``, ``TRACKING_RECORDER_TOPIC`` --
   subclasses of the recorders to use instead;
 * ``DJANGO_SUBSCRIPTION_POLL_INTERVAL`` -- seconds between polls of an idle subscription;
+* ``DJANGO_TABLE_PREFIX`` -- the application's own tables ``<prefix>_events``,
+  ``<prefix>_snapshots`` and ``<prefix>_tracking`` instead of the shared ones (create them with
+  the migration operation :class:`~django_messaging.eventstore.operations.CreateApplicationTables`);
 * ``CREATE_TABLE`` is accepted and ignored: the tables come from ``manage.py migrate``.
 """
 
@@ -36,6 +39,7 @@ from django_messaging.eventstore.recorders import (
     DjangoProcessRecorder,
     DjangoTrackingRecorder,
 )
+from django_messaging.eventstore.tables import application_tables
 
 TDjangoTrackingRecorder = TypeVar(
     "TDjangoTrackingRecorder", bound=DjangoTrackingRecorder, default=DjangoTrackingRecorder
@@ -54,6 +58,7 @@ class Factory(
     DJANGO_DB_ALIAS = "DJANGO_DB_ALIAS"
     ORIGINATOR_ID_TYPE = "ORIGINATOR_ID_TYPE"
     DJANGO_SUBSCRIPTION_POLL_INTERVAL = "DJANGO_SUBSCRIPTION_POLL_INTERVAL"
+    DJANGO_TABLE_PREFIX = "DJANGO_TABLE_PREFIX"
     CREATE_TABLE = "CREATE_TABLE"
 
     aggregate_recorder_class: type[DjangoAggregateRecorder] = DjangoAggregateRecorder
@@ -80,6 +85,10 @@ class Factory(
             raise OSError(
                 f"Invalid {self.ORIGINATOR_ID_TYPE} {self.originator_id_type!r}: use 'uuid' or 'text'"
             )
+        try:
+            self.tables = application_tables(self.env.get(self.DJANGO_TABLE_PREFIX))
+        except ValueError as exc:
+            raise OSError(f"Invalid {self.DJANGO_TABLE_PREFIX}: {exc}") from None
         interval = self.env.get(self.DJANGO_SUBSCRIPTION_POLL_INTERVAL)
         if not interval:
             from django_messaging.eventstore.conf import settings
@@ -114,6 +123,7 @@ class Factory(
             "application_name": self.application_name,
             "using": self.using,
             "originator_id_type": self.originator_id_type,
+            "tables": self.tables,
         }
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
@@ -140,6 +150,11 @@ class Factory(
         return cls(poll_interval=self.poll_interval, **self._common())
 
     def dcb_recorder(self) -> DjangoDCBRecorder:
+        if self.tables.prefix:
+            raise OSError(
+                f"{self.DJANGO_TABLE_PREFIX} is not supported for DCB applications: their "
+                "events are in the shared DCB tables"
+            )
         return type(self).dcb_recorder_class(
             self.application_name, self.using, poll_interval=self.poll_interval
         )

@@ -44,12 +44,11 @@ from django_messaging.eventstore.dialects import Dialect, EventRow, dialect_for
 from django_messaging.eventstore.errors import retrying, translated
 from django_messaging.eventstore.subscription import DjangoSubscription
 from django_messaging.eventstore.tables import (
-    AGGREGATE_TABLE,
     APPLICATION_NAME_LENGTH,
-    EVENTS_TABLE,
     ORIGINATOR_ID_LENGTH,
     SEQUENCE_TABLE,
-    TRACKING_TABLE,
+    SHARED_TABLES,
+    ApplicationTables,
 )
 
 __all__ = [
@@ -69,7 +68,9 @@ def _as_bytes(value: Any) -> bytes:
 
 
 class DjangoRecorder:
-    """What every recorder here shares: the application, the database alias, id handling."""
+    """What every recorder here shares: the application, the database alias, id handling,
+    and the tables (``tables``: the shared ones unless the application has its own, see
+    :func:`~django_messaging.eventstore.tables.application_tables`)."""
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class DjangoRecorder:
         using: str = DEFAULT_DB_ALIAS,
         *,
         originator_id_type: str = "uuid",
+        tables: ApplicationTables = SHARED_TABLES,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -92,6 +94,7 @@ class DjangoRecorder:
         self.application_name = application_name
         self.using = using
         self.originator_id_type = originator_id_type
+        self.tables = tables
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.application_name!r} using={self.using!r}>"
@@ -198,7 +201,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
     @cached_property
     def _insert_prefix(self) -> str:
         return (
-            f"INSERT INTO {self._table(AGGREGATE_TABLE)} "
+            f"INSERT INTO {self._table(self.tables.aggregate)} "
             "(application_name, purpose, originator_id, originator_version, topic, state) VALUES "
         )
 
@@ -234,7 +237,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         limit: int | None = None,
     ) -> Sequence[StoredEvent]:
         sql = (
-            f"SELECT originator_version, topic, state FROM {self._table(AGGREGATE_TABLE)} "
+            f"SELECT originator_version, topic, state FROM {self._table(self.tables.aggregate)} "
             "WHERE application_name = %s AND purpose = %s AND originator_id = %s"
         )
         params: list[Any] = [
@@ -277,7 +280,7 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
 
     @cached_property
     def _events_table(self) -> str:
-        return self._table(EVENTS_TABLE)
+        return self._table(self.tables.events)
 
     @cached_property
     def _sql(self) -> dict[str, str]:
@@ -473,7 +476,7 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
 
     @cached_property
     def _tracking_sql(self) -> dict[str, str]:
-        table = self._table(TRACKING_TABLE)
+        table = self._table(self.tables.tracking)
         return {
             "advance": (
                 f"UPDATE {table} SET notification_id = %s WHERE application_name = %s "

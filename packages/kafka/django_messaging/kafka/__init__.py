@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.utils.module_loading import autodiscover_modules
 
-from django_messaging.core.worker import run_workers
+from django_messaging.core.worker import WorkerFactory, run_workers
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.producer import Producer
 from django_messaging.kafka.registry import ConnectorsRegistry, ConsumersRegistry, Registry
@@ -56,20 +57,40 @@ class DjangoKafka:
 
     def consumer_factories(
         self, consumers: Sequence[str] | None = None, workers: int = 1
-    ) -> list[Any]:
-        """``workers`` factories per registered consumer (all of them by default)."""
+    ) -> list[WorkerFactory]:
+        """``workers`` factories per registered consumer (all of them by default): a
+        :class:`RegisteredConsumer` each."""
         keys = list(consumers) if consumers else list(self.consumers)
-        return [self.consumers[key] for key in keys for _ in range(workers)]
+        for key in keys:
+            self.consumers[key]  # an unknown key raises here, not in a worker process
+        return [RegisteredConsumer(key) for key in keys for _ in range(workers)]
 
-    def run_consumers(self, consumers: Sequence[str] | None = None, workers: int = 1) -> int:
+    def run_consumers(
+        self,
+        consumers: Sequence[str] | None = None,
+        workers: int = 1,
+        start_method: str | None = None,
+    ) -> int:
         """Run registered consumers (all by default), ``workers`` processes of each, under the
         core supervisor; returns the exit code (0 after SIGTERM, 1 when a consumer kept
-        crashing)."""
+        crashing). ``start_method``: see :func:`django_messaging.core.worker.run_workers`."""
         factories = self.consumer_factories(consumers, workers)
         if not factories:
             logger.debug("no consumers to run")
             return 0
-        return run_workers(factories)
+        return run_workers(factories, start_method=start_method)
+
+
+@dataclass(frozen=True)
+class RegisteredConsumer:
+    """Builds the consumer registered under ``key``, looked up when called: a worker process
+    started with ``spawn`` or ``forkserver`` imports the project afresh, and finds the key in the
+    registry its apps filled (the generated ``.retry`` consumers included)."""
+
+    key: str
+
+    def __call__(self) -> Any:
+        return kafka.consumers[self.key]()
 
 
 def autodiscover() -> None:
@@ -79,4 +100,4 @@ def autodiscover() -> None:
 
 kafka = DjangoKafka()
 
-__all__ = ["DjangoKafka", "autodiscover", "kafka"]
+__all__ = ["DjangoKafka", "RegisteredConsumer", "autodiscover", "kafka"]

@@ -115,6 +115,14 @@ settings = Section(
         "DEFAULT_CONSUMER_PREFETCH_COUNT": Setting(
             200, (int, type(None)), validate=_positive_or_none
         ),
+        # The subscription queue is exclusive to the subscriber's connection (3.x's setting):
+        # no other connection may consume it, and RabbitMQ deletes it when the connection ends.
+        "DEFAULT_EXCLUSIVE_QUEUE": Setting(False, bool),
+        # Seconds SIGTERM waits for the messages in hand before the subscriber exits without
+        # them (they are redelivered); None waits as long as they take (3.x's setting).
+        "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT": Setting(
+            90, (int, float, type(None)), validate=_positive_or_none
+        ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEFAULT_DEAD_LETTER_PREFIX": Setting("DLQ.", str),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------

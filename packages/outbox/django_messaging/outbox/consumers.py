@@ -9,7 +9,7 @@ Per message:
    dead-lettered to ``DLQ.<queue>`` with the reason in a header, and a log line.
 2. A ``Received`` row for ``(msg_id, queue)`` exists → acknowledged, callback not called.
 3. The callback runs. ``payload.save()`` + commit → acknowledged. ``payload.nack()`` → the
-   broker dead-letters it. An exception → called again, up to
+   broker dead-letters it. An exception → checked (2.) and called again, up to
    ``DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS`` times, then dead-lettered. Neither save nor nack →
    an error log and a dead letter, and the subscription goes on.
 
@@ -132,6 +132,7 @@ class Consumer(Worker):
         self._database_failures = 0
         self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
+        self.shutdown_timeout = settings.DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
@@ -215,6 +216,8 @@ class Consumer(Worker):
         prefetch = settings.DEFAULT_CONSUMER_PREFETCH_COUNT
         if prefetch is not None:
             headers["prefetch-count"] = str(prefetch)
+        if settings.DEFAULT_EXCLUSIVE_QUEUE:
+            headers["exclusive"] = "true"
         headers.update(
             {
                 "x-queue-name": self.queue_name,
@@ -584,6 +587,8 @@ class Consumer(Worker):
         attempts = max(1, int(settings.DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS))
         error: BaseException | None = None
         for attempt in range(1, attempts + 1):
+            if attempt > 1 and self._processed_meanwhile(msg_id, error):
+                return ALREADY_PROCESSED
             payload = Payload(
                 self.connection,
                 body,
@@ -634,6 +639,23 @@ class Consumer(Worker):
             log=False,
         )
         return None
+
+    def _processed_meanwhile(self, msg_id: str, error: BaseException | None) -> bool:
+        """Before another attempt: did another subscriber of the queue record the message
+        while this one failed? Then it is acknowledged and the callback not called again."""
+        try:
+            processed = Received.objects.filter(msg_id=msg_id, queue=self.queue_name).exists()
+        except DATABASE_ERRORS as exc:
+            self._check_database(exc)
+            return False  # the attempt will say what is wrong
+        if processed:
+            logger.info(
+                "message %s on %s processed by another subscriber after %r: acknowledged",
+                msg_id,
+                self.queue_name,
+                error,
+            )
+        return processed
 
     def _settle(self, frame: Any, headers: dict[str, Any], msg_id: str, outcome: Any) -> None:
         """Acknowledge a message whose transaction committed; dead-letter one whose callback

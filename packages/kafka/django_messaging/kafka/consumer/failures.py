@@ -6,6 +6,7 @@
   further failure of the same message up to ``transient_error_max_delay``, jittered;
 - blocking retries (``@kafka.retry(...)``, the default): the partition waits the configured
   delay and the message is tried again in place, up to ``max_retries``, then dead-lettered;
+  the attempts ``RetrySettings.should_log`` picks (``log_every``) are logged;
 - non-blocking retries (``blocking=False``): the message goes to its next retry topic, past
   ``max_retries`` to the dead letter topic;
 - no retry settings: the dead letter topic at once.
@@ -112,7 +113,7 @@ class FailurePolicy:
             attempt = self._retries.next(topic_name, partition, offset)
             if retry_settings.can_retry(attempt, exc):
                 delay = retry_settings.get_retry_delay(attempt)
-                if should_log(attempt):
+                if retry_settings.should_log(attempt):
                     logger.warning(
                         "%s: %s [%d] @%d failed (attempt %d), retrying in %.1fs: %r",
                         self.name,
@@ -122,7 +123,7 @@ class FailurePolicy:
                         attempt,
                         delay,
                         exc,
-                        exc_info=attempt == 1,
+                        exc_info=retry_settings.first_logged(attempt),
                     )
                 metrics.retried("kafka", topic_name)
                 self.pause_partition(msg, delay)
@@ -176,6 +177,8 @@ class FailurePolicy:
         if not producer.retry(exc, self.num_partitions(msg.topic())):
             return False
         metrics.retried("kafka", msg.topic())
+        if not retry_settings.should_log(self.current_attempt(msg) + 1):
+            return True
         logger.info(
             "%s: %s [%d] @%d failed, sent to %s: %r",
             self.name,

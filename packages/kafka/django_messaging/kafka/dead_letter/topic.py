@@ -31,13 +31,18 @@ class DeadLetterTopicProducer:
         return dead_letter_topic_name(self.group_id, self.original_topic)
 
     def produce_for(self, exc: BaseException, attempt: int = 0, num_partitions: int = 1) -> None:
+        summary = describe_failure(self.msg, exc)
         headers = provenance_headers(
             self.msg,
             exc,
             attempt,
             [
-                (DeadLetterHeader.MESSAGE, describe_failure(self.msg, exc)),
+                (DeadLetterHeader.MESSAGE, summary),
                 (DeadLetterHeader.DETAIL, format_traceback(exc)),
+                (DeadLetterHeader.SUMMARY, summary),
+                (DeadLetterHeader.MESSAGE_TOPIC, self.msg.topic()),
+                (DeadLetterHeader.MESSAGE_PARTITION, self.msg.partition()),
+                (DeadLetterHeader.MESSAGE_OFFSET, self.msg.offset()),
             ],
         )
         deliver(self.name, self.msg.value(), self.msg.key(), headers, num_partitions)

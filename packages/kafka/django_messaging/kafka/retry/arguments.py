@@ -13,6 +13,7 @@ def check_retry_arguments(
     include: Sequence[type[BaseException]] | None = None,
     exclude: Sequence[type[BaseException]] | None = None,
     blocking: bool = True,
+    log_every: int | None = None,
 ) -> None:
     """Raise ``ValueError`` for a value ``RetrySettings`` cannot take (``TypeError`` for an
     unknown or missing argument)."""
@@ -22,3 +23,7 @@ def check_retry_arguments(
         raise ValueError(f"delay must be a number of seconds > 0, got {delay!r}")
     if include is not None and exclude is not None:
         raise ValueError("pass include or exclude, not both")
+    if log_every is not None and (
+        isinstance(log_every, bool) or not isinstance(log_every, int) or log_every < 0
+    ):
+        raise ValueError(f"log_every must be None or an int >= 0 (0: never), got {log_every!r}")

@@ -19,6 +19,11 @@ class RetrySettings:
     (doubled each attempt with ``backoff``), for the exceptions in ``include`` or not in
     ``exclude``. ``blocking`` retries pause the partition; non-blocking ones go through
     ``<group>.<topic>.retry.N`` topics. Used as a class decorator of a topic.
+
+    ``log_every`` says which failed attempts are logged: ``N`` logs attempts N, 2N, 3N, ...
+    (as django-kafka 0.9+), ``0`` none (django-kafka's default), ``None`` (the default)
+    attempts 1, 2, 4, 8, ..., so a message that keeps failing is seen without flooding the
+    log. The dead letter is always logged.
     """
 
     def __init__(
@@ -29,14 +34,16 @@ class RetrySettings:
         include: Sequence[type[BaseException]] | None = None,
         exclude: Sequence[type[BaseException]] | None = None,
         blocking: bool = True,
+        log_every: int | None = None,
     ) -> None:
-        check_retry_arguments(max_retries, delay, backoff, include, exclude, blocking)
+        check_retry_arguments(max_retries, delay, backoff, include, exclude, blocking, log_every)
         self.max_retries = max_retries
         self.delay = delay
         self.backoff = backoff
         self.include = tuple(include) if include is not None else None
         self.exclude = tuple(exclude) if exclude is not None else None
         self.blocking = blocking
+        self.log_every = log_every
 
     @classmethod
     def from_settings(cls) -> RetrySettings | None:
@@ -62,6 +69,16 @@ class RetrySettings:
         """May the ``attempt``-th retry (1-based) of a message that raised ``exc`` happen?"""
         return not self.attempts_exceeded(attempt) and self.should_retry_exception(exc)
 
+    def should_log(self, attempt: int) -> bool:
+        """Is the failure of the ``attempt``-th try (1-based) logged? See ``log_every``."""
+        if self.log_every is None:
+            return attempt & (attempt - 1) == 0
+        return self.log_every > 0 and attempt % self.log_every == 0
+
+    def first_logged(self, attempt: int) -> bool:
+        """Is ``attempt`` the first logged one (which carries the traceback)?"""
+        return attempt == (self.log_every or 1)
+
     def get_retry_delay(self, attempt: int) -> float:
         if self.backoff:
             return float(self.delay * 2 ** (attempt - 1))
@@ -73,7 +90,7 @@ class RetrySettings:
     def __repr__(self) -> str:
         return (
             f"RetrySettings(max_retries={self.max_retries}, delay={self.delay}, "
-            f"backoff={self.backoff}, blocking={self.blocking})"
+            f"backoff={self.backoff}, blocking={self.blocking}, log_every={self.log_every})"
         )
 
     def __eq__(self, other: Any) -> bool:

@@ -68,7 +68,13 @@ MASTER = {
         help="unconfirmed messages allowed (outbox, pipelined)",
     ),
     "CQRS_PENDING_FLUSH_BATCH": Setting(
-        500, int, validate=_positive_or_none, help="stored messages re-sent per flush"
+        500, int, validate=_positive_or_none, help="stored messages the relay claims at once"
+    ),
+    "RELAY_CLAIM_TIMEOUT": Setting(
+        10.0,
+        (int, float),
+        validate=lambda v: None if v > 0 else "must be positive",
+        help="seconds a relay's lease on stored messages lasts (renewed while it lives)",
     ),
     "CQRS_PREPARED_STATEMENTS": Setting(
         True,

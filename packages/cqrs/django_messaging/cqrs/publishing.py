@@ -221,7 +221,7 @@ def publish_staged(payload: TransportPayload, using: str) -> None:
     producer.confirmed([payload])
     producer.delete_confirmed()
     if producer.maybe_pending(using):
-        producer.flush_pending(using)
+        producer.flush_pending(using, due_only=True)
 
 
 def publish(payload: TransportPayload, using: str = "default") -> bool:
@@ -242,5 +242,5 @@ def publish(payload: TransportPayload, using: str = "default") -> bool:
         producer.store(payload, using, exc)
         return False
     if producer.maybe_pending(using):
-        producer.flush_pending(using)
+        producer.flush_pending(using, due_only=True)
     return True

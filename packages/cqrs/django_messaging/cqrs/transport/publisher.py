@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pika
@@ -112,6 +113,20 @@ def _log_unroutable(channel: Any, method: Any, props: Any, body: bytes) -> None:
     )
 
 
+def open_channel(on_confirm: Callable[[Any], None]) -> tuple[Any, Any]:
+    """A new connection and channel to the master's exchange (declared), with publisher
+    confirms going to ``on_confirm`` (an ack or nack frame) and unroutable messages logged."""
+    connection = pika.BlockingConnection(connection_parameters())
+    channel = connection.channel()
+    channel.exchange_declare(exchange=settings.exchange, exchange_type="topic", durable=True)
+    # Confirms handled here rather than by BlockingChannel, so that a message can either
+    # wait for its own or let them arrive while later ones are sent.
+    channel._impl.confirm_delivery(ack_nack_callback=on_confirm)
+    channel._impl.add_on_return_callback(_log_unroutable)
+    connection.process_data_events(time_limit=0)
+    return connection, channel
+
+
 def _channel() -> Any:
     state = _state
     if state.pid != os.getpid():
@@ -129,14 +144,7 @@ def _channel() -> Any:
         or not state.channel.is_open
     ):
         close()
-        connection = pika.BlockingConnection(connection_parameters())
-        channel = connection.channel()
-        channel.exchange_declare(exchange=settings.exchange, exchange_type="topic", durable=True)
-        # Confirms handled here rather than by BlockingChannel, so that a message can either
-        # wait for its own or let them arrive while later ones are sent.
-        channel._impl.confirm_delivery(ack_nack_callback=state.on_confirm)
-        channel._impl.add_on_return_callback(_log_unroutable)
-        connection.process_data_events(time_limit=0)
+        connection, channel = open_channel(state.on_confirm)
         state.connection, state.channel, state.next_tag = connection, channel, 0
         state.target = target
         if not _atexit_registered[0]:
@@ -221,7 +229,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
                     properties=PERSISTENT,
                     mandatory=True,
                 )
-            _coalesce_output(state.connection)
+            coalesce_output(state.connection)
             channel._flush_output()
             window = master_setting("CQRS_CONFIRM_WINDOW")
             if len(state.unconfirmed) > window:
@@ -244,7 +252,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
     return False
 
 
-def _coalesce_output(connection: Any) -> None:
+def coalesce_output(connection: Any) -> None:
     """Join what a burst wrote into one buffer: pika sends every frame (three per message) with
     a ``send()`` of its own, which costs this thread a system call and the GIL each time."""
     transport = getattr(connection._impl, "_transport", None)
@@ -256,7 +264,11 @@ def _coalesce_output(connection: Any) -> None:
 
 
 def _wait(condition: Any, timeout: float) -> None:
-    connection = _state.connection
+    wait_on(_state.connection, condition, timeout)
+
+
+def wait_on(connection: Any, condition: Callable[[], bool], timeout: float) -> None:
+    """Run ``connection``'s I/O until ``condition()`` holds or ``timeout`` seconds passed."""
     if condition():
         return
     # Run pika's I/O loop until the condition holds or the timer fires (returning as soon as a

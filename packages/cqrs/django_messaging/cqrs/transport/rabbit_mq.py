@@ -14,12 +14,14 @@ from typing import Any
 
 import pika
 
+from django_messaging.core.transports import Transport
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.cqrs.conf import dead_letter_queue, settings
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.transport import publisher
 from django_messaging.cqrs.transport.amqp import AMQP_ERRORS, connection_parameters, describe_broker
 from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
+from django_messaging.cqrs.transport.confirming import PikaTransport
 from django_messaging.cqrs.transport.replica import ReplicaConsumer
 from django_messaging.cqrs.transport.wire import (
     CONTENT_TYPE,
@@ -92,6 +94,11 @@ class RabbitMQTransport(BaseTransport):
     @classmethod
     def clean_connection(cls) -> None:
         publisher.close()
+
+    @classmethod
+    def relay_transport(cls) -> Transport:
+        """The relay's own connection, with publisher confirms polled by the core relay."""
+        return PikaTransport()
 
     @classmethod
     def consume(cls, cqrs_ids: list[str] | None = None) -> None:

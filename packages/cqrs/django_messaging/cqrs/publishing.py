@@ -40,7 +40,7 @@ OUTBOX = "_cqrs_outbox"
 
 
 def mode() -> str:
-    return master_setting("CQRS_PUBLISH_CONFIRMS")
+    return master_setting("PUBLISH_CONFIRMS")
 
 
 def produces(instance: Any) -> bool:

@@ -65,7 +65,7 @@ class PendingStore:
 
     def _sendable(self, alias: str, now: dt.datetime) -> tuple[str, list[Any]]:
         adapt = connections[self.using].ops.adapt_datetimefield_value
-        grace = now - dt.timedelta(seconds=master_setting("CQRS_OUTBOX_GRACE"))
+        grace = now - dt.timedelta(seconds=master_setting("OUTBOX_GRACE"))
         sql = (
             f"({alias}.attempts > 0 OR {alias}.created < %s) "
             f"AND ({alias}.claimed_until IS NULL OR {alias}.claimed_until < %s)"
@@ -231,7 +231,7 @@ class PendingRelay(core_relay.Relay[PendingMessage]):
 
     def current_policy(self) -> core_relay.RelayPolicy:
         return core_relay.RelayPolicy(
-            batch_size=self.batch_size or int(master_setting("CQRS_PENDING_FLUSH_BATCH")),
+            batch_size=self.batch_size or int(master_setting("PENDING_FLUSH_BATCH")),
             lease=float(master_setting("RELAY_CLAIM_TIMEOUT")),
             receipt_timeout=CONFIRM_TIMEOUT,
             idle_wait=self.interval,

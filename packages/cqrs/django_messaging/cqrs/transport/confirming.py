@@ -66,7 +66,7 @@ class PikaTransport(Transport):
             self._polled.error = "refused by the broker (nack)"
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
-        exchange = settings.exchange
+        exchange = settings.EXCHANGE
         for index, message in enumerate(messages):
             self._next_tag += 1
             self._tags[self._next_tag] = message.key

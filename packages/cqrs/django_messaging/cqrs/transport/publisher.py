@@ -118,7 +118,7 @@ def open_channel(on_confirm: Callable[[Any], None]) -> tuple[Any, Any]:
     confirms going to ``on_confirm`` (an ack or nack frame) and unroutable messages logged."""
     connection = pika.BlockingConnection(connection_parameters())
     channel = connection.channel()
-    channel.exchange_declare(exchange=settings.exchange, exchange_type="topic", durable=True)
+    channel.exchange_declare(exchange=settings.EXCHANGE, exchange_type="topic", durable=True)
     # Confirms handled here rather than by BlockingChannel, so that a message can either
     # wait for its own or let them arrive while later ones are sent.
     channel._impl.confirm_delivery(ack_nack_callback=on_confirm)
@@ -134,7 +134,7 @@ def _channel() -> Any:
         state.connection = state.channel = None
         state.unconfirmed, state.refused, state.acked = {}, [], []
         state.pid = os.getpid()
-    target = (settings.url, settings.host, settings.port, settings.user, settings.exchange)
+    target = (settings.URL, settings.HOST, settings.PORT, settings.USER, settings.EXCHANGE)
     if state.connection is not None and state.target != target:
         _connection_lost(PublishError("the broker settings changed"))
     if (
@@ -167,7 +167,7 @@ def publish(payload: TransportPayload) -> None:
             tag = state.next_tag
             state.unconfirmed[tag] = payload
             channel.basic_publish(
-                exchange=settings.exchange,
+                exchange=settings.EXCHANGE,
                 routing_key=key,
                 body=body,
                 properties=PERSISTENT,
@@ -223,7 +223,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
                 state.unconfirmed[state.next_tag] = payload
                 sent += 1
                 channel._impl.basic_publish(
-                    exchange=settings.exchange,
+                    exchange=settings.EXCHANGE,
                     routing_key=routing_key(payload),
                     body=body,
                     properties=PERSISTENT,
@@ -231,7 +231,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
                 )
             coalesce_output(state.connection)
             channel._flush_output()
-            window = master_setting("CQRS_CONFIRM_WINDOW")
+            window = master_setting("CONFIRM_WINDOW")
             if len(state.unconfirmed) > window:
                 _wait(lambda w=window: len(state.unconfirmed) <= w // 2, CONFIRM_TIMEOUT)
         except AMQP_ERRORS as exc:
@@ -349,7 +349,7 @@ class _Background:
         with self.lock:
             if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
                 self.pid = os.getpid()
-                self.queue = queue.Queue(maxsize=master_setting("CQRS_CONFIRM_WINDOW") or 0)
+                self.queue = queue.Queue(maxsize=master_setting("CONFIRM_WINDOW") or 0)
                 self.thread = threading.Thread(target=self.run, name="cqrs-publisher", daemon=True)
                 self.thread.start()
         self.queue.put(payload)

@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 
 
 def declare_replica_topology(channel: Any, cqrs_ids: list[str]) -> None:
-    exchange = settings.exchange
-    queue = settings.queue
+    exchange = settings.EXCHANGE
+    queue = settings.QUEUE
     dlq = dead_letter_queue()
     channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
     channel.queue_declare(queue=queue, durable=True)
@@ -133,7 +133,7 @@ class RabbitMQConsumer(ReplicaConsumer):
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
         self.buffer.clear()  # deliveries may arrive from here on: keep them
-        channel.basic_consume(settings.queue, self._on_message, auto_ack=False)
+        channel.basic_consume(settings.QUEUE, self._on_message, auto_ack=False)
         self.connection, self.channel, self.publish_channel = connection, channel, publish_channel
 
     def _close(self) -> None:

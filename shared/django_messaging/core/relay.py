@@ -440,13 +440,7 @@ class Relay(Worker, Generic[Row]):
         if not rows:
             return
         logger.warning("relay %s: %d messages refused (%s)", self.owner, len(rows), error)
-        waiting = []
-        if self.store.ordered:
-            for row in rows:
-                key = self.store.ordering_key(row)
-                if key is not None:
-                    waiting.extend(r for r, _ in self._waiting.pop(key, ()))
-                    self._busy_keys.discard(key)
+        waiting = self._waiting_behind(rows)
         self._reschedule(rows, {self.store.row_id(r): error for r in rows}, policy)
         if waiting:
             self.store.release(self.owner, [self.store.row_id(r) for r in waiting])
@@ -455,14 +449,19 @@ class Relay(Worker, Generic[Row]):
         """Give ``rows`` back uncounted, with the rows of their keys waiting behind them."""
         if not rows:
             return
-        given_back = list(rows)
+        given_back = [*rows, *self._waiting_behind(rows)]
+        self.store.release(self.owner, [self.store.row_id(row) for row in given_back])
+
+    def _waiting_behind(self, rows: Sequence[Row]) -> list[Row]:
+        """Ordered stores: take the rows waiting behind ``rows``' keys, and free the keys."""
+        waiting: list[Row] = []
         if self.store.ordered:
             for row in rows:
                 key = self.store.ordering_key(row)
                 if key is not None:
-                    given_back.extend(r for r, _ in self._waiting.pop(key, ()))
+                    waiting.extend(r for r, _ in self._waiting.pop(key, ()))
                     self._busy_keys.discard(key)
-        self.store.release(self.owner, [self.store.row_id(row) for row in given_back])
+        return waiting
 
     def _renew_claims(self, policy: RelayPolicy) -> None:
         """Extend the lease of the rows this relay holds (in flight, waiting, or confirmed and

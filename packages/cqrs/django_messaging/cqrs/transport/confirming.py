@@ -52,13 +52,9 @@ class PikaTransport(Transport):
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        if method.multiple:
-            tags = [tag for tag in self._tags if tag <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
         refused = isinstance(method, pika.spec.Basic.Nack)
         keys = self._polled.rejected if refused else self._polled.confirmed
-        for tag in tags:
+        for tag in publisher.confirmed_tags(method, self._tags):
             key = self._tags.pop(tag, None)
             if key is not None:
                 keys.append(key)

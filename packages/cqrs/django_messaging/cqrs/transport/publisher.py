@@ -17,7 +17,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pika
@@ -41,6 +41,13 @@ LINGER = 0.01
 BURST = 200
 
 
+def confirmed_tags(method: Any, unconfirmed: Iterable[int]) -> list[int]:
+    """The delivery tags an ack or nack frame's ``method`` answers."""
+    if method.multiple:
+        return [tag for tag in unconfirmed if tag <= method.delivery_tag]
+    return [method.delivery_tag]
+
+
 class _State(threading.local):
     """One publishing connection per thread, with its unconfirmed messages."""
 
@@ -61,12 +68,8 @@ class _State(threading.local):
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
-        if method.multiple:
-            tags = [t for t in self.unconfirmed if t <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
         refused = isinstance(method, pika.spec.Basic.Nack)
-        for tag in tags:
+        for tag in confirmed_tags(method, self.unconfirmed):
             payload = self.unconfirmed.pop(tag, None)
             if payload is None:
                 continue

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -21,6 +22,11 @@ class Command(BaseCommand):
         "         confirmed it, until SIGTERM (several can run side by side)\n\n"
         "Example: python manage.py cqrs_pending run --interval 0.5"
     )
+
+    def create_parser(self, *args: Any, **kwargs: Any) -> Any:
+        parser = super().create_parser(*args, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the lines above
+        return parser
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("command", choices=["list", "flush", "run"])

@@ -44,21 +44,20 @@ def _check_mapping(
     path: str, values: Mapping[str, Any], schema: Mapping[str, Setting]
 ) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
-    for name, spec in schema.items():
-        spellings = [key for key in (name, *spec.aliases) if key in values]
+    for name, declared in schema.items():
+        spellings = [key for key in (name, *declared.aliases) if key in values]
         if len(spellings) > 1:
             errors.append(
                 checks.Error(
-                    f"{path} gives {' and '.join(map(repr, spellings))}, two spellings of one "
-                    "setting.",
+                    f"{path} gives {' and '.join(map(repr, spellings))}, spellings of one setting.",
                     hint=f"Keep {name!r} (the other is an old spelling) and remove the others.",
                     id="messaging.E009",
                 )
             )
     for key, value in values.items():
         where = f"{path}[{key!r}]"
-        name = canonical(schema, str(key))
-        spec = None if name is None else schema[name]
+        known = canonical(schema, str(key))
+        spec = None if known is None else schema[known]
         if spec is None:
             spellings = [*schema, *(a for s in schema.values() for a in s.aliases)]
             hint = _hint(str(key), spellings) or f"Known keys: {', '.join(sorted(schema))}."

@@ -166,11 +166,11 @@ class PendingStore:
                     )
                     body = row.body.encode()
                 else:
-                    payload = self._rebuild(row)
-                    if payload is None:
+                    rebuilt = self._rebuild(row)
+                    if rebuilt is None:
                         gone.append(row.pk)
                         continue
-                    body = payload.body()
+                    payload, body = rebuilt, rebuilt.body()
             except Exception as exc:
                 bad[row.pk] = f"{type(exc).__name__}: {exc}"
                 continue

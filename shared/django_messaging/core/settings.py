@@ -213,19 +213,29 @@ class Section:
 
     def child(self, key: str, name: str) -> Any:
         """``get(key)[name]`` for a setting with children, without building the other children's
-        values (read on every save by some packages)."""
-        key, spec = self._spec(key)
+        values (read on every save by some packages: kept to a few dict lookups)."""
+        spec = self.schema.get(key)
+        if spec is None:
+            key, spec = self._spec(key)
         if spec.children is None:
             return self.get(key)[name]
-        found, value = given(self.user_values(), key, spec)
-        name = canonical(spec.children, name) or name
+        user = self.user_values()
+        value = user.get(key)
+        if value is None:
+            for alias in spec.aliases:
+                value = user.get(alias)
+                if value is not None:
+                    break
         child = spec.children.get(name)
+        if child is None:
+            name = canonical(spec.children, name) or name
+            child = spec.children.get(name)
         if child is None or (value is not None and not isinstance(value, Mapping)):
             return self.get(key)[name]
-        if found and value is not None:
-            found, child_value = given(value, name, child)
-            if found:
-                return child_value
+        if value is not None:
+            for spelling in (name, *child.aliases) if child.aliases else (name,):
+                if spelling in value:
+                    return value[spelling]
         return _copy(child.default)
 
     def path(self, key: str) -> str:

@@ -1,9 +1,11 @@
 """A TCP proxy in front of a service (the broker, the database) that a test can cut, to simulate
-an outage.
+an outage, or hold, to delay what the server says.
 
 RabbitMQ and PostgreSQL are shared with other test runs, so they cannot be restarted; ``cut()``
 closes every connection through the proxy and refuses new ones (what clients see while a server
-restarts), ``restore()`` accepts connections again.
+restarts), ``restore()`` accepts connections again. ``hold()`` stops forwarding server-to-client
+bytes (a broker's receipts and confirms) while the connections stay up; ``release()`` forwards
+them again, in order, nothing lost.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class TcpProxy:
         self.port = probe.getsockname()[1]
         probe.close()
         self.connections = 0
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -54,16 +58,24 @@ class TcpProxy:
             with self._lock:
                 self._sockets += [client, upstream]
                 self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, held in ((client, upstream, None), (upstream, client, self._flowing)):
+                threading.Thread(target=self._pipe, args=(a, b, held), daemon=True).start()
+
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
 
     @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(src: socket.socket, dst: socket.socket, flowing: threading.Event | None) -> None:
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if flowing is not None:
+                    flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass

@@ -23,9 +23,8 @@ from django_messaging.outbox.models import Published
 from django_messaging.outbox.transports.stomp import StompTransport
 from tests.core.relay_store import KeyedStore
 from tests.helpers import catches_signal, wait_until
-from tests.outbox.conftest import ROOT, Output, database_proxy, probe, through  # noqa: F401
+from tests.outbox.conftest import ROOT, Output, database_proxy, probe, proxy, through  # noqa: F401
 from tests.outbox.helpers import drive, topic
-from tests.outbox.holding_proxy import HoldingProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -104,13 +103,6 @@ def test_unconfirmed_rows_are_rescheduled_with_backoff_then_given_up(
 
 
 @pytest.fixture
-def broker_proxy(stomp_address) -> Iterator[HoldingProxy]:
-    proxy = HoldingProxy(stomp_address).start()
-    yield proxy
-    proxy.stop()
-
-
-@pytest.fixture
 def relay_processes() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
@@ -147,28 +139,28 @@ def test_confirmations_are_kept_through_a_database_outage(
     probe,  # noqa: F811
     unique_name,
     database_proxy,  # noqa: F811
-    broker_proxy,
+    proxy,  # noqa: F811
     relay_processes,
 ) -> None:
     """Receipts that arrive while the database is down are recorded once it is back: no row is
     sent twice and none waits for the receipt timeout."""
     destination, _ = topic(unique_name)
     p = probe(destination)
-    env = {**through(database_proxy), "MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{broker_proxy.port}"}
+    env = {**through(database_proxy), "MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"}
     relay = start_relay(relay_processes, 500, 10, env)
     output = Output(relay)
     make_rows(destination, 1)
     wait_until(lambda: sent() == 1, timeout=30, what="the relay running")
 
     total = 200
-    broker_proxy.hold()
+    proxy.hold()
     make_rows(destination, total)
     wait_until(
         lambda: Published.objects.filter(claimed_by__isnull=False).count() == total,
         what="the batch claimed and sent",
     )
     database_proxy.cut()
-    broker_proxy.release()  # the receipts arrive while the database is down
+    proxy.release()  # the receipts arrive while the database is down
     wait_until(
         lambda: output.text.count("database error (unreachable") >= 2,
         timeout=30,
@@ -189,7 +181,7 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     stomp_address,
     probe,  # noqa: F811
     unique_name,
-    broker_proxy,
+    proxy,  # noqa: F811
     relay_processes,
 ) -> None:
     """A relay killed while holding rows stops renewing their lease: another relay claims them
@@ -199,11 +191,11 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     p = probe(destination)
     lease = 3.0
     first = start_relay(
-        relay_processes, 50, lease, {"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{broker_proxy.port}"}
+        relay_processes, 50, lease, {"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"}
     )
     make_rows(destination, 1)
     wait_until(lambda: sent() == 1, timeout=30, what="the first relay running")
-    broker_proxy.hold()  # no receipts: the relay fills its window and renews its leases
+    proxy.hold()  # no receipts: the relay fills its window and renews its leases
     make_rows(destination, 300)
     wait_until(
         lambda: Published.objects.filter(claimed_by__isnull=False).count() == 100,
@@ -222,7 +214,7 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     killed = timezone.now()
     leased_until = dict(held.values_list("id", "claimed_until"))
     assert len(leased_until) == 100
-    broker_proxy.release()
+    proxy.release()
 
     claimed_at: dict[Hashable, dt.datetime] = {}
 
@@ -349,7 +341,11 @@ def test_retention_purges_rows_sent_before_it_and_nothing_unsent(
     assert set(Published.objects.values_list("id", flat=True)) == {r.id for r in recent + waiting}
 
 
-def test_renewals_hold_only_the_rows_the_relay_tracks(stomp_address, broker_proxy, unique_name):
+def test_renewals_hold_only_the_rows_the_relay_tracks(
+    stomp_address,
+    proxy,  # noqa: F811
+    unique_name,
+):
     """A row leased to the relay that it no longer tracks (its statement failed half-way) is
     not renewed with the others: its lease ends, so it can be claimed and sent again."""
     from django.conf import settings
@@ -359,7 +355,7 @@ def test_renewals_hold_only_the_rows_the_relay_tracks(stomp_address, broker_prox
     outbox = {
         **settings.MESSAGING["OUTBOX"],
         "DEFAULT_STOMP_HEARTBEATS": (0, 0),  # the held connection must not time out
-        "DEFAULT_STOMP_HOST_AND_PORTS": [broker_proxy.address],
+        "DEFAULT_STOMP_HOST_AND_PORTS": [proxy.address],
     }
     lease = 1.5
     policy = RelayPolicy(batch_size=10, lease=lease, receipt_timeout=60, idle_wait=0.05)
@@ -369,7 +365,7 @@ def test_renewals_hold_only_the_rows_the_relay_tracks(stomp_address, broker_prox
         relay.start()
         try:
             relay.run_once()  # connects
-            broker_proxy.hold()
+            proxy.hold()
             make_rows(destination, 10)
             drive(relay, lambda: len(relay._inflight) == 10, what="10 in flight")
             (lost,) = make_rows(destination, 1)
@@ -385,8 +381,8 @@ def test_renewals_hold_only_the_rows_the_relay_tracks(stomp_address, broker_prox
                 what="the tracked rows renewed past the untracked row's lease",
             )
             assert Published.objects.get(id=lost.id).claimed_until == lost_until
-            broker_proxy.release()
+            proxy.release()
             drive(relay, lambda: sent() == 11, what="every row")
         finally:
-            broker_proxy.release()
+            proxy.release()
             relay.stop()

@@ -11,7 +11,6 @@ from django_messaging.outbox.models import Published
 from tests.helpers import catches_signal, wait_until
 from tests.outbox.conftest import Output, through
 from tests.outbox.helpers import topic
-from tests.outbox.holding_proxy import HoldingProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -26,15 +25,8 @@ def make_rows(destination: str, count: int) -> None:
     )
 
 
-@pytest.fixture
-def broker_proxy(stomp_address):
-    proxy = HoldingProxy(stomp_address).start()
-    yield proxy
-    proxy.stop()
-
-
 def test_receipts_that_arrive_while_the_database_is_down_are_recorded_after(
-    stomp_address, probe, processes, unique_name, database_proxy, broker_proxy
+    stomp_address, probe, processes, unique_name, database_proxy, proxy
 ) -> None:
     """The relay took the broker's receipts off the transport, failed to mark the rows on a
     database error and lost them: it stopped claiming until the receipt timeout, then sent
@@ -43,7 +35,7 @@ def test_receipts_that_arrive_while_the_database_is_down_are_recorded_after(
     p = probe(destination)
     env = {
         **through(database_proxy),
-        "MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{broker_proxy.port}",
+        "MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}",
     }
     relay = processes.start("publish", "--batch-size", "500", env=env)
     output = Output(relay)
@@ -51,14 +43,14 @@ def test_receipts_that_arrive_while_the_database_is_down_are_recorded_after(
     wait_until(lambda: sent() == 1, timeout=30, what="the relay running")
 
     total = 300
-    broker_proxy.hold()  # the receipts of the next batch wait at the proxy
+    proxy.hold()  # the receipts of the next batch wait at the proxy
     make_rows(destination, total)
     wait_until(
         lambda: Published.objects.filter(claimed_by__isnull=False).count() == total,
         what="the batch claimed and sent",
     )
     database_proxy.cut()
-    broker_proxy.release()  # the receipts arrive while the database is down
+    proxy.release()  # the receipts arrive while the database is down
     wait_until(
         lambda: output.text.count("database error") >= 2,
         timeout=30,
@@ -76,7 +68,7 @@ def test_receipts_that_arrive_while_the_database_is_down_are_recorded_after(
 
 
 def test_a_killed_relays_claims_are_taken_over_within_seconds(
-    stomp_address, probe, processes, unique_name, broker_proxy
+    stomp_address, probe, processes, unique_name, proxy
 ) -> None:
     """A relay killed with about a thousand rows claimed held them for its whole 300 s lease:
     the restarted relay sent them only when it ended. Leases are now short and renewed while
@@ -89,12 +81,12 @@ def test_a_killed_relays_claims_are_taken_over_within_seconds(
         "publish",
         "--batch-size",
         "500",
-        env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{broker_proxy.port}"},
+        env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"},
     )
     make_rows(destination, 1)
     wait_until(lambda: sent() == 1, timeout=30, what="the first relay running")
     total = 1500
-    broker_proxy.hold()  # no receipts: the relay fills its window and waits
+    proxy.hold()  # no receipts: the relay fills its window and waits
     make_rows(destination, total)
     wait_until(
         lambda: Published.objects.filter(claimed_by__isnull=False).count() == 1000,
@@ -102,7 +94,7 @@ def test_a_killed_relays_claims_are_taken_over_within_seconds(
     )
     first.send_signal(signal.SIGKILL)
     first.wait(10)
-    broker_proxy.release()
+    proxy.release()
 
     restarted = time.monotonic()
     second = processes.start("publish", "--batch-size", "500")
@@ -116,7 +108,7 @@ def test_a_killed_relays_claims_are_taken_over_within_seconds(
     assert second.wait(30) == 0
 
 
-def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_proxy) -> None:
+def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, proxy) -> None:
     """Leases are short; a relay that waits longer than one for its receipts renews them, so
     no other relay may take (and send again) rows it still has in flight."""
     import datetime as dt
@@ -132,7 +124,7 @@ def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_prox
         "DEFAULT_RELAY_CLAIM_TIMEOUT": 1.5,
         "DEFAULT_RECEIPT_TIMEOUT": 30,
         "DEFAULT_STOMP_HEARTBEATS": (0, 0),  # the held connection must not time out
-        "DEFAULT_STOMP_HOST_AND_PORTS": [broker_proxy.address],
+        "DEFAULT_STOMP_HOST_AND_PORTS": [proxy.address],
     }
     with override_settings(MESSAGING={**settings.MESSAGING, "OUTBOX": outbox}):
         relay = Relay(batch_size=20)
@@ -140,7 +132,7 @@ def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_prox
         try:
             relay.run_once()  # connects; nothing to send yet
             assert relay.transport is not None and relay.transport.is_open()
-            broker_proxy.hold()
+            proxy.hold()
             make_rows("/topic/lease_renewal_test", 20)
             wait_until(lambda: (relay.run_once(), len(relay._inflight) == 20)[1])
             claimed_at = timezone.now()
@@ -153,8 +145,8 @@ def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, broker_prox
             )
             assert claim_batch("another-relay", 20, 1.5) == []
             assert Published.objects.filter(claimed_by=relay.owner).count() == 20
-            broker_proxy.release()
+            proxy.release()
             wait_until(lambda: (relay.run_once(), sent() == 20)[1], what="the receipts")
         finally:
-            broker_proxy.release()
+            proxy.release()
             relay.stop()

@@ -6,6 +6,7 @@ addresses from the variables documented in ``tests/services.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import uuid
@@ -167,6 +168,8 @@ MESSAGING: dict = {
         "transport": os.environ.get(
             "MESSAGING_CQRS_TRANSPORT", "django_messaging.cqrs.transport.RabbitMQTransport"
         ),
+        # Master keys of a relay process (JSON), e.g. {"CQRS_PENDING_FLUSH_BATCH": 20}.
+        "master": json.loads(os.environ.get("MESSAGING_CQRS_MASTER") or "{}"),
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

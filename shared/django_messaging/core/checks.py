@@ -2,7 +2,8 @@
 
 IDs: ``messaging.E001`` not a dict, ``E002`` unknown section, ``E003`` section not a dict,
 ``E004`` unknown key, ``E005`` wrong type, ``E006`` invalid value, ``E007`` serializer cannot be
-imported, ``E008`` a dotted path in a setting cannot be imported, ``W001`` section of an app that
+imported, ``E008`` a dotted path in a setting cannot be imported, ``E009`` a key given twice,
+under its name and an old spelling (an alias), ``W001`` section of an app that
 is not installed, ``W002`` a reference library's dict (``DJANGO_KAFKA``, ``CQRS``,
 ``DJANGO_OUTBOX_PATTERN``) ignored because ``MESSAGING`` has the section. The reference libraries'
 dicts are checked like the sections they stand in for. Values are never printed for secret keys.
@@ -25,6 +26,7 @@ from django_messaging.core.settings import (
     KNOWN_SECTIONS,
     SETTINGS_NAME,
     Setting,
+    canonical,
     registered_sections,
 )
 
@@ -42,11 +44,23 @@ def _check_mapping(
     path: str, values: Mapping[str, Any], schema: Mapping[str, Setting]
 ) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
+    for name, declared in schema.items():
+        spellings = [key for key in (name, *declared.aliases) if key in values]
+        if len(spellings) > 1:
+            errors.append(
+                checks.Error(
+                    f"{path} gives {' and '.join(map(repr, spellings))}, spellings of one setting.",
+                    hint=f"Keep {name!r} (the other is an old spelling) and remove the others.",
+                    id="messaging.E009",
+                )
+            )
     for key, value in values.items():
         where = f"{path}[{key!r}]"
-        spec = schema.get(key)
+        known = canonical(schema, str(key))
+        spec = None if known is None else schema[known]
         if spec is None:
-            hint = _hint(str(key), schema) or f"Known keys: {', '.join(sorted(schema))}."
+            spellings = [*schema, *(a for s in schema.values() for a in s.aliases)]
+            hint = _hint(str(key), spellings) or f"Known keys: {', '.join(sorted(schema))}."
             errors.append(
                 checks.Error(f"{where} is not a known setting.", hint=hint, id="messaging.E004")
             )

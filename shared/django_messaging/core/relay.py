@@ -150,6 +150,8 @@ class Relay(Worker, Generic[Row]):
         self._policy = policy or RelayPolicy()
         self.owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.sent = 0
+        #: Rows given back after a failed attempt (refused, unconfirmed, not encodable).
+        self.retried = 0
         #: Written, not yet confirmed: id -> (row, when it was written).
         self._inflight: dict[Hashable, tuple[Row, float]] = {}
         #: Confirmed by the broker, not yet recorded in the database (it may be down): kept
@@ -165,6 +167,11 @@ class Relay(Worker, Generic[Row]):
         self._database_failures = 0
         self._next_database_try = 0.0
         self._next_purge = 0.0
+
+    @property
+    def database_failures(self) -> int:
+        """Database errors in a row (0: the database answers)."""
+        return self._database_failures
 
     def current_policy(self) -> RelayPolicy:
         """The policy for the next unit of work (a package reads its live settings here)."""
@@ -272,6 +279,27 @@ class Relay(Worker, Generic[Row]):
         self._purge(policy)
 
     # one batch ----------------------------------------------------------------------------
+    def flush(self, max_batches: int | None = None) -> int:
+        """Send what can be claimed now, a batch at a time, each batch's confirmations awaited;
+        stop when nothing is left, after a failure, or after ``max_batches`` batches. Returns
+        how many were confirmed. Call :meth:`start` first and :meth:`stop` after."""
+        policy = self.current_policy()
+        before = self.sent
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            rows = self.store.claim(self.owner, policy.batch_size, policy.lease)
+            if not rows:
+                break
+            if not self._ensure_open(policy):  # connected only when there is something to send
+                self.store.release(self.owner)
+                break
+            batches += 1
+            retried = self.retried
+            self.send_rows(rows)
+            if self.retried > retried or not self.transport or not self.transport.is_open():
+                break
+        return self.sent - before
+
     def send_rows(self, rows: list[Row]) -> None:
         """Send ``rows`` (claimed by this relay) and wait for their receipts."""
         policy = self.current_policy()
@@ -328,6 +356,7 @@ class Relay(Worker, Generic[Row]):
             tracing.send_all(self.messaging_system, messages)
         unsent = self.transport.send(messages)
         if unsent:  # never written: back to the queue without counting an attempt
+            self.retried += len(unsent)
             rows = [self._inflight.pop(key)[0] for key in unsent if key in self._inflight]
             self._release_rows(rows)
 
@@ -357,6 +386,8 @@ class Relay(Worker, Generic[Row]):
             self._write([m for _, m in following], {m.key: r for r, m in following})
         if self._confirmed:
             self._record_confirmed()
+        if polled.rejected and not polled.lost:
+            self._refused(polled.rejected, polled.error or "refused by the broker", policy)
         if polled.lost:
             self._fail_inflight(polled.error or "connection lost", policy, polled.rejected)
             return False
@@ -418,18 +449,35 @@ class Relay(Worker, Generic[Row]):
         if self.transport is not None:
             self.transport.close()
 
+    def _refused(self, keys: Sequence[Hashable], error: str, policy: RelayPolicy) -> None:
+        """The broker refused these and kept the connection: each counts a failed attempt,
+        and the rows of their keys waiting behind them are given back."""
+        rows = [self._inflight.pop(key)[0] for key in keys if key in self._inflight]
+        if not rows:
+            return
+        logger.warning("relay %s: %d messages refused (%s)", self.owner, len(rows), error)
+        waiting = self._waiting_behind(rows)
+        self._reschedule(rows, {self.store.row_id(r): error for r in rows}, policy)
+        if waiting:
+            self.store.release(self.owner, [self.store.row_id(r) for r in waiting])
+
     def _release_rows(self, rows: Sequence[Row]) -> None:
         """Give ``rows`` back uncounted, with the rows of their keys waiting behind them."""
         if not rows:
             return
-        given_back = list(rows)
+        given_back = [*rows, *self._waiting_behind(rows)]
+        self.store.release(self.owner, [self.store.row_id(row) for row in given_back])
+
+    def _waiting_behind(self, rows: Sequence[Row]) -> list[Row]:
+        """Ordered stores: take the rows waiting behind ``rows``' keys, and free the keys."""
+        waiting: list[Row] = []
         if self.store.ordered:
             for row in rows:
                 key = self.store.ordering_key(row)
                 if key is not None:
-                    given_back.extend(r for r, _ in self._waiting.pop(key, ()))
+                    waiting.extend(r for r, _ in self._waiting.pop(key, ()))
                     self._busy_keys.discard(key)
-        self.store.release(self.owner, [self.store.row_id(row) for row in given_back])
+        return waiting
 
     def _renew_claims(self, policy: RelayPolicy) -> None:
         """Extend the lease of the rows this relay holds (in flight, waiting, or confirmed and
@@ -483,6 +531,7 @@ class Relay(Worker, Generic[Row]):
                 count = metrics.dead_lettered if given_up else metrics.retried
                 count(self.metrics_package, self.destination_of(row))
         retries = []
+        self.retried += len(rows)
         for (attempts, error), ids in groups.items():
             available_at: dt.datetime | None = now + dt.timedelta(seconds=policy.retry(attempts))
             if policy.max_attempts is not None and attempts >= policy.max_attempts:
@@ -536,5 +585,7 @@ class Relay(Worker, Generic[Row]):
             logger.info(
                 "relay %s reconnected after %d failed attempts", self.owner, self._connect_failures
             )
+        else:
+            logger.info("relay %s connected to the broker", self.owner)
         self._connect_failures = 0
         return True

@@ -13,6 +13,13 @@ captured at import time. The declarations also drive the system checks in ``chec
     })
     kafka_settings.CLIENT_ID            # live value
 
+**Key style.** Keys are UPPER_SNAKE_CASE and carry no package prefix (the section names the
+package): ``MESSAGING["OUTBOX"]["RELAY_CLAIM_TIMEOUT"]``, ``MESSAGING["CQRS"]["MASTER"]
+["OUTBOX_GRACE"]``. The reference libraries' spellings stay accepted as ``aliases`` of a key
+(``Setting(10.0, float, aliases=("DEFAULT_RELAY_CLAIM_TIMEOUT",))``): a value given under an
+alias is read as the key's, and ``section.get`` takes either name. Giving both is an error of
+``manage.py check`` (``messaging.E009``); when it happens anyway, the key wins.
+
 A setting declared with ``imports=True`` holds an object or the dotted path of one:
 ``section.imported("ERROR_HANDLER")`` returns the object, imported once and cached until a
 setting changes, and a path that cannot be imported is reported against the setting that holds
@@ -54,6 +61,8 @@ class Setting:
     ``open`` marks a dict whose keys are free-form (client configs). ``secret`` values are never
     shown. ``validate`` returns an error text for a value that has the right type but is wrong.
     ``imports`` marks a value that may be a dotted path to import (see ``Section.imported``).
+    ``aliases`` are other spellings of the key that are read when the key itself is not given
+    (the reference libraries' names).
     """
 
     default: Any
@@ -64,6 +73,7 @@ class Setting:
     validate: Callable[[Any], str | None] | None = None
     help: str = ""
     imports: bool = False
+    aliases: tuple[str, ...] = ()
 
     def accepts(self, value: Any) -> bool:
         if self.types is None or (value is None and self.default is None):
@@ -88,6 +98,62 @@ def _copy(default: Any) -> Any:
     return default if isinstance(default, _IMMUTABLE) else copy.deepcopy(default)
 
 
+def canonical(schema: Mapping[str, Setting], key: str) -> str | None:
+    """The key of ``schema`` that ``key`` is, or is an alias of; ``None`` when neither."""
+    if key in schema:
+        return key
+    for name, spec in schema.items():
+        if key in spec.aliases:
+            return name
+    return None
+
+
+def given(values: Mapping[str, Any], key: str, spec: Setting) -> tuple[bool, Any]:
+    """``(True, value)`` when ``values`` holds ``key`` or one of its aliases (the key first)."""
+    if key in values:
+        return True, values[key]
+    for alias in spec.aliases:
+        if alias in values:
+            return True, values[alias]
+    return False, None
+
+
+def with_canonical_keys(values: Mapping[str, Any], schema: Mapping[str, Setting]) -> dict:
+    """``values`` with every alias renamed to its key (a key given itself wins)."""
+    renamed: dict[str, Any] = {}
+    for key, value in values.items():
+        name = canonical(schema, key) or key
+        if name not in renamed or key == name:
+            renamed[name] = value
+    return renamed
+
+
+class SettingsDict(dict):
+    """A nested setting's merged value, keyed by the canonical keys; an alias reads its key."""
+
+    def __init__(self, values: Mapping[str, Any], schema: Mapping[str, Setting]) -> None:
+        super().__init__(values)
+        self._schema = schema
+
+    def __missing__(self, key: str) -> Any:
+        name = canonical(self._schema, key)
+        if name is None or name == key:
+            raise KeyError(key)
+        return self[name]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        if super().__contains__(key):
+            return True
+        name = canonical(self._schema, key) if isinstance(key, str) else None
+        return name is not None and super().__contains__(name)
+
+
 def messaging_dict() -> Mapping[str, Any]:
     """The raw ``settings.MESSAGING`` (an empty dict when unset)."""
     value = getattr(django_settings, SETTINGS_NAME, None)
@@ -107,6 +173,7 @@ class Section:
 
     def __post_init__(self) -> None:
         self._imported: dict[str, Any] = {}
+        self._aliases = {a: key for key, spec in self.schema.items() for a in spec.aliases}
         _SECTIONS[self.name] = self
 
     def user_values(self) -> Mapping[str, Any]:
@@ -119,40 +186,65 @@ class Section:
             value = None
         return value if isinstance(value, Mapping) else {}
 
-    def get(self, key: str) -> Any:
-        try:
-            spec = self.schema[key]
-        except KeyError:
+    def _spec(self, key: str) -> tuple[str, Setting]:
+        """``key`` (or the key it is an alias of) and its declaration."""
+        spec = self.schema.get(key)
+        if spec is not None:
+            return key, spec
+        name = self._aliases.get(key)
+        if name is None:
             raise ConfigurationError(
                 f"{SETTINGS_NAME}[{self.name!r}] has no setting {key!r}; "
                 f"known: {', '.join(sorted(self.schema))}"
-            ) from None
-        user = self.user_values()
-        value = user[key] if key in user else self._default(spec)
+            )
+        return name, self.schema[name]
+
+    def get(self, key: str) -> Any:
+        """The value of ``key`` (or of the key it is an alias of), its default when not given."""
+        key, spec = self._spec(key)
+        found, value = given(self.user_values(), key, spec)
+        if not found:
+            value = self._default(spec)
         if spec.children is not None and isinstance(value, Mapping):
             merged = {k: _copy(child.default) for k, child in spec.children.items()}
-            merged.update(value)
-            return merged
+            merged.update(with_canonical_keys(value, spec.children))
+            return SettingsDict(merged, spec.children)
         return value
 
     def child(self, key: str, name: str) -> Any:
         """``get(key)[name]`` for a setting with children, without building the other children's
-        values (read on every save by some packages)."""
+        values (read on every save by some packages: kept to a few dict lookups)."""
         spec = self.schema.get(key)
+        if spec is None:
+            key, spec = self._spec(key)
+        if spec.children is None:
+            return self.get(key)[name]
         user = self.user_values()
         value = user.get(key)
-        if (
-            spec is None
-            or spec.children is None
-            or (value is not None and not isinstance(value, Mapping))
-        ):
+        if value is None:
+            for alias in spec.aliases:
+                value = user.get(alias)
+                if value is not None:
+                    break
+        child = spec.children.get(name)
+        if child is None:
+            name = canonical(spec.children, name) or name
+            child = spec.children.get(name)
+        if child is None or (value is not None and not isinstance(value, Mapping)):
             return self.get(key)[name]
-        if value is not None and name in value:
-            return value[name]
-        return _copy(spec.children[name].default)
+        if value is not None:
+            for spelling in (name, *child.aliases) if child.aliases else (name,):
+                if spelling in value:
+                    return value[spelling]
+        return _copy(child.default)
 
     def path(self, key: str) -> str:
-        """Where the user sets ``key``: ``MESSAGING['KAFKA']['ERROR_HANDLER']``."""
+        """Where the user sets ``key``: ``MESSAGING['KAFKA']['ERROR_HANDLER']`` (under the alias
+        the user wrote, if any)."""
+        key, spec = self._spec(key)
+        user = self.user_values()
+        if key not in user:
+            key = next((alias for alias in spec.aliases if alias in user), key)
         messaging = messaging_dict()
         if self.name not in messaging and self.legacy is not None:
             legacy = getattr(django_settings, self.legacy, None)
@@ -170,11 +262,12 @@ class Section:
             return self._imported[cache_key]
         except KeyError:
             pass
-        spec, value, where = self.schema[key], self.get(key), self.path(key)
+        spec, value, where = self._spec(key)[1], self.get(key), self.path(key)
         for child in children:
-            if spec.children is None or child not in spec.children:
+            name = None if spec.children is None else canonical(spec.children, child)
+            if spec.children is None or name is None:
                 raise ConfigurationError(f"{where} has no setting {child!r}")
-            spec, value, where = spec.children[child], value[child], f"{where}[{child!r}]"
+            spec, value, where = spec.children[name], value[name], f"{where}[{child!r}]"
         if not spec.imports:
             raise ConfigurationError(f"{where} is not declared as an import path")
         imported = import_from_setting(value, where)
@@ -191,7 +284,7 @@ class Section:
         return _copy(spec.default)
 
     def __getattr__(self, key: str) -> Any:
-        if key.startswith("_") or key not in self.schema:
+        if key.startswith("_") or (key not in self.schema and key not in self._aliases):
             raise AttributeError(key)
         return self.get(key)
 

@@ -46,7 +46,17 @@ class CQRSAdminMasterSyncMixin:
 
 @admin.register(PendingMessage)
 class PendingMessageAdmin(admin.ModelAdmin):
-    list_display = ("id", "created", "signal_type", "cqrs_id", "instance_pk", "queue", "attempts")
+    list_display = (
+        "id",
+        "created",
+        "signal_type",
+        "cqrs_id",
+        "instance_pk",
+        "queue",
+        "attempts",
+        "available_at",
+        "claimed_by",
+    )
     list_filter = ("cqrs_id", "signal_type")
     search_fields = ("instance_pk", "last_error")
     readonly_fields = [f.name for f in PendingMessage._meta.fields]

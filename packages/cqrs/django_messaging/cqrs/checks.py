@@ -27,7 +27,7 @@ def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
                     id="messaging.E302",
                 )
             )
-    if ReplicaRegistry.models and not settings.queue:
+    if ReplicaRegistry.models and not settings.QUEUE:
         errors.append(
             checks.Error(
                 "This service has replica models but MESSAGING['CQRS']['queue'] is not set.",
@@ -35,12 +35,14 @@ def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
                 id="messaging.E303",
             )
         )
-    replica = settings.user_values().get("replica")
+    user = settings.user_values()
+    side = "REPLICA" if "REPLICA" in user else "replica"
+    replica = user.get(side)
     for key in NO_EFFECT:
         if isinstance(replica, dict) and key in replica:
             errors.append(
                 checks.Warning(
-                    f"MESSAGING['CQRS']['replica'][{key!r}] has no effect: a retried message "
+                    f"MESSAGING['CQRS'][{side!r}][{key!r}] has no effect: a retried message "
                     "waits in a broker-side delay queue, never in the worker's memory.",
                     hint="Remove the key.",
                     id="messaging.W304",

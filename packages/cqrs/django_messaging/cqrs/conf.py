@@ -1,7 +1,10 @@
 """The ``MESSAGING["CQRS"]`` settings section: every key, its default and its type.
 
-The keys are django-cqrs's ``CQRS`` dict keys with the same meaning; a project that still has a
-top-level ``CQRS`` setting keeps working (``legacy="CQRS"``) while it moves to ``MESSAGING``.
+The keys are django-cqrs's ``CQRS`` dict keys with the same meaning, spelled in the one style of
+``MESSAGING`` (upper case, no ``CQRS_`` prefix: ``MASTER``/``OUTBOX_GRACE``); django-cqrs's
+spellings (``master``/``CQRS_OUTBOX_GRACE``, ``url``...) stay accepted as aliases. A project that
+still has a top-level ``CQRS`` setting keeps working (``legacy="CQRS"``) while it moves to
+``MESSAGING``.
 """
 
 from __future__ import annotations
@@ -30,22 +33,34 @@ def _url(value: Any) -> str | None:
 
 
 MASTER = {
-    "CQRS_AUTO_UPDATE_FIELDS": Setting(
-        False, bool, help="save(update_fields=...) also bumps the revision and publishes"
+    "AUTO_UPDATE_FIELDS": Setting(
+        False,
+        bool,
+        help="save(update_fields=...) also bumps the revision and publishes",
+        aliases=("CQRS_AUTO_UPDATE_FIELDS",),
     ),
-    "CQRS_MESSAGE_TTL": Setting(
+    "MESSAGE_TTL": Setting(
         86400,
         (int, type(None)),
         validate=_positive_or_none,
         help="seconds a message stays valid (None: forever)",
+        aliases=("CQRS_MESSAGE_TTL",),
     ),
-    "correlation_function": Setting(
-        None, None, imports=True, help="callable or dotted path: (signal_type, cqrs_id, pk, queue)"
+    "CORRELATION_FUNCTION": Setting(
+        None,
+        None,
+        imports=True,
+        help="callable or dotted path: (signal_type, cqrs_id, pk, queue)",
+        aliases=("correlation_function",),
     ),
-    "meta_function": Setting(
-        None, None, imports=True, help="callable or dotted path: meta for every payload"
+    "META_FUNCTION": Setting(
+        None,
+        None,
+        imports=True,
+        help="callable or dotted path: meta for every payload",
+        aliases=("meta_function",),
     ),
-    "CQRS_PUBLISH_CONFIRMS": Setting(
+    "PUBLISH_CONFIRMS": Setting(
         "outbox",
         str,
         validate=lambda v: (
@@ -54,62 +69,102 @@ MASTER = {
             else "must be 'outbox', 'each' or 'pipelined'"
         ),
         help="store in the transaction and collect confirms later, wait for each, or pipelined",
+        aliases=("CQRS_PUBLISH_CONFIRMS",),
     ),
-    "CQRS_OUTBOX_GRACE": Setting(
+    "OUTBOX_GRACE": Setting(
         60,
         (int, float),
         validate=_not_negative,
         help="seconds before a stored, unconfirmed message is re-sent by another process",
+        aliases=("CQRS_OUTBOX_GRACE",),
     ),
-    "CQRS_CONFIRM_WINDOW": Setting(
+    "CONFIRM_WINDOW": Setting(
         1000,
         int,
         validate=_positive_or_none,
         help="unconfirmed messages allowed (outbox, pipelined)",
+        aliases=("CQRS_CONFIRM_WINDOW",),
     ),
-    "CQRS_PENDING_FLUSH_BATCH": Setting(
-        500, int, validate=_positive_or_none, help="stored messages re-sent per flush"
+    "PENDING_FLUSH_BATCH": Setting(
+        500,
+        int,
+        validate=_positive_or_none,
+        help="stored messages the relay claims at once",
+        aliases=("CQRS_PENDING_FLUSH_BATCH",),
     ),
-    "CQRS_PREPARED_STATEMENTS": Setting(
+    "RELAY_CLAIM_TIMEOUT": Setting(
+        10.0,
+        (int, float),
+        validate=lambda v: None if v > 0 else "must be positive",
+        help="seconds a relay's lease on stored messages lasts (renewed while it lives)",
+    ),
+    "PREPARED_STATEMENTS": Setting(
         True,
         bool,
         help="outbox on PostgreSQL (psycopg 3): prepare the statement that writes a saved row "
         "and its message row",
+        aliases=("CQRS_PREPARED_STATEMENTS",),
     ),
 }
 
 REPLICA = {
-    "CQRS_MAX_RETRIES": Setting(
-        30, (int, type(None)), validate=_not_negative, help="None: retry forever"
+    "MAX_RETRIES": Setting(
+        30,
+        (int, type(None)),
+        validate=_not_negative,
+        help="None: retry forever",
+        aliases=("CQRS_MAX_RETRIES",),
     ),
-    "CQRS_RETRY_DELAY": Setting(2, (int, float), validate=_not_negative, help="seconds"),
-    "delay_queue_max_size": Setting(
+    "RETRY_DELAY": Setting(
+        2, (int, float), validate=_not_negative, help="seconds", aliases=("CQRS_RETRY_DELAY",)
+    ),
+    "DELAY_QUEUE_MAX_SIZE": Setting(
         1000,
         (int, type(None)),
         validate=_positive_or_none,
         help="no effect (a check warns): delays are broker-side",
+        aliases=("delay_queue_max_size",),
     ),
-    # The spelling django-cqrs documents (its code reads only delay_queue_max_size).
+    # The spelling django-cqrs documents (its code reads only delay_queue_max_size): a key of
+    # its own, so that a project giving both spellings is not refused.
     "CQRS_DELAY_QUEUE_MAX_SIZE": Setting(
         None,
         (int, type(None)),
         validate=_positive_or_none,
         help="no effect (a check warns): delays are broker-side",
     ),
-    "dead_letter_queue": Setting(None, str, help="default: 'dead_letter_' + queue"),
-    "dead_message_ttl": Setting(
-        864000, (int, type(None)), validate=_positive_or_none, help="seconds; None: keep"
+    "DEAD_LETTER_QUEUE": Setting(
+        None, str, help="default: 'dead_letter_' + queue", aliases=("dead_letter_queue",)
     ),
-    "CQRS_QUERY_TIMEOUT": Setting(
-        0, int, validate=_not_negative, help="ms, per message (PostgreSQL)"
+    "DEAD_MESSAGE_TTL": Setting(
+        864000,
+        (int, type(None)),
+        validate=_positive_or_none,
+        help="seconds; None: keep",
+        aliases=("dead_message_ttl",),
     ),
-    "CQRS_LOG_TIMED_OUT_QUERIES": Setting(False, bool),
-    "CQRS_QUERY_LOGGER": Setting("django_messaging.cqrs.queries", str),
-    "CQRS_BATCH_SIZE": Setting(
-        200, int, validate=_positive_or_none, help="messages applied per database transaction"
+    "QUERY_TIMEOUT": Setting(
+        0,
+        int,
+        validate=_not_negative,
+        help="ms, per message (PostgreSQL)",
+        aliases=("CQRS_QUERY_TIMEOUT",),
     ),
-    "CQRS_TOMBSTONE_TTL": Setting(
-        7 * 86400, int, validate=_positive_or_none, help="seconds a delete is remembered"
+    "LOG_TIMED_OUT_QUERIES": Setting(False, bool, aliases=("CQRS_LOG_TIMED_OUT_QUERIES",)),
+    "QUERY_LOGGER": Setting("django_messaging.cqrs.queries", str, aliases=("CQRS_QUERY_LOGGER",)),
+    "BATCH_SIZE": Setting(
+        200,
+        int,
+        validate=_positive_or_none,
+        help="messages applied per database transaction",
+        aliases=("CQRS_BATCH_SIZE",),
+    ),
+    "TOMBSTONE_TTL": Setting(
+        7 * 86400,
+        int,
+        validate=_positive_or_none,
+        help="seconds a delete is remembered",
+        aliases=("CQRS_TOMBSTONE_TTL",),
     ),
 }
 
@@ -117,43 +172,52 @@ settings = Section(
     "CQRS",
     "django_messaging.cqrs",
     {
-        "transport": Setting(
+        "TRANSPORT": Setting(
             "django_messaging.cqrs.transport.RabbitMQTransport",
             (str, type),
             imports=True,
             help="dotted path of a BaseTransport subclass",
+            aliases=("transport",),
         ),
-        "url": Setting(None, str, secret=True, validate=_url),
-        "host": Setting(None, str),
-        "port": Setting(None, int),
-        "user": Setting(None, str),
-        "password": Setting(None, str, secret=True),
-        "exchange": Setting("cqrs", str),
-        "queue": Setting(None, str, help="this service's replica queue"),
-        "consumer_prefetch_count": Setting(None, int, validate=_positive_or_none),
-        "heartbeat": Setting(60, int, validate=_not_negative),
-        "connection_options": Setting({}, dict, open=True, help="extra pika ConnectionParameters"),
-        "master": Setting({}, dict, children=MASTER),
-        "replica": Setting({}, dict, children=REPLICA),
+        "URL": Setting(None, str, secret=True, validate=_url, aliases=("url",)),
+        "HOST": Setting(None, str, aliases=("host",)),
+        "PORT": Setting(None, int, aliases=("port",)),
+        "USER": Setting(None, str, aliases=("user",)),
+        "PASSWORD": Setting(None, str, secret=True, aliases=("password",)),
+        "EXCHANGE": Setting("cqrs", str, aliases=("exchange",)),
+        "QUEUE": Setting(None, str, help="this service's replica queue", aliases=("queue",)),
+        "CONSUMER_PREFETCH_COUNT": Setting(
+            None, int, validate=_positive_or_none, aliases=("consumer_prefetch_count",)
+        ),
+        "HEARTBEAT": Setting(60, int, validate=_not_negative, aliases=("heartbeat",)),
+        "CONNECTION_OPTIONS": Setting(
+            {},
+            dict,
+            open=True,
+            help="extra pika ConnectionParameters",
+            aliases=("connection_options",),
+        ),
+        "MASTER": Setting({}, dict, children=MASTER, aliases=("master",)),
+        "REPLICA": Setting({}, dict, children=REPLICA, aliases=("replica",)),
     },
     legacy="CQRS",
 )
 
 
 def master_setting(key: str) -> Any:
-    """``MESSAGING["CQRS"]["master"][key]`` or its default."""
-    return settings.child("master", key)
+    """``MESSAGING["CQRS"]["MASTER"][key]`` or its default."""
+    return settings.child("MASTER", key)
 
 
 def replica_setting(key: str) -> Any:
-    """``MESSAGING["CQRS"]["replica"][key]`` or its default."""
-    return settings.child("replica", key)
+    """``MESSAGING["CQRS"]["REPLICA"][key]`` or its default."""
+    return settings.child("REPLICA", key)
 
 
 #: Replica keys django-cqrs reads or documents that have no effect here (``manage.py check``
 #: says so): retry delays wait in broker-side delay queues, never in a worker's memory.
-NO_EFFECT = ("delay_queue_max_size", "CQRS_DELAY_QUEUE_MAX_SIZE")
+NO_EFFECT = ("DELAY_QUEUE_MAX_SIZE", "delay_queue_max_size", "CQRS_DELAY_QUEUE_MAX_SIZE")
 
 
 def dead_letter_queue() -> str:
-    return replica_setting("dead_letter_queue") or f"dead_letter_{settings.queue}"
+    return replica_setting("DEAD_LETTER_QUEUE") or f"dead_letter_{settings.QUEUE}"

@@ -78,7 +78,7 @@ class RawMasterMixin(models.Model):
     def save(self, *args: Any, update_cqrs_fields: bool | None = None, **kwargs: Any) -> None:
         update_fields = kwargs.get("update_fields")
         if update_cqrs_fields is None and update_fields is not None:
-            update_cqrs_fields = master_setting("CQRS_AUTO_UPDATE_FIELDS")
+            update_cqrs_fields = master_setting("AUTO_UPDATE_FIELDS")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         if (
             self.CQRS_PRODUCE
@@ -326,13 +326,13 @@ class RawReplicaMixin:
     @classmethod
     def should_retry_cqrs(cls, current_retry: int, exception: BaseException | None = None) -> bool:
         """Retry a failed message? Default: fewer than ``CQRS_MAX_RETRIES`` retries so far."""
-        max_retries = replica_setting("CQRS_MAX_RETRIES")
+        max_retries = replica_setting("MAX_RETRIES")
         return max_retries is None or current_retry < max_retries
 
     @classmethod
     def get_cqrs_retry_delay(cls, current_retry: int) -> float:
         """Seconds before the next attempt (default: ``CQRS_RETRY_DELAY``)."""
-        return replica_setting("CQRS_RETRY_DELAY")
+        return replica_setting("RETRY_DELAY")
 
 
 class ReplicaMixin(RawReplicaMixin, models.Model, metaclass=ReplicaMeta):

@@ -10,8 +10,10 @@ class PendingMessage(models.Model):
     """A master message stored with its change, until the broker confirms it.
 
     Rows that stay (refused, unconfirmed, or left by a process that died) are re-sent, oldest
-    first, by the next successful publish of a process, by ``manage.py cqrs_pending flush`` or
-    by ``cqrs_pending run`` (a long-running relay).
+    first, by the core relay (:mod:`django_messaging.cqrs.relay`): after the next successful
+    publish of a process, by ``manage.py cqrs_pending flush`` or by ``cqrs_pending run``. A relay
+    leases the rows it sends (``claimed_by`` until ``claimed_until``) and deletes each once the
+    broker confirmed it.
     """
 
     # Not indexed: every save writes a row and every confirm deletes one, and the table is
@@ -26,6 +28,10 @@ class PendingMessage(models.Model):
     )
     attempts = models.PositiveIntegerField(default=1)
     last_error = models.TextField(blank=True, default="")
+    # The relay's lease (NULL: not leased), and when a failed row may go again (NULL: now).
+    claimed_by = models.CharField(max_length=255, null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    available_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "messaging_cqrs_pendingmessage"

@@ -41,7 +41,7 @@ OUTBOX = "_cqrs_outbox"
 
 
 def mode() -> str:
-    return master_setting("CQRS_PUBLISH_CONFIRMS")
+    return master_setting("PUBLISH_CONFIRMS")
 
 
 def produces(instance: Any) -> bool:
@@ -222,7 +222,7 @@ def publish_staged(payload: TransportPayload, using: str) -> None:
     producer.confirmed([payload])
     producer.delete_confirmed()
     if producer.maybe_pending(using):
-        producer.flush_pending(using)
+        producer.flush_pending(using, due_only=True)
 
 
 def publish(payload: TransportPayload, using: str = "default") -> bool:
@@ -244,5 +244,5 @@ def publish(payload: TransportPayload, using: str = "default") -> bool:
         return False
     metrics.produced("cqrs", payload.cqrs_id)
     if producer.maybe_pending(using):
-        producer.flush_pending(using)
+        producer.flush_pending(using, due_only=True)
     return True

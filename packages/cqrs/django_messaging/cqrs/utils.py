@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def get_message_expiration_dt(ttl: int | None = ...) -> dt.datetime | None:  # type: ignore[assignment]
     """``now + CQRS_MESSAGE_TTL`` (or ``ttl``); None when messages never expire."""
     if ttl is ...:
-        ttl = master_setting("CQRS_MESSAGE_TTL")
+        ttl = master_setting("MESSAGE_TTL")
     if ttl is None:
         return None
     return timezone.now() + dt.timedelta(seconds=ttl)
@@ -42,7 +42,7 @@ def purge_tombstones() -> int:
     """Forget replica deletes older than ``CQRS_TOMBSTONE_TTL``; returns how many were removed."""
     from django_messaging.cqrs.models import Tombstone  # a model: needs the app registry
 
-    ttl = replica_setting("CQRS_TOMBSTONE_TTL")
+    ttl = replica_setting("TOMBSTONE_TTL")
     if not ttl:
         return 0
     cutoff = timezone.now() - dt.timedelta(seconds=ttl)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
 
 from django.db import connections
@@ -43,27 +43,33 @@ class Subscribable(Protocol):
 logger = logging.getLogger(__name__)
 
 
-class DjangoSubscription(ListenNotifySubscription[ApplicationRecorder]):
-    def __init__(
-        self,
-        recorder: ApplicationRecorder,
-        gt: int | None = None,
-        topics: Sequence[str] = (),
-    ) -> None:
-        source = cast(Subscribable, recorder)
-        # Set before the base class starts the pulling thread.
-        self._poll_interval = source.poll_interval
-        self._using = source.using
-        self._key = (source.using, source.application_name)
-        super().__init__(recorder=recorder, gt=gt, topics=topics)
-        wakeups.register(self._key, self)
+class PullsWhenWoken:
+    """The pulling thread of a subscription (application log or DCB sequence): pull what is
+    recorded, then again whenever woken (a commit in this process through :mod:`.wakeups`,
+    ``NOTIFY`` where the dialect listens) or every ``poll_interval`` seconds.
+
+    Mixed in before eventsourcing's listen/notify subscription class, whose ``_pull``,
+    ``_has_been_notified``, ``_has_been_stopped`` and ``_thread_error`` it uses. A subclass
+    calls :meth:`_prepare_waking` before that class's ``__init__`` (which starts the pulling
+    thread) and :meth:`_start_waking` after it.
+    """
+
+    _has_been_notified: threading.Event
+    _has_been_stopped: bool
+    _thread_error: BaseException | None
+    _pull: Callable[[], None]
+
+    def _prepare_waking(self, using: str, key: wakeups.Key, poll_interval: float) -> None:
+        self._using = using
+        self._key = key
+        self._poll_interval = poll_interval
         self._listen_thread: threading.Thread | None = None
-        if source.dialect.listens:
+
+    def _start_waking(self, dialect: Dialect, channel: str, name: str) -> None:
+        wakeups.register(self._key, self)
+        if dialect.listens:
             self._listen_thread = threading.Thread(
-                target=self._listen,
-                args=(source.dialect, source.channel_name),
-                name=f"listen-{source.application_name}",
-                daemon=True,
+                target=self._listen, args=(dialect, channel), name=name, daemon=True
             )
             self._listen_thread.start()
 
@@ -71,12 +77,12 @@ class DjangoSubscription(ListenNotifySubscription[ApplicationRecorder]):
         self._has_been_notified.set()
 
     def stop(self) -> None:
-        super().stop()
+        super().stop()  # type: ignore[misc]
         wakeups.unregister(self._key, self)
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
-            super().__exit__(*args, **kwargs)
+            super().__exit__(*args, **kwargs)  # type: ignore[misc]
         finally:
             if self._listen_thread is not None:
                 self._listen_thread.join()
@@ -108,3 +114,17 @@ class DjangoSubscription(ListenNotifySubscription[ApplicationRecorder]):
                 exc,
                 self._poll_interval,
             )
+
+
+class DjangoSubscription(PullsWhenWoken, ListenNotifySubscription[ApplicationRecorder]):
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        source = cast(Subscribable, recorder)
+        key = (source.using, source.application_name)
+        self._prepare_waking(source.using, key, source.poll_interval)
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._start_waking(source.dialect, source.channel_name, f"listen-{source.application_name}")

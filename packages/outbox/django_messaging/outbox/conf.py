@@ -1,7 +1,9 @@
 """The ``MESSAGING["OUTBOX"]`` settings section: every key, its default and its type.
 
-The keys are django-outbox-pattern's documented ``DEFAULT_*`` settings with the same defaults,
-plus the relay, subscriber and retention keys this package adds. A project that still has a
+The keys are django-outbox-pattern's documented settings with the same defaults, spelled in the
+one style of ``MESSAGING`` (upper case, no ``DEFAULT_`` prefix: ``RELAY_CLAIM_TIMEOUT``); the
+seed's ``DEFAULT_*`` spellings stay accepted as aliases. Then the relay, subscriber and retention
+keys this package adds. A project that still has a
 top-level ``DJANGO_OUTBOX_PATTERN`` dict is read from there until it moves to ``MESSAGING``.
 """
 
@@ -57,77 +59,135 @@ settings = Section(
     "django_messaging.outbox",
     {
         # --- django-outbox-pattern's documented settings, same names and defaults ---------------
-        "DEFAULT_CONNECTION_CLASS": Setting("stomp.StompConnection12", (str, type), imports=True),
-        "DEFAULT_CONSUMER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ConsumerListener", (str, type), imports=True
+        "CONNECTION_CLASS": Setting(
+            "stomp.StompConnection12",
+            (str, type),
+            imports=True,
+            aliases=("DEFAULT_CONNECTION_CLASS",),
         ),
-        "DEFAULT_PRODUCER_LISTENER_CLASS": Setting(
-            "django_messaging.outbox.listeners.ProducerListener", (str, type), imports=True
+        "CONSUMER_LISTENER_CLASS": Setting(
+            "django_messaging.outbox.listeners.ConsumerListener",
+            (str, type),
+            imports=True,
+            aliases=("DEFAULT_CONSUMER_LISTENER_CLASS",),
         ),
-        "DEFAULT_GENERATE_HEADERS": Setting(
-            "django_messaging.outbox.headers.generate_headers", None, imports=True
+        "PRODUCER_LISTENER_CLASS": Setting(
+            "django_messaging.outbox.listeners.ProducerListener",
+            (str, type),
+            imports=True,
+            aliases=("DEFAULT_PRODUCER_LISTENER_CLASS",),
         ),
-        "DEFAULT_MAXIMUM_BACKOFF": Setting(3600, NUMBER, validate=_positive),
-        "DEFAULT_MAXIMUM_RETRY_ATTEMPTS": Setting(50, int, validate=_positive),
-        "DEFAULT_PAUSE_FOR_RETRY": Setting(240, NUMBER, validate=_not_negative),
-        "DEFAULT_WAIT_RETRY": Setting(60, NUMBER, validate=_not_negative),
-        "DEFAULT_STOMP_HOST_AND_PORTS": Setting(
-            [("127.0.0.1", 61613)], (list, tuple), validate=_host_and_ports
+        "GENERATE_HEADERS": Setting(
+            "django_messaging.outbox.headers.generate_headers",
+            None,
+            imports=True,
+            aliases=("DEFAULT_GENERATE_HEADERS",),
         ),
-        "DEFAULT_STOMP_QUEUE_HEADERS": Setting(
-            {"durable": "true", "auto-delete": "false", "prefetch-count": "1"}, dict, open=True
+        "MAXIMUM_BACKOFF": Setting(
+            3600, NUMBER, validate=_positive, aliases=("DEFAULT_MAXIMUM_BACKOFF",)
         ),
-        "DEFAULT_STOMP_HEARTBEATS": Setting((10000, 10000), (list, tuple), validate=_heartbeats),
-        "DEFAULT_STOMP_VHOST": Setting("/", str),
-        "DEFAULT_STOMP_USERNAME": Setting("guest", str),
-        "DEFAULT_STOMP_PASSCODE": Setting("guest", str, secret=True),
-        "DEFAULT_STOMP_USE_SSL": Setting(False, bool),
-        "DEFAULT_STOMP_KEY_FILE": Setting(None, str),
-        "DEFAULT_STOMP_CERT_FILE": Setting(None, str),
-        "DEFAULT_STOMP_CA_CERTS": Setting(None, str),
-        "DEFAULT_STOMP_CERT_VALIDATOR": Setting(None, None, imports=True),
-        "DEFAULT_STOMP_SSL_VERSION": Setting(None, int),
-        "DEFAULT_STOMP_SSL_PASSWORD": Setting(None, str, secret=True),
+        "MAXIMUM_RETRY_ATTEMPTS": Setting(
+            50, int, validate=_positive, aliases=("DEFAULT_MAXIMUM_RETRY_ATTEMPTS",)
+        ),
+        "PAUSE_FOR_RETRY": Setting(
+            240, NUMBER, validate=_not_negative, aliases=("DEFAULT_PAUSE_FOR_RETRY",)
+        ),
+        "WAIT_RETRY": Setting(60, NUMBER, validate=_not_negative, aliases=("DEFAULT_WAIT_RETRY",)),
+        "STOMP_HOST_AND_PORTS": Setting(
+            [("127.0.0.1", 61613)],
+            (list, tuple),
+            validate=_host_and_ports,
+            aliases=("DEFAULT_STOMP_HOST_AND_PORTS",),
+        ),
+        "STOMP_QUEUE_HEADERS": Setting(
+            {"durable": "true", "auto-delete": "false", "prefetch-count": "1"},
+            dict,
+            open=True,
+            aliases=("DEFAULT_STOMP_QUEUE_HEADERS",),
+        ),
+        "STOMP_HEARTBEATS": Setting(
+            (10000, 10000),
+            (list, tuple),
+            validate=_heartbeats,
+            aliases=("DEFAULT_STOMP_HEARTBEATS",),
+        ),
+        "STOMP_VHOST": Setting("/", str, aliases=("DEFAULT_STOMP_VHOST",)),
+        "STOMP_USERNAME": Setting("guest", str, aliases=("DEFAULT_STOMP_USERNAME",)),
+        "STOMP_PASSCODE": Setting("guest", str, secret=True, aliases=("DEFAULT_STOMP_PASSCODE",)),
+        "STOMP_USE_SSL": Setting(False, bool, aliases=("DEFAULT_STOMP_USE_SSL",)),
+        "STOMP_KEY_FILE": Setting(None, str, aliases=("DEFAULT_STOMP_KEY_FILE",)),
+        "STOMP_CERT_FILE": Setting(None, str, aliases=("DEFAULT_STOMP_CERT_FILE",)),
+        "STOMP_CA_CERTS": Setting(None, str, aliases=("DEFAULT_STOMP_CA_CERTS",)),
+        "STOMP_CERT_VALIDATOR": Setting(
+            None, None, imports=True, aliases=("DEFAULT_STOMP_CERT_VALIDATOR",)
+        ),
+        "STOMP_SSL_VERSION": Setting(None, int, aliases=("DEFAULT_STOMP_SSL_VERSION",)),
+        "STOMP_SSL_PASSWORD": Setting(
+            None, str, secret=True, aliases=("DEFAULT_STOMP_SSL_PASSWORD",)
+        ),
         # --- relay (``./manage.py publish``) ---------------------------------------------------
         # Rows claimed and sent per batch (3.x's DEFAULT_PUBLISHED_CHUNK_SIZE, same meaning).
-        "DEFAULT_PUBLISHED_CHUNK_SIZE": Setting(500, int, validate=_positive),
+        "PUBLISHED_CHUNK_SIZE": Setting(
+            500, int, validate=_positive, aliases=("DEFAULT_PUBLISHED_CHUNK_SIZE",)
+        ),
         # Seconds the relay waits before looking again when nothing was pending.
-        "DEFAULT_PRODUCER_WAITING_TIME": Setting(1.0, NUMBER, validate=_positive),
+        "PRODUCER_WAITING_TIME": Setting(
+            1.0, NUMBER, validate=_positive, aliases=("DEFAULT_PRODUCER_WAITING_TIME",)
+        ),
         # Seconds to wait for the broker's receipts of one batch before it counts as failed.
-        "DEFAULT_RECEIPT_TIMEOUT": Setting(30.0, NUMBER, validate=_positive),
+        "RECEIPT_TIMEOUT": Setting(
+            30.0, NUMBER, validate=_positive, aliases=("DEFAULT_RECEIPT_TIMEOUT",)
+        ),
         # Seconds a claim lasts unless renewed; a live relay renews its claims every third of
         # it, so the rows of a relay that died are claimed by another after at most this.
-        "DEFAULT_RELAY_CLAIM_TIMEOUT": Setting(10.0, NUMBER, validate=_positive),
+        "RELAY_CLAIM_TIMEOUT": Setting(
+            10.0, NUMBER, validate=_positive, aliases=("DEFAULT_RELAY_CLAIM_TIMEOUT",)
+        ),
         # Named serializer (core registry) that encodes bodies on the wire and decodes them.
-        "DEFAULT_BODY_SERIALIZER": Setting("json", str),
+        "BODY_SERIALIZER": Setting("json", str, aliases=("DEFAULT_BODY_SERIALIZER",)),
         # --- subscriber (``./manage.py subscribe``) --------------------------------------------
         # Headers that carry the idempotency key, first present wins. Never the broker's
         # per-delivery ``message-id``: it changes on redelivery.
-        "DEFAULT_CONSUMER_ID_HEADERS": Setting(
-            ["dop-msg-id", "cap-msg-id"], (list, tuple), validate=_string_list
+        "CONSUMER_ID_HEADERS": Setting(
+            ["dop-msg-id", "cap-msg-id"],
+            (list, tuple),
+            validate=_string_list,
+            aliases=("DEFAULT_CONSUMER_ID_HEADERS",),
         ),
         # Calls of a raising callback before the message is dead-lettered (1 = no retry).
-        "DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS": Setting(3, int, validate=_positive),
+        "CONSUMER_MAX_RETRY_ATTEMPTS": Setting(
+            3, int, validate=_positive, aliases=("DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS",)
+        ),
         # Seconds between callback attempts, multiplied by the attempt number.
-        "DEFAULT_CONSUMER_RETRY_WAIT": Setting(2.0, NUMBER, validate=_not_negative),
+        "CONSUMER_RETRY_WAIT": Setting(
+            2.0, NUMBER, validate=_not_negative, aliases=("DEFAULT_CONSUMER_RETRY_WAIT",)
+        ),
         # Unacknowledged messages the broker sends ahead (the subscription's prefetch-count,
         # over DEFAULT_STOMP_QUEUE_HEADERS'); None leaves it to those headers.
-        "DEFAULT_CONSUMER_PREFETCH_COUNT": Setting(
-            200, (int, type(None)), validate=_positive_or_none
+        "CONSUMER_PREFETCH_COUNT": Setting(
+            200,
+            (int, type(None)),
+            validate=_positive_or_none,
+            aliases=("DEFAULT_CONSUMER_PREFETCH_COUNT",),
         ),
         # The subscription queue is exclusive to the subscriber's connection (3.x's setting):
         # no other connection may consume it, and RabbitMQ deletes it when the connection ends.
-        "DEFAULT_EXCLUSIVE_QUEUE": Setting(False, bool),
+        "EXCLUSIVE_QUEUE": Setting(False, bool, aliases=("DEFAULT_EXCLUSIVE_QUEUE",)),
         # Seconds SIGTERM waits for the messages in hand before the subscriber exits without
         # them (they are redelivered); None waits as long as they take (3.x's setting).
-        "DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT": Setting(
-            90, (int, float, type(None)), validate=_positive_or_none
+        "CONSUMER_SHUTDOWN_TIMEOUT": Setting(
+            90,
+            (int, float, type(None)),
+            validate=_positive_or_none,
+            aliases=("DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT",),
         ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
-        "DEFAULT_DEAD_LETTER_PREFIX": Setting("DLQ.", str),
+        "DEAD_LETTER_PREFIX": Setting("DLQ.", str, aliases=("DEFAULT_DEAD_LETTER_PREFIX",)),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------
         "DAYS_TO_KEEP_DATA": Setting(30, NUMBER, validate=_positive),
-        "DEFAULT_PURGE_BATCH_SIZE": Setting(500, int, validate=_positive),
+        "PURGE_BATCH_SIZE": Setting(
+            500, int, validate=_positive, aliases=("DEFAULT_PURGE_BATCH_SIZE",)
+        ),
     },
     legacy="DJANGO_OUTBOX_PATTERN",
 )

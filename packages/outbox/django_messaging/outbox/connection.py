@@ -21,40 +21,40 @@ CONNECT_TIMEOUT = 10.0
 
 
 def host_and_ports() -> list[tuple[str, int]]:
-    return [(str(host), int(port)) for host, port in settings.DEFAULT_STOMP_HOST_AND_PORTS]
+    return [(str(host), int(port)) for host, port in settings.STOMP_HOST_AND_PORTS]
 
 
 def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> Any:
-    """A new, not yet connected, stomp.py connection (``DEFAULT_CONNECTION_CLASS``).
+    """A new, not yet connected, stomp.py connection (``CONNECTION_CLASS``).
 
-    Hosts are tried in ``DEFAULT_STOMP_HOST_AND_PORTS`` order (failover); stomp.py's own
+    Hosts are tried in ``STOMP_HOST_AND_PORTS`` order (failover); stomp.py's own
     reconnect loop is limited to one pass, the callers back off themselves.
     """
-    connection_class = settings.imported("DEFAULT_CONNECTION_CLASS")
+    connection_class = settings.imported("CONNECTION_CLASS")
     hosts = host_and_ports()
     connection = connection_class(
         host_and_ports=hosts,
-        heartbeats=tuple(settings.DEFAULT_STOMP_HEARTBEATS) if heartbeats else (0, 0),
-        vhost=settings.DEFAULT_STOMP_VHOST,
+        heartbeats=tuple(settings.STOMP_HEARTBEATS) if heartbeats else (0, 0),
+        vhost=settings.STOMP_VHOST,
         reconnect_attempts_max=1,
         reconnect_sleep_initial=0.05,
         reconnect_sleep_jitter=0.0,
         auto_decode=auto_decode,
         timeout=CONNECT_TIMEOUT,  # the socket's connect and reads
     )
-    if settings.DEFAULT_STOMP_USE_SSL:
+    if settings.STOMP_USE_SSL:
         ssl: dict[str, Any] = {
             "for_hosts": hosts,
-            "key_file": settings.DEFAULT_STOMP_KEY_FILE,
-            "cert_file": settings.DEFAULT_STOMP_CERT_FILE,
-            "ca_certs": settings.DEFAULT_STOMP_CA_CERTS,
-            "password": settings.DEFAULT_STOMP_SSL_PASSWORD,
+            "key_file": settings.STOMP_KEY_FILE,
+            "cert_file": settings.STOMP_CERT_FILE,
+            "ca_certs": settings.STOMP_CA_CERTS,
+            "password": settings.STOMP_SSL_PASSWORD,
         }
-        validator = settings.DEFAULT_STOMP_CERT_VALIDATOR
+        validator = settings.STOMP_CERT_VALIDATOR
         if validator is not None:
-            ssl["cert_validator"] = settings.imported("DEFAULT_STOMP_CERT_VALIDATOR")
-        if settings.DEFAULT_STOMP_SSL_VERSION is not None:
-            ssl["ssl_version"] = settings.DEFAULT_STOMP_SSL_VERSION
+            ssl["cert_validator"] = settings.imported("STOMP_CERT_VALIDATOR")
+        if settings.STOMP_SSL_VERSION is not None:
+            ssl["ssl_version"] = settings.STOMP_SSL_VERSION
         connection.set_ssl(**ssl)
     return connection
 
@@ -67,7 +67,7 @@ def connect(connection: Any, timeout: float | None = None) -> None:
     that is still starting, or a stuck proxy) would hold the caller, and its SIGTERM, forever.
     """
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
-    connection.connect(settings.DEFAULT_STOMP_USERNAME, settings.DEFAULT_STOMP_PASSCODE)
+    connection.connect(settings.STOMP_USERNAME, settings.STOMP_PASSCODE)
     transport = connection.transport
     deadline = time.monotonic() + timeout
     while not connection.is_connected():
@@ -94,6 +94,6 @@ def disconnect(connection: Any) -> None:
 
 def reconnect_backoff() -> Backoff:
     """The wait between reconnects (and database checks) of the relay and the subscriber:
-    about a second first, doubling up to ``DEFAULT_MAXIMUM_BACKOFF``."""
-    cap = float(settings.DEFAULT_MAXIMUM_BACKOFF)
+    about a second first, doubling up to ``MAXIMUM_BACKOFF``."""
+    cap = float(settings.MAXIMUM_BACKOFF)
     return Backoff(initial=min(1.0, cap), cap=cap)

@@ -5,17 +5,17 @@ thread (which owns the database connection), so slow callbacks never block heart
 
 Per message:
 
-1. No idempotency header (``DEFAULT_CONSUMER_ID_HEADERS``) or a body that does not decode →
+1. No idempotency header (``CONSUMER_ID_HEADERS``) or a body that does not decode →
    dead-lettered to ``DLQ.<queue>`` with the reason in a header, and a log line.
 2. A ``Received`` row for ``(msg_id, queue)`` exists → acknowledged, callback not called.
 3. The callback runs. ``payload.save()`` + commit → acknowledged. ``payload.nack()`` → the
    broker dead-letters it. An exception → checked (2.) and called again, up to
-   ``DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS`` times, then dead-lettered. Neither save nor nack →
+   ``CONSUMER_MAX_RETRY_ATTEMPTS`` times, then dead-lettered. Neither save nor nack →
    an error log and a dead letter, and the subscription goes on.
 
 Dead letters are sent with a receipt and only then is the original acknowledged.
 
-Throughput: the subscription has ``DEFAULT_CONSUMER_PREFETCH_COUNT`` messages in flight. When
+Throughput: the subscription has ``CONSUMER_PREFETCH_COUNT`` messages in flight. When
 several are waiting, they are handled in one database transaction (one commit instead of one
 per message; a callback's own ``transaction.atomic()`` becomes a savepoint in it, and the
 ``Received`` rows of ``payload.save()`` are written by one INSERT just before the commit) and
@@ -112,7 +112,7 @@ class Consumer(Worker):
         self.callback = callback
         self.destination = destination
         self.queue_name = queue_name_for(destination, queue_name)
-        self.dead_letter_queue = f"{settings.DEFAULT_DEAD_LETTER_PREFIX}{self.queue_name}"
+        self.dead_letter_queue = f"{settings.DEAD_LETTER_PREFIX}{self.queue_name}"
         self.connection: Any = None
         self.subscription_id = f"outbox-{uuid.uuid4().hex[:8]}"
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -132,7 +132,7 @@ class Consumer(Worker):
         self._database_failures = 0
         self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
-        self.shutdown_timeout = settings.DEFAULT_CONSUMER_SHUTDOWN_TIMEOUT
+        self.shutdown_timeout = settings.CONSUMER_SHUTDOWN_TIMEOUT
 
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
@@ -181,7 +181,7 @@ class Consumer(Worker):
         return f"{self.subscription_id}-r{next(self._counter)}"
 
     def _wait_receipt(self, receipt: str, what: str, timeout: float | None = None) -> None:
-        deadline = time.monotonic() + (timeout or float(settings.DEFAULT_RECEIPT_TIMEOUT))
+        deadline = time.monotonic() + (timeout or float(settings.RECEIPT_TIMEOUT))
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -200,7 +200,7 @@ class Consumer(Worker):
         self._generation += 1
         self._receipts = queue.SimpleQueue()
         self._broken = False
-        listener_class = settings.imported("DEFAULT_CONSUMER_LISTENER_CLASS")
+        listener_class = settings.imported("CONSUMER_LISTENER_CLASS")
         connection = stomp_connection.factory_connection(auto_decode=False)
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection
@@ -212,11 +212,11 @@ class Consumer(Worker):
                 f"cannot connect to {stomp_connection.host_and_ports()}: {exc!r}"
             ) from exc
         self._declare_dead_letter_queue()
-        headers = dict(settings.DEFAULT_STOMP_QUEUE_HEADERS)
-        prefetch = settings.DEFAULT_CONSUMER_PREFETCH_COUNT
+        headers = dict(settings.STOMP_QUEUE_HEADERS)
+        prefetch = settings.CONSUMER_PREFETCH_COUNT
         if prefetch is not None:
             headers["prefetch-count"] = str(prefetch)
-        if settings.DEFAULT_EXCLUSIVE_QUEUE:
+        if settings.EXCLUSIVE_QUEUE:
             headers["exclusive"] = "true"
         headers.update(
             {
@@ -517,7 +517,7 @@ class Consumer(Worker):
 
     # one message --------------------------------------------------------------------------
     def message_id(self, headers: dict[str, Any]) -> str | None:
-        for name in settings.DEFAULT_CONSUMER_ID_HEADERS:
+        for name in settings.CONSUMER_ID_HEADERS:
             value = headers.get(name)
             if value:
                 return str(value)
@@ -550,7 +550,7 @@ class Consumer(Worker):
             self.dead_letter(
                 frame,
                 "missing idempotency header: none of "
-                f"{list(settings.DEFAULT_CONSUMER_ID_HEADERS)} is set "
+                f"{list(settings.CONSUMER_ID_HEADERS)} is set "
                 f"({self._where(headers.get('message-id'))})",
             )
             return None
@@ -562,7 +562,7 @@ class Consumer(Worker):
                 f"({self._where(headers.get('message-id'))})",
             )
             return None
-        serializer_name = settings.DEFAULT_BODY_SERIALIZER
+        serializer_name = settings.BODY_SERIALIZER
         try:
             body = get_serializer(serializer_name).loads(frame.body)
         except SerializerError as exc:
@@ -584,7 +584,7 @@ class Consumer(Worker):
     ) -> Any:
         """Run the callback, retrying on exceptions. Returns its ``Payload``,
         ``ALREADY_PROCESSED``, or ``None`` once the message is dead-lettered."""
-        attempts = max(1, int(settings.DEFAULT_CONSUMER_MAX_RETRY_ATTEMPTS))
+        attempts = max(1, int(settings.CONSUMER_MAX_RETRY_ATTEMPTS))
         error: BaseException | None = None
         for attempt in range(1, attempts + 1):
             if attempt > 1 and self._processed_meanwhile(msg_id, error):
@@ -622,7 +622,7 @@ class Consumer(Worker):
                     attempts,
                     error,
                 )
-                time.sleep(float(settings.DEFAULT_CONSUMER_RETRY_WAIT) * attempt)
+                time.sleep(float(settings.CONSUMER_RETRY_WAIT) * attempt)
         logger.error(
             "callback %s failed %d times on message %s: dead-lettered",
             _name(self.callback),

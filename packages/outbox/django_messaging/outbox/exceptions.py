@@ -10,7 +10,7 @@ class OutboxError(MessagingError):
 
 
 class ExceededSendAttemptsException(OutboxError):
-    """A direct send failed ``attempts`` times in a row (``DEFAULT_MAXIMUM_RETRY_ATTEMPTS``)."""
+    """A direct send failed ``attempts`` times in a row (``MAXIMUM_RETRY_ATTEMPTS``)."""
 
     def __init__(self, attempts: int, last_error: BaseException | None = None) -> None:
         self.attempts = attempts
@@ -18,7 +18,7 @@ class ExceededSendAttemptsException(OutboxError):
         detail = f": {last_error}" if last_error else ""
         super().__init__(
             f"gave up after {attempts} failed send attempts{detail}. Check that the broker in "
-            "DEFAULT_STOMP_HOST_AND_PORTS is reachable and accepts the credentials."
+            "STOMP_HOST_AND_PORTS is reachable and accepts the credentials."
         )
 
 

@@ -1,4 +1,4 @@
-"""Headers the relay puts on every outbox message (``DEFAULT_GENERATE_HEADERS``)."""
+"""Headers the relay puts on every outbox message (``GENERATE_HEADERS``)."""
 
 from __future__ import annotations
 

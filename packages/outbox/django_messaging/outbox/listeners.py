@@ -1,4 +1,4 @@
-"""stomp.py listeners that hand frames to their owner (``DEFAULT_*_LISTENER_CLASS``).
+"""stomp.py listeners that hand frames to their owner (``*_LISTENER_CLASS``).
 
 Subclass them to add logging or metrics; keep calling ``super()`` so receipts and messages
 still reach the producer and the consumer. They run on stomp.py's receiver thread and never

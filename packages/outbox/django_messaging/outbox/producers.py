@@ -4,8 +4,8 @@
         producer.send_event(destination="/topic/orders.v1", body={"id": 1}, headers={"x": "1"})
 
 A send returns once the broker confirmed the message (STOMP receipt). Failures are retried:
-the first three at once (reconnecting), then after ``DEFAULT_PAUSE_FOR_RETRY`` seconds, then
-every ``DEFAULT_WAIT_RETRY`` seconds, until ``DEFAULT_MAXIMUM_RETRY_ATTEMPTS`` failures raise
+the first three at once (reconnecting), then after ``PAUSE_FOR_RETRY`` seconds, then
+every ``WAIT_RETRY`` seconds, until ``MAXIMUM_RETRY_ATTEMPTS`` failures raise
 :class:`ExceededSendAttemptsException`.
 """
 
@@ -30,17 +30,17 @@ def retry_delay(failures: int) -> float:
     if failures < 3:
         return 0.0
     if failures == 3:
-        return float(settings.DEFAULT_PAUSE_FOR_RETRY)
-    return float(settings.DEFAULT_WAIT_RETRY)
+        return float(settings.PAUSE_FOR_RETRY)
+    return float(settings.WAIT_RETRY)
 
 
 def encode_body(body: Any) -> tuple[bytes, str]:
-    serializer = get_serializer(settings.DEFAULT_BODY_SERIALIZER)
+    serializer = get_serializer(settings.BODY_SERIALIZER)
     return serializer.dumps(body), getattr(serializer, "content_type", "application/json")
 
 
 def generate_headers_function() -> Any:
-    return settings.imported("DEFAULT_GENERATE_HEADERS")
+    return settings.imported("GENERATE_HEADERS")
 
 
 def message_headers(message: Any, generate: Any = None) -> dict[str, str]:
@@ -105,8 +105,8 @@ class Producer:
 
     def _send_with_retry(self, message: OutgoingMessage) -> int:
         failures = 0
-        maximum = settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS
-        timeout = float(settings.DEFAULT_RECEIPT_TIMEOUT)
+        maximum = settings.MAXIMUM_RETRY_ATTEMPTS
+        timeout = float(settings.RECEIPT_TIMEOUT)
         while True:
             error: Any = None
             try:

@@ -4,20 +4,20 @@ successful confirmation.
 It is the core relay (:mod:`django_messaging.core.relay`) over the ``Published`` table and the
 STOMP transport, configured by ``MESSAGING["OUTBOX"]``, read afresh for every batch:
 
-1. **Claim** up to ``DEFAULT_PUBLISHED_CHUNK_SIZE`` pending rows, oldest first, with a lease of
-   ``DEFAULT_RELAY_CLAIM_TIMEOUT`` seconds renewed every third of it while the relay holds them
+1. **Claim** up to ``PUBLISHED_CHUNK_SIZE`` pending rows, oldest first, with a lease of
+   ``RELAY_CLAIM_TIMEOUT`` seconds renewed every third of it while the relay holds them
    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, see :mod:`.managers`): rows of a relay that died
    are claimed again seconds later; two live relays never hold the same row.
 2. **Send** them through the transport, persistent, each with a receipt.
 3. **Mark** rows sent as their receipts arrive, so a crash re-sends only rows whose
    confirmation had not been recorded.
 4. Rows left unconfirmed are released for another attempt: at once for the first three
-   failures, then after ``DEFAULT_PAUSE_FOR_RETRY``, then every ``DEFAULT_WAIT_RETRY`` seconds.
-   After ``DEFAULT_MAXIMUM_RETRY_ATTEMPTS`` they become ``FAILED`` (logged; the admin action
+   failures, then after ``PAUSE_FOR_RETRY``, then every ``WAIT_RETRY`` seconds.
+   After ``MAXIMUM_RETRY_ATTEMPTS`` they become ``FAILED`` (logged; the admin action
    "re-send" schedules them again).
 
 A broker outage closes the connection: the relay stops claiming, reconnects with back-off
-(capped by ``DEFAULT_MAXIMUM_BACKOFF``) and goes on. ``expires_at`` never stops a row. Old rows
+(capped by ``MAXIMUM_BACKOFF``) and goes on. ``expires_at`` never stops a row. Old rows
 are deleted by ``outbox_purge``, not by the relay.
 """
 
@@ -100,7 +100,7 @@ class PublishedStore:
     ) -> tuple[list[OutgoingMessage], dict[Hashable, str]]:
         messages = []
         bad: dict[Hashable, str] = {}
-        serializer_name = settings.DEFAULT_BODY_SERIALIZER
+        serializer_name = settings.BODY_SERIALIZER
         serializer = get_serializer(serializer_name)
         content_type = getattr(serializer, "content_type", None)
         generate = generate_headers_function()
@@ -143,12 +143,12 @@ class Relay(core_relay.Relay[Published]):
 
     def current_policy(self) -> core_relay.RelayPolicy:
         return core_relay.RelayPolicy(
-            batch_size=self.batch_size or int(settings.DEFAULT_PUBLISHED_CHUNK_SIZE),
+            batch_size=self.batch_size or int(settings.PUBLISHED_CHUNK_SIZE),
             window=self.window,
-            lease=float(settings.DEFAULT_RELAY_CLAIM_TIMEOUT),
-            receipt_timeout=float(settings.DEFAULT_RECEIPT_TIMEOUT),
-            idle_wait=float(settings.DEFAULT_PRODUCER_WAITING_TIME),
-            max_attempts=int(settings.DEFAULT_MAXIMUM_RETRY_ATTEMPTS),
+            lease=float(settings.RELAY_CLAIM_TIMEOUT),
+            receipt_timeout=float(settings.RECEIPT_TIMEOUT),
+            idle_wait=float(settings.PRODUCER_WAITING_TIME),
+            max_attempts=int(settings.MAXIMUM_RETRY_ATTEMPTS),
             retry=retry_delay,
             reconnect=connection.reconnect_backoff(),
         )

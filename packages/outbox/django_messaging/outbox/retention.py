@@ -47,7 +47,7 @@ def purge(
     dry_run: bool = False,
 ) -> PurgeResult:
     days = float(settings.DAYS_TO_KEEP_DATA if days is None else days)
-    size = int(batch_size or settings.DEFAULT_PURGE_BATCH_SIZE)
+    size = int(batch_size or settings.PURGE_BATCH_SIZE)
     cutoff = timezone.now() - dt.timedelta(days=days)
     result = PurgeResult()
     if published:

@@ -39,7 +39,8 @@ class Confirmations:
     #: The connection broke: whatever is still unconfirmed will never be confirmed on it.
     lost: bool = False
     error: str | None = None
-    #: Messages the broker refused (a bad destination...): their fault, not the connection's.
+    #: Messages the broker refused (a bad destination, a full queue...): their fault, not the
+    #: connection's. Without ``lost`` the connection stays open and only these are retried.
     rejected: list[Hashable] = field(default_factory=list)
 
 

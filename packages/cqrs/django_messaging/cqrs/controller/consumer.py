@@ -50,7 +50,7 @@ def route_signal_to_replica_model(
     if (
         signal_type is SignalType.SYNC
         and model.CQRS_ONLY_DIRECT_SYNCS
-        and (queue is None or queue != settings.queue)
+        and (queue is None or queue != settings.QUEUE)
     ):
         logger.info("cqrs_id=%s: broadcast SYNC ignored (CQRS_ONLY_DIRECT_SYNCS)", cqrs_id)
         return True
@@ -66,7 +66,7 @@ def route_signal_to_replica_model(
 
 
 def _apply_timeout(db: str) -> None:
-    timeout = replica_setting("CQRS_QUERY_TIMEOUT")
+    timeout = replica_setting("QUERY_TIMEOUT")
     if timeout and connections[db].vendor == "postgresql":
         with connections[db].cursor() as cursor:
             cursor.execute("SET LOCAL statement_timeout = %s", [int(timeout)])
@@ -340,14 +340,14 @@ def consume_batch(payloads: list[TransportPayload]) -> list[BaseException | None
 
 def _log_timeout(payload: TransportPayload, exc: BaseException) -> None:
     """``CQRS_LOG_TIMED_OUT_QUERIES``: report messages stopped by ``CQRS_QUERY_TIMEOUT``."""
-    if not replica_setting("CQRS_LOG_TIMED_OUT_QUERIES"):
+    if not replica_setting("LOG_TIMED_OUT_QUERIES"):
         return
     text = str(exc).lower()
     if "statement timeout" in text or "canceling statement" in text:
-        logging.getLogger(replica_setting("CQRS_QUERY_LOGGER")).error(
+        logging.getLogger(replica_setting("QUERY_LOGGER")).error(
             "cqrs_id=%s pk=%s: query timed out after %s ms: %s",
             payload.cqrs_id,
             payload.pk,
-            replica_setting("CQRS_QUERY_TIMEOUT"),
+            replica_setting("QUERY_TIMEOUT"),
             exc,
         )

@@ -15,23 +15,17 @@ first: after the next successful publish of the process, by ``cqrs_pending flush
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
 from typing import Any
 
-from django.db import DatabaseError, connections, transaction
-from django.db.models import Q
+from django.db import DatabaseError, connections
 from django.utils import timezone
 
 from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
-from django_messaging.core.serializers import get_serializer
-from django_messaging.cqrs.conf import master_setting
-from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
-from django_messaging.cqrs.transport import current_transport
 
 logger = logging.getLogger(__name__)
 
@@ -283,110 +277,49 @@ def store_unbuilt(instance: Any, using: str, exc: BaseException) -> None:
     _maybe_pending[using] = True
 
 
-def flush_pending(using: str = "default", limit: int | None = None) -> int:
-    """Publish stored messages oldest first; stop at the first failure. Returns how many went."""
-    from django_messaging.cqrs.models import PendingMessage
+def flush_pending(
+    using: str = "default", limit: int | None = None, *, due_only: bool = False
+) -> int:
+    """Publish stored messages oldest first through the core relay, each batch's confirms
+    awaited; stop at the first failure. ``limit``: one batch of at most that many.
+    ``due_only``: leave the rows that wait for a retry (after a publish). Returns how many
+    went."""
+    from django_messaging.cqrs.relay import PendingRelay
 
     if not _flush_lock.acquire(blocking=False):
         return 0
     sent = 0
+    relay = PendingRelay(using, due_only=due_only)
     try:
-        batch = limit or master_setting("CQRS_PENDING_FLUSH_BATCH")
-        serializer = get_serializer("json")
-        unbuildable: list[int] = []  # rows whose serializer fails: tried once per flush
-        while True:
-            try:
-                with transaction.atomic(using=using):
-                    # Rows of messages in flight from a live process (attempts=0) are left to
-                    # it until they are CQRS_OUTBOX_GRACE seconds old.
-                    grace = dt.timedelta(seconds=master_setting("CQRS_OUTBOX_GRACE"))
-                    qs = (
-                        PendingMessage.objects.using(using)
-                        .filter(Q(attempts__gt=0) | Q(created__lt=timezone.now() - grace))
-                        .exclude(pk__in=unbuildable)
-                        .order_by("id")
-                    )
-                    if connections[using].features.has_select_for_update_skip_locked:
-                        qs = qs.select_for_update(skip_locked=True)
-                    rows = list(qs[:batch])
-                    if using in _flush_failing:
-                        _flush_failing.discard(using)
-                        logger.info("reading pending CQRS messages on %r again", using)
-                    if not rows:
-                        # Unbuildable rows wait for cqrs_pending (or a new process): trying them
-                        # after every publish would cost each save a query and a traceback.
-                        _maybe_pending[using] = False
-                        return sent
-                    done: list[int] = []
-                    dropped: list[int] = []
-                    for row in rows:
-                        if row.body:
-                            payload = TransportPayload.from_message(
-                                serializer.loads(row.body), queue=row.queue or None
-                            )
-                        else:
-                            # Stored by a save's own statement in a process that died before
-                            # the broker confirmed it: send the instance as it is now.
-                            try:
-                                # A savepoint: a serializer's failed query must not abort the
-                                # transaction that holds the claimed rows.
-                                with transaction.atomic(using=using):
-                                    payload = staging.rebuild(row.cqrs_id, row.instance_pk, using)
-                            except Exception as exc:
-                                # A failing serializer: the row stays, with the error, for
-                                # cqrs_pending and the admin to show.
-                                logger.exception(
-                                    "cqrs_id=%s pk=%s: serialization failed; the message "
-                                    "stays stored",
-                                    row.cqrs_id,
-                                    row.instance_pk,
-                                )
-                                PendingMessage.objects.using(using).filter(pk=row.pk).update(
-                                    attempts=row.attempts + 1,
-                                    last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                                )
-                                unbuildable.append(row.pk)
-                                continue
-                            if payload is None:
-                                dropped.append(row.pk)
-                                continue
-                        try:
-                            current_transport().produce(payload)
-                        except Exception as exc:
-                            metrics.retried("cqrs", payload.cqrs_id)
-                            PendingMessage.objects.using(using).filter(pk=row.pk).update(
-                                attempts=row.attempts + 1,
-                                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-                            )
-                            PendingMessage.objects.using(using).filter(
-                                pk__in=done + dropped
-                            ).delete()
-                            sent += len(done)
-                            return sent
-                        done.append(row.pk)
-                        metrics.produced("cqrs", payload.cqrs_id)
-                    PendingMessage.objects.using(using).filter(pk__in=done + dropped).delete()
-                    sent += len(done)
-                    if limit:
-                        return sent
-            except DatabaseError as exc:
-                if not database_outage(exc):
-                    logger.exception("could not read pending CQRS messages on %r", using)
-                    return sent
-                # The database is away: what was claimed stays stored and is sent later.
-                if using not in _flush_failing:
-                    _flush_failing.add(using)
-                    logger.warning(
-                        "could not read pending CQRS messages on %r (%s); they are sent when "
-                        "the database is back",
-                        using,
-                        type(exc).__name__,
-                    )
-                return sent
+        relay.start()
+        if limit:
+            relay.batch_size = limit
+        sent = relay.flush(max_batches=1 if limit else None)
+        if relay.pending.drained:
+            # Rows that wait for a retry are the relay's (cqrs_pending run, or the next flush):
+            # trying them after every publish would cost each save a query.
+            _maybe_pending[using] = False
+        if using in _flush_failing:
+            _flush_failing.discard(using)
+            logger.info("reading pending CQRS messages on %r again", using)
+    except DatabaseError as exc:
+        if not database_outage(exc):
+            logger.exception("could not read pending CQRS messages on %r", using)
+        elif using not in _flush_failing:
+            # The database is away: what was claimed stays stored and is sent later.
+            _flush_failing.add(using)
+            logger.warning(
+                "could not read pending CQRS messages on %r (%s); they are sent when the "
+                "database is back",
+                using,
+                type(exc).__name__,
+            )
     finally:
+        relay.stop()
         if sent:
             logger.info("published %d stored CQRS message(s) from %r", sent, using)
         _flush_lock.release()
+    return sent
 
 
 class StoredMessages:
@@ -404,7 +337,7 @@ class StoredMessages:
     def published(self, payloads: list[TransportPayload]) -> None:
         for alias in {payload.origin_db or "default" for payload in payloads}:
             if maybe_pending(alias):
-                flush_pending(alias)
+                flush_pending(alias, due_only=True)
 
     def settle(self, force: bool = False) -> None:
         delete_confirmed(force=force)

@@ -245,7 +245,7 @@ def _execute(connection: Any, statement: str, params: tuple) -> Any:
         and not _prepare_failed[0]
         and not connection.queries_logged
         and not connection.in_atomic_block
-        and master_setting("CQRS_PREPARED_STATEMENTS")
+        and master_setting("PREPARED_STATEMENTS")
     ):
         connection.ensure_connection()
         if isinstance(connection.connection, psycopg.Connection):

@@ -21,27 +21,27 @@ AMQP_ERRORS = (
 
 def connection_parameters() -> pika.ConnectionParameters:
     """pika parameters from ``url`` (amqp/amqps, vhost kept) or the host/port/user/password keys."""
-    url = settings.url
+    url = settings.URL
     if url:
         params: pika.ConnectionParameters = pika.URLParameters(url)
     else:
         params = pika.ConnectionParameters(
-            host=settings.host or "localhost",
-            port=settings.port or 5672,
+            host=settings.HOST or "localhost",
+            port=settings.PORT or 5672,
             credentials=pika.PlainCredentials(
-                settings.user or "guest", settings.password or "guest"
+                settings.USER or "guest", settings.PASSWORD or "guest"
             ),
         )
-    params.heartbeat = settings.heartbeat
+    params.heartbeat = settings.HEARTBEAT
     params.blocked_connection_timeout = 10
     params.client_properties = {"connection_name": f"django-messaging-cqrs pid {os.getpid()}"}
-    for key, value in settings.connection_options.items():
+    for key, value in settings.CONNECTION_OPTIONS.items():
         setattr(params, key, value)
     return params
 
 
 def describe_broker() -> str:
-    url = settings.url
+    url = settings.URL
     if url:
         return redact_url(url)
-    return f"{settings.host or 'localhost'}:{settings.port or 5672}"
+    return f"{settings.HOST or 'localhost'}:{settings.PORT or 5672}"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from django_messaging.core import transports as core
 from django_messaging.cqrs.dataclasses import TransportPayload
 
 
@@ -47,3 +50,55 @@ class BaseTransport:
     @staticmethod
     def clean_connection(*args: Any, **kwargs: Any) -> None:
         """Close whatever connection the transport keeps."""
+
+    @classmethod
+    def relay_transport(cls) -> core.Transport:
+        """What the relay of stored messages sends through: the core transport seam. This
+        default calls :meth:`produce` for each message; a transport with publisher confirms
+        returns its own (see :class:`~.rabbit_mq.RabbitMQTransport`)."""
+        return ProducingTransport(cls)
+
+
+@dataclass(frozen=True)
+class PayloadMessage(core.OutgoingMessage):
+    """A stored master message for the relay, with the payload it was read as."""
+
+    payload: TransportPayload | None = field(default=None, compare=False)
+
+
+class ProducingTransport(core.Transport):
+    """The core seam over any transport's ``produce`` (which raises unless the broker took the
+    message): a message is confirmed when ``produce`` returned; after a failure the rest of the
+    batch is left unsent, as the stored messages go oldest first."""
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self._open = False
+        self._polled = core.Confirmations()
+
+    def open(self) -> None:
+        self._open = True
+
+    def is_open(self) -> bool:
+        return self._open
+
+    def send(self, messages: Sequence[core.OutgoingMessage]) -> list[Hashable]:
+        for index, message in enumerate(messages):
+            payload = getattr(message, "payload", None)
+            try:
+                if payload is None:
+                    raise TypeError(f"{type(message).__name__} carries no CQRS payload")
+                self.transport.produce(payload)
+            except Exception as exc:
+                self._polled.rejected.append(message.key)
+                self._polled.error = f"{type(exc).__name__}: {exc}"
+                return [m.key for m in messages[index + 1 :]]
+            self._polled.confirmed.append(message.key)
+        return []
+
+    def poll(self, timeout: float) -> core.Confirmations:
+        polled, self._polled = self._polled, core.Confirmations()
+        return polled
+
+    def close(self) -> None:
+        self._open = False

@@ -39,7 +39,7 @@ AMQP_SCHEMES = ("amqp", "amqps", "pyamqp")
 
 
 def broker_url() -> str:
-    return settings.url or "amqp://localhost"
+    return settings.URL or "amqp://localhost"
 
 
 def is_amqp() -> bool:
@@ -48,15 +48,15 @@ def is_amqp() -> bool:
 
 def connection() -> Connection:
     options = {"confirm_publish": True} if is_amqp() else {}
-    return Connection(broker_url(), heartbeat=settings.heartbeat or None, transport_options=options)
+    return Connection(broker_url(), heartbeat=settings.HEARTBEAT or None, transport_options=options)
 
 
 def exchange() -> Exchange:
-    return Exchange(settings.exchange, type="topic", durable=True)
+    return Exchange(settings.EXCHANGE, type="topic", durable=True)
 
 
 def service_queues(cqrs_ids: list[str]) -> tuple[Queue, Queue]:
-    queue, dlq, ex = settings.queue, dead_letter_queue(), exchange()
+    queue, dlq, ex = settings.QUEUE, dead_letter_queue(), exchange()
     main = Queue(
         queue,
         bindings=[binding(ex, routing_key=k) for c in cqrs_ids for k in (c, f"cqrs.{queue}.{c}")],

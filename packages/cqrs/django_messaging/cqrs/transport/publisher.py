@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pika
@@ -40,6 +41,13 @@ LINGER = 0.01
 BURST = 200
 
 
+def confirmed_tags(method: Any, unconfirmed: Iterable[int]) -> list[int]:
+    """The delivery tags an ack or nack frame's ``method`` answers."""
+    if method.multiple:
+        return [tag for tag in unconfirmed if tag <= method.delivery_tag]
+    return [method.delivery_tag]
+
+
 class _State(threading.local):
     """One publishing connection per thread, with its unconfirmed messages."""
 
@@ -60,12 +68,8 @@ class _State(threading.local):
 
     def on_confirm(self, frame: Any) -> None:
         method = frame.method
-        if method.multiple:
-            tags = [t for t in self.unconfirmed if t <= method.delivery_tag]
-        else:
-            tags = [method.delivery_tag]
         refused = isinstance(method, pika.spec.Basic.Nack)
-        for tag in tags:
+        for tag in confirmed_tags(method, self.unconfirmed):
             payload = self.unconfirmed.pop(tag, None)
             if payload is None:
                 continue
@@ -112,6 +116,20 @@ def _log_unroutable(channel: Any, method: Any, props: Any, body: bytes) -> None:
     )
 
 
+def open_channel(on_confirm: Callable[[Any], None]) -> tuple[Any, Any]:
+    """A new connection and channel to the master's exchange (declared), with publisher
+    confirms going to ``on_confirm`` (an ack or nack frame) and unroutable messages logged."""
+    connection = pika.BlockingConnection(connection_parameters())
+    channel = connection.channel()
+    channel.exchange_declare(exchange=settings.EXCHANGE, exchange_type="topic", durable=True)
+    # Confirms handled here rather than by BlockingChannel, so that a message can either
+    # wait for its own or let them arrive while later ones are sent.
+    channel._impl.confirm_delivery(ack_nack_callback=on_confirm)
+    channel._impl.add_on_return_callback(_log_unroutable)
+    connection.process_data_events(time_limit=0)
+    return connection, channel
+
+
 def _channel() -> Any:
     state = _state
     if state.pid != os.getpid():
@@ -119,7 +137,7 @@ def _channel() -> Any:
         state.connection = state.channel = None
         state.unconfirmed, state.refused, state.acked = {}, [], []
         state.pid = os.getpid()
-    target = (settings.url, settings.host, settings.port, settings.user, settings.exchange)
+    target = (settings.URL, settings.HOST, settings.PORT, settings.USER, settings.EXCHANGE)
     if state.connection is not None and state.target != target:
         _connection_lost(PublishError("the broker settings changed"))
     if (
@@ -129,14 +147,7 @@ def _channel() -> Any:
         or not state.channel.is_open
     ):
         close()
-        connection = pika.BlockingConnection(connection_parameters())
-        channel = connection.channel()
-        channel.exchange_declare(exchange=settings.exchange, exchange_type="topic", durable=True)
-        # Confirms handled here rather than by BlockingChannel, so that a message can either
-        # wait for its own or let them arrive while later ones are sent.
-        channel._impl.confirm_delivery(ack_nack_callback=state.on_confirm)
-        channel._impl.add_on_return_callback(_log_unroutable)
-        connection.process_data_events(time_limit=0)
+        connection, channel = open_channel(state.on_confirm)
         state.connection, state.channel, state.next_tag = connection, channel, 0
         state.target = target
         if not _atexit_registered[0]:
@@ -159,7 +170,7 @@ def publish(payload: TransportPayload) -> None:
             tag = state.next_tag
             state.unconfirmed[tag] = payload
             channel.basic_publish(
-                exchange=settings.exchange,
+                exchange=settings.EXCHANGE,
                 routing_key=key,
                 body=body,
                 properties=PERSISTENT,
@@ -215,15 +226,15 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
                 state.unconfirmed[state.next_tag] = payload
                 sent += 1
                 channel._impl.basic_publish(
-                    exchange=settings.exchange,
+                    exchange=settings.EXCHANGE,
                     routing_key=routing_key(payload),
                     body=body,
                     properties=PERSISTENT,
                     mandatory=True,
                 )
-            _coalesce_output(state.connection)
+            coalesce_output(state.connection)
             channel._flush_output()
-            window = master_setting("CQRS_CONFIRM_WINDOW")
+            window = master_setting("CONFIRM_WINDOW")
             if len(state.unconfirmed) > window:
                 _wait(lambda w=window: len(state.unconfirmed) <= w // 2, CONFIRM_TIMEOUT)
         except AMQP_ERRORS as exc:
@@ -244,7 +255,7 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
     return False
 
 
-def _coalesce_output(connection: Any) -> None:
+def coalesce_output(connection: Any) -> None:
     """Join what a burst wrote into one buffer: pika sends every frame (three per message) with
     a ``send()`` of its own, which costs this thread a system call and the GIL each time."""
     transport = getattr(connection._impl, "_transport", None)
@@ -256,7 +267,11 @@ def _coalesce_output(connection: Any) -> None:
 
 
 def _wait(condition: Any, timeout: float) -> None:
-    connection = _state.connection
+    wait_on(_state.connection, condition, timeout)
+
+
+def wait_on(connection: Any, condition: Callable[[], bool], timeout: float) -> None:
+    """Run ``connection``'s I/O until ``condition()`` holds or ``timeout`` seconds passed."""
     if condition():
         return
     # Run pika's I/O loop until the condition holds or the timer fires (returning as soon as a
@@ -337,7 +352,7 @@ class _Background:
         with self.lock:
             if self.pid != os.getpid() or self.thread is None or not self.thread.is_alive():
                 self.pid = os.getpid()
-                self.queue = queue.Queue(maxsize=master_setting("CQRS_CONFIRM_WINDOW") or 0)
+                self.queue = queue.Queue(maxsize=master_setting("CONFIRM_WINDOW") or 0)
                 self.thread = threading.Thread(target=self.run, name="cqrs-publisher", daemon=True)
                 self.thread.start()
         self.queue.put(payload)

@@ -14,12 +14,14 @@ from typing import Any
 
 import pika
 
+from django_messaging.core.transports import Transport
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.cqrs.conf import dead_letter_queue, settings
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.transport import publisher
 from django_messaging.cqrs.transport.amqp import AMQP_ERRORS, connection_parameters, describe_broker
 from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
+from django_messaging.cqrs.transport.confirming import PikaTransport
 from django_messaging.cqrs.transport.replica import ReplicaConsumer
 from django_messaging.cqrs.transport.wire import (
     CONTENT_TYPE,
@@ -53,8 +55,8 @@ logger = logging.getLogger(__name__)
 
 
 def declare_replica_topology(channel: Any, cqrs_ids: list[str]) -> None:
-    exchange = settings.exchange
-    queue = settings.queue
+    exchange = settings.EXCHANGE
+    queue = settings.QUEUE
     dlq = dead_letter_queue()
     channel.exchange_declare(exchange=exchange, exchange_type="topic", durable=True)
     channel.queue_declare(queue=queue, durable=True)
@@ -94,6 +96,11 @@ class RabbitMQTransport(BaseTransport):
         publisher.close()
 
     @classmethod
+    def relay_transport(cls) -> Transport:
+        """The relay's own connection, with publisher confirms polled by the core relay."""
+        return PikaTransport()
+
+    @classmethod
     def consume(cls, cqrs_ids: list[str] | None = None) -> None:
         """Consume until SIGTERM/SIGINT (the core worker runtime)."""
         run_worker(cls.consumer_worker(cqrs_ids))
@@ -126,7 +133,7 @@ class RabbitMQConsumer(ReplicaConsumer):
         publish_channel = connection.channel()
         publish_channel.confirm_delivery()
         self.buffer.clear()  # deliveries may arrive from here on: keep them
-        channel.basic_consume(settings.queue, self._on_message, auto_ack=False)
+        channel.basic_consume(settings.QUEUE, self._on_message, auto_ack=False)
         self.connection, self.channel, self.publish_channel = connection, channel, publish_channel
 
     def _close(self) -> None:

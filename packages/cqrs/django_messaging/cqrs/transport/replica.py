@@ -99,7 +99,7 @@ class ReplicaConsumer(Worker):
 
     # -- connection ----------------------------------------------------------------------
     def start(self) -> None:
-        if not settings.queue:
+        if not settings.QUEUE:
             raise ConfigurationError("MESSAGING['CQRS']['queue'] must be set to consume")
         self._connect()
 
@@ -110,7 +110,7 @@ class ReplicaConsumer(Worker):
         return list(self.cqrs_ids or ReplicaRegistry.models)
 
     def _prefetch(self) -> int:
-        return settings.consumer_prefetch_count or 2 * replica_setting("CQRS_BATCH_SIZE")
+        return settings.CONSUMER_PREFETCH_COUNT or 2 * replica_setting("BATCH_SIZE")
 
     def _connect(self) -> bool:
         try:
@@ -130,7 +130,7 @@ class ReplicaConsumer(Worker):
             return False
         self.delay_queues.clear()
         self.failures = 0
-        logger.info("consuming %s from %s", settings.queue, self.describe())
+        logger.info("consuming %s from %s", settings.QUEUE, self.describe())
         return True
 
     def _drop(self) -> None:
@@ -161,7 +161,7 @@ class ReplicaConsumer(Worker):
             if wait:
                 self._idle(min(wait, 0.5))
                 return
-            batch_size = replica_setting("CQRS_BATCH_SIZE")
+            batch_size = replica_setting("BATCH_SIZE")
             self._fill(batch_size)
             if not self.buffer:
                 self._housekeeping()
@@ -306,9 +306,9 @@ class ReplicaConsumer(Worker):
         headers = failure_headers(reason, payload.queue)
         milliseconds = int(delay * 1000)
         if milliseconds <= 0:
-            self._send("", settings.queue, payload.body(), headers)
+            self._send("", settings.QUEUE, payload.body(), headers)
             return
-        delay_queue = f"{settings.queue}.delay.{milliseconds}"
+        delay_queue = f"{settings.QUEUE}.delay.{milliseconds}"
         if delay_queue not in self.delay_queues:
             self._declare_delay_queue(delay_queue, milliseconds)
             self.delay_queues.add(delay_queue)
@@ -316,7 +316,7 @@ class ReplicaConsumer(Worker):
 
     def _dead_letter_raw(self, body: bytes, reason: str, queue: str | None = None) -> None:
         # Straight into the queue (default exchange): routable whatever the CQRS_ID.
-        ttl = replica_setting("dead_message_ttl")
+        ttl = replica_setting("DEAD_MESSAGE_TTL")
         expiration = int(ttl) * 1000 if ttl else None
         self._send("", dead_letter_queue(), body, failure_headers(reason, queue), expiration)
 

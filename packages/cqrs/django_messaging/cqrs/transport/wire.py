@@ -42,7 +42,7 @@ def routing_key(payload: TransportPayload) -> str:
     if payload.is_dead_letter:
         return f"cqrs.{dead_letter_queue()}.{payload.cqrs_id}"
     if payload.is_requeue:
-        return f"cqrs.{settings.queue}.{payload.cqrs_id}"
+        return f"cqrs.{settings.QUEUE}.{payload.cqrs_id}"
     if payload.signal_type is SignalType.SYNC and payload.queue:
         return f"cqrs.{payload.queue}.{payload.cqrs_id}"
     return payload.cqrs_id
@@ -56,7 +56,7 @@ def decode(delivery: Delivery) -> TransportPayload:
     """The payload of a received message; a direct SYNC gets this service's queue back from the
     routing key (or the header of a retry). Raises on anything malformed."""
     data = get_serializer("json").loads(delivery.body)
-    queue = settings.queue
+    queue = settings.QUEUE
     direct = delivery.routing_key.startswith(f"cqrs.{queue}.") or (
         delivery.headers.get(QUEUE_HEADER) == queue
     )
@@ -76,7 +76,7 @@ def delay_queue_arguments(milliseconds: int) -> dict[str, Any]:
     return {
         "x-message-ttl": milliseconds,
         "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": settings.queue,
+        "x-dead-letter-routing-key": settings.QUEUE,
     }
 
 

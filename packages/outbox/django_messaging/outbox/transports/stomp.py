@@ -68,7 +68,7 @@ class StompTransport(Transport):
     # Transport -----------------------------------------------------------------------------
     def open(self) -> None:
         self.close()
-        listener_class = settings.imported("DEFAULT_PRODUCER_LISTENER_CLASS")
+        listener_class = settings.imported("PRODUCER_LISTENER_CLASS")
         connection = stomp_connection.factory_connection()
         connection.set_listener(self.listener_name, listener_class(self))
         self._receipts = queue.SimpleQueue()

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("command", choices=["dump", "retry", "purge"])
 
     def handle(self, *args: Any, command: str, **options: Any) -> None:
-        if not settings.queue:
+        if not settings.QUEUE:
             raise CommandError("MESSAGING['CQRS']['queue'] is not set.")
         try:
             connection = pika.BlockingConnection(connection_parameters())
@@ -88,7 +88,7 @@ class Command(BaseCommand):
                 headers[QUEUE_HEADER] = props.headers[QUEUE_HEADER]
             channel.basic_publish(
                 exchange="",
-                routing_key=settings.queue,
+                routing_key=settings.QUEUE,
                 body=encode(fresh),
                 properties=properties(headers=headers),
                 mandatory=True,

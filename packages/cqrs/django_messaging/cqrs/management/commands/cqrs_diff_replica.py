@@ -24,7 +24,7 @@ class Command(BaseCommand):
         if not first:
             raise CommandError("Expected the output of cqrs_diff_master on stdin.")
         model = replica_model(first.split(",", 1)[0])
-        self.stdout.write(f"{first},{settings.queue}")
+        self.stdout.write(f"{first},{settings.QUEUE}")
         loads = get_serializer("json").loads
         pk_field = model._meta.pk
         for line in sys.stdin:

@@ -1,43 +1,39 @@
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS
 
-from django_messaging.core.worker import Worker, run_worker
+from django_messaging.core.worker import run_worker
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
-
-
-class _Relay(Worker):
-    name = "cqrs_pending relay"
-
-    def __init__(self, using: str, interval: float) -> None:
-        self.using = using
-        self.interval = interval
-        import threading
-
-        self.wake = threading.Event()
-
-    def run_once(self) -> None:
-        producer.flush_pending(self.using)
-        self.wake.wait(self.interval)
+from django_messaging.cqrs.relay import PendingRelay
 
 
 class Command(BaseCommand):
     help = (
         "Master messages that could not be published on commit are stored; this sends them.\n\n"
         "  list   show the stored messages\n"
-        "  flush  publish them now, oldest first (stops at the first failure)\n"
-        "  run    keep flushing every --interval seconds until SIGTERM\n\n"
-        "Example: python manage.py cqrs_pending flush"
+        "  flush  publish them now, oldest first, retries not yet due too (stops at the first\n"
+        "         failure)\n"
+        "  run    the relay: lease stored messages, publish them, delete each once the broker\n"
+        "         confirmed it, until SIGTERM (several can run side by side)\n\n"
+        "Example: python manage.py cqrs_pending run --interval 0.5"
     )
+
+    def create_parser(self, *args: Any, **kwargs: Any) -> Any:
+        parser = super().create_parser(*args, **kwargs)
+        parser.formatter_class = argparse.RawDescriptionHelpFormatter  # keep the lines above
+        return parser
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("command", choices=["list", "flush", "run"])
         parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
-        parser.add_argument("--interval", type=float, default=1.0, help="seconds between flushes")
+        parser.add_argument(
+            "--interval", type=float, default=1.0, help="run: seconds to wait when nothing is due"
+        )
 
     def handle(self, *args: Any, command: str, database: str, **options: Any) -> None:
         if command == "list":
@@ -52,4 +48,4 @@ class Command(BaseCommand):
             left = producer.pending_count(database)
             self.stderr.write(f"Published {sent} stored message(s); {left} left.")
             return
-        run_worker(_Relay(database, options["interval"]))
+        run_worker(PendingRelay(database, interval=options["interval"]))

@@ -12,7 +12,7 @@ from django_messaging.outbox.retention import purge
 class Command(BaseCommand):
     help = (
         "Delete sent outbox rows and received rows older than --days (default DAYS_TO_KEEP_DATA), "
-        "in batches of --batch-size (default DEFAULT_PURGE_BATCH_SIZE). Rows not yet sent are "
+        "in batches of --batch-size (default PURGE_BATCH_SIZE). Rows not yet sent are "
         "never deleted. Example: ./manage.py outbox_purge --days 14 --dry-run"
     )
 

@@ -26,7 +26,7 @@ class Command(WorkerCommand):
             "--batch-size",
             type=int,
             default=None,
-            help="rows claimed per batch (default: DEFAULT_PUBLISHED_CHUNK_SIZE)",
+            help="rows claimed per batch (default: PUBLISHED_CHUNK_SIZE)",
         )
 
     def check_options(self, **options: Any) -> None:

@@ -3,19 +3,22 @@ subclasses and proxies, suppression, and the cost of the hook."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection, models, transaction
+from django.db import DataError, connection, models, transaction
+from django.db.models import signals
 from django.test.utils import CaptureQueriesContext
 
 from django_messaging.core import suppress
 from django_messaging.outbox.choices import StatusChoice
-from django_messaging.outbox.decorators import Config, publish
+from django_messaging.outbox.decorators import CONFIGS_ATTRIBUTE, Config, publish
 from django_messaging.outbox.models import Published
 from tests.project.outbox_app.models import (
+    FIELDS,
     MULTI_1,
     MULTI_2,
     PLAIN,
@@ -127,10 +130,104 @@ def test_one_extra_insert_and_no_select() -> None:
         Unpublished.objects.create(field_one="a", field_two="b")
     with CaptureQueriesContext(connection) as ctx:
         PlainModel.objects.create(field_one="a", field_two="b")
-    statements = [q["sql"].split()[0].upper() for q in ctx.captured_queries]
-    plain = [q["sql"].split()[0].upper() for q in plain_ctx.captured_queries]
-    assert statements.count("INSERT") == plain.count("INSERT") + 1
-    assert "SELECT" not in statements
+    statements = [q["sql"].upper() for q in ctx.captured_queries]
+    plain = [q["sql"].upper() for q in plain_ctx.captured_queries]
+    assert sum(s.count("INSERT INTO") for s in statements) == (
+        sum(s.count("INSERT INTO") for s in plain) + 1
+    )
+    assert not any(s.startswith(("SELECT", "SAVEPOINT")) for s in statements)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_atomic", [False, True], ids=["autocommit", "atomic"])
+def test_a_create_is_one_statement_on_postgresql(in_atomic: bool) -> None:
+    """The model's INSERT carries the outbox rows: no BEGIN/COMMIT of its own in autocommit,
+    one round trip instead of two inside a transaction, and the same rows."""
+    from tests.project.outbox_app.models import Unpublished
+
+    def block() -> contextlib.AbstractContextManager:
+        return transaction.atomic() if in_atomic else contextlib.nullcontext()
+
+    with CaptureQueriesContext(connection) as plain_ctx, block():
+        Unpublished.objects.create(field_one="a", field_two="b")
+    with CaptureQueriesContext(connection) as ctx, block():
+        plain = PlainModel.objects.create(field_one="one", field_two="two")
+        fields = FieldsModel.objects.create(field_one="f1", field_two="f2")
+        versioned = VersionedModel.objects.create(field_one="v1", field_two="v2")
+    # As many statements as plain saves: one each (plus one BEGIN and COMMIT in the block).
+    assert len(plain_ctx.captured_queries) == (3 if in_atomic else 1)
+    assert len(ctx.captured_queries) == (5 if in_atomic else 3)
+    assert {r.destination: r.body for r in rows()} == {
+        PLAIN: {"id": plain.id, "field_one": "one", "field_two": "two"},
+        FIELDS: {"id": fields.id, "field_one": "f1"},
+        f"{VERSIONED}.v1": {"id": versioned.id, "field_one": "v1", "field_two": "v2"},
+    }
+    [version] = Published.objects.filter(version="v1")
+    assert version.destination == f"{VERSIONED}.v1"
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_a_key_from_a_default_is_in_the_body_of_the_one_statement() -> None:
+    """A primary key the model generates (not the database) is known before the INSERT."""
+
+    @publish([Config(destination=PLAIN)])
+    class UuidKeyed(models.Model):
+        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+        name = models.CharField(max_length=20)
+
+        class Meta:
+            app_label = "test_outbox"
+
+    with connection.schema_editor() as editor:
+        editor.create_model(UuidKeyed)
+    try:
+        with CaptureQueriesContext(connection) as ctx:
+            obj = UuidKeyed.objects.create(name="u")
+        assert len(ctx.captured_queries) == 1
+        [row] = rows()
+        assert row.body == {"id": str(obj.id), "name": "u"}
+        assert UuidKeyed.objects.get().pk == obj.pk
+    finally:
+        with connection.schema_editor() as editor:
+            editor.delete_model(UuidKeyed)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_outbox_row_fails_the_save_in_autocommit() -> None:
+    """One statement writes both rows: when the outbox row cannot be written, neither is."""
+    configs = getattr(PlainModel, CONFIGS_ATTRIBUTE)
+    kept = configs[0]
+    configs[0] = Config(destination="/topic/" + "x" * 300)  # longer than the column
+    try:
+        with pytest.raises(DataError):
+            PlainModel.objects.create(field_one="a", field_two="b")
+    finally:
+        configs[0] = kept
+    assert not PlainModel.objects.exists()
+    assert not Published.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_post_save_receiver_still_undoes_the_save_in_autocommit() -> None:
+    """With a ``post_save`` receiver the save keeps its transaction: a receiver that raises
+    takes the model row and the outbox row back, as it always did."""
+
+    def fail(**kwargs: object) -> None:
+        raise RuntimeError("receiver failed")
+
+    signals.post_save.connect(fail, sender=PlainModel, dispatch_uid="outbox-test-fail")
+    try:
+        with pytest.raises(RuntimeError, match="receiver failed"):
+            PlainModel.objects.create(field_one="a", field_two="b")
+    finally:
+        signals.post_save.disconnect(sender=PlainModel, dispatch_uid="outbox-test-fail")
+    assert not PlainModel.objects.exists()
+    assert not Published.objects.exists()
+    PlainModel.objects.create(field_one="c", field_two="d")
+    assert Published.objects.count() == 1
 
 
 def test_unknown_serializer_name_is_an_error_not_a_silent_fallback() -> None:

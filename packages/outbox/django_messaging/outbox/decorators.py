@@ -6,18 +6,32 @@ database transaction as the save.
 
 The body is ``{"id": <pk>, <field>: <value>, ...}`` (all concrete fields, or ``fields``), or what
 the model method named by ``serializer`` returns. Nothing is written inside ``suppress()``.
+
+How the rows are written: a save that is one ``INSERT`` on PostgreSQL (a new instance of a model
+without a custom ``save()``, multi-table parents, ``pre_save``/``post_save`` receivers,
+database-computed fields or ``serializer`` configs) carries them in its own statement::
+
+    WITH saved AS (INSERT INTO <model> ... RETURNING <pk>),
+         m0 AS (INSERT INTO messaging_outbox_published ... VALUES (..., <body with saved.pk>, ...))
+    SELECT * FROM saved
+
+which commits both together: in autocommit no ``BEGIN``/``COMMIT`` is needed, and inside a
+transaction it is one round trip instead of two. Every other save runs in
+``transaction.atomic(savepoint=False)`` with one more ``INSERT`` for the rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import inspect
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router, transaction
+from django.db.models import NOT_PROVIDED, signals, sql
 from django.utils import timezone
 from django.utils.encoding import is_protected_type
 
@@ -72,63 +86,239 @@ def build_body(instance: models.Model, config: Config) -> Any:
 
 _INSERT_SQL: dict[tuple[str, int], str] = {}
 _NULL_AT_FIRST = frozenset({"claimed_by", "claimed_until", "sent_at"})
+_FIELDS: list[Any] = []
+_CONSTANTS: dict[str, Any] = {
+    "headers": {},
+    "retry": 0,
+    "status": StatusChoice.SCHEDULE,
+    "last_error": "",
+}
+#: database alias -> the prepared values of ``_CONSTANTS``.
+_CONSTANT_PARAMS: dict[str, dict[str, Any]] = {}
 
 
-def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any]]) -> None:
-    """INSERT one ``Published`` row per ``(destination, version, body)`` in one statement.
+def _outbox_fields() -> list[Any]:
+    """``Published``'s columns the rows are written with; those that start out NULL (claim,
+    send time) are left to the database."""
+    if not _FIELDS:
+        from django_messaging.outbox.models import Published
 
-    The same row ``Published.objects.bulk_create`` writes (every column, its defaults, values
-    prepared by the fields themselves), without building model instances and compiling the
-    statement on every save: the SQL is built once per database and row count. Like
-    ``bulk_create``, it sends no ``pre_save``/``post_save`` signals for the outbox rows.
-    """
-    from django_messaging.outbox.models import Published, one_more_day
-
-    connection = connections[using]
-    # Columns that start out NULL (claim, send time, no version) are left to the database.
-    fields = [
-        f for f in Published._meta.concrete_fields if not (f.null and f.attname in _NULL_AT_FIRST)
-    ]
-    key = (using, len(messages))
-    sql = _INSERT_SQL.get(key)
-    if sql is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(str(f.column)) for f in fields)
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql = _INSERT_SQL[key] = (
-            f"INSERT INTO {quote(Published._meta.db_table)} ({columns}) "
-            f"VALUES {', '.join([row] * len(messages))}"
+        _FIELDS.extend(
+            f
+            for f in Published._meta.concrete_fields
+            if not (f.null and f.attname in _NULL_AT_FIRST)
         )
-    params: list[Any] = []
+    return _FIELDS
+
+
+def _outbox_params(
+    connection: Any, messages: Sequence[tuple[str, str | None, Any]]
+) -> list[list[Any]]:
+    """The values of one ``Published`` row per ``(destination, version, body)``, prepared by the
+    fields themselves: the row ``Published.objects.bulk_create`` writes (every column, its
+    defaults), without building model instances."""
+    from django_messaging.outbox.models import one_more_day
+
+    fields = _outbox_fields()
+    constant = _CONSTANT_PARAMS.get(connection.alias)
+    if constant is None:  # the columns every row starts with the same value in
+        constant = _CONSTANT_PARAMS[connection.alias] = {
+            f.attname: f.get_db_prep_save(value, connection)
+            for f in fields
+            for name, value in _CONSTANTS.items()
+            if f.attname == name
+        }
+    rows = []
     previous = None
     for destination, version, body in messages:
         now = timezone.now()
         if previous is not None and now <= previous:  # the relay sends configs in this order
             now = previous + dt.timedelta(microseconds=1)
         previous = now
-        expires = one_more_day(now)
         values = {
             "id": uuid.uuid4(),
             "version": version,
             "destination": destination,
             "body": body,
-            # The trace of the transaction that writes the row, continued by the relay.
-            "headers": tracing.inject() if tracing.enabled else {},
             "added": now,
-            "expires_at": expires,
-            "retry": 0,
-            "status": StatusChoice.SCHEDULE,
+            "expires_at": one_more_day(now),
             "available_at": now,
-            "last_error": "",
         }
-        params.extend(
-            f.get_db_prep_save(
-                values[f.attname] if f.attname in values else f.get_default(), connection
-            )
-            for f in fields
+        if tracing.enabled:  # the trace of the transaction that writes the row, for the relay
+            values["headers"] = tracing.inject()
+        rows.append(
+            [
+                constant[f.attname]
+                if f.attname in constant and f.attname not in values
+                else f.get_db_prep_save(
+                    values[f.attname] if f.attname in values else f.get_default(), connection
+                )
+                for f in fields
+            ]
         )
+    return rows
+
+
+def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any]]) -> None:
+    """INSERT one ``Published`` row per ``(destination, version, body)`` in one statement.
+
+    The SQL is built once per database and row count. Like ``bulk_create``, it sends no
+    ``pre_save``/``post_save`` signals for the outbox rows.
+    """
+    from django_messaging.outbox.models import Published
+
+    connection = connections[using]
+    fields = _outbox_fields()
+    key = (using, len(messages))
+    sql_text = _INSERT_SQL.get(key)
+    if sql_text is None:
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(str(f.column)) for f in fields)
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql_text = _INSERT_SQL[key] = (
+            f"INSERT INTO {quote(Published._meta.db_table)} ({columns}) "
+            f"VALUES {', '.join([row] * len(messages))}"
+        )
+    params = [value for row_params in _outbox_params(connection, messages) for value in row_params]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql_text, params)
+
+
+# --- the save's own statement carries the rows (PostgreSQL) -------------------------------
+
+#: Key of the instance's ``__dict__`` entry asking its next INSERT to carry the rows.
+_CARRY = "_outbox_carry"
+#: ``Model._do_insert``'s parameters (Django 4.2 to 5.2), which the override relies on.
+_DO_INSERT_PARAMETERS = ("self", "manager", "using", "fields", "returning_fields", "raw")
+_hook_known: list[bool] = []
+#: (model, database) -> whether its saves can carry the rows; see ``_carries``.
+_MODEL_CARRIES: dict[tuple[type, str], frozenset[str] | None] = {}
+#: (database, number of rows, pk comes back from the INSERT) -> the statement after the INSERT.
+_CARRY_SQL: dict[tuple[str, int, bool], tuple[str, str]] = {}
+
+
+def _do_insert_known() -> bool:
+    if not _hook_known:
+        found = tuple(inspect.signature(models.Model._do_insert).parameters)
+        _hook_known.append(found == _DO_INSERT_PARAMETERS)
+    return _hook_known[0]
+
+
+def _model_carries(model: type[models.Model], using: str) -> frozenset[str] | None:
+    """What about the model (not the instance) lets its INSERT carry the rows: None when
+    nothing can, else the names of its many-to-many fields (a config listing one cannot)."""
+    key = (model, using)
+    if key not in _MODEL_CARRIES:
+        meta = model._meta
+        carries = (
+            connections[using].vendor == "postgresql"
+            and _do_insert_known()
+            and model._do_insert is _do_insert  # type: ignore[comparison-overlap]
+            and model.save in _ONE_STATEMENT_SAVES
+            and not meta.parents
+            and len(getattr(meta, "pk_fields", [meta.pk])) == 1
+            and all(f is meta.pk for f in meta.db_returning_fields)
+        )
+        _MODEL_CARRIES[key] = (
+            frozenset(n for f in meta.many_to_many for n in (f.name, f.attname))
+            if carries
+            else None
+        )
+    return _MODEL_CARRIES[key]
+
+
+#: The decorator's save wrappers whose wrapped save is Django's own ``Model.save``.
+_ONE_STATEMENT_SAVES: set[Any] = set()
+
+
+def _carries(
+    instance: models.Model, using: str, configs: Sequence[Config], args: tuple, kwargs: dict
+) -> bool:
+    """True when this ``save()`` is exactly one INSERT (and nothing around it in the same call
+    that the rows' transaction used to cover): no UPDATE is tried first, no receivers, and
+    every body can be built before the INSERT (its ``id`` aside)."""
+    m2m = _model_carries(type(instance), using)
+    if m2m is None or any(c.serializer or (m2m and set(c.fields or ()) & m2m) for c in configs):
+        return False
+    model = type(instance)
+    if args or kwargs.get("update_fields") is not None or kwargs.get("force_update"):
+        return False
+    if not instance._state.adding:
+        return False
+    pk = model._meta.pk
+    if not (
+        kwargs.get("force_insert")
+        or instance.pk is None
+        or pk.has_default()
+        or getattr(pk, "db_default", NOT_PROVIDED) is not NOT_PROVIDED
+    ):
+        return False
+    return not (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model))
+
+
+def _do_insert(
+    self: models.Model,
+    manager: Any,
+    using: str,
+    fields: list[Any],
+    returning_fields: list[Any],
+    raw: bool,
+) -> Any:
+    """``Model._do_insert`` that writes the outbox rows in the same statement when the save
+    asked for it (see the module docstring)."""
+    configs: list[Config] | None = self.__dict__.pop(_CARRY, None)
+    if configs is None:
+        return models.Model._do_insert(self, manager, using, fields, returning_fields, raw)
+    from django_messaging.outbox.models import Published
+
+    model = manager.model
+    meta = model._meta
+    connection = connections[using]
+    query = sql.InsertQuery(model)
+    query.insert_values(fields, [self], raw=raw)
+    compiler = query.get_compiler(using=using)
+    compiler.returning_fields = returning_fields
+    ((insert_sql, insert_params),) = compiler.as_sql()  # fields' pre_save has run now
+    pk_from_insert = bool(returning_fields)
+    key = (using, len(configs), pk_from_insert)
+    parts = _CARRY_SQL.get(key)
+    if parts is None:
+        quote = connection.ops.quote_name
+        outbox_fields = _outbox_fields()
+        columns = ", ".join(quote(str(f.column)) for f in outbox_fields)
+        # The body's "id" is the new primary key, set from the row the INSERT returned.
+        body = "CAST(%s AS jsonb)"
+        if pk_from_insert:
+            body = f"jsonb_set({body}, '{{id}}', to_jsonb(saved.{{pk}}))"
+        values = ", ".join(body if f.attname == "body" else "%s" for f in outbox_fields)
+        source = f"SELECT {values} FROM saved" if pk_from_insert else f"VALUES ({values})"
+        rows = ", ".join(
+            f"m{i} AS (INSERT INTO {quote(Published._meta.db_table)} ({columns}) {source})"
+            for i in range(len(configs))
+        )
+        parts = _CARRY_SQL[key] = (
+            ("WITH saved AS (", f"), {rows} SELECT * FROM saved")
+            if pk_from_insert
+            else (f"WITH {rows} ", "")
+        )
+    before, after = parts
+    if pk_from_insert:
+        after = after.replace("{pk}", connection.ops.quote_name(meta.pk.column))
+    messages = [(c.full_destination, c.version, _field_body(self, c.fields)) for c in configs]
+    params = [*insert_params] if pk_from_insert else []
+    for row in _outbox_params(connection, messages):
+        params.extend(row)
+    if not pk_from_insert:
+        params.extend(insert_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"{before}{insert_sql}{after}", params)
+        if not returning_fields:
+            return []
+        rows = [cursor.fetchone()]
+    converters = compiler.get_converters([f.get_col(meta.db_table) for f in returning_fields])
+    if converters:
+        rows = [tuple(r) for r in compiler.apply_converters(rows, converters)]
+    return rows
 
 
 def _check(cls: type[models.Model], configs: Sequence[Config]) -> None:
@@ -164,6 +354,19 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 return
 
             using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            if _carries(self, using, active, args, kwargs):
+                self.__dict__[_CARRY] = active
+                try:
+                    original_save(self, *args, **kwargs)
+                finally:
+                    missed = self.__dict__.pop(_CARRY, None)
+                if missed is None:
+                    return
+                # Not reached for a save that is one INSERT; written as before if it was not.
+                insert_outbox_rows(
+                    using, [(c.full_destination, c.version, build_body(self, c)) for c in missed]
+                )
+                return
             # No savepoint: if the outbox INSERT fails, the caller's transaction cannot commit
             # the model row without it.
             with transaction.atomic(using=using, savepoint=False):
@@ -173,6 +376,10 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                     [(c.full_destination, c.version, build_body(self, c)) for c in active],
                 )
 
+        if original_save is models.Model.save:
+            _ONE_STATEMENT_SAVES.add(save)
+        if cls._do_insert is models.Model._do_insert:  # type: ignore[comparison-overlap]
+            cls._do_insert = _do_insert  # type: ignore[method-assign]
         cls.save = save  # type: ignore[method-assign]
         setattr(cls, CONFIGS_ATTRIBUTE, configs)
         return cls

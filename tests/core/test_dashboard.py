@@ -199,8 +199,8 @@ def test_the_charts_draw_the_samples_of_the_last_hour(
     assert len(charts) == 2
     backlog_svg, throughput_svg = charts
     assert 'aria-label="Backlog, last hour"' in backlog_svg
-    assert "Backlog (messages): now 25, peak 45" in html  # the 90-minute-old sample left out
-    assert "Throughput (messages/s): now 4, peak 4" in html
+    assert "Backlog (messages): latest 25, peak 45" in html  # the 90-minute-old sample left out
+    assert "Throughput (messages/s): latest 4, peak 4" in html
     points = re.search(r'<polyline points="([^"]+)"', backlog_svg)
     assert points is not None
     xs_ys = [tuple(map(float, p.split(","))) for p in points.group(1).split()]

@@ -89,7 +89,10 @@ def svg(points: Sequence[tuple[float, float]], title: str) -> SafeString:
         ' viewBox="0 0 {} {}" width="{}" height="{}">'
         '<rect x="0" y="0" width="{}" height="{}" fill="none" stroke="#ccc"/>'
         '<polyline points="{}" fill="none" stroke="#417690" stroke-width="2"/>'
-        '<g fill="#417690">{}</g></svg>',
+        '<g fill="#417690">{}</g>'
+        '<g fill="#666" font-size="11" font-family="sans-serif">'
+        '<text x="{}" y="14">{}</text><text x="{}" y="{}">60 min ago</text>'
+        '<text x="{}" y="{}" text-anchor="end">now</text></g></svg>',
         f"{title}, last hour",
         WIDTH,
         HEIGHT,
@@ -99,6 +102,12 @@ def svg(points: Sequence[tuple[float, float]], title: str) -> SafeString:
         HEIGHT,
         coords,
         dots,
+        PAD + 4,
+        f"{top:g}",
+        PAD + 4,
+        HEIGHT - PAD - 4,
+        WIDTH - PAD - 4,
+        HEIGHT - PAD - 4,
     )
 
 

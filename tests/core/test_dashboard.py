@@ -223,7 +223,7 @@ class Counting(Worker):
         if self.units == 0:
             self.stop_requested.request()
 
-    def handled(self) -> int:
+    def messages_handled(self) -> int:
         return self.count
 
 

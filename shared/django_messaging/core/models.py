@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 
 
@@ -11,10 +13,10 @@ class StatusSample(models.Model):
     metric over its labels (``outbox_backlog``, ``kafka_consumer_lag``, ...), or a worker's
     ``throughput`` in messages per second since its previous sample."""
 
-    taken_at = models.DateTimeField(db_index=True)
-    package = models.CharField(max_length=50)
-    name = models.CharField(max_length=100)
-    value = models.FloatField()
+    taken_at: models.DateTimeField[Any, Any] = models.DateTimeField(db_index=True)
+    package: models.CharField[Any, Any] = models.CharField(max_length=50)
+    name: models.CharField[Any, Any] = models.CharField(max_length=100)
+    value: models.FloatField[Any, Any] = models.FloatField()
 
     class Meta:
         verbose_name = "status"

@@ -214,7 +214,7 @@ class Relay(Worker, Generic[Row]):
             self.transport.close()
         logger.info("relay %s stopped: %d messages confirmed by the broker", self.owner, self.sent)
 
-    def handled(self) -> int:
+    def messages_handled(self) -> int:
         """Messages confirmed by the broker since the start."""
         return self.sent
 

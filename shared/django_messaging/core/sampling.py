@@ -7,8 +7,9 @@ it writes :class:`~django_messaging.core.models.StatusSample` rows:
 * the figures of :func:`django_messaging.core.status.collect` whose kind is a backlog or a lag,
   summed over their labels (one row per package and metric);
 * ``throughput``: the messages this worker handled per second since its previous sample, for a
-  worker that counts them (:meth:`Worker.handled <django_messaging.core.worker.Worker.handled>`:
-  the outbox relay of ``publish`` and the Kafka consumer count them).
+  worker that counts them (:meth:`Worker.messages_handled <django_messaging.core.worker.Worker.messages_handled>`: the
+  outbox relay of ``publish``, the outbox subscriber of ``subscribe`` and the Kafka consumer
+  count them).
 
 Rows older than ``SAMPLE_RETENTION`` seconds are deleted at the same time. When several worker
 processes run, the status figures are written by whichever one finds no sample younger than
@@ -96,7 +97,7 @@ class Sampler:
     def for_worker(cls, worker: Worker) -> Sampler | None:
         """A sampler of ``worker`` with the configured interval, ``None`` when sampling is off."""
         interval = float(settings.get("SAMPLE_INTERVAL"))
-        return cls(worker.name, interval, worker.handled) if interval > 0 else None
+        return cls(worker.name, interval, worker.messages_handled) if interval > 0 else None
 
     def tick(self) -> None:
         """Called after each unit of work: a clock comparison, and a sample when one is due."""

@@ -55,7 +55,7 @@ class Worker:
     def stop(self) -> None:
         """Commit or acknowledge what was done, close connections. Called once, always."""
 
-    def handled(self) -> int | None:
+    def messages_handled(self) -> int | None:
         """Messages handled since the start, for the ``throughput`` samples of
         :mod:`django_messaging.core.sampling`; ``None``: this worker does not count them."""
         return None

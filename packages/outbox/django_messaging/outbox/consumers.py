@@ -133,6 +133,10 @@ class Consumer(Worker):
         self._next_database_check = 0.0
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
 
+    def messages_handled(self) -> int:
+        """Messages taken off the queue since the start (the status samples' throughput)."""
+        return self.handled
+
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
         subscription = frame.headers.get("subscription")

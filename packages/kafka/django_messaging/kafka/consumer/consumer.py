@@ -169,7 +169,7 @@ class Consumer(FailurePolicy, Worker):
             if metrics.enabled:
                 metrics.consumed_batch("kafka", (m.topic() for m in msgs), started)
 
-    def handled(self) -> int:
+    def messages_handled(self) -> int:
         """Messages taken from the broker since the start (a retried one counts once per try)."""
         return self._handled
 

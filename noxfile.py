@@ -53,7 +53,8 @@ def db_name(label: str) -> str:
 
 @nox.session(python=False)
 def services(session: nox.Session) -> None:
-    """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run."""
+    """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run.
+    Without Docker, as root, also install chromium and chromium-driver (the browser test)."""
     if (
         shutil.which("docker")
         and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0

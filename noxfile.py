@@ -30,6 +30,7 @@ TEST_REQUIREMENTS = [
     "pycryptodome>=3.22",  # the event store's cipher tests (eventsourcing.cipher.AESCipher)
     "prometheus_client>=0.20,<1",  # the [metrics] extra: scrape tests of the worker commands
     "opentelemetry-sdk>=1.20,<2",  # the [otel] extra, and the SDK's in-memory span exporter
+    "selenium>=4.10",  # the admin dashboard in headless Chromium (scripts/local-services.sh)
 ]
 DJANGO = {"4.2": "Django>=4.2,<4.3", "5.2": "Django>=5.2,<5.3"}
 #: (Django, database) pairs the test session runs; every pair runs every package's tests.
@@ -52,7 +53,8 @@ def db_name(label: str) -> str:
 
 @nox.session(python=False)
 def services(session: nox.Session) -> None:
-    """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run."""
+    """Start or check PostgreSQL, MariaDB, RabbitMQ (AMQP + STOMP); Kafka starts per test run.
+    Without Docker, as root, also install chromium and chromium-driver (the browser test)."""
     if (
         shutil.which("docker")
         and subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0

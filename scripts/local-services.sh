@@ -20,4 +20,17 @@ if command -v rabbitmq-plugins >/dev/null; then
     rabbitmq-plugins enable rabbitmq_stomp >/dev/null && started "enabled rabbitmq_stomp"
   fi
 fi
+# The headless browser of the admin dashboard test (Debian's chromium + chromedriver). Without
+# them that test skips and says why; a failed install never stops the other services.
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && command -v apt-get >/dev/null \
+  && [ "$(id -u)" = 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  if timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+    || { timeout 300 apt-get update -qq >/dev/null 2>&1 \
+      && timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; }; then
+    started "installed chromium and chromium-driver"
+  else
+    echo "services: could not install chromium/chromium-driver: the browser test will skip" >&2
+  fi
+fi
 exec python3 -m tests.services check "${MESSAGING_TEST_DB:-postgres}"

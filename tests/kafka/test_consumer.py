@@ -496,3 +496,45 @@ def test_an_overridden_get_topic_chooses_the_handler_of_each_message(
     consumer = make_consumer(group, _collect(name, regular)(), get_topic=get_topic)()
     run_until(consumer, lambda: len(regular) + len(audit) == 3)
     assert (audit, regular) == (["a"], ["b", "c"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_loop_samples_the_consumers_throughput(create_topic, group, kafka_bootstrap):
+    """The status samples behind the admin dashboard: written by ``run_worker`` between
+    batches, the consumer's own count giving the throughput."""
+    import threading
+
+    from django.conf import settings as django_settings
+
+    from django_messaging.core.models import StatusSample
+    from django_messaging.core.worker import StopRequested, run_worker
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"%d" % i for i in range(10)])
+    seen: list[bytes] = []
+    consumer = make_consumer(
+        group, make_topic(TopicConsumer, name, consume=lambda self, msg: seen.append(msg.value()))()
+    )()
+    stop = StopRequested()
+    throughput = StatusSample.objects.filter(package=consumer.name, name="throughput", value__gt=0)
+
+    def stop_once_sampled() -> None:
+        try:
+            wait_until(lambda: len(seen) == 10 and throughput.exists(), timeout=20)
+        finally:
+            stop.request()
+            connection.close()  # this thread's
+
+    status = {**django_settings.MESSAGING, "STATUS": {"SAMPLE_INTERVAL": 0.3}}
+    with override_settings(MESSAGING=status):
+        watcher = threading.Thread(target=stop_once_sampled)
+        watcher.start()
+        try:
+            run_worker(consumer, stop)
+        finally:
+            stop.request()
+            watcher.join()
+    assert len(seen) == 10
+    assert consumer.messages_handled() == 10
+    rates = list(throughput.values_list("value", flat=True))
+    assert rates and all(0 < rate <= 10 / 0.3 * 2 for rate in rates), rates

@@ -43,6 +43,7 @@ def waiting(stomp_address, unique_name):
 def test_waiting_messages_commit_in_one_transaction(waiting) -> None:
     consumer = waiting(callbacks.store_order, [(f"b{i}", str(i)) for i in range(20)])
     drive(consumer, lambda: consumer.handled == 20, what="20 messages handled")
+    assert consumer.messages_handled() == 20  # the throughput of the status samples
     assert sorted(int(o.number) for o in Order.objects.all()) == list(range(20))
     assert Received.objects.filter(queue=consumer.queue_name).count() == 20
     if connection.vendor == "postgresql":

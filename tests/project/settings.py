@@ -19,6 +19,7 @@ DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.project.urls"
+STATIC_URL = "static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 FEATURES = ["kafka", "outbox", "cqrs", "eventstore"]
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "django_messaging.core",
     *(f"django_messaging.{app}" for app in APPS),
     *(f"tests.project.{app}_app" for app in APPS),

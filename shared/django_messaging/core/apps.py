@@ -8,7 +8,10 @@ class MessagingCoreConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from django_messaging.core import checks  # noqa: F401  (registers the system checks)
+        from django_messaging.core import (
+            checks,  # noqa: F401  (registers the system checks)
+            sampling,  # noqa: F401  (declares MESSAGING["STATUS"])
+        )
         from django_messaging.core.settings import clear_caches
 
         setting_changed.connect(clear_caches, dispatch_uid="django_messaging.core.settings")

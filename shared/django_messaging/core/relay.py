@@ -221,6 +221,10 @@ class Relay(Worker, Generic[Row]):
             self.transport.close()
         logger.info("relay %s stopped: %d messages confirmed by the broker", self.owner, self.sent)
 
+    def messages_handled(self) -> int:
+        """Messages confirmed by the broker since the start."""
+        return self.sent
+
     def run_once(self) -> None:
         policy = self.current_policy()
         wait = self._next_database_try - time.monotonic()

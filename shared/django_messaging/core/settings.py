@@ -45,6 +45,7 @@ SETTINGS_NAME = "MESSAGING"
 #: still known, so the checks can say "install X" rather than "unknown section".
 KNOWN_SECTIONS: dict[str, str] = {
     "SERIALIZERS": "django_messaging.core",
+    "STATUS": "django_messaging.core",
     "KAFKA": "django_messaging.kafka",
     "OUTBOX": "django_messaging.outbox",
     "CQRS": "django_messaging.cqrs",

@@ -5,7 +5,9 @@ A :class:`Worker` does one bounded unit of work per :meth:`Worker.run_once` call
 batch it returned, one relay batch, ...). :func:`run_worker` calls it until SIGTERM or SIGINT
 arrives, then lets the unit in progress finish, calls :meth:`Worker.stop` (commit, ack, close)
 and returns, so the command exits 0. Between units it calls ``close_old_connections()`` so
-that a database restart or ``CONN_MAX_AGE`` never breaks a long-lived worker.
+that a database restart or ``CONN_MAX_AGE`` never breaks a long-lived worker, and every
+``MESSAGING["STATUS"]["SAMPLE_INTERVAL"]`` seconds it records the status figures for the admin
+dashboard (:mod:`django_messaging.core.sampling`).
 
 :func:`run_workers` runs several workers as child processes under a supervisor: a child that
 crashes or is killed is restarted with exponential backoff, up to ``max_restarts`` within
@@ -42,6 +44,7 @@ import django
 from django import db
 
 from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.sampling import Sampler
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,11 @@ class Worker:
 
     def stop(self) -> None:
         """Commit or acknowledge what was done, close connections. Called once, always."""
+
+    def messages_handled(self) -> int | None:
+        """Messages handled since the start, for the ``throughput`` samples of
+        :mod:`django_messaging.core.sampling`; ``None``: this worker does not count them."""
+        return None
 
 
 class StopRequested:
@@ -133,9 +141,12 @@ def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
             ).start()
         try:
             worker.start()
+            sampler = Sampler.for_worker(worker)
             try:
                 while not stop:
                     worker.run_once()
+                    if sampler is not None:
+                        sampler.tick()
                     db.close_old_connections()
             finally:
                 worker.stop()

@@ -134,6 +134,10 @@ class Consumer(Worker):
         self.handled = 0  # messages taken off the queue (acknowledged or dead-lettered)
         self.shutdown_timeout = settings.CONSUMER_SHUTDOWN_TIMEOUT
 
+    def messages_handled(self) -> int:
+        """Messages taken off the queue since the start (the status samples' throughput)."""
+        return self.handled
+
     # listener callbacks (receiver thread) ---------------------------------------------------
     def on_message(self, frame: Any) -> None:
         subscription = frame.headers.get("subscription")

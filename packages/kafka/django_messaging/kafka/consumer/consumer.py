@@ -70,6 +70,7 @@ class Consumer(FailurePolicy, Worker):
         self._partitions: dict[str, int] = {}
         self._handlers: dict[str, tuple[TopicConsumer, bool, Any, Any]] = {}
         self.name = type(self).__name__
+        self._handled = 0
         self._offsets = OffsetBook(
             self.name, commit_each_batch=not self.config.get("enable.auto.commit", True)
         )
@@ -162,10 +163,15 @@ class Consumer(FailurePolicy, Worker):
             timeout = max(0.0, min(timeout, due - time.monotonic()))
         msgs = self._consumer.consume(self.get_batch_size(), timeout)
         if msgs:
+            self._handled += len(msgs)
             started = time.perf_counter()
             self.process_batch(msgs, done)
             if metrics.enabled:
                 metrics.consumed_batch("kafka", (m.topic() for m in msgs), started)
+
+    def messages_handled(self) -> int:
+        """Messages taken from the broker since the start (a retried one counts once per try)."""
+        return self._handled
 
     def _retry_due(self, done: Done) -> None:
         """Handle the held messages of partitions whose pause is over; resume the partitions

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MessagingOutboxConfig(AppConfig):
@@ -8,4 +9,11 @@ class MessagingOutboxConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django_messaging.core.durable import register_durable_sender
         from django_messaging.outbox import conf  # noqa: F401  (declares MESSAGING["OUTBOX"])
+        from django_messaging.outbox.checks import check_transports
+        from django_messaging.outbox.durable import OutboxSender
+
+        checks.register(check_transports)
+        # Transactional sends of other packages (Kafka's on_commit produce) write outbox rows.
+        register_durable_sender(OutboxSender())

@@ -117,6 +117,9 @@ settings = Section(
         ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEFAULT_DEAD_LETTER_PREFIX": Setting("DLQ.", str),
+        # --- transports: name -> {"BACKEND": "stomp" | "kafka" | "amqp" | path, "OPTIONS": {}}
+        # (see transports/named.py); "default" is STOMP over DEFAULT_STOMP_* unless defined.
+        "TRANSPORTS": Setting({}, dict, open=True),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------
         "DAYS_TO_KEEP_DATA": Setting(30, NUMBER, validate=_positive),
         "DEFAULT_PURGE_BATCH_SIZE": Setting(500, int, validate=_positive),

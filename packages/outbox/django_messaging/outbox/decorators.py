@@ -35,6 +35,12 @@ class Config(NamedTuple):
     fields: list[str] | None = None
     serializer: str | None = None
     version: str | None = None
+    #: The name of the transport in ``MESSAGING["OUTBOX"]["TRANSPORTS"]`` that sends it.
+    transport: str = "default"
+    #: The message key: the name of a model attribute (called when it is a method) or a
+    #: callable taking the instance. Messages with the same key reach the broker in commit
+    #: order; a Kafka transport sends it as the record key.
+    key: str | Callable[[Any], Any] | None = None
 
     @property
     def full_destination(self) -> str:
@@ -63,6 +69,30 @@ def _field_body(instance: models.Model, fields: Sequence[str] | None) -> dict[st
     return body
 
 
+def build_key(instance: models.Model, config: Config) -> str | None:
+    if config.key is None:
+        return None
+    if callable(config.key):
+        value = config.key(instance)
+    else:
+        value = getattr(instance, config.key)
+        if callable(value):
+            value = value()
+    return None if value is None else str(value)
+
+
+class NewRow(NamedTuple):
+    """One outbox row to insert."""
+
+    destination: str
+    version: str | None
+    body: Any
+    transport: str = "default"
+    key: str | None = None
+    payload: bytes | None = None
+    headers: dict[str, Any] | None = None
+
+
 def build_body(instance: models.Model, config: Config) -> Any:
     if config.serializer:
         return getattr(instance, config.serializer)()
@@ -73,8 +103,9 @@ _INSERT_SQL: dict[tuple[str, int], str] = {}
 _NULL_AT_FIRST = frozenset({"claimed_by", "claimed_until", "sent_at"})
 
 
-def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any]]) -> None:
-    """INSERT one ``Published`` row per ``(destination, version, body)`` in one statement.
+def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT one ``Published`` row per :class:`NewRow` (or ``(destination, version, body)``)
+    in one statement.
 
     The same row ``Published.objects.bulk_create`` writes (every column, its defaults, values
     prepared by the fields themselves), without building model instances and compiling the
@@ -100,7 +131,8 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
         )
     params: list[Any] = []
     previous = None
-    for destination, version, body in messages:
+    for message in messages:
+        row = message if isinstance(message, NewRow) else NewRow(*message)
         now = timezone.now()
         if previous is not None and now <= previous:  # the relay sends configs in this order
             now = previous + dt.timedelta(microseconds=1)
@@ -108,10 +140,13 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any
         expires = one_more_day(now)
         values = {
             "id": uuid.uuid4(),
-            "version": version,
-            "destination": destination,
-            "body": body,
-            "headers": {},
+            "version": row.version,
+            "destination": row.destination,
+            "body": row.body,
+            "headers": row.headers or {},
+            "transport": row.transport,
+            "key": row.key,
+            "payload": row.payload,
             "added": now,
             "expires_at": expires,
             "retry": 0,
@@ -135,6 +170,14 @@ def _check(cls: type[models.Model], configs: Sequence[Config]) -> None:
             raise ImproperlyConfigured(f"@publish on {cls.__name__}: {config!r} is not a Config.")
         if not config.destination:
             raise ImproperlyConfigured(f"@publish on {cls.__name__}: a Config needs a destination.")
+        if not isinstance(config.transport, str) or not config.transport:
+            raise ImproperlyConfigured(
+                f"@publish on {cls.__name__}: transport must be the name of a transport."
+            )
+        if config.key is not None and not (callable(config.key) or isinstance(config.key, str)):
+            raise ImproperlyConfigured(
+                f"@publish on {cls.__name__}: key must be an attribute name or a callable."
+            )
         if config.serializer and not callable(getattr(cls, config.serializer, None)):
             raise ImproperlyConfigured(
                 f"@publish on {cls.__name__}: serializer {config.serializer!r} is not a method of "
@@ -168,7 +211,16 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 original_save(self, *args, **kwargs)
                 insert_outbox_rows(
                     using,
-                    [(c.full_destination, c.version, build_body(self, c)) for c in active],
+                    [
+                        NewRow(
+                            c.full_destination,
+                            c.version,
+                            build_body(self, c),
+                            c.transport,
+                            build_key(self, c),
+                        )
+                        for c in active
+                    ],
                 )
 
         cls.save = save  # type: ignore[method-assign]

@@ -34,6 +34,7 @@ from django_messaging.core.serializers import get_serializer
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.outbox import connection
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.durable import raw_parts
 from django_messaging.outbox.managers import PublishedQuerySet
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.producers import (
@@ -42,23 +43,32 @@ from django_messaging.outbox.producers import (
     retry_delay,
 )
 from django_messaging.outbox.retention import delete_in_batches
-from django_messaging.outbox.transports.stomp import StompTransport
+from django_messaging.outbox.transports import named
 
 __all__ = ["PublishedStore", "Relay", "claim_batch"]
 
 
-def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -> list[Published]:
-    """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first."""
-    return PublishedStore(using).rows().claim(owner, size, lease)
+def claim_batch(
+    owner: str,
+    size: int,
+    lease: float,
+    using: str | None = None,
+    transport: str = named.DEFAULT,
+) -> list[Published]:
+    """Claim up to ``size`` sendable rows of ``transport`` for ``owner``, oldest first."""
+    return PublishedStore(using, transport).rows().claim(owner, size, lease, transport)
 
 
 class PublishedStore:
-    """The outbox table as a relay store: no ordering between rows (as in django-outbox-pattern)."""
+    """The rows of one transport of the outbox table as a relay store. Rows with a ``key`` are
+    sent in order per key; rows without one in no particular order (as in
+    django-outbox-pattern)."""
 
-    ordered = False
+    ordered = True
 
-    def __init__(self, using: str | None = None) -> None:
+    def __init__(self, using: str | None = None, transport: str = named.DEFAULT) -> None:
         self.using = using
+        self.transport = transport
 
     def rows(self) -> PublishedQuerySet:
         return cast(
@@ -67,7 +77,7 @@ class PublishedStore:
 
     def claim(self, owner: str, size: int, lease: float) -> list[Published]:
         # Through the module's function, the one name tests and tools patch.
-        return claim_batch(owner, size, lease, self.using)
+        return claim_batch(owner, size, lease, self.using, self.transport)
 
     def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
         return self.rows().renew(owner, ids, lease)
@@ -93,7 +103,7 @@ class PublishedStore:
         return int(row.retry)
 
     def ordering_key(self, row: Published) -> str | None:
-        return None
+        return row.key  # type: ignore[no-any-return]
 
     def to_messages(
         self, rows: Sequence[Published]
@@ -105,6 +115,19 @@ class PublishedStore:
         content_type = getattr(serializer, "content_type", None)
         generate = generate_headers_function()
         for row in rows:
+            raw = raw_parts(row.headers)
+            if raw is not None:  # exact bytes, key and headers
+                messages.append(
+                    OutgoingMessage(
+                        row.id,
+                        row.destination,
+                        None if row.payload is None else bytes(row.payload),
+                        ordering_key=row.key,
+                        raw_key=raw[0],
+                        raw_headers=raw[1],
+                    )
+                )
+                continue
             try:
                 raw_json = getattr(row, "_body_json", None)
                 if raw_json is not None and serializer_name == "json":
@@ -115,7 +138,11 @@ class PublishedStore:
             except Exception as exc:
                 bad[row.id] = f"cannot encode the message: {exc!r}"
                 continue
-            messages.append(OutgoingMessage(row.id, row.destination, body, headers, content_type))
+            messages.append(
+                OutgoingMessage(
+                    row.id, row.destination, body, headers, content_type, ordering_key=row.key
+                )
+            )
         return messages, bad
 
 
@@ -131,13 +158,17 @@ class Relay(core_relay.Relay[Published]):
         *,
         batch_size: int | None = None,
         using: str | None = None,
+        transport_name: str = named.DEFAULT,
     ) -> None:
-        super().__init__(PublishedStore(using), transport)
+        super().__init__(PublishedStore(using, transport_name), transport)
         self.batch_size = batch_size
         self.using = using
+        self.transport_name = transport_name
+        if transport_name != named.DEFAULT:
+            self.name = f"outbox relay ({transport_name})"
 
     def make_transport(self) -> Transport:
-        return StompTransport()
+        return named.make_transport(self.transport_name)
 
     def current_policy(self) -> core_relay.RelayPolicy:
         return core_relay.RelayPolicy(

@@ -23,7 +23,8 @@ class OutgoingMessage:
     key: Hashable
     #: STOMP destination, AMQP exchange or routing key, Kafka topic: the transport's address.
     destination: str
-    body: bytes
+    #: ``None``: no value at all (a Kafka tombstone).
+    body: bytes | None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
     #: Messages with the same ordering key must reach the broker in the order sent (a Kafka

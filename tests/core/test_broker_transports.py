@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
 from django_messaging.core.transports.amqp import AmqpTransport
 from django_messaging.core.transports.kafka import KafkaTransport
-from tests.kafka.conftest import read_topic
+from tests.helpers import read_topic
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,8 +14,7 @@ from django.test import override_settings
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.decorators import NewRow, insert_outbox_rows
 from django_messaging.outbox.models import Published
-from tests.helpers import wait_until
-from tests.kafka.conftest import read_topic
+from tests.helpers import read_topic, wait_until
 
 
 def outbox_with(transports: dict) -> override_settings:

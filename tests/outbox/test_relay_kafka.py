@@ -13,7 +13,7 @@ from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.decorators import Config, NewRow, insert_outbox_rows, publish
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.relay import Relay
-from tests.kafka.conftest import read_topic
+from tests.helpers import read_topic
 from tests.outbox.brokers import (
     assert_per_key_order,
     keyed_rows,

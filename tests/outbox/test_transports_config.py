@@ -14,8 +14,7 @@ from django_messaging.outbox.checks import check_transports
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.decorators import Config, NewRow, insert_outbox_rows, publish
 from django_messaging.outbox.models import Published
-from tests.helpers import catches_signal, wait_until
-from tests.kafka.conftest import read_topic
+from tests.helpers import catches_signal, read_topic, wait_until
 from tests.outbox.brokers import (
     bound_queue,
     drain,

@@ -3,8 +3,8 @@ produce stores, through the core durable-send seam (:mod:`django_messaging.core.
 
 Such a row has its value in ``payload`` (``NULL``: a tombstone) and, in ``headers``, one key
 ``"raw"``: ``{"key": <base64 or null>, "headers": [[name, <base64 or null>], ...]}``. Its ``key``
-column is the record key as text when it is short UTF-8, else ``sha256:<hex>`` of it: rows with
-the same record key are still sent in order.
+column is the record key as text when it is short UTF-8 without NUL, else ``sha256:<hex>`` of
+it (an Avro key starts with a zero byte): rows with the same record key are still sent in order.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def ordering_key(key: bytes | None) -> str | None:
         text = key.decode()
     except UnicodeDecodeError:
         text = None
-    if text is not None and len(text) <= 255:
+    if text is not None and len(text) <= 255 and "\x00" not in text:  # no NUL in a text column
         return text
     return "sha256:" + hashlib.sha256(key).hexdigest()
 

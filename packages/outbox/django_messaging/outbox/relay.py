@@ -1,8 +1,9 @@
 """The relay behind ``./manage.py publish``: outbox rows to the broker, each exactly once per
 successful confirmation.
 
-It is the core relay (:mod:`django_messaging.core.relay`) over the ``Published`` table and the
-STOMP transport, configured by ``MESSAGING["OUTBOX"]``, read afresh for every batch:
+It is the core relay (:mod:`django_messaging.core.relay`) over the rows of one transport of the
+``Published`` table and that transport (STOMP, Kafka, AMQP: see :mod:`.transports.named`),
+configured by ``MESSAGING["OUTBOX"]``, read afresh for every batch:
 
 1. **Claim** up to ``DEFAULT_PUBLISHED_CHUNK_SIZE`` pending rows, oldest first, with a lease of
    ``DEFAULT_RELAY_CLAIM_TIMEOUT`` seconds renewed every third of it while the relay holds them
@@ -15,6 +16,11 @@ STOMP transport, configured by ``MESSAGING["OUTBOX"]``, read afresh for every ba
    failures, then after ``DEFAULT_PAUSE_FOR_RETRY``, then every ``DEFAULT_WAIT_RETRY`` seconds.
    After ``DEFAULT_MAXIMUM_RETRY_ATTEMPTS`` they become ``FAILED`` (logged; the admin action
    "re-send" schedules them again).
+
+Rows with a ``key`` go in order per key: the claim skips a row while an earlier row of its key
+is held by another relay, not due or given up, and the core relay has one row of a key in flight
+at a time. A message the broker refuses (missing topic, unroutable) is rescheduled like a failed
+send, its reason in ``last_error``.
 
 A broker outage closes the connection: the relay stops claiming, reconnects with back-off
 (capped by ``DEFAULT_MAXIMUM_BACKOFF``) and goes on. ``expires_at`` never stops a row. Old rows

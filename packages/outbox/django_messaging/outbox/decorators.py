@@ -132,7 +132,7 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:
     params: list[Any] = []
     previous = None
     for message in messages:
-        row = message if isinstance(message, NewRow) else NewRow(*message)
+        new = message if isinstance(message, NewRow) else NewRow(*message)
         now = timezone.now()
         if previous is not None and now <= previous:  # the relay sends configs in this order
             now = previous + dt.timedelta(microseconds=1)
@@ -140,13 +140,13 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:
         expires = one_more_day(now)
         values = {
             "id": uuid.uuid4(),
-            "version": row.version,
-            "destination": row.destination,
-            "body": row.body,
-            "headers": row.headers or {},
-            "transport": row.transport,
-            "key": row.key,
-            "payload": row.payload,
+            "version": new.version,
+            "destination": new.destination,
+            "body": new.body,
+            "headers": new.headers or {},
+            "transport": new.transport,
+            "key": new.key,
+            "payload": new.payload,
             "added": now,
             "expires_at": expires,
             "retry": 0,

@@ -53,9 +53,8 @@ class Command(WorkerCommand):
     def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
         batch_size = options["batch_size"]
         names = list(dict.fromkeys(options["transports"] or named.configured()))
-        factories: list[WorkerFactory] = []
-        for name in names:
-            factories += [
-                (lambda name=name: Relay(batch_size=batch_size, transport_name=name))
-            ] * workers
-        return factories
+
+        def relay_of(name: str) -> WorkerFactory:
+            return lambda: Relay(batch_size=batch_size, transport_name=name)
+
+        return [relay_of(name) for name in names for _ in range(workers)]

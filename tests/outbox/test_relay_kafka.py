@@ -16,6 +16,7 @@ from django_messaging.outbox.relay import Relay
 from tests.helpers import read_topic
 from tests.outbox.brokers import (
     assert_per_key_order,
+    kafka_transport,
     keyed_rows,
     kill_one_of_two_relays,
     new_topic,
@@ -35,7 +36,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 def test_kafka_per_key_order_with_two_relays_and_a_sigkill(kafka_bootstrap, processes) -> None:
     name = new_topic(kafka_bootstrap)
-    transports = {"events": {"BACKEND": "kafka"}}
+    transports = {"events": kafka_transport(kafka_bootstrap)}
     keys, per_key = 8, 100
     total = keys * per_key
     keyed_rows("events", name, keys, per_key)
@@ -50,7 +51,10 @@ def test_kafka_per_key_order_with_two_relays_and_a_sigkill(kafka_bootstrap, proc
 
 def test_config_names_a_kafka_transport_and_a_key(kafka_bootstrap) -> None:
     name = new_topic(kafka_bootstrap, partitions=1)
-    with outbox_with({"events": {"BACKEND": "kafka"}}), isolate_apps("tests.project.outbox_app"):
+    with (
+        outbox_with({"events": kafka_transport(kafka_bootstrap)}),
+        isolate_apps("tests.project.outbox_app"),
+    ):
 
         @publish([Config(destination=name, transport="events", key="field_one")])
         class Keyed(Unpublished):
@@ -81,7 +85,7 @@ def test_config_names_a_kafka_transport_and_a_key(kafka_bootstrap) -> None:
 def test_kafka_missing_topic_keeps_the_row_with_the_reason(kafka_bootstrap) -> None:
     missing = f"outbox-missing-{uuid.uuid4().hex[:8]}"
     insert_outbox_rows("default", [NewRow(missing, None, {"a": 1}, "events", "k")])
-    with outbox_with({"events": {"BACKEND": "kafka"}}):
+    with outbox_with({"events": kafka_transport(kafka_bootstrap)}):
         relay = Relay(transport_name="events")
         relay.start()
         try:

@@ -18,6 +18,7 @@ from tests.helpers import catches_signal, read_topic, wait_until
 from tests.outbox.brokers import (
     bound_queue,
     drain,
+    kafka_transport,
     new_topic,
     outbox_with,
     relay_env,
@@ -39,7 +40,7 @@ def test_one_publish_command_relays_every_transport(
     destination, _ = topic(unique_name)
     p = probe(destination)
     transports = {
-        "events": {"BACKEND": "kafka"},
+        "events": kafka_transport(kafka_bootstrap),
         "rabbit": {"BACKEND": "amqp", "OPTIONS": {"url": rabbitmq_url, "exchange": name}},
     }
     rows = [NewRow(destination, None, {"to": "stomp", "n": n}) for n in range(20)]

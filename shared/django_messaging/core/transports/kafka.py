@@ -30,6 +30,7 @@ from django_messaging.core.transports.base import Confirmations, OutgoingMessage
 __all__ = ["KafkaTransport", "kafka_settings_config"]
 
 logger = logging.getLogger(__name__)
+client_logger = logging.getLogger(f"{__name__}.client")
 
 #: Producer defaults under every configuration given: records are written once and in order.
 PRODUCER_DEFAULTS: dict[str, Any] = {"enable.idempotence": True, "linger.ms": 5}
@@ -90,6 +91,7 @@ class KafkaTransport(Transport):
 
         config = dict(self.config)
         config.setdefault("error_cb", self._on_error)
+        config.setdefault("logger", client_logger)  # librdkafka's lines through logging
         self._fatal = None
         try:
             producer = Producer(config)

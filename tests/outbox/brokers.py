@@ -31,7 +31,7 @@ def outbox_with(transports: dict) -> override_settings:
 def kafka_transport(bootstrap: str) -> dict:
     """A kafka transport of the test broker (named in OPTIONS: the KAFKA section is absent when
     the outbox is tested alone)."""
-    return {"BACKEND": "kafka", "OPTIONS": {"bootstrap.servers": bootstrap}}
+    return {"BACKEND": "kafka", "OPTIONS": {"bootstrap.servers": bootstrap, "linger.ms": 1}}
 
 
 def new_topic(bootstrap: str, partitions: int = 3) -> str:

@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
 from django.test.utils import isolate_apps
 
 from django_messaging.outbox.choices import StatusChoice
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 def test_kafka_per_key_order_with_two_relays_and_a_sigkill(kafka_bootstrap, processes) -> None:
     name = new_topic(kafka_bootstrap)
     transports = {"events": kafka_transport(kafka_bootstrap)}
-    keys, per_key = 8, 100
+    keys, per_key = 8, 60
     total = keys * per_key
     keyed_rows("events", name, keys, per_key)
     held = kill_one_of_two_relays(
@@ -99,3 +100,38 @@ def test_kafka_missing_topic_keeps_the_row_with_the_reason(kafka_bootstrap) -> N
     row = Published.objects.get()
     assert row.status == StatusChoice.SCHEDULE and row.sent_at is None
     assert f"Kafka topic {missing!r} does not exist" in row.last_error
+
+
+def test_a_refused_row_holds_back_the_rows_of_its_key(kafka_bootstrap) -> None:
+    """The first row of key ``k`` goes to a topic that does not exist yet: the row after it
+    (same key, a topic that exists) waits until the first is sent, then follows it."""
+    missing = f"outbox-later-{uuid.uuid4().hex[:8]}"
+    existing = new_topic(kafka_bootstrap, partitions=1)
+    insert_outbox_rows(
+        "default",
+        [
+            NewRow(missing, None, {"n": 1}, "events", "k"),
+            NewRow(existing, None, {"n": 2}, "events", "k"),
+            NewRow(existing, None, {"n": 3}, "events", "other"),
+        ],
+    )
+    first = Published.objects.get(destination=missing)
+    with outbox_with({"events": kafka_transport(kafka_bootstrap)}):
+        relay = Relay(transport_name="events")
+        relay.start()
+        try:
+            drive(
+                relay,
+                lambda: Published.objects.get(id=first.id).retry >= 2 and sent("events") == 1,
+                what="the first row refused twice, the unrelated key sent",
+            )
+            assert Published.objects.get(key="k", destination=existing).sent_at is None
+            admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+            for future in admin.create_topics([NewTopic(missing, 1)]).values():
+                future.result(10)
+            drive(relay, lambda: sent("events") == 3, what="every row sent")
+        finally:
+            relay.stop()
+    rows = {r.destination + str(r.body["n"]): r for r in Published.objects.all()}
+    assert rows[f"{missing}1"].sent_at <= rows[f"{existing}2"].sent_at
+    assert [json.loads(r.value())["n"] for r in read_topic(kafka_bootstrap, existing, 2)] == [3, 2]

@@ -32,7 +32,7 @@ def test_amqp_per_key_order_with_two_relays_and_a_sigkill(
     name, channel = exchange
     queue = bound_queue(channel, name, "orders")
     transports = {"rabbit": {"BACKEND": "amqp", "OPTIONS": {"url": rabbitmq_url, "exchange": name}}}
-    keys, per_key = 4, 200
+    keys, per_key = 4, 120
     total = keys * per_key
     keyed_rows("rabbit", "orders", keys, per_key)
     held = kill_one_of_two_relays(processes, relay_env(transports), "rabbit", total)

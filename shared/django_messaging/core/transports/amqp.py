@@ -98,7 +98,8 @@ class AmqpTransport(Transport):
             f"unroutable: no queue is bound to exchange {method.exchange!r} with routing key "
             f"{method.routing_key!r} ({method.reply_code} {method.reply_text})"
         )
-        logger.error("RabbitMQ returned message %s: %s", properties.message_id, error)
+        # Reported with the message's confirm as a rejection; the relay logs it as an error.
+        logger.debug("RabbitMQ returned message %s: %s", properties.message_id, error)
         if key is not None:
             self._returned[key] = error
 

@@ -237,10 +237,7 @@ class KafkaTransport(Transport):
                 self._pending.clear()
         if errors and result.error is None:
             more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-            result.error = errors[0] + more
-            logger.warning(
-                "Kafka did not take %d message(s): %s", len(result.rejected), result.error
-            )
+            result.error = errors[0] + more  # logged by the caller (the relay), once
         return result
 
     def _on_error(self, error: Any) -> None:

@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 def test_kafka_per_key_order_with_two_relays_and_a_sigkill(kafka_bootstrap, processes) -> None:
     name = new_topic(kafka_bootstrap)
     transports = {"events": kafka_transport(kafka_bootstrap)}
-    keys, per_key = 8, 60
+    keys, per_key = 8, 100
     total = keys * per_key
     keyed_rows("events", name, keys, per_key)
     held = kill_one_of_two_relays(

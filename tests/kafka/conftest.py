@@ -4,7 +4,6 @@ partitions directly (no group join), and a loop that runs a consumer until a con
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from django_messaging.kafka import kafka
 from django_messaging.kafka.consumer import Consumer, Topics
+from tests.helpers import read_topic
 from tests.services import FAST_GROUP_CONFIG
 
 
@@ -44,34 +44,6 @@ def create_topic(admin: AdminClient, unique_name: Callable[[str], str]) -> Calla
 @pytest.fixture
 def group(unique_name: Callable[[str], str]) -> str:
     return unique_name("g")
-
-
-def read_topic(
-    bootstrap: str, topic: str, count: int, timeout: float = 15.0, partitions: int | None = None
-) -> list[Message]:
-    """Read ``count`` messages of ``topic`` from the beginning (assign(), no group)."""
-    consumer = RawConsumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 20,
-        }
-    )
-    try:
-        if partitions is None:
-            meta = consumer.list_topics(topic, timeout=10)
-            partitions = len(meta.topics[topic].partitions)
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        found: list[Message] = []
-        deadline = time.monotonic() + timeout
-        while len(found) < count and time.monotonic() < deadline:
-            for msg in consumer.consume(500, 0.2):
-                if msg.error() is None:
-                    found.append(msg)
-        return found
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pika
 import pytest
 
 from tests.outbox.stomp_probe import Probe
@@ -147,3 +149,17 @@ def database_proxy():
 def through(proxy) -> dict[str, str]:
     """Environment of a worker process whose database connections go through ``proxy``."""
     return {"MESSAGING_POSTGRES_URL": f"postgres://postgres@127.0.0.1:{proxy.port}/postgres"}
+
+
+@pytest.fixture
+def exchange(
+    rabbitmq_url: str,
+) -> Iterator[tuple[str, pika.adapters.blocking_connection.BlockingChannel]]:
+    """A direct exchange of this test (auto-deleted) and a channel to inspect it."""
+    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
+    channel = connection.channel()
+    name = f"outbox-{uuid.uuid4().hex[:10]}"
+    channel.exchange_declare(name, "direct", auto_delete=True)
+    yield name, channel
+    channel.exchange_delete(name)
+    connection.close()

@@ -185,6 +185,11 @@ MESSAGING: dict = {
     },
 }
 
+if os.environ.get("MESSAGING_OUTBOX_TRANSPORTS"):  # JSON: the transports a test's relays use
+    import json
+
+    MESSAGING["OUTBOX"]["TRANSPORTS"] = json.loads(os.environ["MESSAGING_OUTBOX_TRANSPORTS"])
+
 if os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT"):  # otherwise the package default
     MESSAGING["OUTBOX"]["DEFAULT_RELAY_CLAIM_TIMEOUT"] = float(
         os.environ["MESSAGING_OUTBOX_CLAIM_TIMEOUT"]

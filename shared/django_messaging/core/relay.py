@@ -395,6 +395,8 @@ class Relay(Worker, Generic[Row]):
         if polled.lost:
             self._fail_inflight(polled.error or "connection lost", policy, polled.rejected)
             return False
+        if polled.rejected:
+            self._reject(polled.rejected, polled.error or "refused by the broker", policy)
         if self._inflight:
             oldest = min(sent_at for _, sent_at in self._inflight.values())
             if time.monotonic() - oldest > policy.receipt_timeout:
@@ -416,6 +418,29 @@ class Relay(Worker, Generic[Row]):
         self._waiting.pop(key, None)
         self._busy_keys.discard(key)
         return None
+
+    def _reject(self, keys: Sequence[Hashable], error: str, policy: RelayPolicy) -> None:
+        """The broker refused these messages, the connection goes on: reschedule them (an
+        attempt counted) and give back the rows of their keys waiting behind them."""
+        rows = [found[0] for key in keys if (found := self._inflight.pop(key, None)) is not None]
+        if not rows:
+            return
+        logger.error(
+            "relay %s: the broker refused %d message(s), rescheduled: %s",
+            self.owner,
+            len(rows),
+            error,
+        )
+        behind: list[Row] = []
+        if self.store.ordered:
+            for row in rows:
+                key = self.store.ordering_key(row)
+                if key is not None:
+                    behind.extend(r for r, _ in self._waiting.pop(key, ()))
+                    self._busy_keys.discard(key)
+        self._reschedule(rows, {self.store.row_id(r): error for r in rows}, policy)
+        if behind:
+            self.store.release(self.owner, [self.store.row_id(r) for r in behind])
 
     def _waiting_count(self) -> int:
         return sum(len(rows) for rows in self._waiting.values())

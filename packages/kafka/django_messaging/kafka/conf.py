@@ -68,6 +68,12 @@ KAFKA_SETTINGS: dict[str, Setting] = {
     "ATOMIC": Setting(
         True, bool, help="run each TopicConsumer.consume() in transaction.atomic() by default"
     ),
+    "DURABLE_TRANSPORT": Setting(
+        "kafka",
+        str,
+        help="the outbox transport (MESSAGING['OUTBOX']['TRANSPORTS']) that relays the "
+        "messages of durable topics and produce(..., on_commit=True)",
+    ),
     "DELIVERY_TIMEOUT": Setting(
         30,
         (int, float),

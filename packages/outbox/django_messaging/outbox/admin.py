@@ -15,9 +15,19 @@ from django_messaging.outbox.models import Published, Received
 
 @admin.register(Published)
 class PublishedAdmin(admin.ModelAdmin):
-    list_display = ("id", "destination", "status", "retry", "added", "sent_at", "last_error")
-    list_filter = ("status", "destination", "added", "sent_at")
-    search_fields = ("=id", "destination", "last_error")
+    list_display = (
+        "id",
+        "transport",
+        "destination",
+        "key",
+        "status",
+        "retry",
+        "added",
+        "sent_at",
+        "last_error",
+    )
+    list_filter = ("status", "transport", "destination", "added", "sent_at")
+    search_fields = ("=id", "destination", "=key", "last_error")
     ordering = ("-added",)
     date_hierarchy = "added"
     readonly_fields = ("id", "added", "claimed_by", "claimed_until", "sent_at")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class MessagingOutboxConfig(AppConfig):
@@ -9,7 +10,13 @@ class MessagingOutboxConfig(AppConfig):
 
     def ready(self) -> None:
         from django_messaging.core import status
+        from django_messaging.core.durable import register_durable_sender
         from django_messaging.outbox import conf  # noqa: F401  (declares MESSAGING["OUTBOX"])
+        from django_messaging.outbox.checks import check_transports
+        from django_messaging.outbox.durable import OutboxSender
         from django_messaging.outbox.status import figures
 
+        checks.register(check_transports)
+        # Transactional sends of other packages (Kafka's on_commit produce) write outbox rows.
+        register_durable_sender(OutboxSender())
         status.register("outbox", "database", figures)

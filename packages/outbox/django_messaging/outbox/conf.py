@@ -163,7 +163,7 @@ settings = Section(
             2.0, NUMBER, validate=_not_negative, aliases=("DEFAULT_CONSUMER_RETRY_WAIT",)
         ),
         # Unacknowledged messages the broker sends ahead (the subscription's prefetch-count,
-        # over DEFAULT_STOMP_QUEUE_HEADERS'); None leaves it to those headers.
+        # over STOMP_QUEUE_HEADERS'); None leaves it to those headers.
         "CONSUMER_PREFETCH_COUNT": Setting(
             200,
             (int, type(None)),
@@ -183,6 +183,9 @@ settings = Section(
         ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEAD_LETTER_PREFIX": Setting("DLQ.", str, aliases=("DEFAULT_DEAD_LETTER_PREFIX",)),
+        # --- transports: name -> {"BACKEND": "stomp" | "kafka" | "amqp" | path, "OPTIONS": {}}
+        # (see transports/named.py); "default" is STOMP over STOMP_* unless defined.
+        "TRANSPORTS": Setting({}, dict, open=True),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------
         "DAYS_TO_KEEP_DATA": Setting(30, NUMBER, validate=_positive),
         "PURGE_BATCH_SIZE": Setting(

@@ -50,6 +50,12 @@ class Config(NamedTuple):
     fields: list[str] | None = None
     serializer: str | None = None
     version: str | None = None
+    #: The name of the transport in ``MESSAGING["OUTBOX"]["TRANSPORTS"]`` that sends it.
+    transport: str = "default"
+    #: The message key: the name of a model attribute (called when it is a method) or a
+    #: callable taking the instance. Messages with the same key reach the broker in commit
+    #: order; a Kafka transport sends it as the record key.
+    key: str | Callable[[Any], Any] | None = None
 
     @property
     def full_destination(self) -> str:
@@ -78,6 +84,30 @@ def _field_body(instance: models.Model, fields: Sequence[str] | None) -> dict[st
     return body
 
 
+def build_key(instance: models.Model, config: Config) -> str | None:
+    if config.key is None:
+        return None
+    if callable(config.key):
+        value = config.key(instance)
+    else:
+        value = getattr(instance, config.key)
+        if callable(value):
+            value = value()
+    return None if value is None else str(value)
+
+
+class NewRow(NamedTuple):
+    """One outbox row to insert."""
+
+    destination: str
+    version: str | None
+    body: Any
+    transport: str = "default"
+    key: str | None = None
+    payload: bytes | None = None
+    headers: dict[str, Any] | None = None
+
+
 def build_body(instance: models.Model, config: Config) -> Any:
     if config.serializer:
         return getattr(instance, config.serializer)()
@@ -88,7 +118,6 @@ _INSERT_SQL: dict[tuple[str, int], str] = {}
 _NULL_AT_FIRST = frozenset({"claimed_by", "claimed_until", "sent_at"})
 _FIELDS: list[Any] = []
 _CONSTANTS: dict[str, Any] = {
-    "headers": {},
     "retry": 0,
     "status": StatusChoice.SCHEDULE,
     "last_error": "",
@@ -111,12 +140,10 @@ def _outbox_fields() -> list[Any]:
     return _FIELDS
 
 
-def _outbox_params(
-    connection: Any, messages: Sequence[tuple[str, str | None, Any]]
-) -> list[list[Any]]:
-    """The values of one ``Published`` row per ``(destination, version, body)``, prepared by the
-    fields themselves: the row ``Published.objects.bulk_create`` writes (every column, its
-    defaults), without building model instances."""
+def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """The values of one ``Published`` row per :class:`NewRow` (or ``(destination, version,
+    body)``), prepared by the fields themselves: the row ``Published.objects.bulk_create``
+    writes (every column, its defaults), without building model instances."""
     from django_messaging.outbox.models import one_more_day
 
     fields = _outbox_fields()
@@ -130,22 +157,27 @@ def _outbox_params(
         }
     rows = []
     previous = None
-    for destination, version, body in messages:
+    for message in messages:
+        new = message if isinstance(message, NewRow) else NewRow(*message)
         now = timezone.now()
         if previous is not None and now <= previous:  # the relay sends configs in this order
             now = previous + dt.timedelta(microseconds=1)
         previous = now
         values = {
             "id": uuid.uuid4(),
-            "version": version,
-            "destination": destination,
-            "body": body,
+            "version": new.version,
+            "destination": new.destination,
+            "body": new.body,
+            "headers": new.headers or {},
+            "transport": new.transport,
+            "key": new.key,
+            "payload": new.payload,
             "added": now,
             "expires_at": one_more_day(now),
             "available_at": now,
         }
         if tracing.enabled:  # the trace of the transaction that writes the row, for the relay
-            values["headers"] = tracing.inject()
+            values["headers"] = {**values["headers"], **tracing.inject()}
         rows.append(
             [
                 constant[f.attname]
@@ -159,8 +191,9 @@ def _outbox_params(
     return rows
 
 
-def insert_outbox_rows(using: str, messages: Sequence[tuple[str, str | None, Any]]) -> None:
-    """INSERT one ``Published`` row per ``(destination, version, body)`` in one statement.
+def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT one ``Published`` row per :class:`NewRow` (or ``(destination, version, body)``)
+    in one statement.
 
     The SQL is built once per database and row count. Like ``bulk_create``, it sends no
     ``pre_save``/``post_save`` signals for the outbox rows.
@@ -238,7 +271,11 @@ def _carries(
     that the rows' transaction used to cover): no UPDATE is tried first, no receivers, and
     every body can be built before the INSERT (its ``id`` aside)."""
     m2m = _model_carries(type(instance), using)
-    if m2m is None or any(c.serializer or (m2m and set(c.fields or ()) & m2m) for c in configs):
+    if m2m is None or any(
+        # A key may be read from the primary key, which only the INSERT gives.
+        c.serializer or c.key is not None or (m2m and set(c.fields or ()) & m2m)
+        for c in configs
+    ):
         return False
     model = type(instance)
     if args or kwargs.get("update_fields") is not None or kwargs.get("force_update"):
@@ -304,7 +341,10 @@ def _do_insert(
     before, after = parts
     if pk_from_insert:
         after = after.replace("{pk}", connection.ops.quote_name(meta.pk.column))
-    messages = [(c.full_destination, c.version, _field_body(self, c.fields)) for c in configs]
+    messages = [
+        NewRow(c.full_destination, c.version, _field_body(self, c.fields), c.transport)
+        for c in configs
+    ]
     params = [*insert_params] if pk_from_insert else []
     for row in _outbox_params(connection, messages):
         params.extend(row)
@@ -327,6 +367,14 @@ def _check(cls: type[models.Model], configs: Sequence[Config]) -> None:
             raise ImproperlyConfigured(f"@publish on {cls.__name__}: {config!r} is not a Config.")
         if not config.destination:
             raise ImproperlyConfigured(f"@publish on {cls.__name__}: a Config needs a destination.")
+        if not isinstance(config.transport, str) or not config.transport:
+            raise ImproperlyConfigured(
+                f"@publish on {cls.__name__}: transport must be the name of a transport."
+            )
+        if config.key is not None and not (callable(config.key) or isinstance(config.key, str)):
+            raise ImproperlyConfigured(
+                f"@publish on {cls.__name__}: key must be an attribute name or a callable."
+            )
         if config.serializer and not callable(getattr(cls, config.serializer, None)):
             raise ImproperlyConfigured(
                 f"@publish on {cls.__name__}: serializer {config.serializer!r} is not a method of "
@@ -373,7 +421,16 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 original_save(self, *args, **kwargs)
                 insert_outbox_rows(
                     using,
-                    [(c.full_destination, c.version, build_body(self, c)) for c in active],
+                    [
+                        NewRow(
+                            c.full_destination,
+                            c.version,
+                            build_body(self, c),
+                            c.transport,
+                            build_key(self, c),
+                        )
+                        for c in active
+                    ],
                 )
 
         if original_save is models.Model.save:

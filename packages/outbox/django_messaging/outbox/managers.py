@@ -17,14 +17,28 @@ from typing import Any
 
 import orjson
 from django.db import connections, models, router, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from django_messaging.outbox.choices import StatusChoice
 
-_RETURNED = ("id", "destination", "version", "body", "headers", "retry", "added")
+_RETURNED = ("id", "destination", "version", "body", "headers", "retry", "key", "payload", "added")
 #: The columns a claimed row is built from, in the model's field order (as ``from_db`` expects).
-_LOADED = ["id", "version", "destination", "body", "headers", "retry", "claimed_by"]
+_LOADED = [
+    "id",
+    "version",
+    "destination",
+    "body",
+    "headers",
+    "retry",
+    "claimed_by",
+    "transport",
+    "key",
+    "payload",
+]
+#: Serializes the claims of relays on PostgreSQL (``pg_advisory_xact_lock``): a claim sees every
+#: row the claims before it took, so it never takes a row whose key has an earlier row in flight.
+_CLAIM_LOCK = 0x6D73676F7574  # "msgout"
 
 
 def _uuid_array(ids: Sequence[Hashable]) -> str:
@@ -40,8 +54,13 @@ class PublishedQuerySet(models.QuerySet):
         chosen: str | None = self._db  # type: ignore[attr-defined]
         return chosen or router.db_for_write(self.model)
 
-    def claim(self, owner: str, size: int, lease: float) -> list[Any]:
-        """Lease up to ``size`` sendable rows to ``owner`` for ``lease`` seconds; oldest first.
+    def claim(self, owner: str, size: int, lease: float, transport: str = "default") -> list[Any]:
+        """Lease up to ``size`` sendable rows of ``transport`` to ``owner`` for ``lease``
+        seconds; oldest first.
+
+        A row with a ``key`` is taken only when no earlier unsent row of the same transport and
+        key stands in its way: one leased to another relay, not yet due, or given up (FAILED).
+        Earlier rows that can go are older, so they come first in the same claim.
 
         Each returned row carries its body as stored JSON text in ``_body_json``, so a JSON body
         goes to the broker without being decoded and encoded again.
@@ -53,20 +72,39 @@ class PublishedQuerySet(models.QuerySet):
         table = connection.ops.quote_name(opts.db_table)
         col = {f.name: connection.ops.quote_name(f.column or f.name) for f in opts.concrete_fields}
         adapt = connection.ops.adapt_datetimefield_value
-        pending = (
-            f"{col['status']} = %s AND {col['available_at']} <= %s "
-            f"AND ({col['claimed_until']} IS NULL OR {col['claimed_until']} < %s)"
-        )
-        params: list[Any] = [StatusChoice.SCHEDULE, adapt(now), adapt(now)]
         vendor = connection.vendor
         if vendor not in ("postgresql", "sqlite"):
-            return self._claim_locking(using, owner, size, now + dt.timedelta(seconds=lease))
-        lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
+            return self._claim_locking(using, owner, size, lease, transport)
+        p = {name: f"p.{c}" for name, c in col.items()}
+        q = {name: f"q.{c}" for name, c in col.items()}
+        pending = (
+            f"{p['status']} = %s AND {p['transport']} = %s AND {p['available_at']} <= %s "
+            f"AND ({p['claimed_until']} IS NULL OR {p['claimed_until']} < %s) "
+            f"AND ({p['key']} IS NULL OR NOT EXISTS (SELECT 1 FROM {table} q "
+            f"WHERE {q['key']} = {p['key']} AND {q['transport']} = {p['transport']} "
+            f"AND {q['status']} <> %s AND ({q['added']} < {p['added']} "
+            f"OR ({q['added']} = {p['added']} AND {q['id']} < {p['id']})) "
+            f"AND ({q['claimed_by']} IS NULL OR {q['claimed_by']} <> %s) "
+            f"AND ({q['status']} <> %s OR {q['available_at']} > %s "
+            f"OR {q['claimed_until']} >= %s)))"
+        )
+        params: list[Any] = [
+            StatusChoice.SCHEDULE,
+            transport,
+            adapt(now),
+            adapt(now),
+            StatusChoice.SUCCEEDED,
+            owner,
+            StatusChoice.SCHEDULE,
+            adapt(now),
+            adapt(now),
+        ]
+        lock = " FOR UPDATE OF p SKIP LOCKED" if vendor == "postgresql" else ""
         returning = ", ".join(col[name] for name in _RETURNED)
         sql = (
             f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
-            f"WHERE {col['id']} IN (SELECT {col['id']} FROM {table} WHERE {pending} "
-            f"ORDER BY {col['added']}, {col['id']} LIMIT %s{lock}) RETURNING {returning}"
+            f"WHERE {col['id']} IN (SELECT {p['id']} FROM {table} p WHERE {pending} "
+            f"ORDER BY {p['added']}, {p['id']} LIMIT %s{lock}) RETURNING {returning}"
         )
         if vendor == "postgresql":
             # Ordered by the database; the body comes back as JSON text, never decoded here.
@@ -78,13 +116,15 @@ class PublishedQuerySet(models.QuerySet):
                 f"FROM claimed ORDER BY {col['added']}, {col['id']}"
             )
         until = adapt(now + dt.timedelta(seconds=lease))
-        with connection.cursor() as cursor:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            if vendor == "postgresql":
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
             cursor.execute(sql, [owner, until, *params, size])
             raw = cursor.fetchall()
         if vendor != "postgresql":
-            raw.sort(key=lambda r: (r[6], str(r[0])))
+            raw.sort(key=lambda r: (r[8], str(r[0])))
         rows = []
-        for pk, destination, version, body, headers, retry, _added in raw:
+        for pk, destination, version, body, headers, retry, key, payload, _added in raw:
             body_text = body if isinstance(body, str) else json.dumps(body)
             header_values = orjson.loads(headers) if isinstance(headers, str) else headers
             # from_db: no field defaults computed, the other columns stay deferred.
@@ -99,20 +139,52 @@ class PublishedQuerySet(models.QuerySet):
                     header_values or {},
                     retry,
                     owner,
+                    transport,
+                    key,
+                    None if payload is None else bytes(payload),
                 ],
             )
             row._body_json = body_text
             rows.append(row)
         return rows
 
-    def _claim_locking(self, using: str, owner: str, size: int, until: dt.datetime) -> list[Any]:
+    def _claim_locking(
+        self, using: str, owner: str, size: int, lease: float, transport: str
+    ) -> list[Any]:
+        # Claims one at a time (a named lock), as on PostgreSQL: each sees the rows the claims
+        # before it took, so a row never goes while an earlier row of its key is held elsewhere.
+        lock = f"{self.model._meta.db_table}_claim"
+        with connections[using].cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, 30)", [lock])
+        try:
+            return self._claim_rows(using, owner, size, lease, transport)
+        finally:
+            with connections[using].cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", [lock])
+
+    def _claim_rows(
+        self, using: str, owner: str, size: int, lease: float, transport: str
+    ) -> list[Any]:
         now = timezone.now()
+        until = now + dt.timedelta(seconds=lease)
+        rows = self.model.objects.using(using)
+        in_the_way = (
+            rows.filter(
+                key=OuterRef("key"), transport=OuterRef("transport"), added__lte=OuterRef("added")
+            )
+            .exclude(status=StatusChoice.SUCCEEDED)
+            .exclude(id=OuterRef("id"))
+            .exclude(claimed_by=owner)
+            .filter(
+                Q(status=StatusChoice.FAILED) | Q(available_at__gt=now) | Q(claimed_until__gte=now)
+            )
+        )
         with transaction.atomic(using=using):
             ids = list(
-                self.model.objects.using(using)
-                .select_for_update(skip_locked=True)
-                .filter(status=StatusChoice.SCHEDULE, available_at__lte=now)
+                rows.select_for_update(skip_locked=True)
+                .filter(status=StatusChoice.SCHEDULE, available_at__lte=now, transport=transport)
                 .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+                .filter(Q(key__isnull=True) | ~Exists(in_the_way))
                 .order_by("added", "id")
                 .values_list("id", flat=True)[:size]
             )
@@ -123,7 +195,7 @@ class PublishedQuerySet(models.QuerySet):
             )
         return list(
             self.model.objects.using(using)
-            .filter(claimed_by=owner, status=StatusChoice.SCHEDULE)
+            .filter(id__in=ids, claimed_by=owner, status=StatusChoice.SCHEDULE)
             .order_by("added", "id")
         )
 

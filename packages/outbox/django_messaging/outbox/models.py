@@ -31,7 +31,11 @@ class Published(models.Model):
     )
     version: models.CharField[Any, Any] = models.CharField(max_length=100, null=True, blank=True)
     destination: models.CharField[Any, Any] = models.CharField(max_length=255)
-    body: models.JSONField[Any, Any] = models.JSONField(encoder=DjangoJSONEncoder)
+    #: The message as JSON, encoded by ``DEFAULT_BODY_SERIALIZER`` when sent; ``None`` when the
+    #: row carries its bytes in ``payload``.
+    body: models.JSONField[Any, Any] = models.JSONField(
+        encoder=DjangoJSONEncoder, null=True, blank=True
+    )
     headers: models.JSONField[Any, Any] = models.JSONField(
         default=dict, blank=True, encoder=DjangoJSONEncoder
     )
@@ -54,6 +58,14 @@ class Published(models.Model):
     )
     sent_at: models.DateTimeField[Any, Any] = models.DateTimeField(null=True, blank=True)
     last_error: models.TextField[Any, Any] = models.TextField(blank=True, default="")
+    #: The name of the transport in ``MESSAGING["OUTBOX"]["TRANSPORTS"]`` that sends the row.
+    transport: models.CharField[Any, Any] = models.CharField(max_length=100, default="default")
+    #: The message key: rows sharing a transport and a key reach the broker in the order they
+    #: were written. A Kafka transport sends it as the record key.
+    key: models.CharField[Any, Any] = models.CharField(max_length=255, null=True, blank=True)
+    #: The message exactly as bytes (a Kafka record serialized when it was produced); the
+    #: exact record key and headers are then in ``headers`` (see ``payloads``).
+    payload: models.BinaryField[Any, Any] = models.BinaryField(null=True, blank=True)
 
     objects = PublishedQuerySet.as_manager()
 
@@ -64,6 +76,8 @@ class Published(models.Model):
         # columns are not indexed, so claiming a row can be a HOT update on PostgreSQL.
         indexes = [
             models.Index(fields=["status", "added", "id"], name="msg_outbox_pub_pending"),
+            # The earlier rows of a key, looked up by the relay's claim.
+            models.Index(fields=["key", "transport", "added"], name="msg_outbox_pub_key"),
         ]
 
     def __str__(self) -> str:

@@ -1,8 +1,9 @@
 """The relay behind ``./manage.py publish``: outbox rows to the broker, each exactly once per
 successful confirmation.
 
-It is the core relay (:mod:`django_messaging.core.relay`) over the ``Published`` table and the
-STOMP transport, configured by ``MESSAGING["OUTBOX"]``, read afresh for every batch:
+It is the core relay (:mod:`django_messaging.core.relay`) over the rows of one transport of the
+``Published`` table and that transport (STOMP, Kafka, AMQP: see :mod:`.transports.named`),
+configured by ``MESSAGING["OUTBOX"]``, read afresh for every batch:
 
 1. **Claim** up to ``PUBLISHED_CHUNK_SIZE`` pending rows, oldest first, with a lease of
    ``RELAY_CLAIM_TIMEOUT`` seconds renewed every third of it while the relay holds them
@@ -15,6 +16,11 @@ STOMP transport, configured by ``MESSAGING["OUTBOX"]``, read afresh for every ba
    failures, then after ``PAUSE_FOR_RETRY``, then every ``WAIT_RETRY`` seconds.
    After ``MAXIMUM_RETRY_ATTEMPTS`` they become ``FAILED`` (logged; the admin action
    "re-send" schedules them again).
+
+Rows with a ``key`` go in order per key: the claim skips a row while an earlier row of its key
+is held by another relay, not due or given up, and the core relay has one row of a key in flight
+at a time. A message the broker refuses (missing topic, unroutable) is rescheduled like a failed
+send, its reason in ``last_error``.
 
 A broker outage closes the connection: the relay stops claiming, reconnects with back-off
 (capped by ``MAXIMUM_BACKOFF``) and goes on. ``expires_at`` never stops a row. Old rows
@@ -34,6 +40,7 @@ from django_messaging.core.serializers import get_serializer
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.outbox import connection
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.durable import raw_parts
 from django_messaging.outbox.managers import PublishedQuerySet
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.producers import (
@@ -42,23 +49,32 @@ from django_messaging.outbox.producers import (
     retry_delay,
 )
 from django_messaging.outbox.retention import delete_in_batches
-from django_messaging.outbox.transports.stomp import StompTransport
+from django_messaging.outbox.transports import named
 
 __all__ = ["PublishedStore", "Relay", "claim_batch"]
 
 
-def claim_batch(owner: str, size: int, lease: float, using: str | None = None) -> list[Published]:
-    """Claim up to ``size`` sendable rows for ``owner`` and return them, oldest first."""
-    return PublishedStore(using).rows().claim(owner, size, lease)
+def claim_batch(
+    owner: str,
+    size: int,
+    lease: float,
+    using: str | None = None,
+    transport: str = named.DEFAULT,
+) -> list[Published]:
+    """Claim up to ``size`` sendable rows of ``transport`` for ``owner``, oldest first."""
+    return PublishedStore(using, transport).rows().claim(owner, size, lease, transport)
 
 
 class PublishedStore:
-    """The outbox table as a relay store: no ordering between rows (as in django-outbox-pattern)."""
+    """The rows of one transport of the outbox table as a relay store. Rows with a ``key`` are
+    sent in order per key; rows without one in no particular order (as in
+    django-outbox-pattern)."""
 
-    ordered = False
+    ordered = True
 
-    def __init__(self, using: str | None = None) -> None:
+    def __init__(self, using: str | None = None, transport: str = named.DEFAULT) -> None:
         self.using = using
+        self.transport = transport
 
     def rows(self) -> PublishedQuerySet:
         return cast(
@@ -67,7 +83,7 @@ class PublishedStore:
 
     def claim(self, owner: str, size: int, lease: float) -> list[Published]:
         # Through the module's function, the one name tests and tools patch.
-        return claim_batch(owner, size, lease, self.using)
+        return claim_batch(owner, size, lease, self.using, self.transport)
 
     def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
         return self.rows().renew(owner, ids, lease)
@@ -93,7 +109,7 @@ class PublishedStore:
         return int(row.retry)
 
     def ordering_key(self, row: Published) -> str | None:
-        return None
+        return row.key  # type: ignore[no-any-return]
 
     def to_messages(
         self, rows: Sequence[Published]
@@ -105,6 +121,19 @@ class PublishedStore:
         content_type = getattr(serializer, "content_type", None)
         generate = generate_headers_function()
         for row in rows:
+            raw = raw_parts(row.headers)
+            if raw is not None:  # exact bytes, key and headers
+                messages.append(
+                    OutgoingMessage(
+                        row.id,
+                        row.destination,
+                        None if row.payload is None else bytes(row.payload),
+                        ordering_key=row.key,
+                        raw_key=raw[0],
+                        raw_headers=raw[1],
+                    )
+                )
+                continue
             try:
                 raw_json = getattr(row, "_body_json", None)
                 if raw_json is not None and serializer_name == "json":
@@ -115,7 +144,11 @@ class PublishedStore:
             except Exception as exc:
                 bad[row.id] = f"cannot encode the message: {exc!r}"
                 continue
-            messages.append(OutgoingMessage(row.id, row.destination, body, headers, content_type))
+            messages.append(
+                OutgoingMessage(
+                    row.id, row.destination, body, headers, content_type, ordering_key=row.key
+                )
+            )
         return messages, bad
 
 
@@ -133,13 +166,17 @@ class Relay(core_relay.Relay[Published]):
         *,
         batch_size: int | None = None,
         using: str | None = None,
+        transport_name: str = named.DEFAULT,
     ) -> None:
-        super().__init__(PublishedStore(using), transport)
+        super().__init__(PublishedStore(using, transport_name), transport)
         self.batch_size = batch_size
         self.using = using
+        self.transport_name = transport_name
+        if transport_name != named.DEFAULT:
+            self.name = f"outbox relay ({transport_name})"
 
     def make_transport(self) -> Transport:
-        return StompTransport()
+        return named.make_transport(self.transport_name)
 
     def current_policy(self) -> core_relay.RelayPolicy:
         return core_relay.RelayPolicy(

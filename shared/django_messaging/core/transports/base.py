@@ -23,12 +23,17 @@ class OutgoingMessage:
     key: Hashable
     #: STOMP destination, AMQP exchange or routing key, Kafka topic: the transport's address.
     destination: str
-    body: bytes
+    #: ``None``: no value at all (a Kafka tombstone).
+    body: bytes | None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
     #: Messages with the same ordering key must reach the broker in the order sent (a Kafka
     #: transport uses it as the record key); ``None``: no order asked.
     ordering_key: str | None = None
+    #: The record key exactly (Kafka); ``None``: ``ordering_key`` encoded as UTF-8.
+    raw_key: bytes | None = None
+    #: Headers exactly, in order, names repeated as needed (Kafka); ``None``: ``headers``.
+    raw_headers: Sequence[tuple[str, bytes | None]] | None = None
 
 
 @dataclass
@@ -39,8 +44,9 @@ class Confirmations:
     #: The connection broke: whatever is still unconfirmed will never be confirmed on it.
     lost: bool = False
     error: str | None = None
-    #: Messages the broker refused (a bad destination, a full queue...): their fault, not the
-    #: connection's. Without ``lost`` the connection stays open and only these are retried.
+    #: Messages the broker refused (a bad destination, an unroutable message, a failed
+    #: delivery...): their fault, not the connection's. Without ``lost`` the connection goes
+    #: on; ``error`` says why.
     rejected: list[Hashable] = field(default_factory=list)
 
 
@@ -85,6 +91,7 @@ class Transport(abc.ABC):
         pending = {m.key for m in messages}
         unsent = self.send(messages)
         pending -= set(unsent)
+        rejected: list[Hashable] = []
         if unsent:
             result.error = "connection lost while sending"
         deadline = time.monotonic() + timeout
@@ -99,8 +106,13 @@ class Transport(abc.ABC):
                 pending.difference_update(keys)
                 result.confirmed += len(keys)
                 on_confirmed(keys)
+            refused = [k for k in polled.rejected if k in pending]
+            if refused:
+                pending.difference_update(refused)
+                rejected.extend(refused)
+                result.error = result.error or polled.error or "refused by the broker"
             if polled.lost:
                 result.error = result.error or polled.error or "connection lost"
                 break
-        result.unconfirmed = list(pending) + list(unsent)
+        result.unconfirmed = list(pending) + list(unsent) + rejected
         return result

@@ -20,8 +20,10 @@ from confluent_kafka.serialization import (
     StringSerializer,
 )
 
+from django_messaging.core.durable import DurableMessage, send_durably
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.kafka.clients import shared
+from django_messaging.kafka.conf import settings
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.retry.settings import RetrySettings
 from django_messaging.kafka.serialization import NamedDeserializer, NamedSerializer
@@ -44,6 +46,11 @@ class TopicProducer(ABC):
 
     key_serializer: ClassVar[type[Serializer] | str] = StringSerializer
     value_serializer: ClassVar[type[Serializer] | str] = StringSerializer
+    #: ``True``: :meth:`produce` sends through the outbox, iff the transaction commits (as
+    #: ``on_commit=True`` does for one call).
+    durable: ClassVar[bool] = False
+    #: The outbox transport of durable messages; ``None``: the ``DURABLE_TRANSPORT`` setting.
+    durable_transport: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         if self.name.startswith("^"):
@@ -105,15 +112,27 @@ class TopicProducer(ABC):
         headers: Any = None,
         key_serializer_kwargs: dict[str, Any] | None = None,
         value_serializer_kwargs: dict[str, Any] | None = None,
+        on_commit: bool | None = None,
+        using: str | None = None,
         **kwargs: Any,
     ) -> None:
         """Serialize ``key`` (when given) and ``value`` and produce them to this topic.
 
         Nothing is serialized when the topic is suppressed. Other keyword arguments go to
         ``confluent_kafka.Producer.produce`` (``partition``, ``on_delivery``, ``timestamp``...).
+
+        ``on_commit=True`` (the default of a ``durable`` topic): the serialized record is
+        written to the outbox in the current transaction of database ``using`` and relayed by
+        ``./manage.py publish`` after the commit, never if it rolls back (see
+        :mod:`django_messaging.core.durable`).
         """
         name = self.name
         if is_suppressed(name):
+            return
+        if on_commit or (on_commit is None and self.durable):
+            self._produce_durably(
+                value, key, headers, key_serializer_kwargs, value_serializer_kwargs, using, kwargs
+            )
             return
         if key is not _UNSET:
             kwargs["key"] = self.serialize(
@@ -140,6 +159,50 @@ class TopicProducer(ABC):
             else:
                 payload = serializer(value, self.context(MessageField.VALUE, headers))
         shared.producer.send(name, payload, **kwargs)
+
+    def _produce_durably(
+        self,
+        value: Any,
+        key: Any,
+        headers: Any,
+        key_serializer_kwargs: dict[str, Any] | None,
+        value_serializer_kwargs: dict[str, Any] | None,
+        using: str | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        if kwargs:
+            raise DjangoKafkaError(
+                f"{type(self).__name__}.produce(on_commit=True) takes no producer arguments "
+                f"({', '.join(sorted(kwargs))}): the outbox relay produces the record later."
+            )
+        key_bytes = None
+        if key is not _UNSET:
+            key_bytes = _as_bytes(
+                self.serialize(key, MessageField.KEY, headers, **(key_serializer_kwargs or {}))
+            )
+        payload = _as_bytes(
+            self.serialize(value, MessageField.VALUE, headers, **(value_serializer_kwargs or {}))
+        )
+        transport = self.durable_transport or settings.DURABLE_TRANSPORT
+        message = DurableMessage(transport, self.name, payload, key_bytes, _header_list(headers))
+        send_durably([message], using)
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    """What the producer would send for a serialized key or value (text as UTF-8)."""
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return bytes(value)
+
+
+def _header_list(headers: Any) -> list[tuple[str, bytes | None]]:
+    """Headers as the producer sends them: a list of (name, bytes), text values as UTF-8."""
+    if not headers:
+        return []
+    pairs = headers.items() if isinstance(headers, dict) else headers
+    return [(str(name), _as_bytes(value)) for name, value in pairs]
 
 
 _CACHES: dict[type, dict[Any, Any]] = {}

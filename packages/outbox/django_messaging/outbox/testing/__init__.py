@@ -47,7 +47,7 @@ __all__ = ["Delivered", "OutboxBroker"]
 
 
 def _decoder(message: Any = None) -> Callable[[bytes | None], Any]:
-    serializer = get_serializer(settings.DEFAULT_BODY_SERIALIZER)
+    serializer = get_serializer(settings.BODY_SERIALIZER)
 
     def decode(body: bytes | None) -> Any:
         return serializer.loads(body or b"")
@@ -186,7 +186,7 @@ class OutboxBroker:
         msg_id: str | None = None,
     ) -> SentMessage:
         """A hand-made message as the relay would send it (``dop-msg-id`` set unless given)."""
-        serializer = get_serializer(settings.DEFAULT_BODY_SERIALIZER)
+        serializer = get_serializer(settings.BODY_SERIALIZER)
         items = {str(k): str(v) for k, v in (headers or {}).items()}
         items.setdefault(MESSAGE_ID_HEADER, msg_id or uuid.uuid4().hex)
         return MemoryTransport(decoder=_decoder).sent_message(

@@ -244,7 +244,7 @@ class _FrameWriter:
             headers["destination"] = message.destination
             if message.content_type:
                 headers["content-type"] = message.content_type
-            body = message.body
+            body = message.body or b""
             if isinstance(body, str):
                 body = body.encode()
             if self.content_length and body and "content-length" not in headers:

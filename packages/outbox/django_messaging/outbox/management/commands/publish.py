@@ -9,14 +9,19 @@ from django.core.management.base import CommandParser
 from django_messaging.core.commands import UsageError, WorkerCommand
 from django_messaging.core.worker import WorkerFactory
 from django_messaging.outbox.relay import Relay
+from django_messaging.outbox.transports import named
 
 
 class Command(WorkerCommand):
     help = (
-        "Send the rows of the outbox table (Published) to the broker and mark them sent once "
-        "the broker confirmed them. Runs until SIGTERM/SIGINT, which finish the current batch. "
-        "Several relays (processes, hosts) may run at once: each row goes to exactly one. "
-        "Example: ./manage.py publish --batch-size 500 --workers 2"
+        "Send the rows of the outbox table (Published) to their brokers and mark them sent once "
+        "the broker confirmed them. Every transport of MESSAGING['OUTBOX']['TRANSPORTS'] gets "
+        "its own relay: with one transport (the default) it runs in this process; with several, "
+        "each runs as a supervised worker process (--workers of them per transport). "
+        "--transport limits the command to the transports named. Runs until SIGTERM/SIGINT, "
+        "which finish the current batch. Several relays (processes, hosts) may run at once: "
+        "each row goes to exactly one, and rows with the same key go in order. "
+        "Example: ./manage.py publish --transport events --batch-size 500 --workers 2"
     )
     metrics_packages = ("outbox",)
     worker_aliases = ("--processes",)
@@ -28,11 +33,29 @@ class Command(WorkerCommand):
             default=None,
             help="rows claimed per batch (default: PUBLISHED_CHUNK_SIZE)",
         )
+        parser.add_argument(
+            "--transport",
+            "-t",
+            action="append",
+            dest="transports",
+            metavar="NAME",
+            help="relay only the rows of this transport (repeat for several; default: every "
+            "transport in MESSAGING['OUTBOX']['TRANSPORTS'], 'default' included)",
+        )
 
     def check_options(self, **options: Any) -> None:
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise UsageError("--batch-size must be at least 1")
+        known = named.configured()
+        for name in options["transports"] or ():
+            if name not in known:
+                raise UsageError(named.unknown(name))
 
-    def worker_factory(self, **options: Any) -> WorkerFactory:
+    def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
         batch_size = options["batch_size"]
-        return lambda: Relay(batch_size=batch_size)
+        names = list(dict.fromkeys(options["transports"] or named.configured()))
+
+        def relay_of(name: str) -> WorkerFactory:
+            return lambda: Relay(batch_size=batch_size, transport_name=name)
+
+        return [relay_of(name) for name in names for _ in range(workers)]

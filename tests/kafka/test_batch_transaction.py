@@ -148,13 +148,16 @@ def test_a_batch_of_200_writing_messages_on_postgresql_keeps_64_subtransactions_
             cursor.execute("SELECT pg_current_xact_id()::text")  # the top-level transaction
             per_transaction[int(cursor.fetchone()[0])] += 1
 
+    for _ in range(70):  # Django numbers the savepoints of a connection from its first
+        with transaction.atomic(), transaction.atomic():
+            pass
     sizes: list[int] = []
     topic = make_topic(TopicConsumer, name, consume=consume)
     consumer_cls = _recording_batches(make_consumer(group, topic(), batch_size=500), sizes)
     run_until(consumer_cls(), lambda: read(f"{group}.{name}.dlt", 1, 0.2), timeout=30)
     assert max(sizes) > 64  # a batch larger than the cache was handled
     assert sum(per_transaction.values()) == 199
-    assert max(per_transaction.values()) <= 64
+    assert max(per_transaction.values()) == 64  # full transactions, none larger
     kept = [v for v in values if v != "fail"]
     assert rows(name) == collections.Counter(kept)
     assert committed(kafka_bootstrap, group, name) == [200]

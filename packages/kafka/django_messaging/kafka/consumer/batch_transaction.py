@@ -53,7 +53,7 @@ class BatchTransaction:
         self._cursor: Any = None  # of the driver, for the savepoints
         #: most savepoints this transaction may hold
         self.limit = POSTGRES_SUBTRANSACTIONS if self._postgres else sys.maxsize
-        self._opened = 0  # savepoints of messages
+        self._opened = 0  # savepoints of messages, less Django's count when the batch began
         self._mark = 0  # savepoints before the running message's first query
         self._largest = 0  # most savepoints one message opened
 
@@ -61,6 +61,8 @@ class BatchTransaction:
         atomic = transaction.atomic(using=self.using)
         atomic.__enter__()
         self._atomic = atomic
+        # Django numbers savepoints per connection, never resetting the count
+        self._opened = -self.connection.savepoint_state
         self.connection.execute_wrappers.append(self._before_query)
 
     def call(self, handler: Callable[[Message], Any], msg: Message) -> bool:

@@ -10,7 +10,7 @@ import signal
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
@@ -114,6 +114,50 @@ def test_a_message_failing_in_save_before_its_first_query_spoils_no_neighbour(
     run_until(make_consumer(group, topic())(), lambda: len(rows(name)) == 2, timeout=15)
     assert rows(name) == collections.Counter(["a", "b"])
     assert [m.value() for m in read(f"{group}.{name}.dlt", 2, timeout=2)] == [b"fail"]
+
+
+def test_atomic_blocks_of_handlers_in_a_batch_keep_their_meaning(
+    create_topic, group, kafka_bootstrap, read
+):
+    """A handler's own ``atomic()`` blocks inside the message's savepoint: a block that failed
+    undoes only itself, a message that failed after its block undoes the block too."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"kept", b"inner-fails", b"fails-after", b"db-error", b"z"])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+
+        def row(suffix):
+            Handled.objects.create(topic=msg.topic(), value=f"{value}-{suffix}")
+
+        if value == "inner-fails":
+            try:
+                with transaction.atomic():
+                    row("1")
+                    raise KeyError("inner")
+            except KeyError:
+                pass
+        elif value == "db-error":
+            try:
+                with transaction.atomic():
+                    row("1")
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT * FROM no_such_table_here")
+            except DatabaseError:
+                pass
+        else:
+            with transaction.atomic(), transaction.atomic():
+                row("1")
+        row("2")
+        if value == "fails-after":
+            raise ValueError("after the block")
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    assert rows(name) == collections.Counter(
+        ["kept-1", "kept-2", "inner-fails-2", "db-error-2", "z-1", "z-2"]
+    )
+    assert committed(kafka_bootstrap, group, name) == [5]
 
 
 def _recording_batches(consumer_cls: type, sizes: list[int]) -> type:

@@ -7,6 +7,11 @@ database, and each message gets a savepoint only when it runs its first query: a
 does not touch the database costs a flag, one that fails rolls back to its own savepoint and
 keeps its neighbours' writes. The offsets of the batch are stored after the commit.
 
+On PostgreSQL, round trips are saved: the release of a message's savepoint goes with the next
+message's savepoint, a handler's first ``atomic()`` block opens its savepoint in the same round
+trip as the message's, and the handler's own savepoints are not released one by one (the
+release of the message's savepoint releases them; rolling back to it undoes them).
+
 PostgreSQL keeps the ids of at most 64 subtransactions of a transaction in shared memory; past
 that, every other session's snapshots look them up on disk while the transaction is open. So a
 transaction on PostgreSQL is *full* once its savepoints (the messages' and those their handlers
@@ -129,11 +134,25 @@ class BatchTransaction:
     def _before_query(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
         if self._pending:
             self._pending = False
+            if self._postgres and params is None and sql.startswith("SAVEPOINT "):
+                # the handler's atomic() block: its savepoint goes with the message's
+                self._open_savepoint(sql)
+                return None
             self._open_savepoint()
+        elif (
+            self._postgres
+            and params is None
+            and self._savepoint is not None
+            and sql.startswith("RELEASE SAVEPOINT ")
+        ):
+            # A savepoint of the handler's own: left open, it is released with the message's
+            # savepoint (or undone with it), one round trip less.
+            return None
         return execute(sql, params, many, context)
 
-    def _open_savepoint(self) -> None:
-        self._mark = self._opened + self.connection.savepoint_state
+    def _open_savepoint(self, then: str | None = None) -> None:
+        # Django counted the savepoint of ``then`` already
+        self._mark = self._opened + self.connection.savepoint_state - (then is not None)
         self._opened += 1
         ops = self.connection.ops
         name = f"kafka_msg_{next(_names)}"
@@ -141,6 +160,8 @@ class BatchTransaction:
         if self._released is not None:
             statements.insert(0, ops.savepoint_commit_sql(self._released))
             self._released = None
+        if then is not None:
+            statements.append(then)
         cursor = self._cursor
         if cursor is None:
             cursor = self._cursor = self.connection.connection.cursor()

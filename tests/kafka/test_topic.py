@@ -212,5 +212,7 @@ def test_deserialize_on_the_consumer_path_behaves_as_the_deserializers_do():
     jsons = make_topic(TopicConsumer, "jsons", value_deserializer="json")()
     assert jsons.deserialize(b'{"a": 1}', MessageField.VALUE, [("h", b"1")]) == {"a": 1}
     assert jsons.deserialize(b'{"a": 1}', MessageField.VALUE) == {"a": 1}
+    assert jsons.deserialize(b'{"a": 2}', "value") == {"a": 2}  # the field by its name
+    assert topic.deserialize(b"k", "key", [("h", b"1")]) == "k"
     jsons.value_deserializer = Utf16  # an instance's own choice wins over what was kept
     assert jsons.deserialize("ü".encode("utf_16"), MessageField.VALUE) == "ü"

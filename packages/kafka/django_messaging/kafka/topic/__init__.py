@@ -251,8 +251,12 @@ class TopicConsumer(ABC):
             elif field is _KEY:
                 entry = fast[1]
                 factory = self.key_deserializer
+            elif field == _VALUE:  # "value"
+                entry, factory, field = fast[2], self.value_deserializer, _VALUE
+            elif field == _KEY:
+                entry, factory, field = fast[1], self.key_deserializer, _KEY
             else:
-                entry = _NO_ENTRY
+                entry, factory = _NO_ENTRY, None
             if entry[0] is factory:
                 codec = entry[1]
                 if codec is not None:  # confluent-kafka's StringDeserializer, inlined

@@ -196,12 +196,22 @@ def test_a_batch_of_200_writing_messages_on_postgresql_keeps_64_subtransactions_
         with transaction.atomic(), transaction.atomic():
             pass
     sizes: list[int] = []
+    stored: list[int] = []
+
+    def store(self, done):
+        stored.append(done[(name, 0)] + 1)
+        TestConsumer._store(self, done)
+
     topic = make_topic(TopicConsumer, name, consume=consume)
-    consumer_cls = _recording_batches(make_consumer(group, topic(), batch_size=500), sizes)
+    TestConsumer = make_consumer(group, topic(), batch_size=500)
+    consumer_cls = _recording_batches(TestConsumer, sizes)
+    consumer_cls._store = store
     run_until(consumer_cls(), lambda: read(f"{group}.{name}.dlt", 1, 0.2), timeout=30)
     assert max(sizes) > 64  # a batch larger than the cache was handled
     assert sum(per_transaction.values()) == 199
     assert max(per_transaction.values()) == 64  # full transactions, none larger
+    # each full transaction's offsets are stored after its commit, not at the end of the batch
+    assert len(stored) > len(sizes) and stored == sorted(stored)
     kept = [v for v in values if v != "fail"]
     assert rows(name) == collections.Counter(kept)
     assert committed(kafka_bootstrap, group, name) == [200]

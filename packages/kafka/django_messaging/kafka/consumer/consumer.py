@@ -192,6 +192,8 @@ class Consumer(FailurePolicy, Worker):
         start = 0
         while start < len(msgs):
             start = self._in_transactions(msgs, start, done, bulk)
+            if done and start < len(msgs):
+                self._store(done)  # what the transaction that filled up covered
         if bulk:
             for group in bulk.values():
                 self._process_bulk(group, done)

@@ -10,12 +10,12 @@ import signal
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
 from tests.helpers import wait_until
-from tests.kafka.conftest import make_consumer, make_topic, produce_raw, run_until
+from tests.kafka.conftest import committed, make_consumer, make_topic, produce_raw, run_until
 from tests.kafka.test_worker import lines, start, stop
 from tests.project.kafka_app.models import Handled
 from tests.proxy import TcpProxy
@@ -114,6 +114,136 @@ def test_a_message_failing_in_save_before_its_first_query_spoils_no_neighbour(
     run_until(make_consumer(group, topic())(), lambda: len(rows(name)) == 2, timeout=15)
     assert rows(name) == collections.Counter(["a", "b"])
     assert [m.value() for m in read(f"{group}.{name}.dlt", 2, timeout=2)] == [b"fail"]
+
+
+def test_atomic_blocks_of_handlers_in_a_batch_keep_their_meaning(
+    create_topic, group, kafka_bootstrap, read
+):
+    """A handler's own ``atomic()`` blocks inside the message's savepoint: a block that failed
+    undoes only itself, a message that failed after its block undoes the block too."""
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [b"kept", b"inner-fails", b"fails-after", b"db-error", b"z"])
+
+    def consume(self, msg):
+        value = msg.value().decode()
+
+        def row(suffix):
+            Handled.objects.create(topic=msg.topic(), value=f"{value}-{suffix}")
+
+        if value == "inner-fails":
+            try:
+                with transaction.atomic():
+                    row("1")
+                    raise KeyError("inner")
+            except KeyError:
+                pass
+        elif value == "db-error":
+            try:
+                with transaction.atomic():
+                    row("1")
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT * FROM no_such_table_here")
+            except DatabaseError:
+                pass
+        else:
+            with transaction.atomic(), transaction.atomic():
+                row("1")
+        row("2")
+        if value == "fails-after":
+            raise ValueError("after the block")
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    assert rows(name) == collections.Counter(
+        ["kept-1", "kept-2", "inner-fails-2", "db-error-2", "z-1", "z-2"]
+    )
+    assert committed(kafka_bootstrap, group, name) == [5]
+
+
+def _recording_batches(consumer_cls: type, sizes: list[int]) -> type:
+    def process_batch(self, msgs, done=None):
+        sizes.append(len(msgs))
+        return consumer_cls.process_batch(self, msgs, done)
+
+    return type("Recording", (consumer_cls,), {"process_batch": process_batch})
+
+
+def test_a_batch_of_200_writing_messages_on_postgresql_keeps_64_subtransactions_a_transaction(
+    create_topic, group, kafka_bootstrap, read
+):
+    """PostgreSQL caches the ids of 64 subtransactions per transaction; a transaction with more
+    makes every other session's snapshots read them from disk. A savepoint that wrote stays
+    until the commit, so a batch of 200 writing messages is committed in transactions of at most
+    64 of them, and a failing message still loses only its own writes."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the subtransaction cache is PostgreSQL's")
+    name = create_topic()
+    values = [f"v{i}" for i in range(200)]
+    values[150] = "fail"
+    produce_raw(kafka_bootstrap, name, [v.encode() for v in values])
+    per_transaction: collections.Counter[int] = collections.Counter()
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        Handled.objects.create(topic=msg.topic(), value=value)
+        if value == "fail":
+            raise ValueError("after a write")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()::text")  # the top-level transaction
+            per_transaction[int(cursor.fetchone()[0])] += 1
+
+    for _ in range(70):  # Django numbers the savepoints of a connection from its first
+        with transaction.atomic(), transaction.atomic():
+            pass
+    sizes: list[int] = []
+    stored: list[int] = []
+
+    def store(self, done):
+        stored.append(done[(name, 0)] + 1)
+        TestConsumer._store(self, done)
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    TestConsumer = make_consumer(group, topic(), batch_size=500)
+    consumer_cls = _recording_batches(TestConsumer, sizes)
+    consumer_cls._store = store
+    run_until(consumer_cls(), lambda: read(f"{group}.{name}.dlt", 1, 0.2), timeout=30)
+    assert max(sizes) > 64  # a batch larger than the cache was handled
+    assert sum(per_transaction.values()) == 199
+    assert max(per_transaction.values()) == 64  # full transactions, none larger
+    # each full transaction's offsets are stored after its commit, not at the end of the batch
+    assert len(stored) > len(sizes) and stored == sorted(stored)
+    kept = [v for v in values if v != "fail"]
+    assert rows(name) == collections.Counter(kept)
+    assert committed(kafka_bootstrap, group, name) == [200]
+
+
+def test_a_batch_that_breaks_after_a_full_transaction_applies_nothing_twice(
+    create_topic, group, kafka_bootstrap
+):
+    """The messages of a transaction committed because it was full are final: when a later
+    transaction of the same batch breaks, only its own messages are handled again."""
+    name = create_topic()
+    values = [f"v{i}" for i in range(200)]
+    produce_raw(kafka_bootstrap, name, [v.encode() for v in values])
+    calls: collections.Counter[str] = collections.Counter()
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        calls[value] += 1
+        Handled.objects.create(topic=msg.topic(), value=value)
+        if value == "v100" and calls[value] == 1:
+            raise OperationalError("the database went away")
+
+    sizes: list[int] = []
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    consumer_cls = _recording_batches(make_consumer(group, topic(), batch_size=500), sizes)
+    run_until(consumer_cls(), lambda: sum(rows(name).values()) >= 200, timeout=30)
+    assert max(sizes) > 100
+    assert rows(name) == collections.Counter(values)
+    if connection.vendor == "postgresql":  # transactions of 64: v0..v63 were not redone
+        assert calls["v0"] == 1 and calls["v63"] == 1
+        assert calls["v64"] == 2 and calls["v199"] == 1
+    wait_until(lambda: committed(kafka_bootstrap, group, name) == [200], timeout=10)
 
 
 # --- kafka_consume processes --------------------------------------------------------------

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from confluent_kafka.serialization import MessageField, StringSerializer
+from confluent_kafka.serialization import (
+    MessageField,
+    SerializationError,
+    StringDeserializer,
+    StringSerializer,
+)
 from django.test import override_settings
 
 from django_messaging.core import suppression
@@ -204,3 +209,25 @@ def test_a_topic_instance_deserializes_after_the_settings_changed() -> None:
     assert topic.deserialize(b'{"a": 1}', MessageField.VALUE) == {"a": 1}
     kafka.reset_clients()
     assert topic.deserialize(b'{"a": 2}', MessageField.VALUE) == {"a": 2}
+
+
+def test_deserialize_on_the_consumer_path_behaves_as_the_deserializers_do():
+    """The per-message path decodes the default ``StringDeserializer`` inline and keeps the
+    deserializers on the instance: the results, errors and overrides are the deserializers'."""
+
+    class Utf16(StringDeserializer):
+        def __init__(self):
+            super().__init__("utf_16")
+
+    topic = make_topic(TopicConsumer, "plain")()
+    assert topic.deserialize("é".encode(), MessageField.VALUE, [("h", b"1")]) == "é"
+    assert topic.deserialize(None, MessageField.KEY, None) is None
+    with pytest.raises(SerializationError):
+        topic.deserialize(b"\xff\xfe\xfd", MessageField.VALUE, None)
+    jsons = make_topic(TopicConsumer, "jsons", value_deserializer="json")()
+    assert jsons.deserialize(b'{"a": 1}', MessageField.VALUE, [("h", b"1")]) == {"a": 1}
+    assert jsons.deserialize(b'{"a": 1}', MessageField.VALUE) == {"a": 1}
+    assert jsons.deserialize(b'{"a": 2}', "value") == {"a": 2}  # the field by its name
+    assert topic.deserialize(b"k", "key", [("h", b"1")]) == "k"
+    jsons.value_deserializer = Utf16  # an instance's own choice wins over what was kept
+    assert jsons.deserialize("ü".encode("utf_16"), MessageField.VALUE) == "ü"

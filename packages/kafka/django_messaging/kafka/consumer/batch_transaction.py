@@ -7,6 +7,17 @@ database, and each message gets a savepoint only when it runs its first query: a
 does not touch the database costs a flag, one that fails rolls back to its own savepoint and
 keeps its neighbours' writes. The offsets of the batch are stored after the commit.
 
+On PostgreSQL, round trips are saved: the release of a message's savepoint goes with the next
+message's savepoint, a handler's first ``atomic()`` block opens its savepoint in the same round
+trip as the message's, and the handler's own savepoints are not released one by one (the
+release of the message's savepoint releases them; rolling back to it undoes them).
+
+PostgreSQL keeps the ids of at most 64 subtransactions of a transaction in shared memory; past
+that, every other session's snapshots look them up on disk while the transaction is open. So a
+transaction on PostgreSQL is *full* once its savepoints (the messages' and those their handlers
+opened with ``atomic()``) leave no room for another message like the largest so far: the
+consumer commits it and handles the rest of the batch in a new one.
+
 When the transaction itself breaks (the database went away, a savepoint cannot be rolled back,
 the commit fails) the batch is rolled back whole and the consumer handles its messages again
 one by one, each in its own transaction.
@@ -15,6 +26,7 @@ one by one, each in its own transaction.
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +35,9 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django_messaging.kafka.utils.message import Message
 
 _names = itertools.count(1)
+
+#: subtransactions PostgreSQL caches per backend (``PGPROC_MAX_CACHED_SUBXIDS``)
+POSTGRES_SUBTRANSACTIONS = 64
 
 
 class BatchAborted(Exception):
@@ -41,19 +56,26 @@ class BatchTransaction:
         self._released: str | None = None  # a handled message's savepoint, released lazily
         self._postgres = self.connection.vendor == "postgresql"
         self._cursor: Any = None  # of the driver, for the savepoints
+        #: most savepoints this transaction may hold
+        self.limit = POSTGRES_SUBTRANSACTIONS if self._postgres else sys.maxsize
+        self._opened = 0  # savepoints of messages, less Django's count when the batch began
+        self._mark = 0  # savepoints before the running message's first query
+        self._largest = 0  # most savepoints one message opened
 
     def begin(self) -> None:
         atomic = transaction.atomic(using=self.using)
         atomic.__enter__()
         self._atomic = atomic
+        # Django numbers savepoints per connection, never resetting the count
+        self._opened = -self.connection.savepoint_state
         self.connection.execute_wrappers.append(self._before_query)
 
-    def call(self, handler: Callable[[Message], Any], msg: Message) -> None:
+    def call(self, handler: Callable[[Message], Any], msg: Message) -> bool:
         """Run ``handler(msg)``; on an exception its writes are rolled back and it is re-raised
-        (:class:`BatchAborted` when they cannot be)."""
+        (:class:`BatchAborted` when they cannot be). ``True``: the transaction is full, commit
+        it before the next message."""
         connection = self.connection
         hooks = len(connection.run_on_commit)
-        self._savepoint = None
         self._pending = True
         try:
             handler(msg)
@@ -61,13 +83,21 @@ class BatchTransaction:
             self._pending = False
             self._rollback_message(hooks, exc)
             raise
-        self._pending = False
-        if connection.needs_rollback or (self._savepoint is not None and self._aborted_on_server()):
+        if self._pending:  # no query: no savepoint
+            self._pending = False
+            if connection.needs_rollback:
+                self._rollback_message(hooks, None)
+            return False
+        if connection.needs_rollback or self._aborted_on_server():
             # the handler caught a database error: its writes are dropped, as
             # transaction.atomic() would on exit
             self._rollback_message(hooks, None)
-        elif self._savepoint is not None:
-            self._released = self._savepoint
+        else:
+            self._released, self._savepoint = self._savepoint, None
+        used = self._opened + connection.savepoint_state
+        if used - self._mark > self._largest:
+            self._largest = used - self._mark
+        return used + self._largest > self.limit
 
     def commit(self) -> None:
         if self.connection.needs_rollback:
@@ -104,16 +134,34 @@ class BatchTransaction:
     def _before_query(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
         if self._pending:
             self._pending = False
+            if self._postgres and params is None and sql.startswith("SAVEPOINT "):
+                # the handler's atomic() block: its savepoint goes with the message's
+                self._open_savepoint(sql)
+                return None
             self._open_savepoint()
+        elif (
+            self._postgres
+            and params is None
+            and self._savepoint is not None
+            and sql.startswith("RELEASE SAVEPOINT ")
+        ):
+            # A savepoint of the handler's own: left open, it is released with the message's
+            # savepoint (or undone with it), one round trip less.
+            return None
         return execute(sql, params, many, context)
 
-    def _open_savepoint(self) -> None:
+    def _open_savepoint(self, then: str | None = None) -> None:
+        # Django counted the savepoint of ``then`` already
+        self._mark = self._opened + self.connection.savepoint_state - (then is not None)
+        self._opened += 1
         ops = self.connection.ops
         name = f"kafka_msg_{next(_names)}"
         statements = [ops.savepoint_create_sql(name)]
         if self._released is not None:
             statements.insert(0, ops.savepoint_commit_sql(self._released))
             self._released = None
+        if then is not None:
+            statements.append(then)
         cursor = self._cursor
         if cursor is None:
             cursor = self._cursor = self.connection.connection.cursor()

@@ -193,33 +193,17 @@ class Consumer(FailurePolicy, Worker):
 
         Messages of ``atomic`` topics share one transaction per batch and database, with a
         savepoint per message (:mod:`.batch_transaction`); their offsets are stored after it
-        committed. When it breaks, the batch is rolled back and handled again one by one.
+        committed. A transaction that is full is committed and the batch goes on in a new one.
+        When it breaks, its messages are rolled back and handled again one by one.
         """
         done = {} if done is None else done
         self._handlers.clear()  # topics' settings (atomic, bulk) are read once per batch
         bulk: dict[int, list[Message]] = {}
-        stored_before = dict(done)
-        backlog_before = set(self._backlog)
-        txs = BatchTransactions()
-        aborted = self._dispatch(msgs, done, bulk, txs)
-        if aborted is None and txs.partitions:
-            try:
-                txs.commit()
-            except Exception as failure:
-                aborted = (len(msgs), failure)
-        if aborted is not None:
-            txs.rollback()
-            index, exc = aborted
-            self._undo_batch(txs.partitions, backlog_before, stored_before, done)
-            logger.warning(
-                "%s: the transaction of a batch of %d messages failed (%r); handling them "
-                "one by one",
-                self.name,
-                len(msgs),
-                exc,
-            )
-            redo = [m for m in msgs[:index] if (m.topic(), m.partition()) in txs.partitions]
-            self._dispatch(redo + msgs[index:], done, bulk, None)
+        start = 0
+        while start < len(msgs):
+            start = self._in_transactions(msgs, start, done, bulk)
+            if done and start < len(msgs):
+                self._store(done)  # what the transaction that filled up covered
         if bulk:
             for group in bulk.values():
                 self._process_bulk(group, done)
@@ -230,18 +214,53 @@ class Consumer(FailurePolicy, Worker):
                         self._retries.done(*tp)
             self._store(done)
 
+    def _in_transactions(
+        self, msgs: list[Message], start: int, done: Done, bulk: dict[int, list[Message]]
+    ) -> int:
+        """Handle ``msgs[start:]`` in new batch transactions until one of them is full; commit
+        them. Returns the index of the first message not handled yet."""
+        stored_before = dict(done)
+        backlog_before = set(self._backlog)
+        txs = BatchTransactions()
+        stop, failure = self._dispatch(msgs, start, done, bulk, txs)
+        if failure is None:
+            if not txs.partitions:
+                return stop
+            try:
+                txs.commit()
+            except Exception as exc:
+                failure = exc
+            else:
+                return stop
+        txs.rollback()
+        self._undo_batch(txs.partitions, backlog_before, stored_before, done)
+        logger.warning(
+            "%s: the transaction of a batch of %d messages failed (%r); handling them one by one",
+            self.name,
+            stop - start,
+            failure,
+        )
+        redo = [m for m in msgs[start:stop] if (m.topic(), m.partition()) in txs.partitions]
+        self._dispatch(redo + msgs[stop:], 0, done, bulk, None)
+        return len(msgs)
+
     def _dispatch(
         self,
         msgs: list[Message],
+        start: int,
         done: Done,
         bulk: dict[int, list[Message]],
         txs: BatchTransactions | None,
-    ) -> tuple[int, Exception] | None:
-        """Hand each message to its topic. With ``txs``, atomic topics run in the batch's
-        transactions; returns (index, error) of the message at which they broke."""
+    ) -> tuple[int, Exception | None]:
+        """Hand each message from ``msgs[start]`` on to its topic. With ``txs``, atomic topics
+        run in the batch's transactions: returns the index at which they broke and the error,
+        or the index after the message that filled one of them; else ``(len(msgs), None)``."""
         backlog = self._backlog
         handlers = self._handlers
-        for index, msg in enumerate(msgs):
+        partitions = txs.partitions if txs is not None else None
+        tx: Any = None
+        tx_using: Any = _NOT_ATOMIC
+        for index, msg in enumerate(msgs[start:] if start else msgs, start):
             if msg.error() is not None:
                 self._log_message_error(msg)
                 continue
@@ -265,22 +284,27 @@ class Consumer(FailurePolicy, Worker):
             try:
                 if using is _NOT_ATOMIC:
                     call(msg)
-                elif txs is None:
+                elif partitions is None:
                     with transaction.atomic(using=using):
                         call(msg)
                 else:
-                    txs.partitions.add(tp)
-                    txs.get(using).call(call, msg)
+                    if using is not tx_using:
+                        tx = txs.get(using)  # type: ignore[union-attr]
+                        tx_using = using
+                    partitions.add(tp)
+                    if tx.call(call, msg):  # the transaction is full
+                        done[tp] = msg.offset()
+                        return index + 1, None
             except BatchAborted as exc:
                 return index, exc
             except Exception as exc:
-                if txs is not None and using is not _NOT_ATOMIC and self.is_transient(exc):
+                if partitions is not None and using is not _NOT_ATOMIC and self.is_transient(exc):
                     return index, exc
                 if not self.handle_exception(msg, exc):
                     backlog[tp] = [msg]
                     continue
             done[tp] = msg.offset()
-        return None
+        return len(msgs), None
 
     def _undo_batch(
         self,

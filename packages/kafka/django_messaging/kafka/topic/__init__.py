@@ -15,6 +15,7 @@ from confluent_kafka.serialization import (
     Deserializer,
     MessageField,
     SerializationContext,
+    SerializationError,
     Serializer,
     StringDeserializer,
     StringSerializer,
@@ -218,12 +219,15 @@ def _cache_of(cls: type) -> dict[Any, Any]:
 @shared.on_reset
 def clear_serializer_caches() -> None:
     """Forget every cached (de)serializer (settings changed)."""
+    global _generation
     _CACHES.clear()
-    _GENERATION[0] += 1
+    _generation = object()
 
 
-#: bumped when the caches are cleared; what an instance keeps is valid for one generation
-_GENERATION = [0]
+#: replaced when the caches are cleared; what an instance keeps is valid for one generation
+_generation = object()
+#: the fast entry of a field a class finds the deserializer of its own way: matches no factory
+_NO_ENTRY = (object(), None, None, None)
 
 
 class TopicConsumer(ABC):
@@ -240,6 +244,8 @@ class TopicConsumer(ABC):
     retry_settings: ClassVar[RetrySettings | None] = None
     atomic: ClassVar[bool | None] = None
     atomic_using: ClassVar[str | None] = None
+    #: the deserializers of the per-message path (see :meth:`_fast_deserializers`)
+    _fast: tuple[Any, ...] = (None, None, None)
 
     @property
     @abstractmethod
@@ -296,36 +302,36 @@ class TopicConsumer(ABC):
     def deserialize(
         self, value: Any, field: MessageField | str, headers: Any = None, **kwargs: Any
     ) -> Any:
-        if headers is None and not kwargs:
+        if not kwargs:
             # The per-message path of a consumer: the deserializers and their contexts are
             # kept on the instance until the caches are cleared (settings changed).
-            fast = self.__dict__.get("_fast_deserializer_cache")
-            if fast is None or fast[0] != _GENERATION[0]:
+            fast = self._fast
+            if fast[0] is not _generation:
                 fast = self._fast_deserializers()
-            if fast[1]:
-                if field is _VALUE and self.value_deserializer is fast[5]:
-                    return fast[6](value, fast[7])
-                if field is _KEY and self.key_deserializer is fast[2]:
-                    return fast[3](value, fast[4])
-        if not kwargs and _plain_consumer(type(self)):
-            # The per-message path of a consumer: one dict lookup, a context built once.
-            if field == MessageField.VALUE:
-                factory, label = self.value_deserializer, "value"
-            elif field == MessageField.KEY:
-                factory, label = self.key_deserializer, "key"
+            if field is _VALUE:
+                entry = fast[2]
+                factory = self.value_deserializer
+            elif field is _KEY:
+                entry = fast[1]
+                factory = self.key_deserializer
+            elif field == _VALUE:  # "value"
+                entry, factory, field = fast[2], self.value_deserializer, _VALUE
+            elif field == _KEY:
+                entry, factory, field = fast[1], self.key_deserializer, _KEY
             else:
-                factory = None
-            if factory is not None:
-                name = self.name
-                cache = _cache_of(type(self))
-                key = ("de-ctx", field, factory, name)
-                found = cache.get(key)
-                if found is None:
-                    deserializer = self._cached_deserializer(label, factory, {})
-                    found = cache[key] = (deserializer, SerializationContext(name, field))  # type: ignore[arg-type]
+                entry, factory = _NO_ENTRY, None
+            if entry[0] is factory:
+                codec = entry[1]
+                if codec is not None:  # confluent-kafka's StringDeserializer, inlined
+                    if value is None:
+                        return None
+                    try:
+                        return value.decode(codec)
+                    except UnicodeError as exc:
+                        raise SerializationError(str(exc))  # as StringDeserializer does
                 if headers is None:
-                    return found[0](value, found[1])
-                return found[0](value, SerializationContext(name, field, headers))  # type: ignore[arg-type]
+                    return entry[2](value, entry[3])
+                return entry[2](value, SerializationContext(self.name, field, headers))  # type: ignore[arg-type]
         if field == MessageField.VALUE:
             deserializer = self.get_value_deserializer(**kwargs)
         elif field == MessageField.KEY:
@@ -335,24 +341,26 @@ class TopicConsumer(ABC):
         return deserializer(value, self.context(field, headers))
 
     def _fast_deserializers(self) -> tuple[Any, ...]:
-        """(generation, plain?, key factory, key deserializer, key context, value factory,
-        value deserializer, value context) of this instance."""
+        """(generation, key entry, value entry) of this instance; an entry is (factory, codec
+        of a plain ``StringDeserializer`` or ``None``, deserializer, context), ``_NO_ENTRY``
+        when the class finds its deserializers its own way."""
         if not _plain_consumer(type(self)):
-            fast: tuple[Any, ...] = (_GENERATION[0], False)
+            fast: tuple[Any, ...] = (_generation, _NO_ENTRY, _NO_ENTRY)
         else:
-            key, value = self.key_deserializer, self.value_deserializer
             fast = (
-                _GENERATION[0],
-                True,
-                key,
-                self._cached_deserializer("key", key, {}),
-                self.context(MessageField.KEY),
-                value,
-                self._cached_deserializer("value", value, {}),
-                self.context(MessageField.VALUE),
+                _generation,
+                self._fast_entry("key", self.key_deserializer, _KEY),
+                self._fast_entry("value", self.value_deserializer, _VALUE),
             )
-        self.__dict__["_fast_deserializer_cache"] = fast
+        self._fast = fast
         return fast
+
+    def _fast_entry(self, label: str, factory: Any, field: MessageField) -> tuple[Any, ...]:
+        deserializer = self._cached_deserializer(label, factory, {})
+        codec = getattr(deserializer, "codec", None)
+        if type(deserializer) is not StringDeserializer or not isinstance(codec, str):
+            codec = None
+        return (factory, codec, deserializer, self.context(field))
 
     def consume(self, msg: Message) -> Any:
         """Handle one message. Override it; an exception sends the message to retry or the

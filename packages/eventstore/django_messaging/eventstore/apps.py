@@ -8,4 +8,7 @@ class MessagingEventstoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_messaging.eventstore import conf  # noqa: F401  (declares MESSAGING["EVENTSTORE"])
+        # conf declares MESSAGING["EVENTSTORE"]; leaders holds pushes to followers until commit.
+        from django_messaging.eventstore import conf, leaders  # noqa: F401
+
+        leaders.install()

@@ -424,9 +424,13 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
                 upper, bounded = first + limit - 1, True
         rows = self._select_notification_rows(start, limit, upper, topics, inclusive_of_start)
         if bounded and len(rows) < limit:
-            # The end of the log, unless ids are missing (events written by other means):
-            # then read on past the bound, as the open range would have.
-            rows += self._select_notification_rows(upper, limit - len(rows), stop, topics, False)
+            # The end of the log, or ids are missing (events written by other means): read on
+            # from the last row returned, not from the bound, because events committed since
+            # the first read may fill in ids below the bound.
+            after, inclusive = (rows[-1][0], False) if rows else (start, inclusive_of_start)
+            rows += self._select_notification_rows(
+                after, limit - len(rows), stop, topics, inclusive
+            )
         # An aggregate's events sit side by side in the log: parse each originator id once.
         originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import ClassVar
 
@@ -20,10 +21,17 @@ def close_other_connections(alias: str = "default") -> None:
 
     Threads of the upstream concurrency cases each open a Django connection and never close
     it; PostgreSQL then refuses to drop the test database, and on MariaDB they pile up.
-    Only sessions on this run's own test database are touched.
+    Only sessions on this run's own test database are touched. A SQLite connection closes
+    when it is garbage-collected: those of threads that have ended (a stopped runner's) are
+    collected here, so that none keeps the file open into the next test (which may change its
+    journal mode). Two passes: the first frees the Django connection objects, which releases
+    the raw connections the SQLite dialect remembers; the second collects those.
     """
     connection = connections[alias]
-    if connection.vendor == "postgresql":
+    if connection.vendor == "sqlite":
+        gc.collect()
+        gc.collect()
+    elif connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

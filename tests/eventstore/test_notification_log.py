@@ -267,3 +267,37 @@ class TestTransientFailures(EventStoreTestCase):
         thread.join(timeout=10)
         assert recorder.max_notification_id() == 1
         assert recorder.insert_events(events(1)) == [2]
+
+
+class TestPages(EventStoreTestCase):
+    """Pages are read as a bounded id range (the ids are contiguous); a log with missing ids,
+    written by other means than the recorders, is still read in full."""
+
+    def test_pages_of_a_contiguous_log(self) -> None:
+        recorder = DjangoApplicationRecorder("pages", self.db_alias)
+        recorder.insert_events(events(25))
+        ids = [n.id for n in recorder.select_notifications(1, 10)]
+        assert ids == list(range(1, 11))
+        assert [n.id for n in recorder.select_notifications(10, 10, inclusive_of_start=False)] == (
+            list(range(11, 21))
+        )
+        assert [n.id for n in recorder.select_notifications(21, 10)] == [21, 22, 23, 24, 25]
+        assert [n.id for n in recorder.select_notifications(3, 10, stop=5)] == [3, 4, 5]
+        assert recorder.select_notifications(26, 10) == []
+
+    def test_missing_ids_are_read_past(self) -> None:
+        recorder = DjangoApplicationRecorder("gaps", self.db_alias)
+        recorder.insert_events(events(30, topic="a"))
+        # Ids 4-20 removed, as in a log imported with gaps.
+        with connections[self.db_alias].cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM messaging_eventstore_stored_event WHERE application_name = %s "
+                "AND notification_id BETWEEN 4 AND 20",
+                ["gaps"],
+            )
+        assert [n.id for n in recorder.select_notifications(1, 10)] == [1, 2, 3, *range(21, 28)]
+        after_3 = recorder.select_notifications(3, 5, inclusive_of_start=False)
+        assert [n.id for n in after_3] == list(range(21, 26))
+        up_to_24 = recorder.select_notifications(2, 10, stop=24)
+        assert [n.id for n in up_to_24] == [2, 3, *range(21, 25)]
+        assert [n.id for n in recorder.select_notifications(1, 4, topics=["a"])] == [1, 2, 3, 21]

@@ -9,7 +9,10 @@ class MessagingEventstoreConfig(AppConfig):
 
     def ready(self) -> None:
         from django_messaging.core import status
-        from django_messaging.eventstore import conf  # noqa: F401  (declares MESSAGING["EVENTSTORE"])
+
+        # conf declares MESSAGING["EVENTSTORE"]; leaders holds pushes to followers until commit.
+        from django_messaging.eventstore import conf, leaders  # noqa: F401
         from django_messaging.eventstore.status import follower_figures
 
+        leaders.install()
         status.register("eventstore", "database", follower_figures)

@@ -416,24 +416,24 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        sql = self._sql["select"]
-        params: list[Any] = [self.application_name]
-        if start is not None:
-            sql += (
-                " AND notification_id >= %s" if inclusive_of_start else " AND notification_id > %s"
+        # An application's ids are contiguous, so a page from ``first`` lies within
+        # [first, first + limit - 1]. Bounded above, the range is read from the
+        # (application, id) index row by row, whatever the planner knows of the table; an
+        # open range on a table without statistics yet reads every later row and sorts them.
+        upper, bounded = stop, False
+        if start is not None and not topics:
+            first = start if inclusive_of_start else start + 1
+            if stop is None or first + limit - 1 < stop:
+                upper, bounded = first + limit - 1, True
+        rows = self._select_notification_rows(start, limit, upper, topics, inclusive_of_start)
+        if bounded and len(rows) < limit:
+            # The end of the log, or ids are missing (events written by other means): read on
+            # from the last row returned, not from the bound, because events committed since
+            # the first read may fill in ids below the bound.
+            after, inclusive = (rows[-1][0], False) if rows else (start, inclusive_of_start)
+            rows += self._select_notification_rows(
+                after, limit - len(rows), stop, topics, inclusive
             )
-            params.append(start)
-        if stop is not None:
-            sql += " AND notification_id <= %s"
-            params.append(stop)
-        if topics:
-            sql += f" AND topic IN ({','.join(['%s'] * len(topics))})"
-            params.extend(topics)
-        sql += " ORDER BY notification_id LIMIT %s"
-        params.append(limit)
-        with translated(), self._serialised(), self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
         # An aggregate's events sit side by side in the log: parse each originator id once.
         originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id
@@ -452,6 +452,33 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
                 )
             )
         return notifications
+
+    def _select_notification_rows(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None,
+        topics: Sequence[str],
+        inclusive_of_start: bool,
+    ) -> list[tuple[Any, ...]]:
+        sql = self._sql["select"]
+        params: list[Any] = [self.application_name]
+        if start is not None:
+            sql += (
+                " AND notification_id >= %s" if inclusive_of_start else " AND notification_id > %s"
+            )
+            params.append(start)
+        if stop is not None:
+            sql += " AND notification_id <= %s"
+            params.append(stop)
+        if topics:
+            sql += f" AND topic IN ({','.join(['%s'] * len(topics))})"
+            params.extend(topics)
+        sql += " ORDER BY notification_id LIMIT %s"
+        params.append(limit)
+        with translated(), self._serialised(), self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
 
     @retrying()
     def max_notification_id(self) -> int | None:

@@ -167,6 +167,8 @@ MESSAGING: dict = {
         "transport": os.environ.get(
             "MESSAGING_CQRS_TRANSPORT", "django_messaging.cqrs.transport.RabbitMQTransport"
         ),
+        # The chaos soak shortens how long a killed master's stored messages wait for the relay.
+        "master": {"CQRS_OUTBOX_GRACE": float(os.environ.get("MESSAGING_CQRS_OUTBOX_GRACE", "60"))},
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

@@ -57,8 +57,7 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -72,6 +71,12 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        # Each direction closes the socket it read from: a proxy that carries thousands of
+        # short connections (a worker's database sessions) must not keep their descriptors.
+        with self._lock:
+            if src in self._sockets:
+                self._sockets.remove(src)
+        src.close()
 
     def cut(self) -> None:
         """Close the listener and every open connection."""

@@ -7,6 +7,7 @@ import argparse
 import os
 import random
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -83,6 +84,10 @@ def main(argv: list[str]) -> int:
     print(f"chaos: seed {seed}, {duration:.0f} s, {len(faults)} faults:", flush=True)
     for fault in faults:
         print(f"  {fault.at:7.1f}s  {fault.kind}", flush=True)
+    # SIGTERM (a CI timeout) unwinds like Ctrl-C, so that workers and services are cleaned up.
+    signal.signal(
+        signal.SIGTERM, lambda signum, frame: sys.exit(f"chaos: stopped by signal {signum}")
+    )
     workdir = Path(tempfile.mkdtemp(prefix="chaos-"))
     t0 = time.monotonic()
     cluster = Cluster(workdir)
@@ -120,11 +125,28 @@ def soak(
     import django
 
     django.setup()
+    everyone = build_workers(cluster, workdir, args.rate)
+    try:
+        return _soak(args, seed, duration, faults, cluster, workdir, everyone)
+    finally:
+        for worker in everyone.values():  # left running only when the soak stopped on an error
+            worker.kill()
+
+
+def _soak(
+    args: argparse.Namespace,
+    seed: int,
+    duration: float,
+    faults: list[Fault],
+    cluster: Cluster,
+    workdir: Path,
+    everyone: dict[str, Worker],
+) -> list[str]:
     from django.db import connections
 
     from tests.chaos import checker, report
 
-    workers = build_workers(cluster, workdir, args.rate)
+    workers = dict(everyone)
     load = workers.pop("load")
     supervisor = Supervisor(list(workers.values()))
     supervisor.start()
@@ -150,8 +172,9 @@ def soak(
     start = time.time()
     watcher = threading.Thread(target=monitor, daemon=True)
     watcher.start()
-    for fault in faults:
-        time.sleep(max(0.0, start + fault.at - time.time()))
+    previous = start
+    for fault in faults:  # one at a time, and never two in a row without a breath
+        time.sleep(max(0.0, start + fault.at - time.time(), previous + 2 - time.time()))
         injector.inject(fault)
         print(
             f"chaos: {fault.started - start:6.1f}s {fault.kind} ({fault.ended - fault.started:.1f}s) {fault.note}",

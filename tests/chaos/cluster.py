@@ -104,17 +104,31 @@ class Worker:
     exits: list[tuple[float, int, str]] = field(default_factory=list)  # (time, code, cause)
     expected: str = ""  # the signal the harness just sent, if any
     starts: int = 0
+    retired: bool = False
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", *self.argv],
-            env={**os.environ, **self.env},
-            cwd=ROOT,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        if self.retired:
+            return
+        with self.log.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", *self.argv],
+                env={**os.environ, **self.env},
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.starts += 1
+
+    def kill(self) -> None:
+        """Kill the process group at once, for good (the harness is stopping on an error)."""
+        self.retired = True
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pika
 import stomp
@@ -62,6 +63,7 @@ class Injector:
         self.rng = random.Random(seed + 1)
         self.garbage = Counter[str]()  # input -> messages the broker accepted
         self._serial = 0
+        self._producer = Producer({"bootstrap.servers": cluster.kafka.bootstrap})
 
     def inject(self, fault: Fault) -> None:
         fault.started = time.time()
@@ -143,8 +145,7 @@ class Injector:
         return ", ".join(sent)
 
     def _kafka(self, count: int) -> int:
-        c = self.cluster
-        producer = Producer({"bootstrap.servers": c.kafka.bootstrap})
+        c, producer = self.cluster, self._producer
         delivered: list[str] = []
         for body in self._bodies(count):
             producer.produce(
@@ -160,7 +161,15 @@ class Injector:
     def _amqp(self, count: int) -> int:
         c = self.cluster
         amqp = pika.BlockingConnection(pika.URLParameters(c.rabbit.url))
-        channel = amqp.channel()
+        try:
+            self._publish(amqp.channel(), count)
+        finally:
+            if amqp.is_open:
+                amqp.close()
+        return count
+
+    def _publish(self, channel: Any, count: int) -> None:
+        c = self.cluster
         channel.confirm_delivery()
         exchange = c.env()["MESSAGING_CQRS_EXCHANGE"]
         channel.exchange_declare(exchange, "topic", durable=True)
@@ -172,8 +181,6 @@ class Injector:
                 pika.BasicProperties(delivery_mode=2, headers={"chaos-garbage": self._next()}),
             )
             self.garbage["cqrs"] += 1  # confirm_delivery: basic_publish raised otherwise
-        amqp.close()
-        return count
 
     def _stomp(self, count: int) -> int:
         c = self.cluster
@@ -187,18 +194,20 @@ class Injector:
             [("127.0.0.1", c.rabbit.stomp_port)], heartbeats=(0, 0), vhost="/"
         )
         conn.set_listener("r", Receipts())
-        conn.connect("guest", "guest", wait=True)
         # A JSON object would be an order to the subscriber's callback: not garbage there.
         bodies = [b for b in self._bodies(count * 2) if not b.startswith(b'{"seq"')][:count]
-        for i, body in enumerate(bodies):
-            headers = {"chaos-garbage": self._next(), "persistent": "true"}
-            if i % 2:
-                headers["dop-msg-id"] = headers["chaos-garbage"]
-            if i == len(bodies) - 1:
-                headers["receipt"] = "last"
-            conn.send(c.destination, body, headers=headers)
-        if not done.wait(30):
-            raise RuntimeError("no receipt for the garbage sent over STOMP")
-        conn.disconnect()
+        try:
+            conn.connect("guest", "guest", wait=True)
+            for i, body in enumerate(bodies):
+                headers = {"chaos-garbage": self._next(), "persistent": "true"}
+                if i % 2:
+                    headers["dop-msg-id"] = headers["chaos-garbage"]
+                if i == len(bodies) - 1:
+                    headers["receipt"] = "last"
+                conn.send(c.destination, body, headers=headers)
+            if not done.wait(30):
+                raise RuntimeError("no receipt for the garbage sent over STOMP")
+        finally:
+            conn.disconnect()
         self.garbage["outbox"] += len(bodies)
         return len(bodies)

@@ -37,8 +37,8 @@ def plot(samples: list[Sample], faults: list[Fault], start: float, path: Path) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(12, 5))
-    for pipeline in PIPELINES:
+    fig, axes = plt.subplots(len(PIPELINES), 1, figsize=(13, 9), sharex=True)
+    for ax, pipeline in zip(axes, PIPELINES, strict=True):
         xs, ys = [], []
         for (t0, c0), (t1, c1) in itertools.pairwise(samples):
             if t1 - t0 > 3:  # no sample while the database was away: a gap, not a slope
@@ -51,19 +51,21 @@ def plot(samples: list[Sample], faults: list[Fault], start: float, path: Path) -
         for i in range(len(ys)):
             window = [y for y in ys[max(0, i - 4) : i + 1] if y == y]  # NaN != NaN
             smooth.append(statistics.fmean(window) if window and ys[i] == ys[i] else float("nan"))
-        ax.plot(xs, smooth, label=f"{pipeline} delivered/s", linewidth=1.2)
-    top = ax.get_ylim()[1]
+        ax.plot(xs, smooth, color="tab:blue", linewidth=1.1)
+        ax.set_ylabel(f"{pipeline}\napplied/s", fontsize=9)
+        ax.set_ylim(bottom=0)
+        for fault in faults:
+            x0, x1 = fault.started - start, fault.ended - start
+            color = "tab:red" if fault.kind.startswith(("kill9", "term")) else "tab:gray"
+            ax.axvspan(x0, max(x1, x0 + 0.4), color=color, alpha=0.3, linewidth=0)
+    top = axes[0].get_ylim()[1]
     for fault in faults:
-        x0, x1 = fault.started - start, fault.ended - start
-        color = "tab:red" if fault.kind.startswith(("kill9", "term")) else "tab:gray"
-        ax.axvspan(x0, max(x1, x0 + 0.3), color=color, alpha=0.25)
-        ax.text(x0, top * 0.98, fault.kind, rotation=90, fontsize=6, va="top")
-    ax.set_xlabel(
-        "seconds since the load started (red: a process signalled; grey: a service fault)"
+        axes[0].text(fault.started - start, top, fault.kind, rotation=90, fontsize=6, va="bottom")
+    axes[-1].set_xlabel(
+        "seconds since the load started (red: a process signalled; grey: a service fault)\n"
+        "messages applied per second, 5 s mean; the event store's follower is a periodic "
+        "sync_followers, hence its bursts"
     )
-    ax.set_ylabel("messages applied per second (5 s mean)")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Chaos soak: throughput per package with the faults injected")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -92,7 +94,7 @@ def write(
         f"Written by `{command}`. Replay with `--seed {seed}`.",
         "",
         f"- seed: **{seed}**; load and faults for {duration:.0f} s, then faults stopped and "
-        "workers drained",
+        f"workers drained (caught up {drained})",
         f"- machine: {machine}",
         f"- verdict: **{'PASS' if not verdict.failures else 'FAIL'}**"
         + ("" if not verdict.failures else " — " + "; ".join(verdict.failures)),

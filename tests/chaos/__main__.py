@@ -201,16 +201,7 @@ def _soak(
     running.clear()
     watcher.join()
     supervisor.halt()
-    final: dict[str, int | None] = {}
-    for name, worker in workers.items():
-        if worker.periodic and worker.process is not None:
-            worker.process.wait(120)
-            worker.reap()
-        final[name] = worker.stop()
-        if name != "follower" and final[name] != 0:
-            failures.append(f"{name} exited {final[name]} on the final SIGTERM")
-        elif worker.process is None and name != "follower" and final[name] is None:
-            failures.append(f"{name} was not running at the end")
+    final = _stop_all(workers, failures)
     progress.close()
     log = (workdir / "subscriber.log").read_text(errors="replace")
     verdict = checker.check(cluster, dict(injector.garbage), log)
@@ -247,6 +238,26 @@ def _soak(
         for when, code, _ in w.unexpected_exits():
             print(f"chaos: {name} exited {code} at {when - start:.1f}s, nobody asked", flush=True)
     return failures
+
+
+def _stop_all(workers: dict[str, Worker], failures: list[str]) -> dict[str, int | None]:
+    """SIGTERM every worker; each must be running and exit 0 (a periodic one finishes its run)."""
+    final: dict[str, int | None] = {}
+    for name, worker in workers.items():
+        if worker.periodic:
+            if worker.process is not None:
+                worker.process.wait(120)
+                worker.reap()
+            final[name] = None
+            if worker.exits and worker.exits[-1][1] != 0:
+                failures.append(f"{name}'s last run exited {worker.exits[-1][1]}")
+            continue
+        final[name] = worker.stop()
+        if final[name] is None:
+            failures.append(f"{name} was not running at the end")
+        elif final[name] != 0:
+            failures.append(f"{name} exited {final[name]} on the final SIGTERM")
+    return final
 
 
 def _wait_for_queues(cluster: Cluster) -> None:

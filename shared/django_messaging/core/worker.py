@@ -17,10 +17,12 @@ child is ever orphaned.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -131,12 +133,26 @@ class _Child:
     next_start: float = 0.0
 
 
-def _child_main(factory: WorkerFactory) -> None:
+def _stop_with_parent(parent: int) -> None:
+    """Ask the kernel for a SIGTERM when the supervisor dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``), so that its workers finish their unit and exit instead of running on
+    as orphans beside the supervisor a process manager starts again."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request: nobody will send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _child_main(factory: WorkerFactory, parent: int) -> None:
     # A fresh process: own signal handling, own database connections.
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     try:
-        run_worker(factory())
+        stop = StopRequested()
+        with stop_on_signals(stop):
+            _stop_with_parent(parent)
+            run_worker(factory(), stop)
     except BaseException:
         logger.exception("worker crashed")
         os._exit(1)
@@ -173,7 +189,9 @@ def run_workers(
             for child in children:
                 if child.process is None and now >= child.next_start:
                     child.process = context.Process(
-                        target=_child_main, args=(child.factory,), name=f"worker-{child.index}"
+                        target=_child_main,
+                        args=(child.factory, os.getpid()),
+                        name=f"worker-{child.index}",
                     )
                     child.process.start()
                     logger.info("started worker %d (pid %d)", child.index, child.process.pid)

@@ -253,6 +253,8 @@ def _stop_all(workers: dict[str, Worker], failures: list[str]) -> dict[str, int 
                 failures.append(f"{name}'s last run exited {worker.exits[-1][1]}")
             continue
         final[name] = worker.stop()
+        if worker.orphans():
+            failures.append(f"{name}: processes of an earlier run were still alive at the end")
         if final[name] is None:
             failures.append(f"{name} was not running at the end")
         elif final[name] != 0:

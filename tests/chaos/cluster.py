@@ -91,7 +91,8 @@ class Cluster:
 @dataclass
 class Worker:
     """One supervised command: restarted ``delay`` seconds after it exits, as systemd's
-    ``Restart=always`` would, its process group killed with it (``KillMode=control-group``).
+    ``Restart=always`` would; with ``KillMode=process``: what it forked is left to end by itself
+    (and must, :meth:`orphans`).
     ``periodic`` commands (``sync_followers``) exit by themselves and are run again."""
 
     name: str
@@ -105,6 +106,7 @@ class Worker:
     expected: str = ""  # the signal the harness just sent, if any
     starts: int = 0
     retired: bool = False
+    groups: list[int] = field(default_factory=list)  # process groups of exited runs
 
     def start(self) -> None:
         if self.retired:
@@ -149,13 +151,21 @@ class Worker:
         if self.process is None or self.process.poll() is None:
             return False
         code = self.process.returncode
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)  # orphaned children of a killed supervisor
-        except ProcessLookupError:
-            pass
+        self.groups.append(self.process.pid)  # what a killed supervisor forked must end by itself
         self.exits.append((time.time(), code, self.expected or ("run" if self.periodic else "")))
         self.expected, self.process = "", None
         return True
+
+    def orphans(self) -> list[int]:
+        """Process groups of earlier runs that still have a live process; killed, for good."""
+        left = []
+        for group in self.groups:
+            try:
+                os.killpg(group, signal.SIGKILL)
+                left.append(group)
+            except ProcessLookupError:
+                pass
+        return left
 
     def unexpected_exits(self) -> list[tuple[float, int, str]]:
         """Exits nobody asked for: a crash, or a failure of a periodic run."""

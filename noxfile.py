@@ -115,8 +115,10 @@ sys.exit(f"installed although not asked for: {present}" if present else 0)
 
 @nox.session
 def faults(session: nox.Session) -> None:
-    """Tests that restart the shared RabbitMQ: run alone, before the other test sessions."""
+    """Tests that restart the shared RabbitMQ: run alone, before the other test sessions. The
+    chaos smoke test among them (private services) draws its plot with matplotlib."""
     install_project(session)
+    session.install("matplotlib>=3.8")
     # Everything on PostgreSQL; the CQRS master and replica processes on SQLite as well (one
     # file shared by the processes).
     for db, default_paths in (("postgres", []), ("sqlite", ["tests/cqrs"])):
@@ -132,6 +134,17 @@ def faults(session: nox.Session) -> None:
             env=env,
             success_codes=[0, 5],
         )
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """The chaos soak on private services (PostgreSQL, RabbitMQ, Kafka): every package under load
+    while workers are killed and services restarted, then a check that nothing was lost. Writes
+    chaos-results.md and chaos-results.png. ``-- --smoke`` for a short run, ``-- --seed N
+    --duration S`` to replay or lengthen one."""
+    install_project(session)
+    session.install("matplotlib>=3.8")
+    session.run("python", "-m", "tests.chaos", *session.posargs)
 
 
 @nox.session

@@ -67,8 +67,9 @@ class TcpProxy:
     def release(self) -> None:
         self._flowing.set()
 
-    @staticmethod
-    def _pipe(src: socket.socket, dst: socket.socket, flowing: threading.Event | None) -> None:
+    def _pipe(
+        self, src: socket.socket, dst: socket.socket, flowing: threading.Event | None
+    ) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -84,6 +85,12 @@ class TcpProxy:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        # Each direction closes the socket it read from: a proxy that carries thousands of
+        # short connections (a worker's database sessions) must not keep their descriptors.
+        with self._lock:
+            if src in self._sockets:
+                self._sockets.remove(src)
+        src.close()
 
     def cut(self) -> None:
         """Close the listener and every open connection."""

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
@@ -293,6 +294,91 @@ def start_private_postgres() -> PrivatePostgres:
         server.destroy()
         raise
     return server
+
+
+# --- a RabbitMQ node of a run's own -----------------------------------------------------------
+
+
+@dataclass
+class PrivateRabbitMQ:
+    """A RabbitMQ node (AMQP and STOMP on free ports) in a temporary directory, that a run may
+    stop and start as often as it likes: the shared broker must never be restarted under others."""
+
+    directory: str
+    node: str
+    amqp_port: int
+    stomp_port: int
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    @property
+    def stomp_address(self) -> str:
+        return f"127.0.0.1:{self.stomp_port}"
+
+    def ctl(self, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", "-n", self.node, *args],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stdout}{done.stderr}")
+
+    def stop_app(self) -> None:
+        self.ctl("stop_app")
+        _wait_ports([("127.0.0.1", self.amqp_port)], open_=False, seconds=30)
+
+    def start_app(self) -> None:
+        self.ctl("start_app")
+        _wait_ports(
+            [("127.0.0.1", self.amqp_port), ("127.0.0.1", self.stomp_port)], True, seconds=60
+        )
+
+    def destroy(self) -> None:
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.ctl("stop", timeout=60)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def start_private_rabbitmq() -> PrivateRabbitMQ:
+    """Start a RabbitMQ node of its own (``rabbitmq-server`` must be installed; about 20 s)."""
+    server = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
+    if not os.path.exists(server) or not shutil.which("rabbitmqctl"):
+        raise ServiceMissing("a private RabbitMQ node needs rabbitmq-server and rabbitmqctl")
+    directory = tempfile.mkdtemp(prefix="private-rabbitmq-")
+    os.chmod(directory, 0o755)
+    amqp, stomp, dist = free_port(), free_port(), free_port()
+    with open(os.path.join(directory, "rabbitmq.conf"), "w") as conf:
+        conf.write(f"listeners.tcp.default = {amqp}\nstomp.listeners.tcp.1 = {stomp}\n")
+    with open(os.path.join(directory, "enabled_plugins"), "w") as plugins:
+        plugins.write("[rabbitmq_stomp].\n")
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", "rabbitmq", directory], check=False)
+    node = f"private{os.getpid()}x{uuid.uuid4().hex[:6]}@localhost"
+    env = {
+        **os.environ,
+        "RABBITMQ_NODENAME": node,
+        "RABBITMQ_MNESIA_BASE": os.path.join(directory, "mnesia"),
+        "RABBITMQ_LOG_BASE": os.path.join(directory, "log"),
+        "RABBITMQ_CONFIG_FILE": os.path.join(directory, "rabbitmq"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": os.path.join(directory, "enabled_plugins"),
+        "RABBITMQ_DIST_PORT": str(dist),
+        "RABBITMQ_PID_FILE": os.path.join(directory, "pid"),
+    }
+    rabbit = PrivateRabbitMQ(directory, node, amqp, stomp)
+    try:
+        subprocess.run([server, "-detached"], env=env, check=True, timeout=60, capture_output=True)
+        rabbit.ctl("wait", os.path.join(directory, "pid"), "--timeout", "90", timeout=120)
+        _wait_ports([("127.0.0.1", amqp), ("127.0.0.1", stomp)], open_=True, seconds=60)
+    except (RuntimeError, subprocess.SubprocessError) as exc:
+        rabbit.destroy()
+        raise ServiceMissing(f"the private RabbitMQ node did not start: {exc}") from exc
+    return rabbit
 
 
 # --- Kafka ------------------------------------------------------------------------------------

@@ -119,6 +119,20 @@ def test_killed_child_is_replaced(tmp_path: Path) -> None:
     assert "exited with -9" in out
 
 
+def test_children_finish_and_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL, the OOM killer) must not leave its workers running
+    on as orphans: a process manager that restarts it would run a second set beside them."""
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.3)
+    wait_until(lambda: len(events(log)) == 2, what="two workers")
+    children = list(events(log))
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_until(lambda: not any(alive(pid) for pid in children), timeout=20, what="orphans gone")
+    for pid in children:
+        assert events(log)[pid][-1].startswith("stopped"), events(log)[pid]  # a graceful stop
+
+
 class QueryingWorker(Worker):
     def __init__(self, stop: StopRequested, units: int) -> None:
         self.stop_request, self.units = stop, units

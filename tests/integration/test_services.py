@@ -81,3 +81,46 @@ def test_kafka_round_trip(kafka_bootstrap: str, unique_name) -> None:
         )
     finally:
         consumer.close()
+
+
+def test_proxy_closes_the_sockets_of_connections_that_ended() -> None:
+    """A proxy in front of a worker's database carries thousands of short connections: each
+    must give its descriptors back when it ends, not at the next cut."""
+    import os
+    import socket
+    import threading
+
+    from tests.proxy import TcpProxy
+
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def echo() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(conn.recv(16))
+
+    threading.Thread(target=echo, daemon=True).start()
+    proxy = TcpProxy(server.getsockname()).start()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(200):
+            with socket.create_connection(proxy.address) as client:
+                client.sendall(b"ping")
+                assert client.recv(16) == b"ping"
+        wait_until(
+            lambda: len(os.listdir("/proc/self/fd")) <= before + 4,
+            timeout=10,
+            what="the proxy to close the sockets of finished connections",
+        )
+        proxy.cut()
+        proxy.restore()
+        with socket.create_connection(proxy.address) as client:
+            client.sendall(b"again")
+            assert client.recv(16) == b"again"
+    finally:
+        proxy.stop()
+        server.close()

@@ -170,8 +170,12 @@ MESSAGING: dict = {
         "transport": os.environ.get(
             "MESSAGING_CQRS_TRANSPORT", "django_messaging.cqrs.transport.RabbitMQTransport"
         ),
-        # Master keys of a relay process (JSON), e.g. {"CQRS_PENDING_FLUSH_BATCH": 20}.
-        "master": json.loads(os.environ.get("MESSAGING_CQRS_MASTER") or "{}"),
+        # Master keys of a relay process (JSON), e.g. {"CQRS_PENDING_FLUSH_BATCH": 20}; the
+        # chaos soak shortens how long a killed master's stored messages wait for the relay.
+        "master": {
+            "CQRS_OUTBOX_GRACE": float(os.environ.get("MESSAGING_CQRS_OUTBOX_GRACE", "60")),
+            **json.loads(os.environ.get("MESSAGING_CQRS_MASTER") or "{}"),
+        },
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

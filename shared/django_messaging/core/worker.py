@@ -27,11 +27,13 @@ are ready (a consumer registry key, for example).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -191,7 +193,20 @@ class _Child:
 START_METHODS: tuple[str, ...] = tuple(multiprocessing.get_all_start_methods())
 
 
-def _child_main(factory: WorkerFactory | bytes, log_level: int = logging.NOTSET) -> None:
+def _stop_with_parent(parent: int) -> None:
+    """Ask the kernel for a SIGTERM when the supervisor dies, even by SIGKILL (Linux
+    ``PR_SET_PDEATHSIG``), so that its workers finish their unit and exit instead of running on
+    as orphans beside the supervisor a process manager starts again."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request: nobody will send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _child_main(
+    parent: int, factory: WorkerFactory | bytes, log_level: int = logging.NOTSET
+) -> None:
     # A fresh process: own signal handling, own database connections.
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
@@ -200,7 +215,10 @@ def _child_main(factory: WorkerFactory | bytes, log_level: int = logging.NOTSET)
             django.setup()
             logging.getLogger("django_messaging").setLevel(log_level)
             factory = pickle.loads(factory)  # bytes from our own parent process
-        run_worker(factory())  # type: ignore[operator]
+        stop = StopRequested()
+        with stop_on_signals(stop):
+            _stop_with_parent(parent)
+            run_worker(factory(), stop)  # type: ignore[operator]
     except BaseException:
         logger.exception("worker crashed")
         os._exit(1)
@@ -281,7 +299,7 @@ def run_workers(
                 if child.process is None and now >= child.next_start:
                     child.process = context.Process(
                         target=_child_main,
-                        args=arguments[child.index],
+                        args=(os.getpid(), *arguments[child.index]),
                         name=f"worker-{child.index}",
                     )
                     child.process.start()

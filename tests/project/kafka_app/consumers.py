@@ -108,3 +108,31 @@ class RowConsumer(Consumer):
         "group.id": os.environ.get("KAFKA_APP_GROUP_4", "kafka-app-group-4"),
         "auto.offset.reset": "earliest",
     }
+
+
+class ChaosTopic(FileTopic):
+    """The chaos soak's handler: ``{"seq": n}`` becomes a ``Handled`` row (``value`` = n) in the
+    default transaction; anything else raises, so garbage goes to the dead letter topic."""
+
+    atomic = None
+
+    def consume(self, msg):
+        import json
+
+        from tests.project.kafka_app.models import Handled
+
+        body = json.loads(msg.value())
+        if not isinstance(body, dict) or not isinstance(body.get("seq"), int):
+            raise ValueError("not a chaos message: expected {'seq': <int>}")
+        Handled.objects.create(topic=msg.topic(), value=str(body["seq"]))
+
+
+if os.environ.get("KAFKA_APP_TOPIC_CHAOS"):  # only the chaos soak's processes
+
+    @kafka.consumers()
+    class ChaosConsumer(Consumer):
+        topics = Topics(ChaosTopic(os.environ["KAFKA_APP_TOPIC_CHAOS"]))
+        config = {
+            "group.id": os.environ.get("KAFKA_APP_GROUP_CHAOS", "kafka-app-chaos"),
+            "auto.offset.reset": "earliest",
+        }

@@ -196,11 +196,16 @@ START_METHODS: tuple[str, ...] = tuple(multiprocessing.get_all_start_methods())
 def _stop_with_parent(parent: int) -> None:
     """Ask the kernel for a SIGTERM when the supervisor dies, even by SIGKILL (Linux
     ``PR_SET_PDEATHSIG``), so that its workers finish their unit and exit instead of running on
-    as orphans beside the supervisor a process manager starts again."""
+    as orphans beside the supervisor a process manager starts again.
+
+    ``parent`` is the supervisor's pid, or 0 under ``forkserver``: a worker's parent is then the
+    fork server, which exits when the supervisor dies."""
+    watched = os.getppid()
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before the request: nobody will send the signal
+    # The parent died before the request: nobody will send the signal.
+    if os.getppid() != watched or (parent and watched != parent):
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -299,7 +304,10 @@ def run_workers(
                 if child.process is None and now >= child.next_start:
                     child.process = context.Process(
                         target=_child_main,
-                        args=(os.getpid(), *arguments[child.index]),
+                        args=(
+                            0 if method == "forkserver" else os.getpid(),
+                            *arguments[child.index],
+                        ),
                         name=f"worker-{child.index}",
                     )
                     child.process.start()

@@ -524,7 +524,7 @@ _ALL_SCENARIOS = [
         ],
         note=(
             f"{RELAY_ROWS} rows without a key, the relay of the documented defaults "
-            "(DEFAULT_PUBLISHED_CHUNK_SIZE 500, four batches in flight) with a kafka transport "
+            "(DEFAULT_PUBLISHED_CHUNK_SIZE 500, two batches in flight) with a kafka transport "
             "(idempotent producer, linger.ms 5), a row marked sent on its delivery report. "
             "Raw: the same bodies produced by one idempotent confluent-kafka producer, every "
             "delivery report awaited. The STOMP row is the relay scenario's, run again here."

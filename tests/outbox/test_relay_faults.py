@@ -85,12 +85,12 @@ def test_a_killed_relays_claims_are_taken_over_within_seconds(
     )
     make_rows(destination, 1)
     wait_until(lambda: sent() == 1, timeout=30, what="the first relay running")
-    total = 2500
+    total = 1500
     proxy.hold()  # no receipts: the relay fills its window and waits
     make_rows(destination, total)
     wait_until(
-        lambda: Published.objects.filter(claimed_by__isnull=False).count() == 2000,
-        what="four batches claimed and in flight",
+        lambda: Published.objects.filter(claimed_by__isnull=False).count() == 1000,
+        what="two batches claimed and in flight",
     )
     first.send_signal(signal.SIGKILL)
     first.wait(10)
@@ -101,7 +101,7 @@ def test_a_killed_relays_claims_are_taken_over_within_seconds(
     wait_until(lambda: sent() == total + 1, timeout=25, what="every row sent after the restart")
     took = time.monotonic() - restarted
     wait_until(lambda: len(set(p.ids())) == total + 1, what="every message on the broker")
-    assert len(p.ids()) - (total + 1) <= 2000  # at most the killed relay's claims go twice
+    assert len(p.ids()) - (total + 1) <= 1000  # at most the killed relay's claims go twice
     assert took < 20, took
     wait_until(lambda: catches_signal(second.pid, signal.SIGTERM), what="relay running")
     second.send_signal(signal.SIGTERM)

@@ -158,7 +158,7 @@ class Relay(core_relay.Relay[Published]):
     messaging_system = "rabbitmq"
     #: Batches in flight at once: the next batch is claimed and written while the broker
     #: confirms the previous one.
-    window = 4
+    window = 2
 
     def __init__(
         self,

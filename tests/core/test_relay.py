@@ -386,3 +386,32 @@ def test_renewals_hold_only_the_rows_the_relay_tracks(
         finally:
             proxy.release()
             relay.stop()
+
+
+class CountsRenewals(KeyedStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.renewals: list[int] = []
+
+    def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
+        self.renewals.append(len(ids))
+        return super().renew(owner, ids, lease)
+
+
+def test_leases_are_renewed_a_third_of_the_lease_after_the_claim_not_at_once(
+    stomp_address,
+    unique_name,
+) -> None:
+    """Rows just claimed have a fresh lease: confirmed within a third of it, they are never
+    renewed (one statement less per burst); held longer, they are (test above)."""
+    destination, _ = topic(unique_name)
+    make_rows(destination, 30)
+    store = CountsRenewals()
+    policy = RelayPolicy(batch_size=10, lease=60, idle_wait=0.05)
+    relay = Relay(store, StompTransport(), policy)
+    relay.start()
+    try:
+        drive(relay, lambda: sent() == 30, what="30 confirmed")
+    finally:
+        relay.stop()
+    assert store.renewals == []

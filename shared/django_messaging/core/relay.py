@@ -268,7 +268,7 @@ class Relay(Worker, Generic[Row]):
         drained = self._short_batch and bool(held)
         if held < size * policy.window and not drained:
             started = time.perf_counter()
-            rows = self.store.claim(self.owner, size, policy.lease)
+            rows = self._claim(policy)
             self._short_batch = len(rows) < size
             if rows:
                 claimed = len(rows)
@@ -291,7 +291,7 @@ class Relay(Worker, Generic[Row]):
         before = self.sent
         batches = 0
         while max_batches is None or batches < max_batches:
-            rows = self.store.claim(self.owner, policy.batch_size, policy.lease)
+            rows = self._claim(policy)
             if not rows:
                 break
             if not self._ensure_open(policy):  # connected only when there is something to send
@@ -303,6 +303,16 @@ class Relay(Worker, Generic[Row]):
             if self.retried > retried or not self.transport or not self.transport.is_open():
                 break
         return self.sent - before
+
+    def _claim(self, policy: RelayPolicy) -> list[Row]:
+        """Claim a batch. Holding nothing before, the first renewal is due a third of the lease
+        after this claim (rows claimed while others are held go with their renewal)."""
+        holds = bool(self._inflight or self._confirmed or self._waiting)
+        claimed_at = time.monotonic()
+        rows = self.store.claim(self.owner, policy.batch_size, policy.lease)
+        if rows and not holds:
+            self._next_renewal = claimed_at + policy.lease / 3
+        return rows
 
     def send_rows(self, rows: list[Row]) -> None:
         """Send ``rows`` (claimed by this relay) and wait for their receipts."""

@@ -5,6 +5,7 @@ between the database commit and the offset commit applies nothing twice; the pur
 from __future__ import annotations
 
 import collections
+import io
 import os
 import signal
 import subprocess
@@ -24,8 +25,9 @@ from django_messaging.kafka.topic import TopicConsumer
 from tests.helpers import wait_until
 from tests.kafka.conftest import committed, make_consumer, make_topic, produce_raw, run_until
 from tests.kafka.test_batch_transaction import ROW_CONSUMER, row_env, rows  # noqa: F401
+from tests.kafka.test_readme import my_app, python_blocks  # noqa: F401
 from tests.kafka.test_worker import ROOT, lines, start, stop
-from tests.project.kafka_app.models import Handled
+from tests.project.kafka_app.models import Handled, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -167,3 +169,29 @@ def test_purge_help_explains():
     assert done.returncode == 0, done.stderr
     assert b"--older-than DAYS" in done.stdout
     assert b"INBOX_RETENTION_DAYS" in done.stdout
+
+
+def test_the_migrations_of_the_model_are_complete():
+    out = io.StringIO()
+    call_command("makemigrations", "messaging_kafka", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+def test_the_readme_example_applies_a_resent_message_once(
+    my_app,  # noqa: F811
+    create_topic,
+    group,
+    kafka_bootstrap,
+):
+    block = next(b for b in python_blocks() if "class PricesRaised" in b)
+    namespace: dict = {"__name__": "readme_inbox"}
+    exec(compile(block, "README.md", "exec"), namespace)
+    name = create_topic()
+    topic = make_topic(namespace["PricesRaised"], name)
+    Product.objects.create(id=7, name="p", price=10)
+    for _ in range(2):  # the relay sent it twice (its confirmation was lost)
+        produce_raw(kafka_bootstrap, name, [b"{}"], key=b"7", headers=[("dop-msg-id", b"m-7")])
+    produce_raw(kafka_bootstrap, name, [b"{}"], key=b"7", headers=[("dop-msg-id", b"m-8")])
+    consumer = make_consumer(group, topic())()
+    run_until(consumer, lambda: consumer.messages_handled() == 3)
+    assert Product.objects.get(id=7).price == 12

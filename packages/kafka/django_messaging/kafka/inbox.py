@@ -60,7 +60,7 @@ def _insert_sql(connection: Any) -> str:
 
     ops = connection.ops
     meta = ProcessedMessage._meta
-    fields = [meta.get_field(name) for name in ("consumer", "message_id", "processed_at")]
+    fields: list[Any] = [meta.get_field(n) for n in ("consumer", "message_id", "processed_at")]
     columns = ", ".join(ops.quote_name(f.column) for f in fields)
     suffix = ops.on_conflict_suffix_sql(fields, OnConflict.IGNORE, None, None)
     return (

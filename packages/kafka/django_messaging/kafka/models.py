@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.utils import timezone
 
@@ -9,11 +11,15 @@ from django.utils import timezone
 class ProcessedMessage(models.Model):
     """A message a consumer group handled, written in the transaction of the handler."""
 
-    consumer = models.CharField(max_length=255, help_text="the consumer's group.id")
-    message_id = models.CharField(
+    consumer: models.CharField[Any, Any] = models.CharField(
+        max_length=255, help_text="the consumer's group.id"
+    )
+    message_id: models.CharField[Any, Any] = models.CharField(
         max_length=255, help_text="the id header (dop-msg-id), else topic/partition/offset"
     )
-    processed_at = models.DateTimeField(default=timezone.now, db_index=True)
+    processed_at: models.DateTimeField[Any, Any] = models.DateTimeField(
+        default=timezone.now, db_index=True
+    )
 
     class Meta:
         verbose_name = "processed Kafka message"

@@ -343,7 +343,7 @@ class Consumer(FailurePolicy, Worker):
         except DjangoKafkaError:
             return (None, False, None, _NOT_ATOMIC)  # type: ignore[return-value]
         batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
-        call = None
+        call: Any = None
         cls = type(self)
         if (
             not batch

@@ -15,6 +15,7 @@ The id is the first of the ``INBOX_ID_HEADERS`` present (the outbox relay sets
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ from django_messaging.kafka.utils.message import Message
 logger = logging.getLogger(__name__)
 
 _sql: dict[str, str] = {}  # the INSERT per database vendor
+_now: list[Any] = [None, None, None]  # (second, adapted timestamp, connection)
+#: (alias, queries logged): (driver connection, Django cursor)
+_cursors: dict[tuple[str, bool], tuple[Any, Any]] = {}
 
 
 def message_id(msg: Message, headers: tuple[str, ...] | list[str] | None = None) -> str:
@@ -49,10 +53,18 @@ def record(consumer: str, msg_id: str, using: str | None = None) -> bool:
     sql = _sql.get(connection.vendor)
     if sql is None:
         sql = _sql[connection.vendor] = _insert_sql(connection)
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.execute(sql, (consumer, msg_id[:255], now))
-        return bool(cursor.rowcount)
+    # the time to the second is enough for the retention: adapted once a second
+    second = int(time.monotonic())
+    if _now[0] != second or _now[2] is not connection:
+        _now[:] = [second, connection.ops.adapt_datetimefield_value(timezone.now()), connection]
+    # one cursor per database connection, reused (Django's cursor() costs a new one each time)
+    key = (connection.alias, connection.queries_logged)
+    cached = _cursors.get(key)
+    if cached is None or cached[0] is not connection.connection:
+        cached = _cursors[key] = (connection.connection, connection.cursor())
+    cursor = cached[1]
+    cursor.execute(sql, (consumer, msg_id[:255], _now[1]))
+    return bool(cursor.rowcount)
 
 
 def _insert_sql(connection: Any) -> str:

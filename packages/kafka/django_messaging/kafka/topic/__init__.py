@@ -238,7 +238,7 @@ class TopicConsumer(ABC):
     (read when a message fails). ``atomic``: run :meth:`consume` in ``transaction.atomic()``
     (default: the ``ATOMIC`` setting); ``atomic_using`` names the database. ``idempotent``:
     record each message's id in that transaction and skip a message recorded already
-    (default: the ``IDEMPOTENT`` setting; see :mod:`django_messaging.kafka.inbox`).
+    (default: the ``IDEMPOTENT`` setting; see :mod:`django_messaging.kafka.consumer.inbox`).
     """
 
     key_deserializer: ClassVar[type[Deserializer] | str] = StringDeserializer

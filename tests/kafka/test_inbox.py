@@ -10,12 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
 from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import TopicPartition
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
 from django_messaging.kafka import kafka
@@ -195,3 +197,35 @@ def test_the_readme_example_applies_a_resent_message_once(
     consumer = make_consumer(group, topic())()
     run_until(consumer, lambda: consumer.messages_handled() == 3)
     assert Product.objects.get(id=7).price == 12
+
+
+def test_on_postgresql_the_record_shares_the_round_trip_of_the_savepoint(
+    create_topic, group, kafka_bootstrap, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("the statements are merged on PostgreSQL only")
+    from django.db.backends.postgresql.base import Cursor
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [f"v{i}".encode() for i in range(20)])
+    sent: list[str] = []
+    real_execute = Cursor.execute
+
+    def execute(self, query, params=None, **kw):
+        sent.append(str(query))
+        return real_execute(self, query, params, **kw)
+
+    consumer = make_consumer(group, writing_topic(name)())()
+    consumer.start()
+    monkeypatch.setattr(Cursor, "execute", execute)
+    deadline = time.monotonic() + 20
+    while len(rows(name)) < 20 and time.monotonic() < deadline:
+        consumer.run_once()
+    monkeypatch.undo()
+    consumer.stop()
+    assert rows(name) == collections.Counter(f"v{i}" for i in range(20))
+    merged = [q for q in sent if "SAVEPOINT" in q and "messaging_kafka_processedmessage" in q]
+    assert len(merged) == 20
+    # per message: savepoint + record, then the handler's INSERT (and the rows() checks)
+    handler = [q for q in sent if "INSERT" in q and "messaging_kafka" not in q]
+    assert len(handler) == 20

@@ -15,6 +15,7 @@ The id is the first of the ``INBOX_ID_HEADERS`` present (the outbox relay sets
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,9 +31,18 @@ from django_messaging.kafka.utils.message import Message
 logger = logging.getLogger(__name__)
 
 _sql: dict[str, str] = {}  # the INSERT per database vendor
-_now: list[Any] = [None, None, None]  # (second, adapted timestamp, connection)
-#: (alias, queries logged): (driver connection, Django cursor)
-_cursors: dict[tuple[str, bool], tuple[Any, Any]] = {}
+
+
+class _PerThread(threading.local):
+    """Django's connections are per thread, so are the cursor and timestamp kept for them."""
+
+    def __init__(self) -> None:
+        self.now: tuple[Any, Any, Any] = (None, None, None)  # (second, timestamp, connection)
+        #: (alias, queries logged): (driver connection, Django cursor)
+        self.cursors: dict[tuple[str, bool], tuple[Any, Any]] = {}
+
+
+_local = _PerThread()
 
 
 def message_id(msg: Message, headers: tuple[str, ...] | list[str] | None = None) -> str:
@@ -56,16 +66,19 @@ def record(consumer: str, msg_id: str, using: str | None = None) -> bool:
         sql = _sql[connection.vendor] = _insert_sql(connection)
         WITH_SAVEPOINT.add(sql)  # one round trip with the savepoint of a batch's message
     # the time to the second is enough for the retention: adapted once a second
+    local = _local
     second = int(time.monotonic())
-    if _now[0] != second or _now[2] is not connection:
-        _now[:] = [second, connection.ops.adapt_datetimefield_value(timezone.now()), connection]
+    now = local.now
+    if now[0] != second or now[2] is not connection:
+        adapted = connection.ops.adapt_datetimefield_value(timezone.now())
+        now = local.now = (second, adapted, connection)
     # one cursor per database connection, reused (Django's cursor() costs a new one each time)
     key = (connection.alias, connection.queries_logged)
-    cached = _cursors.get(key)
+    cached = local.cursors.get(key)
     if cached is None or cached[0] is not connection.connection:
-        cached = _cursors[key] = (connection.connection, connection.cursor())
+        cached = local.cursors[key] = (connection.connection, connection.cursor())
     cursor = cached[1]
-    cursor.execute(sql, (consumer, msg_id[:255], _now[1]))
+    cursor.execute(sql, (consumer, msg_id[:255], now[1]))
     return bool(cursor.rowcount)
 
 

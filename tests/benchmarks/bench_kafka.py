@@ -198,6 +198,9 @@ def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
     Readme.name = name
     if variant == "ours-nonatomic":
         Readme.atomic = False
+    if variant == "ours-idempotent":
+        Readme.idempotent = True
+        inbox_table(create=True)
     Readme.__abstractmethods__ = frozenset()
 
     class Bench(Consumer):
@@ -213,7 +216,26 @@ def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
     if row is not None:
         assert row.objects.count() == n
         drop_row_model(row)
+    if variant == "ours-idempotent":
+        from django_messaging.kafka.models import ProcessedMessage
+
+        assert ProcessedMessage.objects.filter(consumer=f"g-{name}").count() == n
+        inbox_table(create=False)
     clock.emit()
+
+
+def inbox_table(create: bool) -> None:
+    """The ``ProcessedMessage`` table of idempotent topics (created without ``migrate``)."""
+    from django.db import connection
+
+    from django_messaging.kafka.models import ProcessedMessage
+
+    exists = ProcessedMessage._meta.db_table in connection.introspection.table_names()
+    with connection.schema_editor() as editor:
+        if exists:
+            editor.delete_model(ProcessedMessage)
+        if create:
+            editor.create_model(ProcessedMessage)
 
 
 def consume_reference(n: int, variant: str, db: str, insert: bool) -> None:
@@ -625,13 +647,20 @@ SCENARIOS = [
         name="kafka: consume loop, one INSERT per message, default settings, postgres",
         unit="msgs/s",
         ours="django-messaging",
-        variants=_variants("insert", "postgres", raw=False, newest=True),
+        variants=[
+            *_variants("insert", "postgres", raw=False, newest=True),
+            Variant(
+                "django-messaging, topic idempotent = True",
+                [__file__, "insert", "ours-idempotent", "postgres"],
+            ),
+        ],
         targets=[Target("django-kafka 0.5.13", 3.0)],
         note=(
             f"{INSERT_N:,} keyed messages; the README handler plus `Model.objects.create(key=..., "
             "value=...)`. django-messaging with its defaults (the batch's transaction, a savepoint "
-            "per message); django-kafka autocommits each INSERT. Each run checks that every row "
-            "is in."
+            "per message); django-kafka autocommits each INSERT. The `idempotent = True` row "
+            "also records each message's id (one more INSERT in its savepoint). Each run checks "
+            "that every row is in."
         ),
     ),
     Scenario(

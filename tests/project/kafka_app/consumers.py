@@ -5,7 +5,8 @@ the environment: ``KAFKA_APP_TOPIC``/``KAFKA_APP_GROUP`` (and ``..._2`` for the 
 consumer), ``KAFKA_APP_OUTPUT`` (a file each handled value is appended to) and
 ``KAFKA_APP_CRASH_MARKER`` (a message ``crash`` kills the process once, while that file
 does not exist yet), ``KAFKA_APP_SLOW`` (seconds each message takes). ``RowConsumer``
-(``KAFKA_APP_TOPIC_4``/``KAFKA_APP_GROUP_4``) also writes a row per message.
+(``KAFKA_APP_TOPIC_4``/``KAFKA_APP_GROUP_4``) also writes a row per message
+(``KAFKA_APP_IDEMPOTENT``, ``KAFKA_APP_COMMIT_MS``: see there).
 """
 
 from __future__ import annotations
@@ -87,9 +88,11 @@ class RetryingFileConsumer(Consumer):
 
 class RowTopic(FileTopic):
     """Writes a ``Handled`` row per message in the default transaction (``ATOMIC``), then
-    appends it to the output file; a value starting with ``fail`` raises after its write."""
+    appends it to the output file; a value starting with ``fail`` raises after its write.
+    ``KAFKA_APP_IDEMPOTENT=1`` makes it idempotent."""
 
     atomic = None
+    idempotent = os.environ.get("KAFKA_APP_IDEMPOTENT") == "1" or None
 
     def consume(self, msg):
         from tests.project.kafka_app.models import Handled
@@ -107,6 +110,9 @@ class RowConsumer(Consumer):
     config = {
         "group.id": os.environ.get("KAFKA_APP_GROUP_4", "kafka-app-group-4"),
         "auto.offset.reset": "earliest",
+        # KAFKA_APP_COMMIT_MS: librdkafka's auto-commit interval (rare commits leave handled
+        # messages uncommitted for a kill to catch)
+        "auto.commit.interval.ms": int(os.environ.get("KAFKA_APP_COMMIT_MS", "5000")),
     }
 
 

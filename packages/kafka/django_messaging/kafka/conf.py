@@ -74,6 +74,24 @@ KAFKA_SETTINGS: dict[str, Setting] = {
         help="the outbox transport (MESSAGING['OUTBOX']['TRANSPORTS']) that relays the "
         "messages of durable topics and produce(..., on_commit=True)",
     ),
+    "IDEMPOTENT": Setting(
+        False,
+        bool,
+        help="record the id of each handled message and skip redeliveries (TopicConsumer."
+        "idempotent: None); an idempotent topic runs in a transaction whatever ATOMIC says",
+    ),
+    "INBOX_ID_HEADERS": Setting(
+        ["dop-msg-id"],
+        (list, tuple),
+        help="headers that carry a message's id (the outbox relay's dop-msg-id), first present "
+        "wins; without one the id is topic/partition/offset",
+    ),
+    "INBOX_RETENTION_DAYS": Setting(
+        7,
+        (int, float),
+        validate=_positive,
+        help="days kafka_inbox_purge keeps the ids of processed messages by default",
+    ),
     "DELIVERY_TIMEOUT": Setting(
         30,
         (int, float),

@@ -40,6 +40,12 @@ _names = itertools.count(1)
 POSTGRES_SUBTRANSACTIONS = 64
 
 
+#: statements (exact strings) that go in the same round trip as the savepoint of the message
+#: whose first query they are, bound on the client (PostgreSQL): the id an idempotent topic
+#: records (:mod:`.inbox`)
+WITH_SAVEPOINT: set[str] = set()
+
+
 class BatchAborted(Exception):
     """The batch's transaction cannot go on; the batch is to be rolled back and redone."""
 
@@ -138,6 +144,13 @@ class BatchTransaction:
                 # the handler's atomic() block: its savepoint goes with the message's
                 self._open_savepoint(sql)
                 return None
+            if self._postgres and not many and sql in WITH_SAVEPOINT:
+                driver = context["cursor"].cursor
+                if hasattr(driver, "mogrify"):  # psycopg's client-side binding cursor
+                    self._open_savepoint(driver.mogrify(sql, params), counted=False, on=driver)
+                    while driver.nextset():  # its results are the statement's
+                        pass
+                    return None
             self._open_savepoint()
         elif (
             self._postgres
@@ -150,9 +163,12 @@ class BatchTransaction:
             return None
         return execute(sql, params, many, context)
 
-    def _open_savepoint(self, then: str | None = None) -> None:
-        # Django counted the savepoint of ``then`` already
-        self._mark = self._opened + self.connection.savepoint_state - (then is not None)
+    def _open_savepoint(
+        self, then: str | None = None, counted: bool = True, on: Any = None
+    ) -> None:
+        """Open the message's savepoint, ``then`` in the same round trip (a savepoint Django
+        counted already, unless not ``counted``), on the driver cursor ``on``."""
+        self._mark = self._opened + self.connection.savepoint_state - (then is not None and counted)
         self._opened += 1
         ops = self.connection.ops
         name = f"kafka_msg_{next(_names)}"
@@ -162,9 +178,9 @@ class BatchTransaction:
             self._released = None
         if then is not None:
             statements.append(then)
-        cursor = self._cursor
-        if cursor is None:
-            cursor = self._cursor = self.connection.connection.cursor()
+        cursor = on or self._own_cursor()
+        if on is not None:
+            self._savepoint = name  # rolled back to if ``then`` fails
         with self.connection.wrap_database_errors:  # Django's exception classes
             if self._postgres:
                 cursor.execute("; ".join(statements))  # one round trip
@@ -172,6 +188,12 @@ class BatchTransaction:
                 for statement in statements:
                     cursor.execute(statement)
         self._savepoint = name
+
+    def _own_cursor(self) -> Any:
+        cursor = self._cursor
+        if cursor is None:
+            cursor = self._cursor = self.connection.connection.cursor()
+        return cursor
 
     def _aborted_on_server(self) -> bool:
         if not self._postgres:
@@ -191,7 +213,7 @@ class BatchTransaction:
             return
         try:
             with connection.wrap_database_errors:
-                self._cursor.execute(connection.ops.savepoint_rollback_sql(name))
+                self._own_cursor().execute(connection.ops.savepoint_rollback_sql(name))
         except Exception as error:
             raise BatchAborted(f"cannot roll back one message's writes: {error}") from exc
         connection.needs_rollback = False

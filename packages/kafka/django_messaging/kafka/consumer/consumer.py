@@ -29,6 +29,7 @@ from django_messaging.core.worker import Worker, run_worker
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
+from django_messaging.kafka.consumer import inbox
 from django_messaging.kafka.consumer.batch_transaction import BatchAborted, BatchTransactions
 from django_messaging.kafka.consumer.failures import TRANSIENT_ERRORS, FailurePolicy
 from django_messaging.kafka.consumer.managers import PauseManager, RetryManager
@@ -342,7 +343,7 @@ class Consumer(FailurePolicy, Worker):
         except DjangoKafkaError:
             return (None, False, None, _NOT_ATOMIC)  # type: ignore[return-value]
         batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
-        call = None
+        call: Any = None
         cls = type(self)
         if (
             not batch
@@ -352,6 +353,8 @@ class Consumer(FailurePolicy, Worker):
         ):
             call = topic.consume
         using = topic.atomic_using if self._is_atomic(topic) else _NOT_ATOMIC
+        if call is not None and self._is_idempotent(topic):
+            call = inbox.idempotent(call, self.group_id, topic.atomic_using)
         if call is not None and tracing.enabled:
             call = self._traced(call)
         entry = (topic, batch, call, using)
@@ -429,6 +432,9 @@ class Consumer(FailurePolicy, Worker):
             topic = entry[0]
             if topic is None:
                 topic = self.get_topic(msg)  # raises "No topic registered"
+        if self._is_idempotent(topic):
+            with transaction.atomic(using=topic.atomic_using):
+                return inbox.idempotent(topic.consume, self.group_id, topic.atomic_using)(msg)
         if self._is_atomic(topic):
             with transaction.atomic(using=topic.atomic_using):
                 return topic.consume(msg)
@@ -454,9 +460,16 @@ class Consumer(FailurePolicy, Worker):
         return traced
 
     @staticmethod
-    def _is_atomic(topic: TopicConsumer) -> bool:
+    def _is_idempotent(topic: TopicConsumer) -> bool:
+        idempotent = getattr(topic, "idempotent", None)
+        return bool(settings.IDEMPOTENT) if idempotent is None else bool(idempotent)
+
+    @classmethod
+    def _is_atomic(cls, topic: TopicConsumer) -> bool:
+        """An idempotent topic is atomic: its record goes with the handler's writes."""
         atomic = topic.atomic
-        return bool(settings.ATOMIC) if atomic is None else bool(atomic)
+        atomic = bool(settings.ATOMIC) if atomic is None else bool(atomic)
+        return atomic or cls._is_idempotent(topic)
 
     def _atomic(self, topic: TopicConsumer) -> Any:
         if self._is_atomic(topic):

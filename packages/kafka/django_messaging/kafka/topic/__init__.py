@@ -236,7 +236,9 @@ class TopicConsumer(ABC):
 
     ``retry_settings``: set by ``@kafka.retry(...)``; without it, ``RETRY_SETTINGS`` applies
     (read when a message fails). ``atomic``: run :meth:`consume` in ``transaction.atomic()``
-    (default: the ``ATOMIC`` setting); ``atomic_using`` names the database.
+    (default: the ``ATOMIC`` setting); ``atomic_using`` names the database. ``idempotent``:
+    record each message's id in that transaction and skip a message recorded already
+    (default: the ``IDEMPOTENT`` setting; see :mod:`django_messaging.kafka.consumer.inbox`).
     """
 
     key_deserializer: ClassVar[type[Deserializer] | str] = StringDeserializer
@@ -244,6 +246,7 @@ class TopicConsumer(ABC):
     retry_settings: ClassVar[RetrySettings | None] = None
     atomic: ClassVar[bool | None] = None
     atomic_using: ClassVar[str | None] = None
+    idempotent: ClassVar[bool | None] = None
     #: the deserializers of the per-message path (see :meth:`_fast_deserializers`)
     _fast: tuple[Any, ...] = (None, None, None)
 

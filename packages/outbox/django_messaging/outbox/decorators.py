@@ -228,11 +228,13 @@ _hook_known: list[bool] = []
 _MODEL_CARRIES: dict[tuple[type, str], frozenset[str] | None] = {}
 #: (database, number of rows, pk comes back from the INSERT) -> the statement after the INSERT.
 _CARRY_SQL: dict[tuple[str, int, bool], tuple[str, str]] = {}
+#: Django's own ``Model._do_insert`` (private, so not in the type stubs).
+_DJANGO_DO_INSERT: Any = vars(models.Model)["_do_insert"]
 
 
 def _do_insert_known() -> bool:
     if not _hook_known:
-        found = tuple(inspect.signature(models.Model._do_insert).parameters)
+        found = tuple(inspect.signature(_DJANGO_DO_INSERT).parameters)
         _hook_known.append(found == _DO_INSERT_PARAMETERS)
     return _hook_known[0]
 
@@ -246,7 +248,7 @@ def _model_carries(model: type[models.Model], using: str) -> frozenset[str] | No
         carries = (
             connections[using].vendor == "postgresql"
             and _do_insert_known()
-            and model._do_insert is _do_insert  # type: ignore[comparison-overlap]
+            and getattr(model, "_do_insert", None) is _do_insert
             and model.save in _ONE_STATEMENT_SAVES
             and not meta.parents
             and len(getattr(meta, "pk_fields", [meta.pk])) == 1
@@ -305,7 +307,7 @@ def _do_insert(
     asked for it (see the module docstring)."""
     configs: list[Config] | None = self.__dict__.pop(_CARRY, None)
     if configs is None:
-        return models.Model._do_insert(self, manager, using, fields, returning_fields, raw)
+        return _DJANGO_DO_INSERT(self, manager, using, fields, returning_fields, raw)
     from django_messaging.outbox.models import Published
 
     model = manager.model
@@ -329,14 +331,14 @@ def _do_insert(
             body = f"jsonb_set({body}, '{{id}}', to_jsonb(saved.{{pk}}))"
         values = ", ".join(body if f.attname == "body" else "%s" for f in outbox_fields)
         source = f"SELECT {values} FROM saved" if pk_from_insert else f"VALUES ({values})"
-        rows = ", ".join(
+        inserts = ", ".join(
             f"m{i} AS (INSERT INTO {quote(Published._meta.db_table)} ({columns}) {source})"
             for i in range(len(configs))
         )
         parts = _CARRY_SQL[key] = (
-            ("WITH saved AS (", f"), {rows} SELECT * FROM saved")
+            ("WITH saved AS (", f"), {inserts} SELECT * FROM saved")
             if pk_from_insert
-            else (f"WITH {rows} ", "")
+            else (f"WITH {inserts} ", "")
         )
     before, after = parts
     if pk_from_insert:
@@ -435,8 +437,8 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
 
         if original_save is models.Model.save:
             _ONE_STATEMENT_SAVES.add(save)
-        if cls._do_insert is models.Model._do_insert:  # type: ignore[comparison-overlap]
-            cls._do_insert = _do_insert  # type: ignore[method-assign]
+        if getattr(cls, "_do_insert", None) is _DJANGO_DO_INSERT:
+            setattr(cls, "_do_insert", _do_insert)  # noqa: B010  (private, not in the stubs)
         cls.save = save  # type: ignore[method-assign]
         setattr(cls, CONFIGS_ATTRIBUTE, configs)
         return cls

@@ -18,6 +18,7 @@ import uuid
 
 from tests.benchmarks.harness import (
     OBSERVABILITY_NOTE,
+    OBSERVED,
     Scenario,
     Target,
     Variant,
@@ -185,8 +186,8 @@ def drop_row_model(model) -> None:
 
 def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
     setup_django("ours", db)
-    if variant == "ours-observed":
-        enable_observability()
+    if variant.removeprefix("ours-") in OBSERVED:
+        enable_observability(variant.removeprefix("ours-"))
     from confluent_kafka.serialization import MessageField
 
     from django_messaging.kafka.consumer import Consumer, Topics
@@ -581,13 +582,10 @@ def _consume_scenario(db: str) -> Scenario:
             [__file__, "consume", "ours-nonatomic", db],
         ),
     )
-    variants.insert(
-        2,
-        Variant(
-            "django-messaging, metrics and tracing enabled",
-            [__file__, "consume", "ours-observed", db],
-        ),
-    )
+    variants[2:2] = [
+        Variant(f"django-messaging, {label}", [__file__, "consume", f"ours-{key}", db])
+        for key, label in OBSERVED.items()
+    ]
     return Scenario(
         name=f"kafka: consume loop, README handler, default settings, {db}",
         unit="msgs/s",

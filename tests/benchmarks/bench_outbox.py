@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 from tests.benchmarks.harness import (
     OBSERVABILITY_NOTE,
+    OBSERVED,
     Scenario,
     Target,
     Variant,
@@ -163,8 +164,8 @@ def relay(key: str) -> None:
             elapsed = _raw_send(destination, RELAY_ROWS)
         else:
             setup_django("ours" if key.startswith("ours") else "ref", key)
-            if key == "ours-observed":
-                enable_observability()
+            if key.removeprefix("ours-") in OBSERVED:
+                enable_observability(key.removeprefix("ours-"))
             elapsed, cpu = _relay_django(key, destination)
     finally:
         delete_queues(queue)
@@ -501,7 +502,10 @@ _ALL_SCENARIOS = [
             "relay",
             [
                 ("django-messaging-outbox", "ours", []),
-                ("django-messaging-outbox, metrics and tracing enabled", "ours-observed", []),
+                *(
+                    (f"django-messaging-outbox, {label}", f"ours-{key}", [])
+                    for key, label in OBSERVED.items()
+                ),
                 ("django-outbox-pattern 0.9.0", "v090", REF_090),
                 ("django-outbox-pattern 3.2.1", "v321", REF_321),
                 ("raw stomp.py send + receipts", "raw", RAW),

@@ -240,13 +240,15 @@ OBSERVABILITY_NOTE = (
     "multiprocess mode (a fresh `PROMETHEUS_MULTIPROC_DIR`, as a worker command with "
     "`--metrics-port` does; no HTTP server) and `tracing.enable()` with an OpenTelemetry SDK "
     "`TracerProvider` whose `BatchSpanProcessor` hands the spans to an exporter that drops "
-    "them (the exporter's own cost, I/O, is left out)."
+    "them (the exporter's own cost, I/O, is left out). The *metrics enabled* and *tracing "
+    "enabled* rows turn on one of the two."
 )
 
 
-def enable_observability() -> None:
+def enable_observability(what: str = "observed") -> None:
     """Metrics as a worker started with ``--metrics-port`` has them (multiprocess mode, no
-    server), and tracing to an SDK provider whose batch processor exports to nowhere."""
+    server), and tracing to an SDK provider whose batch processor exports to nowhere;
+    ``what``: "observed" (both), "metrics" or "tracing" (that one alone)."""
     import atexit
     import shutil
     import tempfile
@@ -264,9 +266,19 @@ def enable_observability() -> None:
         def export(self, spans):
             return SpanExportResult.SUCCESS
 
-    directory = tempfile.mkdtemp(prefix="bench-metrics-")
-    atexit.register(shutil.rmtree, directory, True)
-    assert metrics.enable(multiprocess_dir=directory, status_packages=())
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Dropped()))
-    assert tracing.enable(provider)
+    if what in ("observed", "metrics"):
+        directory = tempfile.mkdtemp(prefix="bench-metrics-")
+        atexit.register(shutil.rmtree, directory, True)
+        assert metrics.enable(multiprocess_dir=directory, status_packages=())
+    if what in ("observed", "tracing"):
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(Dropped()))
+        assert tracing.enable(provider)
+
+
+#: variant key suffix -> label suffix of the observability variants
+OBSERVED = {
+    "observed": "metrics and tracing enabled",
+    "metrics": "metrics enabled",
+    "tracing": "tracing enabled",
+}

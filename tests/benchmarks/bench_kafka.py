@@ -16,7 +16,15 @@ import tempfile
 import time
 import uuid
 
-from tests.benchmarks.harness import Scenario, Target, Variant, emit
+from tests.benchmarks.harness import (
+    OBSERVABILITY_NOTE,
+    OBSERVED,
+    Scenario,
+    Target,
+    Variant,
+    emit,
+    enable_observability,
+)
 
 REFERENCE = ["django-kafka==0.5.13", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
 REFERENCE_NEWEST = ["django-kafka==5.1.2", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
@@ -178,6 +186,8 @@ def drop_row_model(model) -> None:
 
 def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
     setup_django("ours", db)
+    if variant.removeprefix("ours-") in OBSERVED:
+        enable_observability(variant.removeprefix("ours-"))
     from confluent_kafka.serialization import MessageField
 
     from django_messaging.kafka.consumer import Consumer, Topics
@@ -594,6 +604,10 @@ def _consume_scenario(db: str) -> Scenario:
             [__file__, "consume", "ours-nonatomic", db],
         ),
     )
+    variants[2:2] = [
+        Variant(f"django-messaging, {label}", [__file__, "consume", f"ours-{key}", db])
+        for key, label in OBSERVED.items()
+    ]
     return Scenario(
         name=f"kafka: consume loop, README handler, default settings, {db}",
         unit="msgs/s",
@@ -602,6 +616,8 @@ def _consume_scenario(db: str) -> Scenario:
         targets=[
             Target("django-kafka 0.5.13", 3.0),
             Target("raw confluent-kafka", 0.5),
+            # at most 15% more time per message with metrics and tracing on
+            Target("django-messaging, metrics and tracing enabled", at_most=1.15),
         ],
         note=(
             f"{CONSUME_N:,} keyed messages of 100 bytes in one partition; the clock starts at the "
@@ -610,7 +626,7 @@ def _consume_scenario(db: str) -> Scenario:
             "one transaction per batch, a savepoint per message only once it queries); the "
             "`atomic = False` row turns the transaction off for the topic. Raw: "
             "`consume(num_messages=500)`, the same `StringDeserializer` on key and value, one "
-            "`store_offsets` per batch."
+            "`store_offsets` per batch. " + OBSERVABILITY_NOTE
         ),
     )
 
@@ -640,7 +656,7 @@ def _model_scenario(kind: str) -> Scenario:
     )
 
 
-SCENARIOS = [
+_ALL_SCENARIOS = [
     _consume_scenario("sqlite"),
     _consume_scenario("postgres"),
     Scenario(
@@ -689,6 +705,10 @@ SCENARIOS = [
     _model_scenario("dbz"),
     _model_scenario("model"),
 ]
+
+#: ``BENCH_KAFKA_ONLY=consume loop,Avro`` runs only the scenarios whose name mentions one.
+_ONLY = [w for w in os.environ.get("BENCH_KAFKA_ONLY", "").split(",") if w]
+SCENARIOS = [s for s in _ALL_SCENARIOS if not _ONLY or any(w in s.name for w in _ONLY)]
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -30,7 +30,7 @@ import os
 import socket
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
@@ -381,17 +381,21 @@ class Relay(Worker, Generic[Row]):
         polled = self.transport.poll(timeout)
         following: list[tuple[Row, OutgoingMessage]] = []
         ordered = self.store.ordered
+        produced: Counter[str] | None = Counter() if metrics.enabled else None
         for key in polled.confirmed:
             done = self._inflight.pop(key, None)
             if done is None:
                 continue
-            if metrics.enabled:
-                metrics.produced(self.metrics_package, self.destination_of(done[0]))
+            if produced is not None:
+                produced[self.destination_of(done[0])] += 1
             self._confirmed.add(key)
             if ordered:
                 next_one = self._next_of(done[0])
                 if next_one is not None:
                     following.append(next_one)
+        if produced:  # one increment per destination and poll, not per message
+            for destination, count in produced.items():
+                metrics.produced(self.metrics_package, destination, count)
         if polled.lost:
             for row, message in following:  # released with the rest of their key
                 self._waiting[str(self.store.ordering_key(row))].appendleft((row, message))

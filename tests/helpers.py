@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 import uuid
@@ -59,12 +58,6 @@ def readme_section(readme: Path, heading: str = "Testing your code") -> dict[str
     for block in blocks:
         exec(compile(block, str(readme), "exec"), namespace)
     return namespace
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from tests.helpers import free_port, scrape, try_scrape, wait_until
+from tests.helpers import scrape, try_scrape, wait_until
 from tests.kafka.test_worker import FILE_CONSUMER, lines, start, stop
+from tests.services import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

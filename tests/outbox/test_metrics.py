@@ -7,8 +7,9 @@ import signal
 import pytest
 
 from django_messaging.outbox.models import Published
-from tests.helpers import catches_signal, free_port, try_scrape, wait_until
+from tests.helpers import catches_signal, try_scrape, wait_until
 from tests.outbox.helpers import topic
+from tests.services import free_port
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 

@@ -20,23 +20,51 @@ from tests.helpers import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 
 
+KAFKA_TRANSPORT = "django_messaging.cqrs.transport.KafkaTransport"
+#: The Kafka transport's settings in the tests: two partitions, so that ``-w 2`` shares them.
+KAFKA_SETTINGS = {"TOPIC_PARTITIONS": 2}
+#: Runs a test once per transport: ``@over_transports`` (the fixture ``cqrs_transport``).
+over_transports = pytest.mark.parametrize("cqrs_transport", ["rabbitmq", "kafka"], indirect=True)
+
+
+@pytest.fixture
+def cqrs_transport(request: pytest.FixtureRequest) -> str:
+    """``rabbitmq``, or the transport a test is parametrized over (``@over_transports``)."""
+    return str(getattr(request, "param", "rabbitmq"))
+
+
 @pytest.fixture
 def cqrs_settings(
-    settings: Any, unique_name: Callable[[str], str], rabbitmq_url: str
+    settings: Any,
+    unique_name: Callable[[str], str],
+    rabbitmq_url: str,
+    cqrs_transport: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[dict]:
-    """Point MESSAGING['CQRS'] at a new exchange and queue; yields the CQRS dict (editable)."""
+    """Point MESSAGING['CQRS'] at a new exchange and queue (Kafka: topics named after them);
+    yields the CQRS dict (editable)."""
+    if cqrs_transport == "kafka":
+        request.getfixturevalue("kafka_broker")  # fills in MESSAGING['KAFKA'] first
     messaging = copy.deepcopy(settings.MESSAGING)
     cqrs = messaging["CQRS"]
     cqrs["url"] = rabbitmq_url
     cqrs["exchange"] = unique_name("cqrs-x")
     cqrs["queue"] = unique_name("cqrs-q")
     cqrs["transport"] = "django_messaging.cqrs.transport.RabbitMQTransport"
+    if cqrs_transport == "kafka":
+        cqrs["transport"] = KAFKA_TRANSPORT
+        cqrs["KAFKA"] = dict(KAFKA_SETTINGS)
     settings.MESSAGING = messaging
     from django_messaging.cqrs.controller import producer
     from django_messaging.cqrs.transport import RabbitMQTransport
 
     producer._maybe_pending.clear()
     yield cqrs
+    if cqrs_transport == "kafka":
+        from django_messaging.cqrs.transport.kafka import KafkaTransport
+
+        KafkaTransport.clean_connection()
+        return  # the topics are this test's own, on the session's in-memory broker
     # What the publisher thread still holds belongs to this test (its database, its exchange).
     RabbitMQTransport.wait_for_confirms(timeout=5)
     RabbitMQTransport.clean_connection()
@@ -102,6 +130,125 @@ def queue_depth(channel: Any, queue: str) -> int:
     return channel.queue_declare(queue=queue, passive=True).method.message_count
 
 
+class RabbitWire:
+    """The test's view of its broker, whatever the transport: RabbitMQ."""
+
+    def __init__(self, channel: Any, cqrs: dict) -> None:
+        self.channel = channel
+        self.cqrs = cqrs
+
+    def env(self) -> dict[str, str]:
+        """What a ``cqrs_consume`` subprocess needs beyond the queue and exchange."""
+        return {}
+
+    def publish_raw(self, cqrs_id: str, body: bytes) -> None:
+        """A message the master did not write (garbage, an unknown CQRS id) to the replica."""
+        self.channel.basic_publish(exchange="", routing_key=self.cqrs["queue"], body=body)
+
+    def backlog(self) -> int:
+        """Messages for the replica not consumed yet."""
+        return queue_depth(self.channel, self.cqrs["queue"])
+
+    def dead_letter_count(self) -> int:
+        return queue_depth(self.channel, f"dead_letter_{self.cqrs['queue']}")
+
+    def dead_letters(self) -> list[tuple[dict, bytes]]:
+        """Every dead letter: (headers, body)."""
+        letters = []
+        while True:
+            _method, props, body = self.channel.basic_get(
+                f"dead_letter_{self.cqrs['queue']}", auto_ack=True
+            )
+            if body is None:
+                return letters
+            letters.append((props.headers or {}, body))
+
+
+class KafkaWire:
+    """The test's view of its broker, whatever the transport: Kafka (topics of this test)."""
+
+    def __init__(self, bootstrap: str, cqrs: dict) -> None:
+        self.bootstrap = bootstrap
+        self.cqrs = cqrs
+        from confluent_kafka import Producer
+
+        self.producer = Producer({"bootstrap.servers": bootstrap})
+
+    def env(self) -> dict[str, str]:
+        import json
+
+        from tests import services
+
+        return {
+            "MESSAGING_CQRS_TRANSPORT": KAFKA_TRANSPORT,
+            services.KAFKA_BOOTSTRAP_ENV: self.bootstrap,
+            "MESSAGING_CQRS_KAFKA": json.dumps(self.cqrs.get("KAFKA", {})),
+        }
+
+    def topic(self, cqrs_id: str) -> str:
+        return f"{self.cqrs['exchange']}.{cqrs_id}"
+
+    def publish_raw(self, cqrs_id: str, body: bytes) -> None:
+        self.producer.produce(self.topic(cqrs_id), body, key=b"raw")
+        assert self.producer.flush(10) == 0
+
+    def records(self, topic: str, group: str | None = None) -> list[Any]:
+        """Every record of ``topic`` (from its committed offsets in ``group``, if given)."""
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group or f"reader-{os.getpid()}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            if metadata is None or metadata.error is not None:
+                return []
+            partitions = [TopicPartition(topic, p) for p in metadata.partitions]
+            if group:
+                start = consumer.committed(partitions, timeout=10)
+                for p in start:
+                    if p.offset < 0:
+                        p.offset = OFFSET_BEGINNING
+            else:
+                start = [TopicPartition(topic, p.partition, OFFSET_BEGINNING) for p in partitions]
+            consumer.assign(start)
+            found = []
+            while True:
+                batch = consumer.consume(100, timeout=1.0)
+                if not batch:
+                    return found
+                found.extend(m for m in batch if m.error() is None)
+        finally:
+            consumer.close()
+
+    def backlog(self) -> int:
+        topics = [self.topic(cqrs_id) for cqrs_id in ("product", "poison")]
+        return sum(len(self.records(t, self.cqrs["queue"])) for t in topics)
+
+    def dead_letter_count(self) -> int:
+        return len(self.records(f"dead_letter_{self.cqrs['queue']}"))
+
+    def dead_letters(self) -> list[tuple[dict, bytes]]:
+        return [
+            ({k: v.decode() for k, v in m.headers() or ()}, m.value())
+            for m in self.records(f"dead_letter_{self.cqrs['queue']}")
+        ]
+
+
+@pytest.fixture
+def wire(
+    cqrs_settings: dict, cqrs_transport: str, request: pytest.FixtureRequest
+) -> RabbitWire | KafkaWire:
+    """The test's broker (``@over_transports``: RabbitMQ or Kafka), topology ready."""
+    if cqrs_transport == "kafka":
+        return KafkaWire(request.getfixturevalue("kafka_bootstrap"), cqrs_settings)
+    return RabbitWire(request.getfixturevalue("broker"), cqrs_settings)
+
+
 def db_env() -> dict[str, str]:
     """Environment that makes a subprocess of the test project use this test's database."""
     name = connection.settings_dict["NAME"]
@@ -162,7 +309,7 @@ class Consumer:
 
 
 @pytest.fixture
-def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Callable[..., Consumer]]:
+def consumer(cqrs_settings: dict, wire: Any, tmp_path: Path) -> Iterator[Callable[..., Consumer]]:
     """``consumer(workers=2)`` starts ``cqrs_consume`` in a subprocess on this test's queue."""
     started: list[Consumer] = []
 
@@ -180,6 +327,7 @@ def consumer(cqrs_settings: dict, broker: Any, tmp_path: Path) -> Iterator[Calla
             "MESSAGING_CQRS_QUEUE": cqrs_settings["queue"],
             "MESSAGING_LOG_LEVEL": "INFO",
             "CQRS_LOG": str(tmp_path / f"consumer-{len(started)}.log"),
+            **wire.env(),
             **extra_env,
         }
         process = Consumer(env, workers, args, settings).start()

@@ -1,4 +1,5 @@
-"""Master and replica as separate processes over real RabbitMQ."""
+"""Master and replica as separate processes over real RabbitMQ; ``@over_transports`` tests
+run over Kafka (the Tansu broker) too."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from django.db import transaction
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import ROOT, queue_depth
+from tests.cqrs.conftest import ROOT, over_transports, queue_depth
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import (
     DirectOnly,
@@ -30,7 +31,8 @@ from tests.project.cqrs_app.models import (
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_create_update_delete_replicate_to_a_separate_process(consumer, broker):
+@over_transports
+def test_create_update_delete_replicate_to_a_separate_process(consumer, wire):
     replica = consumer(workers=1)
     product = Product.objects.create(
         name="desk",
@@ -59,7 +61,7 @@ def test_create_update_delete_replicate_to_a_separate_process(consumer, broker):
     product.delete()
     wait_until(lambda: not ProductRef.objects.filter(pk=product.pk).exists(), what="delete")
     assert replica.terminate() == 0
-    assert queue_depth(broker, replica.env["MESSAGING_CQRS_QUEUE"]) == 0
+    assert wire.backlog() == 0
 
 
 def _replicated(expected: dict) -> bool:
@@ -67,7 +69,8 @@ def _replicated(expected: dict) -> bool:
     return have == expected
 
 
-def test_kill_and_restart_the_consumer_mid_stream_with_two_workers(consumer, broker):
+@over_transports
+def test_kill_and_restart_the_consumer_mid_stream_with_two_workers(consumer, wire):
     """Nothing is lost and the newest revision wins across SIGKILL and -w 2."""
     replica = consumer(workers=2)
     products = [Product.objects.create(name=f"p{i}") for i in range(40)]
@@ -131,39 +134,38 @@ def test_connections_dropped_by_the_broker_are_reopened(consumer, broker):
     assert replica.terminate() == 0
 
 
-def test_poison_messages_end_in_the_dead_letter_queue(consumer, broker, cqrs_settings):
+@over_transports
+def test_poison_messages_end_in_the_dead_letter_queue(consumer, wire, cqrs_settings):
     replica = consumer(workers=1)
     queue = cqrs_settings["queue"]
-    exchange = cqrs_settings["exchange"]
     for body in (b"not json", b"[1, 2]", b'{"signal_type": "SAVE"}'):
-        broker.basic_publish(exchange=exchange, routing_key="product", body=body)
-    broker.basic_publish(
-        exchange="",
-        routing_key=queue,
-        body=b'{"signal_type":"SAVE","cqrs_id":"unknown","instance_data":{},"instance_pk":1}',
+        wire.publish_raw("product", body)
+    wire.publish_raw(
+        "product",
+        b'{"signal_type":"SAVE","cqrs_id":"unknown","instance_data":{},"instance_pk":1}',
     )
     pill = Poison.objects.create(name="poison pill")
     good = Poison.objects.create(name="fine")
-    dlq = f"dead_letter_{queue}"
-    wait_until(lambda: queue_depth(broker, dlq) == 5, timeout=30, what="5 dead letters")
+    wait_until(lambda: wire.dead_letter_count() == 5, timeout=30, what="5 dead letters")
     assert PoisonRef.objects.filter(pk=good.pk).exists()
     pill.cqrs_sync(queue=queue)  # a direct SYNC that fails too
-    wait_until(lambda: queue_depth(broker, dlq) == 6, timeout=30, what="6 dead letters")
-    letters = []
-    for _ in range(6):
-        _method, props, body = broker.basic_get(dlq, auto_ack=True)
-        letters.append((props.headers, body))
-        assert props.headers["x-cqrs-error"]
+    wait_until(lambda: wire.dead_letter_count() == 6, timeout=30, what="6 dead letters")
+    letters = wire.dead_letters()
+    assert len(letters) == 6
+    for headers, _body in letters:
+        assert headers["x-cqrs-error"]
+    after = Poison.objects.create(name="after the pill")  # later messages keep flowing
+    wait_until(lambda: PoisonRef.objects.filter(pk=after.pk).exists(), what="a later message")
     saved = next(json.loads(b) for h, b in letters if b"poison pill" in b and b'"SAVE"' in b)
     assert saved["retries"] == 2  # MESSAGING_CQRS_MAX_RETRIES in the test settings
     # The direct SYNC keeps its queue, so that `cqrs_dead_letters retry` sends it back as direct.
     (synced,) = [h for h, b in letters if b'"SYNC"' in b]
     assert synced["x-cqrs-queue"] == queue
-    assert queue_depth(broker, queue) == 0
-    assert replica.proc.poll() is None
     assert replica.terminate() == 0
+    assert wire.backlog() == 0
 
 
+@over_transports
 def test_only_direct_syncs_over_the_wire(consumer, cqrs_settings):
     """``CQRS_ONLY_DIRECT_SYNCS``: the replica process recognises a SYNC sent to its queue (by
     its routing key) and ignores a broadcast one (django-cqrs ignored both)."""

@@ -176,6 +176,8 @@ MESSAGING: dict = {
             "CQRS_OUTBOX_GRACE": float(os.environ.get("MESSAGING_CQRS_OUTBOX_GRACE", "60")),
             **json.loads(os.environ.get("MESSAGING_CQRS_MASTER") or "{}"),
         },
+        # The Kafka transport's keys (JSON), e.g. {"TOPIC_PARTITIONS": 2}.
+        "KAFKA": json.loads(os.environ.get("MESSAGING_CQRS_KAFKA") or "{}"),
         "replica": {
             "CQRS_MAX_RETRIES": int(os.environ.get("MESSAGING_CQRS_MAX_RETRIES", "2")),
             "CQRS_RETRY_DELAY": float(os.environ.get("MESSAGING_CQRS_RETRY_DELAY", "0.2")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from django.core import checks
@@ -27,6 +28,15 @@ def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
                     id="messaging.E302",
                 )
             )
+        elif _is_kafka(transport) and importlib.util.find_spec("confluent_kafka") is None:
+            errors.append(
+                checks.Error(
+                    "MESSAGING['CQRS']['transport'] is the Kafka transport, but confluent-kafka "
+                    "is not installed.",
+                    hint='pip install "django-messaging-cqrs[kafka]"',
+                    id="messaging.E305",
+                )
+            )
     if ReplicaRegistry.models and not settings.QUEUE:
         errors.append(
             checks.Error(
@@ -49,3 +59,9 @@ def check_cqrs(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessa
                 )
             )
     return errors
+
+
+def _is_kafka(transport: type) -> bool:
+    from django_messaging.cqrs.transport.kafka import KafkaTransport
+
+    return issubclass(transport, KafkaTransport)

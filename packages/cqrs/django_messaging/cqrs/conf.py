@@ -168,6 +168,27 @@ REPLICA = {
     ),
 }
 
+KAFKA = {
+    "CONFIG": Setting(
+        {},
+        dict,
+        open=True,
+        help="librdkafka configuration of the Kafka transport's producers and consumers, over "
+        "MESSAGING['KAFKA']['GLOBAL_CONFIG'] (and its PRODUCER_CONFIG / CONSUMER_CONFIG)",
+    ),
+    "CREATE_TOPICS": Setting(
+        True,
+        bool,
+        help="create a missing topic (CQRS id, retry, dead letter) instead of refusing",
+    ),
+    "TOPIC_PARTITIONS": Setting(
+        1,
+        int,
+        validate=_positive_or_none,
+        help="partitions of a topic the transport creates (cqrs_consume -w N shares them)",
+    ),
+}
+
 settings = Section(
     "CQRS",
     "django_messaging.cqrs",
@@ -199,6 +220,9 @@ settings = Section(
         ),
         "MASTER": Setting({}, dict, children=MASTER, aliases=("master",)),
         "REPLICA": Setting({}, dict, children=REPLICA, aliases=("replica",)),
+        "KAFKA": Setting(
+            {}, dict, children=KAFKA, help="the Kafka transport (KafkaTransport) only"
+        ),
     },
     legacy="CQRS",
 )
@@ -217,6 +241,11 @@ def replica_setting(key: str) -> Any:
 #: Replica keys django-cqrs reads or documents that have no effect here (``manage.py check``
 #: says so): retry delays wait in broker-side delay queues, never in a worker's memory.
 NO_EFFECT = ("DELAY_QUEUE_MAX_SIZE", "delay_queue_max_size", "CQRS_DELAY_QUEUE_MAX_SIZE")
+
+
+def kafka_setting(key: str) -> Any:
+    """``MESSAGING["CQRS"]["KAFKA"][key]`` or its default."""
+    return settings.child("KAFKA", key)
 
 
 def dead_letter_queue() -> str:

@@ -1,4 +1,5 @@
-"""Transports: ``RabbitMQTransport`` (pika), ``KombuTransport``, and ``BaseTransport`` for your own.
+"""Transports: ``RabbitMQTransport`` (pika), ``KombuTransport``, ``KafkaTransport``
+(confluent-kafka), and ``BaseTransport`` for your own.
 
 ``current_transport()`` is the class named by ``MESSAGING["CQRS"]["transport"]``, resolved when
 called (never at import), so ``override_settings`` works.
@@ -16,6 +17,7 @@ from django_messaging.cqrs.transport.rabbit_mq import RabbitMQTransport
 __all__ = [
     "BaseTransport",
     "Confirmations",
+    "KafkaTransport",
     "KombuTransport",
     "RabbitMQTransport",
     "TransportMock",
@@ -33,4 +35,8 @@ def __getattr__(name: str) -> Any:
         from django_messaging.cqrs.transport.kombu import KombuTransport
 
         return KombuTransport
+    if name == "KafkaTransport":  # confluent-kafka is imported when a client opens
+        from django_messaging.cqrs.transport.kafka import KafkaTransport
+
+        return KafkaTransport
     raise AttributeError(name)

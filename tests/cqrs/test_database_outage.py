@@ -21,7 +21,7 @@ import pytest
 from django.db import connection
 
 from tests import services
-from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
+from tests.cqrs.conftest import ROOT, db_env, messages
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Product, ProductRef
 from tests.proxy import TcpProxy
@@ -46,9 +46,17 @@ def through(proxy: TcpProxy) -> str:
     return urlunsplit(url._replace(netloc=f"{netloc}127.0.0.1:{proxy.port}"))
 
 
-@pytest.mark.parametrize("transport", ["RabbitMQTransport", "KombuTransport"])
+@pytest.mark.parametrize(
+    ("cqrs_transport", "transport"),
+    [
+        ("rabbitmq", "RabbitMQTransport"),
+        ("rabbitmq", "KombuTransport"),
+        ("kafka", "KafkaTransport"),
+    ],
+    indirect=["cqrs_transport"],
+)
 def test_the_replica_waits_for_the_database_and_never_dead_letters_for_it(
-    consumer, broker, cqrs_settings, pg_proxy, transport
+    consumer, wire, cqrs_settings, pg_proxy, transport
 ):
     """With the database away, a message used up its retries (0.2 s apart in the test
     settings) and went to the dead letter queue, to be applied never."""
@@ -58,19 +66,20 @@ def test_the_replica_waits_for_the_database_and_never_dead_letters_for_it(
         MESSAGING_CQRS_TRANSPORT=f"django_messaging.cqrs.transport.{transport}",
     )
     before = Product.objects.create(name="before the outage")
-    wait_until(lambda: ProductRef.objects.filter(pk=before.pk).exists(), what="first row")
-    dlq = f"dead_letter_{cqrs_settings['queue']}"
+    wait_until(
+        lambda: ProductRef.objects.filter(pk=before.pk).exists(), timeout=40, what="first row"
+    )
 
     pg_proxy.cut()
     during = Product.objects.create(name="during the outage")
     wait_until(
-        lambda: "database unavailable" in replica.output() or queue_depth(broker, dlq),
+        lambda: "database unavailable" in replica.output() or wire.dead_letter_count(),
         what="the replica to meet the outage",
     )
     # Several times what the retries take (2 retries, 0.2 s apart): nothing is dead-lettered.
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
-        assert queue_depth(broker, dlq) == 0, replica.output()
+        assert wire.dead_letter_count() == 0, replica.output()
         time.sleep(0.1)
     pg_proxy.restore()
 
@@ -79,14 +88,14 @@ def test_the_replica_waits_for_the_database_and_never_dead_letters_for_it(
         timeout=30,
         what="the change made during the outage",
     )
-    assert queue_depth(broker, dlq) == 0
-    assert queue_depth(broker, cqrs_settings["queue"]) == 0
+    assert wire.dead_letter_count() == 0
     output = replica.output()
     assert ("(kombu)" in output) == (transport == "KombuTransport")
     assert output.count("database unavailable") == 1, output
     assert "Traceback" not in output, output
     assert replica.proc.poll() is None
     assert replica.terminate() == 0
+    assert wire.backlog() == 0
 
 
 def test_the_master_deletes_confirmed_rows_once_the_database_is_back(

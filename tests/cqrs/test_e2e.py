@@ -17,7 +17,7 @@ from django.db import transaction
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import RabbitMQTransport
-from tests.cqrs.conftest import ROOT, over_transports, queue_depth
+from tests.cqrs.conftest import ROOT, over_transports
 from tests.helpers import wait_until
 from tests.project.cqrs_app.models import (
     DirectOnly,
@@ -42,7 +42,9 @@ def test_create_update_delete_replicate_to_a_separate_process(consumer, wire):
         duration=dt.timedelta(days=1, microseconds=7),
         blob=b"\x00\xffbinary",
     )
-    row = wait_until(lambda: ProductRef.objects.filter(pk=product.pk).first(), what="replica row")
+    row = wait_until(
+        lambda: ProductRef.objects.filter(pk=product.pk).first(), timeout=40, what="replica row"
+    )
     assert row.price == Decimal("1234.567891")
     assert row.at == dt.time(6, 45, 23, 123456)
     assert row.duration == dt.timedelta(days=1, microseconds=7)
@@ -79,7 +81,7 @@ def test_kill_and_restart_the_consumer_mid_stream_with_two_workers(consumer, wir
             product.name = f"p{product.pk}-r{round_no}"
             product.save()
         if round_no == 0:
-            wait_until(lambda: ProductRef.objects.exists(), what="first rows")
+            wait_until(lambda: ProductRef.objects.exists(), timeout=40, what="first rows")
             replica.kill()
             replica = consumer(workers=2)
     for product in products[::5]:
@@ -146,7 +148,7 @@ def test_poison_messages_end_in_the_dead_letter_queue(consumer, wire, cqrs_setti
     )
     pill = Poison.objects.create(name="poison pill")
     good = Poison.objects.create(name="fine")
-    wait_until(lambda: wire.dead_letter_count() == 5, timeout=30, what="5 dead letters")
+    wait_until(lambda: wire.dead_letter_count() == 5, timeout=40, what="5 dead letters")
     assert PoisonRef.objects.filter(pk=good.pk).exists()
     pill.cqrs_sync(queue=queue)  # a direct SYNC that fails too
     wait_until(lambda: wire.dead_letter_count() == 6, timeout=30, what="6 dead letters")
@@ -171,7 +173,9 @@ def test_only_direct_syncs_over_the_wire(consumer, cqrs_settings):
     its routing key) and ignores a broadcast one (django-cqrs ignored both)."""
     replica = consumer(workers=1)
     row = DirectOnly.objects.create(name="v1")
-    wait_until(lambda: DirectOnlyRef.objects.filter(pk=row.pk, name="v1").exists(), what="row")
+    wait_until(
+        lambda: DirectOnlyRef.objects.filter(pk=row.pk, name="v1").exists(), timeout=40, what="row"
+    )
     DirectOnlyRef.objects.filter(pk=row.pk).update(name="drifted")
     assert row.cqrs_sync() is True
     marker = Product.objects.create(name="after the broadcast sync")

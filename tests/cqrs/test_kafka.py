@@ -1,0 +1,96 @@
+"""The Kafka transport's own parts, against the Tansu broker: the relay's records (topic per CQRS
+id, key per instance, order), settings and checks. The end-to-end flows run over Kafka in
+``test_e2e`` and ``test_database_outage`` (``cqrs_transport`` "kafka")."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+
+import pytest
+from django.core import checks
+
+from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.relay import PendingRelay
+from django_messaging.cqrs.transport.kafka import KafkaRelayTransport
+from django_messaging.cqrs.transport.kafka_wire import consumer_config, topic_of
+from tests.cqrs.conftest import KAFKA_TRANSPORT
+from tests.outbox.helpers import drive
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.parametrize("cqrs_transport", ["kafka"], indirect=True)
+def test_the_relay_writes_each_instance_in_order_under_its_key(cqrs_settings, wire) -> None:
+    """Stored messages of three instances, interleaved, through ``cqrs_pending``'s relay: one
+    topic per CQRS id, the key ``<CQRS_ID>:<pk>``, each instance's messages in order (the
+    topic has two partitions), every row deleted once its delivery report arrived."""
+    rows = []
+    for n in range(9):
+        pk = n % 3
+        body = TransportPayload("SAVE", "product", {"id": pk, "name": f"v{n}"}, pk).body()
+        rows.append(
+            PendingMessage(
+                cqrs_id="product",
+                signal_type="SAVE",
+                instance_pk=str(pk),
+                body=body.decode(),
+                attempts=1,
+            )
+        )
+    PendingMessage.objects.bulk_create(rows)
+    deleted = PendingMessage(cqrs_id="product", signal_type="DELETE", instance_pk="1", attempts=1)
+    deleted.body = TransportPayload("DELETE", "product", {"id": 1}, 1).body().decode()
+    deleted.save()
+    relay = PendingRelay(interval=0.05)
+    assert isinstance(relay.make_transport(), KafkaRelayTransport)
+    relay.start()
+    try:
+        drive(relay, lambda: not PendingMessage.objects.exists(), what="every row confirmed")
+    finally:
+        relay.stop()
+
+    records = wire.records(topic_of("product"))
+    assert topic_of("product") == f"{cqrs_settings['exchange']}.product"
+    by_key: dict[bytes, list[str]] = {}
+    for record in records:
+        body = json.loads(record.value())
+        assert dict(record.headers())["content-type"] == b"text/plain"
+        by_key.setdefault(record.key(), []).append(
+            body["signal_type"] + ":" + body["instance_data"].get("name", "")
+        )
+    assert by_key == {
+        b"product:0": ["SAVE:v0", "SAVE:v3", "SAVE:v6"],
+        b"product:1": ["SAVE:v1", "SAVE:v4", "SAVE:v7", "DELETE:"],
+        b"product:2": ["SAVE:v2", "SAVE:v5", "SAVE:v8"],
+    }
+
+
+@pytest.mark.parametrize("cqrs_transport", ["kafka"], indirect=True)
+def test_the_consumer_is_the_queue_s_group_and_commits_itself(cqrs_settings, settings) -> None:
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["KAFKA"]["CONFIG"] = {"enable.auto.commit": True, "linger.ms": 7}
+    settings.MESSAGING = messaging
+    config = consumer_config()
+    assert config["group.id"] == cqrs_settings["queue"]
+    assert config["enable.auto.commit"] is False  # offsets go after the replica's commit
+    assert config["enable.auto.offset.store"] is False
+    assert "linger.ms" not in config  # a producer key
+    assert config["session.timeout.ms"] == 2000  # MESSAGING["KAFKA"]["CONSUMER_CONFIG"]
+
+
+def test_a_missing_confluent_kafka_is_a_check_error(settings, monkeypatch) -> None:
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["transport"] = KAFKA_TRANSPORT
+    settings.MESSAGING = messaging
+    assert "messaging.E305" not in {m.id for m in checks.run_checks()}
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):  # the environment cannot uninstall it for a test
+        return None if name == "confluent_kafka" else real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    (error,) = [m for m in checks.run_checks() if m.id == "messaging.E305"]
+    assert "confluent-kafka" in error.msg and "[kafka]" in error.hint

@@ -218,7 +218,7 @@ class KafkaWire:
             consumer.assign(start)
             found = []
             while True:
-                batch = consumer.consume(100, timeout=1.0)
+                batch = consumer.consume(100, timeout=0.5)
                 if not batch:
                     return found
                 found.extend(m for m in batch if m.error() is None)

@@ -167,7 +167,6 @@ def test_poison_messages_end_in_the_dead_letter_queue(consumer, wire, cqrs_setti
     assert wire.backlog() == 0
 
 
-@over_transports
 def test_only_direct_syncs_over_the_wire(consumer, cqrs_settings):
     """``CQRS_ONLY_DIRECT_SYNCS``: the replica process recognises a SYNC sent to its queue (by
     its routing key) and ignores a broadcast one (django-cqrs ignored both)."""

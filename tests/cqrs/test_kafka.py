@@ -94,3 +94,21 @@ def test_a_missing_confluent_kafka_is_a_check_error(settings, monkeypatch) -> No
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     (error,) = [m for m in checks.run_checks() if m.id == "messaging.E305"]
     assert "confluent-kafka" in error.msg and "[kafka]" in error.hint
+
+
+@pytest.mark.parametrize("cqrs_transport", ["kafka"], indirect=True)
+def test_a_direct_sync_for_another_queue_is_skipped(cqrs_settings) -> None:
+    """One topic per CQRS id carries every service's direct SYNCs: a replica applies those
+    for its own queue (``x-cqrs-queue``) and skips, without a dead letter, the others'."""
+    from django_messaging.cqrs.transport.kafka_replica import KafkaReplicaConsumer
+    from django_messaging.cqrs.transport.wire import QUEUE_HEADER, Delivery
+
+    body = TransportPayload("SYNC", "product", {"id": 1, "name": "n"}, 1).body()
+    worker = KafkaReplicaConsumer()
+    topic = topic_of("product")
+    other = Delivery(topic, {QUEUE_HEADER: "another_service"}, body, (topic, 0, 0))
+    assert worker._accept(other) is None
+    ours = worker._accept(Delivery(topic, {QUEUE_HEADER: cqrs_settings["queue"]}, body, ()))
+    assert ours is not None and ours.queue == cqrs_settings["queue"]
+    broadcast = worker._accept(Delivery(topic, {}, body, ()))
+    assert broadcast is not None and broadcast.queue is None

@@ -16,7 +16,8 @@ from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.relay import PendingRelay
 from django_messaging.cqrs.transport.kafka import KafkaRelayTransport
 from django_messaging.cqrs.transport.kafka_wire import consumer_config, topic_of
-from tests.cqrs.conftest import KAFKA_TRANSPORT
+from tests.cqrs.conftest import KAFKA_TRANSPORT, ROOT, drain
+from tests.helpers import readme_section
 from tests.outbox.helpers import drive
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -112,3 +113,43 @@ def test_a_direct_sync_for_another_queue_is_skipped(cqrs_settings) -> None:
     assert ours is not None and ours.queue == cqrs_settings["queue"]
     broadcast = worker._accept(Delivery(topic, {}, body, ()))
     assert broadcast is not None and broadcast.queue is None
+
+
+@pytest.mark.parametrize("cqrs_transport", ["kafka"], indirect=True)
+def test_the_readme_example(cqrs_settings, settings) -> None:
+    """The settings of "CQRS over Kafka" (with this test's broker, queue and topics): a save
+    and a delete reach the replica through ``cqrs_consume``'s worker."""
+    from django_messaging.cqrs.transport.kafka_replica import KafkaReplicaConsumer
+    from tests.project.cqrs_app.models import Product, ProductRef
+
+    example = readme_section(ROOT / "packages/cqrs/README.md", "CQRS over Kafka")["MESSAGING"]
+    assert set(example["KAFKA"]["GLOBAL_CONFIG"]) == {"bootstrap.servers"}
+    messaging = copy.deepcopy(settings.MESSAGING)
+    messaging["CQRS"]["transport"] = example["CQRS"]["TRANSPORT"]
+    messaging["CQRS"]["KAFKA"] = example["CQRS"]["KAFKA"]
+    settings.MESSAGING = messaging
+    product = Product.objects.create(name="from the README")
+    drain(
+        lambda: ProductRef.objects.filter(pk=product.pk).exists(),
+        timeout=40,
+        consumer_class=KafkaReplicaConsumer,
+    )
+    product.delete()
+    drain(
+        lambda: not ProductRef.objects.filter(pk=product.pk).exists(),
+        timeout=40,
+        consumer_class=KafkaReplicaConsumer,
+    )
+    (partitions,) = {
+        len(t.partitions)
+        for name, t in wire_topics(settings).items()
+        if name.startswith(cqrs_settings["exchange"])
+    }
+    assert partitions == 4  # TOPIC_PARTITIONS of the example
+
+
+def wire_topics(settings) -> dict:
+    from confluent_kafka.admin import AdminClient
+
+    servers = settings.MESSAGING["KAFKA"]["GLOBAL_CONFIG"]["bootstrap.servers"]
+    return AdminClient({"bootstrap.servers": servers}).list_topics(timeout=10).topics

@@ -153,3 +153,38 @@ def wire_topics(settings) -> dict:
 
     servers = settings.MESSAGING["KAFKA"]["GLOBAL_CONFIG"]["bootstrap.servers"]
     return AdminClient({"bootstrap.servers": servers}).list_topics(timeout=10).topics
+
+
+@pytest.mark.parametrize("cqrs_transport", ["kafka"], indirect=True)
+def test_saves_store_what_kafka_did_not_take_and_the_relay_sends_it(
+    cqrs_settings, wire, monkeypatch
+) -> None:
+    """Kafka unreachable: the save's message stays stored, and the saves after it do not each
+    wait for the cluster (the thread backs off); the relay sends them once Kafka is back."""
+    from django_messaging.core.reconnect import Backoff
+    from django_messaging.cqrs.transport import kafka
+    from tests.project.cqrs_app.models import Product
+    from tests.services import free_port
+
+    monkeypatch.setattr(kafka, "OPEN_TIMEOUT", 0.5)
+    monkeypatch.setattr(kafka, "REOPEN", Backoff(initial=120.0, cap=120.0))
+    kafka.KafkaTransport.clean_connection()
+    cqrs_settings["KAFKA"]["CONFIG"] = {"bootstrap.servers": f"127.0.0.1:{free_port()}"}
+    try:
+        first = Product.objects.create(name="first")
+        second = Product.objects.create(name="second")
+    finally:
+        kafka._producer.failures, kafka._producer.next_open = 0, 0.0
+    errors = dict(PendingMessage.objects.values_list("instance_pk", "last_error"))
+    assert "cannot reach Kafka" in errors[str(first.pk)]
+    assert "trying again in" in errors[str(second.pk)]
+
+    cqrs_settings["KAFKA"]["CONFIG"] = {}
+    relay = PendingRelay(interval=0.05, due_only=False)
+    relay.start()
+    try:
+        drive(relay, lambda: not PendingMessage.objects.exists(), what="the stored messages")
+    finally:
+        relay.stop()
+    keys = [r.key() for r in wire.records(topic_of("product"))]
+    assert sorted(keys) == sorted(f"product:{p.pk}".encode() for p in (first, second))

@@ -36,9 +36,12 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 
+from django_messaging.core.reconnect import Backoff
 from django_messaging.core.transports import Transport
+from django_messaging.core.transports import kafka as core_kafka
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.exceptions import PublishError
@@ -53,9 +56,18 @@ __all__ = ["KafkaRelayTransport", "KafkaTransport"]
 
 
 # -- publishing -------------------------------------------------------------------------------
+#: Seconds a producer waits for the cluster's metadata when it opens.
+OPEN_TIMEOUT = 5.0
+#: The wait before a thread tries to reach Kafka again: meanwhile its saves store their
+#: messages at once (``cqrs_pending run`` sends them) instead of each waiting for the cluster.
+REOPEN = Backoff(initial=1.0, cap=30.0)
+
+
 class _Producer(threading.local):
     transport: KafkaRelayTransport | None = None
     pid: int = 0
+    failures: int = 0
+    next_open: float = 0.0
 
 
 _producer = _Producer()
@@ -65,15 +77,27 @@ def _thread_producer() -> KafkaRelayTransport:
     """This thread's producer (a new one after a fork or a fatal error)."""
     if _producer.pid != os.getpid():
         _producer.transport, _producer.pid = None, os.getpid()
+        _producer.failures, _producer.next_open = 0, 0.0
     transport = _producer.transport
-    if transport is None or not transport.is_open():
-        if transport is not None:
-            transport.close()
-        # One message at a time waits for its report: do not linger before sending it.
-        transport = KafkaRelayTransport({"linger.ms": 0, **producer_config()})
-        _producer.transport = None
+    if transport is not None and transport.is_open():
+        return transport
+    if transport is not None:
+        transport.close()
+    _producer.transport = None
+    wait = _producer.next_open - time.monotonic()
+    if wait > 0:
+        raise core_kafka.KafkaTransportError(f"Kafka was unreachable; trying again in {wait:.1f}s")
+    # One message at a time waits for its report: do not linger before sending it.
+    transport = KafkaRelayTransport({"linger.ms": 0, **producer_config()})
+    transport.timeout = OPEN_TIMEOUT
+    try:
         transport.open()
-        _producer.transport = transport
+    except Exception:
+        _producer.failures += 1
+        _producer.next_open = time.monotonic() + REOPEN.delay(_producer.failures)
+        raise
+    _producer.failures = 0
+    _producer.transport = transport
     return transport
 
 

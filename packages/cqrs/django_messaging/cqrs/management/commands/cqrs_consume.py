@@ -33,7 +33,8 @@ class Command(WorkerCommand):
     help = (
         "Consume this service's CQRS queue and apply the messages to the replica models.\n\n"
         "Runs until SIGTERM/SIGINT, then finishes the batch in progress, acknowledges it and "
-        "exits 0. With -w N, N supervised worker processes share the queue; a crashed worker "
+        "exits 0. With -w N, N supervised worker processes share the queue (on Kafka: N "
+        "members of the consumer group QUEUE share the partitions); a crashed worker "
         "is restarted, and one that keeps crashing stops the command with exit code 1. With "
         "--reload (for development) the command starts again, gracefully, whenever a Python "
         "file of the project changes. A CQRS_ID that is not a replica model here exits 2.\n\n"

@@ -242,11 +242,14 @@ class KafkaWire:
 @pytest.fixture
 def wire(
     cqrs_settings: dict, cqrs_transport: str, request: pytest.FixtureRequest
-) -> RabbitWire | KafkaWire:
+) -> Iterator[RabbitWire | KafkaWire]:
     """The test's broker (``@over_transports``: RabbitMQ or Kafka), topology ready."""
-    if cqrs_transport == "kafka":
-        return KafkaWire(request.getfixturevalue("kafka_bootstrap"), cqrs_settings)
-    return RabbitWire(request.getfixturevalue("broker"), cqrs_settings)
+    if cqrs_transport != "kafka":
+        yield RabbitWire(request.getfixturevalue("broker"), cqrs_settings)
+        return
+    kafka = KafkaWire(request.getfixturevalue("kafka_bootstrap"), cqrs_settings)
+    yield kafka
+    kafka.producer = None  # its client goes now, not after the session's broker
 
 
 def db_env() -> dict[str, str]:

@@ -47,6 +47,7 @@ def test_the_relay_writes_each_instance_in_order_under_its_key(cqrs_settings, wi
     deleted.save()
     relay = PendingRelay(interval=0.05)
     assert isinstance(relay.make_transport(), KafkaRelayTransport)
+    assert relay.messaging_system == "kafka"  # its send spans
     relay.start()
     try:
         drive(relay, lambda: not PendingMessage.objects.exists(), what="every row confirmed")

@@ -233,7 +233,9 @@ class PendingRelay(core_relay.Relay[PendingMessage]):
     def make_transport(self) -> Transport:
         transport = current_transport()
         make = getattr(transport, "relay_transport", None)
-        return make() if make is not None else ProducingTransport(transport)
+        made: Transport = make() if make is not None else ProducingTransport(transport)
+        self.messaging_system = getattr(made, "messaging_system", type(self).messaging_system)
+        return made
 
     def current_policy(self) -> core_relay.RelayPolicy:
         return core_relay.RelayPolicy(

@@ -54,6 +54,7 @@ class KafkaReplicaConsumer(ReplicaConsumer):
     """One member of the replica service's consumer group (``QUEUE``)."""
 
     name = "cqrs_consume (kafka)"
+    messaging_system = "kafka"
     broker_errors: ClassVar[tuple[type[BaseException], ...]] = (
         KafkaException,
         KafkaTransportError,

@@ -113,6 +113,9 @@ class KafkaRelayTransport(core_kafka.KafkaTransport):
     """Core's Kafka transport with the CQRS wire mapping: each message the relay hands over
     (a :class:`~.base.PayloadMessage`) becomes the record of :func:`record`."""
 
+    #: ``messaging.system`` of the relay's send spans.
+    messaging_system = "kafka"
+
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(
             producer_config() if config is None else config,

@@ -45,6 +45,8 @@ class ReplicaConsumer(Worker):
 
     #: The client library's errors that mean the broker connection is gone.
     broker_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: ``messaging.system`` of the spans of applied batches.
+    messaging_system: ClassVar[str] = "rabbitmq"
 
     def __init__(self, cqrs_ids: list[str] | None = None) -> None:
         self.cqrs_ids = cqrs_ids
@@ -231,7 +233,7 @@ class ReplicaConsumer(Worker):
             "messaging.batch.message_count": len(payloads),
             "messaging.cqrs.ids": sorted({p.cqrs_id for p in payloads}),
         }
-        with tracing.process("rabbitmq", str(settings.queue), None, **attributes):
+        with tracing.process(self.messaging_system, str(settings.queue), None, **attributes):
             return consume_batch(payloads)
 
     def _accept(self, delivery: Delivery) -> TransportPayload | None:

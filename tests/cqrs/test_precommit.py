@@ -107,10 +107,9 @@ def test_a_block_whose_messages_cannot_be_stored_commits_nothing(broker, cqrs_se
             raise DatabaseError("the message rows cannot be written")
         return execute(sql, params, many, context)
 
-    with pytest.raises(DatabaseError, match="message rows"):
-        with transaction.atomic():
-            Product.objects.create(name="never committed")
-            connection.execute_wrappers.append(refuse)
+    with pytest.raises(DatabaseError, match="message rows"), transaction.atomic():
+        Product.objects.create(name="never committed")
+        connection.execute_wrappers.append(refuse)
     connection.execute_wrappers.remove(refuse)
     assert not Product.objects.filter(name="never committed").exists()
     assert not PendingMessage.objects.exists()

@@ -96,12 +96,11 @@ def test_a_create_inside_a_transaction_is_django_s_insert_and_its_row_goes_with_
 ):
     """Besides BEGIN, which Django does not log: the create's own INSERT, and the message row
     written in the same statement string as the COMMIT (see controller.precommit)."""
-    with CaptureQueriesContext(connection) as queries:
-        with transaction.atomic():
-            product = Product.objects.create(name="in a transaction")
-            assert not PendingMessage.objects.exists()
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        product = Product.objects.create(name="in a transaction")
+        assert not PendingMessage.objects.exists()
     statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    insert, count, stored = statements
+    insert, _exists, stored = statements
     assert "messaging_cqrs_pendingmessage" not in insert
     assert "messaging_cqrs_pendingmessage" in stored
     assert stored.endswith("; COMMIT")

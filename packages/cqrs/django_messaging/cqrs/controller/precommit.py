@@ -125,7 +125,9 @@ def write(connection: Any) -> None:
     features = connection.features
     with connection.cursor() as cursor:
         if features.can_return_rows_from_bulk_insert:
-            statement = f"{insert}{', '.join([_ROW] * len(payloads))} RETURNING {ops.quote_name('id')}"
+            statement = (
+                f"{insert}{', '.join([_ROW] * len(payloads))} RETURNING {ops.quote_name('id')}"
+            )
             if _commits_with(cursor):
                 # One round trip: psycopg sees the transaction ended and its commit does nothing.
                 statement += "; COMMIT"
@@ -144,6 +146,4 @@ def write(connection: Any) -> None:
 
 def _commits_with(cursor: Any) -> bool:
     """True when the driver cursor binds parameters itself (several statements in one string)."""
-    return psycopg is not None and isinstance(
-        getattr(cursor, "cursor", None), psycopg.ClientCursor
-    )
+    return psycopg is not None and isinstance(getattr(cursor, "cursor", None), psycopg.ClientCursor)

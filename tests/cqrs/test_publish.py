@@ -48,15 +48,22 @@ def test_a_refused_message_is_stored_not_dropped(mode, refusing_queue, cqrs_sett
 
 def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broker, cqrs_settings):
     product = Product.objects.create(name="first")
+    RabbitMQTransport.wait_for_confirms()
+    producer.delete_confirmed(force=True)
+    stored: list = []
     with transaction.atomic():
+        # Runs right after the commit, before the hook that publishes.
+        transaction.on_commit(
+            lambda: stored.extend(PendingMessage.objects.values_list("attempts", "body"))
+        )
         product.name = "second"
         product.save()
         product.name = "third"
         product.save()
-        # Written with the change, before the commit (the first save's row may still be there:
-        # confirmed rows are deleted in batches).
-        stored = PendingMessage.objects.order_by("id").last()
-        assert (stored.attempts, json.loads(stored.body)["instance_data"]["name"]) == (0, "third")
+        # Written with the change just before the commit (see test_precommit), not before.
+        assert not PendingMessage.objects.exists()
+    ((attempts, body),) = stored
+    assert (attempts, json.loads(body)["instance_data"]["name"]) == (0, "third")
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert queue_depth(broker, cqrs_settings["queue"]) == 2

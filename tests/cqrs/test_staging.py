@@ -1,6 +1,7 @@
-"""A save outside a transaction, and an instance's first save inside one, store the message row
-in the save's own statement (PostgreSQL); a row left by a process that died is sent as the
-instance's current state."""
+"""A save outside a transaction, and an instance's first update inside one, store the message
+row in the save's own statement (PostgreSQL); a create inside one leaves its row to the commit
+(controller.precommit); a row left by a process that died is sent as the instance's current
+state."""
 
 from __future__ import annotations
 
@@ -90,15 +91,19 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
-def test_a_create_inside_a_transaction_is_one_statement(broker, cqrs_settings):
-    """Besides BEGIN and COMMIT, which Django does not log: no INSERT of its own for the message."""
-    with transaction.atomic():
-        with CaptureQueriesContext(connection) as queries:
-            product = Product.objects.create(name="in a transaction")
-        assert len(queries) == 1, [q["sql"] for q in queries]
-        assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
-        # Stored with the change, before the commit.
-        assert PendingMessage.objects.filter(instance_pk=str(product.pk)).exists()
+def test_a_create_inside_a_transaction_is_django_s_insert_and_its_row_goes_with_the_commit(
+    broker, cqrs_settings
+):
+    """Besides BEGIN, which Django does not log: the create's own INSERT, and the message row
+    written in the same statement string as the COMMIT (see controller.precommit)."""
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        product = Product.objects.create(name="in a transaction")
+        assert not PendingMessage.objects.exists()
+    statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    insert, _exists, stored = statements
+    assert "messaging_cqrs_pendingmessage" not in insert
+    assert "messaging_cqrs_pendingmessage" in stored
+    assert stored.endswith("; COMMIT")
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
@@ -108,10 +113,13 @@ def test_a_create_inside_a_transaction_is_one_statement(broker, cqrs_settings):
     )
 
 
-def test_ten_creates_in_one_transaction_are_ten_statements(broker, cqrs_settings):
-    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+def test_ten_creates_in_one_transaction_are_eleven_statements(broker, cqrs_settings):
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
         products = [Product.objects.create(name=f"block {i}") for i in range(10)]
-    assert len(queries) == 10, [q["sql"] for q in queries]
+    statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    assert len(statements) == 11, statements
+    assert all("messaging_cqrs_pendingmessage" not in sql for sql in statements[:10])
+    assert statements[10].count("), (") == 9  # one INSERT of ten rows
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     received = [
@@ -147,9 +155,7 @@ def test_a_rolled_back_savepoint_takes_its_message_row_along(broker, cqrs_settin
                 raise RuntimeError("roll back the savepoint")
         except RuntimeError:
             pass
-        assert list(PendingMessage.objects.values_list("instance_pk", flat=True)) == [
-            str(product.pk)
-        ]
+        assert not PendingMessage.objects.exists()  # stored just before the commit
     assert RabbitMQTransport.wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert not Product.objects.filter(pk=other.pk).exists()

@@ -137,8 +137,8 @@ class RawMasterMixin(models.Model):
             self.refresh_from_db(fields=["cqrs_revision"], using=using)
         self.save_tracked_fields()
         if self._stages_in_transaction(using, kwargs):
-            # Its first save in this transaction: the statement stores the message row too.
-            self.__dict__[staging.REQUESTED] = True
+            # Its first update in this transaction: the statement reads the revision back.
+            self.__dict__[staging.REQUESTED] = staging.REVISION_ONLY
             try:
                 super().save(*args, **kwargs)
             finally:
@@ -151,8 +151,12 @@ class RawMasterMixin(models.Model):
             tracker.snapshot(self)
 
     def _stages_in_transaction(self, using: str, options: dict[str, Any]) -> bool:
+        # An update reads its incremented revision back in the same statement. The message
+        # is stored with the block's other messages just before the commit (see
+        # controller.precommit), in the order of the block: a create's INSERT stays Django's.
         return (
-            publishing.OUTBOX not in self.__dict__
+            not self._state.adding
+            and publishing.OUTBOX not in self.__dict__
             and self.CQRS_PRODUCE
             and transaction.get_connection(using).in_atomic_block
             and publishing.mode() == "outbox"
@@ -163,16 +167,22 @@ class RawMasterMixin(models.Model):
     # Private Django hooks: a staged save (see controller.staging) only happens when
     # staging.hooks_known() found the signatures in staging.HOOKS; otherwise both pass through.
     def _do_update(self, *args: Any, **kwargs: Any) -> Any:
-        if self.__dict__.get(staging.REQUESTED):
+        requested = self.__dict__.get(staging.REQUESTED)
+        if requested:
             call = staging.hook_arguments("_do_update", args, kwargs)
             if call["values"]:
                 return staging.update(
-                    self, call["base_qs"], call["using"], call["pk_val"], call["values"]
+                    self,
+                    call["base_qs"],
+                    call["using"],
+                    call["pk_val"],
+                    call["values"],
+                    message=requested != staging.REVISION_ONLY,
                 )
         return super()._do_update(*args, **kwargs)  # type: ignore[misc]
 
     def _do_insert(self, *args: Any, **kwargs: Any) -> Any:
-        if self.__dict__.pop(staging.REQUESTED, False):
+        if self.__dict__.pop(staging.REQUESTED, False) is True:
             call = staging.hook_arguments("_do_insert", args, kwargs)
             return staging.insert(
                 self,

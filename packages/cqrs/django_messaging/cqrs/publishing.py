@@ -27,7 +27,7 @@ from django.db import transaction
 from django_messaging.core import metrics
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.conf import master_setting
-from django_messaging.cqrs.controller import producer, staging
+from django_messaging.cqrs.controller import precommit, producer, staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.payloads import delete_payload, save_payload
 from django_messaging.cqrs.transport import current_transport
@@ -87,8 +87,9 @@ def deleted(instance: Any, using: str) -> None:
         return
     payload = delete_payload(instance)
     if mode() == "outbox" and transaction.get_connection(using).in_atomic_block:
-        producer.stage(payload, using)
-        transaction.on_commit(lambda: publish_staged(payload, using), using=using)
+        precommit.install(using)
+        hook = precommit.StagedMessage([payload], lambda stored: _publish_at_commit(stored, using))
+        transaction.on_commit(hook, using=using)
         return
     transaction.on_commit(lambda: publish(payload, using), using=using)
 
@@ -116,11 +117,13 @@ def forget_staged(instance: Any) -> None:
 def _stage_save(instance: Any, using: str, queue: str | None, staged_id: int | None = None) -> None:
     """Store the message in the transaction; publish it after the commit.
 
-    The first save of the instance in the transaction stores the row (or its own statement did:
-    ``staged_id``, a row without a body, see :mod:`.controller.staging`) and registers the
-    publish; later saves in the same transaction rewrite the row, so the message carries the
-    last state. A serializer that fails here fails the save (and its transaction): nothing goes
-    unsent.
+    The first save of the instance in the transaction registers the hook that publishes it
+    after the commit (a :class:`~.controller.precommit.StagedMessage`: its row is written just
+    before the commit, with the rows of the block's other messages) unless its own statement
+    stored the row already (``staged_id``, a row without a body, see
+    :mod:`.controller.staging`); later saves in the same transaction replace the message (and
+    rewrite a row already stored), so it carries the last state. A serializer that fails here
+    fails the save (and its transaction): nothing goes unsent.
     """
     holder: list[TransportPayload] | None = instance.__dict__.get(OUTBOX)
     initial = instance.is_initial_cqrs_save or holder is None
@@ -134,23 +137,32 @@ def _stage_save(instance: Any, using: str, queue: str | None, staged_id: int | N
     if not initial:
         assert holder is not None
         payload.outbox_id = holder[0].outbox_id
-        producer.stage(payload, using)
+        if payload.outbox_id is not None:
+            producer.stage(payload, using)
         holder[0] = payload
         return
-    if staged_id is None:
-        producer.stage(payload, using)
-    else:
+    if staged_id is not None:
         payload.outbox_id, payload.origin_db = staged_id, using
     holder = [payload]
     instance.__dict__[OUTBOX] = holder
 
-    def publish_at_commit() -> None:
+    def publish_at_commit(stored: TransportPayload) -> None:
         instance.reset_cqrs_saves_count()
         instance.__dict__.pop(OUTBOX, None)
         instance.__dict__.pop(COMMIT_HOOK, None)
-        publish_staged(_as_committed(instance, using, holder[0]), using)
+        _publish_at_commit(_as_committed(instance, using, stored), using)
 
-    _on_commit(instance, publish_at_commit, using)
+    precommit.install(using)
+    _on_commit(instance, precommit.StagedMessage(holder, publish_at_commit), using)
+
+
+def _publish_at_commit(payload: TransportPayload, using: str) -> None:
+    if payload.outbox_id is None:
+        # Not stored: its hook ran without the connection's commit (a test case's
+        # transaction, run by a test helper). Sent as a message that was not stored.
+        publish(payload, using)
+        return
+    publish_staged(payload, using)
 
 
 def _as_committed(instance: Any, using: str, stored: TransportPayload) -> TransportPayload:
@@ -162,7 +174,8 @@ def _as_committed(instance: Any, using: str, stored: TransportPayload) -> Transp
     if fresh is None or fresh.instance_data == stored.instance_data:
         return stored
     fresh.outbox_id = stored.outbox_id
-    producer.stage(fresh, using)
+    if fresh.outbox_id is not None:
+        producer.stage(fresh, using)
     return fresh
 
 

@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 
 #: Key of the instance's ``__dict__`` entries used while a staged insert is under way.
 REQUESTED = "_cqrs_insert_stage"
+#: The value of ``REQUESTED`` for an update that only reads its revision back (no message row:
+#: inside a transaction the message is stored just before the commit, see .precommit).
+REVISION_ONLY = "revision"
 STAGED_ID = "_cqrs_staged_id"
 #: (model, vendor, returned columns) -> the statement's text after the model's INSERT.
 _AFTER_INSERT: dict[tuple, str] = {}
@@ -174,8 +177,11 @@ def insert(
     return values
 
 
-def update(instance: Any, base_qs: Any, using: str, pk_val: Any, values: list) -> bool:
-    """``Model._do_update`` that also writes the pending-message row. False: no row matched."""
+def update(
+    instance: Any, base_qs: Any, using: str, pk_val: Any, values: list, *, message: bool = True
+) -> bool:
+    """``Model._do_update`` that also writes the pending-message row (``message=False``: only
+    reads the incremented revision back). False: no row matched."""
     from django_messaging.cqrs.models import PendingMessage
 
     model = base_qs.model
@@ -187,6 +193,13 @@ def update(instance: Any, base_qs: Any, using: str, pk_val: Any, values: list) -
     update_sql, update_params = query.get_compiler(using).as_sql()
     pk_column = ops.quote_name(model._meta.pk.column)
     revision = ops.quote_name(model._meta.get_field("cqrs_revision").column)
+    if not message:
+        row = _execute(connection, f"{update_sql} RETURNING {revision}", tuple(update_params))
+        if row is None:
+            return False
+        instance.__dict__.pop(REQUESTED, None)
+        instance.cqrs_revision = row[0]
+        return True
     statement = (
         f"WITH saved AS ({update_sql} RETURNING {pk_column}, {revision}), message AS ("
         f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({_MESSAGE_COLUMNS}) "

@@ -25,6 +25,7 @@ from typing import Any
 from django.db import transaction
 
 from django_messaging.core import metrics
+from django_messaging.core import precommit as core_precommit
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import precommit, producer, staging
@@ -87,9 +88,8 @@ def deleted(instance: Any, using: str) -> None:
         return
     payload = delete_payload(instance)
     if mode() == "outbox" and transaction.get_connection(using).in_atomic_block:
-        precommit.install(using)
         hook = precommit.StagedMessage([payload], lambda stored: _publish_at_commit(stored, using))
-        transaction.on_commit(hook, using=using)
+        core_precommit.defer(hook, using)
         return
     transaction.on_commit(lambda: publish(payload, using), using=using)
 
@@ -152,8 +152,9 @@ def _stage_save(instance: Any, using: str, queue: str | None, staged_id: int | N
         instance.__dict__.pop(COMMIT_HOOK, None)
         _publish_at_commit(_as_committed(instance, using, stored), using)
 
-    precommit.install(using)
-    _on_commit(instance, precommit.StagedMessage(holder, publish_at_commit), using)
+    hook = precommit.StagedMessage(holder, publish_at_commit)
+    instance.__dict__[COMMIT_HOOK] = hook
+    core_precommit.defer(hook, using)
 
 
 def _publish_at_commit(payload: TransportPayload, using: str) -> None:

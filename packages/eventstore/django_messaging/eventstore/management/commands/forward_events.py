@@ -102,7 +102,7 @@ class Command(WorkerCommand):
             help="create the Kafka topic (one partition) if it does not exist",
         )
         parser.add_argument(
-            "--amqp-url", default=DEFAULT_AMQP_URL, help=f"RabbitMQ URL (default {DEFAULT_AMQP_URL})"
+            "--amqp-url", default=DEFAULT_AMQP_URL, help="RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/%%2F)"
         )
         parser.add_argument(
             "--routing-key", help="AMQP routing key (default: the application's name)"

@@ -128,7 +128,7 @@ def run(key: str) -> None:
                 time.sleep(0.005)
             elapsed = time.perf_counter() - started
             child.send_signal(signal.SIGTERM)
-            _, status, usage = os.wait4(child.pid, 0)
+            _, _, usage = os.wait4(child.pid, 0)
     finally:
         import psycopg as pg
 

@@ -58,7 +58,9 @@ def position(school: TrainingSchool, name: str) -> int | None:
     return tracking.max_tracking_id(school.name)
 
 
-def forwarder(school: TrainingSchool, transport: Any, destination: str, **kw: Any) -> EventForwarder:
+def forwarder(
+    school: TrainingSchool, transport: Any, destination: str, **kw: Any
+) -> EventForwarder:
     kw.setdefault("name", f"forward-test-{uuid.uuid4().hex[:6]}")
     worker = EventForwarder(
         school, lambda: transport, destination, reconnect=FAST, poll_interval=0.01, **kw
@@ -178,7 +180,11 @@ def garbage_after_two(school: TrainingSchool) -> None:
     school.register("Fido")
     school.add_trick("Fido", "sit")
     school.recorder.insert_events(
-        [StoredEvent(uuid.uuid4(), 1, "tests.project.eventstore_app.domain:Dog.Registered", b"\xff")]
+        [
+            StoredEvent(
+                uuid.uuid4(), 1, "tests.project.eventstore_app.domain:Dog.Registered", b"\xff"
+            )
+        ]
     )
     school.register("Rex")
 
@@ -192,7 +198,7 @@ def test_an_undecodable_event_stops_the_forwarder_after_the_events_before_it(
     worker = forwarder(school, KafkaTransport({"bootstrap.servers": kafka_bootstrap}), topic)
     try:
         drive(worker, lambda: worker.position == 2, what="the two before it")
-        with pytest.raises(UndecodableEvent, match="notification 3 .*cannot be decoded"):
+        with pytest.raises(UndecodableEvent, match=r"notification 3 .*cannot be decoded"):
             worker.run_once()
     finally:
         worker.stop()

@@ -103,8 +103,7 @@ def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
             first.send_signal(signal.SIGCONT)
             # It sends the next page, the broker confirms it, the record of 60 waits for us.
             wait_until(
-                lambda: len(read_topic(kafka_bootstrap, topic, 3 * BATCH, timeout=1))
-                == 3 * BATCH,
+                lambda: len(read_topic(kafka_bootstrap, topic, 3 * BATCH, timeout=1)) == 3 * BATCH,
                 timeout=60,
                 what="the page 41-60 on the topic",
             )
@@ -131,5 +130,8 @@ def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
     consumer_topic = make_topic(TopicConsumer, topic, consume=consume, idempotent=True)
     consumer = make_consumer(unique_name("g"), consumer_topic())()
     run_until(consumer, lambda: consumer.messages_handled() == 6 * BATCH, timeout=60)
-    applied = [int(v) for v in Handled.objects.filter(topic=topic).order_by("id").values_list("value", flat=True)]
+    applied = [
+        int(v)
+        for v in Handled.objects.filter(topic=topic).order_by("id").values_list("value", flat=True)
+    ]
     assert applied == list(range(1, 5 * BATCH + 1))

@@ -85,8 +85,10 @@ def run(ctx: DemoContext) -> None:
         with transaction.atomic():
             order = ShopOrder.objects.create(number="A-1001")
         row = Published.objects.get(destination=ORDERS, body__id=order.id)
-        ctx.say(f"saved order {order.number}; outbox row {row.id} (transport 'kafka', key "
-                f"{row.key!r}) written in the same transaction")
+        ctx.say(
+            f"saved order {order.number}; outbox row {row.id} (transport 'kafka', key "
+            f"{row.key!r}) written in the same transaction"
+        )
         relay = Relay(transport_name="kafka")
         relay.start()
         try:

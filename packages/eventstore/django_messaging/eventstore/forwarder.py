@@ -194,9 +194,7 @@ def resolve_application(path: str) -> Application[Any]:
             "'dotted.path.to.Application'"
         )
     found: Any
-    config = next(
-        (c for c in django_apps.get_app_configs() if owner in (c.label, c.name)), None
-    )
+    config = next((c for c in django_apps.get_app_configs() if owner in (c.label, c.name)), None)
     if config is not None and hasattr(config, attribute):
         found = getattr(config, attribute)
     else:

@@ -102,7 +102,9 @@ class Command(WorkerCommand):
             help="create the Kafka topic (one partition) if it does not exist",
         )
         parser.add_argument(
-            "--amqp-url", default=DEFAULT_AMQP_URL, help="RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/%%2F)"
+            "--amqp-url",
+            default=DEFAULT_AMQP_URL,
+            help="RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/%%2F)",
         )
         parser.add_argument(
             "--routing-key", help="AMQP routing key (default: the application's name)"
@@ -164,7 +166,9 @@ class Command(WorkerCommand):
         if options["kafka"]:
             backend, destination = "kafka", options["kafka"]
             shown = destination
-            factory = partial(kafka_transport, options["bootstrap_servers"], options["create_topic"])
+            factory = partial(
+                kafka_transport, options["bootstrap_servers"], options["create_topic"]
+            )
         elif options["amqp"] is not None:
             backend, destination = "amqp", options["routing_key"] or application.name
             shown = f"{options['amqp']}/{destination}"

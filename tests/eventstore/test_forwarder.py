@@ -23,8 +23,7 @@ from django_messaging.core.transports.kafka import KafkaTransport
 from django_messaging.eventstore.conf import application_env
 from django_messaging.eventstore.forwarder import EventForwarder, UndecodableEvent
 from django_messaging.eventstore.recorders import DjangoTrackingRecorder
-from tests.helpers import read_topic
-from tests.outbox.helpers import drive
+from tests.helpers import read_topic, wait_until
 from tests.project.eventstore_app.domain import Dog, TrainingSchool
 from tests.proxy import TcpProxy
 
@@ -32,6 +31,11 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
 SCHOOL = "tests.project.eventstore_app.domain.TrainingSchool"
 FAST = Backoff(initial=0.05, cap=0.2)
+
+
+def drive(worker: EventForwarder, until: Any, what: str) -> None:
+    """``worker.run_once()`` until ``until()`` holds (the worker in this thread)."""
+    wait_until(lambda: (worker.run_once(), until())[1], timeout=30, interval=0, what=what)
 
 
 def school_with_events() -> TrainingSchool:
@@ -143,8 +147,6 @@ def drain(channel: Any, queue: str, count: int) -> list[tuple[Any, bytes]]:
         if method is not None:
             found.append((properties, body))
         return len(found) >= count
-
-    from tests.helpers import wait_until
 
     wait_until(more, timeout=20, interval=0.01, what=f"{count} messages")
     return found

@@ -1,6 +1,6 @@
 """Events out of the store into an idempotent Kafka consumer: ``forward_events`` as its own
 process, SIGKILLed after the broker confirmed a page and before the page's position was
-recorded; the restarted command sends exactly the unrecorded events again, and the consumer
+recorded; started again, it sends exactly the unrecorded events again, and the consumer
 applies each event once, in notification order."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from django.db import connection, transaction
 
 from django_messaging.eventstore.conf import application_env
+from django_messaging.eventstore.forwarder import EventForwarder
+from django_messaging.eventstore.management.commands.forward_events import kafka_transport
 from django_messaging.eventstore.recorders import DjangoTrackingRecorder
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
@@ -114,12 +117,25 @@ def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
         if first.poll() is None:
             first.kill()
             first.wait(10)
-    second = start(topic, name, kafka_bootstrap)
+    # Started again (its worker, in this process): from the recorded position.
+    second = EventForwarder(
+        school,
+        partial(kafka_transport, kafka_bootstrap, False),
+        topic,
+        name=name,
+        batch_size=BATCH,
+        poll_interval=0.01,
+    )
+    second.start()
     try:
-        wait_until(lambda: position() == 5 * BATCH, timeout=60, what="all 100 recorded")
+        wait_until(
+            lambda: (second.run_once(), position() == 5 * BATCH)[1],
+            timeout=60,
+            interval=0,
+            what="all 100 recorded",
+        )
     finally:
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(30) == 0
+        second.stop()
     records = read_topic(kafka_bootstrap, topic, 6 * BATCH)
     ids = [json.loads(r.value())["id"] for r in records]
     assert ids == list(range(1, 3 * BATCH + 1)) + list(range(2 * BATCH + 1, 5 * BATCH + 1))

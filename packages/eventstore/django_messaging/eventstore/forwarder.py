@@ -56,6 +56,7 @@ MESSAGE_ID_HEADER = "dop-msg-id"
 #: What ``undecodable`` may be: stop at the event, or forward its stored bytes flagged.
 UNDECODABLE_CHOICES = ("stop", "raw")
 
+_JSON = serializers.JSONSerializer()
 _RECONNECT = Backoff(initial=0.5, cap=30.0)
 _DATABASE = Backoff(initial=0.25, cap=5.0)
 
@@ -140,7 +141,7 @@ def notification_message(
         try:
             state = _decoded_state(application, notification)
             timestamp = state.pop("timestamp", None)
-            body = serializers.dumps(
+            body = _JSON.dumps(
                 {
                     "id": notification.id,
                     "application": name,
@@ -287,6 +288,8 @@ class EventForwarder(Worker):
         #: The last notification id the broker confirmed and the tracking table holds.
         self.position: int | None = None
         self.forwarded = 0
+        #: The page after the one in flight, read while the broker confirmed that one.
+        self._prefetched: list[OutgoingMessage] | None = None
 
     def __repr__(self) -> str:
         return f"<EventForwarder {self.tracking_name!r} -> {self.destination!r}>"
@@ -324,38 +327,54 @@ class EventForwarder(Worker):
             time.sleep(min(wait, 0.5))
             return
         if not self._connected():
+            self._prefetched = None
             return
-        try:
-            if self.position is None:
-                self.position = self._recorded_position()
-                logger.info(
-                    "%s: forwarding %s from notification %d to %s",
-                    self.tracking_name,
-                    self._app.name,
-                    self.position + 1,
-                    self.destination,
-                )
-            page = self._app.recorder.select_notifications(
-                start=self.position, limit=self.batch_size, inclusive_of_start=False
-            )
-        except (es.OperationalError, es.InterfaceError) as exc:
-            if not outage(exc):
-                raise
-            self._database_away(exc)
-            return
-        self._database.succeeded()
-        if not page:
-            time.sleep(self.poll_interval)
-            return
-        messages = self._messages(page)
-        if messages:
-            self._forward(messages)
+        messages = self._prefetched
+        self._prefetched = None
+        if messages is None:
+            try:
+                if self.position is None:
+                    self.position = self._recorded_position()
+                    logger.info(
+                        "%s: forwarding %s from notification %d to %s",
+                        self.tracking_name,
+                        self._app.name,
+                        self.position + 1,
+                        self.destination,
+                    )
+                page = self._page(self.position)
+            except (es.OperationalError, es.InterfaceError) as exc:
+                if not outage(exc):
+                    raise
+                self._database_away(exc)
+                return
+            self._database.succeeded()
+            if not page:
+                time.sleep(self.poll_interval)
+                return
+            messages = self._messages(page)
+        self._forward(messages)
 
     # the steps --------------------------------------------------------------------------------
     @property
     def _app(self) -> Application[Any]:
         assert self.application is not None, "start() first"
         return self.application
+
+    def _page(self, after: int) -> Sequence[Notification]:
+        return self._app.recorder.select_notifications(
+            start=after, limit=self.batch_size, inclusive_of_start=False
+        )
+
+    def _prefetch(self, after: int) -> None:
+        """Read and encode the page after ``after`` while the broker confirms the one in
+        flight; it is sent only once that one is confirmed and recorded. A page that cannot be
+        read or built now is read again on the next round."""
+        try:
+            page = self._page(after)
+            self._prefetched = (self._messages(page, quiet=True) if page else None) or None
+        except (UndecodableEvent, es.OperationalError, es.InterfaceError):
+            self._prefetched = None
 
     def _recorded_position(self) -> int:
         assert self.tracking is not None
@@ -387,7 +406,7 @@ class EventForwarder(Worker):
         log = logger.warning if self._database.attempt == 1 else logger.debug
         log("%s: the database is away (%s); trying again in %.1fs", self.tracking_name, exc, delay)
 
-    def _messages(self, page: Sequence[Notification]) -> list[OutgoingMessage]:
+    def _messages(self, page: Sequence[Notification], quiet: bool = False) -> list[OutgoingMessage]:
         """The page's messages, up to (not including) an event that cannot be decoded; that
         one raises when it is first in the page, so everything before it is forwarded first."""
         messages: list[OutgoingMessage] = []
@@ -403,7 +422,7 @@ class EventForwarder(Worker):
                     )
                 )
             except UndecodableEvent as exc:
-                if messages:
+                if messages or quiet:
                     break
                 logger.error(
                     "%s: stopped at %s. Nothing after it is forwarded: fix the application's "
@@ -415,11 +434,36 @@ class EventForwarder(Worker):
                 raise
         return messages
 
+    def _send(
+        self, transport: Transport, messages: list[OutgoingMessage]
+    ) -> tuple[set[Hashable], str | None]:
+        """Send ``messages``, read the next page meanwhile, and wait for every confirmation
+        (or an error, or ``confirm_timeout``): the keys confirmed, and what went wrong."""
+        pending = {m.key for m in messages}
+        confirmed: set[Hashable] = set()
+        unsent = transport.send(messages)
+        if unsent:
+            return confirmed, "connection lost while sending"
+        self._prefetch(int(str(messages[-1].key)))
+        deadline = time.monotonic() + self.confirm_timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return confirmed, f"no confirmation within {self.confirm_timeout}s"
+            polled = transport.poll(min(remaining, 0.5))
+            keys = pending.intersection(polled.confirmed)
+            pending -= keys
+            confirmed |= keys
+            if pending.intersection(polled.rejected):
+                return confirmed, polled.error or "refused by the broker"
+            if polled.lost:
+                return confirmed, polled.error or "connection lost"
+        return confirmed, None
+
     def _forward(self, messages: list[OutgoingMessage]) -> None:
         transport = self.transport
         assert transport is not None and self.tracking is not None
-        confirmed: set[Hashable] = set()
-        result = transport.send_batch(messages, confirmed.update, self.confirm_timeout)
+        confirmed, error = self._send(transport, messages)
         done = 0  # the confirmed prefix: nothing is recorded past a message not confirmed
         while done < len(messages) and messages[done].key in confirmed:
             done += 1
@@ -432,7 +476,7 @@ class EventForwarder(Worker):
                     raise
                 # Sent but not recorded: sent again once the database is back (same ids).
                 self._database_away(exc)
-                self.position = None
+                self.position, self._prefetched = None, None
                 return
             except es.IntegrityError:
                 # Another process recorded this position or a later one under this name.
@@ -442,14 +486,15 @@ class EventForwarder(Worker):
                     self.tracking_name,
                     last,
                 )
-                self.position = None
+                self.position, self._prefetched = None, None
                 return
             self.position = last
             self.forwarded += done
             logger.debug("%s: forwarded up to notification %d", self.tracking_name, last)
-        if result.error is None:
+        if error is None:
             self._broker.succeeded()
             return
+        self._prefetched = None
         transport.close()
         delay = self._broker.failed()
         log = logger.warning if self._broker.attempt == 1 else logger.debug
@@ -460,6 +505,6 @@ class EventForwarder(Worker):
             len(messages) - done,
             len(messages),
             (self.position or 0) + 1,
-            result.error,
+            error,
             delay,
         )

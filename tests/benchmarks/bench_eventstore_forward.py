@@ -1,6 +1,6 @@
 """Events out of the store to Kafka: ``manage.py forward_events`` against a raw loop.
 
-An application's 20,200-event notification log on PostgreSQL (a database of the run's own) is
+An application's 50,500-event notification log on PostgreSQL (a database of the run's own) is
 forwarded to a fresh one-partition Kafka topic:
 
 * django-messaging: the ``forward_events`` command as its own process, with its defaults (pages
@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate, event
 
 from tests.benchmarks.harness import Scenario, Target, Variant, emit
 
-AGGREGATES = 200
+AGGREGATES = 500
 EVENTS_PER_AGGREGATE = 101  # one "Registered" and 100 "TrickAdded"
 TOTAL = AGGREGATES * EVENTS_PER_AGGREGATE
 PAGE = 500
@@ -212,7 +212,7 @@ def _raw_loop(name: str, topic: str) -> None:
 
 SCENARIOS = [
     Scenario(
-        name="eventstore → Kafka: forward a 20,200-event notification log (PostgreSQL)",
+        name="eventstore → Kafka: forward a 50,500-event notification log (PostgreSQL)",
         unit="events/s",
         ours=OURS,
         variants=[

@@ -70,21 +70,24 @@ def tricks(school: TrainingSchool, count: int) -> None:
         school.add_trick(dog, f"trick {n}")
 
 
-def lock_tracking() -> None:
-    """Inside a transaction: make every write to the tracking table wait until it ends."""
+def lock_tracking(name: str) -> None:
+    """Inside a transaction: make the forwarder's next record of its position wait until the
+    transaction ends (its row locked; SQLite: the database's one write lock)."""
     table = connection.ops.quote_name("messaging_eventstore_tracking")
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")  # reads go on
-        else:  # SQLite: this connection takes the database's one write lock
+        if connection.vendor == "sqlite":
             cursor.execute(f"UPDATE {table} SET notification_id = notification_id")
+        else:
+            cursor.execute(
+                f"SELECT notification_id FROM {table} WHERE application_name = %s FOR UPDATE",
+                [name],
+            )
+            assert cursor.fetchone() is not None
 
 
 def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
     kafka_bootstrap, unique_name
 ) -> None:
-    if connection.vendor not in ("postgresql", "sqlite"):
-        pytest.skip("the tracking table is locked the PostgreSQL or SQLite way")
     topic, name = unique_name("events"), unique_name("forwarder")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     for future in admin.create_topics([NewTopic(topic, 1)]).values():
@@ -102,7 +105,7 @@ def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
         first.send_signal(signal.SIGSTOP)  # caught up and idle: it only reads now
         tricks(school, 3 * BATCH)
         with transaction.atomic():
-            lock_tracking()
+            lock_tracking(name)
             first.send_signal(signal.SIGCONT)
             # It sends the next page, the broker confirms it, the record of 60 waits for us.
             wait_until(

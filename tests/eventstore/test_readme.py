@@ -25,6 +25,7 @@ def python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
+@pytest.mark.usefixtures("kafka_broker")  # the forwarder example sends to Kafka
 class TestReadme(EventStoreTestCase):
     databases: ClassVar = {"default", "eventstore"}
 
@@ -39,6 +40,9 @@ class TestReadme(EventStoreTestCase):
                 exec(compile(block, str(README), "exec"), module.__dict__)
             school = module.__dict__["training_school"]
             assert school.recorder.using == "eventstore"
+            forwarder = module.__dict__["forwarder"]
+            assert forwarder.position == school.recorder.max_notification_id()
+            assert forwarder.forwarded == forwarder.position > 0
             school.register("Rex")
             assert school.get_tricks("Rex") == []
             namespace = module.__dict__

@@ -20,7 +20,10 @@ from django.db import connection, transaction
 
 from django_messaging.eventstore.conf import application_env
 from django_messaging.eventstore.forwarder import EventForwarder
-from django_messaging.eventstore.management.commands.forward_events import kafka_transport
+from django_messaging.eventstore.management.commands.forward_events import (
+    kafka_transport,
+    named_transport,
+)
 from django_messaging.eventstore.recorders import DjangoTrackingRecorder
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
@@ -154,3 +157,47 @@ def test_sigkill_between_confirm_and_record_redelivers_only_the_unrecorded(
         for v in Handled.objects.filter(topic=topic).order_by("id").values_list("value", flat=True)
     ]
     assert applied == list(range(1, 5 * BATCH + 1))
+
+
+def test_to_a_stomp_destination_through_the_outbox_transport(rabbitmq_url) -> None:
+    """``--transport django_messaging.outbox.transports.stomp.StompTransport``: the outbox's
+    STOMP transport, named by its dotted path (the event store does not import the outbox)."""
+    import pika
+
+    queue = f"forward-stomp-{uuid.uuid4().hex[:10]}"
+    channel = pika.BlockingConnection(pika.URLParameters(rabbitmq_url)).channel()
+    channel.queue_declare(queue, durable=True, auto_delete=False)
+    school = TrainingSchool(env=application_env())
+    tricks(school, 3)
+    worker = EventForwarder(
+        school,
+        partial(named_transport, "django_messaging.outbox.transports.stomp.StompTransport"),
+        f"/queue/{queue}",
+        name=f"forward:stomp:{queue}",
+        poll_interval=0.01,
+    )
+    worker.start()
+    try:
+        wait_until(
+            lambda: (worker.run_once(), worker.position == 3)[1],
+            timeout=30,
+            interval=0,
+            what="three confirmed by STOMP receipts",
+        )
+    finally:
+        worker.stop()
+    got = []
+
+    def three() -> bool:
+        method, properties, body = channel.basic_get(queue, auto_ack=True)
+        if method is not None:
+            got.append((properties.headers or {}, json.loads(body)))
+        return len(got) == 3
+
+    try:
+        wait_until(three, timeout=20, interval=0.01, what="three messages in the queue")
+    finally:
+        channel.queue_delete(queue)
+        channel.connection.close()
+    assert [body["id"] for _, body in got] == [1, 2, 3]
+    assert got[0][0]["dop-msg-id"] == "TrainingSchool:1"

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 from functools import partial
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 from django.db import transaction
 from django.test import override_settings
 from django.test.utils import isolate_apps
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
 
 from django_messaging.eventstore.conf import application_env
 from django_messaging.eventstore.forwarder import EventForwarder
@@ -22,11 +25,28 @@ from django_messaging.outbox.decorators import Config, publish
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.relay import Relay
 from tests.project.demo.context import DemoContext
-from tests.project.eventstore_app.domain import TrainingSchool
+
+
+class Shipment(Aggregate):
+    """The order's shipment, event-sourced."""
+
+    @event("Packed")
+    def __init__(self, order_number: str, parcels: int) -> None:
+        self.order_number = order_number
+        self.parcels = parcels
+
+    @event("Shipped")
+    def ship(self, carrier: str) -> None:
+        self.carrier = carrier
+
+
+class Shipping(Application[Any]):
+    pass
+
 
 TITLE = "one flow: order → outbox → Kafka → idempotent consumer; events → forward_events → Kafka"
 
-ORDERS, EVENTS = "demo-flow-orders", "demo-flow-school-events"
+ORDERS, EVENTS = "demo-flow-orders", "demo-flow-shipping-events"
 KAFKA_TRANSPORT = {"kafka": {"BACKEND": "kafka"}}
 
 
@@ -45,7 +65,7 @@ def run(ctx: DemoContext) -> None:
             Handled.objects.create(topic=ORDERS, value=body["number"])
             applied.append(f"order {body['number']}")
 
-    class SchoolEventsIn(TopicConsumer):
+    class ShippingEventsIn(TopicConsumer):
         name = EVENTS
         idempotent = True
 
@@ -58,7 +78,7 @@ def run(ctx: DemoContext) -> None:
             )
 
     class FlowConsumer(Consumer):
-        topics = Topics(OrdersIn(), SchoolEventsIn())
+        topics = Topics(OrdersIn(), ShippingEventsIn())
         config = {"group.id": "demo-flow", "auto.offset.reset": "earliest"}
         polling_freq = 0.2
 
@@ -103,21 +123,20 @@ def run(ctx: DemoContext) -> None:
         finally:
             relay.stop()
 
-    # 2. An event-sourced aggregate's events → forward_events (its own process) → Kafka.
-    school = TrainingSchool(env=application_env())
-    dog = f"Rex-{str(row.id)[:6]}"
-    school.register(dog)
-    school.add_trick(dog, "roll over")
-    school.add_trick(dog, "play dead")
-    last = school.recorder.max_notification_id()
+    # 2. An event-sourced aggregate's events → the forward_events worker → Kafka.
+    shipping = Shipping(env=application_env())
+    shipment = Shipment(order.number, parcels=2)
+    shipment.ship("DHL")
+    shipping.save(shipment)
+    last = shipping.recorder.max_notification_id()
     command = (
-        "manage.py forward_events tests.project.eventstore_app.domain.TrainingSchool "
+        "manage.py forward_events tests.project.demo.flow.Shipping "
         f"--kafka {EVENTS} --name demo-flow"
     )
-    ctx.say(f"saved {dog}: 3 events, notification log up to #{last}")
+    ctx.say(f"saved the shipment of {order.number} (Packed, Shipped): Shipping log up to #{last}")
     ctx.say(f"forwarding with the worker of: {command}")
     forwarder = EventForwarder(
-        school,
+        shipping,
         partial(kafka_transport, ctx.kafka_bootstrap, False),
         EVENTS,
         name="demo-flow",

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from tests.eventstore.base import EventStoreTestCase
 
@@ -28,6 +30,17 @@ def python_blocks() -> list[str]:
 class TestReadme(EventStoreTestCase):
     databases: ClassVar = {"default", "eventstore"}
 
+    @pytest.fixture(autouse=True)
+    def _kafka(self, kafka_bootstrap: str) -> None:
+        """The forwarder example sends to Kafka: MESSAGING["KAFKA"] names the test broker
+        (also where the kafka package is not installed)."""
+        self.kafka_settings = override_settings(
+            MESSAGING={
+                **settings.MESSAGING,
+                "KAFKA": {"GLOBAL_CONFIG": {"bootstrap.servers": kafka_bootstrap}},
+            }
+        )
+
     def test_examples_run(self) -> None:
         blocks = python_blocks()
         runnable = [b for b in blocks if not FILE_COMMENT.match(b.splitlines()[0])]
@@ -35,10 +48,14 @@ class TestReadme(EventStoreTestCase):
         module = types.ModuleType("readme_examples")
         sys.modules[module.__name__] = module  # event topics resolve to this module
         try:
-            for block in runnable:
-                exec(compile(block, str(README), "exec"), module.__dict__)
+            with self.kafka_settings:
+                for block in runnable:
+                    exec(compile(block, str(README), "exec"), module.__dict__)
             school = module.__dict__["training_school"]
             assert school.recorder.using == "eventstore"
+            forwarder = module.__dict__["forwarder"]
+            assert forwarder.position == school.recorder.max_notification_id()
+            assert forwarder.forwarded == forwarder.position > 0
             school.register("Rex")
             assert school.get_tricks("Rex") == []
             namespace = module.__dict__

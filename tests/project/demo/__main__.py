@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 
-ORDER = ["core", "kafka", "outbox", "cqrs", "eventstore", "status"]
+ORDER = ["core", "kafka", "outbox", "cqrs", "eventstore", "flow", "status"]
 
 
 def main(argv: list[str]) -> int:

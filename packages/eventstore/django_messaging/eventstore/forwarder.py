@@ -1,0 +1,510 @@
+"""Events out of the store: an application's notification log forwarded to a broker, in order.
+
+:class:`EventForwarder` is the worker of ``manage.py forward_events``. It reads the log in pages
+after its position, sends each page through a core transport (Kafka, AMQP, or one the project
+names), waits until the broker confirmed every message of the page, and only then records the
+id of the last one as its position, with the tracking recorder, in the event store's own
+database. A process that dies between a send and the record sends the unrecorded messages again
+when it starts, never fewer and never out of order; each message carries the same id every time
+(the ``dop-msg-id`` header), so an idempotent consumer applies it once.
+
+A message is built by :func:`notification_message`: a JSON body any consumer can read (the
+event's topic and type, originator id and version, timestamp, and its state decoded with the
+application's own cipher, compressor and transcoder), or, with ``raw=True``, the stored bytes
+unchanged with the same facts in headers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.apps import apps as django_apps
+from django.utils.module_loading import import_string
+from eventsourcing import persistence as es
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification, Tracking
+
+from django_messaging.core import serializers
+from django_messaging.core.exceptions import ConfigurationError, MessagingError
+from django_messaging.core.reconnect import Backoff
+from django_messaging.core.transports import OutgoingMessage, Transport
+from django_messaging.core.worker import Worker
+from django_messaging.eventstore.errors import outage
+from django_messaging.eventstore.recorders import (
+    DjangoApplicationRecorder,
+    DjangoTrackingRecorder,
+)
+
+__all__ = [
+    "EventForwarder",
+    "UndecodableEvent",
+    "forwarder_name",
+    "message_id",
+    "notification_message",
+    "resolve_application",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The header every message carries its id in: what an idempotent Kafka consumer of
+#: django-messaging-kafka reads (its ``INBOX_ID_HEADERS``), the outbox relay's header too.
+MESSAGE_ID_HEADER = "dop-msg-id"
+#: What ``undecodable`` may be: stop at the event, or forward its stored bytes flagged.
+UNDECODABLE_CHOICES = ("stop", "raw")
+
+_JSON = serializers.JSONSerializer()
+_RECONNECT = Backoff(initial=0.5, cap=30.0)
+_DATABASE = Backoff(initial=0.25, cap=5.0)
+
+
+class UndecodableEvent(MessagingError):
+    """An event's stored state cannot be decoded with the application's mapper (a wrong or
+    missing cipher key, a type the transcoder does not know, corrupt bytes)."""
+
+
+def message_id(application_name: str, notification_id: int) -> str:
+    """``"<application>:<notification id>"``: the same on every resend, and unique across
+    applications (each application's ids start at 1) in one consumer's inbox."""
+    return f"{application_name}:{notification_id}"
+
+
+def forwarder_name(backend: str, destination: str) -> str:
+    """The default tracking name of a forwarder: ``forward:<backend>:<destination>``; the
+    position is kept per name and application."""
+    return f"forward:{backend}:{destination}"[:150]
+
+
+def _decoded_state(application: Application[Any], notification: Notification) -> dict[str, Any]:
+    mapper = application.mapper
+    state = notification.state
+    try:
+        if mapper.cipher:
+            state = mapper.cipher.decrypt(state)
+        if mapper.compressor:
+            state = mapper.compressor.decompress(state)
+        decoded = mapper.transcoder.decode(state)
+    except Exception as exc:
+        raise UndecodableEvent(
+            f"{application.name} notification {notification.id} ({notification.topic}, "
+            f"originator {notification.originator_id} v{notification.originator_version}): "
+            f"its state cannot be decoded: {exc!r}"
+        ) from exc
+    if not isinstance(decoded, dict):
+        raise UndecodableEvent(
+            f"{application.name} notification {notification.id} ({notification.topic}): its "
+            f"state decodes to {type(decoded).__name__}, not an object"
+        )
+    return decoded
+
+
+def _base_headers(application_name: str, notification: Notification) -> dict[str, str]:
+    return {
+        MESSAGE_ID_HEADER: message_id(application_name, notification.id),
+        "dop-application": application_name,
+        "dop-notification-id": str(notification.id),
+        "dop-event-topic": notification.topic,
+        "dop-originator-id": str(notification.originator_id),
+        "dop-originator-version": str(notification.originator_version),
+    }
+
+
+def notification_message(
+    application: Application[Any],
+    notification: Notification,
+    destination: str,
+    *,
+    raw: bool = False,
+    undecodable: str = "stop",
+) -> OutgoingMessage:
+    """The message for one notification of ``application``'s log.
+
+    JSON body (``raw=False``)::
+
+        {"id": 7, "application": "TrainingSchool",
+         "topic": "mysite.domain:Dog.TrickAdded", "type": "Dog.TrickAdded",
+         "originator_id": "…", "originator_version": 3,
+         "timestamp": "2026-12-06T09:00:00.123456+00:00", "state": {"trick": "sit"}}
+
+    An event whose state cannot be decoded raises :class:`UndecodableEvent`, unless
+    ``undecodable="raw"``: then its stored bytes go unchanged, flagged by the header
+    ``dop-decode-error``. The record key (Kafka) is the originator id, so one aggregate's
+    events keep their order on every partitioning.
+    """
+    name = application.name
+    headers = _base_headers(name, notification)
+    key = str(notification.originator_id)
+    if not raw:
+        try:
+            state = _decoded_state(application, notification)
+            timestamp = state.pop("timestamp", None)
+            body = _JSON.dumps(
+                {
+                    "id": notification.id,
+                    "application": name,
+                    "topic": notification.topic,
+                    "type": notification.topic.rpartition(":")[2],
+                    "originator_id": key,
+                    "originator_version": notification.originator_version,
+                    "timestamp": timestamp,
+                    "state": state,
+                }
+            )
+        except (UndecodableEvent, serializers.SerializerError) as exc:
+            if undecodable != "raw":
+                if isinstance(exc, UndecodableEvent):
+                    raise
+                raise UndecodableEvent(
+                    f"{name} notification {notification.id} ({notification.topic}): its "
+                    f"decoded state cannot be written as JSON: {exc}"
+                ) from exc
+            headers["dop-decode-error"] = str(exc)[:500]
+        else:
+            return OutgoingMessage(
+                key=notification.id,
+                destination=destination,
+                body=body,
+                headers=headers,
+                content_type="application/json",
+                ordering_key=key,
+            )
+    return OutgoingMessage(
+        key=notification.id,
+        destination=destination,
+        body=bytes(notification.state),
+        headers=headers,
+        content_type="application/octet-stream",
+        ordering_key=key,
+    )
+
+
+def resolve_application(path: str) -> Application[Any]:
+    """The application ``path`` names: ``"<app label>.<attribute>"`` of an installed app's
+    ``AppConfig``, or the dotted path of an ``Application`` instance, an ``Application``
+    subclass (constructed with :func:`~django_messaging.eventstore.conf.application_env`) or
+    a function called without arguments that returns an instance."""
+    from django_messaging.eventstore.conf import application_env
+
+    owner, _, attribute = path.rpartition(".")
+    if not owner:
+        raise ConfigurationError(
+            f"{path!r}: name an application as '<app label>.<attribute>' or "
+            "'dotted.path.to.Application'"
+        )
+    found: Any
+    config = next((c for c in django_apps.get_app_configs() if owner in (c.label, c.name)), None)
+    if config is not None and hasattr(config, attribute):
+        found = getattr(config, attribute)
+    else:
+        try:
+            found = import_string(path)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"{path!r} is neither an installed app's AppConfig attribute nor importable: {exc}"
+            ) from exc
+    if isinstance(found, type) and issubclass(found, Application):
+        found = found(env=application_env())
+    elif not isinstance(found, Application | type) and callable(found):
+        try:
+            found = found()
+        except Exception as exc:
+            raise ConfigurationError(f"{path!r}: calling it for the application failed: {exc!r}")
+    if not isinstance(found, Application):
+        raise ConfigurationError(
+            f"{path!r} gave {type(found).__name__}, not an eventsourcing Application"
+        )
+    if not isinstance(found.recorder, DjangoApplicationRecorder):
+        raise ConfigurationError(
+            f"the application {found.name!r} does not store its events with "
+            "django_messaging.eventstore (PERSISTENCE_MODULE): its recorder is "
+            f"{type(found.recorder).__name__}"
+        )
+    return found
+
+
+@dataclass
+class _Retry:
+    """When to try again after a failure, and how many failed in a row."""
+
+    backoff: Backoff
+    attempt: int = 0
+    at: float = 0.0
+
+    def failed(self) -> float:
+        self.attempt += 1
+        delay = self.backoff.delay(self.attempt)
+        self.at = time.monotonic() + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.attempt, self.at = 0, 0.0
+
+
+class EventForwarder(Worker):
+    """Forwards one application's notification log to one destination of one transport.
+
+    ``application``: the application, or a callable returning it (built in the worker's
+    process). ``transport``: a callable returning a new, not yet open, core
+    :class:`~django_messaging.core.transports.Transport`. ``name``: the tracking name the
+    position is recorded under (one forwarder process per name).
+    """
+
+    name = "forward_events"
+
+    def __init__(
+        self,
+        application: Application[Any] | Callable[[], Application[Any]],
+        transport: Callable[[], Transport],
+        destination: str,
+        *,
+        name: str,
+        batch_size: int = 500,
+        raw: bool = False,
+        undecodable: str = "stop",
+        poll_interval: float = 0.5,
+        confirm_timeout: float = 30.0,
+        reconnect: Backoff = _RECONNECT,
+        database: Backoff = _DATABASE,
+    ) -> None:
+        if undecodable not in UNDECODABLE_CHOICES:
+            raise ValueError(f"undecodable must be one of {UNDECODABLE_CHOICES}")
+        self._application_source = application
+        self._transport_factory = transport
+        self.destination = destination
+        self.tracking_name = name
+        self.batch_size = batch_size
+        self.raw = raw
+        self.undecodable = undecodable
+        self.poll_interval = poll_interval
+        self.confirm_timeout = confirm_timeout
+        self._broker = _Retry(reconnect)
+        self._database = _Retry(database)
+        self.application: Application[Any] | None = None
+        self.transport: Transport | None = None
+        self.tracking: DjangoTrackingRecorder | None = None
+        #: The last notification id the broker confirmed and the tracking table holds.
+        self.position: int | None = None
+        self.forwarded = 0
+        #: The page after the one in flight, read while the broker confirmed that one.
+        self._prefetched: list[OutgoingMessage] | None = None
+
+    def __repr__(self) -> str:
+        return f"<EventForwarder {self.tracking_name!r} -> {self.destination!r}>"
+
+    # Worker ----------------------------------------------------------------------------------
+    def start(self) -> None:
+        source = self._application_source
+        application = source if isinstance(source, Application) else source()
+        recorder = application.recorder
+        if not isinstance(recorder, DjangoApplicationRecorder):
+            raise ConfigurationError(
+                f"the application {application.name!r} does not store its events with "
+                "django_messaging.eventstore"
+            )
+        self.application = application
+        self.tracking = DjangoTrackingRecorder(
+            self.tracking_name,
+            using=recorder.using,
+            originator_id_type=recorder.originator_id_type,
+            tables=recorder.tables,
+        )
+        self.transport = self._transport_factory()
+
+    def stop(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def messages_handled(self) -> int | None:
+        return self.forwarded
+
+    def run_once(self) -> None:
+        now = time.monotonic()
+        wait = max(self._broker.at, self._database.at) - now
+        if wait > 0:
+            time.sleep(min(wait, 0.5))
+            return
+        if not self._connected():
+            self._prefetched = None
+            return
+        messages = self._prefetched
+        self._prefetched = None
+        if messages is None:
+            try:
+                if self.position is None:
+                    self.position = self._recorded_position()
+                    logger.info(
+                        "%s: forwarding %s from notification %d to %s",
+                        self.tracking_name,
+                        self._app.name,
+                        self.position + 1,
+                        self.destination,
+                    )
+                page = self._page(self.position)
+            except (es.OperationalError, es.InterfaceError) as exc:
+                if not outage(exc):
+                    raise
+                self._database_away(exc)
+                return
+            self._database.succeeded()
+            if not page:
+                time.sleep(self.poll_interval)
+                return
+            messages = self._messages(page)
+        self._forward(messages)
+
+    # the steps --------------------------------------------------------------------------------
+    @property
+    def _app(self) -> Application[Any]:
+        assert self.application is not None, "start() first"
+        return self.application
+
+    def _page(self, after: int) -> Sequence[Notification]:
+        return self._app.recorder.select_notifications(
+            start=after, limit=self.batch_size, inclusive_of_start=False
+        )
+
+    def _prefetch(self, after: int) -> None:
+        """Read and encode the page after ``after`` while the broker confirms the one in
+        flight; it is sent only once that one is confirmed and recorded. A page that cannot be
+        read or built now is read again on the next round."""
+        try:
+            page = self._page(after)
+            self._prefetched = (self._messages(page, quiet=True) if page else None) or None
+        except (UndecodableEvent, es.OperationalError, es.InterfaceError):
+            self._prefetched = None
+
+    def _recorded_position(self) -> int:
+        assert self.tracking is not None
+        return self.tracking.max_tracking_id(self._app.name) or 0
+
+    def _connected(self) -> bool:
+        transport = self.transport
+        assert transport is not None, "start() first"
+        if transport.is_open():
+            return True
+        try:
+            transport.open()
+        except Exception as exc:
+            delay = self._broker.failed()
+            log = logger.warning if self._broker.attempt == 1 else logger.debug
+            log(
+                "%s: cannot connect to the broker (%s); trying again in %.1fs",
+                self.tracking_name,
+                exc,
+                delay,
+            )
+            return False
+        if self._broker.attempt:
+            logger.info("%s: connected to the broker again", self.tracking_name)
+        return True
+
+    def _database_away(self, exc: BaseException) -> None:
+        delay = self._database.failed()
+        log = logger.warning if self._database.attempt == 1 else logger.debug
+        log("%s: the database is away (%s); trying again in %.1fs", self.tracking_name, exc, delay)
+
+    def _messages(self, page: Sequence[Notification], quiet: bool = False) -> list[OutgoingMessage]:
+        """The page's messages, up to (not including) an event that cannot be decoded; that
+        one raises when it is first in the page, so everything before it is forwarded first."""
+        messages: list[OutgoingMessage] = []
+        for notification in page:
+            try:
+                messages.append(
+                    notification_message(
+                        self._app,
+                        notification,
+                        self.destination,
+                        raw=self.raw,
+                        undecodable=self.undecodable,
+                    )
+                )
+            except UndecodableEvent as exc:
+                if messages or quiet:
+                    break
+                logger.error(
+                    "%s: stopped at %s. Nothing after it is forwarded: fix the application's "
+                    "environment (CIPHER_KEY, TRANSCODER_TOPIC, ...) and start again, or "
+                    "forward undecodable events as their stored bytes (--undecodable raw).",
+                    self.tracking_name,
+                    exc,
+                )
+                raise
+        return messages
+
+    def _send(
+        self, transport: Transport, messages: list[OutgoingMessage]
+    ) -> tuple[set[Hashable], str | None]:
+        """Send ``messages``, read the next page meanwhile, and wait for every confirmation
+        (or an error, or ``confirm_timeout``): the keys confirmed, and what went wrong."""
+        pending = {m.key for m in messages}
+        confirmed: set[Hashable] = set()
+        unsent = transport.send(messages)
+        if unsent:
+            return confirmed, "connection lost while sending"
+        self._prefetch(int(str(messages[-1].key)))
+        deadline = time.monotonic() + self.confirm_timeout
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return confirmed, f"no confirmation within {self.confirm_timeout}s"
+            polled = transport.poll(min(remaining, 0.5))
+            keys = pending.intersection(polled.confirmed)
+            pending -= keys
+            confirmed |= keys
+            if pending.intersection(polled.rejected):
+                return confirmed, polled.error or "refused by the broker"
+            if polled.lost:
+                return confirmed, polled.error or "connection lost"
+        return confirmed, None
+
+    def _forward(self, messages: list[OutgoingMessage]) -> None:
+        transport = self.transport
+        assert transport is not None and self.tracking is not None
+        confirmed, error = self._send(transport, messages)
+        done = 0  # the confirmed prefix: nothing is recorded past a message not confirmed
+        while done < len(messages) and messages[done].key in confirmed:
+            done += 1
+        if done:
+            last = int(str(messages[done - 1].key))
+            try:
+                self.tracking.insert_tracking(Tracking(self._app.name, last))
+            except (es.OperationalError, es.InterfaceError) as exc:
+                if not outage(exc):
+                    raise
+                # Sent but not recorded: sent again once the database is back (same ids).
+                self._database_away(exc)
+                self.position, self._prefetched = None, None
+                return
+            except es.IntegrityError:
+                # Another process recorded this position or a later one under this name.
+                logger.error(
+                    "%s: the position %d is recorded already: is another forward_events "
+                    "running under this name? Reading the position again.",
+                    self.tracking_name,
+                    last,
+                )
+                self.position, self._prefetched = None, None
+                return
+            self.position = last
+            self.forwarded += done
+            logger.debug("%s: forwarded up to notification %d", self.tracking_name, last)
+        if error is None:
+            self._broker.succeeded()
+            return
+        self._prefetched = None
+        transport.close()
+        delay = self._broker.failed()
+        log = logger.warning if self._broker.attempt == 1 else logger.debug
+        log(
+            "%s: %d of %d messages not confirmed from notification %d (%s); sending again "
+            "from there in %.1fs",
+            self.tracking_name,
+            len(messages) - done,
+            len(messages),
+            (self.position or 0) + 1,
+            error,
+            delay,
+        )

@@ -119,6 +119,25 @@ def test_killed_child_is_replaced(tmp_path: Path) -> None:
     assert "exited with -9" in out
 
 
+def test_child_stopped_on_its_own_is_restarted(tmp_path: Path) -> None:
+    """A child SIGTERMed by itself (not through its supervisor) finishes its unit and exits 0;
+    the supervisor is not stopping, so the pool would be a worker short: it starts another."""
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.2)
+    try:
+        wait_until(lambda: len(events(log)) == 2, what="two workers")
+        victim = next(iter(events(log)))
+        os.kill(victim, signal.SIGTERM)
+        wait_until(lambda: len(events(log)) == 3, what="a replacement worker")
+        assert events(log)[victim][-1].startswith("stopped"), events(log)[victim]
+        assert not alive(victim)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "exited with 0; restarting" in out
+
+
 def test_children_finish_and_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     """A supervisor killed outright (SIGKILL, the OOM killer) must not leave its workers running
     on as orphans: a process manager that restarts it would run a second set beside them."""

@@ -26,6 +26,7 @@ SERVICE_KINDS = [
     "cut:postgres",
     "cut:amqp",
     "cut:stomp",
+    "kafka-pause",
     "garbage",
 ]
 
@@ -84,6 +85,8 @@ class Injector:
                 self.cluster.postgres.stop()
                 time.sleep(10)
                 self.cluster.postgres.start()
+            elif kind == "kafka-pause":
+                fault.note = self._pause_kafka(self.rng.uniform(3, 10))
             elif kind == "cut":
                 proxy = self.cluster.proxies[target]
                 proxy.cut()
@@ -96,6 +99,21 @@ class Injector:
         except Exception as exc:
             fault.note = f"{fault.note} injection failed: {exc!r}"
         fault.ended = time.time()
+
+    def _pause_kafka(self, seconds: float) -> str:
+        """SIGSTOP the broker for ``seconds``, then SIGCONT: a broker that stops answering (a
+        long GC pause, a frozen VM, a partition) and comes back with its data. Not a restart:
+        this Tansu build keeps its log in memory only (no persistent storage engine compiled in),
+        so a restarted broker would come back empty, which no Kafka deployment does."""
+        process = self.cluster.kafka.process
+        if process is None:
+            return "not ours to pause"
+        process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        return f"{seconds:.1f}s"
 
     def _signal(self, name: str, signum: int) -> str:
         """``name`` is a worker, or ``<worker>-child``: one of the processes a supervisor forked."""

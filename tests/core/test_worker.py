@@ -125,10 +125,10 @@ def test_child_stopped_on_its_own_is_restarted(tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = start(log, 2, 0.2)
     try:
-        wait_until(lambda: len(events(log)) == 2, what="two workers")
+        wait_until(lambda: len(events(log)) == 2, timeout=60, what="two workers")
         victim = next(iter(events(log)))
         os.kill(victim, signal.SIGTERM)
-        wait_until(lambda: len(events(log)) == 3, what="a replacement worker")
+        wait_until(lambda: len(events(log)) == 3, timeout=60, what="a replacement worker")
         assert events(log)[victim][-1].startswith("stopped"), events(log)[victim]
         assert not alive(victim)
     finally:

@@ -119,7 +119,11 @@ class Injector:
         """``name`` is a worker, or ``<worker>-child``: one of the processes a supervisor forked."""
         worker = self.workers[name.removesuffix("-child")]
         if name.endswith("-child"):
-            children = worker.children()
+            # a supervisor restarted moments ago may still be starting up (slow on a loaded
+            # machine): its workers are the target, so wait for one
+            deadline = time.monotonic() + 60
+            while not (children := worker.children()) and time.monotonic() < deadline:
+                time.sleep(0.5)
             if not children:
                 return "no child running"
             pid = self.rng.choice(children)

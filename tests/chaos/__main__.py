@@ -153,7 +153,7 @@ def _soak(
     supervisor.start()
     _wait_for_queues(cluster)  # nothing published before the replica and subscriber queues exist
     supervisor.workers.append(load)
-    injector = Injector(cluster, {**workers, "load": load}, seed)
+    injector = Injector(cluster, {**workers, "load": load}, seed, patience=10 if args.smoke else 60)
     progress = checker.Progress(cluster)
     samples: list[report.Sample] = []
     loads: list[float] = []  # the machine's 1-minute load average, once a second

@@ -59,8 +59,11 @@ def schedule(
 class Injector:
     """Applies faults to the cluster and the workers; counts the garbage it sent."""
 
-    def __init__(self, cluster: Cluster, workers: dict[str, Worker], seed: int) -> None:
+    def __init__(
+        self, cluster: Cluster, workers: dict[str, Worker], seed: int, patience: float = 60
+    ) -> None:
         self.cluster, self.workers = cluster, workers
+        self.patience = patience  # seconds a fault waits for a supervisor's worker to exist
         self.rng = random.Random(seed + 1)
         self.garbage = Counter[str]()  # input -> messages the broker accepted
         self._serial = 0
@@ -121,7 +124,7 @@ class Injector:
         if name.endswith("-child"):
             # a supervisor restarted moments ago may still be starting up (slow on a loaded
             # machine): its workers are the target, so wait for one
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + self.patience
             while not (children := worker.children()) and time.monotonic() < deadline:
                 time.sleep(0.5)
             if not children:

@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import threading
@@ -152,14 +153,16 @@ def _soak(
     supervisor.start()
     _wait_for_queues(cluster)  # nothing published before the replica and subscriber queues exist
     supervisor.workers.append(load)
-    injector = Injector(cluster, {**workers, "load": load}, seed)
+    injector = Injector(cluster, {**workers, "load": load}, seed, patience=10 if args.smoke else 60)
     progress = checker.Progress(cluster)
     samples: list[report.Sample] = []
+    loads: list[float] = []  # the machine's 1-minute load average, once a second
     running = threading.Event()
     running.set()
 
     def monitor() -> None:
         while running.is_set():
+            loads.append(os.getloadavg()[0])
             try:
                 samples.append((time.time() - start, progress.sample(injector.garbage["kafka"])))
             except Exception:
@@ -196,6 +199,10 @@ def _soak(
     )
     time.sleep(3)
     failures: list[str] = []
+    # a worker SIGTERMed on its own is replaced by its supervisor: the pool is whole at the end
+    pool = len(workers["cqrs_consume"].children())
+    if pool != 2:
+        failures.append(f"cqrs_consume runs {pool} of its 2 workers at the end")
     busy = _busy(workers)
     failures += [f"{name} still busy at rest: {cpu:.2f} CPU s/s" for name, cpu in busy.items()]
     running.clear()
@@ -203,8 +210,11 @@ def _soak(
     supervisor.halt()
     final = _stop_all(workers, failures)
     progress.close()
-    log = (workdir / "subscriber.log").read_text(errors="replace")
-    verdict = checker.check(cluster, dict(injector.garbage), log)
+    logs = {
+        name: (workdir / f"{name}.log").read_text(errors="replace")
+        for name in ("subscriber", "cqrs_consume", "kafka_consume")
+    }
+    verdict = checker.check(cluster, dict(injector.garbage), logs)
     failures = verdict.failures + failures
     verdict.failures = failures
     recovery = report.recovery_times(faults, samples, start)
@@ -228,7 +238,7 @@ def _soak(
             }
             for name, w in {**workers, "load": load}.items()
         },
-        machine=_machine(),
+        machine=_machine(loads),
         plot_name=png.name,
         command=f"python -m tests.chaos {' '.join(sys.argv[1:])}".strip(),
         drained=drain,
@@ -313,10 +323,16 @@ def _busy(workers: dict[str, Worker], window: float = 5.0) -> dict[str, float]:
     }
 
 
-def _machine() -> str:
+def _machine(loads: list[float]) -> str:
     load = os.getloadavg()
+    during = (
+        f"1-minute load average {statistics.median(loads):.1f} median, {max(loads):.1f} max "
+        "during the run; "
+        if loads
+        else ""
+    )
     return (
-        f"{os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at "
+        f"{os.cpu_count()} cores, {during}{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at "
         "the end of the run (shared with other work)"
     )
 

@@ -29,10 +29,23 @@ class Cluster:
         self.workdir = workdir
         self.run = f"chaos_{uuid.uuid4().hex[:8]}"
         with ThreadPoolExecutor(3) as pool:
-            pg = pool.submit(services.start_private_postgres)
-            rabbit = pool.submit(services.start_private_rabbitmq)
-            kafka = pool.submit(services.start_kafka)
-            self.postgres, self.rabbit, self.kafka = pg.result(), rabbit.result(), kafka.result()
+            starting = [
+                pool.submit(start)
+                for start in (
+                    services.start_private_postgres,
+                    services.start_private_rabbitmq,
+                    services.start_kafka,
+                )
+            ]
+            try:
+                self.postgres, self.rabbit, self.kafka = (f.result() for f in starting)
+            except BaseException:  # one failed, or a stop signal came: none may outlive us
+                pool.shutdown(wait=True)
+                for f in starting:
+                    if f.exception() is None:
+                        service = f.result()
+                        (getattr(service, "destroy", None) or service.stop)()
+                raise
         with psycopg.connect(self.postgres.url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{self.run}"')
         stomp = services.host_port(self.rabbit.stomp_address, 61613)

@@ -26,6 +26,7 @@ SERVICE_KINDS = [
     "cut:postgres",
     "cut:amqp",
     "cut:stomp",
+    "kafka-pause",
     "garbage",
 ]
 
@@ -58,8 +59,11 @@ def schedule(
 class Injector:
     """Applies faults to the cluster and the workers; counts the garbage it sent."""
 
-    def __init__(self, cluster: Cluster, workers: dict[str, Worker], seed: int) -> None:
+    def __init__(
+        self, cluster: Cluster, workers: dict[str, Worker], seed: int, patience: float = 60
+    ) -> None:
         self.cluster, self.workers = cluster, workers
+        self.patience = patience  # seconds a fault waits for a supervisor's worker to exist
         self.rng = random.Random(seed + 1)
         self.garbage = Counter[str]()  # input -> messages the broker accepted
         self._serial = 0
@@ -84,6 +88,8 @@ class Injector:
                 self.cluster.postgres.stop()
                 time.sleep(10)
                 self.cluster.postgres.start()
+            elif kind == "kafka-pause":
+                fault.note = self._pause_kafka(self.rng.uniform(3, 10))
             elif kind == "cut":
                 proxy = self.cluster.proxies[target]
                 proxy.cut()
@@ -97,11 +103,30 @@ class Injector:
             fault.note = f"{fault.note} injection failed: {exc!r}"
         fault.ended = time.time()
 
+    def _pause_kafka(self, seconds: float) -> str:
+        """SIGSTOP the broker for ``seconds``, then SIGCONT: a broker that stops answering (a
+        long GC pause, a frozen VM, a partition) and comes back with its data. Not a restart:
+        this Tansu build keeps its log in memory only (no persistent storage engine compiled in),
+        so a restarted broker would come back empty, which no Kafka deployment does."""
+        process = self.cluster.kafka.process
+        if process is None:
+            return "not ours to pause"
+        process.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        return f"{seconds:.1f}s"
+
     def _signal(self, name: str, signum: int) -> str:
         """``name`` is a worker, or ``<worker>-child``: one of the processes a supervisor forked."""
         worker = self.workers[name.removesuffix("-child")]
         if name.endswith("-child"):
-            children = worker.children()
+            # a supervisor restarted moments ago may still be starting up (slow on a loaded
+            # machine): its workers are the target, so wait for one
+            deadline = time.monotonic() + self.patience
+            while not (children := worker.children()) and time.monotonic() < deadline:
+                time.sleep(0.5)
             if not children:
                 return "no child running"
             pid = self.rng.choice(children)

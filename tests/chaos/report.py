@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -165,3 +166,24 @@ def write(
             f"{'—' if took is None else f'{took:.1f}'} | {fault.note} |"
         )
     path.write_text("\n".join(lines) + "\n")
+    # the figures again, for a summary over several runs
+    known = [t for t in recovery if t is not None]
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "duration": duration,
+                "machine": machine,
+                "drained": drained,
+                "verdict": "PASS" if not verdict.failures else "FAIL",
+                "failures": verdict.failures,
+                "faults": len(faults),
+                "faults by kind": {k: len(v) for k, v in sorted(by_kind.items())},
+                "recovery median": statistics.median(known) if known else None,
+                "recovery max": max(known) if known else None,
+                "figures": verdict.figures,
+            },
+            indent=1,
+        )
+        + "\n"
+    )

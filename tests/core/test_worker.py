@@ -17,6 +17,8 @@ from django_messaging.core.worker import StopRequested, Worker, child_arguments,
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Seconds a worker process may take to start (Django set up, forked): a loaded machine is slow.
+STARTUP = 60.0
 
 
 def start(log: Path, *args: object) -> subprocess.Popen[str]:
@@ -56,7 +58,11 @@ def alive(pid: int) -> bool:
 def test_single_worker_finishes_the_unit_then_exits_zero(tmp_path: Path, signum: int) -> None:
     log = tmp_path / "log"
     proc = start(log, 1, 0.6)
-    wait_until(lambda: any(e == "start 1" for v in events(log).values() for e in v), what="unit 1")
+    wait_until(
+        lambda: any(e == "start 1" for v in events(log).values() for e in v),
+        timeout=STARTUP,
+        what="unit 1",
+    )
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
@@ -67,7 +73,7 @@ def test_single_worker_finishes_the_unit_then_exits_zero(tmp_path: Path, signum:
 def test_supervisor_forwards_sigterm_and_leaves_no_orphans(tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = start(log, 3, 0.3)
-    wait_until(lambda: len(events(log)) == 3, what="three workers running")
+    wait_until(lambda: len(events(log)) == 3, timeout=STARTUP, what="three workers running")
     children = list(events(log))
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=30)
@@ -83,7 +89,11 @@ def test_crashed_worker_is_restarted(tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = start(log, 2, 0.05, 2)  # every worker process crashes in its second unit
     try:
-        wait_until(lambda: len(events(log)) >= 4, what="crashed workers replaced by new processes")
+        wait_until(
+            lambda: len(events(log)) >= 4,
+            timeout=STARTUP,
+            what="crashed workers replaced by new processes",
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -97,7 +107,7 @@ def test_crashed_worker_is_restarted(tmp_path: Path) -> None:
 def test_too_many_crashes_exit_non_zero_and_stop_the_others(tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = start(log, 2, 0.05, 1, 2)  # crash in the first unit, at most 2 restarts
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=STARTUP)
     assert proc.returncode == 1, out
     assert "giving up" in out
     for pid in events(log):
@@ -108,10 +118,10 @@ def test_killed_child_is_replaced(tmp_path: Path) -> None:
     log = tmp_path / "log"
     proc = start(log, 2, 0.2)
     try:
-        wait_until(lambda: len(events(log)) == 2, what="two workers")
+        wait_until(lambda: len(events(log)) == 2, timeout=STARTUP, what="two workers")
         victim = next(iter(events(log)))
         os.kill(victim, signal.SIGKILL)
-        wait_until(lambda: len(events(log)) == 3, what="a replacement worker")
+        wait_until(lambda: len(events(log)) == 3, timeout=STARTUP, what="a replacement worker")
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -119,16 +129,37 @@ def test_killed_child_is_replaced(tmp_path: Path) -> None:
     assert "exited with -9" in out
 
 
+def test_child_stopped_on_its_own_is_restarted(tmp_path: Path) -> None:
+    """A child SIGTERMed by itself (not through its supervisor) finishes its unit and exits 0;
+    the supervisor is not stopping, so the pool would be a worker short: it starts another."""
+    log = tmp_path / "log"
+    proc = start(log, 2, 0.2)
+    try:
+        wait_until(lambda: len(events(log)) == 2, timeout=STARTUP, what="two workers")
+        victim = next(iter(events(log)))
+        os.kill(victim, signal.SIGTERM)
+        wait_until(lambda: len(events(log)) == 3, timeout=STARTUP, what="a replacement worker")
+        assert events(log)[victim][-1].startswith("stopped"), events(log)[victim]
+        assert not alive(victim)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "exited with 0; restarting" in out
+
+
 def test_children_finish_and_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
     """A supervisor killed outright (SIGKILL, the OOM killer) must not leave its workers running
     on as orphans: a process manager that restarts it would run a second set beside them."""
     log = tmp_path / "log"
     proc = start(log, 2, 0.3)
-    wait_until(lambda: len(events(log)) == 2, what="two workers")
+    wait_until(lambda: len(events(log)) == 2, timeout=STARTUP, what="two workers")
     children = list(events(log))
     proc.kill()
     proc.communicate(timeout=30)
-    wait_until(lambda: not any(alive(pid) for pid in children), timeout=20, what="orphans gone")
+    wait_until(
+        lambda: not any(alive(pid) for pid in children), timeout=STARTUP, what="orphans gone"
+    )
     for pid in children:
         assert events(log)[pid][-1].startswith("stopped"), events(log)[pid]  # a graceful stop
 

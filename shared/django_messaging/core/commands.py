@@ -2,7 +2,7 @@
 ``subscribe``, ``cqrs_consume``): the same flags, the same logging switch, the same exit codes.
 
 =====================  =====================================================================
-``--workers N``, -w    N supervised worker processes (a crashed one is restarted with back-off)
+``--workers N``, -w    N supervised worker processes (one that exits is restarted with back-off)
 ``--reload``, -r       start again, gracefully, when a Python file changes (development)
 ``--start-method M``   how worker processes start: ``fork``, ``spawn`` or ``forkserver``
 ``-v 0``/``2``/``3``   the ``django_messaging`` loggers at WARNING / INFO / DEBUG
@@ -69,7 +69,7 @@ class WorkerCommand(BaseCommand):
             dest="workers",
             type=int,
             default=1,
-            help="worker processes under one supervisor; a crashed one is restarted (default 1)",
+            help="worker processes under one supervisor; one that exits is restarted (default 1)",
         )
         parser.add_argument(
             "--reload",

@@ -10,7 +10,8 @@ that a database restart or ``CONN_MAX_AGE`` never breaks a long-lived worker, an
 dashboard (:mod:`django_messaging.core.sampling`).
 
 :func:`run_workers` runs several workers as child processes under a supervisor: a child that
-crashes or is killed is restarted with exponential backoff, up to ``max_restarts`` within
+exits while the supervisor is not stopping (a crash, a kill, a SIGTERM sent to the child alone,
+whatever its exit code) is restarted with exponential backoff, up to ``max_restarts`` within
 ``restart_window`` seconds; past that the supervisor stops the others and returns a non-zero
 exit code. SIGTERM/SIGINT to the supervisor is forwarded to every child and waited for, so no
 child is ever orphaned.
@@ -46,6 +47,7 @@ import django
 from django import db
 
 from django_messaging.core.exceptions import ConfigurationError
+from django_messaging.core.reconnect import Backoff
 from django_messaging.core.sampling import Sampler
 
 logger = logging.getLogger(__name__)
@@ -281,7 +283,7 @@ def run_workers(
     """Run each factory's worker in its own process; return the command's exit code.
 
     One factory runs in this process (no child). ``max_restarts=0`` turns restarts off: the first
-    crash stops everything with exit code 1. ``start_method`` (``"fork"``, ``"spawn"``,
+    exit of a child stops everything with exit code 1. ``start_method`` (``"fork"``, ``"spawn"``,
     ``"forkserver"``) overrides the program's ``multiprocessing`` start method; with any but
     ``fork`` every factory must be picklable (:class:`ConfigurationError` otherwise, before any
     child starts).
@@ -294,6 +296,7 @@ def run_workers(
     method, arguments = child_arguments(factories, start_method)
     context: Any = multiprocessing.get_context(method)
     children = [_Child(i, f) for i, f in enumerate(factories)]
+    pause = Backoff(*backoff)
     previous = _install(stop)
     db.connections.close_all()  # never share a database socket with a forked child
     exit_code = 0
@@ -320,12 +323,10 @@ def run_workers(
                     continue
                 proc.join()
                 child.process = None
-                if proc.exitcode == 0 and stop:
+                if stop:
                     continue
-                if proc.exitcode == 0:
-                    logger.info("worker %d finished", child.index)
-                    child.next_start = float("inf")
-                    continue
+                # Whatever its exit code (a SIGTERM sent to the child alone ends it with 0),
+                # a worker that ends while the supervisor runs on is replaced.
                 now = time.monotonic()
                 child.restarts = [t for t in child.restarts if now - t < restart_window]
                 if len(child.restarts) >= max_restarts:
@@ -339,7 +340,7 @@ def run_workers(
                     exit_code = 1
                     stop.request()
                     break
-                delay = min(backoff[0] * 2 ** len(child.restarts), backoff[1])
+                delay = pause.delay(len(child.restarts) + 1)
                 child.restarts.append(now)
                 child.next_start = now + delay
                 logger.warning(
@@ -348,8 +349,6 @@ def run_workers(
                     proc.exitcode,
                     delay,
                 )
-            if all(c.process is None and c.next_start == float("inf") for c in children):
-                break
     finally:
         _stop_children(children, grace)
         _restore(previous)

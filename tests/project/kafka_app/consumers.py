@@ -118,9 +118,11 @@ class RowConsumer(Consumer):
 
 class ChaosTopic(FileTopic):
     """The chaos soak's handler: ``{"seq": n}`` becomes a ``Handled`` row (``value`` = n) in the
-    default transaction; anything else raises, so garbage goes to the dead letter topic."""
+    default transaction; anything else raises, so garbage goes to the dead letter topic.
+    Idempotent: a message redelivered after a kill is skipped, not applied twice."""
 
     atomic = None
+    idempotent = True
 
     def consume(self, msg):
         import json

@@ -33,12 +33,13 @@ def cqrs_settings(
     cqrs["transport"] = "django_messaging.cqrs.transport.RabbitMQTransport"
     settings.MESSAGING = messaging
     from django_messaging.cqrs.controller import producer
+    from django_messaging.cqrs.publishing import wait_for_confirms
     from django_messaging.cqrs.transport import RabbitMQTransport
 
     producer._maybe_pending.clear()
     yield cqrs
     # What the publisher thread still holds belongs to this test (its database, its exchange).
-    RabbitMQTransport.wait_for_confirms(timeout=5)
+    wait_for_confirms(timeout=5)
     RabbitMQTransport.clean_connection()
     _delete_topology(rabbitmq_url, cqrs["exchange"], cqrs["queue"])
 

@@ -19,6 +19,7 @@ from django.core.management.base import CommandError
 from django.db import connection  # noqa: F401  (read by a skipif condition)
 
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport, TransportMock
 from tests.cqrs.conftest import drain, queue_depth
 from tests.project.cqrs_app.models import Product, ProductRef, UuidItem, UuidItemRef
@@ -243,7 +244,7 @@ def test_pending_list_and_flush(broker, cqrs_settings):
     cqrs_settings["url"] = "amqp://guest:guest@127.0.0.1:1/%2F"
     RabbitMQTransport.clean_connection()
     Product.objects.create(name="stored")
-    RabbitMQTransport.wait_for_confirms()  # the publisher thread has given up on it
+    wait_for_confirms()  # the publisher thread has given up on it
     out, _ = run("cqrs_pending", "list")
     assert "SAVE product" in out and "attempts=1" in out
     cqrs_settings["url"] = good

@@ -16,7 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django_messaging.core.suppression import suppress
 from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.models import PendingMessage
-from django_messaging.cqrs.transport import RabbitMQTransport
+from django_messaging.cqrs.publishing import wait_for_confirms
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Filtered, Product, UuidItem
 
@@ -34,7 +34,7 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
         product = Product.objects.create(name="one statement")
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
@@ -46,14 +46,14 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
 
 def test_an_update_outside_a_transaction_is_one_statement(broker, cqrs_settings):
     product = Product.objects.create(name="before")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     product.name = "after"
     with CaptureQueriesContext(connection) as queries:
         product.save()
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert product.cqrs_revision == 1  # read back by the statement itself
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     data = message["instance_data"]
@@ -65,7 +65,7 @@ def test_a_uuid_key_from_a_default_takes_the_same_path(broker, cqrs_settings):
     with CaptureQueriesContext(connection) as queries:
         item = UuidItem.objects.create(name="uuid")
     assert len(queries) == 1
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert uuid.UUID(message["instance_pk"]) == item.pk
 
@@ -75,7 +75,7 @@ def test_an_explicit_key_falls_back_to_a_transaction_and_still_publishes(broker,
     with CaptureQueriesContext(connection) as queries:
         Product(id=987654, name="explicit").save()
     assert len(queries) > 1
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_pk"] == 987654
     assert not PendingMessage.objects.exists()
@@ -85,7 +85,7 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
     with suppress():
         Product.objects.create(name="suppressed")
     Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
@@ -99,7 +99,7 @@ def test_a_create_inside_a_transaction_is_one_statement(broker, cqrs_settings):
         assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
         # Stored with the change, before the commit.
         assert PendingMessage.objects.filter(instance_pk=str(product.pk)).exists()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
@@ -112,7 +112,7 @@ def test_ten_creates_in_one_transaction_are_ten_statements(broker, cqrs_settings
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         products = [Product.objects.create(name=f"block {i}") for i in range(10)]
     assert len(queries) == 10, [q["sql"] for q in queries]
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     received = [
         (m["instance_pk"], m["instance_data"]["name"])
@@ -123,14 +123,14 @@ def test_ten_creates_in_one_transaction_are_ten_statements(broker, cqrs_settings
 
 def test_an_update_inside_a_transaction_reads_its_revision_back(broker, cqrs_settings):
     product = Product.objects.create(name="before")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     product.name = "after"
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         product.save()
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert product.cqrs_revision == 1
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     (message,) = messages(broker, cqrs_settings["queue"])
     data = message["instance_data"]
     assert (data["name"], data["cqrs_revision"]) == ("after", 1)
@@ -150,7 +150,7 @@ def test_a_rolled_back_savepoint_takes_its_message_row_along(broker, cqrs_settin
         assert list(PendingMessage.objects.values_list("instance_pk", flat=True)) == [
             str(product.pk)
         ]
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert not Product.objects.filter(pk=other.pk).exists()
     received = [
@@ -164,7 +164,7 @@ def test_a_filtered_create_in_a_transaction_leaves_no_row(broker, cqrs_settings)
     with transaction.atomic():
         Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
         assert not PendingMessage.objects.exists()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
@@ -242,7 +242,7 @@ def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
         Product.objects.create(name=f"prepared {i}")
     (statement,) = _prepared_statements()
     assert statement.startswith('WITH saved AS (INSERT INTO "test_cqrs_product"')
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert len(messages(broker, cqrs_settings["queue"])) == 3
 
 
@@ -250,7 +250,7 @@ def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
     cqrs_settings["master"] = {"CQRS_PREPARED_STATEMENTS": False}
     Product.objects.create(name="plain")
     assert _prepared_statements() == []
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     assert len(messages(broker, cqrs_settings["queue"])) == 1
 
 
@@ -266,7 +266,7 @@ def test_a_pooler_that_drops_prepared_statements_costs_no_save(
     third = Product.objects.create(name="plain from now on")
     assert "prepared statements fail on database 'default'" in caplog.text
     assert _prepared_statements() == []
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", second.name, third.name]
     assert Product.objects.count() == 3
@@ -280,6 +280,6 @@ def test_a_transaction_never_sends_a_prepared_statement(broker, cqrs_settings, p
     with transaction.atomic():
         Product.objects.create(name="in a transaction")
     assert _prepared_statements() == []
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", "in a transaction"]

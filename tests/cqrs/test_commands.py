@@ -305,6 +305,16 @@ def test_cqrs_consume_help_lists_the_documented_flags(capsys):
         assert flag in text
 
 
+def test_cqrs_pending_run_has_the_flags_of_every_worker_command(capsys):
+    with pytest.raises(SystemExit):
+        call_command("cqrs_pending", "--help")
+    text = capsys.readouterr().out
+    for flag in ("--workers", "-w", "--reload", "-r", "--metrics-port", "--start-method"):
+        assert flag in text
+    with pytest.raises(CommandError, match="--workers must be at least 1"):
+        call_command("cqrs_pending", "run", "--workers", "0")
+
+
 class CountingTransport(TransportMock):
     """A custom transport whose consume() returns at once."""
 

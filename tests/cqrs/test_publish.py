@@ -336,3 +336,31 @@ def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
     assert publisher.wait_for_confirms() == 0
     received = [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])]
     assert received == list(range(1, 21))
+
+
+def test_after_a_failed_connect_sends_fail_at_once_until_the_backoff_is_due(
+    cqrs_settings, monkeypatch
+):
+    """One back-off for every sender: a broker that refused the connection is not tried again
+    by each message (they are stored at once) until the core Backoff's delay has passed; other
+    broker settings are tried at once."""
+    from django_messaging.core.reconnect import Backoff
+    from django_messaging.cqrs.exceptions import PublishError
+    from django_messaging.cqrs.transport.base import Link
+    from django_messaging.cqrs.transport.confirming import PikaTransport
+    from tests.services import free_port
+
+    monkeypatch.setattr(Link, "RECONNECT", Backoff(initial=60, cap=60))
+    opens = []
+    real_open = PikaTransport.open
+    monkeypatch.setattr(PikaTransport, "open", lambda self: opens.append(1) or real_open(self))
+    reachable = cqrs_settings["url"]
+    cqrs_settings["url"] = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    with pytest.raises(PublishError, match="cannot connect"):
+        RabbitMQTransport.produce(_payload(5))
+    with pytest.raises(PublishError, match="trying again in"):
+        RabbitMQTransport.produce(_payload(6))
+    assert len(opens) == 1
+    cqrs_settings["url"] = reachable
+    RabbitMQTransport.produce(_payload(7))  # confirmed (nobody listens on this exchange)
+    assert len(opens) == 2

@@ -124,8 +124,9 @@ class Link(threading.local):
     """This thread's connection through a transport's core seam (:meth:`relay_transport`).
 
     Opened when first needed, and again after a fork, a change of the broker settings or a lost
-    connection; after an open that failed, not tried again before :data:`RECONNECT`'s delay
-    (sends meanwhile fail at once, and their messages are stored to send later).
+    connection; after an open that failed, the same broker is not tried again before
+    :data:`RECONNECT`'s delay (sends meanwhile fail at once, and their messages are stored to
+    send later).
     """
 
     #: The back-off between failed opens.
@@ -138,6 +139,8 @@ class Link(threading.local):
         self.failures = 0
         self.retry_at = 0.0
         self.error = ""
+        #: The broker settings of the failed open (other settings are tried at once).
+        self.failed: tuple = ()
 
     def get(self, transport: Any) -> core.Transport:
         """The open core transport of ``transport`` (a :class:`BaseTransport` class); raises
@@ -151,7 +154,7 @@ class Link(threading.local):
             current = None
         if current is None:
             now = time.monotonic()
-            if now < self.retry_at:
+            if now < self.retry_at and target == self.failed:
                 raise PublishError(
                     f"not connected ({self.error}); trying again in {self.retry_at - now:.1f}s"
                 )
@@ -161,7 +164,7 @@ class Link(threading.local):
             except Exception as exc:
                 self.failures += 1
                 self.retry_at = now + self.RECONNECT.delay(self.failures)
-                self.error = f"{type(exc).__name__}: {exc}"
+                self.error, self.failed = f"{type(exc).__name__}: {exc}", target
                 raise PublishError(f"cannot connect: {self.error}") from exc
             self.transport, self.target = current, target
             self.failures, self.retry_at = 0, 0.0

@@ -265,11 +265,8 @@ def _publish_rate(side: str, tag: str, per_block: int) -> None:
             master.objects.create(name=f"n{i}", price=Decimal("1.25"), created=now)
     depth = _wait_for_queue(channel, cqrs["queue"], SAVES, timeout=30)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    if side == "ours":
-        from django_messaging.cqrs.transport import RabbitMQTransport
-
-        if RabbitMQTransport.wait_for_confirms():
-            raise SystemExit("unconfirmed messages")
+    if side == "ours" and _wait_for_confirms():
+        raise SystemExit("unconfirmed messages")
     _cleanup(channel, cqrs)
     conn.close()
     if depth != SAVES:
@@ -279,6 +276,12 @@ def _publish_rate(side: str, tag: str, per_block: int) -> None:
             raise SystemExit("messages were lost")
     emit(SAVES, elapsed, cpu)
     os._exit(0)
+
+
+def _wait_for_confirms() -> int:
+    from django_messaging.cqrs.publishing import wait_for_confirms
+
+    return wait_for_confirms()
 
 
 def publish_rate(side: str, tag: str) -> None:
@@ -302,16 +305,14 @@ def update_rate(side: str, tag: str) -> None:
         master.objects.create(name="row", price=Decimal("1.25"), created=now) for _ in range(50)
     ]
     if side == "ours":
-        from django_messaging.cqrs.transport import RabbitMQTransport
-
-        RabbitMQTransport.wait_for_confirms()
+        _wait_for_confirms()
     conn, channel = _channel(cqrs, cqrs_id)
     started = time.perf_counter()
     for i in range(SAVES):
         row = rows[i % len(rows)]
         row.name = f"n{i}"
         row.save()
-    if side == "ours" and RabbitMQTransport.wait_for_confirms():
+    if side == "ours" and _wait_for_confirms():
         raise SystemExit("unconfirmed messages")
     elapsed = time.perf_counter() - started
     deadline = time.monotonic() + 5

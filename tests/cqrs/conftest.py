@@ -56,6 +56,7 @@ def cqrs_settings(
         cqrs["KAFKA"] = dict(KAFKA_SETTINGS)
     settings.MESSAGING = messaging
     from django_messaging.cqrs.controller import producer
+    from django_messaging.cqrs.publishing import wait_for_confirms
     from django_messaging.cqrs.transport import RabbitMQTransport
 
     producer._maybe_pending.clear()
@@ -66,7 +67,7 @@ def cqrs_settings(
         KafkaTransport.clean_connection()
         return  # the topics are this test's own, on the session's in-memory broker
     # What the publisher thread still holds belongs to this test (its database, its exchange).
-    RabbitMQTransport.wait_for_confirms(timeout=5)
+    wait_for_confirms(timeout=5)
     RabbitMQTransport.clean_connection()
     _delete_topology(rabbitmq_url, cqrs["exchange"], cqrs["queue"])
 

@@ -23,7 +23,7 @@ def main(stop_file: str) -> int:
     from django.db import InterfaceError, OperationalError, close_old_connections
 
     from django_messaging.cqrs.controller import producer
-    from django_messaging.cqrs.transport import RabbitMQTransport
+    from django_messaging.cqrs.publishing import wait_for_confirms
     from tests.project.cqrs_app.models import Product
 
     saved = failed = 0
@@ -40,7 +40,7 @@ def main(stop_file: str) -> int:
             print(f"save failed: {type(exc).__name__}", flush=True)
             close_old_connections()
         time.sleep(0.02)
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     result = {"saved": saved, "failed": failed, "pending": producer.pending_count()}
     print(json.dumps(result), flush=True)
     return 0

@@ -20,7 +20,7 @@ def main(stop_file: str) -> int:
 
     django.setup()
     from django_messaging.cqrs.controller import producer
-    from django_messaging.cqrs.transport import RabbitMQTransport
+    from django_messaging.cqrs.publishing import wait_for_confirms
     from tests.project.cqrs_app.models import Product
 
     saved = 0
@@ -30,11 +30,11 @@ def main(stop_file: str) -> int:
         product.save()  # revision 1: the replica must end with this one
         saved += 1
         time.sleep(0.02)
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     deadline = time.monotonic() + 60
     while producer.pending_count() and time.monotonic() < deadline:
         producer.flush_pending()
-        RabbitMQTransport.wait_for_confirms()
+        wait_for_confirms()
         if producer.pending_count():
             time.sleep(0.5)  # the broker may still be starting
     print(json.dumps({"saved": saved, "pending": producer.pending_count()}), flush=True)

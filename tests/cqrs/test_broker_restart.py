@@ -15,7 +15,7 @@ import pika
 import pytest
 
 from django_messaging.cqrs.models import PendingMessage
-from django_messaging.cqrs.transport import RabbitMQTransport
+from django_messaging.cqrs.publishing import wait_for_confirms
 from tests import services
 from tests.cqrs.conftest import ROOT, db_env, queue_depth
 from tests.helpers import wait_until
@@ -112,14 +112,14 @@ def test_a_backlog_survives_a_broker_restart(consumer, broker, cqrs_settings):
     """Persistent messages in the durable queue, published with confirms, outlive the broker
     application; a consumer started afterwards applies every one of them."""
     products = [Product.objects.create(name=f"backlog {i}") for i in range(50)]
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert queue_depth(broker, cqrs_settings["queue"]) == 50
     restart_rabbitmq(cqrs_settings["url"])
     assert _depth(cqrs_settings) == 50
     # The master's connection died with the broker: the next save reconnects.
     late = Product.objects.create(name="after the restart")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     replica = consumer(workers=1)
     expected = {p.pk for p in [*products, late]}
     wait_until(

@@ -19,6 +19,7 @@ from django.core.management.base import CommandError
 from django.db import connection  # noqa: F401  (read by a skipif condition)
 
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport, TransportMock
 from tests.cqrs.conftest import drain, queue_depth
 from tests.project.cqrs_app.models import Product, ProductRef, UuidItem, UuidItemRef
@@ -243,7 +244,7 @@ def test_pending_list_and_flush(broker, cqrs_settings):
     cqrs_settings["url"] = "amqp://guest:guest@127.0.0.1:1/%2F"
     RabbitMQTransport.clean_connection()
     Product.objects.create(name="stored")
-    RabbitMQTransport.wait_for_confirms()  # the publisher thread has given up on it
+    wait_for_confirms()  # the publisher thread has given up on it
     out, _ = run("cqrs_pending", "list")
     assert "SAVE product" in out and "attempts=1" in out
     cqrs_settings["url"] = good
@@ -302,6 +303,16 @@ def test_cqrs_consume_help_lists_the_documented_flags(capsys):
     text = capsys.readouterr().out
     for flag in ("--workers", "-w", "--cqrs-id", "-cid", "--reload", "-r"):
         assert flag in text
+
+
+def test_cqrs_pending_run_has_the_flags_of_every_worker_command(capsys):
+    with pytest.raises(SystemExit):
+        call_command("cqrs_pending", "--help")
+    text = capsys.readouterr().out
+    for flag in ("--workers", "-w", "--reload", "-r", "--metrics-port", "--start-method"):
+        assert flag in text
+    with pytest.raises(CommandError, match="--workers must be at least 1"):
+        call_command("cqrs_pending", "run", "--workers", "0")
 
 
 class CountingTransport(TransportMock):

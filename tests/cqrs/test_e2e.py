@@ -16,6 +16,7 @@ import pytest
 from django.db import transaction
 
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, over_transports
 from tests.helpers import wait_until
@@ -199,7 +200,7 @@ def test_unpublished_changes_are_stored_and_sent_later(consumer, broker, cqrs_se
     wait_until(
         lambda: ProductRef.objects.filter(pk=lost.pk).exists(), timeout=20, what="stored change"
     )
-    RabbitMQTransport.wait_for_confirms()  # the confirmed rows are deleted in batches
+    wait_for_confirms()  # the confirmed rows are deleted in batches
     assert PendingMessage.objects.count() == 0
     assert replica.terminate() == 0
 

@@ -13,7 +13,7 @@ from django.db import DatabaseError, connection, transaction
 
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
-from django_messaging.cqrs.transport import RabbitMQTransport
+from django_messaging.cqrs.publishing import wait_for_confirms
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Product
 
@@ -29,7 +29,7 @@ def _received(broker, cqrs_settings) -> list[tuple]:
 
 def test_a_rolled_back_block_stores_and_sends_none_of_its_messages(broker, cqrs_settings):
     kept = Product.objects.create(name="before the block")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     with pytest.raises(RuntimeError), transaction.atomic():
         Product.objects.create(name="rolled back one")
@@ -41,7 +41,7 @@ def test_a_rolled_back_block_stores_and_sends_none_of_its_messages(broker, cqrs_
     # The next block of the same connection stores only its own message.
     with transaction.atomic():
         after = Product.objects.create(name="after the rollback")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert _received(broker, cqrs_settings) == [("SAVE", after.pk, "after the rollback")]
 
@@ -49,7 +49,7 @@ def test_a_rolled_back_block_stores_and_sends_none_of_its_messages(broker, cqrs_
 def test_a_rolled_back_savepoint_drops_only_its_own_messages(broker, cqrs_settings):
     doomed = Product.objects.create(name="deleted in the savepoint")
     doomed_pk = doomed.pk
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     with transaction.atomic():
         first = Product.objects.create(name="first")
@@ -63,7 +63,7 @@ def test_a_rolled_back_savepoint_drops_only_its_own_messages(broker, cqrs_settin
         with transaction.atomic():
             inner = Product.objects.create(name="in a kept savepoint")
         last = Product.objects.create(name="last")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert Product.objects.filter(pk=doomed_pk).exists()
     assert _received(broker, cqrs_settings) == [
@@ -76,7 +76,7 @@ def test_a_rolled_back_savepoint_drops_only_its_own_messages(broker, cqrs_settin
 def test_the_order_of_a_block_is_kept_across_creates_updates_and_deletes(broker, cqrs_settings):
     old = Product.objects.create(name="old")
     gone = Product.objects.create(name="gone")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     with transaction.atomic():
         a = Product.objects.create(name="a")
@@ -87,7 +87,7 @@ def test_the_order_of_a_block_is_kept_across_creates_updates_and_deletes(broker,
         b = Product.objects.create(name="b")
         a.name = "a, saved again"
         a.save()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     # One message per instance, at the place of its first save, carrying its last state.
     assert _received(broker, cqrs_settings) == [
@@ -113,7 +113,7 @@ def test_a_block_whose_messages_cannot_be_stored_commits_nothing(broker, cqrs_se
     connection.execute_wrappers.remove(refuse)
     assert not Product.objects.filter(name="never committed").exists()
     assert not PendingMessage.objects.exists()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
@@ -139,7 +139,7 @@ def test_a_master_killed_after_the_commit_delivers_every_message_of_the_block(
 ):
     old = Product.objects.create(name="old")
     gone = Product.objects.create(name="gone")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     env = {
         **os.environ,

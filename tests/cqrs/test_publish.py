@@ -15,6 +15,7 @@ from django.db import (
 
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Author, Product, Publisher
@@ -38,7 +39,7 @@ def test_a_refused_message_is_stored_not_dropped(mode, refusing_queue, cqrs_sett
     """django-cqrs research §4.2 #3 and #8: no confirms, so refused messages vanished."""
     cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
     product = Product.objects.create(name="refused")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     stored = PendingMessage.objects.get()
     assert (stored.cqrs_id, stored.instance_pk) == ("product", str(product.pk))
     assert "nack" in stored.last_error
@@ -48,7 +49,7 @@ def test_a_refused_message_is_stored_not_dropped(mode, refusing_queue, cqrs_sett
 
 def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broker, cqrs_settings):
     product = Product.objects.create(name="first")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     producer.delete_confirmed(force=True)
     stored: list = []
     with transaction.atomic():
@@ -64,7 +65,7 @@ def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broke
         assert not PendingMessage.objects.exists()
     ((attempts, body),) = stored
     assert (attempts, json.loads(body)["instance_data"]["name"]) == (0, "third")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert queue_depth(broker, cqrs_settings["queue"]) == 2
     bodies = []
@@ -119,7 +120,7 @@ def test_pipelined_confirms_deliver_everything(broker, cqrs_settings):
     cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": "pipelined", "CQRS_CONFIRM_WINDOW": 10}
     for i in range(50):
         Product.objects.create(name=f"p{i}")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 50
     assert not PendingMessage.objects.exists()
 
@@ -132,7 +133,7 @@ def test_a_serializer_reads_related_rows_as_committed(broker, cqrs_settings):
         author = Author.objects.create(name="a", publisher=publisher)
         publisher.name = "after"
         publisher.save()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_data"]["publisher"] == {"id": publisher.pk, "name": "after"}
     assert message["instance_pk"] == author.pk
@@ -235,15 +236,15 @@ def test_one_connection_serves_every_publish(mode, broker, cqrs_settings, monkey
     monkeypatch.setattr(rabbit_mq.pika, "BlockingConnection", counting)
     for i in range(20):
         Product.objects.create(name=f"c{i}")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 20
     assert len(opened) == 1
 
 
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):
-    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.publisher")
+    caplog.set_level("INFO", logger="django_messaging.cqrs.transport.confirming")
     Product.objects.create(name="nobody listens")  # no queue bound on this test's exchange
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     assert "no replica queue is bound to 'product'" in caplog.text
     assert not PendingMessage.objects.exists()
 
@@ -263,28 +264,6 @@ def test_old_tombstones_are_purged(settings):
     assert list(Tombstone.objects.values_list("instance_pk", flat=True)) == ["2"]
 
 
-class _Recorder:
-    """A Confirmations that remembers what the transport reported."""
-
-    def __init__(self) -> None:
-        self.acked: list = []
-        self.refused: list = []
-        self.went: list = []
-        self.settles: list[bool] = []
-
-    def confirmed(self, payloads):
-        self.acked.extend(payloads)
-
-    def failed(self, payloads, error):
-        self.refused.extend((p, type(error).__name__) for p in payloads)
-
-    def published(self, payloads):
-        self.went.extend(payloads)
-
-    def settle(self, force=False):
-        self.settles.append(force)
-
-
 def _payload(pk, outbox_id=None, **data):
     from django_messaging.cqrs.constants import SignalType
     from django_messaging.cqrs.dataclasses import TransportPayload
@@ -295,18 +274,16 @@ def _payload(pk, outbox_id=None, **data):
     return payload
 
 
-def test_the_publisher_thread_reports_to_the_confirmations_it_is_handed(broker, cqrs_settings):
-    """Confirms go to the object handed in with the message: a stored message's confirm, a
-    message that cannot be encoded, the burst that went, and the settling at the end. The body
-    on the wire is the payload's one encoding."""
-    recorder = _Recorder()
+def test_the_publisher_thread_sends_each_payloads_one_encoding(broker, cqrs_settings, caplog):
+    """The body on the wire is the payload's one encoding; a message that cannot be encoded is
+    reported (and, having no row to keep it, logged) while the others go."""
+    from django_messaging.cqrs.controller import publisher
+
     stored, plain, broken = _payload(1, outbox_id=11), _payload(2), _payload(3, price=object())
     for payload in (stored, plain, broken):
-        RabbitMQTransport.publish_unconfirmed(payload, recorder)
-    assert RabbitMQTransport.wait_for_confirms() == 0
-    assert recorder.acked == [stored]  # only a stored message has a row to delete
-    assert [(p.pk, error) for p, error in recorder.refused] == [(3, "SerializerError")]
-    assert recorder.settles[-1] is True
+        publisher.submit(payload)
+    assert wait_for_confirms() == 0
+    assert "cqrs_id=product pk=3: not published (" in caplog.text
     bodies = []
     while True:
         _method, _props, body = broker.basic_get(cqrs_settings["queue"], auto_ack=True)
@@ -314,15 +291,6 @@ def test_the_publisher_thread_reports_to_the_confirmations_it_is_handed(broker, 
             break
         bodies.append(body)
     assert bodies == [stored.body(), plain.body()]
-
-
-def test_a_refusal_is_reported_to_the_confirmations(refusing_queue, cqrs_settings):
-    recorder = _Recorder()
-    payload = _payload(4)
-    RabbitMQTransport.publish_unconfirmed(payload, recorder)
-    assert RabbitMQTransport.wait_for_confirms() == 0
-    assert recorder.refused == [(payload, "PublishError")]
-    assert recorder.acked == []
 
 
 @pytest.mark.parametrize("atomic", [True, False])
@@ -340,7 +308,7 @@ def test_a_saved_message_is_encoded_once(atomic, broker, cqrs_settings, monkeypa
             product = Product.objects.create(name="once")
     else:
         product = Product.objects.create(name="once")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert encoded == [product.pk]
     assert [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])] == [product.pk]
 
@@ -351,8 +319,9 @@ def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
     from pika.adapters.utils import io_services_utils
 
     from django_messaging.cqrs.constants import SignalType
+    from django_messaging.cqrs.controller import publisher
     from django_messaging.cqrs.dataclasses import TransportPayload
-    from django_messaging.cqrs.transport import publisher
+    from django_messaging.cqrs.transport.base import LINK
 
     real_send = io_services_utils._AsyncTransportBase._sigint_safe_send
     sends: list[int] = []
@@ -361,7 +330,7 @@ def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
         sends.append(len(data))
         return real_send(sock, data)
 
-    publisher._channel()  # connected before counting
+    LINK.get(RabbitMQTransport)  # connected before counting
     monkeypatch.setattr(
         io_services_utils._AsyncTransportBase, "_sigint_safe_send", staticmethod(counting_send)
     )
@@ -374,3 +343,31 @@ def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
     assert publisher.wait_for_confirms() == 0
     received = [m["instance_pk"] for m in messages(broker, cqrs_settings["queue"])]
     assert received == list(range(1, 21))
+
+
+def test_after_a_failed_connect_sends_fail_at_once_until_the_backoff_is_due(
+    cqrs_settings, monkeypatch
+):
+    """One back-off for every sender: a broker that refused the connection is not tried again
+    by each message (they are stored at once) until the core Backoff's delay has passed; other
+    broker settings are tried at once."""
+    from django_messaging.core.reconnect import Backoff
+    from django_messaging.cqrs.exceptions import PublishError
+    from django_messaging.cqrs.transport.base import Link
+    from django_messaging.cqrs.transport.confirming import PikaTransport
+    from tests.services import free_port
+
+    monkeypatch.setattr(Link, "RECONNECT", Backoff(initial=60, cap=60))
+    opens = []
+    real_open = PikaTransport.open
+    monkeypatch.setattr(PikaTransport, "open", lambda self: opens.append(1) or real_open(self))
+    reachable = cqrs_settings["url"]
+    cqrs_settings["url"] = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"
+    with pytest.raises(PublishError, match="cannot connect"):
+        RabbitMQTransport.produce(_payload(5))
+    with pytest.raises(PublishError, match="trying again in"):
+        RabbitMQTransport.produce(_payload(6))
+    assert len(opens) == 1
+    cqrs_settings["url"] = reachable
+    RabbitMQTransport.produce(_payload(7))  # confirmed (nobody listens on this exchange)
+    assert len(opens) == 2

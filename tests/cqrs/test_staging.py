@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from django_messaging.core.suppression import suppress
 from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.models import PendingMessage
-from django_messaging.cqrs.transport import RabbitMQTransport
+from django_messaging.cqrs.publishing import wait_for_confirms
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
 from tests.project.cqrs_app.models import Filtered, Product, UuidItem
 
@@ -35,7 +35,7 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
         product = Product.objects.create(name="one statement")
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert "messaging_cqrs_pendingmessage" in queries[0]["sql"]
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
@@ -47,14 +47,14 @@ def test_a_create_outside_a_transaction_is_one_statement(broker, cqrs_settings):
 
 def test_an_update_outside_a_transaction_is_one_statement(broker, cqrs_settings):
     product = Product.objects.create(name="before")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     product.name = "after"
     with CaptureQueriesContext(connection) as queries:
         product.save()
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert product.cqrs_revision == 1  # read back by the statement itself
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     data = message["instance_data"]
@@ -66,7 +66,7 @@ def test_a_uuid_key_from_a_default_takes_the_same_path(broker, cqrs_settings):
     with CaptureQueriesContext(connection) as queries:
         item = UuidItem.objects.create(name="uuid")
     assert len(queries) == 1
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert uuid.UUID(message["instance_pk"]) == item.pk
 
@@ -76,7 +76,7 @@ def test_an_explicit_key_falls_back_to_a_transaction_and_still_publishes(broker,
     with CaptureQueriesContext(connection) as queries:
         Product(id=987654, name="explicit").save()
     assert len(queries) > 1
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     (message,) = messages(broker, cqrs_settings["queue"])
     assert message["instance_pk"] == 987654
     assert not PendingMessage.objects.exists()
@@ -86,7 +86,7 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
     with suppress():
         Product.objects.create(name="suppressed")
     Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
@@ -104,7 +104,7 @@ def test_a_create_inside_a_transaction_is_django_s_insert_and_its_row_goes_with_
     assert "messaging_cqrs_pendingmessage" not in insert
     assert "messaging_cqrs_pendingmessage" in stored
     assert stored.endswith("; COMMIT")
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
     assert (message["instance_pk"], message["instance_data"]["name"]) == (
@@ -120,7 +120,7 @@ def test_ten_creates_in_one_transaction_are_eleven_statements(broker, cqrs_setti
     assert len(statements) == 11, statements
     assert all("messaging_cqrs_pendingmessage" not in sql for sql in statements[:10])
     assert statements[10].count("), (") == 9  # one INSERT of ten rows
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     received = [
         (m["instance_pk"], m["instance_data"]["name"])
@@ -131,14 +131,14 @@ def test_ten_creates_in_one_transaction_are_eleven_statements(broker, cqrs_setti
 
 def test_an_update_inside_a_transaction_reads_its_revision_back(broker, cqrs_settings):
     product = Product.objects.create(name="before")
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     messages(broker, cqrs_settings["queue"])
     product.name = "after"
     with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         product.save()
     assert len(queries) == 1, [q["sql"] for q in queries]
     assert product.cqrs_revision == 1
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     (message,) = messages(broker, cqrs_settings["queue"])
     data = message["instance_data"]
     assert (data["name"], data["cqrs_revision"]) == ("after", 1)
@@ -156,7 +156,7 @@ def test_a_rolled_back_savepoint_takes_its_message_row_along(broker, cqrs_settin
         except RuntimeError:
             pass
         assert not PendingMessage.objects.exists()  # stored just before the commit
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert not Product.objects.filter(pk=other.pk).exists()
     received = [
@@ -170,7 +170,7 @@ def test_a_filtered_create_in_a_transaction_leaves_no_row(broker, cqrs_settings)
     with transaction.atomic():
         Filtered.objects.create(name="no")  # is_sync_instance() is False for short names
         assert not PendingMessage.objects.exists()
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
@@ -248,7 +248,7 @@ def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
         Product.objects.create(name=f"prepared {i}")
     (statement,) = _prepared_statements()
     assert statement.startswith('WITH saved AS (INSERT INTO "test_cqrs_product"')
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     assert len(messages(broker, cqrs_settings["queue"])) == 3
 
 
@@ -256,7 +256,7 @@ def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
     cqrs_settings["master"] = {"CQRS_PREPARED_STATEMENTS": False}
     Product.objects.create(name="plain")
     assert _prepared_statements() == []
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     assert len(messages(broker, cqrs_settings["queue"])) == 1
 
 
@@ -272,7 +272,7 @@ def test_a_pooler_that_drops_prepared_statements_costs_no_save(
     third = Product.objects.create(name="plain from now on")
     assert "prepared statements fail on database 'default'" in caplog.text
     assert _prepared_statements() == []
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", second.name, third.name]
     assert Product.objects.count() == 3
@@ -286,6 +286,6 @@ def test_a_transaction_never_sends_a_prepared_statement(broker, cqrs_settings, p
     with transaction.atomic():
         Product.objects.create(name="in a transaction")
     assert _prepared_statements() == []
-    assert RabbitMQTransport.wait_for_confirms() == 0
+    assert wait_for_confirms() == 0
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", "in a transaction"]

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from django_messaging.core import suppress
 from django_messaging.cqrs.controller import producer
+from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport
 from django_messaging.kafka import kafka
 from django_messaging.kafka.topic import Topic
@@ -65,7 +66,7 @@ def cqrs_queue(settings: Any, rabbitmq_url: str, unique_name: Any) -> Iterator[A
 
     yield bodies
     # Settle the publisher confirms while this test's database still exists.
-    RabbitMQTransport.wait_for_confirms()
+    wait_for_confirms()
     producer.delete_confirmed(force=True)
     RabbitMQTransport.clean_connection()
     channel.exchange_delete(exchange)

@@ -7,14 +7,15 @@ The signal handlers only say that an instance was saved (:func:`saved`) or delet
 - ``"outbox"`` (default): inside a transaction the message is stored with the change
   (:func:`~.controller.producer.stage`, or by the save's own statement: see
   :mod:`.controller.staging`, which a save outside a transaction also takes) and handed after the commit to the transport without waiting
-  (:func:`publish_staged`); the transport reports confirms to
-  :data:`~.controller.producer.STORED`, which deletes confirmed rows. A message that was not
+  (:func:`publish_staged`) through the publisher thread (:mod:`.controller.publisher`), which
+  deletes the rows the broker confirmed. A message that was not
   stored (``cqrs_sync``, bulk calls in autocommit) travels as in ``"each"``.
 - ``"each"``: after the commit, published and its confirm awaited; stored on failure.
 - ``"pipelined"``: after the commit, handed to the transport's publisher thread; what it does
   not get confirmed is stored.
 
-A transport without ``publish_unconfirmed`` publishes every message as in ``"each"``.
+A transport that is not ``pipelined`` publishes every message as in ``"each"``.
+:func:`wait_for_confirms` waits until the publisher thread has everything confirmed or stored.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from django_messaging.core import metrics
 from django_messaging.core import precommit as core_precommit
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.cqrs.conf import master_setting
-from django_messaging.cqrs.controller import precommit, producer, staging
+from django_messaging.cqrs.controller import precommit, producer, publisher, staging
+from django_messaging.cqrs.controller.publisher import wait_for_confirms as wait_for_confirms
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.payloads import delete_payload, save_payload
 from django_messaging.cqrs.transport import current_transport
@@ -223,9 +225,8 @@ def publish_staged(payload: TransportPayload, using: str) -> None:
     """After the commit: publish a stored message; its row goes once the broker confirms it."""
     payload.origin_db = using
     transport = current_transport()
-    publish_unconfirmed = getattr(transport, "publish_unconfirmed", None)
-    if publish_unconfirmed is not None:
-        publish_unconfirmed(payload, producer.STORED)
+    if getattr(transport, "pipelined", False):
+        publisher.submit(payload)
         producer.delete_confirmed()
         return
     try:
@@ -247,9 +248,8 @@ def publish(payload: TransportPayload, using: str = "default") -> bool:
         publish_staged(payload, using)
         return True
     transport = current_transport()
-    publish_unconfirmed = getattr(transport, "publish_unconfirmed", None)
-    if publish_unconfirmed is not None and mode() == "pipelined":
-        publish_unconfirmed(payload, producer.STORED)
+    if mode() == "pipelined" and getattr(transport, "pipelined", False):
+        publisher.submit(payload)
         return True
     try:
         transport.produce(payload)

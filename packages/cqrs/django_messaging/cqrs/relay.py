@@ -34,8 +34,11 @@ from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.transport import current_transport
-from django_messaging.cqrs.transport.base import PayloadMessage, ProducingTransport
-from django_messaging.cqrs.transport.publisher import CONFIRM_TIMEOUT
+from django_messaging.cqrs.transport.base import (
+    CONFIRM_TIMEOUT,
+    PayloadMessage,
+    ProducingTransport,
+)
 from django_messaging.cqrs.transport.wire import CONTENT_TYPE, routing_key
 
 __all__ = ["PendingRelay", "PendingStore"]

@@ -9,7 +9,7 @@ old, :func:`flush_pending` sends it.
 A message the transport could not publish (broker down, refused, no confirm) is written here in
 the database the change was written to (:func:`store`, :func:`failed`), and sent later, oldest
 first: after the next successful publish of the process, by ``cqrs_pending flush`` or by the
-``cqrs_pending run`` relay. :data:`STORED` is what transports report their confirms to.
+``cqrs_pending run`` relay. The publisher thread (:mod:`.publisher`) reports its confirms here.
 (Which mode a message travels in is decided in :mod:`django_messaging.cqrs.publishing`.)
 """
 
@@ -320,30 +320,6 @@ def flush_pending(
             logger.info("published %d stored CQRS message(s) from %r", sent, using)
         _flush_lock.release()
     return sent
-
-
-class StoredMessages:
-    """Where a transport reports messages it sent without waiting (see
-    :class:`~django_messaging.cqrs.transport.Confirmations`): a confirmed message's row goes,
-    any other message is stored to send later."""
-
-    def confirmed(self, payloads: list[TransportPayload]) -> None:
-        confirmed(payloads)
-
-    def failed(self, payloads: list[TransportPayload], error: BaseException) -> None:
-        for payload in payloads:
-            store(payload, payload.origin_db or "default", error)
-
-    def published(self, payloads: list[TransportPayload]) -> None:
-        for alias in {payload.origin_db or "default" for payload in payloads}:
-            if maybe_pending(alias):
-                flush_pending(alias, due_only=True)
-
-    def settle(self, force: bool = False) -> None:
-        delete_confirmed(force=force)
-
-
-STORED = StoredMessages()
 
 
 def pending_count(using: str = "default") -> int:

@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django_messaging.cqrs.conf import settings
-from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
+from django_messaging.cqrs.transport.base import BaseTransport
 from django_messaging.cqrs.transport.mock import TransportMock
 from django_messaging.cqrs.transport.rabbit_mq import RabbitMQTransport
 
 __all__ = [
     "BaseTransport",
-    "Confirmations",
     "KafkaTransport",
     "KombuTransport",
     "RabbitMQTransport",

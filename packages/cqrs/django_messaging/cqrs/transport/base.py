@@ -1,33 +1,28 @@
-"""The interface every transport implements, and what a transport reports back."""
+"""The interface every transport implements, and this thread's connection through the core
+transport seam (:class:`Link`)."""
 
 from __future__ import annotations
 
+import itertools
+import logging
+import os
+import threading
+import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from django_messaging.core import transports as core
+from django_messaging.core.reconnect import Backoff
+from django_messaging.cqrs.conf import settings
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.exceptions import PublishError
+from django_messaging.cqrs.transport.wire import CONTENT_TYPE, routing_key
 
+logger = logging.getLogger(__name__)
 
-class Confirmations(Protocol):
-    """Told by a transport what became of messages it sent without waiting for the broker.
-
-    The publishing side hands one to ``publish_unconfirmed``; the transport calls it from its
-    own thread and never reaches into the publishing side otherwise.
-    """
-
-    def confirmed(self, payloads: list[TransportPayload]) -> None:
-        """The broker confirmed these."""
-
-    def failed(self, payloads: list[TransportPayload], error: BaseException) -> None:
-        """Refused (nack), never confirmed, or not sent at all: keep them to send later."""
-
-    def published(self, payloads: list[TransportPayload]) -> None:
-        """These went out: the broker takes messages again."""
-
-    def settle(self, force: bool = False) -> None:
-        """Nothing more to send for now (``force``: the process is finishing)."""
+#: Seconds a confirm may take before the message counts as unconfirmed.
+CONFIRM_TIMEOUT = 10.0
 
 
 class BaseTransport:
@@ -35,7 +30,13 @@ class BaseTransport:
 
     ``produce`` must raise when the message was not accepted by the broker: the caller then
     stores it and sends it later. ``consume`` runs until stopped.
+
+    ``pipelined``: its :meth:`relay_transport` reports confirms asynchronously, so that the
+    ``"outbox"`` and ``"pipelined"`` modes hand messages to the publisher thread
+    (:mod:`django_messaging.cqrs.controller.publisher`) rather than wait for each.
     """
+
+    pipelined = False
 
     @staticmethod
     def produce(payload: TransportPayload) -> None:
@@ -102,3 +103,134 @@ class ProducingTransport(core.Transport):
 
     def close(self) -> None:
         self._open = False
+
+
+def payload_message(payload: TransportPayload, key: Hashable) -> PayloadMessage:
+    """``payload`` for the core seam (its one encoding as the body)."""
+    return PayloadMessage(
+        key=key,
+        destination=routing_key(payload),
+        body=payload.body(),
+        content_type=CONTENT_TYPE,
+        payload=payload,
+    )
+
+
+def _broker_target(transport: Any) -> tuple:
+    return (transport, settings.URL, settings.HOST, settings.PORT, settings.USER, settings.EXCHANGE)
+
+
+class Link(threading.local):
+    """This thread's connection through a transport's core seam (:meth:`relay_transport`).
+
+    Opened when first needed, and again after a fork, a change of the broker settings or a lost
+    connection; after an open that failed, the same broker is not tried again before
+    :data:`RECONNECT`'s delay (sends meanwhile fail at once, and their messages are stored to
+    send later).
+    """
+
+    #: The back-off between failed opens.
+    RECONNECT = Backoff(initial=0.2, cap=5.0)
+
+    def __init__(self) -> None:
+        self.transport: core.Transport | None = None
+        self.target: tuple = ()
+        self.pid = os.getpid()
+        self.failures = 0
+        self.retry_at = 0.0
+        self.error = ""
+        #: The broker settings of the failed open (other settings are tried at once).
+        self.failed: tuple = ()
+
+    def get(self, transport: Any) -> core.Transport:
+        """The open core transport of ``transport`` (a :class:`BaseTransport` class); raises
+        :class:`PublishError` when it cannot be opened now."""
+        if self.pid != os.getpid():
+            self._forget()
+        target = _broker_target(transport)
+        current = self.transport
+        if current is not None and (self.target != target or not current.is_open()):
+            self.close()
+            current = None
+        if current is None:
+            now = time.monotonic()
+            if now < self.retry_at and target == self.failed:
+                raise PublishError(
+                    f"not connected ({self.error}); trying again in {self.retry_at - now:.1f}s"
+                )
+            current = transport.relay_transport()
+            try:
+                current.open()
+            except Exception as exc:
+                self.failures += 1
+                self.retry_at = now + self.RECONNECT.delay(self.failures)
+                self.error, self.failed = f"{type(exc).__name__}: {exc}", target
+                raise PublishError(f"cannot connect: {self.error}") from exc
+            self.transport, self.target = current, target
+            self.failures, self.retry_at = 0, 0.0
+        return current
+
+    def close(self) -> None:
+        """Close this thread's connection (unconfirmed messages stay as they are)."""
+        if self.pid != os.getpid():
+            self._forget()
+        current, self.transport = self.transport, None
+        if current is not None:
+            current.close()
+
+    def _forget(self) -> None:
+        # Forked: the parent's socket is not ours to use or close.
+        forget = getattr(self.transport, "forget", None)
+        if forget is not None:
+            forget()
+        self.transport, self.pid, self.failures, self.retry_at = None, os.getpid(), 0, 0.0
+
+
+#: Every thread's connection (the publisher thread's and each sending thread's own).
+LINK = Link()
+_keys = itertools.count(1)
+
+
+def publish_confirmed(transport: Any, payload: TransportPayload, describe: str) -> None:
+    """Send ``payload`` through this thread's :data:`LINK` to ``transport`` and wait for its
+    confirm; raise :class:`PublishError` without one. A connection lost while sending is
+    opened again once and the message sent again."""
+    message = payload_message(payload, next(_keys))
+    last = ""
+    for _attempt in range(2):
+        seam = LINK.get(transport)
+        if seam.send([message]):
+            last = seam.poll(0).error or "connection lost while sending"
+            LINK.close()
+            continue
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PublishError(
+                    f"{describe} did not confirm cqrs_id={payload.cqrs_id} pk={payload.pk}: "
+                    f"no confirm within {CONFIRM_TIMEOUT:.0f}s"
+                )
+            polled = seam.poll(remaining)
+            if message.key in polled.confirmed:
+                logger.debug(
+                    "published cqrs_id=%s pk=%s %s key=%s",
+                    payload.cqrs_id,
+                    payload.pk,
+                    payload.signal_type.value,
+                    message.destination,
+                )
+                return
+            if message.key in polled.rejected:
+                raise PublishError(
+                    f"{describe} refused cqrs_id={payload.cqrs_id} pk={payload.pk} (nack)"
+                )
+            if polled.lost:
+                LINK.close()
+                raise PublishError(
+                    f"{describe} did not confirm cqrs_id={payload.cqrs_id} pk={payload.pk}: "
+                    f"{polled.error}"
+                )
+    raise PublishError(
+        f"{describe} did not confirm cqrs_id={payload.cqrs_id} pk={payload.pk}: {last}"
+    )

@@ -1,9 +1,11 @@
 """RabbitMQ transport on pika, wire-compatible with django-cqrs (see :mod:`.wire`).
 
-Publishing (:mod:`.publisher`) uses one connection per thread (re-opened after a fork or a broken
-connection), publisher confirms and ``mandatory``: :meth:`RabbitMQTransport.produce` raises
+Publishing goes through the core transport seam on pika (:class:`~.confirming.PikaTransport`:
+publisher confirms, ``mandatory``), one connection per thread (:data:`~.base.LINK`, opened again
+after a fork or a broken connection): :meth:`RabbitMQTransport.produce` raises
 :class:`~django_messaging.cqrs.exceptions.PublishError` when the broker did not confirm, and the
-master then stores the message to send it later. Consuming is the broker-neutral
+master then stores the message to send it later; the publisher thread and the relay of stored
+messages poll the same transport's confirms. Consuming is the broker-neutral
 :class:`~.replica.ReplicaConsumer` on a pika connection.
 """
 
@@ -18,9 +20,8 @@ from django_messaging.core.transports import Transport
 from django_messaging.core.worker import Worker, run_worker
 from django_messaging.cqrs.conf import dead_letter_queue, settings
 from django_messaging.cqrs.dataclasses import TransportPayload
-from django_messaging.cqrs.transport import publisher
 from django_messaging.cqrs.transport.amqp import AMQP_ERRORS, connection_parameters, describe_broker
-from django_messaging.cqrs.transport.base import BaseTransport, Confirmations
+from django_messaging.cqrs.transport.base import LINK, BaseTransport, publish_confirmed
 from django_messaging.cqrs.transport.confirming import PikaTransport
 from django_messaging.cqrs.transport.replica import ReplicaConsumer
 from django_messaging.cqrs.transport.wire import (
@@ -70,34 +71,21 @@ def declare_replica_topology(channel: Any, cqrs_ids: list[str]) -> None:
 class RabbitMQTransport(BaseTransport):
     """Publish and consume over RabbitMQ (AMQP 0-9-1) with pika."""
 
+    pipelined = True
+
     @classmethod
     def produce(cls, payload: TransportPayload) -> None:
         """Publish ``payload`` and wait for the broker's confirm; PublishError without one."""
-        publisher.publish(payload)
-
-    @classmethod
-    def publish_unconfirmed(cls, payload: TransportPayload, report: Confirmations) -> None:
-        """Hand ``payload`` to this process's publisher thread and return at once.
-
-        The thread sends in order and in bursts and collects the confirms; ``report`` hears
-        which were confirmed and which were refused, unconfirmed or unsendable. At most
-        ``CQRS_CONFIRM_WINDOW`` messages wait to be sent or confirmed before a caller waits.
-        """
-        publisher.submit(payload, report)
-
-    @classmethod
-    def wait_for_confirms(cls, timeout: float = publisher.CONFIRM_TIMEOUT) -> int:
-        """Wait for outstanding confirms (what stays unconfirmed is kept to send later).
-        Returns how many stayed unconfirmed."""
-        return publisher.wait_for_confirms(timeout)
+        publish_confirmed(cls, payload, f"RabbitMQ at {describe_broker()}")
 
     @classmethod
     def clean_connection(cls) -> None:
-        publisher.close()
+        """Close this thread's publishing connection."""
+        LINK.close()
 
     @classmethod
     def relay_transport(cls) -> Transport:
-        """The relay's own connection, with publisher confirms polled by the core relay."""
+        """A new publishing connection: the core seam with publisher confirms."""
         return PikaTransport()
 
     @classmethod
@@ -144,7 +132,7 @@ class RabbitMQConsumer(ReplicaConsumer):
 
     def stop(self) -> None:
         super().stop()
-        publisher.close()  # what a replica model published from this thread
+        LINK.close()  # what a replica model published from this thread
 
     def _on_message(self, channel: Any, method: Any, props: Any, body: bytes) -> None:
         self.buffer.append(

@@ -383,7 +383,9 @@ def _insert_json(connection: Any, rows: Sequence[str]) -> None:
         )
     with connection.cursor() as cursor:
         for start in range(0, len(rows), _JSON_ROWS_PER_INSERT):
-            cursor.execute(sql_text, ["[" + ", ".join(rows[start : start + _JSON_ROWS_PER_INSERT]) + "]"])
+            cursor.execute(
+                sql_text, ["[" + ", ".join(rows[start : start + _JSON_ROWS_PER_INSERT]) + "]"]
+            )
 
 
 # --- the save's own statement carries the rows (PostgreSQL) -------------------------------

@@ -7,16 +7,20 @@ database transaction as the save.
 The body is ``{"id": <pk>, <field>: <value>, ...}`` (all concrete fields, or ``fields``), or what
 the model method named by ``serializer`` returns. Nothing is written inside ``suppress()``.
 
-How the rows are written: a save that is one ``INSERT`` on PostgreSQL (a new instance of a model
-without a custom ``save()``, multi-table parents, ``pre_save``/``post_save`` receivers,
-database-computed fields or ``serializer`` configs) carries them in its own statement::
+How the rows are written. Inside ``transaction.atomic()`` the save runs as it would without
+the decorator; each save's rows (built at once) are registered as a commit hook of the
+transaction (:class:`_PendingRows`), so Django drops them with a savepoint that rolls back, and
+the connection's ``commit()`` writes those still registered in one INSERT before it commits
+(``_hook_commit``). In autocommit, a save that is one ``INSERT`` on PostgreSQL (a new instance
+of a model without a custom ``save()``, multi-table parents, ``pre_save``/``post_save``
+receivers, database-computed fields, ``serializer`` or ``key`` configs) carries them in its own
+statement::
 
     WITH saved AS (INSERT INTO <model> ... RETURNING <pk>),
          m0 AS (INSERT INTO messaging_outbox_published ... VALUES (..., <body with saved.pk>, ...))
     SELECT * FROM saved
 
-which commits both together: in autocommit no ``BEGIN``/``COMMIT`` is needed, and inside a
-transaction it is one round trip instead of two. Every other save runs in
+which commits both together with no ``BEGIN``/``COMMIT``. Every other save runs in
 ``transaction.atomic(savepoint=False)`` with one more ``INSERT`` for the rows.
 """
 
@@ -341,7 +345,8 @@ def _hook_commit(connection: Any) -> None:
 
     def commit_with_outbox_rows() -> None:
         try:
-            _write_pending(connection)
+            if not connection.in_atomic_block:  # else commit() refuses: nothing to write yet
+                _write_pending(connection)
         except DatabaseError:
             raise  # atomic() rolls back; a manual commit() leaves that to its caller
         except BaseException:

@@ -589,8 +589,9 @@ _ALL_SCENARIOS = [
             ),
             targets=[Target("plain save, no decorator", 1 / 1.5)],
             note=(
-                f"{text} The decorated create is the model's INSERT carrying the outbox row: "
-                "one statement, as the plain save's."
+                f"{text} The decorated create is the plain INSERT; the outbox rows of the "
+                "block are written by one more INSERT just before COMMIT (one JSON parameter "
+                "read by `jsonb_populate_recordset`; no prepared statement)."
             ),
         )
         for label, mode, text in [

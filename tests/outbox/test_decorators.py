@@ -142,8 +142,9 @@ def test_one_extra_insert_and_no_select() -> None:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("in_atomic", [False, True], ids=["autocommit", "atomic"])
 def test_a_create_is_one_statement_on_postgresql(in_atomic: bool) -> None:
-    """The model's INSERT carries the outbox rows: no BEGIN/COMMIT of its own in autocommit,
-    one round trip instead of two inside a transaction, and the same rows."""
+    """In autocommit the model's INSERT carries the outbox rows: no BEGIN/COMMIT of its own.
+    Inside a transaction the saves are the plain INSERTs, and one more statement writes the
+    rows of the whole block just before the COMMIT."""
     from tests.project.outbox_app.models import Unpublished
 
     def block() -> contextlib.AbstractContextManager:
@@ -155,9 +156,11 @@ def test_a_create_is_one_statement_on_postgresql(in_atomic: bool) -> None:
         plain = PlainModel.objects.create(field_one="one", field_two="two")
         fields = FieldsModel.objects.create(field_one="f1", field_two="f2")
         versioned = VersionedModel.objects.create(field_one="v1", field_two="v2")
-    # As many statements as plain saves: one each (plus one BEGIN and COMMIT in the block).
+    # As many statements as plain saves: one each (plus BEGIN, the rows and COMMIT in a block).
     assert len(plain_ctx.captured_queries) == (3 if in_atomic else 1)
-    assert len(ctx.captured_queries) == (5 if in_atomic else 3)
+    assert len(ctx.captured_queries) == (6 if in_atomic else 3)
+    if in_atomic:
+        assert "messaging_outbox_published" in ctx.captured_queries[-2]["sql"]
     assert {r.destination: r.body for r in rows()} == {
         PLAIN: {"id": plain.id, "field_one": "one", "field_two": "two"},
         FIELDS: {"id": fields.id, "field_one": "f1"},
@@ -270,3 +273,107 @@ def test_several_configs_keep_their_order() -> None:
         MULTI_1,
         MULTI_2,
     ]
+
+
+# --- inside transaction.atomic(): the rows are written just before the commit ----------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_inside_atomic_the_rows_are_written_just_before_the_commit() -> None:
+    """One INSERT for the rows of every save of the block, in save order, at its commit: the
+    transaction's own reads do not see them before (as documented)."""
+    with transaction.atomic():
+        plain = PlainModel.objects.create(field_one="one", field_two="two")
+        multi = MultiModel.objects.create(field_one="m1", field_two="m2")
+        plain.field_one = "changed"
+        plain.save()
+        assert not Published.objects.exists()
+    assert [(r.destination, r.body) for r in Published.objects.order_by("added")] == [
+        (PLAIN, {"id": plain.id, "field_one": "one", "field_two": "two"}),
+        (MULTI_1, {"id": multi.id, "one": "m1"}),
+        (MULTI_2, {"id": multi.id, "two": "m2"}),
+        (PLAIN, {"id": plain.id, "field_one": "changed", "field_two": "two"}),
+    ]
+    reference = Published.objects.create(destination="/topic/x", body={})
+    for row in Published.objects.exclude(pk=reference.pk):
+        for name in ("status", "retry", "headers", "last_error", "claimed_by", "sent_at"):
+            assert getattr(row, name) == getattr(reference, name), name
+        assert row.available_at == row.added
+        assert row.expires_at - row.added == dt.timedelta(days=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_drops_exactly_its_rows() -> None:
+    with transaction.atomic():
+        PlainModel.objects.create(field_one="kept 1", field_two="-")
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            PlainModel.objects.create(field_one="dropped 1", field_two="-")
+            with transaction.atomic():
+                PlainModel.objects.create(field_one="dropped 2", field_two="-")
+            raise RuntimeError("roll back this savepoint")
+        with transaction.atomic():
+            PlainModel.objects.create(field_one="kept 2", field_two="-")
+            with contextlib.suppress(RuntimeError), transaction.atomic():
+                PlainModel.objects.create(field_one="dropped 3", field_two="-")
+                raise RuntimeError("and this one")
+        PlainModel.objects.create(field_one="kept 3", field_two="-")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        PlainModel.objects.create(field_one="dropped 4", field_two="-")
+        raise RuntimeError("roll back the transaction")
+    kept = ["kept 1", "kept 2", "kept 3"]
+    assert [r.body["field_one"] for r in Published.objects.order_by("added")] == kept
+    assert sorted(PlainModel.objects.values_list("field_one", flat=True)) == kept
+
+
+@pytest.mark.skipif("connection.vendor == 'sqlite'")  # SQLite does not check the length
+@pytest.mark.django_db(transaction=True)
+def test_rows_that_cannot_be_written_fail_the_commit() -> None:
+    """The rows are written inside the transaction, before COMMIT: when they cannot be, the
+    block raises the database error and nothing of the transaction is committed."""
+    configs = getattr(PlainModel, CONFIGS_ATTRIBUTE)
+    kept = configs[0]
+    configs[0] = Config(destination="/topic/" + "x" * 300)  # longer than the column
+    try:
+        with pytest.raises(DataError), transaction.atomic():
+            PlainModel.objects.create(field_one="a", field_two="b")
+            FieldsModel.objects.create(field_one="c", field_two="d")
+    finally:
+        configs[0] = kept
+    assert not PlainModel.objects.exists()
+    assert not FieldsModel.objects.exists()
+    assert not Published.objects.exists()
+    with transaction.atomic():  # the connection is usable again
+        PlainModel.objects.create(field_one="e", field_two="f")
+    assert Published.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_body_inside_atomic_keeps_the_transaction_from_committing() -> None:
+    """As in autocommit: a save whose outbox row cannot be built does not commit the model row
+    without it, even when the caller catches the error."""
+
+    def fail() -> dict:
+        raise ValueError("no body")
+
+    instance = SerializerModel(field_one="a", field_two="b")
+    instance.my_serializer = fail  # type: ignore[method-assign]
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="no body"):
+            instance.save()
+        assert transaction.get_rollback()
+    assert not SerializerModel.objects.exists()
+    assert not Published.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_manual_transaction_writes_its_rows_once() -> None:
+    """With autocommit off, ``commit()`` writes the rows; a later commit does not again."""
+    transaction.set_autocommit(False)
+    try:
+        with transaction.atomic():
+            PlainModel.objects.create(field_one="a", field_two="b")
+        transaction.commit()
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert Published.objects.count() == 1

@@ -7,16 +7,20 @@ database transaction as the save.
 The body is ``{"id": <pk>, <field>: <value>, ...}`` (all concrete fields, or ``fields``), or what
 the model method named by ``serializer`` returns. Nothing is written inside ``suppress()``.
 
-How the rows are written: a save that is one ``INSERT`` on PostgreSQL (a new instance of a model
-without a custom ``save()``, multi-table parents, ``pre_save``/``post_save`` receivers,
-database-computed fields or ``serializer`` configs) carries them in its own statement::
+How the rows are written. Inside ``transaction.atomic()`` the save runs as it would without
+the decorator; each save's rows (built at once) are registered as a commit hook of the
+transaction (:class:`_PendingRows`), so Django drops them with a savepoint that rolls back, and
+the connection's ``commit()`` writes those still registered in one INSERT before it commits
+(``_hook_commit``). In autocommit, a save that is one ``INSERT`` on PostgreSQL (a new instance
+of a model without a custom ``save()``, multi-table parents, ``pre_save``/``post_save``
+receivers, database-computed fields, ``serializer`` or ``key`` configs) carries them in its own
+statement::
 
     WITH saved AS (INSERT INTO <model> ... RETURNING <pk>),
          m0 AS (INSERT INTO messaging_outbox_published ... VALUES (..., <body with saved.pk>, ...))
     SELECT * FROM saved
 
-which commits both together: in autocommit no ``BEGIN``/``COMMIT`` is needed, and inside a
-transaction it is one round trip instead of two. Every other save runs in
+which commits both together with no ``BEGIN``/``COMMIT``. Every other save runs in
 ``transaction.atomic(savepoint=False)`` with one more ``INSERT`` for the rows.
 """
 
@@ -25,12 +29,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import inspect
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, models, router, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connections, models, router, transaction
 from django.db.models import NOT_PROVIDED, signals, sql
 from django.utils import timezone
 from django.utils.encoding import is_protected_type
@@ -198,23 +204,193 @@ def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:
     The SQL is built once per database and row count. Like ``bulk_create``, it sends no
     ``pre_save``/``post_save`` signals for the outbox rows.
     """
+    connection = connections[using]
+    _insert_prepared(connection, _outbox_params(connection, messages))
+
+
+#: Most rows one INSERT writes (SQLite allows 32766 parameters, older builds 999).
+_ROWS_PER_INSERT = 64
+
+
+def _insert_prepared(connection: Any, rows: Sequence[list[Any]]) -> None:
+    """INSERT rows of prepared values (see :func:`_outbox_params`), as few statements as the
+    database allows."""
     from django_messaging.outbox.models import Published
 
-    connection = connections[using]
     fields = _outbox_fields()
-    key = (using, len(messages))
-    sql_text = _INSERT_SQL.get(key)
-    if sql_text is None:
-        quote = connection.ops.quote_name
-        columns = ", ".join(quote(str(f.column)) for f in fields)
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql_text = _INSERT_SQL[key] = (
-            f"INSERT INTO {quote(Published._meta.db_table)} ({columns}) "
-            f"VALUES {', '.join([row] * len(messages))}"
-        )
-    params = [value for row_params in _outbox_params(connection, messages) for value in row_params]
+    step = max(1, min(_ROWS_PER_INSERT, connection.ops.bulk_batch_size(fields, rows)))
     with connection.cursor() as cursor:
-        cursor.execute(sql_text, params)
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            key = (connection.alias, len(chunk))
+            sql_text = _INSERT_SQL.get(key)
+            if sql_text is None:
+                quote = connection.ops.quote_name
+                columns = ", ".join(quote(str(f.column)) for f in fields)
+                row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+                sql_text = _INSERT_SQL[key] = (
+                    f"INSERT INTO {quote(Published._meta.db_table)} ({columns}) "
+                    f"VALUES {', '.join([row] * len(chunk))}"
+                )
+            cursor.execute(sql_text, [value for values in chunk for value in values])
+
+
+# --- inside a transaction: the rows are written just before it commits ----------------------
+
+
+class _PendingRows:
+    """The outbox rows of one save inside ``transaction.atomic()``, registered as a commit hook
+    of that transaction so that Django's own bookkeeping drops them when a savepoint around the
+    save rolls back (or the transaction does). The commit writes every hook of this kind still
+    registered (:func:`_write_pending`); after the commit, the hook itself has nothing to do.
+
+    ``rows``: on PostgreSQL each row as one JSON object (see :func:`_json_rows`), elsewhere
+    the prepared values of :func:`_outbox_params`."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def __call__(self) -> None:
+        """Written by the commit already."""
+
+
+#: Set on a database connection whose ``commit()`` writes the pending rows first.
+_COMMIT_WRITES = "_outbox_commit_writes_pending"
+#: Rows of one statement written from JSON (PostgreSQL).
+_JSON_ROWS_PER_INSERT = 1000
+#: database alias -> the statement writing the rows of one JSON array (PostgreSQL).
+_JSON_INSERT_SQL: dict[str, str] = {}
+#: The columns every row starts with the same value in, as JSON.
+_JSON_CONSTANTS: list[str] = []
+
+
+def _in_transaction_block(connection: Any) -> bool:
+    """Inside ``transaction.atomic()`` of the application. Not inside a test case's own
+    blocks (Django's ``TestCase``), which never commit: there the rows are written at once,
+    so a test sees them as it always did."""
+    blocks = connection.atomic_blocks
+    return bool(connection.in_atomic_block and blocks and not blocks[0]._from_testcase)
+
+
+def _pending_rows(connection: Any, messages: Sequence[NewRow]) -> list[Any]:
+    if connection.vendor == "postgresql":
+        return _json_rows(messages)
+    return _outbox_params(connection, messages)
+
+
+def _json_rows(messages: Sequence[NewRow]) -> list[str]:
+    """One JSON object per row, by column name, for ``jsonb_populate_recordset``: the values
+    :func:`_outbox_params` gives, the body and headers encoded as their fields encode them."""
+    from django_messaging.outbox.models import one_more_day
+
+    if not _JSON_CONSTANTS:
+        columns = {f.attname: f.column for f in _outbox_fields()}
+        _JSON_CONSTANTS.append(
+            ", ".join(
+                f"{json.dumps(columns[name])}: {json.dumps(_json_value(value))}"
+                for name, value in _CONSTANTS.items()
+            )
+        )
+    constants = _JSON_CONSTANTS[0]
+    texts = []
+    previous = None
+    for new in messages:
+        now = timezone.now()
+        if previous is not None and now <= previous:  # the relay sends configs in this order
+            now = previous + dt.timedelta(microseconds=1)
+        previous = now
+        headers = new.headers or {}
+        if tracing.enabled:  # the trace of the transaction that writes the row, for the relay
+            headers = {**headers, **tracing.inject()}
+        added = now.isoformat()
+        row = {
+            "id": str(uuid.uuid4()),
+            "version": new.version,
+            "destination": new.destination,
+            "body": new.body,
+            "headers": headers,
+            "added": added,
+            "expires_at": one_more_day(now).isoformat(),
+            "available_at": added,
+            "transport": new.transport,
+            "key": new.key,
+        }
+        text = _ENCODE(row)
+        texts.append(f"{text[:-1]}, {constants}}}")
+    return texts
+
+
+def _json_value(value: Any) -> Any:
+    return int(value) if isinstance(value, int) else value
+
+
+#: The JSON of ``Published.body`` and ``headers`` (both fields use this encoder).
+_ENCODE = DjangoJSONEncoder(ensure_ascii=True).encode
+
+
+def _defer(connection: Any, rows: list[Any]) -> None:
+    """Write ``rows`` just before the transaction commits (or never, if it rolls back)."""
+    if not connection.__dict__.get(_COMMIT_WRITES):
+        _hook_commit(connection)
+    connection.on_commit(_PendingRows(rows))
+
+
+def _hook_commit(connection: Any) -> None:
+    """Make this connection's ``commit()`` write the pending rows first, in the transaction:
+    ``transaction.atomic()`` calls it when its outermost block exits. If the rows cannot be
+    written, nothing is committed: ``atomic()`` rolls back and raises the database error."""
+    commit = connection.commit
+
+    def commit_with_outbox_rows() -> None:
+        try:
+            if not connection.in_atomic_block:  # else commit() refuses: nothing to write yet
+                _write_pending(connection)
+        except DatabaseError:
+            raise  # atomic() rolls back; a manual commit() leaves that to its caller
+        except BaseException:
+            connection.rollback()
+            raise
+        commit()
+
+    connection.commit = commit_with_outbox_rows
+    connection.__dict__[_COMMIT_WRITES] = True
+
+
+def _write_pending(connection: Any) -> None:
+    """INSERT the rows of every save whose commit hook is still registered, in save order."""
+    pending = [hook[1] for hook in connection.run_on_commit if isinstance(hook[1], _PendingRows)]
+    rows = [row for hook in pending for row in hook.rows]
+    if not rows:
+        return
+    if connection.vendor == "postgresql":
+        _insert_json(connection, rows)
+    else:
+        _insert_prepared(connection, rows)
+    for hook in pending:  # a later commit() of the same hooks (manual transactions) has none
+        hook.rows = []
+
+
+def _insert_json(connection: Any, rows: Sequence[str]) -> None:
+    """One statement of constant text per 1000 rows, its one parameter a JSON array of them:
+    PostgreSQL parses and plans little, the driver converts one value."""
+    sql_text = _JSON_INSERT_SQL.get(connection.alias)
+    if sql_text is None:
+        from django_messaging.outbox.models import Published
+
+        quote = connection.ops.quote_name
+        table = quote(Published._meta.db_table)
+        columns = ", ".join(quote(str(f.column)) for f in _outbox_fields())
+        sql_text = _JSON_INSERT_SQL[connection.alias] = (
+            f"INSERT INTO {table} ({columns}) SELECT {columns} "
+            f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
+        )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), _JSON_ROWS_PER_INSERT):
+            cursor.execute(
+                sql_text, ["[" + ", ".join(rows[start : start + _JSON_ROWS_PER_INSERT]) + "]"]
+            )
 
 
 # --- the save's own statement carries the rows (PostgreSQL) -------------------------------
@@ -363,6 +539,19 @@ def _do_insert(
     return rows
 
 
+def _new_rows(instance: models.Model, configs: Sequence[Config]) -> list[NewRow]:
+    return [
+        NewRow(
+            c.full_destination,
+            c.version,
+            build_body(instance, c),
+            c.transport,
+            build_key(instance, c),
+        )
+        for c in configs
+    ]
+
+
 def _check(cls: type[models.Model], configs: Sequence[Config]) -> None:
     for config in configs:
         if not isinstance(config, Config):
@@ -404,6 +593,18 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 return
 
             using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+            connection = connections[using]
+            if _in_transaction_block(connection):
+                try:
+                    original_save(self, *args, **kwargs)
+                    rows = _pending_rows(connection, _new_rows(self, active))
+                except BaseException:
+                    # As atomic(savepoint=False) would: the transaction cannot commit a model
+                    # row without its outbox rows.
+                    transaction.set_rollback(True, using=using)
+                    raise
+                _defer(connection, rows)
+                return
             if _carries(self, using, active, args, kwargs):
                 self.__dict__[_CARRY] = active
                 try:
@@ -413,27 +614,13 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 if missed is None:
                     return
                 # Not reached for a save that is one INSERT; written as before if it was not.
-                insert_outbox_rows(
-                    using, [(c.full_destination, c.version, build_body(self, c)) for c in missed]
-                )
+                insert_outbox_rows(using, _new_rows(self, missed))
                 return
             # No savepoint: if the outbox INSERT fails, the caller's transaction cannot commit
             # the model row without it.
             with transaction.atomic(using=using, savepoint=False):
                 original_save(self, *args, **kwargs)
-                insert_outbox_rows(
-                    using,
-                    [
-                        NewRow(
-                            c.full_destination,
-                            c.version,
-                            build_body(self, c),
-                            c.transport,
-                            build_key(self, c),
-                        )
-                        for c in active
-                    ],
-                )
+                insert_outbox_rows(using, _new_rows(self, active))
 
         if original_save is models.Model.save:
             _ONE_STATEMENT_SAVES.add(save)

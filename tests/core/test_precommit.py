@@ -130,6 +130,20 @@ def test_an_error_that_is_not_the_database_s_rolls_back_and_is_raised() -> None:
     assert names() == ["after"]
 
 
+def test_with_autocommit_off_each_hook_is_written_once() -> None:
+    """Django keeps the hooks until autocommit is on again: a second commit() skips them."""
+    transaction.set_autocommit(False)
+    try:
+        with transaction.atomic():
+            precommit.defer(Rows("manual"), "default")
+        transaction.commit()
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert Rows.calls == [("Rows", ["manual"], True)]
+    assert names() == ["manual"]
+
+
 def test_a_unique_violation_in_the_write_fails_the_commit() -> None:
     class Twice(Rows):
         __slots__ = ()

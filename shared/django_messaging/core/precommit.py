@@ -40,7 +40,9 @@ class BeforeCommit:
     once) and may implement ``__call__``, which Django runs after the commit.
     """
 
-    __slots__ = ()
+    #: ``_written``: set once :meth:`write` ran for the hook. With autocommit off, Django keeps
+    #: the hooks until autocommit is turned back on, so a second ``commit()`` must skip them.
+    __slots__ = ("_written",)
 
     def __call__(self) -> None:
         """Run after the commit; nothing by default."""
@@ -100,8 +102,10 @@ def _write_pending(connection: Any) -> None:
     by_class: dict[type[BeforeCommit], list[BeforeCommit]] = {}
     for entry in connection.run_on_commit:
         hook = entry[1]
-        if isinstance(hook, BeforeCommit):
+        if isinstance(hook, BeforeCommit) and not getattr(hook, "_written", False):
             by_class.setdefault(type(hook), []).append(hook)
     last = len(by_class) - 1
     for index, (kind, hooks) in enumerate(by_class.items()):
         kind.write(connection, hooks, final=index == last)
+        for hook in hooks:
+            hook._written = True

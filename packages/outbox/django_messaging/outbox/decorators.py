@@ -9,9 +9,9 @@ the model method named by ``serializer`` returns. Nothing is written inside ``su
 
 How the rows are written. Inside ``transaction.atomic()`` the save runs as it would without
 the decorator; each save's rows (built at once) are registered as a commit hook of the
-transaction (:class:`_PendingRows`), so Django drops them with a savepoint that rolls back, and
-the connection's ``commit()`` writes those still registered in one INSERT before it commits
-(``_hook_commit``). In autocommit, a save that is one ``INSERT`` on PostgreSQL (a new instance
+transaction (:class:`_PendingRows`, through core's ``precommit``), so Django drops them with a
+savepoint that rolls back, and those still registered are written in one INSERT just before the
+commit. In autocommit, a save that is one ``INSERT`` on PostgreSQL (a new instance
 of a model without a custom ``save()``, multi-table parents, ``pre_save``/``post_save``
 receivers, database-computed fields, ``serializer`` or ``key`` configs) carries them in its own
 statement::
@@ -36,12 +36,12 @@ from typing import Any, NamedTuple, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connections, models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import NOT_PROVIDED, signals, sql
 from django.utils import timezone
 from django.utils.encoding import is_protected_type
 
-from django_messaging.core import tracing
+from django_messaging.core import precommit, tracing
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.outbox.choices import StatusChoice
 
@@ -238,11 +238,11 @@ def _insert_prepared(connection: Any, rows: Sequence[list[Any]]) -> None:
 # --- inside a transaction: the rows are written just before it commits ----------------------
 
 
-class _PendingRows:
-    """The outbox rows of one save inside ``transaction.atomic()``, registered as a commit hook
-    of that transaction so that Django's own bookkeeping drops them when a savepoint around the
-    save rolls back (or the transaction does). The commit writes every hook of this kind still
-    registered (:func:`_write_pending`); after the commit, the hook itself has nothing to do.
+class _PendingRows(precommit.BeforeCommit):
+    """The outbox rows of one save inside ``transaction.atomic()``, registered with core's
+    :mod:`~django_messaging.core.precommit`, so that Django's own bookkeeping drops them when a
+    savepoint around the save rolls back (or the transaction does), and the rows still
+    registered are written in one INSERT just before the commit.
 
     ``rows``: on PostgreSQL each row as one JSON object (see :func:`_json_rows`), elsewhere
     the prepared values of :func:`_outbox_params`."""
@@ -252,26 +252,24 @@ class _PendingRows:
     def __init__(self, rows: list[Any]) -> None:
         self.rows = rows
 
-    def __call__(self) -> None:
-        """Written by the commit already."""
+    @classmethod
+    def write(cls, connection: Any, hooks: list[Any], *, final: bool) -> None:
+        """INSERT the rows of every save whose hook is still registered, in save order."""
+        rows = [row for hook in hooks for row in hook.rows]
+        if not rows:
+            return
+        if connection.vendor == "postgresql":
+            _insert_json(connection, rows)
+        else:
+            _insert_prepared(connection, rows)
 
 
-#: Set on a database connection whose ``commit()`` writes the pending rows first.
-_COMMIT_WRITES = "_outbox_commit_writes_pending"
 #: Rows of one statement written from JSON (PostgreSQL).
 _JSON_ROWS_PER_INSERT = 1000
 #: database alias -> the statement writing the rows of one JSON array (PostgreSQL).
 _JSON_INSERT_SQL: dict[str, str] = {}
 #: The columns every row starts with the same value in, as JSON.
 _JSON_CONSTANTS: list[str] = []
-
-
-def _in_transaction_block(connection: Any) -> bool:
-    """Inside ``transaction.atomic()`` of the application. Not inside a test case's own
-    blocks (Django's ``TestCase``), which never commit: there the rows are written at once,
-    so a test sees them as it always did."""
-    blocks = connection.atomic_blocks
-    return bool(connection.in_atomic_block and blocks and not blocks[0]._from_testcase)
 
 
 def _pending_rows(connection: Any, messages: Sequence[NewRow]) -> list[Any]:
@@ -328,48 +326,6 @@ def _json_value(value: Any) -> Any:
 
 #: The JSON of ``Published.body`` and ``headers`` (both fields use this encoder).
 _ENCODE = DjangoJSONEncoder(ensure_ascii=True).encode
-
-
-def _defer(connection: Any, rows: list[Any]) -> None:
-    """Write ``rows`` just before the transaction commits (or never, if it rolls back)."""
-    if not connection.__dict__.get(_COMMIT_WRITES):
-        _hook_commit(connection)
-    connection.on_commit(_PendingRows(rows))
-
-
-def _hook_commit(connection: Any) -> None:
-    """Make this connection's ``commit()`` write the pending rows first, in the transaction:
-    ``transaction.atomic()`` calls it when its outermost block exits. If the rows cannot be
-    written, nothing is committed: ``atomic()`` rolls back and raises the database error."""
-    commit = connection.commit
-
-    def commit_with_outbox_rows() -> None:
-        try:
-            if not connection.in_atomic_block:  # else commit() refuses: nothing to write yet
-                _write_pending(connection)
-        except DatabaseError:
-            raise  # atomic() rolls back; a manual commit() leaves that to its caller
-        except BaseException:
-            connection.rollback()
-            raise
-        commit()
-
-    connection.commit = commit_with_outbox_rows
-    connection.__dict__[_COMMIT_WRITES] = True
-
-
-def _write_pending(connection: Any) -> None:
-    """INSERT the rows of every save whose commit hook is still registered, in save order."""
-    pending = [hook[1] for hook in connection.run_on_commit if isinstance(hook[1], _PendingRows)]
-    rows = [row for hook in pending for row in hook.rows]
-    if not rows:
-        return
-    if connection.vendor == "postgresql":
-        _insert_json(connection, rows)
-    else:
-        _insert_prepared(connection, rows)
-    for hook in pending:  # a later commit() of the same hooks (manual transactions) has none
-        hook.rows = []
 
 
 def _insert_json(connection: Any, rows: Sequence[str]) -> None:
@@ -593,8 +549,8 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                 return
 
             using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-            connection = connections[using]
-            if _in_transaction_block(connection):
+            if precommit.deferring(using):
+                connection = connections[using]
                 try:
                     original_save(self, *args, **kwargs)
                     rows = _pending_rows(connection, _new_rows(self, active))
@@ -603,7 +559,7 @@ def publish(configs: Sequence[Config]) -> Callable[[M], M]:
                     # row without its outbox rows.
                     transaction.set_rollback(True, using=using)
                     raise
-                _defer(connection, rows)
+                precommit.defer(_PendingRows(rows), using)
                 return
             if _carries(self, using, active, args, kwargs):
                 self.__dict__[_CARRY] = active

@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -237,9 +237,11 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     claimed_at: dict[Hashable, dt.datetime] = {}
 
     class Recording(PendingStore):
-        def claim(self, owner: str, size: int, lease: float) -> list[PendingMessage]:
+        def mark_sent_and_claim(
+            self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+        ) -> list[PendingMessage]:  # every claim comes here
             now = timezone.now()
-            rows = super().claim(owner, size, lease)
+            rows = super().mark_sent_and_claim(owner, sent, size, lease)
             claimed_at.update((row.pk, now) for row in rows)
             return rows
 

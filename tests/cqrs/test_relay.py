@@ -259,3 +259,18 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     assert second.sent == 100
     sent = names(messages(broker, cqrs_settings["queue"]))
     assert set(sent) == {f"v{n}" for n in range(100)} and len(sent) <= 200
+
+
+def test_a_claim_deletes_the_confirmed_rows_it_is_handed_in_its_transaction() -> None:
+    """The relay records confirms with its next claim: only the claimer's rows go."""
+    rows = store_rows(5)
+    store = PendingStore()
+    mine = store.claim("relay-a", 2, 60)
+    theirs = store.claim("relay-b", 1, 60)
+    assert [r.pk for r in mine] == [rows[0].pk, rows[1].pk] and theirs[0].pk == rows[2].pk
+
+    rest = store.mark_sent_and_claim("relay-a", [rows[0].pk, rows[1].pk, rows[2].pk], 10, 60)
+
+    assert [r.pk for r in rest] == [rows[3].pk, rows[4].pk]
+    left = set(PendingMessage.objects.values_list("pk", flat=True))
+    assert left == {rows[2].pk, rows[3].pk, rows[4].pk}  # relay-b's row stays

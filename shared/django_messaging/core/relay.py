@@ -36,7 +36,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from django import db
 from django.db import DatabaseError, connections, transaction
@@ -114,7 +114,7 @@ class RelayStore(Protocol[Row]):
         ...
 
 
-def one_transaction(using: str, statements: Sequence[tuple[str, Sequence[object]]]) -> list[tuple]:
+def one_transaction(using: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
     """Run ``statements`` (SQL, parameters) in one transaction and return the rows of the last.
 
     On PostgreSQL with client-side parameter binding (Django's default) they go as one query

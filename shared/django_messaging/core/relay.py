@@ -315,7 +315,9 @@ class Relay(Worker, Generic[Row]):
                 self._send(rows, policy)
                 if metrics.enabled:
                     metrics.batch(self.metrics_package, "relay_send", started)
-        elif self._confirmed:
+        elif self._confirmed and (drained or not self._inflight):
+            # No claim comes until the last receipts are in: record now. (A window still
+            # full goes on collecting: the confirmations that free it go with the next claim.)
             self._record_confirmed()
         if self._inflight:
             full = len(self._inflight) + self._waiting_count() >= size * policy.window

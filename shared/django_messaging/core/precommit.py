@@ -63,7 +63,9 @@ def deferring(using: str) -> bool:
     (Django's ``TestCase``), which never commit: a package writes its rows at once there."""
     connection = connections[using]
     blocks = connection.atomic_blocks
-    return bool(connection.in_atomic_block and blocks and not getattr(blocks[0], "_from_testcase", False))
+    return bool(
+        connection.in_atomic_block and blocks and not getattr(blocks[0], "_from_testcase", False)
+    )
 
 
 def defer(hook: BeforeCommit, using: str) -> None:

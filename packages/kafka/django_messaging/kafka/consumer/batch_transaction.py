@@ -7,10 +7,12 @@ database, and each message gets a savepoint only when it runs its first query: a
 does not touch the database costs a flag, one that fails rolls back to its own savepoint and
 keeps its neighbours' writes. The offsets of the batch are stored after the commit.
 
-On PostgreSQL, round trips are saved: the release of a message's savepoint goes with the next
-message's savepoint, a handler's first ``atomic()`` block opens its savepoint in the same round
-trip as the message's, and the handler's own savepoints are not released one by one (the
-release of the message's savepoint releases them; rolling back to it undoes them).
+On PostgreSQL, round trips are saved: a message's savepoint is sent in the same round trip as
+its first statement (bound on the client, as Django's psycopg cursors do by default), together
+with the release of the previous message's savepoint; a handler's first ``atomic()`` block
+opens its savepoint in the same round trip as the message's, and the handler's own savepoints
+are not released one by one (the release of the message's savepoint releases them; rolling
+back to it undoes them). A handler that runs one statement per message costs one round trip.
 
 PostgreSQL keeps the ids of at most 64 subtransactions of a transaction in shared memory; past
 that, every other session's snapshots look them up on disk while the transaction is open. So a
@@ -40,10 +42,15 @@ _names = itertools.count(1)
 POSTGRES_SUBTRANSACTIONS = 64
 
 
-#: statements (exact strings) that go in the same round trip as the savepoint of the message
-#: whose first query they are, bound on the client (PostgreSQL): the id an idempotent topic
-#: records (:mod:`.inbox`)
-WITH_SAVEPOINT: set[str] = set()
+
+def _binds_on_client(driver: Any) -> bool:
+    """Is ``driver`` a psycopg cursor that binds parameters on the client and runs what it is
+    given as it is (not a server-side cursor, which wraps the query in ``DECLARE``)?"""
+    if not hasattr(driver, "mogrify"):
+        return False
+    from psycopg import ServerCursor
+
+    return not isinstance(driver, ServerCursor)
 
 
 class BatchAborted(Exception):
@@ -144,13 +151,14 @@ class BatchTransaction:
                 # the handler's atomic() block: its savepoint goes with the message's
                 self._open_savepoint(sql)
                 return None
-            if self._postgres and not many and sql in WITH_SAVEPOINT:
+            if self._postgres and not many:
                 driver = context["cursor"].cursor
-                if hasattr(driver, "mogrify"):  # psycopg's client-side binding cursor
+                if _binds_on_client(driver):
+                    # the message's first statement goes in the round trip of its savepoint
                     self._open_savepoint(driver.mogrify(sql, params), counted=False, on=driver)
                     while driver.nextset():  # its results are the statement's
                         pass
-                    return None
+                    return driver
             self._open_savepoint()
         elif (
             self._postgres

@@ -25,7 +25,6 @@ from django.db.models.constants import OnConflict
 from django.utils import timezone
 
 from django_messaging.kafka.conf import settings
-from django_messaging.kafka.consumer.batch_transaction import WITH_SAVEPOINT
 from django_messaging.kafka.utils.message import Message
 
 logger = logging.getLogger(__name__)
@@ -64,7 +63,6 @@ def record(consumer: str, msg_id: str, using: str | None = None) -> bool:
     sql = _sql.get(connection.vendor)
     if sql is None:
         sql = _sql[connection.vendor] = _insert_sql(connection)
-        WITH_SAVEPOINT.add(sql)  # one round trip with the savepoint of a batch's message
     # the time to the second is enough for the retention: adapted once a second
     local = _local
     second = int(time.monotonic())

@@ -86,7 +86,7 @@ def test_a_lookup_that_is_not_unique_gets_djangos_update_or_create():
     Customer.objects.create(id=2, first_name="ann", email="y")
     with pytest.raises(Customer.MultipleObjectsReturned):
         update_or_create(Customer, {"first_name": "ann"}, {"email": "z"})
-    obj, created = update_or_create(Handled, {"topic": "t"}, {"value": "v"})
+    _obj, created = update_or_create(Handled, {"topic": "t"}, {"value": "v"})
     assert created and Handled.objects.get().value == "v"
 
 

@@ -42,7 +42,6 @@ _names = itertools.count(1)
 POSTGRES_SUBTRANSACTIONS = 64
 
 
-
 def _binds_on_client(driver: Any) -> bool:
     """Is ``driver`` a psycopg cursor that binds parameters on the client and runs what it is
     given as it is (not a server-side cursor, which wraps the query in ``DECLARE``)?"""

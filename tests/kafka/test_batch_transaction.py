@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import DatabaseError, OperationalError, connection, transaction
 
+from django_messaging.kafka.models import ProcessedMessage
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
 from tests.helpers import wait_until
@@ -297,11 +298,15 @@ def test_on_postgresql_a_writing_message_costs_one_round_trip(
 # --- kafka_consume processes --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
 def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_applies_nothing_twice(
-    row_env, kafka_bootstrap
+    row_env, kafka_bootstrap, idempotent
 ):
-    topic, _group, output, env = row_env
+    """An idempotent topic records the ids of a batch ahead: they are not committed either."""
+    topic, group, output, env = row_env
     env["KAFKA_APP_SLOW"] = "0.01"
+    if idempotent:
+        env["KAFKA_APP_IDEMPOTENT"] = "1"
     values = [f"v{i}" for i in range(300)]
     produce_raw(kafka_bootstrap, topic, [v.encode() for v in values])
     proc = start(kafka_bootstrap, env, ROW_CONSUMER)
@@ -319,6 +324,8 @@ def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_applies_nothing_twic
     finally:
         assert stop(proc) == 0, proc.stdout.read().decode()[-3000:]
     assert rows(topic) == collections.Counter(values)
+    if idempotent:
+        assert ProcessedMessage.objects.filter(consumer=group).count() == len(values)
 
 
 def test_a_failing_message_in_the_middle_of_a_batch_in_a_process(row_env, kafka_bootstrap, read):

@@ -73,6 +73,10 @@ class BatchTransaction:
         self._opened = 0  # savepoints of messages, less Django's count when the batch began
         self._mark = 0  # savepoints before the running message's first query
         self._largest = 0  # most savepoints one message opened
+        #: what others keep per transaction (the inbox's ids recorded ahead)
+        self.state: dict[str, Any] = {}
+        #: called before the commit, in the transaction
+        self.before_commit: list[Callable[[], None]] = []
 
     def begin(self) -> None:
         atomic = transaction.atomic(using=self.using)
@@ -82,10 +86,15 @@ class BatchTransaction:
         self._opened = -self.connection.savepoint_state
         self.connection.execute_wrappers.append(self._before_query)
 
-    def call(self, handler: Callable[[Message], Any], msg: Message) -> bool:
-        """Run ``handler(msg)``; on an exception its writes are rolled back and it is re-raised
-        (:class:`BatchAborted` when they cannot be). ``True``: the transaction is full, commit
-        it before the next message."""
+    def call(
+        self,
+        handler: Callable[[Message], Any],
+        msg: Message,
+        rolled_back: Callable[[], None] | None = None,
+    ) -> bool:
+        """Run ``handler(msg)``; on an exception its writes are rolled back (then
+        ``rolled_back()`` is called) and it is re-raised (:class:`BatchAborted` when they
+        cannot be). ``True``: the transaction is full, commit it before the next message."""
         connection = self.connection
         hooks = len(connection.run_on_commit)
         self._pending = True
@@ -94,16 +103,22 @@ class BatchTransaction:
         except BaseException as exc:
             self._pending = False
             self._rollback_message(hooks, exc)
+            if rolled_back is not None:
+                rolled_back()
             raise
         if self._pending:  # no query: no savepoint
             self._pending = False
             if connection.needs_rollback:
                 self._rollback_message(hooks, None)
+                if rolled_back is not None:
+                    rolled_back()
             return False
         if connection.needs_rollback or self._aborted_on_server():
             # the handler caught a database error: its writes are dropped, as
             # transaction.atomic() would on exit
             self._rollback_message(hooks, None)
+            if rolled_back is not None:
+                rolled_back()
         else:
             self._released, self._savepoint = self._savepoint, None
         used = self._opened + connection.savepoint_state
@@ -111,10 +126,19 @@ class BatchTransaction:
             self._largest = used - self._mark
         return used + self._largest > self.limit
 
+    def execute(self, sql: str, params: Any = None) -> list[Any]:
+        """Run ``sql`` in the transaction, outside any message's savepoint; its rows."""
+        cursor = self._own_cursor()
+        with self.connection.wrap_database_errors:  # Django's exception classes
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
     def commit(self) -> None:
         if self.connection.needs_rollback:
             # atomic() would roll back silently, and the batch's offsets would be stored
             raise BatchAborted("the batch's transaction is marked for rollback")
+        for hook in self.before_commit:
+            hook()
         atomic, self._atomic = self._atomic, None
         self._detach()
         atomic.__exit__(None, None, None)

@@ -196,8 +196,8 @@ class Ahead:
         meta = ProcessedMessage._meta
         self.tx.execute(
             f"DELETE FROM {ops.quote_name(meta.db_table)} "
-            f"WHERE {ops.quote_name(meta.get_field('consumer').column)} = %s "
-            f"AND {ops.quote_name(meta.get_field('message_id').column)} IN "
+            f"WHERE {ops.quote_name(getattr(meta.get_field('consumer'), 'column', ''))} = %s "
+            f"AND {ops.quote_name(getattr(meta.get_field('message_id'), 'column', ''))} IN "
             f"({', '.join(['%s'] * len(unused))})",
             [self.consumer, *unused],
         )

@@ -223,17 +223,21 @@ def _make_plan(
     return _Plan(model, fields, no_pk, unique, update, connection.ops)
 
 
-def _unique_column_sets(model: type[models.Model]) -> list[tuple[str, ...]]:
+def _unique_column_sets(model: type[models.Model]) -> list[tuple[Any, ...]]:
     meta = model._meta
-    found: list[tuple[str, ...]] = []
+    found: list[tuple[Any, ...]] = []
     for field in meta.local_concrete_fields:
         if field.unique:
             found.append((field.column,))
     for names in meta.unique_together:
-        found.append(tuple(meta.get_field(n).column for n in names))  # type: ignore[union-attr]
+        found.append(tuple(_column(model, n) for n in names))
     for constraint in meta.total_unique_constraints:
-        found.append(tuple(meta.get_field(n).column for n in constraint.fields))  # type: ignore[union-attr]
+        found.append(tuple(_column(model, n) for n in constraint.fields))
     return found
+
+
+def _column(model: type[models.Model], name: str) -> Any:
+    return getattr(model._meta.get_field(name), "column", None)
 
 
 def _upsert(
@@ -243,7 +247,7 @@ def _upsert(
     params = {k: v for k, v in lookup.items()}
     params.update(defaults)
     obj = model(**params)
-    obj._prepare_related_fields_for_save(operation_name="save")
+    obj._prepare_related_fields_for_save(operation_name="save")  # type: ignore[attr-defined]
     if obj.pk is None and model._meta.auto_field is not None:
         fields, sql = plan.fields_no_pk, plan.sql_no_pk
     else:

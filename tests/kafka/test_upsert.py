@@ -12,6 +12,8 @@ from django.db.models.signals import pre_save
 from django.test.utils import CaptureQueriesContext
 
 from django_messaging.kafka.topic.upsert import update_or_create
+from tests.kafka.conftest import committed, make_consumer, make_topic, run_until
+from tests.kafka.test_model import ProductConsumer, send
 from tests.project.kafka_app.models import Category, Customer, Handled, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -105,3 +107,29 @@ def test_a_model_with_its_own_save_gets_djangos_update_or_create():
     update_or_create(Saving, {"id": 1}, {"name": "a"})
     update_or_create(Saving, {"id": 1}, {"name": "b"})
     assert calls == ["a", "b"]
+
+
+def test_a_message_failing_in_its_upsert_loses_only_its_own_row(
+    create_topic, group, kafka_bootstrap, read
+):
+    """In the batch's transaction: the failing statement is rolled back to the message's
+    savepoint, the neighbours' rows (before and after it) are kept, the message dead-lettered."""
+    name = create_topic()
+    records = [(i, {"title": f"p{i}", "price": "1.00"}) for i in range(6)]
+    if connection.vendor == "postgresql":
+        records[3] = (3, {"title": "x" * 300, "price": "1.00"})  # the statement fails
+    else:  # SQLite does not check lengths: the value fails before its statement
+        records[3] = (3, {"title": "p3", "price": "not a number"})
+    records.append((1, {"title": "p1 again", "price": "2.00"}))
+    send(kafka_bootstrap, name, records)
+    topic = make_topic(ProductConsumer, name)()
+    consumer = make_consumer(group, topic, batch_size=500)()
+    run_until(consumer, lambda: read(f"{group}.{name}.dlt", 1, 0.2), timeout=30)
+    assert list(Product.objects.order_by("id").values_list("id", "name", "price")) == [
+        (0, "P0", Decimal("1.00")),
+        (1, "P1 AGAIN", Decimal("2.00")),
+        (2, "P2", Decimal("1.00")),
+        (4, "P4", Decimal("1.00")),
+        (5, "P5", Decimal("1.00")),
+    ]
+    assert committed(kafka_bootstrap, group, name) == [7]

@@ -234,7 +234,7 @@ def test_on_postgresql_the_ids_of_a_batch_are_recorded_in_one_statement(
 
 
 def test_ids_recorded_ahead_follow_the_messages_that_failed_or_repeat_them(
-    create_topic, group, kafka_bootstrap, read
+    create_topic, group, kafka_bootstrap, read, caplog
 ):
     """In one batch: a failing message's id is free again for a later message with the same
     id, a repeated id is skipped, and only the handled messages' ids are kept."""
@@ -265,3 +265,4 @@ def test_ids_recorded_ahead_follow_the_messages_that_failed_or_repeat_them(
     recorded = ProcessedMessage.objects.filter(consumer=group).values_list("message_id", flat=True)
     assert sorted(recorded) == ["id-1", "id-2", "id-3", "id-4"]
     assert committed(kafka_bootstrap, group, name) == [6]
+    assert "one by one" not in caplog.text  # in the batch's transaction, not redone alone

@@ -129,6 +129,8 @@ class BatchTransaction:
     def execute(self, sql: str, params: Any = None) -> list[Any]:
         """Run ``sql`` in the transaction, outside any message's savepoint; its rows."""
         cursor = self._own_cursor()
+        if not self._postgres and params is not None:
+            sql = sql.replace("%s", "?")  # the driver's own placeholders (sqlite3)
         with self.connection.wrap_database_errors:  # Django's exception classes
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
 from collections.abc import Hashable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django_messaging.core.exceptions import MessagingError
@@ -207,10 +207,14 @@ class KafkaTransport(Transport):
             on_delivery = partial(report, index)
             try:
                 try:
-                    produce(destination, message.body, key, headers=headers, on_delivery=on_delivery)
+                    produce(
+                        destination, message.body, key, headers=headers, on_delivery=on_delivery
+                    )
                 except BufferError:  # the local queue is full: let some records go, then again
                     producer.poll(1.0)
-                    produce(destination, message.body, key, headers=headers, on_delivery=on_delivery)
+                    produce(
+                        destination, message.body, key, headers=headers, on_delivery=on_delivery
+                    )
             except Exception as exc:  # a record the client refuses (too large...)
                 self._reject(message.key, f"Kafka refused the message to {destination!r}: {exc}")
         producer.poll(0)

@@ -198,12 +198,19 @@ class _KafkaMessages:
         self._application_header = ("dop-application", self.name.encode())
         self._id_prefix = f"{self.name}:"
         self._topics: dict[str, tuple[bytes, str]] = {}
+        self._originator: tuple[Any, str, bytes] = (None, "", b"")
 
     def message(self, notification: Notification) -> OutgoingMessage:
         name = self.name
         nid = notification.id
-        key = str(notification.originator_id)
-        raw_key = key.encode()
+        originator = notification.originator_id
+        if originator == self._originator[0]:  # an aggregate's events sit side by side
+            key, raw_key = self._originator[1:]
+        else:
+            key = str(originator)
+            raw_key = key.encode()
+            self._originator = (originator, key, raw_key)
+        nid_text = str(nid)
         version = notification.originator_version
         topic = notification.topic
         known = self._topics.get(topic)
@@ -211,9 +218,9 @@ class _KafkaMessages:
             known = self._topics[topic] = (topic.encode(), topic.rpartition(":")[2])
         topic_bytes, event_type = known
         headers = [
-            (MESSAGE_ID_HEADER, f"{self._id_prefix}{nid}".encode()),
+            (MESSAGE_ID_HEADER, (self._id_prefix + nid_text).encode()),
             self._application_header,
-            ("dop-notification-id", str(nid).encode()),
+            ("dop-notification-id", nid_text.encode()),
             ("dop-event-topic", topic_bytes),
             ("dop-originator-id", raw_key),
             ("dop-originator-version", str(version).encode()),

@@ -65,9 +65,7 @@ urlpatterns = [path("save-plain/", save_plain)]
 
 
 def with_middleware():
-    return override_settings(
-        ROOT_URLCONF=__name__, MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE]
-    )
+    return override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE])
 
 
 # --- the subscriber side: what the callback sees, and its log records --------------------------
@@ -157,7 +155,10 @@ def test_request_id_reaches_the_callback_and_its_log_records(client, seen) -> No
     assert sorted(body["field_two"] for body, _, _ in callback.calls) == ["atomic", "autocommit"]
     assert {(c, current) for _, c, current in callback.calls} == {(request_id, request_id)}
     assert [r.correlation_id for r in callback.records] == [request_id, request_id]
-    assert sorted(callback.lines) == [f"[{request_id}] handled atomic", f"[{request_id}] handled autocommit"]
+    assert sorted(callback.lines) == [
+        f"[{request_id}] handled atomic",
+        f"[{request_id}] handled autocommit",
+    ]
     assert get_correlation_id() is None  # nothing left behind after the callbacks
 
 

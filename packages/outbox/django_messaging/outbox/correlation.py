@@ -24,10 +24,17 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 
 from django_messaging.outbox.conf import settings
-from django_messaging.outbox.durable import RAW
+from django_messaging.outbox.headers import CORRELATION_ID_HEADER, RAW
 
-#: The header that carries the correlation id.
-CORRELATION_ID_HEADER = "dop-correlation-id"
+__all__ = [
+    "CORRELATION_ID_HEADER",
+    "CorrelationIdFilter",
+    "CorrelationIdMiddleware",
+    "correlation_id",
+    "get_correlation_id",
+    "new_correlation_id",
+    "with_correlation_id",
+]
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "django_messaging_correlation_id", default=None

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
+from pathlib import Path
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import connection, transaction
 from django.http import HttpResponse
-from django.test import override_settings
+from django.test import AsyncClient, override_settings
 from django.urls import path
+from django.utils.module_loading import import_string
 
 from django_messaging.outbox.consumers import Consumer
 from django_messaging.outbox.correlation import (
@@ -39,7 +43,21 @@ from tests.project.outbox_app.models import (
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
 
-MIDDLEWARE = "django_messaging.outbox.correlation.CorrelationIdMiddleware"
+
+def readme_example() -> dict:
+    """The Python blocks of the README's "Correlation id" section, run."""
+    text = (Path(__file__).resolve().parents[2] / "packages/outbox/README.md").read_text()
+    start = text.index("\n### Correlation id\n")
+    section = text[start : text.index("\n## ", start)]
+    namespace: dict = {}
+    for block in re.findall(r"```python\n(.*?)```", section, flags=re.S):
+        exec(compile(block, "README.md", "exec"), namespace)
+    return namespace
+
+
+README = readme_example()
+MIDDLEWARE = README["MIDDLEWARE"][-1]
+LOGGING = README["LOGGING"]
 
 
 def outbox_settings(**values):
@@ -61,7 +79,11 @@ def save_plain(request):
     return HttpResponse(get_correlation_id() or "")
 
 
-urlpatterns = [path("save-plain/", save_plain)]
+def current_id(request):
+    return HttpResponse(f"{get_correlation_id()} {request.correlation_id}")
+
+
+urlpatterns = [path("save-plain/", save_plain), path("current-id/", current_id)]
 
 
 def with_middleware():
@@ -90,9 +112,10 @@ class Seen:
                 seen.records.append(record)
                 seen.lines.append(self.format(record))
 
+        # The README's LOGGING filter and formatter.
         self.handler = Collect()
-        self.handler.addFilter(CorrelationIdFilter())
-        self.handler.setFormatter(logging.Formatter("[%(correlation_id)s] %(message)s"))
+        self.handler.addFilter(import_string(LOGGING["filters"]["correlation"]["()"])())
+        self.handler.setFormatter(logging.Formatter(LOGGING["formatters"]["with_id"]["format"]))
         self.logger.addHandler(self.handler)
 
     def __call__(self, payload: Payload) -> None:
@@ -155,9 +178,9 @@ def test_request_id_reaches_the_callback_and_its_log_records(client, seen) -> No
     assert sorted(body["field_two"] for body, _, _ in callback.calls) == ["atomic", "autocommit"]
     assert {(c, current) for _, c, current in callback.calls} == {(request_id, request_id)}
     assert [r.correlation_id for r in callback.records] == [request_id, request_id]
-    assert sorted(callback.lines) == [
-        f"[{request_id}] handled atomic",
-        f"[{request_id}] handled autocommit",
+    assert sorted(line.split(" ", 3)[-1] for line in callback.lines) == [
+        f"[{request_id}] {callback.logger.name} handled atomic",
+        f"[{request_id}] {callback.logger.name} handled autocommit",
     ]
     assert get_correlation_id() is None  # nothing left behind after the callbacks
 
@@ -170,6 +193,15 @@ def test_request_without_header_gets_a_new_id(client) -> None:
     assert uuid.UUID(made).version == 4
     rows = Published.objects.filter(destination=PLAIN, body__field_one=marker)
     assert [r.headers[CORRELATION_ID_HEADER] for r in rows] == [made, made]
+
+
+def test_middleware_under_asgi() -> None:
+    client = AsyncClient()
+    with with_middleware():
+        response = async_to_sync(client.get)("/current-id/", headers={"X-Request-ID": "asgi-id"})
+    assert response.content.decode() == "asgi-id asgi-id"
+    assert response["X-Request-ID"] == "asgi-id"
+    assert get_correlation_id() is None
 
 
 def test_request_header_name_is_a_setting(client) -> None:

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from django_messaging.core import precommit
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.payloads import stored_trace
 
 _COLUMNS = (
     "created",
@@ -32,8 +33,9 @@ _COLUMNS = (
     "body",
     "attempts",
     "last_error",
+    "trace_context",
 )
-_ROW = "(%s, %s, %s, %s, %s, %s, 0, '')"
+_ROW = "(%s, %s, %s, %s, %s, %s, 0, '', %s)"
 
 
 class StagedMessage(precommit.BeforeCommit):
@@ -78,6 +80,7 @@ def _insert(connection: Any, payloads: list[TransportPayload], *, final: bool) -
             str(payload.pk),
             payload.queue or "",
             payload.body().decode(),
+            stored_trace(payload),
         )
     table = ops.quote_name(PendingMessage._meta.db_table)
     columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)

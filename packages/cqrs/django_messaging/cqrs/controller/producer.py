@@ -26,6 +26,7 @@ from django.utils import timezone
 from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.payloads import stored_trace
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ def stage(payload: TransportPayload, using: str) -> None:
             "body",
             "attempts",
             "last_error",
+            "trace_context",
         )
     )
-    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '')"
+    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '', %s)"
     created = ops.adapt_datetimefield_value(timezone.now())
     params = [
         created,
@@ -78,6 +80,7 @@ def stage(payload: TransportPayload, using: str) -> None:
         str(payload.pk),
         payload.queue or "",
         body,
+        stored_trace(payload),
     ]
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
@@ -242,6 +245,7 @@ def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
             queue=payload.queue or "",
             body=body,
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            trace_context=stored_trace(payload),
         )
     except DatabaseError:
         logger.exception(

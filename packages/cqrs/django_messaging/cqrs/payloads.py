@@ -9,7 +9,6 @@ from typing import Any
 from django.utils import timezone
 
 from django_messaging.core import tracing
-
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.serialization import to_wire

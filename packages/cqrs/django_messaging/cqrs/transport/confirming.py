@@ -114,7 +114,9 @@ class PikaTransport(Transport):
                     routing_key=message.destination,
                     body=message.body,
                     # Headers only carry a trace context: the django-cqrs properties else.
-                    properties=properties(headers=message.headers) if message.headers else PERSISTENT,
+                    properties=properties(headers=message.headers)
+                    if message.headers
+                    else PERSISTENT,
                     mandatory=True,
                 )
             except AMQP_ERRORS as exc:

@@ -60,11 +60,15 @@ def _replicate(pk: int) -> None:
 
 
 @over_transports
-@pytest.mark.parametrize("how", ["published", "relayed", "relayed-in-atomic"])
+@pytest.mark.parametrize(
+    "how", ["published", "published-each", "published-pipelined", "relayed", "relayed-in-atomic"]
+)
 def test_a_save_traced_on_the_master_is_one_trace_to_the_replica(
     spans, cqrs_settings, wire, cqrs_transport, how, monkeypatch
 ) -> None:
-    if how != "published":
+    if how.startswith("published-"):
+        cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": how.removeprefix("published-")}
+    elif how != "published":
         # The process stops after the commit, before publishing: the stored row is all there is.
         monkeypatch.setattr(publishing, "publish_staged", lambda payload, using: None)
     with spans.tracer.start_as_current_span("request") as request:
@@ -74,7 +78,7 @@ def test_a_save_traced_on_the_master_is_one_trace_to_the_replica(
         else:
             product = Product.objects.create(name="traced")
     trace_id = request.get_span_context().trace_id
-    if how != "published":
+    if how.startswith("relayed"):
         monkeypatch.undo()
         (stored,) = PendingMessage.objects.all()
         assert f"{trace_id:032x}" in stored.trace_context
@@ -118,3 +122,13 @@ def test_no_trace_context_is_stored_when_tracing_is_off(cqrs_settings, monkeypat
     with transaction.atomic():
         Product.objects.create(name="untraced too")
     assert [m.trace_context for m in PendingMessage.objects.all()] == [None, None]
+
+
+def test_a_delete_in_a_block_stores_its_trace_context(spans, cqrs_settings, monkeypatch) -> None:
+    product = Product.objects.create(name="to delete")
+    wait_for_confirms()
+    monkeypatch.setattr(publishing, "publish_staged", lambda payload, using: None)
+    with spans.tracer.start_as_current_span("request") as request, transaction.atomic():
+        product.delete()
+    (stored,) = PendingMessage.objects.filter(signal_type="DELETE")
+    assert f"{request.get_span_context().trace_id:032x}" in stored.trace_context

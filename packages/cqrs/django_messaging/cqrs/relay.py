@@ -35,6 +35,7 @@ from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.payloads import loaded_trace
 from django_messaging.cqrs.transport import current_transport
 from django_messaging.cqrs.transport.base import (
     CONFIRM_TIMEOUT,
@@ -48,7 +49,16 @@ __all__ = ["PendingRelay", "PendingStore"]
 logger = logging.getLogger(__name__)
 
 #: Columns a claimed row is read with (the others stay deferred).
-_CLAIMED = ("id", "cqrs_id", "signal_type", "instance_pk", "queue", "body", "attempts")
+_CLAIMED = (
+    "id",
+    "cqrs_id",
+    "signal_type",
+    "instance_pk",
+    "queue",
+    "body",
+    "attempts",
+    "trace_context",
+)
 #: PostgreSQL: claims take this advisory lock, so that one claim sees the leases of the other.
 _CLAIM_LOCK = 0x6371_7273_7265_6C79  # "cqrsrely"
 
@@ -195,11 +205,14 @@ class PendingStore:
             except Exception as exc:
                 bad[row.pk] = f"{type(exc).__name__}: {exc}"
                 continue
+            # The trace of the save that stored it: the relay's send span continues it.
+            payload.trace = loaded_trace(row.trace_context)
             messages.append(
                 PayloadMessage(
                     key=row.pk,
                     destination=routing_key(payload),
                     body=body,
+                    headers=dict(payload.trace) if payload.trace else {},
                     content_type=CONTENT_TYPE,
                     ordering_key=self.ordering_key(row),
                     payload=payload,

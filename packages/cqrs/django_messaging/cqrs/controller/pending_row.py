@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-#: In the order the statements give their values: six parameters, then ``attempts`` and
-#: ``last_error`` of a new row (see :data:`NEW_ROW`).
+#: In the order the statements give their values: six parameters, ``attempts`` and
+#: ``last_error`` of a new row, then the trace context parameter (see :data:`NEW_ROW`).
 COLUMNS = (
     "created",
     "cqrs_id",
@@ -15,9 +15,10 @@ COLUMNS = (
     "body",
     "attempts",
     "last_error",
+    "trace_context",
 )
-#: The values of one new row: its six parameters, no attempt yet and no error.
-NEW_ROW = "(%s, %s, %s, %s, %s, %s, 0, '')"
+#: The values of one new row: its six parameters, no attempt yet, no error, its trace context.
+NEW_ROW = "(%s, %s, %s, %s, %s, %s, 0, '', %s)"
 
 
 def column_list(quote: Callable[[str], str]) -> str:

@@ -23,6 +23,7 @@ from django.utils import timezone
 from django_messaging.core import precommit
 from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.payloads import stored_trace
 
 
 class StagedMessage(precommit.BeforeCommit):
@@ -67,6 +68,7 @@ def _insert(connection: Any, payloads: list[TransportPayload], *, final: bool) -
             str(payload.pk),
             payload.queue or "",
             payload.body().decode(),
+            stored_trace(payload),
         )
     table = ops.quote_name(PendingMessage._meta.db_table)
     columns = pending_row.column_list(ops.quote_name)

@@ -27,6 +27,7 @@ from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.payloads import stored_trace
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def stage(payload: TransportPayload, using: str) -> None:
         str(payload.pk),
         payload.queue or "",
         body,
+        stored_trace(payload),
     ]
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
@@ -231,6 +233,7 @@ def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
             queue=payload.queue or "",
             body=body,
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            trace_context=stored_trace(payload),
         )
     except DatabaseError:
         logger.exception(

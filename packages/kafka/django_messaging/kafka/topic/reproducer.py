@@ -75,9 +75,13 @@ class TopicReproducer(TopicConsumer):
             return None
         new_key, new_value = result
         target = self.get_reproduce_name(msg)
-        key_bytes = None if new_key is None else _as_bytes(NamedSerializer(self.key_serializer)(new_key))
+        key_bytes = (
+            None if new_key is None else _as_bytes(NamedSerializer(self.key_serializer)(new_key))
+        )
         value_bytes = (
-            None if new_value is None else _as_bytes(NamedSerializer(self.value_serializer)(new_value))
+            None
+            if new_value is None
+            else _as_bytes(NamedSerializer(self.value_serializer)(new_value))
         )
         return deliver(
             target, value_bytes, key_bytes, _header_list(headers) if self.copy_headers else []

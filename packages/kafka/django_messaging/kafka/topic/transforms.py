@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 EPOCH = dt.date(1970, 1, 1)
-EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 #: Units of an epoch number and how many of them make a second (``days``: special-cased).
 EpochUnit = Literal["days", "s", "ms", "us", "ns"]
 _PER_SECOND: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
@@ -361,11 +361,15 @@ class DateToEpochTransform(_FieldStep):
             value[self.target] = None
             return value
         if isinstance(current, str):
-            current = dt.datetime.fromisoformat(current) if "T" in current or " " in current else dt.date.fromisoformat(current)
+            current = (
+                dt.datetime.fromisoformat(current)
+                if "T" in current or " " in current
+                else dt.date.fromisoformat(current)
+            )
         if isinstance(current, dt.datetime):
-            moment = current if current.tzinfo else current.replace(tzinfo=dt.timezone.utc)
+            moment = current if current.tzinfo else current.replace(tzinfo=dt.UTC)
         elif isinstance(current, dt.date):
-            moment = dt.datetime.combine(current, dt.time(), tzinfo=dt.timezone.utc)
+            moment = dt.datetime.combine(current, dt.time(), tzinfo=dt.UTC)
         else:
             raise TypeError(f"{current!r} is not a date, datetime or ISO string")
         delta = moment - EPOCH_UTC

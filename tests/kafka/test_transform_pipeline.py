@@ -221,20 +221,13 @@ def test_reproducer_produces_augmented_events_to_the_namespace(
     topic = make_topic(Augmented, name)()
     with override_settings(MESSAGING={**settings.MESSAGING, "KAFKA": kafka_settings}):
         consumer = make_consumer(group, topic)()
-        run_until(consumer, lambda: _stored(consumer, name, 3))
+        run_until(consumer, lambda: len(read(f"{namespace}.{name}", 3, timeout=0.5)) == 3)
     out = read(f"{namespace}.{name}", 3)
     assert [(json.loads(m.key()), m.value() and json.loads(m.value())) for m in out] == [
         ({"id": 1}, {"id": 1, "released": "1970-01-02", "released_ms": 86400000, "source": name}),
         ({"id": 1}, None),
         ({"id": 2}, {"id": 2, "released": None, "released_ms": None, "source": name}),
     ]
-
-
-def _stored(consumer, name, count):
-    from confluent_kafka import TopicPartition
-
-    [position] = consumer._consumer.position([TopicPartition(name, 0)])
-    return position.offset >= count
 
 
 def test_reproducer_without_a_target_says_what_to_set():
@@ -246,3 +239,26 @@ def test_reproducer_without_a_target_says_what_to_set():
 
     with pytest.raises(DjangoKafkaError, match="REPRODUCER_NAMESPACE"):
         topic.get_reproduce_name(Msg())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reproduce_the_broker_refuses_is_dead_lettered_not_lost(
+    create_topic, group, kafka_bootstrap, read, monkeypatch
+):
+    """The test broker takes any topic name, so its refusal is simulated at ``deliver``."""
+    from django_messaging.kafka.topic import reproducer
+
+    def refused(topic, *args, **kwargs):
+        raise DjangoKafkaError(f"delivery to {topic!r} failed: MSG_SIZE_TOO_LARGE")
+
+    monkeypatch.setattr(reproducer, "deliver", refused)
+    name = create_topic()
+    send(kafka_bootstrap, name, [({"id": 1}, {"id": 1})])
+    topic = make_topic(Augmented, name, reproduce_name=f"{name}.out")()
+    dlt = f"{group}.{name}.dlt"
+    consumer = make_consumer(group, topic)()
+    run_until(consumer, lambda: read(dlt, 1, timeout=0.5))
+    [dead] = read(dlt, 1)
+    assert json.loads(dead.value()) == {"id": 1}
+    reason = Header.get(dead.headers(), DeadLetterHeader.SUMMARY).decode()
+    assert f"delivery to '{name}.out' failed" in reason

@@ -160,7 +160,8 @@ class FieldTransform(_FieldStep):
     - ``rename_to="name"``: the value moves to ``name`` (a missing field stays missing);
     - ``drop=True``: the field is removed;
     - ``default=...``: the value when the field is missing (or ``None`` with
-      ``default_if_none=True``); ``required=True``: a missing field is an error.
+      ``default_if_none=True``); a callable default is called (``default=list``);
+    - ``required=True``: a missing field (without a default) is an error.
     """
 
     def __init__(

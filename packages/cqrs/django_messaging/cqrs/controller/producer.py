@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
+from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.dataclasses import TransportPayload
 
 logger = logging.getLogger(__name__)
@@ -56,20 +57,8 @@ def stage(payload: TransportPayload, using: str) -> None:
     connection = connections[using]
     ops = connection.ops
     table = ops.quote_name(PendingMessage._meta.db_table)
-    columns = ", ".join(
-        ops.quote_name(c)
-        for c in (
-            "created",
-            "cqrs_id",
-            "signal_type",
-            "instance_pk",
-            "queue",
-            "body",
-            "attempts",
-            "last_error",
-        )
-    )
-    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '')"
+    columns = pending_row.column_list(ops.quote_name)
+    sql = f"INSERT INTO {table} ({columns}) VALUES {pending_row.NEW_ROW}"
     created = ops.adapt_datetimefield_value(timezone.now())
     params = [
         created,

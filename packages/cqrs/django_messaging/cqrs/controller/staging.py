@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.payloads import save_payload
 from django_messaging.cqrs.registries import MasterRegistry
 
@@ -47,19 +48,7 @@ REVISION_ONLY = "revision"
 STAGED_ID = "_cqrs_staged_id"
 #: (model, vendor, returned columns) -> the statement's text after the model's INSERT.
 _AFTER_INSERT: dict[tuple, str] = {}
-_MESSAGE_COLUMNS = ", ".join(
-    f'"{c}"'
-    for c in (
-        "created",
-        "cqrs_id",
-        "signal_type",
-        "instance_pk",
-        "queue",
-        "body",
-        "attempts",
-        "last_error",
-    )
-)
+_MESSAGE_COLUMNS = pending_row.column_list(lambda c: f'"{c}"')
 
 
 #: The private ``Model`` methods the mixin overrides to carry the message row, with the

@@ -1,0 +1,25 @@
+"""The columns of a new ``PendingMessage`` row, for the statements that write it by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+#: In the order the statements give their values: six parameters, then ``attempts`` and
+#: ``last_error`` of a new row (see :data:`NEW_ROW`).
+COLUMNS = (
+    "created",
+    "cqrs_id",
+    "signal_type",
+    "instance_pk",
+    "queue",
+    "body",
+    "attempts",
+    "last_error",
+)
+#: The values of one new row: its six parameters, no attempt yet and no error.
+NEW_ROW = "(%s, %s, %s, %s, %s, %s, 0, '')"
+
+
+def column_list(quote: Callable[[str], str]) -> str:
+    """``COLUMNS`` quoted by ``quote`` (a connection's ``ops.quote_name``), comma-separated."""
+    return ", ".join(quote(c) for c in COLUMNS)

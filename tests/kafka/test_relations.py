@@ -35,9 +35,7 @@ def order_topic(name: str, **attrs):
             raise ValueError("boom")
         Handled.objects.create(topic=msg.topic(), value=str(n))
 
-    return make_topic(
-        TopicConsumer, name, get_relations=get_relations, consume=consume, **attrs
-    )
+    return make_topic(TopicConsumer, name, get_relations=get_relations, consume=consume, **attrs)
 
 
 def order(product: int, n: object) -> bytes:
@@ -106,9 +104,7 @@ def test_tombstone_discards_the_queue_of_its_key(create_topic, group, kafka_boot
     assert handled(name) == ["tombstone", "4"]
 
 
-def test_a_failing_replay_goes_to_the_dead_letter_topic(
-    create_topic, group, kafka_bootstrap, read
-):
+def test_a_failing_replay_goes_to_the_dead_letter_topic(create_topic, group, kafka_bootstrap, read):
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [order(5, "boom"), order(5, 2)], key=b"k")
     cls = make_consumer(group, order_topic(name)())

@@ -26,10 +26,10 @@ from django.db import transaction
 
 from django_messaging.core import metrics, tracing
 from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka import relations
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
-from django_messaging.kafka import relations
 from django_messaging.kafka.consumer import inbox
 from django_messaging.kafka.consumer.batch_transaction import BatchAborted, BatchTransactions
 from django_messaging.kafka.consumer.failures import TRANSIENT_ERRORS, FailurePolicy

@@ -5,35 +5,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('messaging_kafka', '0001_initial'),
+        ("messaging_kafka", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WaitingMessage',
+            name="WaitingMessage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('consumer', models.CharField(help_text='registry key of the consumer class (module.ClassName)', max_length=255)),
-                ('topic', models.CharField(max_length=255)),
-                ('partition', models.IntegerField()),
-                ('offset', models.BigIntegerField()),
-                ('key_digest', models.CharField(blank=True, help_text='sha256 of the message key; empty: no key', max_length=64)),
-                ('key', models.BinaryField(null=True)),
-                ('value', models.BinaryField(null=True)),
-                ('headers', models.JSONField(default=list, help_text='[name, hex value] pairs')),
-                ('timestamp', models.BigIntegerField(null=True)),
-                ('relations', models.JSONField(default=list, help_text='[app_label.model, field, value] the message needs')),
-                ('status', models.CharField(choices=[('waiting', 'waiting'), ('replayed', 'replayed'), ('discarded', 'discarded (tombstone)')], default='waiting', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "consumer",
+                    models.CharField(
+                        help_text="registry key of the consumer class (module.ClassName)",
+                        max_length=255,
+                    ),
+                ),
+                ("topic", models.CharField(max_length=255)),
+                ("partition", models.IntegerField()),
+                ("offset", models.BigIntegerField()),
+                (
+                    "key_digest",
+                    models.CharField(
+                        blank=True,
+                        help_text="sha256 of the message key; empty: no key",
+                        max_length=64,
+                    ),
+                ),
+                ("key", models.BinaryField(null=True)),
+                ("value", models.BinaryField(null=True)),
+                ("headers", models.JSONField(default=list, help_text="[name, hex value] pairs")),
+                ("timestamp", models.BigIntegerField(null=True)),
+                (
+                    "relations",
+                    models.JSONField(
+                        default=list, help_text="[app_label.model, field, value] the message needs"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "waiting"),
+                            ("replayed", "replayed"),
+                            ("discarded", "discarded (tombstone)"),
+                        ],
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'verbose_name': 'waiting Kafka message',
-                'ordering': ['topic', 'partition', 'offset'],
-                'indexes': [models.Index(fields=['status', 'consumer', 'topic', 'key_digest', 'offset'], name='messaging_kafka_waiting_key')],
-                'constraints': [models.UniqueConstraint(fields=('consumer', 'topic', 'partition', 'offset'), name='messaging_kafka_waiting_once')],
+                "verbose_name": "waiting Kafka message",
+                "ordering": ["topic", "partition", "offset"],
+                "indexes": [
+                    models.Index(
+                        fields=["status", "consumer", "topic", "key_digest", "offset"],
+                        name="messaging_kafka_waiting_key",
+                    )
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("consumer", "topic", "partition", "offset"),
+                        name="messaging_kafka_waiting_once",
+                    )
+                ],
             },
         ),
     ]

@@ -164,3 +164,25 @@ def test_admin_lists_filters_and_replays(admin_client, create_topic, group, kafk
         kafka.consumers.unregister(key)
     assert "1 of 1 waiting message(s) replayed" in response.content.decode()
     assert handled(name) == ["1"]
+
+
+def test_a_blocking_retry_of_a_replay_keeps_its_key_waiting(
+    create_topic, group, kafka_bootstrap, read
+):
+    from django_messaging.kafka import kafka
+
+    name = create_topic()
+    produce_raw(kafka_bootstrap, name, [order(6, "boom"), order(6, 2)], key=b"k")
+    topic = kafka.retry(max_retries=1, delay=0.01)(order_topic(name))
+    cls = make_consumer(group, topic())
+    run_until(cls(), lambda: seen(name) == 2, what="messages")
+    Product.objects.create(id=6, name="late")
+    replayer = cls()
+    try:
+        assert resolve(replayer) == 0  # attempt 1 failed: retried on the next run
+        assert waiting(name) == [(0, "waiting"), (1, "waiting")]
+        assert resolve(replayer) == 2  # attempt 2 failed: dead letter, then the next one
+    finally:
+        replayer.stop()
+    assert [m.value() for m in read(f"{group}.{name}.dlt", 1)] == [order(6, "boom")]
+    assert handled(name) == ["2"]

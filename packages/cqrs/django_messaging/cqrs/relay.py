@@ -7,7 +7,9 @@
   ``CQRS_OUTBOX_GRACE`` seconds old; a failed row waits until ``available_at``.
 - **Per-instance order**: the ordering key is ``cqrs_id`` and ``instance_pk``; a row is never
   claimed while an earlier row of its instance is left unsent, and one at a time is in flight.
-- **Mark sent** deletes the rows the broker confirmed (the table holds only unsent messages).
+- **Mark sent** deletes the rows the broker confirmed (the table holds only unsent messages),
+  in the transaction of the next claim when one follows (on PostgreSQL the delete, the claims'
+  advisory lock and the claim go as one query string: one round trip).
 - A row stored without a body (its process died before the broker confirmed it, see
   :mod:`.controller.staging`) is sent as the instance is now; a row whose instance is gone is
   dropped, and one whose serializer fails is rescheduled with the error.
@@ -80,6 +82,12 @@ class PendingStore:
         return sql, params
 
     def claim(self, owner: str, size: int, lease: float) -> list[PendingMessage]:
+        return self.mark_sent_and_claim(owner, (), size, lease)
+
+    def mark_sent_and_claim(
+        self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+    ) -> list[PendingMessage]:
+        """Delete the rows ``sent`` that ``owner`` holds and claim, in one transaction."""
         connection = connections[self.using]
         now = timezone.now()
         table = connection.ops.quote_name(PendingMessage._meta.db_table)
@@ -96,15 +104,25 @@ class PendingStore:
         params = [*row_params, *earlier_params, size]
         until = connection.ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease))
         columns = ", ".join(_CLAIMED)
+        update = (
+            f"UPDATE {table} SET claimed_by = %s, claimed_until = %s "
+            f"WHERE id IN ({select}) RETURNING {columns}"
+        )
+        if connection.vendor == "postgresql":
+            statements: list[tuple[str, Sequence[Any]]] = []
+            if sent:
+                delete = f"DELETE FROM {table} WHERE id = ANY(%s) AND claimed_by = %s"
+                statements.append((delete, [list(sent), owner]))
+            statements.append(("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK]))
+            statements.append((update, [owner, until, *params]))
+            raw = sorted(core_relay.one_transaction(self.using, statements))
+            self.drained = not raw
+            return [PendingMessage.from_db(self.using, _CLAIMED, values) for values in raw]
         with transaction.atomic(using=self.using), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
-            if connection.vendor in ("postgresql", "sqlite"):
-                cursor.execute(
-                    f"UPDATE {table} SET claimed_by = %s, claimed_until = %s "
-                    f"WHERE id IN ({select}) RETURNING {columns}",
-                    [owner, until, *params],
-                )
+            if sent:
+                self.mark_sent(owner, sent)
+            if connection.vendor == "sqlite":
+                cursor.execute(update, [owner, until, *params])
                 raw = sorted(cursor.fetchall())
             else:
                 suffix = " FOR UPDATE" if connection.features.has_select_for_update else ""

@@ -13,7 +13,7 @@ from django.db import models
 from django.db.models import Q
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.topic import TopicConsumer, upsert
 from django_messaging.kafka.utils.message import Message
 
 __all__ = ["ModelTopicConsumer"]
@@ -93,7 +93,7 @@ class ModelTopicConsumer(TopicConsumer):
                 f"{type(value).__name__}."
             )
         defaults = self.get_defaults(model, self.transform(model, value))
-        return model._default_manager.update_or_create(**lookup, defaults=defaults)  # type: ignore[no-any-return]
+        return upsert.update_or_create(model, lookup, defaults)
 
     def read(self, msg: Message) -> tuple[Any, Any]:
         headers = msg.headers()

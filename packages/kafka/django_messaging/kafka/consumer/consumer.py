@@ -27,6 +27,7 @@ from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from django_messaging.core import metrics, tracing
 from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka import relations
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
@@ -377,11 +378,15 @@ class Consumer(FailurePolicy, Worker):
             topic = self.get_topic_by_name(topic_name)
         except DjangoKafkaError:
             return (None, False, None, _NOT_ATOMIC, None)  # type: ignore[return-value]
+        # a topic with relations goes through consume(), where the resolver may park a message
+        parks = relations.declares_relations(topic)
         batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
+        batch = batch and not parks
         call: Any = None
         cls = type(self)
         if (
             not batch
+            and not parks
             and cls.consume is Consumer.consume
             and cls.process_message is Consumer.process_message
             and cls.get_topic is Consumer.get_topic
@@ -472,6 +477,8 @@ class Consumer(FailurePolicy, Worker):
             topic = entry[0]
             if topic is None:
                 topic = self.get_topic(msg)  # raises "No topic registered"
+        if relations.declares_relations(topic) and relations.park_if_waiting(self, topic, msg):
+            return None  # parked: its offset is stored, the resolver replays it
         if self._is_idempotent(topic):
             with transaction.atomic(using=topic.atomic_using):
                 return inbox.idempotent(topic.consume, self.group_id, topic.atomic_using)(msg)

@@ -43,3 +43,17 @@ def test_send_all_passes_sampled_out_and_untraced_rows_on_unchanged(spans: Any) 
     assert messages[0].headers["traceparent"].split("-")[2] == f"{sent[0].context.span_id:016x}"
     assert messages[1].headers == {"traceparent": UNSAMPLED, "x": "1"}
     assert messages[2].headers == {}
+
+
+def test_a_sampled_out_trace_is_current_around_the_handler(spans: Any) -> None:
+    from opentelemetry import trace
+
+    for headers in ({"traceparent": UNSAMPLED}, {"traceparent": UNSAMPLED, "tracestate": "k=v"}):
+        with tracing.process("rabbitmq", "q", headers) as span:
+            assert span is None
+            current = trace.get_current_span().get_span_context()
+            assert current.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+            assert not current.trace_flags.sampled
+            assert dict(current.trace_state) == ({"k": "v"} if "tracestate" in headers else {})
+        assert not trace.get_current_span().get_span_context().is_valid
+    assert not spans.get_finished_spans()

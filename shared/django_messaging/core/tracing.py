@@ -125,6 +125,31 @@ def _sampled(traceparent: Any) -> bool:
         return True
 
 
+def _unsampled_context(traceparent: Any, headers: Any) -> Any:
+    """The context of a sampled-out ``traceparent``, built directly (the propagator's parsing
+    costs more than the rest of a Kafka message's handling); through the propagator when the
+    value is not of the common form or a ``tracestate`` comes with it."""
+    from opentelemetry import trace
+
+    parts = _text(traceparent).split("-")
+    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or _tracestate(headers):
+        return extract(headers)
+    try:
+        span_context = trace.SpanContext(
+            int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=trace.TraceFlags(0)
+        )
+    except ValueError:
+        return extract(headers)
+    if not span_context.is_valid:
+        return extract(headers)
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
+def _tracestate(headers: Any) -> bool:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return any(k == "tracestate" for k, _ in pairs)
+
+
 def traced(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> bool:
     """Whether :func:`process` does anything for a message with these headers: tracing is on
     and the message carries trace context, or :func:`enable` asked for ``new_traces``. Hot
@@ -237,7 +262,7 @@ def process(
         # handler sends carries the same (unsampled) decision.
         from opentelemetry import context as otel_context
 
-        token = otel_context.attach(extract(headers))
+        token = otel_context.attach(_unsampled_context(traceparent, headers))
         try:
             yield None
         finally:

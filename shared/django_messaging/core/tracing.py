@@ -125,18 +125,27 @@ def _sampled(traceparent: Any) -> bool:
         return True
 
 
-def _unsampled_context(traceparent: Any, headers: Any) -> Any:
-    """The context of a sampled-out ``traceparent``, built directly (the propagator's parsing
-    costs more than the rest of a Kafka message's handling); through the propagator when the
-    value is not of the common form or a ``tracestate`` comes with it."""
+def _remote_context(traceparent: Any, headers: Any, sampled: bool) -> Any:
+    """The context a ``traceparent`` carries, built directly (the propagator's parsing costs
+    more than the rest of a Kafka message's handling); through the propagator when the value is
+    not of the common form or a ``tracestate`` comes with it."""
     from opentelemetry import trace
 
     parts = _text(traceparent).split("-")
-    if len(parts) != 4 or len(parts[1]) != 32 or len(parts[2]) != 16 or _tracestate(headers):
+    if (
+        len(parts) != 4
+        or parts[0] != "00"
+        or len(parts[1]) != 32
+        or len(parts[2]) != 16
+        or _tracestate(headers)
+    ):
         return extract(headers)
     try:
         span_context = trace.SpanContext(
-            int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=trace.TraceFlags(0)
+            int(parts[1], 16),
+            int(parts[2], 16),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(1 if sampled else 0),
         )
     except ValueError:
         return extract(headers)
@@ -223,7 +232,11 @@ def send_all(system: str, messages: Sequence[Any]) -> list[Any]:
             continue  # sampled out where it started: its headers pass on unchanged
         span = _tracer.start_span(
             f"send {message.destination}",
-            context=extract(message.headers),
+            context=(
+                extract(message.headers)  # none carried: a new trace
+                if traceparent is None
+                else _remote_context(traceparent, message.headers, sampled=True)
+            ),
             kind=SpanKind.PRODUCER,
             attributes=_attributes(
                 system, message.destination, "send", {"messaging.message.id": str(message.key)}
@@ -248,7 +261,7 @@ def process(
     carry; an exception escaping the handler is recorded on it. Yields the span, or ``None``
     when tracing is off or no span is made: ``headers`` whose trace was sampled out, or that carry
     none while ``new_traces`` is off (see the module's doc). ``headers=None`` means the span is
-    not one message's (a batch): it is made, child of the current span."""
+    not one message's (a batch): it is made, the root of a new trace."""
     if not enabled:
         yield None
         return
@@ -262,7 +275,7 @@ def process(
         # handler sends carries the same (unsampled) decision.
         from opentelemetry import context as otel_context
 
-        token = otel_context.attach(_unsampled_context(traceparent, headers))
+        token = otel_context.attach(_remote_context(traceparent, headers, sampled=False))
         try:
             yield None
         finally:
@@ -272,7 +285,11 @@ def process(
 
     with _tracer.start_as_current_span(
         f"process {destination}",
-        context=extract(headers),
+        context=(
+            extract(headers)  # none carried: a new trace
+            if traceparent is None
+            else _remote_context(traceparent, headers, sampled=True)
+        ),
         kind=SpanKind.CONSUMER,
         attributes=_attributes(system, destination, "process", attributes),
     ) as span:

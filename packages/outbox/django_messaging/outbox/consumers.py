@@ -459,7 +459,7 @@ class Consumer(Worker):
         return payload
 
     def _run_callback(self, payload: Payload, headers: dict[str, Any], msg_id: str) -> None:
-        if not tracing.enabled:
+        if not tracing.traced(headers):  # off, or no trace to continue (see core.tracing)
             self.callback(payload)
             return
         with tracing.process(

@@ -667,7 +667,9 @@ def _model_scenario(kind: str) -> Scenario:
         note=(
             f"{MODEL_N:,} JSON messages updating 2,000 rows through {what}, each an "
             "`update_or_create`; the clock starts at the first message. django-messaging with "
-            "its defaults (`ATOMIC`: the batch's transaction, a savepoint per message)"
+            "its defaults (`ATOMIC`: the batch's transaction, a savepoint per message; the "
+            "`update_or_create` of this plain model is one `INSERT ... ON CONFLICT DO UPDATE` "
+            "sent with the savepoint)"
             + (
                 "; the `bulk = True` row takes the batched upsert path (one upsert per batch)"
                 if kind == "dbz"
@@ -696,9 +698,9 @@ _ALL_SCENARIOS = [
         note=(
             f"{INSERT_N:,} keyed messages; the README handler plus `Model.objects.create(key=..., "
             "value=...)`. django-messaging with its defaults (the batch's transaction, a savepoint "
-            "per message); django-kafka autocommits each INSERT. The `idempotent = True` row "
-            "also records each message's id (one more INSERT in its savepoint). Each run checks "
-            "that every row is in."
+            "per message sent with its INSERT); django-kafka autocommits each INSERT. The "
+            "`idempotent = True` row also records each message's id (the ids of up to 64 "
+            "messages in one INSERT ... RETURNING). Each run checks that every row is in."
         ),
     ),
     Scenario(

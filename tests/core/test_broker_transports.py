@@ -60,7 +60,10 @@ def new_topic(bootstrap: str, partitions: int = 1) -> str:
     return name
 
 
-def test_kafka_key_value_and_headers_arrive_exactly(kafka_bootstrap, kafka_transport) -> None:
+@pytest.mark.parametrize("method", ["send", "send_page"])
+def test_kafka_key_value_and_headers_arrive_exactly(
+    kafka_bootstrap, kafka_transport, method
+) -> None:
     topic = new_topic(kafka_bootstrap)
     transport = kafka_transport()
     assert transport.config["enable.idempotence"] is True
@@ -70,7 +73,7 @@ def test_kafka_key_value_and_headers_arrive_exactly(kafka_bootstrap, kafka_trans
         OutgoingMessage(2, topic, b"text", {"x-a": "1"}, ordering_key="order-7"),
         OutgoingMessage(3, topic, b"", {}),
     ]
-    assert transport.send(messages) == []
+    assert getattr(transport, method)(messages) == []
     polled = collect(transport, 3)
     assert sorted(polled.confirmed) == [1, 2, 3] and not polled.rejected
     records = read_topic(kafka_bootstrap, topic, 3)
@@ -89,6 +92,37 @@ def test_kafka_missing_topic_is_rejected_with_its_name(kafka_transport) -> None:
     assert polled.rejected == ["a"] and not polled.confirmed and not polled.lost
     assert f"Kafka topic {missing!r} does not exist" in str(polled.error)
     assert transport.is_open()
+
+
+def test_kafka_send_page_rejects_refused_records_alone(kafka_bootstrap) -> None:
+    """A page with a record to a missing topic and one the client refuses (too large): those
+    two are rejected with their reasons, the others confirmed and written in order."""
+    topic = new_topic(kafka_bootstrap)
+    missing = f"xb-missing-{uuid.uuid4().hex[:8]}"
+    transport = KafkaTransport({"bootstrap.servers": kafka_bootstrap, "message.max.bytes": 2000})
+    transport.open()
+    try:
+        headers = [("dop-msg-id", b"id")]
+        messages = [
+            OutgoingMessage(1, topic, b"one", raw_key=b"k", raw_headers=headers),
+            OutgoingMessage(2, missing, b"lost", raw_key=b"k", raw_headers=headers),
+            OutgoingMessage(3, topic, b"x" * 5000, raw_key=b"k", raw_headers=headers),
+            OutgoingMessage(4, topic, b"four", {"x-a": "1"}, ordering_key="k"),
+        ]
+        assert transport.send_page(messages) == []
+        polled = collect(transport, 4)
+        assert sorted(polled.confirmed) == [1, 4] and sorted(polled.rejected) == [2, 3]
+        assert f"Kafka topic {missing!r} does not exist" in str(polled.error)
+        assert "(and 1 more)" in str(polled.error) and transport.is_open()
+    finally:
+        transport.close()
+    records = read_topic(kafka_bootstrap, topic, 2)
+    assert [(m.key(), m.value(), m.headers()) for m in records] == [
+        (b"k", b"one", headers),
+        (b"k", b"four", [("x-a", b"1")]),
+    ]
+    closed = KafkaTransport({"bootstrap.servers": kafka_bootstrap})
+    assert closed.send_page(messages) == [1, 2, 3, 4]  # not open: nothing sent
 
 
 def test_kafka_missing_topic_is_created_when_asked(kafka_bootstrap, kafka_transport) -> None:

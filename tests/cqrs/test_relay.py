@@ -10,7 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -237,9 +237,11 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     claimed_at: dict[Hashable, dt.datetime] = {}
 
     class Recording(PendingStore):
-        def claim(self, owner: str, size: int, lease: float) -> list[PendingMessage]:
+        def mark_sent_and_claim(
+            self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+        ) -> list[PendingMessage]:  # every claim comes here
             now = timezone.now()
-            rows = super().claim(owner, size, lease)
+            rows = super().mark_sent_and_claim(owner, sent, size, lease)
             claimed_at.update((row.pk, now) for row in rows)
             return rows
 
@@ -257,3 +259,18 @@ def test_a_killed_relays_rows_are_taken_over_when_its_lease_ends(
     assert second.sent == 100
     sent = names(messages(broker, cqrs_settings["queue"]))
     assert set(sent) == {f"v{n}" for n in range(100)} and len(sent) <= 200
+
+
+def test_a_claim_deletes_the_confirmed_rows_it_is_handed_in_its_transaction() -> None:
+    """The relay records confirms with its next claim: only the claimer's rows go."""
+    rows = store_rows(5)
+    store = PendingStore()
+    mine = store.claim("relay-a", 2, 60)
+    theirs = store.claim("relay-b", 1, 60)
+    assert [r.pk for r in mine] == [rows[0].pk, rows[1].pk] and theirs[0].pk == rows[2].pk
+
+    rest = store.mark_sent_and_claim("relay-a", [rows[0].pk, rows[1].pk, rows[2].pk], 10, 60)
+
+    assert [r.pk for r in rest] == [rows[3].pk, rows[4].pk]
+    left = set(PendingMessage.objects.values_list("pk", flat=True))
+    assert left == {rows[2].pk, rows[3].pk, rows[4].pk}  # relay-b's row stays

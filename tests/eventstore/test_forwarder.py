@@ -21,7 +21,12 @@ from django_messaging.core.reconnect import Backoff
 from django_messaging.core.transports.amqp import AmqpTransport
 from django_messaging.core.transports.kafka import KafkaTransport
 from django_messaging.eventstore.conf import application_env
-from django_messaging.eventstore.forwarder import EventForwarder, UndecodableEvent
+from django_messaging.eventstore.forwarder import (
+    EventForwarder,
+    UndecodableEvent,
+    _KafkaMessages,
+    notification_message,
+)
 from django_messaging.eventstore.recorders import DjangoTrackingRecorder
 from tests.helpers import read_topic, wait_until
 from tests.project.eventstore_app.domain import Dog, TrainingSchool
@@ -189,6 +194,30 @@ def garbage_after_two(school: TrainingSchool) -> None:
         ]
     )
     school.register("Rex")
+
+
+@pytest.mark.parametrize("raw", [False, True])
+def test_kafka_page_messages_are_the_notification_messages_encoded(raw: bool) -> None:
+    """What the forwarder sends a Kafka page with (headers as bytes, built once per page's
+    constant parts) is :func:`notification_message` byte for byte, undecodable events too."""
+    school = TrainingSchool(env=application_env())
+    garbage_after_two(school)
+    notifications = school.recorder.select_notifications(1, 10)
+    pages = _KafkaMessages(school, "topic", raw=raw, undecodable="raw")
+    for notification in notifications:
+        fast = pages.message(notification)
+        plain = notification_message(school, notification, "topic", raw=raw, undecodable="raw")
+        headers = fast.raw_headers
+        if headers is None:  # the undecodable one: the plain message itself
+            headers = [(k, v.encode()) for k, v in fast.headers.items()]
+        assert headers == [(k, v.encode()) for k, v in plain.headers.items()]
+        assert (fast.key, fast.body, fast.content_type) == (
+            plain.key,
+            plain.body,
+            plain.content_type,
+        )
+        assert (fast.raw_key or fast.ordering_key.encode()) == plain.ordering_key.encode()  # type: ignore[union-attr]
+    assert len(notifications) == 4
 
 
 def test_an_undecodable_event_stops_the_forwarder_after_the_events_before_it(

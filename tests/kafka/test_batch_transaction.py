@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from django.db import DatabaseError, OperationalError, connection, transaction
 
+from django_messaging.kafka.models import ProcessedMessage
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
 from tests.helpers import wait_until
@@ -246,14 +247,66 @@ def test_a_batch_that_breaks_after_a_full_transaction_applies_nothing_twice(
     wait_until(lambda: committed(kafka_bootstrap, group, name) == [200], timeout=10)
 
 
+def test_on_postgresql_a_writing_message_costs_one_round_trip(
+    create_topic, group, kafka_bootstrap, monkeypatch, read
+):
+    """The message's savepoint (and the release of the previous one) travels with its first
+    statement; a statement that fails there loses only its own message's writes, and a first
+    statement that reads gets its own rows back."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the statements are merged on PostgreSQL only")
+    from django.db.backends.postgresql.base import Cursor
+
+    name = create_topic()
+    values = [f"v{i}" for i in range(12)]
+    values[6] = "dup"  # its first statement violates the primary key
+    produce_raw(kafka_bootstrap, name, [v.encode() for v in values])
+    existing = Handled.objects.create(topic=name, value="before")
+    seen: list[tuple[str, int]] = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        if value == "v3":  # a read first: its rows, not the savepoint's empty result
+            seen.append(Handled.objects.filter(topic=name).values_list("value", "id")[0])
+        if value == "dup":
+            Handled.objects.create(id=existing.pk, topic=name, value="dup")
+        Handled.objects.create(topic=name, value=value)
+
+    sent: list[str] = []
+    real_execute = Cursor.execute
+
+    def execute(self, query, params=None, **kw):
+        sent.append(str(query))
+        return real_execute(self, query, params, **kw)
+
+    topic = make_topic(TopicConsumer, name, consume=consume)
+    monkeypatch.setattr(Cursor, "execute", execute)
+    run_until(make_consumer(group, topic())(), lambda: read(f"{group}.{name}.dlt", 1, 0.2))
+    monkeypatch.undo()
+    assert rows(name) == collections.Counter(["before", *(v for v in values if v != "dup")])
+    assert seen == [("before", existing.pk)]
+    table = Handled._meta.db_table
+    inserts = [q for q in sent if f'INSERT INTO "{table}"' in q]
+    assert len(inserts) == 12  # one per message; the failing one's was rolled back
+    merged = [q for q in inserts if "SAVEPOINT" in q]
+    assert len(merged) == 11  # every message's first statement, but v3's, which was a read
+    assert len([q for q in sent if "SAVEPOINT" in q and q.endswith("LIMIT 1")]) == 1
+    alone = [q for q in sent if q.startswith(("SAVEPOINT", "RELEASE")) and "INSERT" not in q]
+    assert alone == [s for s in sent if "LIMIT 1" in s]  # no round trip for a savepoint alone
+
+
 # --- kafka_consume processes --------------------------------------------------------------
 
 
+@pytest.mark.parametrize("idempotent", [False, True], ids=["plain", "idempotent"])
 def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_applies_nothing_twice(
-    row_env, kafka_bootstrap
+    row_env, kafka_bootstrap, idempotent
 ):
-    topic, _group, output, env = row_env
+    """An idempotent topic records the ids of a batch ahead: they are not committed either."""
+    topic, group, output, env = row_env
     env["KAFKA_APP_SLOW"] = "0.01"
+    if idempotent:
+        env["KAFKA_APP_IDEMPOTENT"] = "1"
     values = [f"v{i}" for i in range(300)]
     produce_raw(kafka_bootstrap, topic, [v.encode() for v in values])
     proc = start(kafka_bootstrap, env, ROW_CONSUMER)
@@ -271,6 +324,8 @@ def test_sigkill_in_the_middle_of_a_batch_loses_nothing_and_applies_nothing_twic
     finally:
         assert stop(proc) == 0, proc.stdout.read().decode()[-3000:]
     assert rows(topic) == collections.Counter(values)
+    if idempotent:
+        assert ProcessedMessage.objects.filter(consumer=group).count() == len(values)
 
 
 def test_a_failing_message_in_the_middle_of_a_batch_in_a_process(row_env, kafka_bootstrap, read):

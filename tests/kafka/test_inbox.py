@@ -199,11 +199,11 @@ def test_the_readme_example_applies_a_resent_message_once(
     assert Product.objects.get(id=7).price == 12
 
 
-def test_on_postgresql_the_record_shares_the_round_trip_of_the_savepoint(
+def test_on_postgresql_the_ids_of_a_batch_are_recorded_in_one_statement(
     create_topic, group, kafka_bootstrap, monkeypatch
 ):
     if connection.vendor != "postgresql":
-        pytest.skip("the statements are merged on PostgreSQL only")
+        pytest.skip("the statements are counted on PostgreSQL")
     from django.db.backends.postgresql.base import Cursor
 
     name = create_topic()
@@ -224,8 +224,45 @@ def test_on_postgresql_the_record_shares_the_round_trip_of_the_savepoint(
     monkeypatch.undo()
     consumer.stop()
     assert rows(name) == collections.Counter(f"v{i}" for i in range(20))
-    merged = [q for q in sent if "SAVEPOINT" in q and "messaging_kafka_processedmessage" in q]
-    assert len(merged) == 20
-    # per message: savepoint + record, then the handler's INSERT (and the rows() checks)
+    assert ProcessedMessage.objects.filter(consumer=group).count() == 20
+    records = [q for q in sent if "messaging_kafka_processedmessage" in q]
+    assert 1 <= len(records) <= 5  # one per polled batch, not one per message
+    assert all("RETURNING" in q and "SAVEPOINT" not in q for q in records)
+    # per message: the handler's INSERT, in the round trip of the message's savepoint
     handler = [q for q in sent if "INSERT" in q and "messaging_kafka" not in q]
-    assert len(handler) == 20
+    assert len(handler) == 20 and all("SAVEPOINT" in q for q in handler)
+
+
+def test_ids_recorded_ahead_follow_the_messages_that_failed_or_repeat_them(
+    create_topic, group, kafka_bootstrap, read, caplog
+):
+    """In one batch: a failing message's id is free again for a later message with the same
+    id, a repeated id is skipped, and only the handled messages' ids are kept."""
+    name = create_topic()
+    for value, msg_id in [
+        (b"a", b"id-1"),
+        (b"fail", b"id-2"),
+        (b"b", b"id-3"),
+        (b"again", b"id-2"),
+        (b"a-repeated", b"id-1"),
+        (b"c", b"id-4"),
+    ]:
+        produce_raw(kafka_bootstrap, name, [value], headers=[("dop-msg-id", msg_id)])
+    calls = []
+
+    def consume(self, msg):
+        value = msg.value().decode()
+        calls.append(value)
+        Handled.objects.create(topic=msg.topic(), value=value)
+        if value == "fail":
+            raise ValueError("after a write")
+
+    topic = make_topic(TopicConsumer, name, consume=consume, idempotent=True)
+    consumer = make_consumer(group, topic(), batch_size=500)()
+    run_until(consumer, lambda: "c" in rows(name) and read(f"{group}.{name}.dlt", 1, 0.2))
+    assert calls == ["a", "fail", "b", "again", "c"]
+    assert rows(name) == collections.Counter(["a", "b", "again", "c"])
+    recorded = ProcessedMessage.objects.filter(consumer=group).values_list("message_id", flat=True)
+    assert sorted(recorded) == ["id-1", "id-2", "id-3", "id-4"]
+    assert committed(kafka_bootstrap, group, name) == [6]
+    assert "one by one" not in caplog.text  # in the batch's transaction, not redone alone

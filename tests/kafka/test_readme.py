@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import sys
 import types
@@ -70,3 +71,11 @@ def test_readme_examples_run(my_app, settings):
     assert namespace["MyAppConsumer"].topics.names == [sys.modules["my_app.topics"].Topic1.name]
     assert namespace["RetryableTopic"].retry_settings.blocking is False
     assert namespace["MyModelConsumer"].reroute_model_map["public.my_model"] is Product
+    value = {"title": " saw ", "legacy_code": 3, "price": None, "status": "A", "released": 1}
+    assert namespace["EnrichedConsumer"]().apply_transforms(Product, {"id": 1}, value) == {
+        "name": "saw",
+        "price": "0.00",
+        "status": "active",
+        "released": dt.date(1970, 1, 2),
+    }
+    assert namespace["AugmentedOrders"]().reproduce_name == "orders.augmented"

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_messaging.core import suppress
 from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.correlation import correlation_id
 from django_messaging.outbox.decorators import CONFIGS_ATTRIBUTE, Config, publish
 from django_messaging.outbox.models import Published
 from tests.project.outbox_app.models import (
@@ -253,10 +254,12 @@ def test_published_create_appends_version() -> None:
 
 def test_decorator_row_has_the_model_defaults() -> None:
     """The hook writes its row with one prepared INSERT, not through ``Published.save()``:
-    every column must still hold what the model's own defaults give."""
-    PlainModel.objects.create(field_one="a", field_two="b")
-    [row] = rows()
-    reference = Published.objects.create(destination="/topic/x", body={})
+    every column must still hold what the model's own defaults give (and the same headers)."""
+    with correlation_id("one-id"):
+        PlainModel.objects.create(field_one="a", field_two="b")
+        [row] = rows()
+        reference = Published.objects.create(destination="/topic/x", body={})
+    assert row.headers == {"dop-correlation-id": "one-id"}
     for name in ("status", "retry", "headers", "claimed_by", "claimed_until", "sent_at"):
         assert getattr(row, name) == getattr(reference, name), name
     assert row.last_error == reference.last_error == ""
@@ -282,7 +285,7 @@ def test_several_configs_keep_their_order() -> None:
 def test_inside_atomic_the_rows_are_written_just_before_the_commit() -> None:
     """One INSERT for the rows of every save of the block, in save order, at its commit: the
     transaction's own reads do not see them before (as documented)."""
-    with transaction.atomic():
+    with correlation_id("one-id"), transaction.atomic():
         plain = PlainModel.objects.create(field_one="one", field_two="two")
         multi = MultiModel.objects.create(field_one="m1", field_two="m2")
         plain.field_one = "changed"
@@ -294,7 +297,8 @@ def test_inside_atomic_the_rows_are_written_just_before_the_commit() -> None:
         (MULTI_2, {"id": multi.id, "two": "m2"}),
         (PLAIN, {"id": plain.id, "field_one": "changed", "field_two": "two"}),
     ]
-    reference = Published.objects.create(destination="/topic/x", body={})
+    with correlation_id("one-id"):
+        reference = Published.objects.create(destination="/topic/x", body={})
     for row in Published.objects.exclude(pk=reference.pk):
         for name in ("status", "retry", "headers", "last_error", "claimed_by", "sent_at"):
             assert getattr(row, name) == getattr(reference, name), name

@@ -338,3 +338,121 @@ def test_listener_watching_outgoing_frames_sees_every_send(stomp_address, probe,
         finally:
             relay.stop()
     assert len(CountingListener.sends) == 25
+
+
+def test_a_claim_marks_the_rows_it_is_handed_sent_in_its_transaction(unique_name) -> None:
+    """``claim(sent=...)``: the relay records confirmations with its next claim. Only the
+    claimer's own rows are marked; the claim then sees them sent."""
+    destination, _ = topic(unique_name)
+    rows = [Published.objects.create(destination=destination, body={"i": i}) for i in range(5)]
+    mine = claim_batch("relay-a", 2, 60)
+    theirs = claim_batch("relay-b", 1, 60)
+    assert [r.id for r in mine] == [rows[0].id, rows[1].id] and theirs[0].id == rows[2].id
+
+    rest = claim_batch("relay-a", 10, 60, sent=[rows[0].id, rows[1].id, rows[2].id])
+
+    assert [r.id for r in rest] == [rows[3].id, rows[4].id]
+    marked = {r.id: r for r in Published.objects.filter(status=StatusChoice.SUCCEEDED)}
+    assert set(marked) == {rows[0].id, rows[1].id}  # not relay-b's row
+    assert all(r.sent_at is not None and r.claimed_by is None for r in marked.values())
+    assert Published.objects.get(id=rows[2].id).claimed_by == "relay-b"
+
+
+class Counting:
+    """A store's calls that write marks, around the real store."""
+
+    def __init__(self, store, fail_once: bool = False):
+        self.store = store
+        self.calls: list[tuple[str, int]] = []
+        self.fail_once = fail_once
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def mark_sent(self, owner, ids):
+        self.calls.append(("mark_sent", len(ids)))
+        self.store.mark_sent(owner, ids)
+
+    def mark_sent_and_claim(self, owner, sent, size, lease):
+        if self.fail_once and sent:
+            self.fail_once = False
+            from django.db import OperationalError
+
+            raise OperationalError("server closed the connection unexpectedly")
+        self.calls.append(("mark_sent_and_claim", len(sent)))
+        return self.store.mark_sent_and_claim(owner, sent, size, lease)
+
+
+def test_confirmations_are_recorded_with_the_next_claim(unique_name) -> None:
+    """One transaction per batch: the confirmed rows of the batches before are marked by the
+    next claim; a mark of its own only when no claim follows. Each row is sent once."""
+    from django_messaging.core.relay import RelayPolicy
+    from django_messaging.outbox.relay import PublishedStore
+    from django_messaging.testing import MemoryTransport
+
+    destination, _ = topic(unique_name)
+    Published.objects.bulk_create(
+        Published(destination=destination, body={"i": i}) for i in range(50)
+    )
+    store = Counting(PublishedStore())
+    transport = MemoryTransport()
+    relay = Relay(transport)
+    relay.store = store
+    relay.current_policy = lambda: RelayPolicy(batch_size=10, idle_wait=0.01)  # type: ignore[method-assign]
+    relay.start()
+    try:
+        drive(relay, lambda: sent_count() == 50, what="every row marked sent")
+    finally:
+        relay.stop()
+    assert relay.sent == 50 and len(transport.log) == 50
+    folded = sum(n for call, n in store.calls if call == "mark_sent_and_claim")
+    alone = [n for call, n in store.calls if call == "mark_sent"]
+    assert folded + sum(alone) == 50
+    assert folded >= 40, store.calls  # at most the last batch is marked on its own
+    assert len(alone) <= 2, store.calls
+
+
+def test_confirmations_wait_out_a_failed_claim_and_are_recorded_once(unique_name) -> None:
+    """The claim that carries confirmations fails (the database went away): they stay
+    confirmed, are never sent again, and the next claim records them."""
+    from django_messaging.core.relay import RelayPolicy
+    from django_messaging.outbox.relay import PublishedStore
+    from django_messaging.testing import MemoryTransport
+
+    destination, _ = topic(unique_name)
+    Published.objects.bulk_create(
+        Published(destination=destination, body={"i": i}) for i in range(20)
+    )
+    store = Counting(PublishedStore(), fail_once=True)
+    transport = MemoryTransport()
+    relay = Relay(transport)
+    relay.store = store
+    policy = RelayPolicy(batch_size=5, window=1, idle_wait=0.01)
+    relay.current_policy = lambda: policy  # type: ignore[method-assign]
+    relay.start()
+    try:
+        drive(relay, lambda: relay.database_failures == 1, what="the failed claim")
+        assert relay._confirmed and sent_count() == 0
+        drive(relay, lambda: sent_count() == 20, what="every row marked sent")
+    finally:
+        relay.stop()
+    assert relay.sent == 20
+    assert len(transport.log) == 20  # none sent twice
+
+
+def test_a_claim_with_marks_is_one_statement_on_postgresql(unique_name) -> None:
+    """The marks, the claims' advisory lock and the claim go to PostgreSQL as one query
+    string: one round trip and one commit per batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("one query string of several statements is PostgreSQL's")
+    destination, _ = topic(unique_name)
+    rows = [Published.objects.create(destination=destination, body={"i": i}) for i in range(4)]
+    claim_batch("relay-a", 2, 60)
+    with CaptureQueriesContext(connection) as queries:
+        rest = claim_batch("relay-a", 10, 60, sent=[rows[0].id, rows[1].id])
+    assert len(queries) == 1, [q["sql"][:80] for q in queries]
+    assert [r.id for r in rest] == [rows[2].id, rows[3].id]
+    assert sent_count() == 2

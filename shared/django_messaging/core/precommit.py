@@ -43,6 +43,7 @@ class BeforeCommit:
     #: ``_written``: set once :meth:`write` ran for the hook. With autocommit off, Django keeps
     #: the hooks until autocommit is turned back on, so a second ``commit()`` must skip them.
     __slots__ = ("_written",)
+    _written: bool
 
     def __call__(self) -> None:
         """Run after the commit; nothing by default."""
@@ -62,7 +63,9 @@ def deferring(using: str) -> bool:
     (Django's ``TestCase``), which never commit: a package writes its rows at once there."""
     connection = connections[using]
     blocks = connection.atomic_blocks
-    return bool(connection.in_atomic_block and blocks and not blocks[0]._from_testcase)
+    return bool(
+        connection.in_atomic_block and blocks and not getattr(blocks[0], "_from_testcase", False)
+    )
 
 
 def defer(hook: BeforeCommit, using: str) -> None:

@@ -12,6 +12,9 @@ One unit of work:
 2. **Send** them, keeping up to ``policy.window`` batches in flight while the broker confirms.
 3. **Mark** exactly the confirmed rows sent. Confirmations are kept until they are recorded:
    during a database outage they wait, and are recorded first once the database is back.
+   A store with ``mark_sent_and_claim`` records them in the transaction of the next claim (one
+   commit, and on PostgreSQL one round trip, per batch); they are recorded on their own when
+   no claim follows.
 4. Rows the broker refused or did not confirm within ``policy.receipt_timeout`` are
    **rescheduled** after ``policy.retry(attempts)`` seconds, until ``policy.max_attempts``;
    rows never written (the connection broke first) are released without counting an attempt.
@@ -33,10 +36,10 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from django import db
-from django.db import DatabaseError
+from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 
 from django_messaging.core import metrics, tracing
@@ -44,7 +47,7 @@ from django_messaging.core.reconnect import Backoff, database_outage
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.core.worker import Worker
 
-__all__ = ["Relay", "RelayPolicy", "RelayStore", "Retry"]
+__all__ = ["Relay", "RelayPolicy", "RelayStore", "Retry", "one_transaction"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +67,12 @@ class Retry:
 
 
 class RelayStore(Protocol[Row]):
-    """Where a relay's rows live. Every method acts on the rows leased to ``owner`` only."""
+    """Where a relay's rows live. Every method acts on the rows leased to ``owner`` only.
+
+    A store may also define ``mark_sent_and_claim(owner, sent, size, lease)``: ``mark_sent``
+    of ``sent`` then ``claim``, in one transaction (both or neither). The relay then records
+    confirmations with its next claim instead of in a statement of their own.
+    """
 
     #: True: rows sharing an ordering key are sent one at a time, in claim order. The store's
     #: claim must then never return a row while an earlier row of its key is left unsent.
@@ -104,6 +112,36 @@ class RelayStore(Protocol[Row]):
         """The rows as messages (each ``key`` is the row's id), and the ids of rows that cannot
         be encoded with the reason."""
         ...
+
+
+def one_transaction(using: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
+    """Run ``statements`` (SQL, parameters) in one transaction and return the rows of the last.
+
+    On PostgreSQL with client-side parameter binding (Django's default) they go as one query
+    string: one round trip, the implicit transaction of a multi-statement query (each
+    statement still sees what the ones before it committed, under READ COMMITTED). Otherwise,
+    and inside a caller's transaction, one statement after the other in ``atomic()``.
+    """
+    connection = connections[using]
+    if (
+        connection.vendor == "postgresql"
+        and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
+    ):
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "; ".join(sql for sql, _ in statements),
+                [value for _, params in statements for value in params],
+            )
+            if is_psycopg3:  # psycopg 2 keeps only the last statement's result
+                while cursor.nextset():
+                    pass
+            return list(cursor.fetchall())
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        for sql, params in statements:
+            cursor.execute(sql, params)
+        return list(cursor.fetchall())
 
 
 _RETRY = Backoff(initial=1.0, cap=300.0)
@@ -257,9 +295,11 @@ class Relay(Worker, Generic[Row]):
         db.close_old_connections()
 
     def _run_once(self, policy: RelayPolicy) -> None:
-        if self._confirmed:
-            self._record_confirmed()  # before anything else: the database is back
+        # Confirmations waiting to be recorded (the database may just be back) are recorded
+        # first: with this unit's claim, or on their own when it claims nothing.
         if not self._ensure_open(policy):
+            if self._confirmed:
+                self._record_confirmed()
             return
         size = policy.batch_size
         claimed = 0
@@ -275,9 +315,14 @@ class Relay(Worker, Generic[Row]):
                 self._send(rows, policy)
                 if metrics.enabled:
                     metrics.batch(self.metrics_package, "relay_send", started)
+        elif self._confirmed and (drained or not self._inflight):
+            # No claim comes until the last receipts are in: record now. (A window still
+            # full goes on collecting: the confirmations that free it go with the next claim.)
+            self._record_confirmed()
         if self._inflight:
             full = len(self._inflight) + self._waiting_count() >= size * policy.window
-            self._collect(0.0 if claimed and not full else 0.2, policy)
+            # What it confirms is recorded by the next unit of work, which comes at once.
+            self._collect(0.0 if claimed and not full else 0.2, policy, record=False)
         elif not claimed:
             time.sleep(min(policy.idle_wait, 1.0))
         self._purge(policy)
@@ -305,11 +350,21 @@ class Relay(Worker, Generic[Row]):
         return self.sent - before
 
     def _claim(self, policy: RelayPolicy) -> list[Row]:
-        """Claim a batch. Holding nothing before, the first renewal is due a third of the lease
-        after this claim (rows claimed while others are held go with their renewal)."""
-        holds = bool(self._inflight or self._confirmed or self._waiting)
+        """Record the confirmations waiting to be recorded and claim a batch: in one
+        transaction when the store can. Holding nothing else before, the first renewal is due
+        a third of the lease after this claim (rows claimed while others are held go with
+        their renewal)."""
+        holds = bool(self._inflight or self._waiting)
         claimed_at = time.monotonic()
-        rows = self.store.claim(self.owner, policy.batch_size, policy.lease)
+        together = getattr(self.store, "mark_sent_and_claim", None)
+        if self._confirmed and together is not None:
+            keys = list(self._confirmed)
+            rows: list[Row] = together(self.owner, keys, policy.batch_size, policy.lease)
+            self._recorded(keys)
+        else:
+            if self._confirmed:
+                self._record_confirmed()
+            rows = self.store.claim(self.owner, policy.batch_size, policy.lease)
         if rows and not holds:
             self._next_renewal = claimed_at + policy.lease / 3
         return rows
@@ -374,8 +429,10 @@ class Relay(Worker, Generic[Row]):
             rows = [self._inflight.pop(key)[0] for key in unsent if key in self._inflight]
             self._release_rows(rows)
 
-    def _collect(self, timeout: float, policy: RelayPolicy) -> bool:
-        """Mark confirmed rows sent; False when the connection is gone or receipts are late."""
+    def _collect(self, timeout: float, policy: RelayPolicy, *, record: bool = True) -> bool:
+        """Take the broker's confirmations and mark the confirmed rows sent (``record=False``:
+        keep them for the caller to record); False when the connection is gone or receipts
+        are late."""
         assert self.transport is not None
         self._renew_claims(policy)
         polled = self.transport.poll(timeout)
@@ -402,7 +459,7 @@ class Relay(Worker, Generic[Row]):
         else:
             # Written before any statement: a database error must not leave them untracked.
             self._write([m for _, m in following], {m.key: r for r, m in following})
-        if self._confirmed:
+        if self._confirmed and record:
             self._record_confirmed()
         if polled.rejected and not polled.lost:
             self._refused(polled.rejected, polled.error or "refused by the broker", policy)
@@ -557,6 +614,9 @@ class Relay(Worker, Generic[Row]):
         recorded on the next attempt."""
         keys = list(self._confirmed)
         self.store.mark_sent(self.owner, keys)
+        self._recorded(keys)
+
+    def _recorded(self, keys: list[Hashable]) -> None:
         self._confirmed.difference_update(keys)
         self.sent += len(keys)
 

@@ -146,6 +146,7 @@ class TransportPayload:
         "is_requeue",
         "origin_db",
         "outbox_id",
+        "trace",
     )
 
     def __init__(
@@ -181,6 +182,8 @@ class TransportPayload:
         self.origin_db: str | None = None
         #: Its row in ``messaging_cqrs_pendingmessage`` when it was stored before the commit.
         self.outbox_id: int | None = None
+        #: The W3C trace context of the save that made it (message headers, never the body).
+        self.trace: dict[str, str] | None = None
 
     @classmethod
     def from_message(cls, dct: dict[str, Any], queue: str | None = None) -> TransportPayload:

@@ -32,6 +32,9 @@ class PendingMessage(models.Model):
     claimed_by = models.CharField(max_length=255, null=True, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
     available_at = models.DateTimeField(null=True, blank=True)
+    # The W3C trace context (``traceparent``, ``tracestate``, as JSON) of the save that stored
+    # it; the relay sends it as message headers. NULL: tracing was off.
+    trace_context = models.TextField(null=True, blank=True)
 
     class Meta:
         db_table = "messaging_cqrs_pendingmessage"

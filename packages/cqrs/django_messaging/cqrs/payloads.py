@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from django.utils import timezone
 
+from django_messaging.core import tracing
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.serialization import to_wire
 from django_messaging.cqrs.utils import get_correlation_id, get_message_expiration_dt
 
 logger = logging.getLogger(__name__)
+
+
+def stored_trace(payload: TransportPayload) -> str | None:
+    """``payload``'s trace context as its ``PendingMessage.trace_context`` column holds it."""
+    return json.dumps(payload.trace, separators=(",", ":")) if payload.trace else None
+
+
+def loaded_trace(value: str | None) -> dict[str, str] | None:
+    """The trace headers a ``trace_context`` column holds (``None``: none, or unreadable)."""
+    if not value:
+        return None
+    try:
+        loaded = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(loaded, dict):
+        return None
+    return {str(k): str(v) for k, v in loaded.items() if isinstance(v, str)} or None
 
 
 def save_payload(
@@ -47,7 +67,7 @@ def save_payload(
     meta = instance.get_cqrs_meta(
         instance_data=data, previous_data=previous, signal_type=signal_type
     )
-    return TransportPayload(
+    payload = TransportPayload(
         signal_type,
         model.CQRS_ID,
         data,
@@ -58,6 +78,9 @@ def save_payload(
         expires=get_message_expiration_dt(),
         meta=meta,
     )
+    if tracing.enabled:
+        payload.trace = tracing.inject() or None
+    return payload
 
 
 def delete_payload(instance: Any) -> TransportPayload:
@@ -74,7 +97,7 @@ def delete_payload(instance: Any) -> TransportPayload:
     instance_data = to_wire(instance_data)
     pk = instance.pk
     meta = instance.get_cqrs_meta(instance_data=instance_data, signal_type=SignalType.DELETE)
-    return TransportPayload(
+    payload = TransportPayload(
         SignalType.DELETE,
         model.CQRS_ID,
         instance_data,
@@ -83,3 +106,6 @@ def delete_payload(instance: Any) -> TransportPayload:
         expires=get_message_expiration_dt(),
         meta=meta,
     )
+    if tracing.enabled:
+        payload.trace = tracing.inject() or None
+    return payload

@@ -7,7 +7,9 @@
   ``CQRS_OUTBOX_GRACE`` seconds old; a failed row waits until ``available_at``.
 - **Per-instance order**: the ordering key is ``cqrs_id`` and ``instance_pk``; a row is never
   claimed while an earlier row of its instance is left unsent, and one at a time is in flight.
-- **Mark sent** deletes the rows the broker confirmed (the table holds only unsent messages).
+- **Mark sent** deletes the rows the broker confirmed (the table holds only unsent messages),
+  in the transaction of the next claim when one follows (on PostgreSQL the delete, the claims'
+  advisory lock and the claim go as one query string: one round trip).
 - A row stored without a body (its process died before the broker confirmed it, see
   :mod:`.controller.staging`) is sent as the instance is now; a row whose instance is gone is
   dropped, and one whose serializer fails is rescheduled with the error.
@@ -33,6 +35,7 @@ from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import staging
 from django_messaging.cqrs.dataclasses import TransportPayload
 from django_messaging.cqrs.models import PendingMessage
+from django_messaging.cqrs.payloads import loaded_trace
 from django_messaging.cqrs.transport import current_transport
 from django_messaging.cqrs.transport.base import (
     CONFIRM_TIMEOUT,
@@ -46,7 +49,16 @@ __all__ = ["PendingRelay", "PendingStore"]
 logger = logging.getLogger(__name__)
 
 #: Columns a claimed row is read with (the others stay deferred).
-_CLAIMED = ("id", "cqrs_id", "signal_type", "instance_pk", "queue", "body", "attempts")
+_CLAIMED = (
+    "id",
+    "cqrs_id",
+    "signal_type",
+    "instance_pk",
+    "queue",
+    "body",
+    "attempts",
+    "trace_context",
+)
 #: PostgreSQL: claims take this advisory lock, so that one claim sees the leases of the other.
 _CLAIM_LOCK = 0x6371_7273_7265_6C79  # "cqrsrely"
 
@@ -80,6 +92,12 @@ class PendingStore:
         return sql, params
 
     def claim(self, owner: str, size: int, lease: float) -> list[PendingMessage]:
+        return self.mark_sent_and_claim(owner, (), size, lease)
+
+    def mark_sent_and_claim(
+        self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+    ) -> list[PendingMessage]:
+        """Delete the rows ``sent`` that ``owner`` holds and claim, in one transaction."""
         connection = connections[self.using]
         now = timezone.now()
         table = connection.ops.quote_name(PendingMessage._meta.db_table)
@@ -96,15 +114,25 @@ class PendingStore:
         params = [*row_params, *earlier_params, size]
         until = connection.ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease))
         columns = ", ".join(_CLAIMED)
+        update = (
+            f"UPDATE {table} SET claimed_by = %s, claimed_until = %s "
+            f"WHERE id IN ({select}) RETURNING {columns}"
+        )
+        if connection.vendor == "postgresql":
+            statements: list[tuple[str, Sequence[Any]]] = []
+            if sent:
+                delete = f"DELETE FROM {table} WHERE id = ANY(%s) AND claimed_by = %s"
+                statements.append((delete, [list(sent), owner]))
+            statements.append(("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK]))
+            statements.append((update, [owner, until, *params]))
+            raw = sorted(core_relay.one_transaction(self.using, statements))
+            self.drained = not raw
+            return [PendingMessage.from_db(self.using, _CLAIMED, values) for values in raw]
         with transaction.atomic(using=self.using), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
-            if connection.vendor in ("postgresql", "sqlite"):
-                cursor.execute(
-                    f"UPDATE {table} SET claimed_by = %s, claimed_until = %s "
-                    f"WHERE id IN ({select}) RETURNING {columns}",
-                    [owner, until, *params],
-                )
+            if sent:
+                self.mark_sent(owner, sent)
+            if connection.vendor == "sqlite":
+                cursor.execute(update, [owner, until, *params])
                 raw = sorted(cursor.fetchall())
             else:
                 suffix = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -177,11 +205,14 @@ class PendingStore:
             except Exception as exc:
                 bad[row.pk] = f"{type(exc).__name__}: {exc}"
                 continue
+            # The trace of the save that stored it: the relay's send span continues it.
+            payload.trace = loaded_trace(row.trace_context)
             messages.append(
                 PayloadMessage(
                     key=row.pk,
                     destination=routing_key(payload),
                     body=body,
+                    headers=dict(payload.trace) if payload.trace else {},
                     content_type=CONTENT_TYPE,
                     ordering_key=self.ordering_key(row),
                     payload=payload,

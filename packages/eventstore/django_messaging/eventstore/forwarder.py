@@ -181,6 +181,87 @@ def notification_message(
     )
 
 
+class _KafkaMessages:
+    """:func:`notification_message` for a transport that takes headers as bytes: the same
+    body, key and headers (in the same order), the constant parts encoded once and no
+    headers dictionary built. An event that is not forwarded as JSON the ordinary way
+    (undecodable, not JSON-writable) goes through :func:`notification_message` itself."""
+
+    def __init__(
+        self, application: Application[Any], destination: str, *, raw: bool, undecodable: str
+    ) -> None:
+        self.application = application
+        self.name = application.name
+        self.destination = destination
+        self.raw = raw
+        self.undecodable = undecodable
+        self._application_header = ("dop-application", self.name.encode())
+        self._id_prefix = f"{self.name}:"
+        self._topics: dict[str, tuple[bytes, str]] = {}
+        self._originator: tuple[Any, str, bytes] = (None, "", b"")
+
+    def message(self, notification: Notification) -> OutgoingMessage:
+        name = self.name
+        nid = notification.id
+        originator = notification.originator_id
+        if originator == self._originator[0]:  # an aggregate's events sit side by side
+            key, raw_key = self._originator[1:]
+        else:
+            key = str(originator)
+            raw_key = key.encode()
+            self._originator = (originator, key, raw_key)
+        nid_text = str(nid)
+        version = notification.originator_version
+        topic = notification.topic
+        known = self._topics.get(topic)
+        if known is None:
+            known = self._topics[topic] = (topic.encode(), topic.rpartition(":")[2])
+        topic_bytes, event_type = known
+        headers = [
+            (MESSAGE_ID_HEADER, (self._id_prefix + nid_text).encode()),
+            self._application_header,
+            ("dop-notification-id", nid_text.encode()),
+            ("dop-event-topic", topic_bytes),
+            ("dop-originator-id", raw_key),
+            ("dop-originator-version", str(version).encode()),
+        ]
+        if self.raw:
+            body = bytes(notification.state)
+            content_type = "application/octet-stream"
+        else:
+            try:
+                state = _decoded_state(self.application, notification)
+                body = _JSON.dumps(
+                    {
+                        "id": nid,
+                        "application": name,
+                        "topic": topic,
+                        "type": event_type,
+                        "originator_id": key,
+                        "originator_version": version,
+                        "timestamp": state.pop("timestamp", None),
+                        "state": state,
+                    }
+                )
+            except (UndecodableEvent, serializers.SerializerError):
+                return notification_message(
+                    self.application,
+                    notification,
+                    self.destination,
+                    undecodable=self.undecodable,
+                )
+            content_type = "application/json"
+        return OutgoingMessage(
+            key=nid,
+            destination=self.destination,
+            body=body,
+            content_type=content_type,
+            ordering_key=key,
+            raw_key=raw_key,
+            raw_headers=headers,
+        )
+
+
 def resolve_application(path: str) -> Application[Any]:
     """The application ``path`` names: ``"<app label>.<attribute>"`` of an installed app's
     ``AppConfig``, or the dotted path of an ``Application`` instance, an ``Application``
@@ -290,6 +371,7 @@ class EventForwarder(Worker):
         self.forwarded = 0
         #: The page after the one in flight, read while the broker confirmed that one.
         self._prefetched: list[OutgoingMessage] | None = None
+        self._kafka_messages: _KafkaMessages | None = None
 
     def __repr__(self) -> str:
         return f"<EventForwarder {self.tracking_name!r} -> {self.destination!r}>"
@@ -410,10 +492,13 @@ class EventForwarder(Worker):
         """The page's messages, up to (not including) an event that cannot be decoded; that
         one raises when it is first in the page, so everything before it is forwarded first."""
         messages: list[OutgoingMessage] = []
+        encoded = self._encoded_headers()
         for notification in page:
             try:
                 messages.append(
-                    notification_message(
+                    encoded.message(notification)
+                    if encoded is not None
+                    else notification_message(
                         self._app,
                         notification,
                         self.destination,
@@ -434,6 +519,17 @@ class EventForwarder(Worker):
                 raise
         return messages
 
+    def _encoded_headers(self) -> _KafkaMessages | None:
+        """For a transport that takes a page with headers as bytes (core's Kafka transport):
+        what builds those messages, their constant parts encoded once."""
+        if not hasattr(self.transport, "send_page"):
+            return None
+        if self._kafka_messages is None:
+            self._kafka_messages = _KafkaMessages(
+                self._app, self.destination, raw=self.raw, undecodable=self.undecodable
+            )
+        return self._kafka_messages
+
     def _send(
         self, transport: Transport, messages: list[OutgoingMessage]
     ) -> tuple[set[Hashable], str | None]:
@@ -441,7 +537,8 @@ class EventForwarder(Worker):
         (or an error, or ``confirm_timeout``): the keys confirmed, and what went wrong."""
         pending = {m.key for m in messages}
         confirmed: set[Hashable] = set()
-        unsent = transport.send(messages)
+        send_page = getattr(transport, "send_page", None)
+        unsent = send_page(messages) if send_page is not None else transport.send(messages)
         if unsent:
             return confirmed, "connection lost while sending"
         self._prefetch(int(str(messages[-1].key)))

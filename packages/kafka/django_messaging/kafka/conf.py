@@ -99,6 +99,12 @@ KAFKA_SETTINGS: dict[str, Setting] = {
         help="seconds to wait for a retry/dead-letter message to be confirmed, and for the "
         "producer to flush at exit",
     ),
+    "REPRODUCER_NAMESPACE": Setting(
+        None,
+        str,
+        help="prefix of the topics TopicReproducer writes to by default: "
+        "'<namespace>.<source topic>' (django-kafka's REPRODUCER_CONFIG['namespace'])",
+    ),
 }
 
 

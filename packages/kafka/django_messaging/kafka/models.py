@@ -31,3 +31,61 @@ class ProcessedMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.consumer}: {self.message_id}"
+
+
+class WaitingMessage(models.Model):
+    """A message parked by the relations resolver (:mod:`.relations`): a row it needs did not
+    exist yet, or an earlier message of its key was waiting. Its offset was stored; the
+    resolver replays it once its relations exist."""
+
+    WAITING = "waiting"
+    REPLAYED = "replayed"
+    DISCARDED = "discarded"
+    STATUSES = [
+        (WAITING, "waiting"),
+        (REPLAYED, "replayed"),
+        (DISCARDED, "discarded (tombstone)"),
+    ]
+
+    consumer: models.CharField[Any, Any] = models.CharField(
+        max_length=255, help_text="registry key of the consumer class (module.ClassName)"
+    )
+    topic: models.CharField[Any, Any] = models.CharField(max_length=255)
+    partition: models.IntegerField[Any, Any] = models.IntegerField()
+    offset: models.BigIntegerField[Any, Any] = models.BigIntegerField()
+    key_digest: models.CharField[Any, Any] = models.CharField(
+        max_length=64, blank=True, help_text="sha256 of the message key; empty: no key"
+    )
+    key: models.BinaryField[Any, Any] = models.BinaryField(null=True)
+    value: models.BinaryField[Any, Any] = models.BinaryField(null=True)
+    headers: models.JSONField[Any, Any] = models.JSONField(
+        default=list, help_text="[name, hex value] pairs"
+    )
+    timestamp: models.BigIntegerField[Any, Any] = models.BigIntegerField(null=True)
+    relations: models.JSONField[Any, Any] = models.JSONField(
+        default=list, help_text="[app_label.model, field, value] the message needs"
+    )
+    status: models.CharField[Any, Any] = models.CharField(
+        max_length=16, choices=STATUSES, default=WAITING
+    )
+    created_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=timezone.now)
+    updated_at: models.DateTimeField[Any, Any] = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "waiting Kafka message"
+        ordering = ["topic", "partition", "offset"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["consumer", "topic", "partition", "offset"],
+                name="messaging_kafka_waiting_once",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "consumer", "topic", "key_digest", "offset"],
+                name="messaging_kafka_waiting_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} [{self.partition}] @{self.offset} ({self.status})"

@@ -183,6 +183,12 @@ settings = Section(
         ),
         # Prefix of the dead-letter queue of each subscription queue: ``DLQ.<queue>``.
         "DEAD_LETTER_PREFIX": Setting("DLQ.", str, aliases=("DEFAULT_DEAD_LETTER_PREFIX",)),
+        # --- correlation id (``dop-correlation-id``, see correlation.py) ----------------------
+        # The request header CorrelationIdMiddleware reads the current request's id from.
+        "CORRELATION_ID_REQUEST_HEADER": Setting("X-Request-ID", str),
+        # A function () -> str | None returning the current request's id (for projects whose
+        # request ids come from another package); None: the middleware's id.
+        "CORRELATION_ID_FUNCTION": Setting(None, None, imports=True),
         # --- transports: name -> {"BACKEND": "stomp" | "kafka" | "amqp" | path, "OPTIONS": {}}
         # (see transports/named.py); "default" is STOMP over STOMP_* unless defined.
         "TRANSPORTS": Setting({}, dict, open=True),

@@ -45,6 +45,7 @@ from django_messaging.core.serializers import SerializerError, get_serializer
 from django_messaging.core.worker import Worker
 from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.correlation import CORRELATION_ID_HEADER, correlation_id
 from django_messaging.outbox.exceptions import TransportError
 from django_messaging.outbox.models import Received
 from django_messaging.outbox.payloads import Payload
@@ -459,13 +460,18 @@ class Consumer(Worker):
         return payload
 
     def _run_callback(self, payload: Payload, headers: dict[str, Any], msg_id: str) -> None:
-        if not tracing.traced(headers):  # off, or no trace to continue (see core.tracing)
-            self.callback(payload)
-            return
-        with tracing.process(
-            "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
-        ):
-            self.callback(payload)
+        """The callback, with the message's ``dop-correlation-id`` (or a new one) as the
+        current correlation id: in its log records and in the messages it writes."""
+        value = str(headers.get(CORRELATION_ID_HEADER) or "") or str(uuid.uuid4())
+        payload.correlation_id = value
+        with correlation_id(value):
+            if not tracing.traced(headers):  # off, or no trace to continue (see core.tracing)
+                self.callback(payload)
+                return
+            with tracing.process(
+                "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
+            ):
+                self.callback(payload)
 
     def _processed_ids(self, frames: list[Any]) -> set[str]:
         ids = {m for m in (self.message_id(f.headers) for f in frames) if m is not None}

@@ -44,6 +44,7 @@ from django.utils.encoding import is_protected_type
 from django_messaging.core import precommit, tracing
 from django_messaging.core.suppression import is_suppressed
 from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.correlation import get_correlation_id, with_correlation_id
 
 M = TypeVar("M", bound=type[models.Model])
 
@@ -163,6 +164,7 @@ def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list
         }
     rows = []
     previous = None
+    current = get_correlation_id()
     for message in messages:
         new = message if isinstance(message, NewRow) else NewRow(*message)
         now = timezone.now()
@@ -174,7 +176,7 @@ def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list
             "version": new.version,
             "destination": new.destination,
             "body": new.body,
-            "headers": new.headers or {},
+            "headers": with_correlation_id(new.headers, current),
             "transport": new.transport,
             "key": new.key,
             "payload": new.payload,
@@ -294,12 +296,13 @@ def _json_rows(messages: Sequence[NewRow]) -> list[str]:
     constants = _JSON_CONSTANTS[0]
     texts = []
     previous = None
+    current = get_correlation_id()
     for new in messages:
         now = timezone.now()
         if previous is not None and now <= previous:  # the relay sends configs in this order
             now = previous + dt.timedelta(microseconds=1)
         previous = now
-        headers = new.headers or {}
+        headers = with_correlation_id(new.headers, current)
         if tracing.enabled:  # the trace of the transaction that writes the row, for the relay
             headers = {**headers, **tracing.inject()}
         added = now.isoformat()

@@ -18,9 +18,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
 from django_messaging.core.durable import DurableMessage
+from django_messaging.outbox.headers import RAW
 from django_messaging.outbox.transports import named
 
-RAW = "raw"
+__all__ = ["RAW", "OutboxSender", "ordering_key", "raw_headers", "raw_parts"]
 
 
 def _b64(value: bytes | None) -> str | None:

@@ -8,6 +8,11 @@ from django.utils import timezone
 
 #: The header that carries the outbox row id; subscribers use it as the idempotency key.
 MESSAGE_ID_HEADER = "dop-msg-id"
+#: The header that carries the correlation id (see ``correlation``).
+CORRELATION_ID_HEADER = "dop-correlation-id"
+#: The one key of the stored headers of a row that carries a Kafka record exactly (see
+#: ``durable``).
+RAW = "raw"
 
 
 def generate_headers(message: Any) -> dict[str, str]:

@@ -5,6 +5,10 @@
 row locks but runs each write statement under its database write lock, so the same statement
 (without ``FOR UPDATE``) is just as exclusive. Other databases with ``SKIP LOCKED`` (MySQL,
 MariaDB) lock, then mark, in one transaction.
+
+``claim(sent=ids)`` first marks the rows ``ids`` sent, in the claim's transaction: one commit
+per batch. On PostgreSQL the mark, the claims' advisory lock and the claim go to the server as
+one query string (see :func:`django_messaging.core.relay.one_transaction`): one round trip.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from django.db import connections, models, router, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from django_messaging.core.relay import one_transaction
 from django_messaging.outbox.choices import StatusChoice
 
 _RETURNED = ("id", "destination", "version", "body", "headers", "retry", "key", "payload", "added")
@@ -54,9 +59,17 @@ class PublishedQuerySet(models.QuerySet):
         chosen: str | None = self._db  # type: ignore[attr-defined]
         return chosen or router.db_for_write(self.model)
 
-    def claim(self, owner: str, size: int, lease: float, transport: str = "default") -> list[Any]:
+    def claim(
+        self,
+        owner: str,
+        size: int,
+        lease: float,
+        transport: str = "default",
+        sent: Sequence[Hashable] = (),
+    ) -> list[Any]:
         """Lease up to ``size`` sendable rows of ``transport`` to ``owner`` for ``lease``
-        seconds; oldest first.
+        seconds; oldest first. The rows ``sent`` (held by ``owner``) are marked sent first, in
+        the same transaction.
 
         A row with a ``key`` is taken only when no earlier unsent row of the same transport and
         key stands in its way: one leased to another relay, not yet due, or given up (FAILED).
@@ -74,7 +87,7 @@ class PublishedQuerySet(models.QuerySet):
         adapt = connection.ops.adapt_datetimefield_value
         vendor = connection.vendor
         if vendor not in ("postgresql", "sqlite"):
-            return self._claim_locking(using, owner, size, lease, transport)
+            return self._claim_locking(using, owner, size, lease, transport, sent)
         p = {name: f"p.{c}" for name, c in col.items()}
         q = {name: f"q.{c}" for name, c in col.items()}
         pending = (
@@ -116,12 +129,19 @@ class PublishedQuerySet(models.QuerySet):
                 f"FROM claimed ORDER BY {col['added']}, {col['id']}"
             )
         until = adapt(now + dt.timedelta(seconds=lease))
-        with transaction.atomic(using=using), connection.cursor() as cursor:
-            if vendor == "postgresql":
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK])
-            cursor.execute(sql, [owner, until, *params, size])
-            raw = cursor.fetchall()
-        if vendor != "postgresql":
+        statements: list[tuple[str, Sequence[Any]]] = []
+        if vendor == "postgresql":
+            if sent:
+                statements.append(self._mark_sent_statement(table, owner, sent))
+            statements.append(("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK]))
+            statements.append((sql, [owner, until, *params, size]))
+            raw = one_transaction(using, statements)
+        else:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                if sent:
+                    self.mark_sent(owner, sent)
+                cursor.execute(sql, [owner, until, *params, size])
+                raw = cursor.fetchall()
             raw.sort(key=lambda r: (r[8], str(r[0])))
         rows = []
         for pk, destination, version, body, headers, retry, key, payload, _added in raw:
@@ -149,7 +169,13 @@ class PublishedQuerySet(models.QuerySet):
         return rows
 
     def _claim_locking(
-        self, using: str, owner: str, size: int, lease: float, transport: str
+        self,
+        using: str,
+        owner: str,
+        size: int,
+        lease: float,
+        transport: str,
+        sent: Sequence[Hashable] = (),
     ) -> list[Any]:
         # Claims one at a time (a named lock), as on PostgreSQL: each sees the rows the claims
         # before it took, so a row never goes while an earlier row of its key is held elsewhere.
@@ -157,13 +183,19 @@ class PublishedQuerySet(models.QuerySet):
         with connections[using].cursor() as cursor:
             cursor.execute("SELECT GET_LOCK(%s, 30)", [lock])
         try:
-            return self._claim_rows(using, owner, size, lease, transport)
+            return self._claim_rows(using, owner, size, lease, transport, sent)
         finally:
             with connections[using].cursor() as cursor:
                 cursor.execute("SELECT RELEASE_LOCK(%s)", [lock])
 
     def _claim_rows(
-        self, using: str, owner: str, size: int, lease: float, transport: str
+        self,
+        using: str,
+        owner: str,
+        size: int,
+        lease: float,
+        transport: str,
+        sent: Sequence[Hashable] = (),
     ) -> list[Any]:
         now = timezone.now()
         until = now + dt.timedelta(seconds=lease)
@@ -180,6 +212,8 @@ class PublishedQuerySet(models.QuerySet):
             )
         )
         with transaction.atomic(using=using):
+            if sent:
+                self.using(using).mark_sent(owner, sent)
             ids = list(
                 rows.select_for_update(skip_locked=True)
                 .filter(status=StatusChoice.SCHEDULE, available_at__lte=now, transport=transport)
@@ -218,23 +252,24 @@ class PublishedQuerySet(models.QuerySet):
             )
             return int(cursor.rowcount)
 
+    def _mark_sent_statement(
+        self, table: str, owner: str, ids: Sequence[Hashable]
+    ) -> tuple[str, list[Any]]:
+        """PostgreSQL: the rows ``ids`` that ``owner`` holds are sent."""
+        return (
+            f"UPDATE {table} SET status = %s, sent_at = %s, claimed_by = NULL, "
+            "claimed_until = NULL, last_error = '' "
+            "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s",
+            [StatusChoice.SUCCEEDED, timezone.now(), _uuid_array(ids), owner],
+        )
+
     def mark_sent(self, owner: str, ids: Sequence[Hashable]) -> None:
         using = self._alias()
         connection = connections[using]
         if connection.vendor == "postgresql":
             table = connection.ops.quote_name(self.model._meta.db_table)
             with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} SET status = %s, sent_at = %s, claimed_by = NULL, "
-                    "claimed_until = NULL, last_error = '' "
-                    "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s",
-                    [
-                        StatusChoice.SUCCEEDED,
-                        timezone.now(),
-                        _uuid_array(ids),
-                        owner,
-                    ],
-                )
+                cursor.execute(*self._mark_sent_statement(table, owner, ids))
             return
         self.using(using).filter(id__in=ids, claimed_by=owner).update(
             status=StatusChoice.SUCCEEDED,

@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from django_messaging.outbox.choices import StatusChoice
+from django_messaging.outbox.correlation import get_correlation_id, with_correlation_id
 from django_messaging.outbox.managers import PublishedQuerySet
 
 
@@ -90,6 +91,8 @@ class Published(models.Model):
             and not self.destination.endswith(f".{self.version}")
         ):
             self.destination = f"{self.destination}.{self.version}"
+        if self._state.adding and (isinstance(self.headers, dict) or not self.headers):
+            self.headers = with_correlation_id(self.headers, get_correlation_id())
         super().save(*args, **kwargs)
 
 

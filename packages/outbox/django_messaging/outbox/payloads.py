@@ -52,6 +52,9 @@ class Payload:
         #: whole batch, just before its commit, if the savepoint around ``save()`` survived.
         self.insert_later = False
         self._hook = self._on_commit
+        #: The message's ``dop-correlation-id`` (a new uuid4 when it has none), set by the
+        #: subscriber before the callback runs; also the current id while it runs.
+        self.correlation_id: str | None = None
 
     @property
     def ack_id(self) -> str:

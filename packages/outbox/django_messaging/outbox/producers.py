@@ -19,6 +19,7 @@ from typing import Any
 from django_messaging.core.serializers import get_serializer
 from django_messaging.core.transports import OutgoingMessage, Transport
 from django_messaging.outbox.conf import settings
+from django_messaging.outbox.correlation import CORRELATION_ID_HEADER, new_correlation_id
 from django_messaging.outbox.exceptions import ExceededSendAttemptsException
 from django_messaging.outbox.transports.stomp import StompTransport
 
@@ -44,10 +45,13 @@ def generate_headers_function() -> Any:
 
 
 def message_headers(message: Any, generate: Any = None) -> dict[str, str]:
-    """Stored headers of an outbox row, then the generated ones (which win)."""
+    """Stored headers of an outbox row, then the generated ones (which win), but for the
+    stored ``dop-correlation-id``, the one header a caller may set."""
     generated = (generate or generate_headers_function())(message)
     stored = message.headers if isinstance(getattr(message, "headers", None), dict) else None
     merged = {**stored, **generated} if stored else generated
+    if stored and CORRELATION_ID_HEADER in stored:
+        merged[CORRELATION_ID_HEADER] = stored[CORRELATION_ID_HEADER]
     return {str(k): str(v) for k, v in merged.items()}
 
 
@@ -93,6 +97,7 @@ class Producer:
         data, content_type = encode_body(body)
         extra = {str(k): str(v) for k, v in {**(headers or {}), **kw}.items()}
         extra.setdefault("dop-msg-id", str(uuid.uuid4()))
+        extra.setdefault(CORRELATION_ID_HEADER, new_correlation_id())
         return self._send_with_retry(
             OutgoingMessage(
                 key=extra["dop-msg-id"],

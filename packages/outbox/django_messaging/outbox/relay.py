@@ -60,9 +60,11 @@ def claim_batch(
     lease: float,
     using: str | None = None,
     transport: str = named.DEFAULT,
+    sent: Sequence[Hashable] = (),
 ) -> list[Published]:
-    """Claim up to ``size`` sendable rows of ``transport`` for ``owner``, oldest first."""
-    return PublishedStore(using, transport).rows().claim(owner, size, lease, transport)
+    """Claim up to ``size`` sendable rows of ``transport`` for ``owner``, oldest first; the
+    rows ``sent`` that ``owner`` holds are marked sent in the same transaction."""
+    return PublishedStore(using, transport).rows().claim(owner, size, lease, transport, sent)
 
 
 class PublishedStore:
@@ -84,6 +86,11 @@ class PublishedStore:
     def claim(self, owner: str, size: int, lease: float) -> list[Published]:
         # Through the module's function, the one name tests and tools patch.
         return claim_batch(owner, size, lease, self.using, self.transport)
+
+    def mark_sent_and_claim(
+        self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+    ) -> list[Published]:
+        return claim_batch(owner, size, lease, self.using, self.transport, sent)
 
     def renew(self, owner: str, ids: Sequence[Hashable], lease: float) -> int:
         return self.rows().renew(owner, ids, lease)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Hashable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from django_messaging.core.exceptions import MessagingError
@@ -173,6 +174,52 @@ class KafkaTransport(Transport):
                 message.destination, message.body, key, headers=headers, on_delivery=report
             )
 
+    def send_page(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
+        """:meth:`send` for a page of records at once, with the same guarantees (each record
+        confirmed by its delivery report, a refusal or failed delivery rejects that record
+        alone) at less cost per record: the lock is taken once for the page, one delivery
+        handler serves the page (each record reports its index in it), and ``raw_headers``
+        go to the client as given, so a caller encodes them once. Messages without
+        ``raw_key`` or ``raw_headers`` are encoded as :meth:`send` does."""
+        producer = self._producer
+        if producer is None or self._fatal is not None:
+            return [m.key for m in messages]
+        if not messages:
+            return []
+        missing = {m.destination for m in messages} - self._topics
+        unknown = self._ensure_topics(missing) if missing else {}
+        page = _Page(self, messages)
+        report = page.report
+        produce = producer.produce
+        with self._lock:
+            self._pending.update(m.key for m in messages)
+        for index, message in enumerate(messages):
+            destination = message.destination
+            if unknown and destination in unknown:
+                self._reject(message.key, unknown[destination])
+                continue
+            key = message.raw_key
+            if key is None and message.ordering_key is not None:
+                key = message.ordering_key.encode()
+            headers: Any = message.raw_headers
+            if headers is None:
+                headers = [(name, value.encode()) for name, value in message.headers.items()]
+            on_delivery = partial(report, index)
+            try:
+                try:
+                    produce(
+                        destination, message.body, key, headers=headers, on_delivery=on_delivery
+                    )
+                except BufferError:  # the local queue is full: let some records go, then again
+                    producer.poll(1.0)
+                    produce(
+                        destination, message.body, key, headers=headers, on_delivery=on_delivery
+                    )
+            except Exception as exc:  # a record the client refuses (too large...)
+                self._reject(message.key, f"Kafka refused the message to {destination!r}: {exc}")
+        producer.poll(0)
+        return []
+
     def _reject(self, key: Hashable, error: str) -> None:
         with self._lock:
             self._pending.discard(key)
@@ -248,3 +295,27 @@ class KafkaTransport(Transport):
             logger.error("%s", self._fatal)
         else:
             logger.debug("Kafka client error: %s", error)
+
+
+class _Page:
+    """The delivery handler of one :meth:`KafkaTransport.send_page`: record ``index`` of the
+    page reports through :meth:`report`."""
+
+    __slots__ = ("messages", "transport")
+
+    def __init__(self, transport: KafkaTransport, messages: Sequence[OutgoingMessage]) -> None:
+        self.transport = transport
+        self.messages = messages
+
+    def report(self, index: int, error: Any, record: Any) -> None:
+        message = self.messages[index]
+        transport = self.transport
+        with transport._lock:
+            if message.key not in transport._pending:
+                return
+            transport._pending.discard(message.key)
+            if error is None:
+                transport._confirmed.append(message.key)
+            else:
+                transport._rejected.append(message.key)
+                transport._errors.append(f"delivery to {message.destination!r} failed: {error}")

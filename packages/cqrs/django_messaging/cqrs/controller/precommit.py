@@ -21,19 +21,9 @@ from typing import Any
 from django.utils import timezone
 
 from django_messaging.core import precommit
+from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.dataclasses import TransportPayload
-
-_COLUMNS = (
-    "created",
-    "cqrs_id",
-    "signal_type",
-    "instance_pk",
-    "queue",
-    "body",
-    "attempts",
-    "last_error",
-)
-_ROW = "(%s, %s, %s, %s, %s, %s, 0, '')"
+from django_messaging.cqrs.payloads import stored_trace
 
 
 class StagedMessage(precommit.BeforeCommit):
@@ -78,15 +68,14 @@ def _insert(connection: Any, payloads: list[TransportPayload], *, final: bool) -
             str(payload.pk),
             payload.queue or "",
             payload.body().decode(),
+            stored_trace(payload),
         )
     table = ops.quote_name(PendingMessage._meta.db_table)
-    columns = ", ".join(ops.quote_name(c) for c in _COLUMNS)
+    columns = pending_row.column_list(ops.quote_name)
     insert = f"INSERT INTO {table} ({columns}) VALUES "
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
-            statement = (
-                f"{insert}{', '.join([_ROW] * len(payloads))} RETURNING {ops.quote_name('id')}"
-            )
+            statement = f"{insert}{', '.join([pending_row.NEW_ROW] * len(payloads))} RETURNING {ops.quote_name('id')}"
             if final and precommit.can_carry_commit(cursor):
                 # One round trip: psycopg sees the transaction ended and its commit does nothing.
                 statement += "; COMMIT"
@@ -96,7 +85,7 @@ def _insert(connection: Any, payloads: list[TransportPayload], *, final: bool) -
             ids = []
             width = len(params) // len(payloads)
             for start in range(0, len(params), width):
-                cursor.execute(f"{insert}{_ROW}", params[start : start + width])
+                cursor.execute(f"{insert}{pending_row.NEW_ROW}", params[start : start + width])
                 ids.append(cursor.lastrowid)
     for payload, outbox_id in zip(payloads, ids, strict=True):
         payload.outbox_id = outbox_id

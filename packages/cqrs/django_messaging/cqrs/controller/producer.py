@@ -25,7 +25,9 @@ from django.utils import timezone
 
 from django_messaging.core import metrics
 from django_messaging.core.reconnect import Backoff, database_outage
+from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.dataclasses import TransportPayload
+from django_messaging.cqrs.payloads import stored_trace
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +58,8 @@ def stage(payload: TransportPayload, using: str) -> None:
     connection = connections[using]
     ops = connection.ops
     table = ops.quote_name(PendingMessage._meta.db_table)
-    columns = ", ".join(
-        ops.quote_name(c)
-        for c in (
-            "created",
-            "cqrs_id",
-            "signal_type",
-            "instance_pk",
-            "queue",
-            "body",
-            "attempts",
-            "last_error",
-        )
-    )
-    sql = f"INSERT INTO {table} ({columns}) VALUES (%s, %s, %s, %s, %s, %s, 0, '')"
+    columns = pending_row.column_list(ops.quote_name)
+    sql = f"INSERT INTO {table} ({columns}) VALUES {pending_row.NEW_ROW}"
     created = ops.adapt_datetimefield_value(timezone.now())
     params = [
         created,
@@ -78,6 +68,7 @@ def stage(payload: TransportPayload, using: str) -> None:
         str(payload.pk),
         payload.queue or "",
         body,
+        stored_trace(payload),
     ]
     returning = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
@@ -242,6 +233,7 @@ def store(payload: TransportPayload, using: str, exc: BaseException) -> None:
             queue=payload.queue or "",
             body=body,
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            trace_context=stored_trace(payload),
         )
     except DatabaseError:
         logger.exception(

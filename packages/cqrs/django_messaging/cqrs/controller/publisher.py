@@ -24,6 +24,7 @@ from typing import Any
 
 from django.db import connections
 
+from django_messaging.core import tracing
 from django_messaging.core.transports import Confirmations
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import producer
@@ -144,6 +145,8 @@ def _publish_burst(payloads: list[TransportPayload]) -> bool:
         in_flight = _in_flight.messages
         for message in todo:
             in_flight[message.key] = message
+        if tracing.enabled and not _attempt:
+            tracing.send_all(getattr(seam, "messaging_system", "rabbitmq"), todo)
         unsent = seam.send(todo)
         polled = seam.poll(0)
         if unsent:

@@ -24,6 +24,7 @@ writes the message into the row.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from typing import Any
 
@@ -32,8 +33,10 @@ from django.db import DatabaseError, connections, models
 from django.db.models import NOT_PROVIDED, sql
 from django.utils import timezone
 
+from django_messaging.core import tracing
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.constants import SignalType
+from django_messaging.cqrs.controller import pending_row
 from django_messaging.cqrs.payloads import save_payload
 from django_messaging.cqrs.registries import MasterRegistry
 
@@ -47,19 +50,7 @@ REVISION_ONLY = "revision"
 STAGED_ID = "_cqrs_staged_id"
 #: (model, vendor, returned columns) -> the statement's text after the model's INSERT.
 _AFTER_INSERT: dict[tuple, str] = {}
-_MESSAGE_COLUMNS = ", ".join(
-    f'"{c}"'
-    for c in (
-        "created",
-        "cqrs_id",
-        "signal_type",
-        "instance_pk",
-        "queue",
-        "body",
-        "attempts",
-        "last_error",
-    )
-)
+_MESSAGE_COLUMNS = pending_row.column_list(lambda c: f'"{c}"')
 
 
 #: The private ``Model`` methods the mixin overrides to carry the message row, with the
@@ -161,7 +152,7 @@ def insert(
         selected = "".join(f"saved.{ops.quote_name(f.column)}, " for f in returned)
         after = _AFTER_INSERT[key] = (
             f"), message AS (INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} "
-            f"({_MESSAGE_COLUMNS}) SELECT %s, %s, %s, (saved.{pk})::text, '', '', 0, '' "
+            f"({_MESSAGE_COLUMNS}) SELECT %s, %s, %s, (saved.{pk})::text, '', '', 0, '', %s "
             f'FROM saved RETURNING "id") SELECT {selected}message."id" FROM saved, message'
         )
     statement = f"WITH saved AS ({insert_sql}{after}"
@@ -203,7 +194,7 @@ def update(
     statement = (
         f"WITH saved AS ({update_sql} RETURNING {pk_column}, {revision}), message AS ("
         f"INSERT INTO {ops.quote_name(PendingMessage._meta.db_table)} ({_MESSAGE_COLUMNS}) "
-        f"SELECT %s, %s, %s, (saved.{pk_column})::text, '', '', 0, '' FROM saved "
+        f"SELECT %s, %s, %s, (saved.{pk_column})::text, '', '', 0, '', %s FROM saved "
         f"RETURNING {ops.quote_name('id')}) "
         f"SELECT saved.{revision}, message.{ops.quote_name('id')} FROM saved, message"
     )
@@ -290,7 +281,13 @@ def _execute(connection: Any, statement: str, params: tuple) -> Any:
 
 
 def _message_params(model: Any, ops: Any) -> tuple:
-    return (ops.adapt_datetimefield_value(timezone.now()), model.CQRS_ID, SignalType.SAVE.value)
+    trace = json.dumps(tracing.inject(), separators=(",", ":")) if tracing.enabled else None
+    return (
+        ops.adapt_datetimefield_value(timezone.now()),
+        model.CQRS_ID,
+        SignalType.SAVE.value,
+        trace or None,
+    )
 
 
 def rebuild(cqrs_id: str, instance_pk: str, using: str) -> Any:

@@ -12,6 +12,7 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django_messaging.core import tracing
 from django_messaging.core import transports as core
 from django_messaging.core.reconnect import Backoff
 from django_messaging.cqrs.conf import settings
@@ -111,6 +112,8 @@ def payload_message(payload: TransportPayload, key: Hashable) -> PayloadMessage:
         key=key,
         destination=routing_key(payload),
         body=payload.body(),
+        # The save's trace context (a copy: the send span replaces it with its own).
+        headers=dict(payload.trace) if payload.trace else {},
         content_type=CONTENT_TYPE,
         payload=payload,
     )
@@ -199,6 +202,8 @@ def publish_confirmed(transport: Any, payload: TransportPayload, describe: str) 
     last = ""
     for _attempt in range(2):
         seam = LINK.get(transport)
+        if tracing.enabled and not _attempt:
+            tracing.send_all(getattr(seam, "messaging_system", "rabbitmq"), [message])
         if seam.send([message]):
             last = seam.poll(0).error or "connection lost while sending"
             LINK.close()

@@ -25,7 +25,7 @@ from pika.adapters.blocking_connection import _IoloopTimerContext
 from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
 from django_messaging.cqrs.conf import settings
 from django_messaging.cqrs.transport.amqp import AMQP_ERRORS, connection_parameters
-from django_messaging.cqrs.transport.wire import PERSISTENT
+from django_messaging.cqrs.transport.wire import PERSISTENT, properties
 
 __all__ = ["PikaTransport"]
 
@@ -113,7 +113,10 @@ class PikaTransport(Transport):
                     exchange=exchange,
                     routing_key=message.destination,
                     body=message.body,
-                    properties=PERSISTENT,
+                    # Headers only carry a trace context: the django-cqrs properties else.
+                    properties=properties(headers=message.headers)
+                    if message.headers
+                    else PERSISTENT,
                     mandatory=True,
                 )
             except AMQP_ERRORS as exc:

@@ -38,7 +38,9 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import replace
 
+from django_messaging.core import tracing
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.transports import Transport
 from django_messaging.core.transports import kafka as core_kafka
@@ -50,6 +52,7 @@ from django_messaging.cqrs.transport.kafka_wire import (
     CONFIRM_TIMEOUT,
     KafkaRelayTransport,
     producer_config,
+    topic_of,
 )
 
 __all__ = ["KafkaRelayTransport", "KafkaTransport"]
@@ -113,8 +116,14 @@ class KafkaTransport(BaseTransport):
         except Exception as exc:
             raise PublishError(f"Kafka did not take {what}: {exc}") from exc
         message = PayloadMessage(
-            key=uuid.uuid4().hex, destination="", body=payload.body(), payload=payload
+            key=uuid.uuid4().hex,
+            destination="",
+            body=payload.body(),
+            headers=dict(payload.trace) if payload.trace else {},
+            payload=payload,
         )
+        if tracing.enabled:
+            tracing.send_all("kafka", [replace(message, destination=topic_of(payload.cqrs_id))])
         result = transport.send_batch([message], lambda keys: None, CONFIRM_TIMEOUT)
         if result.confirmed:
             return

@@ -55,11 +55,19 @@ def record_key(payload: TransportPayload) -> bytes:
     return f"{payload.cqrs_id}:{payload.pk}".encode()
 
 
-def record(payload: TransportPayload, key: Hashable, body: bytes | None = None) -> OutgoingMessage:
-    """The Kafka record of a master's message (``key`` is what the confirmation names)."""
+def record(
+    payload: TransportPayload,
+    key: Hashable,
+    body: bytes | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> OutgoingMessage:
+    """The Kafka record of a master's message (``key`` is what the confirmation names);
+    ``extra``: more headers (a trace context)."""
     headers: list[tuple[str, bytes | None]] = [("content-type", CONTENT_TYPE.encode())]
     if payload.queue:
         headers.append((QUEUE_HEADER, payload.queue.encode()))
+    if extra:
+        headers += [(name, value.encode()) for name, value in extra.items()]
     return OutgoingMessage(
         key=key,
         destination=topic_of(payload.cqrs_id),
@@ -130,7 +138,7 @@ class KafkaRelayTransport(core_kafka.KafkaTransport):
             if payload is None:
                 self._reject(message.key, f"{type(message).__name__} carries no CQRS payload")
                 continue
-            records.append(record(payload, message.key, message.body))
+            records.append(record(payload, message.key, message.body, message.headers))
         return super().send(records)
 
 

@@ -40,6 +40,19 @@ RECONNECT = Backoff(initial=1.0, cap=10.0)
 HOUSEKEEPING_EVERY = 3600
 
 
+def _link(span: Any, deliveries: list[Delivery]) -> None:
+    """Link ``span`` to the send span of each delivery that carries one (other traces)."""
+    add_link = getattr(span, "add_link", None)
+    if add_link is None:
+        return
+    from opentelemetry import trace
+
+    for delivery in deliveries:
+        context = trace.get_current_span(tracing.extract(delivery.headers)).get_span_context()
+        if context.is_valid:
+            add_link(context)
+
+
 class ReplicaConsumer(Worker):
     """Fetches batches from the service queue, applies them, retries or dead-letters failures."""
 
@@ -199,7 +212,7 @@ class ReplicaConsumer(Worker):
             started = time.perf_counter()
             try:
                 results: list[BaseException | None] = self._apply(
-                    [payload for _, payload in accepted]
+                    [payload for _, payload in accepted], [d for d, _ in accepted]
                 )
             except Exception as exc:  # never let one batch kill the worker
                 if not outage.is_transient(exc):
@@ -226,14 +239,21 @@ class ReplicaConsumer(Worker):
         self._ack_each([delivery for delivery in batch if id(delivery) not in kept])
         self.buffer[:0] = held
 
-    def _apply(self, payloads: list[TransportPayload]) -> list[BaseException | None]:
+    def _apply(
+        self, payloads: list[TransportPayload], deliveries: list[Delivery]
+    ) -> list[BaseException | None]:
         if not tracing.enabled:
             return consume_batch(payloads)
         attributes = {
             "messaging.batch.message_count": len(payloads),
             "messaging.cqrs.ids": sorted({p.cqrs_id for p in payloads}),
         }
-        with tracing.process(self.messaging_system, str(settings.queue), None, **attributes):
+        # The batch continues the trace of its first message; the others are links.
+        first = deliveries[0].headers
+        with tracing.process(
+            self.messaging_system, str(settings.queue), first, **attributes
+        ) as span:
+            _link(span, deliveries[1:])
             return consume_batch(payloads)
 
     def _accept(self, delivery: Delivery) -> TransportPayload | None:

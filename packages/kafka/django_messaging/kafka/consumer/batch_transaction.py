@@ -7,10 +7,12 @@ database, and each message gets a savepoint only when it runs its first query: a
 does not touch the database costs a flag, one that fails rolls back to its own savepoint and
 keeps its neighbours' writes. The offsets of the batch are stored after the commit.
 
-On PostgreSQL, round trips are saved: the release of a message's savepoint goes with the next
-message's savepoint, a handler's first ``atomic()`` block opens its savepoint in the same round
-trip as the message's, and the handler's own savepoints are not released one by one (the
-release of the message's savepoint releases them; rolling back to it undoes them).
+On PostgreSQL, round trips are saved: a message's savepoint is sent in the same round trip as
+its first statement (bound on the client, as Django's psycopg cursors do by default), together
+with the release of the previous message's savepoint; a handler's first ``atomic()`` block
+opens its savepoint in the same round trip as the message's, and the handler's own savepoints
+are not released one by one (the release of the message's savepoint releases them; rolling
+back to it undoes them). A handler that runs one statement per message costs one round trip.
 
 PostgreSQL keeps the ids of at most 64 subtransactions of a transaction in shared memory; past
 that, every other session's snapshots look them up on disk while the transaction is open. So a
@@ -40,10 +42,14 @@ _names = itertools.count(1)
 POSTGRES_SUBTRANSACTIONS = 64
 
 
-#: statements (exact strings) that go in the same round trip as the savepoint of the message
-#: whose first query they are, bound on the client (PostgreSQL): the id an idempotent topic
-#: records (:mod:`.inbox`)
-WITH_SAVEPOINT: set[str] = set()
+def _binds_on_client(driver: Any) -> bool:
+    """Is ``driver`` a psycopg cursor that binds parameters on the client and runs what it is
+    given as it is (not a server-side cursor, which wraps the query in ``DECLARE``)?"""
+    if not hasattr(driver, "mogrify"):
+        return False
+    from psycopg import ServerCursor
+
+    return not isinstance(driver, ServerCursor)
 
 
 class BatchAborted(Exception):
@@ -67,6 +73,10 @@ class BatchTransaction:
         self._opened = 0  # savepoints of messages, less Django's count when the batch began
         self._mark = 0  # savepoints before the running message's first query
         self._largest = 0  # most savepoints one message opened
+        #: what others keep per transaction (the inbox's ids recorded ahead)
+        self.state: dict[str, Any] = {}
+        #: called before the commit, in the transaction
+        self.before_commit: list[Callable[[], None]] = []
 
     def begin(self) -> None:
         atomic = transaction.atomic(using=self.using)
@@ -76,10 +86,15 @@ class BatchTransaction:
         self._opened = -self.connection.savepoint_state
         self.connection.execute_wrappers.append(self._before_query)
 
-    def call(self, handler: Callable[[Message], Any], msg: Message) -> bool:
-        """Run ``handler(msg)``; on an exception its writes are rolled back and it is re-raised
-        (:class:`BatchAborted` when they cannot be). ``True``: the transaction is full, commit
-        it before the next message."""
+    def call(
+        self,
+        handler: Callable[[Message], Any],
+        msg: Message,
+        rolled_back: Callable[[], None] | None = None,
+    ) -> bool:
+        """Run ``handler(msg)``; on an exception its writes are rolled back (then
+        ``rolled_back()`` is called) and it is re-raised (:class:`BatchAborted` when they
+        cannot be). ``True``: the transaction is full, commit it before the next message."""
         connection = self.connection
         hooks = len(connection.run_on_commit)
         self._pending = True
@@ -88,16 +103,22 @@ class BatchTransaction:
         except BaseException as exc:
             self._pending = False
             self._rollback_message(hooks, exc)
+            if rolled_back is not None:
+                rolled_back()
             raise
         if self._pending:  # no query: no savepoint
             self._pending = False
             if connection.needs_rollback:
                 self._rollback_message(hooks, None)
+                if rolled_back is not None:
+                    rolled_back()
             return False
         if connection.needs_rollback or self._aborted_on_server():
             # the handler caught a database error: its writes are dropped, as
             # transaction.atomic() would on exit
             self._rollback_message(hooks, None)
+            if rolled_back is not None:
+                rolled_back()
         else:
             self._released, self._savepoint = self._savepoint, None
         used = self._opened + connection.savepoint_state
@@ -105,10 +126,21 @@ class BatchTransaction:
             self._largest = used - self._mark
         return used + self._largest > self.limit
 
+    def execute(self, sql: str, params: Any = None) -> list[Any]:
+        """Run ``sql`` in the transaction, outside any message's savepoint; its rows."""
+        cursor = self._own_cursor()
+        if not self._postgres and params is not None:
+            sql = sql.replace("%s", "?")  # the driver's own placeholders (sqlite3)
+        with self.connection.wrap_database_errors:  # Django's exception classes
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
     def commit(self) -> None:
         if self.connection.needs_rollback:
             # atomic() would roll back silently, and the batch's offsets would be stored
             raise BatchAborted("the batch's transaction is marked for rollback")
+        for hook in self.before_commit:
+            hook()
         atomic, self._atomic = self._atomic, None
         self._detach()
         atomic.__exit__(None, None, None)
@@ -144,13 +176,14 @@ class BatchTransaction:
                 # the handler's atomic() block: its savepoint goes with the message's
                 self._open_savepoint(sql)
                 return None
-            if self._postgres and not many and sql in WITH_SAVEPOINT:
+            if self._postgres and not many:
                 driver = context["cursor"].cursor
-                if hasattr(driver, "mogrify"):  # psycopg's client-side binding cursor
+                if _binds_on_client(driver):
+                    # the message's first statement goes in the round trip of its savepoint
                     self._open_savepoint(driver.mogrify(sql, params), counted=False, on=driver)
                     while driver.nextset():  # its results are the statement's
                         pass
-                    return None
+                    return driver
             self._open_savepoint()
         elif (
             self._postgres

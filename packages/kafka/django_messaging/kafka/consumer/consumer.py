@@ -17,15 +17,17 @@ in :mod:`.offsets`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, TopicPartition
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 
 from django_messaging.core import metrics, tracing
 from django_messaging.core.worker import Worker, run_worker
+from django_messaging.kafka import relations
 from django_messaging.kafka.clients import shared
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.config import consumer_config
@@ -69,9 +71,10 @@ class Consumer(FailurePolicy, Worker):
         self._backlog: dict[tuple[str, int], list[Message]] = {}
         self._retries = RetryManager()
         self._partitions: dict[str, int] = {}
-        self._handlers: dict[str, tuple[TopicConsumer, bool, Any, Any]] = {}
+        self._handlers: dict[str, tuple[TopicConsumer, bool, Any, Any, Any]] = {}
         self.name = type(self).__name__
         self._handled = 0
+        self._inbox_headers: tuple[str, ...] = ()
         self._offsets = OffsetBook(
             self.name, commit_each_batch=not self.config.get("enable.auto.commit", True)
         )
@@ -293,7 +296,19 @@ class Consumer(FailurePolicy, Worker):
                         tx = txs.get(using)  # type: ignore[union-attr]
                         tx_using = using
                     partitions.add(tp)
-                    if tx.call(call, msg):  # the transaction is full
+                    direct = entry[4]
+                    if direct is None:
+                        full = tx.call(call, msg)
+                    else:  # idempotent: ids recorded ahead, one statement for many messages
+                        msg_id = inbox.message_id(msg, self._inbox_headers)
+                        ahead = inbox.Ahead.of(tx, self.group_id)
+                        coming = functools.partial(self._coming_ids, msgs, index, entry)
+                        if ahead.take(msg_id, coming):
+                            full = tx.call(direct, msg, functools.partial(ahead.give_back, msg_id))
+                        else:
+                            inbox.skipped(self.group_id, msg, msg_id)
+                            full = False
+                    if full:  # the transaction is full
                         done[tp] = msg.offset()
                         return index + 1, None
             except BatchAborted as exc:
@@ -306,6 +321,25 @@ class Consumer(FailurePolicy, Worker):
                     continue
             done[tp] = msg.offset()
         return len(msgs), None
+
+    def _coming_ids(self, msgs: list[Message], index: int, entry: tuple[Any, ...]) -> list[str]:
+        """The ids of the idempotent messages from ``msgs[index]`` on that the batch's
+        transaction of ``entry``'s database may handle next (at most ``inbox.AHEAD``)."""
+        found = []
+        handlers = self._handlers
+        backlog = self._backlog
+        headers = self._inbox_headers
+        for msg in msgs[index : index + inbox.AHEAD]:
+            if msg.error() is not None:
+                continue
+            topic_name = msg.topic()
+            other = handlers.get(topic_name) or self._handler(topic_name)
+            if other[4] is None or other[3] != entry[3]:
+                continue
+            if backlog and (topic_name, msg.partition()) in backlog:
+                continue
+            found.append(inbox.message_id(msg, headers))
+        return found
 
     def _undo_batch(
         self,
@@ -331,9 +365,11 @@ class Consumer(FailurePolicy, Worker):
         if resume:
             self._consumer.resume(resume)
 
-    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any, Any]:
+    def _handler(self, topic_name: str) -> tuple[TopicConsumer, bool, Any, Any, Any]:
         """(topic consumer, takes batches?, direct callable or None, database alias of its
-        transaction or ``_NOT_ATOMIC``) of a topic name.
+        transaction or ``_NOT_ATOMIC``, the direct callable without its inbox record for an
+        idempotent topic whose batch transactions record ids ahead, else ``None``) of a topic
+        name.
 
         The direct callable skips :meth:`process_message`/:meth:`consume` when a subclass
         did not override them; unknown topics and batch topics get ``None``.
@@ -341,23 +377,32 @@ class Consumer(FailurePolicy, Worker):
         try:
             topic = self.get_topic_by_name(topic_name)
         except DjangoKafkaError:
-            return (None, False, None, _NOT_ATOMIC)  # type: ignore[return-value]
+            return (None, False, None, _NOT_ATOMIC, None)  # type: ignore[return-value]
+        # a topic with relations goes through consume(), where the resolver may park a message
+        parks = relations.declares_relations(topic)
         batch = bool(getattr(topic, "bulk", False)) and hasattr(topic, "consume_batch")
+        batch = batch and not parks
         call: Any = None
         cls = type(self)
         if (
             not batch
+            and not parks
             and cls.consume is Consumer.consume
             and cls.process_message is Consumer.process_message
             and cls.get_topic is Consumer.get_topic
         ):
             call = topic.consume
         using = topic.atomic_using if self._is_atomic(topic) else _NOT_ATOMIC
+        ahead: Any = None
         if call is not None and self._is_idempotent(topic):
+            connection = connections[topic.atomic_using or DEFAULT_DB_ALIAS]
+            if inbox.Ahead.supported(connection):
+                ahead = self._traced(call) if tracing.enabled else call
+            self._inbox_headers = tuple(settings.INBOX_ID_HEADERS)
             call = inbox.idempotent(call, self.group_id, topic.atomic_using)
         if call is not None and tracing.enabled:
             call = self._traced(call)
-        entry = (topic, batch, call, using)
+        entry = (topic, batch, call, using, ahead)
         self._handlers[topic_name] = entry
         return entry
 
@@ -432,6 +477,8 @@ class Consumer(FailurePolicy, Worker):
             topic = entry[0]
             if topic is None:
                 topic = self.get_topic(msg)  # raises "No topic registered"
+        if relations.declares_relations(topic) and relations.park_if_waiting(self, topic, msg):
+            return None  # parked: its offset is stored, the resolver replays it
         if self._is_idempotent(topic):
             with transaction.atomic(using=topic.atomic_using):
                 return inbox.idempotent(topic.consume, self.group_id, topic.atomic_using)(msg)

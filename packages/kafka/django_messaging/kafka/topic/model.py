@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
@@ -13,7 +14,8 @@ from django.db import models
 from django.db.models import Q
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.topic import TopicConsumer
+from django_messaging.kafka.topic import TopicConsumer, upsert
+from django_messaging.kafka.topic.transforms import Transform, TransformContext, apply_transforms
 from django_messaging.kafka.utils.message import Message
 
 __all__ = ["ModelTopicConsumer"]
@@ -31,11 +33,15 @@ class ModelTopicConsumer(TopicConsumer):
     deletions), the last message per row winning. It skips ``save()`` and model signals, and
     needs a lookup on unique fields. When a batch fails, its messages are handled one by one,
     so retries and dead letters still concern single messages.
+
+    ``transforms``: :mod:`~django_messaging.kafka.topic.transforms` steps run in order on the
+    value of each message that is not a deletion, before ``transform_<field>`` and the write.
     """
 
     model: ClassVar[type[models.Model] | None] = None
     exclude_fields: ClassVar[list[str] | None] = []
     bulk: ClassVar[bool] = False
+    transforms: ClassVar[Sequence[Transform]] = ()
     key_deserializer: ClassVar[Any] = "json"
     value_deserializer: ClassVar[Any] = "json"
 
@@ -63,6 +69,15 @@ class ModelTopicConsumer(TopicConsumer):
                 name, field_value = method(model, name, field_value)
             result[name] = field_value
         return result
+
+    def apply_transforms(
+        self, model: type[models.Model], key: Any, value: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``value`` through ``transforms`` (a failure raises ``TransformError``)."""
+        if not self.transforms:
+            return value
+        context = TransformContext(key, model, self, self.name)
+        return apply_transforms(self.transforms, value, context)
 
     def get_defaults(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
         """The ``update_or_create`` defaults from the already transformed ``value``: the model's
@@ -92,8 +107,9 @@ class ModelTopicConsumer(TopicConsumer):
                 f"{type(self).__name__}: the message value must be a dict of fields, got "
                 f"{type(value).__name__}."
             )
+        value = self.apply_transforms(model, key, value)
         defaults = self.get_defaults(model, self.transform(model, value))
-        return model._default_manager.update_or_create(**lookup, defaults=defaults)  # type: ignore[no-any-return]
+        return upsert.update_or_create(model, lookup, defaults)
 
     def read(self, msg: Message) -> tuple[Any, Any]:
         headers = msg.headers()
@@ -119,6 +135,7 @@ class ModelTopicConsumer(TopicConsumer):
             if self.is_deletion(model, key, value):
                 row: dict[str, Any] | None = None
             elif isinstance(value, dict):
+                value = self.apply_transforms(model, key, value)
                 row = self.get_defaults(model, self.transform(model, value))
             else:
                 raise DjangoKafkaError(f"{type(self).__name__}: message value is not a dict")

@@ -255,19 +255,22 @@ def process(
     system: str,
     destination: str,
     headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    *,
+    batch: bool = False,
     **attributes: Any,
 ) -> Iterator[Any]:
     """A ``process`` span around a handler, child of the context the message's ``headers``
     carry; an exception escaping the handler is recorded on it. Yields the span, or ``None``
     when tracing is off or no span is made: ``headers`` whose trace was sampled out, or that carry
     none while ``new_traces`` is off (see the module's doc). ``headers=None`` means the span is
-    not one message's (a batch): it is made, the root of a new trace."""
+    not one message's: it is made, the root of a new trace. ``batch=True``: one span for a
+    batch of messages, always made, child of ``headers``' context (the sampler decides)."""
     if not enabled:
         yield None
         return
-    traceparent = _traceparent(headers)
+    traceparent = None if batch else _traceparent(headers)
     if traceparent is None:
-        if headers is not None and not _new_traces:
+        if headers is not None and not _new_traces and not batch:
             yield None  # no trace to continue, and none to start
             return
     elif not _sampled(traceparent):

@@ -468,9 +468,8 @@ class Consumer(Worker):
             if not tracing.traced(headers):  # off, or no trace to continue (see core.tracing)
                 self.callback(payload)
                 return
-            with tracing.process(
-                "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
-            ):
+            attributes: dict[str, Any] = {"messaging.message.id": msg_id}
+            with tracing.process("rabbitmq", self.queue_name, headers, **attributes):
                 self.callback(payload)
 
     def _processed_ids(self, frames: list[Any]) -> set[str]:

@@ -103,7 +103,11 @@ def setup_django(variant: str, db: str = "postgres") -> None:
     django.setup()
 
 
-def fill_topic(values: list[bytes], keys: list[bytes] | None = None) -> str:
+def fill_topic(
+    values: list[bytes], keys: list[bytes] | None = None, trace_flags: str | None = None
+) -> str:
+    """A new topic holding the messages; ``trace_flags`` ("01" sampled, "00" sampled out) gives
+    each message the ``traceparent`` of a trace of its own."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -115,7 +119,11 @@ def fill_topic(values: list[bytes], keys: list[bytes] | None = None) -> str:
     for i, value in enumerate(values):
         while True:
             try:
-                producer.produce(name, value, key=keys[i] if keys else None)
+                headers = None
+                if trace_flags is not None:
+                    parent = f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-{trace_flags}"
+                    headers = [("traceparent", parent.encode())]
+                producer.produce(name, value, key=keys[i] if keys else None, headers=headers)
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -147,6 +155,14 @@ class Clock:
 
     def emit(self) -> None:
         emit(self.count, self.seconds, self.cpu)
+
+
+#: variant key suffix -> the trace flags of every message's traceparent (see core.tracing)
+TRACED = {"sampled": "01", "sampled-out": "00"}
+TRACED_LABELS = {
+    "sampled": "metrics and tracing enabled, every message in a sampled trace",
+    "sampled-out": "metrics and tracing enabled, every message in a sampled-out trace",
+}
 
 
 def keyed_messages(n: int) -> tuple[list[bytes], list[bytes]]:
@@ -188,13 +204,16 @@ def consume_ours(n: int, variant: str, db: str, insert: bool) -> None:
     setup_django("ours", db)
     if variant.removeprefix("ours-") in OBSERVED:
         enable_observability(variant.removeprefix("ours-"))
+    trace_flags = TRACED.get(variant.removeprefix("ours-"))
+    if trace_flags is not None:
+        enable_observability("observed")
     from confluent_kafka.serialization import MessageField
 
     from django_messaging.kafka.consumer import Consumer, Topics
     from django_messaging.kafka.topic import TopicConsumer
 
     row = make_row_model(variant) if insert else None
-    name = fill_topic(*keyed_messages(n))
+    name = fill_topic(*keyed_messages(n), trace_flags=trace_flags)
     clock = Clock(n)
 
     class Readme(TopicConsumer):
@@ -606,7 +625,7 @@ def _consume_scenario(db: str) -> Scenario:
     )
     variants[2:2] = [
         Variant(f"django-messaging, {label}", [__file__, "consume", f"ours-{key}", db])
-        for key, label in OBSERVED.items()
+        for key, label in {**OBSERVED, **TRACED_LABELS}.items()
     ]
     return Scenario(
         name=f"kafka: consume loop, README handler, default settings, {db}",
@@ -626,7 +645,10 @@ def _consume_scenario(db: str) -> Scenario:
             "one transaction per batch, a savepoint per message only once it queries); the "
             "`atomic = False` row turns the transaction off for the topic. Raw: "
             "`consume(num_messages=500)`, the same `StringDeserializer` on key and value, one "
-            "`store_offsets` per batch. " + OBSERVABILITY_NOTE
+            "`store_offsets` per batch. " + OBSERVABILITY_NOTE + " The *every message in a "
+            "sampled (sampled-out) trace* rows give each message a `traceparent` of its own "
+            "trace with the sampled flag set (clear): a span per message (none, the trace "
+            "made current around the handler)."
         ),
     )
 

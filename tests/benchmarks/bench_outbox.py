@@ -166,6 +166,8 @@ def relay(key: str) -> None:
             setup_django("ours" if key.startswith("ours") else "ref", key)
             if key.removeprefix("ours-") in OBSERVED:
                 enable_observability(key.removeprefix("ours-"))
+            if key == "ours-sampled":
+                enable_observability("observed")
             elapsed, cpu = _relay_django(key, destination)
     finally:
         delete_queues(queue)
@@ -179,8 +181,15 @@ def _relay_django(key: str, destination: str) -> tuple[float, float]:
         from django_messaging.outbox.models import Published
         from django_messaging.outbox.relay import Relay
 
+        def headers() -> dict[str, str]:
+            if key != "ours-sampled":
+                return {}
+            # written under a sampled span: the relay makes a send span per row
+            return {"traceparent": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01"}
+
         Published.objects.bulk_create(
-            Published(destination=destination, body={**body, "n": i}) for i in range(RELAY_ROWS)
+            Published(destination=destination, body={**body, "n": i}, headers=headers())
+            for i in range(RELAY_ROWS)
         )
         started, cpu = time.perf_counter(), time.process_time()
         worker = Relay()
@@ -505,6 +514,11 @@ _ALL_SCENARIOS = [
                 *(
                     (f"django-messaging-outbox, {label}", f"ours-{key}", [])
                     for key, label in OBSERVED.items()
+                ),
+                (
+                    "django-messaging-outbox, metrics and tracing enabled, every row sampled",
+                    "ours-sampled",
+                    [],
                 ),
                 ("django-outbox-pattern 0.9.0", "v090", REF_090),
                 ("django-outbox-pattern 3.2.1", "v321", REF_321),

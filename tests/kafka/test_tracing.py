@@ -10,7 +10,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from django_messaging.kafka import kafka
 from django_messaging.kafka.topic import Topic
-from tests.kafka.conftest import make_consumer, make_topic, run_until
+from tests.kafka.conftest import make_consumer, make_topic, produce_raw, run_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,3 +62,35 @@ def test_no_trace_headers_while_tracing_is_off(create_topic, read) -> None:
     kafka.producer.flush(10)
     (msg,) = read(name, 1)
     assert msg.headers() is None
+
+
+def test_sampled_out_and_untraced_messages_get_no_span(
+    spans, create_topic, group, kafka_bootstrap
+) -> None:
+    """The sender's sampling decision holds: a message of a sampled-out trace is handled in that
+    (unsampled) trace, without a span; one without trace context starts no trace."""
+    from opentelemetry import trace
+
+    name = create_topic()
+    unsampled = trace.SpanContext(
+        trace_id=0x0AF7651916CD43DD8448EB211C80319C,
+        span_id=0x00F067AA0BA902B7,
+        is_remote=True,
+        trace_flags=trace.TraceFlags(0),
+    )
+    traceparent = f"00-{unsampled.trace_id:032x}-{unsampled.span_id:016x}-00"
+    produce_raw(kafka_bootstrap, name, [b"sampled-out"], headers=[("traceparent", traceparent)])
+    produce_raw(kafka_bootstrap, name, [b"untraced"])
+    seen: dict[bytes, Any] = {}
+
+    def consume(self: Any, msg: Any) -> None:
+        seen[msg.value()] = trace.get_current_span().get_span_context()
+
+    topic = make_topic(Topic, name, consume=consume, atomic=False)
+    consumer = make_consumer(group, topic(), join=False)()
+    run_until(consumer, lambda: len(seen) == 2, what="both messages consumed")
+
+    assert not [s for s in spans.get_finished_spans() if s.name == f"process {name}"]
+    assert seen[b"sampled-out"].trace_id == unsampled.trace_id
+    assert not seen[b"sampled-out"].trace_flags.sampled
+    assert not seen[b"untraced"].is_valid

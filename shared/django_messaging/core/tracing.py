@@ -17,6 +17,16 @@ The W3C trace context (``traceparent``, ``tracestate``) goes into the message he
 row stores the context of the transaction that wrote it, the relay's ``send`` span continues
 that trace and puts its own context in the message, and the subscriber's ``process`` span is its
 child, so one trace runs from the request that saved the model to the callback that handled it.
+
+Sampling: a trace is decided where it starts (the request, the caller of ``produce``), and the
+workers honour that decision at the price of reading one header. A message whose
+``traceparent`` has the *sampled* flag gets its ``send`` or ``process`` span, child of the
+sender's. A message whose trace was sampled out gets no span: its context is made current around
+the handler (so what the handler sends stays in the same, unsampled, trace) and the relay passes
+its headers on unchanged. A message that carries no trace context starts no trace unless
+:func:`enable` is called with ``new_traces=True`` (then each such message gets a root span and the
+tracer provider's sampler decides). Creating an SDK span costs several microseconds, more than a
+Kafka consumer spends on a message, which is why the default traces only what was asked for.
 """
 
 from __future__ import annotations
@@ -26,10 +36,22 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["begin_send", "disable", "enable", "enabled", "extract", "inject", "process", "send_all"]
+__all__ = [
+    "begin_send",
+    "disable",
+    "enable",
+    "enabled",
+    "extract",
+    "inject",
+    "process",
+    "send_all",
+    "traced",
+]
 
 #: True once :func:`enable` succeeded; callers on hot paths test it before calling.
 enabled = False
+
+_new_traces = False  # a message without trace context starts a new trace (see enable())
 
 _tracer: Any = None
 _propagator: Any = None
@@ -38,12 +60,15 @@ _lock = threading.Lock()
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
-def enable(tracer_provider: Any = None) -> bool:
+def enable(tracer_provider: Any = None, *, new_traces: bool = False) -> bool:
     """Start tracing with ``tracer_provider`` (default: the global one); ``False`` (and nothing
-    changes) when ``opentelemetry-api`` is missing. Calling it again changes nothing."""
-    global enabled, _tracer, _propagator
+    changes) when ``opentelemetry-api`` is missing. Calling it again changes nothing but
+    ``new_traces``: with ``True``, a message that carries no trace context gets a root span
+    (subject to the provider's sampler) instead of none."""
+    global enabled, _new_traces, _tracer, _propagator
     with _lock:
         if enabled:
+            _new_traces = new_traces
             return True
         try:
             from opentelemetry import trace
@@ -54,6 +79,7 @@ def enable(tracer_provider: Any = None) -> bool:
             return False
         _tracer = trace.get_tracer("django_messaging", tracer_provider=tracer_provider)
         _propagator = TraceContextTextMapPropagator()
+        _new_traces = new_traces
         enabled = True
         return True
 
@@ -75,6 +101,69 @@ def _carrier(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> d
         return {}
     pairs = headers.items() if isinstance(headers, Mapping) else headers
     return {k: _text(v) for k, v in pairs if k in TRACE_HEADERS and v is not None}
+
+
+def _traceparent(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Any:
+    """The ``traceparent`` value of a message's headers (``None`` when absent)."""
+    if not headers:
+        return None
+    if isinstance(headers, Mapping):
+        return headers.get("traceparent")
+    for key, value in headers:
+        if key == "traceparent":
+            return value
+    return None
+
+
+def _sampled(traceparent: Any) -> bool:
+    """Whether a ``traceparent`` (``00-<trace id>-<span id>-<flags>``) has the sampled flag,
+    read from its last hex digit without building a context. A malformed value counts as
+    sampled: the propagator then decides (it drops an invalid one: a new trace)."""
+    try:
+        return bool(int(traceparent[-1:], 16) & 1)
+    except (TypeError, ValueError):
+        return True
+
+
+def _remote_context(traceparent: Any, headers: Any, sampled: bool) -> Any:
+    """The context a ``traceparent`` carries, built directly (the propagator's parsing costs
+    more than the rest of a Kafka message's handling); through the propagator when the value is
+    not of the common form or a ``tracestate`` comes with it."""
+    from opentelemetry import trace
+
+    parts = _text(traceparent).split("-")
+    if (
+        len(parts) != 4
+        or parts[0] != "00"
+        or len(parts[1]) != 32
+        or len(parts[2]) != 16
+        or _tracestate(headers)
+    ):
+        return extract(headers)
+    try:
+        span_context = trace.SpanContext(
+            int(parts[1], 16),
+            int(parts[2], 16),
+            is_remote=True,
+            trace_flags=trace.TraceFlags(1 if sampled else 0),
+        )
+    except ValueError:
+        return extract(headers)
+    if not span_context.is_valid:
+        return extract(headers)
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
+
+
+def _tracestate(headers: Any) -> bool:
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return any(k == "tracestate" for k, _ in pairs)
+
+
+def traced(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> bool:
+    """Whether :func:`process` does anything for a message with these headers: tracing is on
+    and the message carries trace context, or :func:`enable` asked for ``new_traces``. Hot
+    paths call it to skip :func:`process` (and building its attributes) for the rest."""
+    return enabled and (_new_traces or _traceparent(headers) is not None)
 
 
 def inject(headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -135,9 +224,19 @@ def send_all(system: str, messages: Sequence[Any]) -> list[Any]:
 
     spans = []
     for message in messages:
+        traceparent = message.headers.get("traceparent") if message.headers else None
+        if traceparent is None:
+            if not _new_traces:
+                continue  # no trace to continue: the message goes without one
+        elif not _sampled(traceparent):
+            continue  # sampled out where it started: its headers pass on unchanged
         span = _tracer.start_span(
             f"send {message.destination}",
-            context=extract(message.headers),
+            context=(
+                extract(message.headers)  # none carried: a new trace
+                if traceparent is None
+                else _remote_context(traceparent, message.headers, sampled=True)
+            ),
             kind=SpanKind.PRODUCER,
             attributes=_attributes(
                 system, message.destination, "send", {"messaging.message.id": str(message.key)}
@@ -156,19 +255,44 @@ def process(
     system: str,
     destination: str,
     headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    *,
+    batch: bool = False,
     **attributes: Any,
 ) -> Iterator[Any]:
     """A ``process`` span around a handler, child of the context the message's ``headers``
-    carry; an exception escaping the handler is recorded on it. Yields the span (``None`` when
-    tracing is off)."""
+    carry; an exception escaping the handler is recorded on it. Yields the span, or ``None``
+    when tracing is off or no span is made: ``headers`` whose trace was sampled out, or that carry
+    none while ``new_traces`` is off (see the module's doc). ``headers=None`` means the span is
+    not one message's: it is made, the root of a new trace. ``batch=True``: one span for a
+    batch of messages, always made, child of ``headers``' context (the sampler decides)."""
     if not enabled:
         yield None
+        return
+    traceparent = None if batch else _traceparent(headers)
+    if traceparent is None:
+        if headers is not None and not _new_traces and not batch:
+            yield None  # no trace to continue, and none to start
+            return
+    elif not _sampled(traceparent):
+        # Sampled out where the trace started: no span, but the trace stays current so what the
+        # handler sends carries the same (unsampled) decision.
+        from opentelemetry import context as otel_context
+
+        token = otel_context.attach(_remote_context(traceparent, headers, sampled=False))
+        try:
+            yield None
+        finally:
+            otel_context.detach(token)
         return
     from opentelemetry.trace import SpanKind
 
     with _tracer.start_as_current_span(
         f"process {destination}",
-        context=extract(headers),
+        context=(
+            extract(headers)  # none carried: a new trace
+            if traceparent is None
+            else _remote_context(traceparent, headers, sampled=True)
+        ),
         kind=SpanKind.CONSUMER,
         attributes=_attributes(system, destination, "process", attributes),
     ) as span:

@@ -465,12 +465,11 @@ class Consumer(Worker):
         value = str(headers.get(CORRELATION_ID_HEADER) or "") or str(uuid.uuid4())
         payload.correlation_id = value
         with correlation_id(value):
-            if not tracing.enabled:
+            if not tracing.traced(headers):  # off, or no trace to continue (see core.tracing)
                 self.callback(payload)
                 return
-            with tracing.process(
-                "rabbitmq", self.queue_name, headers, **{"messaging.message.id": msg_id}
-            ):
+            attributes: dict[str, Any] = {"messaging.message.id": msg_id}
+            with tracing.process("rabbitmq", self.queue_name, headers, **attributes):
                 self.callback(payload)
 
     def _processed_ids(self, frames: list[Any]) -> set[str]:

@@ -251,7 +251,7 @@ class ReplicaConsumer(Worker):
         # The batch continues the trace of its first message; the others are links.
         first = deliveries[0].headers
         with tracing.process(
-            self.messaging_system, str(settings.queue), first, **attributes
+            self.messaging_system, str(settings.queue), first, batch=True, **attributes
         ) as span:
             _link(span, deliveries[1:])
             return consume_batch(payloads)

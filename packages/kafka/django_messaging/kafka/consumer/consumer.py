@@ -492,10 +492,13 @@ class Consumer(FailurePolicy, Worker):
         group = self.config.get("group.id")
 
         def traced(msg: Message) -> Any:
+            headers = msg.headers()
+            if not tracing.traced(headers):  # no trace to continue: no span (see core.tracing)
+                return call(msg)
             with tracing.process(
                 "kafka",
                 msg.topic(),
-                msg.headers(),
+                headers,
                 **{
                     "messaging.destination.partition.id": str(msg.partition()),
                     "messaging.kafka.offset": msg.offset(),

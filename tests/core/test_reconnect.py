@@ -68,27 +68,3 @@ def test_an_unreachable_database_is_an_outage_and_a_bad_request_is_not() -> None
     assert not database_outage(bad.value)
     assert not database_outage(IntegrityError("duplicate key value violates unique constraint"))
     assert not database_outage(ValueError("connection refused"))
-
-
-def test_a_sqlite_file_locked_by_another_process_is_an_outage(tmp_path) -> None:
-    """What Django raises when another process holds a SQLite file's write lock."""
-    import sqlite3
-
-    from django.db import OperationalError as DjangoOperationalError
-
-    path = tmp_path / "locked.sqlite3"
-    holder = sqlite3.connect(path, timeout=0)
-    holder.execute("CREATE TABLE t (x)")
-    holder.commit()
-    holder.execute("BEGIN EXCLUSIVE")
-    other = sqlite3.connect(path, timeout=0)
-    try:
-        with pytest.raises(sqlite3.OperationalError) as locked:
-            other.execute("INSERT INTO t VALUES (1)")
-    finally:
-        holder.rollback()
-        holder.close()
-        other.close()
-    wrapped = DjangoOperationalError(*locked.value.args)  # as Django's error wrapper raises it
-    wrapped.__cause__ = locked.value
-    assert database_outage(wrapped), locked.value

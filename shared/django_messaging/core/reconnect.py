@@ -6,9 +6,8 @@ the same broker at the same moment does not come back in lockstep, and no wait i
 half the nominal one.
 
 ``database_outage(error)`` tells an error of the database itself being away (a connection that
-cannot be made or was closed, or a SQLite file another process holds locked) from an error of
-what was asked of it (a constraint, bad data): workers wait for the first with this back-off and
-never dead-letter a message for it.
+cannot be made or was closed) from an error of what was asked of it (a constraint, bad data):
+workers wait for the first with this back-off and never dead-letter a message for it.
 """
 
 from __future__ import annotations
@@ -72,10 +71,6 @@ _AWAY = (
     "ssl syscall error",
     "consuming input failed",
     "no connection to the server",
-    # SQLite: another process holds the file's write lock. SQLite answers at once, without its
-    # busy timeout, when waiting could deadlock (a reader upgrading to a writer): transient.
-    "database is locked",
-    "database table is locked",
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, connections, transaction
 from django.utils import timezone
 
 from django_messaging.core import precommit
@@ -142,6 +142,19 @@ def test_with_autocommit_off_each_hook_is_written_once() -> None:
         transaction.set_autocommit(True)
     assert Rows.calls == [("Rows", ["manual"], True)]
     assert names() == ["manual"]
+
+
+def test_a_commit_swapped_and_put_back_is_wrapped_again(monkeypatch) -> None:
+    """Code that replaces ``commit`` and restores the one it found (a test's monkeypatch)
+    must not leave the connection without the write before the commit."""
+    with transaction.atomic():
+        precommit.defer(Rows("first"), "default")
+    wrapper = connections["default"]
+    plain_commit = type(wrapper).commit.__get__(wrapper)
+    monkeypatch.setattr(wrapper, "commit", plain_commit)  # the wrapper is gone
+    with transaction.atomic():
+        precommit.defer(Rows("second"), "default")
+    assert names() == ["first", "second"]
 
 
 def test_a_unique_violation_in_the_write_fails_the_commit() -> None:

@@ -29,8 +29,11 @@ except ImportError:  # psycopg2, or no PostgreSQL driver at all
 
 __all__ = ["BeforeCommit", "can_carry_commit", "defer", "deferring"]
 
-#: Set on a connection object whose ``commit()`` writes the pending hooks first.
-_WRAPPED = "_messaging_writes_before_commit"
+#: Set on the wrapper :func:`_wrap_commit` installs: the connection object it wraps. Whether a
+#: connection's ``commit`` is wrapped is read off ``commit`` itself, never remembered beside it:
+#: code that swaps ``commit`` and puts the old one back (a test's monkeypatch) would otherwise
+#: leave a connection marked as wrapped whose commit writes nothing.
+_WRAPS = "_messaging_writes_before_commit_of"
 
 
 class BeforeCommit:
@@ -72,7 +75,7 @@ def defer(hook: BeforeCommit, using: str) -> None:
     """Register ``hook`` with the current transaction of database ``using``: its rows are
     written just before the transaction commits, or never if the block around it rolls back."""
     connection = connections[using]
-    if not connection.__dict__.get(_WRAPPED):
+    if getattr(connection.commit, _WRAPS, None) is not connection:
         _wrap_commit(connection)
     connection.on_commit(hook)
 
@@ -97,8 +100,8 @@ def _wrap_commit(connection: Any) -> None:
             raise
         commit()
 
+    setattr(commit_writing_first, _WRAPS, connection)
     connection.commit = commit_writing_first
-    connection.__dict__[_WRAPPED] = True
 
 
 def _write_pending(connection: Any) -> None:

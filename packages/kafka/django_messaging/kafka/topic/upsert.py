@@ -160,7 +160,8 @@ def _check_model(model: type[models.Model]) -> bool:
             type(field).pre_save not in _PLAIN_PRE_SAVE
             or hasattr(field, "get_placeholder")
             or getattr(field, "generated", False)
-            or field.db_default is not models.NOT_PROVIDED
+            or getattr(field, "db_default", models.NOT_PROVIDED)
+            is not models.NOT_PROVIDED  # Django 5.0+
         ):
             return False
     return True

@@ -139,3 +139,23 @@ def test_the_reference_librarys_dict_beside_the_section_is_reported_as_ignored()
     with override_settings(MESSAGING={"DEMO": {}}, DEMO_LEGACY={"TIMEOUT": 5}):
         messages = [m for m in check_messaging_settings() if "DEMO_LEGACY" in m.msg]
     assert ids(messages) == ["messaging.W002"]
+
+
+def test_kafka_client_configs_are_read_without_the_kafka_app(settings) -> None:
+    """CQRS over Kafka and the other packages' Kafka transports read the client configurations
+    of MESSAGING["KAFKA"]; only the Kafka app's own keys have no effect without it."""
+    installed = [app for app in settings.INSTALLED_APPS if "kafka" not in app]
+    kafka = {
+        "GLOBAL_CONFIG": {"bootstrap.servers": "localhost:9092"},
+        "CONSUMER_CONFIG": {"session.timeout.ms": 6000},
+        "CLIENT_ID": "app",
+    }
+    with override_settings(INSTALLED_APPS=installed, MESSAGING={"KAFKA": kafka}):
+        (message,) = check_messaging_settings()
+        assert message.id == "messaging.W001"
+        assert "'CLIENT_ID'" in message.msg
+        with override_settings(MESSAGING={"KAFKA": {"PRODUCER_CONFIG": "acks=all"}}):
+            (message,) = check_messaging_settings()
+        assert message.id == "messaging.E005"
+    with override_settings(MESSAGING={"KAFKA": kafka}):
+        assert check_messaging_settings() == []

@@ -205,10 +205,12 @@ if os.environ.get("MESSAGING_OUTBOX_SHUTDOWN_TIMEOUT"):  # otherwise the package
         os.environ["MESSAGING_OUTBOX_SHUTDOWN_TIMEOUT"]
     )
 
+# A package tested alone keeps KAFKA's client configurations: the core Kafka transport reads
+# them for CQRS over Kafka and the event store's forwarder too.
 MESSAGING = {
     key: value
     for key, value in MESSAGING.items()
-    if key.lower() not in FEATURES or key.lower() in APPS
+    if key.lower() not in FEATURES or key.lower() in APPS or key == "KAFKA"
 }
 
 LOGGING = {

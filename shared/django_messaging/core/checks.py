@@ -4,7 +4,8 @@ IDs: ``messaging.E001`` not a dict, ``E002`` unknown section, ``E003`` section n
 ``E004`` unknown key, ``E005`` wrong type, ``E006`` invalid value, ``E007`` serializer cannot be
 imported, ``E008`` a dotted path in a setting cannot be imported, ``E009`` a key given twice,
 under its name and an old spelling (an alias), ``W001`` section of an app that
-is not installed, ``W002`` a reference library's dict (``DJANGO_KAFKA``, ``CQRS``,
+is not installed (``KAFKA`` without the Kafka app: a key other than the client configurations
+that the core Kafka transport reads), ``W002`` a reference library's dict (``DJANGO_KAFKA``, ``CQRS``,
 ``DJANGO_OUTBOX_PATTERN``) ignored because ``MESSAGING`` has the section. The reference libraries'
 dicts are checked like the sections they stand in for. Values are never printed for secret keys.
 """
@@ -135,6 +136,35 @@ def _check_legacy_dicts(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     return errors
 
 
+#: The keys of ``MESSAGING["KAFKA"]`` that the core Kafka transport reads for every package
+#: (CQRS over Kafka, the outbox's and the event store's Kafka transports), Kafka app or not.
+KAFKA_CLIENT_KEYS = ("GLOBAL_CONFIG", "PRODUCER_CONFIG", "CONSUMER_CONFIG")
+
+
+def _check_client_configs(path: str, values: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """``MESSAGING["KAFKA"]`` without the Kafka app: its client configurations are in use,
+    anything else has no effect."""
+    errors: list[checks.CheckMessage] = []
+    for key, value in values.items():
+        if key not in KAFKA_CLIENT_KEYS:
+            errors.append(
+                checks.Warning(
+                    f"{path}[{key!r}] is set but 'django_messaging.kafka' is not in "
+                    "INSTALLED_APPS, so it has no effect.",
+                    hint=f"Without the Kafka app only {', '.join(KAFKA_CLIENT_KEYS)} are read.",
+                    id="messaging.W001",
+                )
+            )
+        elif not isinstance(value, Mapping):
+            errors.append(
+                checks.Error(
+                    f"{path}[{key!r}] must be a dict, got {type(value).__name__}.",
+                    id="messaging.E005",
+                )
+            )
+    return errors
+
+
 @checks.register()
 def check_messaging_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     raw = getattr(django_settings, SETTINGS_NAME, {})
@@ -169,6 +199,9 @@ def check_messaging_settings(app_configs: Any = None, **kwargs: Any) -> list[che
             )
             continue
         app = KNOWN_SECTIONS[name]
+        if name == "KAFKA" and not apps.is_installed(app):
+            errors.extend(_check_client_configs(path, values))
+            continue
         if not apps.is_installed(app) or name not in sections:
             errors.append(
                 checks.Warning(

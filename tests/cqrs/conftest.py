@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -216,13 +217,24 @@ class KafkaWire:
                         p.offset = OFFSET_BEGINNING
             else:
                 start = [TopicPartition(topic, p.partition, OFFSET_BEGINNING) for p in partitions]
+            # Read up to each partition's end as it is now: an empty poll under load is no end.
+            marks = {p.partition: consumer.get_watermark_offsets(p, timeout=10) for p in start}
+            ends = {partition: high for partition, (_, high) in marks.items()}
+            todo = {
+                p.partition
+                for p in start
+                if max(p.offset, marks[p.partition][0]) < ends[p.partition]
+            }
             consumer.assign(start)
             found = []
-            while True:
-                batch = consumer.consume(100, timeout=0.5)
-                if not batch:
-                    return found
-                found.extend(m for m in batch if m.error() is None)
+            deadline = time.monotonic() + 30
+            while todo and time.monotonic() < deadline:
+                for m in consumer.consume(100, timeout=0.5):
+                    if m.error() is None:
+                        found.append(m)
+                        if m.offset() + 1 >= ends[m.partition()]:
+                            todo.discard(m.partition())
+            return found
         finally:
             consumer.close()
 

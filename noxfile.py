@@ -90,7 +90,9 @@ def mariadb(session: nox.Session) -> None:
 @nox.parametrize("package", PACKAGES)
 def alone(session: nox.Session, package: str) -> None:
     """One feature distribution installed alone with core, as `pip install
-    "django-messaging[<package>]"` gives it: import it, `manage.py check`, its tests on SQLite."""
+    "django-messaging[<package>]"` gives it: import it, `manage.py check`, and on SQLite the
+    tests of what meets the rest of a project (README examples, settings and checks, admin,
+    migrations, status, test utilities, Kafka through core). The full suite runs in `tests`."""
     session.install("-e", ".", "-e", f"packages/{package}", *TEST_REQUIREMENTS, DJANGO["5.2"])
     others = [f"django_messaging.{p}" for p in PACKAGES if p != package]
     session.run("python", "-c", ALONE_CHECK, f"django_messaging.{package}", *others)
@@ -101,7 +103,14 @@ def alone(session: nox.Session, package: str) -> None:
         "DJANGO_SETTINGS_MODULE": "tests.project.settings",
     }
     session.run("python", "-m", "django", "check", "--fail-level", "WARNING", env=env)
-    session.run("python", "-m", "pytest", f"tests/{package}", *session.posargs, env=env)
+    selection = session.posargs or ["-k", ALONE_TESTS]
+    session.run("python", "-m", "pytest", f"tests/{package}", *selection, env=env)
+
+
+#: The tests a package installed alone runs (pytest -k over file and test names).
+ALONE_TESTS = (
+    "readme or check or conf or settings or admin or migration or status or testing or forward"
+)
 
 
 #: Imports the package named first; fails if any of the others can be imported.

@@ -108,13 +108,35 @@ def test_a_block_whose_messages_cannot_be_stored_commits_nothing(broker, cqrs_se
         return execute(sql, params, many, context)
 
     with pytest.raises(DatabaseError, match="message rows"), transaction.atomic():
-        Product.objects.create(name="never committed")
+        Product.objects.create(name="never committed")  # its INSERT carries its message row
         connection.execute_wrappers.append(refuse)
+        Product.objects.create(name="never committed either")  # stored at the commit
     connection.execute_wrappers.remove(refuse)
-    assert not Product.objects.filter(name="never committed").exists()
+    assert not Product.objects.filter(name__startswith="never committed").exists()
     assert not PendingMessage.objects.exists()
     assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="one statement on PostgreSQL")
+def test_the_first_create_of_a_block_carries_its_message_row_and_the_rest_follow_at_the_commit(
+    broker, cqrs_settings
+):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        first = Product.objects.create(name="first")
+        second = Product.objects.create(name="second")
+    writes = [q["sql"] for q in queries if "messaging_cqrs_pendingmessage" in q["sql"]]
+    assert len(writes) == 2
+    assert writes[0].startswith(f'WITH saved AS (INSERT INTO "{Product._meta.db_table}"')
+    assert writes[1].startswith('INSERT INTO "messaging_cqrs_pendingmessage"')
+    assert wait_for_confirms() == 0
+    assert not PendingMessage.objects.exists()
+    assert _received(broker, cqrs_settings) == [
+        ("SAVE", first.pk, "first"),
+        ("SAVE", second.pk, "second"),
+    ]
 
 
 KILLED_AFTER_THE_COMMIT = """

@@ -91,19 +91,19 @@ def test_suppressed_and_filtered_creates_leave_no_row_and_no_message(broker, cqr
     assert queue_depth(broker, cqrs_settings["queue"]) == 0
 
 
-def test_a_create_inside_a_transaction_is_django_s_insert_and_its_row_goes_with_the_commit(
+def test_a_create_opening_a_transaction_s_messages_carries_its_row_in_its_insert(
     broker, cqrs_settings
 ):
-    """Besides BEGIN, which Django does not log: the create's own INSERT, and the message row
-    written in the same statement string as the COMMIT (see controller.precommit)."""
+    """Besides BEGIN and COMMIT: the create's own INSERT, which writes the message row too (no
+    message of the transaction precedes it, so the block's order holds)."""
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         product = Product.objects.create(name="in a transaction")
-        assert not PendingMessage.objects.exists()
+        stored = PendingMessage.objects.get()
+        assert (stored.instance_pk, stored.body) == (str(product.pk), "")
     statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    insert, _exists, stored = statements
-    assert "messaging_cqrs_pendingmessage" not in insert
-    assert "messaging_cqrs_pendingmessage" in stored
-    assert stored.endswith("; COMMIT")
+    insert, _read = statements
+    assert insert.startswith("WITH saved AS (INSERT")
+    assert "messaging_cqrs_pendingmessage" in insert
     assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     (message,) = messages(broker, cqrs_settings["queue"])
@@ -118,8 +118,10 @@ def test_ten_creates_in_one_transaction_are_eleven_statements(broker, cqrs_setti
         products = [Product.objects.create(name=f"block {i}") for i in range(10)]
     statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
     assert len(statements) == 11, statements
-    assert all("messaging_cqrs_pendingmessage" not in sql for sql in statements[:10])
-    assert statements[10].count("), (") == 9  # one INSERT of ten rows
+    assert "messaging_cqrs_pendingmessage" in statements[0]  # the first carries its row
+    assert all("messaging_cqrs_pendingmessage" not in sql for sql in statements[1:10])
+    assert statements[10].count("), (") == 8  # one INSERT of the other nine rows
+    assert statements[10].endswith("; COMMIT")
     assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     received = [
@@ -155,7 +157,10 @@ def test_a_rolled_back_savepoint_takes_its_message_row_along(broker, cqrs_settin
                 raise RuntimeError("roll back the savepoint")
         except RuntimeError:
             pass
-        assert not PendingMessage.objects.exists()  # stored just before the commit
+        # The first create's row came with its INSERT; the rest waits for the commit.
+        assert list(PendingMessage.objects.values_list("instance_pk", flat=True)) == [
+            str(product.pk)
+        ]
     assert wait_for_confirms() == 0
     assert not PendingMessage.objects.exists()
     assert not Product.objects.filter(pk=other.pk).exists()
@@ -289,3 +294,21 @@ def test_a_transaction_never_sends_a_prepared_statement(broker, cqrs_settings, p
     assert wait_for_confirms() == 0
     names = [m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"])]
     assert names == ["prepared", "in a transaction"]
+
+
+def test_a_create_whose_message_cannot_be_built_leaves_no_row_to_a_caller_that_commits(
+    broker, cqrs_settings, monkeypatch
+):
+    from django_messaging.cqrs import publishing
+
+    def failing(*args, **kwargs):
+        raise ValueError("the serializer failed")
+
+    monkeypatch.setattr(publishing, "save_payload", failing)
+    with transaction.atomic():
+        with pytest.raises(ValueError, match="serializer failed"):
+            Product.objects.create(name="unbuildable")  # its INSERT carried the message row
+        assert Product.objects.filter(name="unbuildable").exists()
+    assert not PendingMessage.objects.exists()
+    assert wait_for_confirms() == 0
+    assert queue_depth(broker, cqrs_settings["queue"]) == 0

@@ -136,9 +136,11 @@ class RawMasterMixin(models.Model):
             # theirs to save, as django-cqrs saves it.
             self.refresh_from_db(fields=["cqrs_revision"], using=using)
         self.save_tracked_fields()
-        if self._stages_in_transaction(using, kwargs):
-            # Its first update in this transaction: the statement reads the revision back.
-            self.__dict__[staging.REQUESTED] = staging.REVISION_ONLY
+        staged = self._stages_in_transaction(using, kwargs)
+        if staged:
+            # A create that is the transaction's first message carries its message row (see
+            # controller.staging); an update's statement only reads the revision back.
+            self.__dict__[staging.REQUESTED] = True if self._state.adding else staging.REVISION_ONLY
             try:
                 super().save(*args, **kwargs)
             finally:
@@ -151,14 +153,17 @@ class RawMasterMixin(models.Model):
             tracker.snapshot(self)
 
     def _stages_in_transaction(self, using: str, options: dict[str, Any]) -> bool:
-        # An update reads its incremented revision back in the same statement. The message
+        # An update reads its incremented revision back in the same statement; its message
         # is stored with the block's other messages just before the commit (see
-        # controller.precommit), in the order of the block: a create's INSERT stays Django's.
+        # controller.precommit), in the order of the block. A create's INSERT carries its
+        # message row when no commit hook precedes it in the transaction: the rows written at
+        # the commit come after it, so the block's order holds.
+        connection = transaction.get_connection(using)
         return (
-            not self._state.adding
-            and publishing.OUTBOX not in self.__dict__
+            publishing.OUTBOX not in self.__dict__
             and self.CQRS_PRODUCE
-            and transaction.get_connection(using).in_atomic_block
+            and connection.in_atomic_block
+            and (not self._state.adding or not connection.run_on_commit)
             and publishing.mode() == "outbox"
             and not is_suppressed(self.CQRS_ID)
             and staging.applies(self, using, options)

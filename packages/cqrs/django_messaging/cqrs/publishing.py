@@ -129,9 +129,14 @@ def _stage_save(instance: Any, using: str, queue: str | None, staged_id: int | N
     """
     holder: list[TransportPayload] | None = instance.__dict__.get(OUTBOX)
     initial = instance.is_initial_cqrs_save or holder is None
-    payload = save_payload(
-        instance, using, False, queue, instance.get_tracked_fields_data(), strict=True
-    )
+    try:
+        payload = save_payload(
+            instance, using, False, queue, instance.get_tracked_fields_data(), strict=True
+        )
+    except Exception:
+        if staged_id is not None:  # a caller that goes on and commits sends nothing
+            producer.discard(staged_id, using)
+        raise
     if payload is None:
         if staged_id is not None:
             producer.discard(staged_id, using)

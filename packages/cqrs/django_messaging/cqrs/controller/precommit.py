@@ -1,7 +1,8 @@
 """The messages of a ``transaction.atomic()`` block, stored together just before its commit.
 
 In the default mode (``CQRS_PUBLISH_CONFIRMS = "outbox"``) a save inside a transaction does not
-write its message row at once: the message rides on the commit hook that publishes it
+write its message row at once (a create before any other commit hook of the transaction
+carries it in its own statement instead, see :mod:`.staging`): the message rides on the commit hook that publishes it
 (:class:`StagedMessage`, a :class:`django_messaging.core.precommit.BeforeCommit`). Just before
 the transaction's ``COMMIT``, core's pre-commit writes the messages of the hooks no rollback
 discarded, in the order they were registered, as one multi-row ``INSERT`` (:meth:`StagedMessage.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -57,17 +57,6 @@ class OtherConsumer(Consumer):
     config = {"group.id": "model-sync-other", "auto.offset.reset": "earliest"}
     polling_freq = 0.2
     start = _assign_start
-
-
-@pytest.fixture
-def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Syncs defined by a test are unregistered after it; so are the consumers registered."""
-    monkeypatch.setattr(kafka.consumers, "_classes", dict(kafka.consumers._classes))
-    monkeypatch.setattr(kafka.connectors, "_classes", dict(kafka.connectors._classes))
-    before = set(kafka.model_syncs)
-    yield
-    for key in set(kafka.model_syncs) - before:
-        kafka.model_syncs.unregister(key)
 
 
 @pytest.fixture

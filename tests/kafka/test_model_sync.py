@@ -6,7 +6,7 @@ import datetime as dt
 import decimal
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from django.db import transaction
@@ -22,6 +22,7 @@ from django_messaging.kafka.models.model_sync import (
     ExcludeFields,
     IncludeFields,
     ModelSync,
+    ModelSyncEnricherConsumer,
     PythonAvroSink,
     PythonAvroSource,
     PythonSink,
@@ -29,8 +30,8 @@ from django_messaging.kafka.models.model_sync import (
     Relation,
 )
 from django_messaging.kafka.relations import resolve
-from django_messaging.kafka.topic.transforms import FieldTransform
-from tests.kafka.conftest import _assign_start, produce_raw, run_until
+from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform
+from tests.kafka.conftest import _assign_start, produce_raw, run_many, run_until
 from tests.project.kafka_app.models import (
     Customer,
     SkipItem,
@@ -49,6 +50,12 @@ class SyncConsumer(Consumer):
 
     topics = Topics()
     config = {"group.id": "model-sync-tests", "auto.offset.reset": "earliest"}
+    polling_freq = 0.2
+    start = _assign_start
+
+
+class EnrichConsumer(Consumer):
+    config = {"group.id": "model-sync-enrich", "auto.offset.reset": "earliest"}
     polling_freq = 0.2
     start = _assign_start
 
@@ -144,6 +151,10 @@ def test_a_sync_is_registered_when_defined_and_a_base_without_model_is_not(syncs
         (
             {"model": SkipItem, "source": PythonSource(), "sink": PythonSink()},
             "set topic",
+        ),
+        (
+            {"model": SyncOrder, "source": PythonSource(), "enrich_transforms": [FieldTransform("x")]},
+            r"set topic \(or enriched_topic\)",
         ),
     ],
 )
@@ -465,3 +476,70 @@ def test_dbz_source_needs_a_connector(sync_settings: Callable[..., None]) -> Non
 
     assert kafka.model_syncs.sources_for(SyncConsumer) == []
     assert Orders.source.connector_path(Orders) is None  # type: ignore[union-attr]
+
+
+# --- enrichment -----------------------------------------------------------------------------
+
+
+class Channel(TypedDict):
+    channel: str
+
+
+def _lower_number(value: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"number": value["number"].lower(), "channel": "web"}
+
+
+def test_an_enricher_stands_between_the_source_and_the_sink(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    raw = create_topic(f"{prefix}.public.test_kafka_syncorder")
+    public = create_topic()
+
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = public
+        source = PythonAvroSource()
+        enrich_transforms = [EnricherTransform(_lower_number, overwrite=True)]
+        enrich_schema = Channel
+        enricher_consumer = f"{__name__}.EnrichConsumer"
+
+    class Replicas(ModelSync):
+        model = SyncOrderReplica
+        topic = public
+        sink = PythonAvroSink()
+
+    assert (Orders.source_topic(), Orders.get_topic()) == (raw, public)
+    assert EnrichConsumer.topics.names == [raw]
+    with django_capture_on_commit_callbacks(execute=True):
+        order = _order(number="WEB-1")
+    kafka.producer.flush(5)
+    run_many(
+        [EnrichConsumer(), SyncConsumer()],
+        lambda: SyncOrderReplica.objects.filter(pk=order.pk).exists(),
+    )
+    assert SyncOrderReplica.objects.get(pk=order.pk).number == "web-1"
+    schema = kafka.schema_client.get_latest_version(f"{public}-value").schema.schema_str
+    assert '"name":"channel"' in schema and '"name":"__deleted"' in schema
+
+
+def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> None:
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = "orders-public"
+        source = PythonSource()
+        enrich_transforms = [FieldTransform("ratio", drop=True)]
+
+    enricher = ModelSyncEnricherConsumer.topics.get("public.test_kafka_syncorder")
+    assert (enricher.name, enricher.reproduce_name) == ("public.test_kafka_syncorder", "orders-public")
+    assert ModelSyncEnricherConsumer.build_config()["group.id"] == "django-messaging.model-sync-enricher"
+    sync_settings(MODEL_SYNC_ENRICHER_GROUP="shop-enricher")
+    assert ModelSyncEnricherConsumer.build_config()["group.id"] == "shop-enricher"
+    register_sync_consumers()
+    assert kafka.consumers[
+        "django_messaging.kafka.models.model_sync.enricher.ModelSyncEnricherConsumer"
+    ] is ModelSyncEnricherConsumer

@@ -253,3 +253,23 @@ def test_a_python_sink_is_no_connector(sync_connect: Callable[..., Any]) -> None
         sink = PythonSink()
 
     assert set(kafka.connectors) == before
+
+
+def test_an_enriched_source_is_not_rerouted(sync_connect: Callable[..., Any]) -> None:
+    from django_messaging.kafka.topic.transforms import FieldTransform
+
+    class Enriched(ModelSync):
+        model = SyncOrder
+        topic = "orders"
+        source = DbzPostgresSource()
+        enrich_transforms = [FieldTransform("ratio", drop=True)]
+
+    class Written(ModelSync):
+        model = SyncLine
+        enriched_topic = "lines-enriched"
+        sink = DbzJdbcSink()
+
+    config = ShopSource().final_config
+    assert config["transforms"] == "unwrap"  # the enricher reads the raw topic, not a route
+    assert config["table.include.list"] == "public.test_kafka_syncorder"
+    assert kafka.connectors["WrittenSinkConnector"]().final_config["topics"] == "lines-enriched"

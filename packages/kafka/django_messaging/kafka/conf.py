@@ -246,6 +246,18 @@ MODEL_SYNC_SETTINGS: dict[str, Setting] = {
         help="Dotted path of the Consumer that runs the topics of PythonSink/PythonAvroSink "
         "declarations without their own consumer=.",
     ),
+    "MODEL_SYNC_ENRICHER_CONSUMER": Setting(
+        "django_messaging.kafka.models.model_sync.enricher.ModelSyncEnricherConsumer",
+        str,
+        imports=True,
+        help="Dotted path of the Consumer that runs the enrichers of ModelSyncs with "
+        "enrich_transforms (raw topic -> transforms -> public topic).",
+    ),
+    "MODEL_SYNC_ENRICHER_GROUP": Setting(
+        "django-messaging.model-sync-enricher",
+        str,
+        help="group.id of the default MODEL_SYNC_ENRICHER_CONSUMER.",
+    ),
     "CONNECT_DATABASE": Setting(
         None,
         (dict, str),

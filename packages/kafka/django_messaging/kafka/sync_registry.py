@@ -21,7 +21,7 @@ class ModelSyncRegistry:
 
     def __init__(self) -> None:
         self._classes: dict[str, Any] = {}
-        self._topics: dict[str, Any] = {}
+        self._topics: dict[tuple[str, str], Any] = {}
 
     @staticmethod
     def get_key(cls: type) -> str:
@@ -41,7 +41,8 @@ class ModelSyncRegistry:
     def unregister(self, key: str) -> None:
         """Remove a sync and undo what its ``registered()`` hook did."""
         cls = self._classes.pop(key, None)
-        self._topics.pop(key, None)
+        for cached in [k for k in self._topics if k[0] == key]:
+            del self._topics[cached]
         if cls is not None:
             cls.unregistered()
 
@@ -65,18 +66,18 @@ class ModelSyncRegistry:
         return list(self._classes.values())
 
     def topics_for(self, consumer_cls: type) -> list[Any]:
-        """The sink topics of the syncs whose Python sink runs on ``consumer_cls``."""
+        """The topics the registered syncs run on ``consumer_cls`` (Python sinks, enrichers),
+        each built once and kept until :meth:`clear_topics`."""
         key = f"{consumer_cls.__module__}.{consumer_cls.__name__}"
         found = []
         for sync_key, sync in self._classes.items():
-            sink = getattr(sync, "sink", None)
-            consumer_path = getattr(sink, "consumer_path", None)
-            if consumer_path is None or consumer_path(sync) != key:
-                continue
-            topic = self._topics.get(sync_key)
-            if topic is None:
-                topic = self._topics[sync_key] = sink.make_topic(sync)  # type: ignore[union-attr]
-            found.append(topic)
+            for role, path, build in sync.consumer_topics():
+                if path != key:
+                    continue
+                topic = self._topics.get((sync_key, role))
+                if topic is None:
+                    topic = self._topics[(sync_key, role)] = build()
+                found.append(topic)
         return found
 
     def sources_for(self, connector_cls: type) -> list[tuple[Any, Any]]:
@@ -91,12 +92,12 @@ class ModelSyncRegistry:
         return found
 
     def consumer_paths(self) -> list[str]:
-        """The consumers the Python sinks of the registered syncs run on."""
-        paths = []
+        """The consumers the registered syncs run topics on."""
+        paths: list[str] = []
         for sync in self._classes.values():
-            consumer_path = getattr(getattr(sync, "sink", None), "consumer_path", None)
-            if consumer_path is not None and consumer_path(sync) not in paths:
-                paths.append(consumer_path(sync))
+            for _role, path, _build in sync.consumer_topics():
+                if path not in paths:
+                    paths.append(path)
         return paths
 
     def clear_topics(self) -> None:

@@ -10,6 +10,11 @@
 Put them in an app's ``model_syncs.py``; see :class:`ModelSync`.
 """
 
+from django_messaging.kafka.models.model_sync.enricher import (
+    ModelSyncAvroEnricher,
+    ModelSyncEnricher,
+    ModelSyncEnricherConsumer,
+)
 from django_messaging.kafka.models.model_sync.fields import ExcludeFields, IncludeFields
 from django_messaging.kafka.models.model_sync.sink import (
     ConnectorSink,
@@ -38,6 +43,9 @@ __all__ = [
     "ExcludeFields",
     "IncludeFields",
     "ModelSync",
+    "ModelSyncAvroEnricher",
+    "ModelSyncEnricher",
+    "ModelSyncEnricherConsumer",
     "PythonAvroSink",
     "PythonAvroSource",
     "PythonSink",

@@ -109,8 +109,9 @@ class DbzPostgresSource(ConnectorSource):
       always, ``kafka_skip`` too for a two-way sync);
     * ``replica.identity.autoset.values``: ``<schema>.<table>:<replica_identity>`` (``FULL``:
       deletes carry the whole row, ``kafka_skip`` included);
-    * when the sync sets ``topic``: a ``ByLogicalTableRouter`` transform that sends the
-      table's records from ``<topic.prefix>.<schema>.<table>`` to ``topic``;
+    * when the sync sets ``topic`` (and no ``enrich_transforms``): a ``ByLogicalTableRouter``
+      transform that sends the table's records from ``<topic.prefix>.<schema>.<table>`` to
+      ``topic``;
     * for a two-way sync: a ``Filter`` transform (first in the chain, on Debezium's envelope)
       that drops the changes whose row has ``kafka_skip`` true, and a ``ReplaceField``
       transform (last) that leaves ``kafka_skip`` out of the published value.
@@ -147,7 +148,7 @@ class DbzPostgresSource(ConnectorSource):
         if sync.is_bidirectional():
             self._skip_filter(sync, config)
             self._drop_skip(config)
-        if sync.topic:
+        if sync.topic and not sync.has_enrich():
             self._reroute(sync, config)
 
     def raw_topic(self, sync: type[ModelSync], config: dict[str, Any]) -> str:
@@ -230,7 +231,7 @@ class PythonSource(Source):
 
     def topic(self, sync: type[ModelSync]) -> TopicProducer:
         """The topic producer of ``sync`` (built once per topic name)."""
-        name = sync.get_topic()
+        name = sync.source_topic()
         found = self._topics.get(name)
         if found is None:
             cls = type(

@@ -44,6 +44,13 @@ class ModelSync:
     Debezium writes the table to. ``fields``: ``IncludeFields``/``ExcludeFields`` (default:
     every column), applied on both sides. ``consume_transforms``: steps of
     :mod:`~django_messaging.kafka.topic.transforms` the Python sink runs on each value.
+
+    Enrichment: with ``enrich_transforms``, the source writes to the raw topic
+    (:meth:`raw_topic`) and an enricher (a ``TopicReproducer`` on ``enricher_consumer``, default
+    ``MODEL_SYNC_ENRICHER_CONSUMER``) re-produces each record through those transforms to the
+    public topic, ``enriched_topic`` or ``topic``, which the sink reads. In Avro (every source
+    but ``PythonSource``) the enriched records are written with the model's schema of the
+    synced columns, extended by ``enrich_schema`` (a ``TypedDict`` of the added fields).
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -52,6 +59,10 @@ class ModelSync:
     source: ClassVar[Source | None] = None
     sink: ClassVar[Sink | None] = None
     consume_transforms: ClassVar[Sequence[Transform]] = ()
+    enrich_transforms: ClassVar[Sequence[Transform]] = ()
+    enriched_topic: ClassVar[str | None] = None
+    enrich_schema: ClassVar[type | None] = None
+    enricher_consumer: ClassVar[str | type | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -79,6 +90,11 @@ class ModelSync:
                 f"{name}.fields must be IncludeFields([...]) or ExcludeFields([...])."
             )
         cls.columns()  # unknown field names raise here
+        if cls.has_enrich() and not (cls.topic or cls.enriched_topic):
+            raise DjangoKafkaError(
+                f"{name} has enrich_transforms: set topic (or enriched_topic), the topic the "
+                "enriched records go to (the source writes to the raw topic)."
+            )
         if cls.is_bidirectional():
             from django_messaging.kafka.connect.models import KafkaConnectSkipModel
 
@@ -119,9 +135,37 @@ class ModelSync:
         return f"{prefix}.{cls.db_table()}" if prefix else cls.db_table()
 
     @classmethod
+    def has_enrich(cls) -> bool:
+        return bool(cls.enrich_transforms)
+
+    @classmethod
     def get_topic(cls) -> str:
-        """The topic of this sync: ``topic``, else :meth:`raw_topic`."""
-        return cls.topic or cls.raw_topic()
+        """The public topic of this sync, which sinks read: ``enriched_topic`` or ``topic``,
+        else :meth:`raw_topic`."""
+        return cls.enriched_topic or cls.topic or cls.raw_topic()
+
+    @classmethod
+    def source_topic(cls) -> str:
+        """The topic the source writes to: the public one, or the raw one when an enricher
+        stands between them."""
+        return cls.raw_topic() if cls.has_enrich() else cls.get_topic()
+
+    @classmethod
+    def consumer_topics(cls) -> list[tuple[str, str, Any]]:
+        """``(role, consumer path, build)`` of each topic this sync runs on a consumer of the
+        project: its Python sink, its enricher."""
+        found: list[tuple[str, str, Any]] = []
+        sink = cls.sink
+        make_topic = getattr(sink, "make_topic", None)
+        if make_topic is not None:
+            path = sink.consumer_path(cls)  # type: ignore[union-attr]
+            if path is not None:
+                found.append(("sink", path, lambda: make_topic(cls)))
+        if cls.has_enrich():
+            from django_messaging.kafka.models.model_sync.enricher import enricher_topics
+
+            found.extend(enricher_topics(cls))
+        return found
 
     @classmethod
     def columns(cls) -> dict[str, models.Field[Any, Any]]:

@@ -153,7 +153,11 @@ def test_a_sync_is_registered_when_defined_and_a_base_without_model_is_not(syncs
             "set topic",
         ),
         (
-            {"model": SyncOrder, "source": PythonSource(), "enrich_transforms": [FieldTransform("x")]},
+            {
+                "model": SyncOrder,
+                "source": PythonSource(),
+                "enrich_transforms": [FieldTransform("x")],
+            },
             r"set topic \(or enriched_topic\)",
         ),
     ],
@@ -227,7 +231,7 @@ def test_a_sink_naming_a_consumer_that_does_not_import_says_so(
         model = SyncLine
         sink = PythonSink(consumer="tests.nowhere.Consumer")
 
-    with pytest.raises(DjangoKafkaError, match="cannot import the consumer 'tests.nowhere"):
+    with pytest.raises(DjangoKafkaError, match=r"cannot import the consumer 'tests\.nowhere"):
         register_sync_consumers()
 
 
@@ -381,8 +385,12 @@ def test_two_way_sync_does_not_echo_what_the_sink_wrote(
         source = PythonSource()
         sink = PythonSink()
 
-    produce_raw(kafka_bootstrap, name, [b'{"id": 501, "name": "from-afar", "counter": 4}'],
-                key=b'{"id": 501}')
+    produce_raw(
+        kafka_bootstrap,
+        name,
+        [b'{"id": 501, "name": "from-afar", "counter": 4}'],
+        key=b'{"id": 501}',
+    )
     with django_capture_on_commit_callbacks(execute=True):
         _consume_until(lambda: SkipItem.objects.filter(pk=501).exists())
     item = SkipItem.objects.get(pk=501)
@@ -411,13 +419,12 @@ def test_a_line_waits_for_its_order(
         (Customer, "id", "customer_ref"),
         (SyncOrderReplica, "id", "order_id"),  # a required foreign key, found on its own
     ]
-    produce_raw(kafka_bootstrap, name, [b'{"id": 9, "order_id": 77, "sku_code": "S-9"}'],
-                key=b'{"id": 9}')
+    produce_raw(
+        kafka_bootstrap, name, [b'{"id": 9, "order_id": 77, "sku_code": "S-9"}'], key=b'{"id": 9}'
+    )
     _consume_until(lambda: WaitingMessage.objects.filter(topic=name).exists())
     assert not SyncLine.objects.exists()
-    SyncOrderReplica.objects.create(
-        id=77, number="B-77", total=1, created_at=timezone.now()
-    )
+    SyncOrderReplica.objects.create(id=77, number="B-77", total=1, created_at=timezone.now())
     consumer = SyncConsumer()
     try:
         assert resolve(consumer) == 1
@@ -535,11 +542,20 @@ def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> No
         enrich_transforms = [FieldTransform("ratio", drop=True)]
 
     enricher = ModelSyncEnricherConsumer.topics.get("public.test_kafka_syncorder")
-    assert (enricher.name, enricher.reproduce_name) == ("public.test_kafka_syncorder", "orders-public")
-    assert ModelSyncEnricherConsumer.build_config()["group.id"] == "django-messaging.model-sync-enricher"
+    assert (enricher.name, enricher.reproduce_name) == (
+        "public.test_kafka_syncorder",
+        "orders-public",
+    )
+    assert (
+        ModelSyncEnricherConsumer.build_config()["group.id"]
+        == "django-messaging.model-sync-enricher"
+    )
     sync_settings(MODEL_SYNC_ENRICHER_GROUP="shop-enricher")
     assert ModelSyncEnricherConsumer.build_config()["group.id"] == "shop-enricher"
     register_sync_consumers()
-    assert kafka.consumers[
-        "django_messaging.kafka.models.model_sync.enricher.ModelSyncEnricherConsumer"
-    ] is ModelSyncEnricherConsumer
+    assert (
+        kafka.consumers[
+            "django_messaging.kafka.models.model_sync.enricher.ModelSyncEnricherConsumer"
+        ]
+        is ModelSyncEnricherConsumer
+    )

@@ -156,7 +156,7 @@ def test_unsupported_types_say_what_to_do() -> None:
     class Odd(TypedDict):
         either: int | str
 
-    with pytest.raises(UnsupportedType, match="only 'T | None'"):
+    with pytest.raises(UnsupportedType, match=r"only 'T \| None'"):
         AvroSchema.from_type(Odd)
 
     class Point(models.Field):  # type: ignore[type-arg]
@@ -198,8 +198,16 @@ def test_a_row_round_trips_through_fastavro() -> None:
 
 
 def test_nulls_round_trip() -> None:
-    order = _order(big=None, ratio=None, ordered_on=None, at_time=None, ref=None, wait=None,
-                   blob=None, customer=None)
+    order = _order(
+        big=None,
+        ratio=None,
+        ordered_on=None,
+        at_time=None,
+        ref=None,
+        wait=None,
+        blob=None,
+        customer=None,
+    )
     order = SyncOrder.objects.get(pk=order.pk)
     schema = AvroSchema.from_model(SyncOrder)
     back = _decoded(schema, _through_fastavro(schema, schema.record(order)))

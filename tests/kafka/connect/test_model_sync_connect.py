@@ -147,7 +147,7 @@ ITEM_SINK = {
 def test_sources_are_merged_into_their_connectors_config(
     sync_connect: Callable[..., Any],
 ) -> None:
-    *_, elsewhere = _declare_shop()
+    _declare_shop()
     assert ShopSource().final_config == SHOP_FINAL
     assert ShopSource.config["transforms"] == "unwrap"  # the class's own config is untouched
     assert OtherSource().final_config["table.include.list"] == "public.test_kafka_syncorder"
@@ -167,9 +167,7 @@ def test_jdbc_sinks_are_connectors_of_their_own(sync_connect: Callable[..., Any]
         model = SyncLine
         topic = "lines"
         fields = ExcludeFields(["sku"])
-        sink = DbzJdbcSink(
-            database="default", driver="postgresql", extra_config={"tasks.max": "2"}
-        )
+        sink = DbzJdbcSink(database="default", driver="postgresql", extra_config={"tasks.max": "2"})
 
     config = kafka.connectors["ReplicaSinkSinkConnector"]().final_config
     assert {k: v for k, v in config.items() if k.startswith("transforms") or k == "tasks.max"} == {
@@ -207,8 +205,8 @@ def test_connector_configs_that_cannot_be_built_say_why(sync_connect: Callable[.
         topic = "orders"
         source = DbzPostgresSource(connector=OtherSource)
 
-    with pytest.raises(DjangoKafkaError, match="has no 'topic.prefix'"):
-        OtherSource().final_config
+    with pytest.raises(DjangoKafkaError, match=r"has no 'topic\.prefix'"):
+        _ = OtherSource().final_config
 
 
 def test_kafka_connect_publishes_the_generated_configs(
@@ -236,8 +234,11 @@ def test_system_checks_of_the_model_sync_settings(settings: Any) -> None:
             "CONNECT_DATABASE": {"HOST": "db", "PASSWORD": "t0p-s3cret"},
         }
     }
-    messages = [f"{m.id} {m.msg}" for m in check_messaging_settings() if "MODEL_SYNC" in m.msg
-                or "CONNECT_DATABASE" in m.msg]
+    messages = [
+        f"{m.id} {m.msg}"
+        for m in check_messaging_settings()
+        if "MODEL_SYNC" in m.msg or "CONNECT_DATABASE" in m.msg
+    ]
     text = "\n".join(messages)
     assert "MODEL_SYNC_CONSUMER" in text and "tests.nowhere" in text
     assert "MODEL_SYNC_DB_SCHEMA" in text and "must be a schema name" in text

@@ -84,4 +84,3 @@ class ConnectorsRegistry(Registry[T]):
 
     def get_key(self, cls: T) -> str:
         return str(cls.name)  # type: ignore[attr-defined]
-

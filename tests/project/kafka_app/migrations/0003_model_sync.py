@@ -5,66 +5,102 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('test_kafka', '0002_connect_models'),
+        ("test_kafka", "0002_connect_models"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SyncOrder',
+            name="SyncOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.CharField(max_length=20)),
-                ('quantity', models.IntegerField(default=1)),
-                ('big', models.BigIntegerField(null=True)),
-                ('total', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('paid', models.BooleanField(default=False)),
-                ('ratio', models.FloatField(null=True)),
-                ('ordered_on', models.DateField(null=True)),
-                ('created_at', models.DateTimeField()),
-                ('at_time', models.TimeField(null=True)),
-                ('ref', models.UUIDField(null=True)),
-                ('wait', models.DurationField(null=True)),
-                ('meta', models.JSONField(default=dict)),
-                ('blob', models.BinaryField(null=True)),
-                ('status', models.CharField(choices=[('new', 'New'), ('done', 'Done')], default='new', max_length=10)),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='test_kafka.customer')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.CharField(max_length=20)),
+                ("quantity", models.IntegerField(default=1)),
+                ("big", models.BigIntegerField(null=True)),
+                ("total", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("paid", models.BooleanField(default=False)),
+                ("ratio", models.FloatField(null=True)),
+                ("ordered_on", models.DateField(null=True)),
+                ("created_at", models.DateTimeField()),
+                ("at_time", models.TimeField(null=True)),
+                ("ref", models.UUIDField(null=True)),
+                ("wait", models.DurationField(null=True)),
+                ("meta", models.JSONField(default=dict)),
+                ("blob", models.BinaryField(null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("new", "New"), ("done", "Done")], default="new", max_length=10
+                    ),
+                ),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="test_kafka.customer",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='SyncOrderReplica',
+            name="SyncOrderReplica",
             fields=[
-                ('number', models.CharField(max_length=20)),
-                ('quantity', models.IntegerField(default=1)),
-                ('big', models.BigIntegerField(null=True)),
-                ('total', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('paid', models.BooleanField(default=False)),
-                ('ratio', models.FloatField(null=True)),
-                ('ordered_on', models.DateField(null=True)),
-                ('created_at', models.DateTimeField()),
-                ('at_time', models.TimeField(null=True)),
-                ('ref', models.UUIDField(null=True)),
-                ('wait', models.DurationField(null=True)),
-                ('meta', models.JSONField(default=dict)),
-                ('blob', models.BinaryField(null=True)),
-                ('status', models.CharField(choices=[('new', 'New'), ('done', 'Done')], default='new', max_length=10)),
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('customer', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='test_kafka.customer')),
+                ("number", models.CharField(max_length=20)),
+                ("quantity", models.IntegerField(default=1)),
+                ("big", models.BigIntegerField(null=True)),
+                ("total", models.DecimalField(decimal_places=2, max_digits=12)),
+                ("paid", models.BooleanField(default=False)),
+                ("ratio", models.FloatField(null=True)),
+                ("ordered_on", models.DateField(null=True)),
+                ("created_at", models.DateTimeField()),
+                ("at_time", models.TimeField(null=True)),
+                ("ref", models.UUIDField(null=True)),
+                ("wait", models.DurationField(null=True)),
+                ("meta", models.JSONField(default=dict)),
+                ("blob", models.BinaryField(null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("new", "New"), ("done", "Done")], default="new", max_length=10
+                    ),
+                ),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                (
+                    "customer",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        to="test_kafka.customer",
+                    ),
+                ),
             ],
             options={
-                'abstract': False,
+                "abstract": False,
             },
         ),
         migrations.CreateModel(
-            name='SyncLine',
+            name="SyncLine",
             fields=[
-                ('id', models.BigIntegerField(primary_key=True, serialize=False)),
-                ('sku', models.CharField(db_column='sku_code', max_length=20)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='test_kafka.syncorderreplica')),
+                ("id", models.BigIntegerField(primary_key=True, serialize=False)),
+                ("sku", models.CharField(db_column="sku_code", max_length=20)),
+                (
+                    "order",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        to="test_kafka.syncorderreplica",
+                    ),
+                ),
             ],
         ),
     ]

@@ -22,7 +22,6 @@ import copy
 import datetime as dt
 import decimal
 import json
-import typing
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,7 +30,7 @@ from django.db import models
 from django.utils import timezone
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.schema.fields import django_field_to_avro, python_type_to_avro
+from django_messaging.kafka.schema.fields import annotated_fields, django_field_to_avro
 
 __all__ = ["AvroSchema", "from_avro", "model_columns", "to_avro"]
 
@@ -45,7 +44,7 @@ def model_columns(
     name, attname or column (``"pk"`` is the primary key): only those, or all but those with
     ``exclude``. A name that is not a field of the model raises."""
     columns: dict[str, models.Field[Any, Any]] = {
-        f.column: f
+        str(f.column): f
         for f in model._meta.concrete_fields  # type: ignore[attr-defined]
     }
     if fields is None:
@@ -58,7 +57,7 @@ def resolve_column(model: type[models.Model], name: str) -> str:
     """The column of the field ``name`` (a name, an attname, a column or ``"pk"``)."""
     meta = model._meta
     if name == "pk":
-        return meta.pk.column  # type: ignore[union-attr]
+        return str(meta.pk.column)  # type: ignore[union-attr]
     for f in meta.concrete_fields:  # type: ignore[attr-defined]
         if name in (f.name, f.attname, f.column):
             return str(f.column)
@@ -103,7 +102,7 @@ def from_avro(field: models.Field[Any, Any], value: Any) -> Any:
         and not django_settings.USE_TZ
         and timezone.is_aware(value)
     ):
-        return timezone.make_naive(value, dt.timezone.utc)
+        return timezone.make_naive(value, dt.UTC)
     return value
 
 
@@ -203,15 +202,7 @@ class AvroSchema:
     ) -> AvroSchema:
         """The record of a ``TypedDict`` (or any class with annotations): one field per
         annotation, ``T | None`` fields nullable with default ``null``."""
-        hints = typing.get_type_hints(annotated)
-        avro_fields = []
-        for field_name, annotation in hints.items():
-            avro_type = python_type_to_avro(annotation, f"{annotated.__name__}.{field_name}")
-            entry: dict[str, Any] = {"name": field_name, "type": avro_type}
-            if isinstance(avro_type, list) and avro_type[0] == "null":
-                entry["default"] = None
-            avro_fields.append(entry)
-        return cls(name or annotated.__name__, avro_fields, namespace=namespace)
+        return cls(name or annotated.__name__, annotated_fields(annotated), namespace=namespace)
 
     @classmethod
     def from_dict(cls, schema: dict[str, Any]) -> AvroSchema:

@@ -42,7 +42,7 @@ from django.db import models
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 
-__all__ = ["UnsupportedType", "django_field_to_avro", "python_type_to_avro"]
+__all__ = ["UnsupportedType", "annotated_fields", "django_field_to_avro", "python_type_to_avro"]
 
 AvroType = Any
 
@@ -132,9 +132,11 @@ def python_type_to_avro(annotation: Any, owner: str = "") -> AvroType:
             raise UnsupportedType(f"{owner}: Avro maps have string keys, not {args[0]}")
         return {"type": "map", "values": python_type_to_avro(args[1], owner)}
     if typing.is_typeddict(annotation):
-        from django_messaging.kafka.schema.avro import AvroSchema
-
-        return AvroSchema.from_type(annotation).to_dict()
+        return {
+            "type": "record",
+            "name": annotation.__name__,
+            "fields": annotated_fields(annotation),
+        }
     if annotation is decimal.Decimal:
         raise UnsupportedType(
             f"{owner}: Decimal has no precision in an annotation; use a model field "
@@ -144,3 +146,16 @@ def python_type_to_avro(annotation: Any, owner: str = "") -> AvroType:
     if found is None:
         raise UnsupportedType(f"{owner}: {annotation!r} has no Avro type here")
     return dict(found) if isinstance(found, dict) else found
+
+
+def annotated_fields(annotated: type) -> list[dict[str, Any]]:
+    """The Avro fields of a class's annotations (a ``TypedDict``): ``T | None`` fields are
+    nullable with default ``null``."""
+    fields = []
+    for name, annotation in typing.get_type_hints(annotated).items():
+        avro_type = python_type_to_avro(annotation, f"{annotated.__name__}.{name}")
+        entry: dict[str, Any] = {"name": name, "type": avro_type}
+        if isinstance(avro_type, list) and avro_type[0] == "null":
+            entry["default"] = None
+        fields.append(entry)
+    return fields

@@ -117,7 +117,7 @@ def enricher_consumer_path(sync: type[ModelSync]) -> str:
 
 def enricher_topics(sync: type[ModelSync]) -> list[tuple[str, str, Any]]:
     """The ``("enricher", consumer path, build)`` entry of ``sync``."""
-    from django_messaging.kafka.models.model_sync.source import PythonSource, PythonAvroSource
+    from django_messaging.kafka.models.model_sync.source import PythonAvroSource, PythonSource
 
     plain_json = isinstance(sync.source, PythonSource) and not isinstance(
         sync.source, PythonAvroSource

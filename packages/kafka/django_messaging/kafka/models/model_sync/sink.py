@@ -200,7 +200,9 @@ class DbzJdbcSink(ConnectorSink):
             )
             config["transforms.addKafkaSkip.static.field"] = SKIP
             config["transforms.addKafkaSkip.static.value"] = "true"
-            config["transforms.castKafkaSkip.type"] = "org.apache.kafka.connect.transforms.Cast$Value"
+            config["transforms.castKafkaSkip.type"] = (
+                "org.apache.kafka.connect.transforms.Cast$Value"
+            )
             config["transforms.castKafkaSkip.spec"] = f"{SKIP}:boolean"
         if transforms:
             config["transforms"] = ",".join(transforms)
@@ -277,7 +279,9 @@ class PythonSinkTopic(ModelTopicConsumer):
                 )
             return {"pk": key}
         fields = {f.column: f for f in model._meta.concrete_fields}
-        lookup = {fields[c].attname: self.decode(fields[c], v) for c, v in key.items() if c in fields}
+        lookup = {
+            fields[c].attname: self.decode(fields[c], v) for c, v in key.items() if c in fields
+        }
         if not lookup:
             raise DjangoKafkaError(
                 f"{self.model_sync.__qualname__}: the key {sorted(key)} of a message of "

@@ -205,7 +205,7 @@ class PythonSource(Source):
     they produce nothing; use a ``DbzPostgresSource`` when the table changes that way.
     """
 
-    topic_class: type[TopicProducer] = TopicProducer
+    topic_class: type[TopicProducer] = TopicProducer  # type: ignore[type-abstract]
 
     def __init__(self, key_fields: Sequence[str] | None = None, durable: bool = False) -> None:
         self.key_fields = list(key_fields or ["pk"])

@@ -178,7 +178,7 @@ class ModelSync:
         )
         pk = model._meta.pk
         if pk is not None and pk.column not in columns:
-            columns = {pk.column: pk, **columns}
+            columns = {str(pk.column): pk, **columns}
         columns.pop("kafka_skip", None)
         return columns
 

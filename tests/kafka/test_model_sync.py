@@ -28,6 +28,7 @@ from django_messaging.kafka.models.model_sync import (
     PythonSink,
     PythonSource,
     Relation,
+    SyncMethodTransform,
 )
 from django_messaging.kafka.relations import resolve
 from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform
@@ -511,9 +512,16 @@ def test_an_enricher_stands_between_the_source_and_the_sink(
         model = SyncOrder
         topic = public
         source = PythonAvroSource()
-        enrich_transforms = [EnricherTransform(_lower_number, overwrite=True)]
+        enrich_transforms = [
+            EnricherTransform(_lower_number, overwrite=True),
+            SyncMethodTransform("ratio"),
+        ]
         enrich_schema = Channel
         enricher_consumer = f"{__name__}.EnrichConsumer"
+
+        @staticmethod
+        def enrich_ratio(key: Any, value: dict[str, Any]) -> float:
+            return value["ratio"] * 2
 
     class Replicas(ModelSync):
         model = SyncOrderReplica
@@ -529,7 +537,8 @@ def test_an_enricher_stands_between_the_source_and_the_sink(
         [EnrichConsumer(), SyncConsumer()],
         lambda: SyncOrderReplica.objects.filter(pk=order.pk).exists(),
     )
-    assert SyncOrderReplica.objects.get(pk=order.pk).number == "web-1"
+    replica = SyncOrderReplica.objects.get(pk=order.pk)
+    assert (replica.number, replica.ratio) == ("web-1", 1.0)
     schema = kafka.schema_client.get_latest_version(f"{public}-value").schema.schema_str
     assert '"name":"channel"' in schema and '"name":"__deleted"' in schema
 
@@ -559,3 +568,43 @@ def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> No
         ]
         is ModelSyncEnricherConsumer
     )
+
+
+def test_a_relation_with_fk_sets_the_row_and_a_sync_method_computes_a_field(
+    sync_settings: Callable[..., None], create_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    name = create_topic()
+
+    class Lines(ModelSync):
+        model = SyncLine
+        topic = name
+        sink = PythonSink(
+            relations=[Relation(SyncOrderReplica, "number", "order_number", fk="order")]
+        )
+        consume_transforms = [SyncMethodTransform("sku_code")]
+
+        @staticmethod
+        def consume_sku_code(key: Any, value: dict[str, Any]) -> str:
+            return f"{value['sku_code']}-{key['id']}".lower()
+
+    topic = SyncConsumer.topics.get(name)
+    assert [(r.model, r.id_field, r.value_field) for r in topic.relations] == [
+        (SyncOrderReplica, "number", "order_number")  # replaces the one found for `order`
+    ]
+    produce_raw(
+        kafka_bootstrap,
+        name,
+        [b'{"id": 10, "order_id": 1, "order_number": "B-88", "sku_code": "X"}'],
+        key=b'{"id": 10}',
+    )
+    _consume_until(lambda: WaitingMessage.objects.filter(topic=name).exists())
+    order = SyncOrderReplica.objects.create(
+        id=88, number="B-88", total=1, created_at=timezone.now()
+    )
+    consumer = SyncConsumer()
+    try:
+        assert resolve(consumer) == 1
+    finally:
+        consumer.close()
+    line = SyncLine.objects.get(pk=10)
+    assert (line.order_id, line.sku) == (order.pk, "x-10")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
 import re
 import sys
 import types
+from decimal import Decimal
 from pathlib import Path
 
 import pytest

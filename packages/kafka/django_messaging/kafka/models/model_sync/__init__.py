@@ -34,6 +34,10 @@ from django_messaging.kafka.models.model_sync.source import (
     Source,
 )
 from django_messaging.kafka.models.model_sync.sync import ModelSync
+from django_messaging.kafka.models.model_sync.transforms import (
+    RelationTransform,
+    SyncMethodTransform,
+)
 
 __all__ = [
     "ConnectorSink",
@@ -53,6 +57,8 @@ __all__ = [
     "PythonSinkTopic",
     "PythonSource",
     "Relation",
+    "RelationTransform",
     "Sink",
     "Source",
+    "SyncMethodTransform",
 ]

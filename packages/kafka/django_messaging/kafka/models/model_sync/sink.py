@@ -22,6 +22,7 @@ from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.connector import Connector
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.models.model_sync.fields import ExcludeFields, IncludeFields
+from django_messaging.kafka.models.model_sync.transforms import RelationTransform
 from django_messaging.kafka.relations import ModelRelation
 from django_messaging.kafka.schema.avro import from_avro, resolve_column
 from django_messaging.kafka.topic.avro import AvroTopicConsumer
@@ -213,17 +214,28 @@ class DbzJdbcSink(ConnectorSink):
 @dataclass(frozen=True)
 class Relation:
     """A row a synced message needs before it is written: ``model`` with ``id_field`` equal
-    to the message's ``value_field`` (a column of the value). Foreign keys that are neither
-    ``null`` nor ``blank`` are found on their own; declare others, or lookups by another
-    field, with a ``Relation``. A message whose value misses the field needs nothing."""
+    to the message's ``value_field``. Foreign keys that are neither ``null`` nor ``blank`` are
+    found on their own; declare others, or lookups by another field, with a ``Relation``. A
+    message whose value misses the field (or has ``None``) needs nothing.
+
+    ``fk``: the foreign key of the model to set to that row (a :class:`RelationTransform`
+    runs before the sync's ``consume_transforms``); ``value_field`` may then be any field of
+    the message, not only a column, and the foreign key's own column in the message is
+    ignored. It replaces the relation found on its own for that foreign key."""
 
     model: type[models.Model]
     id_field: str
     value_field: str
+    fk: str | None = None
 
     def of(self, value: dict[str, Any]) -> ModelRelation | None:
         found = value.get(self.value_field)
         return None if found is None else ModelRelation(self.model, self.id_field, found)
+
+    def to_transform(self) -> RelationTransform | None:
+        if not self.fk:
+            return None
+        return RelationTransform(self.value_field, self.fk, self.model, self.id_field)
 
 
 class PythonSinkTopic(ModelTopicConsumer):
@@ -233,7 +245,8 @@ class PythonSinkTopic(ModelTopicConsumer):
     tombstone, or a true ``deletion_key`` field (``__deleted``, as Debezium's
     ``ExtractNewRecordState`` writes it; ``None`` turns that off). Only the sync's columns
     are written (``kafka_skip`` never: a ``KafkaConnectSkipModel`` row written here gets
-    ``True``), each decoded by :meth:`decode`, then the sync's ``consume_transforms`` run.
+    ``True``), each decoded by :meth:`decode`, then the sync's ``consume_transforms`` run on
+    the row by column.
     A message waits (relations resolver) until the rows of its :class:`Relation` s exist.
     """
 
@@ -245,11 +258,20 @@ class PythonSinkTopic(ModelTopicConsumer):
         self.model_sync = sync
         self._name = sync.get_topic()
         self.model = sync.get_model()  # type: ignore[misc]
-        self.transforms = tuple(sync.consume_transforms)  # type: ignore[misc]
         self.relations = tuple(relations)
+        swaps = [r.to_transform() for r in self.relations]
+        self.transforms = (  # type: ignore[misc]
+            *[t for t in swaps if t is not None],
+            *sync.consume_transforms,
+        )
+        fks = {r.fk for r in self.relations if r.fk}
         self._columns = {
-            column: field for column, field in sync.columns().items() if column != SKIP
+            column: field
+            for column, field in sync.columns().items()
+            if column != SKIP and field.name not in fks
         }
+        #: message fields kept as they are for the relation transforms
+        self._passed = [r.value_field for r in self.relations if r.fk]
         if self.relations:
             self.get_relations = self._relations_of
 
@@ -293,11 +315,21 @@ class PythonSinkTopic(ModelTopicConsumer):
         self, model: type[models.Model], key: Any, value: dict[str, Any]
     ) -> dict[str, Any]:
         row = {
-            field.attname: self.decode(field, value[column])
+            column: self.decode(field, value[column])
             for column, field in self._columns.items()
             if column in value
         }
+        for name in self._passed:
+            if name in value:
+                row[name] = value[name]
         return super().apply_transforms(model, key, row)
+
+    def transform(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
+        """The transformed row by field attname (transforms see columns, as messages have
+        them), then ``transform_<field>`` methods."""
+        columns = self._columns
+        row = {(columns[k].attname if k in columns else k): v for k, v in value.items()}
+        return super().transform(model, row)
 
     def decode(self, field: models.Field[Any, Any], value: Any) -> Any:
         """A value of the message as the field's Python value (``field.to_python``: ISO
@@ -364,7 +396,7 @@ class PythonSink(Sink):
         """The declared relations, then the foreign keys that are neither null nor blank
         (on the target field of the key, usually the primary key)."""
         found = list(self.relations)
-        declared = {r.value_field for r in found}
+        declared = {r.value_field for r in found} | {r.fk for r in found if r.fk}
         columns = sync.columns()
         for column, field in columns.items():
             if (
@@ -372,6 +404,7 @@ class PythonSink(Sink):
                 and not (field.null or field.blank)
                 and not field.remote_field.parent_link
                 and column not in declared
+                and field.name not in declared
             ):
                 found.append(
                     Relation(field.related_model, field.target_field.attname, column)  # type: ignore[arg-type]

@@ -477,13 +477,28 @@ def test_a_message_without_a_usable_key_is_an_error(sync_settings: Callable[...,
         topic.get_lookup_kwargs(SyncLine, None, {})
 
 
-def test_dbz_source_needs_a_connector(sync_settings: Callable[..., None]) -> None:
+def test_system_checks_name_the_syncs_that_cannot_run(sync_settings: Callable[..., None]) -> None:
+    from django_messaging.kafka.checks import check_model_syncs
+
     class Orders(ModelSync):
         model = SyncOrder
         source = DbzPostgresSource()
 
+    class Lines(ModelSync):
+        model = SyncLine
+        sink = PythonSink()
+
+    class Lost(ModelSync):
+        model = SyncOrderReplica
+        sink = PythonSink(consumer="tests.nowhere.Consumer")
+
+    sync_settings(MODEL_SYNC_CONSUMER=None)
+    messages = {m.id: m.msg for m in check_model_syncs()}
+    assert set(messages) == {"messaging.E101", "messaging.E102", "messaging.E103"}
+    assert "Orders.source joins no connector" in messages["messaging.E102"]
+    assert "Lines.sink has no consumer" in messages["messaging.E101"]
+    assert "cannot import the consumer 'tests.nowhere.Consumer'" in messages["messaging.E103"]
     assert kafka.model_syncs.sources_for(SyncConsumer) == []
-    assert Orders.source.connector_path(Orders) is None  # type: ignore[union-attr]
 
 
 # --- enrichment -----------------------------------------------------------------------------

@@ -258,3 +258,23 @@ def test_a_row_round_trips_through_the_broker_and_the_registry(settings, create_
     back = _decoded(value_schema, value)
     assert {value_schema.model_fields[c].attname: v for c, v in back.items()} == expected
     assert AvroSchema.from_json(registered).field_names == value_schema.field_names
+
+
+class Address(TypedDict):
+    city: str
+
+
+class Person(TypedDict):
+    home: Address
+    past: list[Address] | None
+
+
+def test_nested_typed_dicts_are_records_named_once() -> None:
+    schema = AvroSchema.from_type(Person).to_dict()
+    address = {"type": "record", "name": "Address", "fields": [{"name": "city", "type": "string"}]}
+    assert schema["fields"] == [
+        {"name": "home", "type": address},
+        {"name": "past", "type": ["null", {"type": "array", "items": "Address"}], "default": None},
+    ]
+    datum = {"home": {"city": "Oslo"}, "past": [{"city": "Rome"}]}
+    assert _through_fastavro(AvroSchema.from_type(Person), datum) == datum

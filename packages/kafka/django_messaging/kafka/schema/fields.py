@@ -110,32 +110,37 @@ _BY_PYTHON: dict[Any, AvroType] = {
 }
 
 
-def python_type_to_avro(annotation: Any, owner: str = "") -> AvroType:
+def python_type_to_avro(annotation: Any, owner: str = "", seen: set[str] | None = None) -> AvroType:
     """The Avro type of an annotation: ``str``, ``int`` (``long``), ``float``, ``bool``,
     ``bytes``, ``UUID``, ``datetime``, ``date``, ``time``, ``timedelta``, ``T | None``
     (``["null", T]``), ``list[T]`` (array), ``dict[str, T]`` (map) and nested ``TypedDict``
-    (record). ``Decimal`` needs a precision, which an annotation does not give: it is refused."""
+    (record; named once, then referred to by name). ``Decimal`` needs a precision, which an
+    annotation does not give: it is refused."""
+    seen = set() if seen is None else seen
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         members = [a for a in args if a is not type(None)]
         if len(members) != 1:
             raise UnsupportedType(f"{owner}: only 'T | None' unions map to Avro, not {annotation}")
-        inner = python_type_to_avro(members[0], owner)
+        inner = python_type_to_avro(members[0], owner, seen)
         return ["null", inner] if len(members) < len(args) else inner
     if origin in (typing.Required, typing.NotRequired):  # type: ignore[comparison-overlap]
-        return python_type_to_avro(args[0], owner)
+        return python_type_to_avro(args[0], owner, seen)
     if origin is list:
-        return {"type": "array", "items": python_type_to_avro(args[0], owner)}
+        return {"type": "array", "items": python_type_to_avro(args[0], owner, seen)}
     if origin is dict:
         if args and args[0] is not str:
             raise UnsupportedType(f"{owner}: Avro maps have string keys, not {args[0]}")
-        return {"type": "map", "values": python_type_to_avro(args[1], owner)}
+        return {"type": "map", "values": python_type_to_avro(args[1], owner, seen)}
     if typing.is_typeddict(annotation):
+        if annotation.__name__ in seen:
+            return annotation.__name__
+        seen.add(annotation.__name__)
         return {
             "type": "record",
             "name": annotation.__name__,
-            "fields": annotated_fields(annotation),
+            "fields": annotated_fields(annotation, seen),
         }
     if annotation is decimal.Decimal:
         raise UnsupportedType(
@@ -148,12 +153,13 @@ def python_type_to_avro(annotation: Any, owner: str = "") -> AvroType:
     return dict(found) if isinstance(found, dict) else found
 
 
-def annotated_fields(annotated: type) -> list[dict[str, Any]]:
+def annotated_fields(annotated: type, seen: set[str] | None = None) -> list[dict[str, Any]]:
     """The Avro fields of a class's annotations (a ``TypedDict``): ``T | None`` fields are
     nullable with default ``null``."""
+    seen = {annotated.__name__} if seen is None else seen
     fields = []
     for name, annotation in typing.get_type_hints(annotated).items():
-        avro_type = python_type_to_avro(annotation, f"{annotated.__name__}.{name}")
+        avro_type = python_type_to_avro(annotation, f"{annotated.__name__}.{name}", seen)
         entry: dict[str, Any] = {"name": name, "type": avro_type}
         if isinstance(avro_type, list) and avro_type[0] == "null":
             entry["default"] = None

@@ -25,6 +25,19 @@ def _fresh_clients(kafka_bootstrap: str) -> Iterator[None]:
     kafka.reset_clients()
 
 
+@pytest.fixture
+def syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``ModelSync`` classes a test defines are unregistered after it; the consumers and
+    connectors they registered go too."""
+    monkeypatch.setattr(kafka.consumers, "_classes", dict(kafka.consumers._classes))
+    monkeypatch.setattr(kafka.connectors, "_classes", dict(kafka.connectors._classes))
+    before = set(kafka.model_syncs)
+    yield
+    for key in set(kafka.model_syncs) - before:
+        kafka.model_syncs.unregister(key)
+    kafka.model_syncs.clear_topics()
+
+
 @pytest.fixture(scope="session")
 def admin(kafka_bootstrap: str) -> AdminClient:
     return AdminClient({"bootstrap.servers": kafka_bootstrap})

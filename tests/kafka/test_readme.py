@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import sys
 import types
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,7 @@ def test_readme_examples_run(my_app, settings):
     namespace: dict = {"__name__": "readme_examples"}
     ran = 0
     before = set(kafka.consumers)
+    connectors, syncs = set(kafka.connectors), set(kafka.model_syncs)
     try:
         for block in blocks:
             if any(marker in block for marker in LONG_RUNNING):
@@ -64,6 +66,10 @@ def test_readme_examples_run(my_app, settings):
             exec(compile(block, "README.md", "exec"), namespace)
             ran += 1
     finally:
+        for key in set(kafka.model_syncs) - syncs:
+            kafka.model_syncs.unregister(key)
+        for key in set(kafka.connectors) - connectors:
+            kafka.connectors.unregister(key)
         for key in set(kafka.consumers) - before:
             kafka.consumers.unregister(key)
         kafka.producer.flush(5)
@@ -79,3 +85,12 @@ def test_readme_examples_run(my_app, settings):
         "released": dt.date(1970, 1, 2),
     }
     assert namespace["AugmentedOrders"]().reproduce_name == "orders.augmented"
+    assert namespace["MyModelIn"].get_topic() == "my-model"
+    assert list(namespace["MyModelIn"].columns()) == ["id", "first_name", "email"]
+    assert namespace["MyModelEnriched"].source_topic() == "public.test_kafka_product"
+    assert namespace["datum"] == {
+        "id": 1,
+        "name": "saw",
+        "price": Decimal("9.90"),
+        "changed_by": None,
+    }

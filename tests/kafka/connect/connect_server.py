@@ -23,6 +23,12 @@ from urllib.parse import unquote
 PLUGINS: dict[str, list[str]] = {
     "org.apache.kafka.connect.file.FileStreamSourceConnector": ["file", "topic"],
     "org.apache.kafka.connect.file.FileStreamSinkConnector": ["file", "topics"],
+    "io.debezium.connector.postgresql.PostgresConnector": [
+        "database.hostname",
+        "database.dbname",
+        "topic.prefix",
+    ],
+    "io.debezium.connector.jdbc.JdbcSinkConnector": ["connection.url", "topics"],
 }
 
 

@@ -78,3 +78,49 @@ class ChangeLog(models.Model):
     op = models.CharField(max_length=1)
     row_id = models.BigIntegerField()
     kafka_skip = models.BooleanField()
+
+
+# Model sync
+
+
+class SyncFields(models.Model):
+    """A column of each type the Avro schema of a model maps."""
+
+    number = models.CharField(max_length=20)
+    quantity = models.IntegerField(default=1)
+    big = models.BigIntegerField(null=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    paid = models.BooleanField(default=False)
+    ratio = models.FloatField(null=True)
+    ordered_on = models.DateField(null=True)
+    created_at = models.DateTimeField()
+    at_time = models.TimeField(null=True)
+    ref = models.UUIDField(null=True)
+    wait = models.DurationField(null=True)
+    meta = models.JSONField(default=dict)
+    blob = models.BinaryField(null=True)
+    status = models.CharField(
+        max_length=10, choices=[("new", "New"), ("done", "Done")], default="new"
+    )
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        abstract = True
+
+
+class SyncOrder(SyncFields):
+    """Published by a ModelSync source."""
+
+
+class SyncOrderReplica(SyncFields):
+    """Written by a ModelSync sink: the id comes from the message."""
+
+    id = models.BigIntegerField(primary_key=True)
+
+
+class SyncLine(models.Model):
+    """Needs its order (a required foreign key: the sink waits for the order's row)."""
+
+    id = models.BigIntegerField(primary_key=True)
+    order = models.ForeignKey(SyncOrderReplica, on_delete=models.CASCADE)
+    sku = models.CharField(max_length=20, db_column="sku_code")

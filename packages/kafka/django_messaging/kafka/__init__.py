@@ -17,6 +17,7 @@ from django_messaging.kafka.clients import shared
 from django_messaging.kafka.producer import Producer
 from django_messaging.kafka.registry import ConnectorsRegistry, ConsumersRegistry, Registry
 from django_messaging.kafka.retry.settings import RetrySettings
+from django_messaging.kafka.sync_registry import ModelSyncRegistry, model_syncs
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,8 @@ class DjangoKafka:
 
     consumers: Registry[Any] = ConsumersRegistry()
     connectors: ConnectorsRegistry[Any] = ConnectorsRegistry()
+    #: ``ModelSync`` declarations (``django_messaging.kafka.models.model_sync``).
+    model_syncs: ModelSyncRegistry = model_syncs
 
     @property
     def retry(self) -> type[RetrySettings]:
@@ -94,10 +97,31 @@ class RegisteredConsumer:
 
 
 def autodiscover() -> None:
-    """Import ``consumers``/``connectors`` modules of every installed app (and their ``kafka.`` twins)."""
-    autodiscover_modules("consumers", "connectors", "kafka.consumers", "kafka.connectors")
+    """Import the ``consumers``, ``connectors`` and ``model_syncs`` modules of every installed
+    app (and their ``kafka.`` twins), then register the consumers that ``ModelSync`` Python
+    sinks run on."""
+    autodiscover_modules(
+        "consumers",
+        "connectors",
+        "model_syncs",
+        "kafka.consumers",
+        "kafka.connectors",
+        "kafka.model_syncs",
+    )
+    register_sync_consumers()
+
+
+def register_sync_consumers() -> None:
+    """Register (under their dotted path) the consumers the Python sinks of the registered
+    ``ModelSync`` classes name, when no ``@kafka.consumers()`` did, so ``kafka_consume`` runs
+    them."""
+    from django.utils.module_loading import import_string
+
+    for path in model_syncs.consumer_paths():
+        if path not in kafka.consumers:
+            kafka.consumers.register(import_string(path))
 
 
 kafka = DjangoKafka()
 
-__all__ = ["DjangoKafka", "RegisteredConsumer", "autodiscover", "kafka"]
+__all__ = ["DjangoKafka", "RegisteredConsumer", "autodiscover", "kafka", "register_sync_consumers"]

@@ -10,7 +10,12 @@ class MessagingKafkaConfig(AppConfig):
     def ready(self) -> None:
         from django_messaging.core import status
         from django_messaging.core.settings import on_change
-        from django_messaging.kafka import autodiscover, conf, kafka  # noqa: F401  (declares MESSAGING["KAFKA"])
+        from django_messaging.kafka import (  # noqa: F401  (declares MESSAGING["KAFKA"], checks)
+            autodiscover,
+            checks,
+            conf,
+            kafka,
+        )
         from django_messaging.kafka.status import lag_figures
 
         on_change(kafka.reset_clients)

@@ -198,11 +198,84 @@ CONNECT_SETTINGS: dict[str, Setting] = {
 
 # --- end of Kafka Connect ---------------------------------------------------------------------
 
+# --- Model sync -------------------------------------------------------------------------------
+
+_DATABASE_KEYS = ("HOST", "NAME", "USER", "PASSWORD")
+
+
+def _check_connect_database(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return None
+    missing = [key for key in _DATABASE_KEYS if key not in value]
+    if missing:
+        return (
+            f"misses {', '.join(missing)}: give HOST, PORT (optional), NAME, USER and PASSWORD "
+            "of the database the JDBC sink connectors write to, or the alias of a DATABASES entry."
+        )
+    return None
+
+
+def _check_db_schema(value: Any) -> str | None:
+    return None if value.strip() else "must be a schema name, e.g. 'public'."
+
+
+MODEL_SYNC_SETTINGS: dict[str, Setting] = {
+    "MODEL_SYNC_SOURCE_CONNECTOR": Setting(
+        None,
+        str,
+        imports=True,
+        help="Dotted path of the Connector that every ModelSync source without its own "
+        "connector is added to (its config gets their tables, keys, columns and routes).",
+    ),
+    "MODEL_SYNC_TOPIC_PREFIX": Setting(
+        None,
+        str,
+        help="First part of a ModelSync's topic when it sets none: "
+        "'<prefix>.<MODEL_SYNC_DB_SCHEMA>.<table>' (Debezium's topic.prefix).",
+    ),
+    "MODEL_SYNC_DB_SCHEMA": Setting(
+        "public",
+        str,
+        validate=_check_db_schema,
+        help="Database schema of the synced tables, in Debezium table lists and topic names.",
+    ),
+    "MODEL_SYNC_CONSUMER": Setting(
+        None,
+        str,
+        imports=True,
+        help="Dotted path of the Consumer that runs the topics of PythonSink/PythonAvroSink "
+        "declarations without their own consumer=.",
+    ),
+    "MODEL_SYNC_ENRICHER_CONSUMER": Setting(
+        "django_messaging.kafka.models.model_sync.enricher.ModelSyncEnricherConsumer",
+        str,
+        imports=True,
+        help="Dotted path of the Consumer that runs the enrichers of ModelSyncs with "
+        "enrich_transforms (raw topic -> transforms -> public topic).",
+    ),
+    "MODEL_SYNC_ENRICHER_GROUP": Setting(
+        "django-messaging.model-sync-enricher",
+        str,
+        help="group.id of the default MODEL_SYNC_ENRICHER_CONSUMER.",
+    ),
+    "CONNECT_DATABASE": Setting(
+        None,
+        (dict, str),
+        secret=True,
+        validate=_check_connect_database,
+        help="Database the JDBC sink connectors of ModelSync write to: a dict of HOST, PORT, "
+        "NAME, USER, PASSWORD (as in DATABASES, as Kafka Connect reaches it), or a DATABASES "
+        "alias.",
+    ),
+}
+
+# --- end of model sync ------------------------------------------------------------------------
+
 
 settings = Section(
     "KAFKA",
     "django_messaging.kafka",
-    {**KAFKA_SETTINGS, **CONNECT_SETTINGS},
+    {**KAFKA_SETTINGS, **CONNECT_SETTINGS, **MODEL_SYNC_SETTINGS},
     legacy="DJANGO_KAFKA",
 )
 

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.client import KafkaConnectClient, KafkaConnectError
 from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.sync_registry import model_syncs
 
 
 class ConnectorStatus(enum.StrEnum):
@@ -197,8 +198,10 @@ class Connector:
             timeout=_timeout(settings.CONNECT_REQUESTS_TIMEOUT),
         )
 
-    def get_config(self) -> dict[str, Any]:
-        """The config sent to Connect: ``config`` plus ``name`` (Connect's validation needs it)."""
+    @property
+    def final_config(self) -> dict[str, Any]:
+        """``config`` with the ``ModelSync`` sources that join this connector merged in
+        (``DbzPostgresSource(connector=...)`` or ``MODEL_SYNC_SOURCE_CONNECTOR``)."""
         config = self.config
         if not isinstance(config, dict):
             raise DjangoKafkaError(
@@ -206,6 +209,15 @@ class Connector:
                 f"got {type(config).__name__}.",
                 context=self,
             )
+        merged = dict(config)
+        for sync, source in model_syncs.sources_for(type(self)):
+            source.setup(sync, merged)
+        return merged
+
+    def get_config(self) -> dict[str, Any]:
+        """The config sent to Connect: :attr:`final_config` plus ``name`` (Connect's
+        validation needs it)."""
+        config = self.final_config
         if "name" in config and config["name"] != self.name:
             raise DjangoKafkaError(
                 f"{self.dotted_path()}.config['name'] is {config['name']!r} but the connector is "

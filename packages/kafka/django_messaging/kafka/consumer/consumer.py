@@ -63,6 +63,12 @@ class Consumer(FailurePolicy, Worker):
     #: most messages per batch; ``None``: the ``BATCH_SIZE`` setting.
     batch_size: ClassVar[int | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "topics" not in cls.__dict__:
+            # its own view: the ModelSync sinks of the parent class do not run on it
+            cls.topics = cls.topics.bound_to(cls)
+
     def __init__(self) -> None:
         self.config = self.build_config()  # type: ignore[misc]  # the built config
         self._consumer = shared.consumer_client(self.config)

@@ -3,15 +3,39 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.sync_registry import model_syncs
 from django_messaging.kafka.topic import TopicConsumer
 
 
 class Topics:
-    """The topics a consumer handles: ``Topics(Topic1(), Topic2())``."""
+    """The topics a consumer handles: ``Topics(Topic1(), Topic2())``.
+
+    On a consumer class they also include the topics of the ``ModelSync`` Python sinks that
+    run on that class (``PythonSink(consumer=...)`` or ``MODEL_SYNC_CONSUMER``), after the
+    ones given here. A subclass that does not set ``topics`` gets its own copy, so the sinks
+    of the parent class do not run on it.
+    """
 
     def __init__(self, *topic_consumers: TopicConsumer) -> None:
-        self._topics = topic_consumers
+        self._own = topic_consumers
+        self._owner: type | None = None
         self._match: dict[str, TopicConsumer] = {}
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._owner = owner
+
+    def bound_to(self, owner: type) -> Topics:
+        """These topics on another consumer class (a subclass that did not set its own)."""
+        copy = Topics(*self._own)
+        copy._owner = owner
+        return copy
+
+    @property
+    def _topics(self) -> tuple[TopicConsumer, ...]:
+        if self._owner is None:
+            return self._own
+        synced = model_syncs.topics_for(self._owner)
+        return (*self._own, *synced) if synced else self._own
 
     def get(self, topic_name: str) -> TopicConsumer:
         """The topic consumer of a message's topic (first match, cached)."""

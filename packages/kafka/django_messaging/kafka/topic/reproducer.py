@@ -66,6 +66,14 @@ class TopicReproducer(TopicConsumer):
         context = TransformContext(key, None, self, msg.topic())
         return key, apply_transforms(self.transforms, value, context)
 
+    def serialize_key(self, key: Any, target: str) -> bytes | None:
+        """The re-produced key's bytes (``key_serializer``)."""
+        return _as_bytes(NamedSerializer(self.key_serializer)(key))
+
+    def serialize_value(self, value: Any, target: str) -> bytes | None:
+        """The re-produced value's bytes (``value_serializer``)."""
+        return _as_bytes(NamedSerializer(self.value_serializer)(value))
+
     def consume(self, msg: Message) -> Any:
         headers = msg.headers()
         key = self.deserialize(msg.key(), MessageField.KEY, headers)
@@ -75,14 +83,8 @@ class TopicReproducer(TopicConsumer):
             return None
         new_key, new_value = result
         target = self.get_reproduce_name(msg)
-        key_bytes = (
-            None if new_key is None else _as_bytes(NamedSerializer(self.key_serializer)(new_key))
-        )
-        value_bytes = (
-            None
-            if new_value is None
-            else _as_bytes(NamedSerializer(self.value_serializer)(new_value))
-        )
+        key_bytes = None if new_key is None else self.serialize_key(new_key, target)
+        value_bytes = None if new_value is None else self.serialize_value(new_value, target)
         return deliver(
             target, value_bytes, key_bytes, _header_list(headers) if self.copy_headers else []
         )

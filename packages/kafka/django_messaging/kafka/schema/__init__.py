@@ -1,0 +1,1 @@
+"""Schemas derived from Django models: :class:`~django_messaging.kafka.schema.avro.AvroSchema`."""

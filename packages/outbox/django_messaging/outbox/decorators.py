@@ -261,7 +261,7 @@ class _PendingRows(precommit.BeforeCommit):
         if not rows:
             return
         if connection.vendor == "postgresql":
-            _insert_json(connection, rows)
+            _insert_json(connection, rows, final=final)
         else:
             _insert_prepared(connection, rows)
 
@@ -331,9 +331,11 @@ def _json_value(value: Any) -> Any:
 _ENCODE = DjangoJSONEncoder(ensure_ascii=True).encode
 
 
-def _insert_json(connection: Any, rows: Sequence[str]) -> None:
+def _insert_json(connection: Any, rows: Sequence[str], *, final: bool = False) -> None:
     """One statement of constant text per 1000 rows, its one parameter a JSON array of them:
-    PostgreSQL parses and plans little, the driver converts one value."""
+    PostgreSQL parses and plans little, the driver converts one value. ``final``: nothing is
+    written after it, so where the driver binds on the client the last statement carries the
+    ``COMMIT`` (one round trip; psycopg then sees the transaction ended)."""
     sql_text = _JSON_INSERT_SQL.get(connection.alias)
     if sql_text is None:
         from django_messaging.outbox.models import Published
@@ -346,9 +348,12 @@ def _insert_json(connection: Any, rows: Sequence[str]) -> None:
             f"FROM jsonb_populate_recordset(NULL::{table}, %s::jsonb)"
         )
     with connection.cursor() as cursor:
+        last = (len(rows) - 1) // _JSON_ROWS_PER_INSERT * _JSON_ROWS_PER_INSERT
+        commits = final and precommit.can_carry_commit(cursor)
         for start in range(0, len(rows), _JSON_ROWS_PER_INSERT):
+            statement = f"{sql_text}; COMMIT" if commits and start == last else sql_text
             cursor.execute(
-                sql_text, ["[" + ", ".join(rows[start : start + _JSON_ROWS_PER_INSERT]) + "]"]
+                statement, ["[" + ", ".join(rows[start : start + _JSON_ROWS_PER_INSERT]) + "]"]
             )
 
 

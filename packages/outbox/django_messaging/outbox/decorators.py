@@ -165,6 +165,7 @@ def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list
     rows = []
     previous = None
     current = get_correlation_id()
+    native = connection.vendor == "postgresql"
     for message in messages:
         new = message if isinstance(message, NewRow) else NewRow(*message)
         now = timezone.now()
@@ -186,6 +187,18 @@ def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list
         }
         if tracing.enabled:  # the trace of the transaction that writes the row, for the relay
             values["headers"] = {**values["headers"], **tracing.inject()}
+        if native:
+            rows.append(
+                [
+                    constant[f.attname]
+                    if f.attname in constant
+                    else f.get_db_prep_save(values[f.attname], connection)
+                    if f.attname in _PREPARED_BY_FIELD
+                    else values[f.attname]
+                    for f in fields
+                ]
+            )
+            continue
         rows.append(
             [
                 constant[f.attname]
@@ -197,6 +210,11 @@ def _outbox_params(connection: Any, messages: Sequence[tuple[Any, ...]]) -> list
             ]
         )
     return rows
+
+
+#: On PostgreSQL (psycopg adapts UUIDs, strings and datetimes as Django's fields would pass
+#: them) only these columns need their field to prepare the value.
+_PREPARED_BY_FIELD = frozenset({"body", "headers", "payload"})
 
 
 def insert_outbox_rows(using: str, messages: Sequence[tuple[Any, ...]]) -> None:

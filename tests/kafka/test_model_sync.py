@@ -31,7 +31,7 @@ from django_messaging.kafka.models.model_sync import (
     SyncMethodTransform,
 )
 from django_messaging.kafka.relations import resolve
-from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform
+from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform, MessagePart
 from tests.kafka.conftest import _assign_start, produce_raw, run_many, run_until
 from tests.project.kafka_app.models import (
     Customer,
@@ -625,3 +625,33 @@ def test_a_relation_with_fk_sets_the_row_and_a_sync_method_computes_a_field(
         consumer.close()
     line = SyncLine.objects.get(pk=10)
     assert (line.order_id, line.sku) == (order.pk, "x-10")
+
+
+def test_a_relation_lookup_finds_the_row_by_a_transformed_key(
+    sync_settings: Callable[..., None], create_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    name = create_topic()
+
+    class Lines(ModelSync):
+        model = SyncLine
+        topic = name
+        sink = PythonSink(
+            relations=[
+                Relation(SyncOrderReplica, "number", "order", fk="order", lookup="order__number")
+            ]
+        )
+        consume_transforms = [SyncMethodTransform("order", apply_to=MessagePart.KEY)]
+
+        @staticmethod
+        def consume_order(key: Any, value: dict[str, Any]) -> str:
+            return str(key["order"]).upper()  # the key names the row: one line per order
+
+    order = SyncOrderReplica.objects.create(id=5, number="B-5", total=1, created_at=timezone.now())
+    key = b'{"order": "b-5"}'
+    produce_raw(kafka_bootstrap, name, [b'{"id": 11, "order": "B-5", "sku_code": "X"}'], key=key)
+    _consume_until(lambda: SyncLine.objects.filter(order=order, sku="X").exists())
+    produce_raw(kafka_bootstrap, name, [b'{"id": 11, "order": "B-5", "sku_code": "Y"}'], key=key)
+    _consume_until(lambda: SyncLine.objects.filter(order=order, sku="Y").exists())
+    assert list(SyncLine.objects.values_list("id", "order_id", "sku")) == [(11, 5, "Y")]
+    produce_raw(kafka_bootstrap, name, [None], key=key)  # the tombstone finds it the same way
+    _consume_until(lambda: not SyncLine.objects.exists())

@@ -21,6 +21,7 @@ from django_messaging.kafka.models.model_sync import (
     DbzPostgresSource,
     ExcludeFields,
     IncludeFields,
+    MessagePart,
     ModelSync,
     ModelSyncEnricherConsumer,
     PythonAvroSink,
@@ -31,7 +32,7 @@ from django_messaging.kafka.models.model_sync import (
     SyncMethodTransform,
 )
 from django_messaging.kafka.relations import resolve
-from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform, MessagePart
+from django_messaging.kafka.topic.transforms import EnricherTransform, FieldTransform
 from tests.kafka.conftest import _assign_start, produce_raw, run_many, run_until
 from tests.project.kafka_app.models import (
     Customer,
@@ -558,6 +559,56 @@ def test_an_enricher_stands_between_the_source_and_the_sink(
     assert (replica.number, replica.ratio) == ("web-1", 1.0)
     schema = kafka.schema_client.get_latest_version(f"{public}-value").schema.schema_str
     assert '"name":"channel"' in schema and '"name":"__deleted"' in schema
+
+
+def test_an_enricher_rewrites_the_key_and_the_sink_looks_rows_up_by_it(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    create_topic(f"{prefix}.public.test_kafka_syncorder")
+    public = create_topic()
+
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = public
+        source = PythonSource()
+        enrich_transforms = [
+            SyncMethodTransform("id", target="number", apply_to=MessagePart.KEY),
+            FieldTransform("id", drop=True),  # the value's id stays behind
+        ]
+        enricher_consumer = f"{__name__}.EnrichConsumer"
+
+        @staticmethod
+        def enrich_id(key: Any, value: dict[str, Any] | None) -> str:
+            return f"N-{key['id']}"  # of a tombstone too (its value is None)
+
+    class Replicas(ModelSync):
+        model = SyncOrderReplica
+        topic = public
+        fields = ExcludeFields(["number"])
+        sink = PythonSink()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = _order()
+    kafka.producer.flush(5)
+    SyncOrderReplica.objects.create(
+        id=order.pk + 1000, number=f"N-{order.pk}", total=1, created_at=timezone.now()
+    )
+    run_many(
+        [EnrichConsumer(), SyncConsumer()],
+        lambda: SyncOrderReplica.objects.filter(total=order.total).exists(),
+    )
+    assert list(SyncOrderReplica.objects.values_list("id", "number")) == [
+        (order.pk + 1000, f"N-{order.pk}")  # found by the number in the key, not created
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        order.delete()
+    kafka.producer.flush(5)
+    run_many([EnrichConsumer(), SyncConsumer()], lambda: not SyncOrderReplica.objects.exists())
 
 
 def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> None:

@@ -611,6 +611,56 @@ def test_an_enricher_rewrites_the_key_and_the_sink_looks_rows_up_by_it(
     run_many([EnrichConsumer(), SyncConsumer()], lambda: not SyncOrderReplica.objects.exists())
 
 
+class NumberKey(TypedDict):
+    number: str
+
+
+def test_an_avro_enricher_writes_the_key_fields_its_transforms_add(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    create_topic(f"{prefix}.public.test_kafka_syncorder")
+    public = create_topic()
+
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = public
+        source = PythonAvroSource()
+        enrich_transforms = [
+            SyncMethodTransform("id", "number", replace=False, apply_to=MessagePart.KEY)
+        ]
+        enrich_key_schema = NumberKey
+        enricher_consumer = f"{__name__}.EnrichConsumer"
+
+        @staticmethod
+        def enrich_id(key: Any, value: dict[str, Any] | None) -> str:
+            return f"N-{key['id']}"
+
+    class Replicas(ModelSync):
+        model = SyncOrderReplica
+        topic = public
+        fields = ExcludeFields(["number"])
+        sink = PythonAvroSink()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = _order()
+    kafka.producer.flush(5)
+    # the key {"id", "number"} finds the row by both columns
+    SyncOrderReplica.objects.create(
+        id=order.pk, number=f"N-{order.pk}", total=1, created_at=timezone.now()
+    )
+    run_many(
+        [EnrichConsumer(), SyncConsumer()],
+        lambda: SyncOrderReplica.objects.filter(total=order.total).exists(),
+    )
+    schema = kafka.schema_client.get_latest_version(f"{public}-key").schema.schema_str
+    assert '"name":"id"' in schema and '"name":"number"' in schema
+
+
 def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> None:
     class Orders(ModelSync):
         model = SyncOrder

@@ -27,6 +27,7 @@ from django_messaging.kafka.models.model_sync import (
     PythonAvroSink,
     PythonAvroSource,
     PythonSink,
+    PythonSinkTopic,
     PythonSource,
     Relation,
     SyncMethodTransform,
@@ -756,3 +757,20 @@ def test_a_relation_lookup_finds_the_row_by_a_transformed_key(
     assert list(SyncLine.objects.values_list("id", "order_id", "sku")) == [(11, 5, "Y")]
     produce_raw(kafka_bootstrap, name, [None], key=key)  # the tombstone finds it the same way
     _consume_until(lambda: not SyncLine.objects.exists())
+
+
+def test_a_relation_lookup_is_refused_by_the_batched_upsert(
+    sync_settings: Callable[..., None],
+) -> None:
+    class Lines(ModelSync):
+        model = SyncLine
+        topic = "lines-by-order"
+        sink = PythonSink()
+
+    class BulkLines(PythonSinkTopic):
+        bulk = True
+
+    relation = Relation(SyncOrderReplica, "number", "order", fk="order", lookup="order__number")
+    with pytest.raises(DjangoKafkaError, match=r"Relation with lookup.*bulk = False"):
+        BulkLines(Lines, [relation])
+    assert BulkLines(Lines, [Relation(SyncOrderReplica, "number", "order", fk="order")]).bulk

@@ -21,11 +21,13 @@ from django_messaging.kafka.models.model_sync import (
     DbzPostgresSource,
     ExcludeFields,
     IncludeFields,
+    MessagePart,
     ModelSync,
     ModelSyncEnricherConsumer,
     PythonAvroSink,
     PythonAvroSource,
     PythonSink,
+    PythonSinkTopic,
     PythonSource,
     Relation,
     SyncMethodTransform,
@@ -560,6 +562,106 @@ def test_an_enricher_stands_between_the_source_and_the_sink(
     assert '"name":"channel"' in schema and '"name":"__deleted"' in schema
 
 
+def test_an_enricher_rewrites_the_key_and_the_sink_looks_rows_up_by_it(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    create_topic(f"{prefix}.public.test_kafka_syncorder")
+    public = create_topic()
+
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = public
+        source = PythonSource()
+        enrich_transforms = [
+            SyncMethodTransform("id", target="number", apply_to=MessagePart.KEY),
+            FieldTransform("id", drop=True),  # the value's id stays behind
+        ]
+        enricher_consumer = f"{__name__}.EnrichConsumer"
+
+        @staticmethod
+        def enrich_id(key: Any, value: dict[str, Any] | None) -> str:
+            return f"N-{key['id']}"  # of a tombstone too (its value is None)
+
+    class Replicas(ModelSync):
+        model = SyncOrderReplica
+        topic = public
+        fields = ExcludeFields(["number"])
+        sink = PythonSink()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = _order()
+    kafka.producer.flush(5)
+    SyncOrderReplica.objects.create(
+        id=order.pk + 1000, number=f"N-{order.pk}", total=1, created_at=timezone.now()
+    )
+    run_many(
+        [EnrichConsumer(), SyncConsumer()],
+        lambda: SyncOrderReplica.objects.filter(total=order.total).exists(),
+    )
+    assert list(SyncOrderReplica.objects.values_list("id", "number")) == [
+        (order.pk + 1000, f"N-{order.pk}")  # found by the number in the key, not created
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        order.delete()
+    kafka.producer.flush(5)
+    run_many([EnrichConsumer(), SyncConsumer()], lambda: not SyncOrderReplica.objects.exists())
+
+
+class NumberKey(TypedDict):
+    number: str
+
+
+def test_an_avro_enricher_writes_the_key_fields_its_transforms_add(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    create_topic(f"{prefix}.public.test_kafka_syncorder")
+    public = create_topic()
+
+    class Orders(ModelSync):
+        model = SyncOrder
+        topic = public
+        source = PythonAvroSource()
+        enrich_transforms = [
+            SyncMethodTransform("id", "number", replace=False, apply_to=MessagePart.KEY)
+        ]
+        enrich_key_schema = NumberKey
+        enricher_consumer = f"{__name__}.EnrichConsumer"
+
+        @staticmethod
+        def enrich_id(key: Any, value: dict[str, Any] | None) -> str:
+            return f"N-{key['id']}"
+
+    class Replicas(ModelSync):
+        model = SyncOrderReplica
+        topic = public
+        fields = ExcludeFields(["number"])
+        sink = PythonAvroSink()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        order = _order()
+    kafka.producer.flush(5)
+    # the key {"id", "number"} finds the row by both columns
+    SyncOrderReplica.objects.create(
+        id=order.pk, number=f"N-{order.pk}", total=1, created_at=timezone.now()
+    )
+    run_many(
+        [EnrichConsumer(), SyncConsumer()],
+        lambda: SyncOrderReplica.objects.filter(total=order.total).exists(),
+    )
+    schema = kafka.schema_client.get_latest_version(f"{public}-key").schema.schema_str
+    assert '"name":"id"' in schema and '"name":"number"' in schema
+
+
 def test_the_default_enricher_consumer(sync_settings: Callable[..., None]) -> None:
     class Orders(ModelSync):
         model = SyncOrder
@@ -625,3 +727,50 @@ def test_a_relation_with_fk_sets_the_row_and_a_sync_method_computes_a_field(
         consumer.close()
     line = SyncLine.objects.get(pk=10)
     assert (line.order_id, line.sku) == (order.pk, "x-10")
+
+
+def test_a_relation_lookup_finds_the_row_by_a_transformed_key(
+    sync_settings: Callable[..., None], create_topic: Callable[..., str], kafka_bootstrap: str
+) -> None:
+    name = create_topic()
+
+    class Lines(ModelSync):
+        model = SyncLine
+        topic = name
+        sink = PythonSink(
+            relations=[
+                Relation(SyncOrderReplica, "number", "order", fk="order", lookup="order__number")
+            ]
+        )
+        consume_transforms = [SyncMethodTransform("order", apply_to=MessagePart.KEY)]
+
+        @staticmethod
+        def consume_order(key: Any, value: dict[str, Any]) -> str:
+            return str(key["order"]).upper()  # the key names the row: one line per order
+
+    order = SyncOrderReplica.objects.create(id=5, number="B-5", total=1, created_at=timezone.now())
+    key = b'{"order": "b-5"}'
+    produce_raw(kafka_bootstrap, name, [b'{"id": 11, "order": "B-5", "sku_code": "X"}'], key=key)
+    _consume_until(lambda: SyncLine.objects.filter(order=order, sku="X").exists())
+    produce_raw(kafka_bootstrap, name, [b'{"id": 11, "order": "B-5", "sku_code": "Y"}'], key=key)
+    _consume_until(lambda: SyncLine.objects.filter(order=order, sku="Y").exists())
+    assert list(SyncLine.objects.values_list("id", "order_id", "sku")) == [(11, 5, "Y")]
+    produce_raw(kafka_bootstrap, name, [None], key=key)  # the tombstone finds it the same way
+    _consume_until(lambda: not SyncLine.objects.exists())
+
+
+def test_a_relation_lookup_is_refused_by_the_batched_upsert(
+    sync_settings: Callable[..., None],
+) -> None:
+    class Lines(ModelSync):
+        model = SyncLine
+        topic = "lines-by-order"
+        sink = PythonSink()
+
+    class BulkLines(PythonSinkTopic):
+        bulk = True
+
+    relation = Relation(SyncOrderReplica, "number", "order", fk="order", lookup="order__number")
+    with pytest.raises(DjangoKafkaError, match=r"Relation with lookup.*bulk = False"):
+        BulkLines(Lines, [relation])
+    assert BulkLines(Lines, [Relation(SyncOrderReplica, "number", "order", fk="order")]).bulk

@@ -84,6 +84,13 @@ def test_readme_examples_run(my_app, settings):
         "status": "active",
         "released": dt.date(1970, 1, 2),
     }
+    coded = namespace["CodedConsumer"]()
+    assert coded.transform_message(Product, {"code": 1}, {"code": 1, "title": "saw"}) == (
+        {"id": 1},
+        {"id": 1, "name": "saw"},
+    )
+    assert namespace["LineByOrder"].sink.relations[0].lookup == "order__number"
+    assert namespace["MyModelByRef"].enrich_id({"id": 1}, None) == "MM-1"
     assert namespace["AugmentedOrders"]().reproduce_name == "orders.augmented"
     assert namespace["MyModelIn"].get_topic() == "my-model"
     assert list(namespace["MyModelIn"].columns()) == ["id", "first_name", "email"]

@@ -25,8 +25,10 @@ from django_messaging.kafka.topic.transforms import (
     EpochToDateTransform,
     FieldTransform,
     MappingTransform,
+    MessagePart,
     TransformContext,
     TransformError,
+    apply_message_transforms,
     apply_transforms,
 )
 from django_messaging.kafka.utils.message import Header
@@ -190,6 +192,62 @@ def test_model_consumer_writes_transformed_values(bulk, create_topic, group, kaf
     assert "DoesNotExist" in reason
 
 
+def test_transforms_apply_to_the_key_the_value_or_both():
+    steps = [
+        FieldTransform("code", rename_to="id", apply_to=MessagePart.BOTH),
+        MappingTransform("id", "p-{}".format, apply_to=MessagePart.KEY),
+        EnricherTransform(lambda value, context: {"key_was": context.key}, name="key_was"),
+        Chain(FieldTransform("tag", default="k"), apply_to=MessagePart.KEY),
+    ]
+    key, value = apply_message_transforms(steps, {"code": 1}, {"code": 1, "x": 2}, CTX)
+    assert key == {"id": "p-1", "tag": "k"}
+    assert value == {"id": 1, "x": 2, "key_was": {"id": "p-1"}}
+    # without a value (a tombstone) the key is still transformed; the value stays None
+    assert apply_message_transforms(steps, {"code": 2}, None, CTX) == (
+        {"id": "p-2", "tag": "k"},
+        None,
+    )
+    # only the value: as before, a pipeline of value steps
+    assert run([steps[0], steps[1]], {"code": 3}) == {"id": 3}
+    with pytest.raises(TransformError, match=r"applies to the key.*int, not a dict"):
+        apply_message_transforms(steps, 7, {"code": 1}, CTX)
+    with pytest.raises(DjangoKafkaError, match="apply_to"):
+        FieldTransform("x", apply_to="key")  # type: ignore[arg-type]
+
+
+class KeyedProducts(DbzModelTopicConsumer):
+    model = Product
+    transforms = [
+        FieldTransform("code", rename_to="id", apply_to=MessagePart.BOTH),
+        FieldTransform("title", rename_to="name"),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("bulk", [False, True])
+def test_model_consumer_looks_rows_up_by_the_transformed_key(
+    bulk, create_topic, group, kafka_bootstrap
+):
+    name = create_topic()
+    send(
+        kafka_bootstrap,
+        name,
+        [
+            ({"code": 1}, {"code": 1, "title": "saw"}),
+            ({"code": 2}, {"code": 2, "title": "drill"}),
+            ({"code": 2}, None),  # the tombstone's key is transformed too
+            ({"code": 1}, {"code": 1, "title": "big saw"}),
+            ({"code": 3}, {"code": 3, "title": "last"}),
+        ],
+    )
+    topic = make_topic(KeyedProducts, name, bulk=bulk)()
+    run_until(make_consumer(group, topic)(), lambda: Product.objects.filter(id=3).exists())
+    assert list(Product.objects.order_by("id").values_list("id", "name")) == [
+        (1, "big saw"),
+        (3, "last"),
+    ]
+
+
 # --- reproducer -------------------------------------------------------------------------------
 
 
@@ -227,6 +285,26 @@ def test_reproducer_produces_augmented_events_to_the_namespace(
         ({"id": 1}, {"id": 1, "released": "1970-01-02", "released_ms": 86400000, "source": name}),
         ({"id": 1}, None),
         ({"id": 2}, {"id": 2, "released": None, "released_ms": None, "source": name}),
+    ]
+
+
+class KeyedReproducer(TopicReproducer):
+    transforms = [MappingTransform("id", "p-{}".format, apply_to=MessagePart.BOTH)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reproducer_transforms_keys_of_events_and_tombstones(
+    create_topic, group, kafka_bootstrap, read
+):
+    name = create_topic()
+    target = create_topic()
+    send(kafka_bootstrap, name, [({"id": 1}, {"id": 1, "x": 1}), ({"id": 1}, None)])
+    topic = make_topic(KeyedReproducer, name, reproduce_name=target)()
+    run_until(make_consumer(group, topic)(), lambda: len(read(target, 2, timeout=0.5)) == 2)
+    out = read(target, 2)
+    assert [(json.loads(m.key()), m.value() and json.loads(m.value())) for m in out] == [
+        ({"id": "p-1"}, {"id": "p-1", "x": 1}),
+        ({"id": "p-1"}, None),
     ]
 
 

@@ -15,7 +15,12 @@ from django.db.models import Q
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.topic import TopicConsumer, upsert
-from django_messaging.kafka.topic.transforms import Transform, TransformContext, apply_transforms
+from django_messaging.kafka.topic.transforms import (
+    MessagePart,
+    Transform,
+    TransformContext,
+    apply_message_transforms,
+)
 from django_messaging.kafka.utils.message import Message
 
 __all__ = ["ModelTopicConsumer"]
@@ -35,7 +40,9 @@ class ModelTopicConsumer(TopicConsumer):
     so retries and dead letters still concern single messages.
 
     ``transforms``: :mod:`~django_messaging.kafka.topic.transforms` steps run in order on the
-    value of each message that is not a deletion, before ``transform_<field>`` and the write.
+    value of each message that is not a deletion, before ``transform_<field>`` and the write;
+    steps with ``apply_to=MessagePart.KEY`` (or ``BOTH``) rewrite the key (of deletions too),
+    and :meth:`get_lookup_kwargs` then reads the transformed key and value.
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -70,14 +77,30 @@ class ModelTopicConsumer(TopicConsumer):
             result[name] = field_value
         return result
 
+    def transforms_key(self) -> bool:
+        """Does a step of ``transforms`` rewrite the key? Then :meth:`get_lookup_kwargs` reads
+        the transformed key and value; otherwise, as ever, the message's own."""
+        return any(t.apply_to & MessagePart.KEY for t in self.transforms)
+
+    def transform_message(
+        self,
+        model: type[models.Model],
+        key: Any,
+        value: Any,
+        parts: MessagePart = MessagePart.BOTH,
+    ) -> tuple[Any, Any]:
+        """``(key, value)`` through the steps of ``transforms`` that apply to ``parts`` (a
+        failure raises ``TransformError``); of a deletion only the key is transformed."""
+        if not self.transforms:
+            return key, value
+        context = TransformContext(key, model, self, self.name)
+        return apply_message_transforms(self.transforms, key, value, context, parts)
+
     def apply_transforms(
         self, model: type[models.Model], key: Any, value: dict[str, Any]
     ) -> dict[str, Any]:
         """``value`` through ``transforms`` (a failure raises ``TransformError``)."""
-        if not self.transforms:
-            return value
-        context = TransformContext(key, model, self, self.name)
-        return apply_transforms(self.transforms, value, context)
+        return self.transform_message(model, key, value, MessagePart.VALUE)[1]  # type: ignore[no-any-return]
 
     def get_defaults(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
         """The ``update_or_create`` defaults from the already transformed ``value``: the model's
@@ -93,8 +116,12 @@ class ModelTopicConsumer(TopicConsumer):
         self, model: type[models.Model], key: Any, value: Any
     ) -> tuple[models.Model, bool] | None:
         """Apply one message: ``update_or_create()``'s ``(obj, created)``, ``None`` for a deletion."""
-        lookup = self.get_lookup_kwargs(model, key, value)
+        keyed = self.transforms_key()
+        lookup = None if keyed else self.get_lookup_kwargs(model, key, value)
         if self.is_deletion(model, key, value):
+            if lookup is None:
+                key, value = self.transform_message(model, key, value, MessagePart.KEY)
+                lookup = self.get_lookup_kwargs(model, key, value)
             try:
                 instance = model._default_manager.get(**lookup)
             except ObjectDoesNotExist:
@@ -107,7 +134,9 @@ class ModelTopicConsumer(TopicConsumer):
                 f"{type(self).__name__}: the message value must be a dict of fields, got "
                 f"{type(value).__name__}."
             )
-        value = self.apply_transforms(model, key, value)
+        key, value = self.transform_message(model, key, value)
+        if lookup is None:
+            lookup = self.get_lookup_kwargs(model, key, value)
         defaults = self.get_defaults(model, self.transform(model, value))
         return upsert.update_or_create(model, lookup, defaults)
 
@@ -128,17 +157,22 @@ class ModelTopicConsumer(TopicConsumer):
         latest: dict[
             tuple[Any, ...], tuple[type[models.Model], dict[str, Any], dict[str, Any] | None]
         ] = {}
+        keyed = self.transforms_key()
         for msg in msgs:
             key, value = self.read(msg)
             model = self.get_model(key, value)
-            lookup = self.get_lookup_kwargs(model, key, value)
+            lookup = None if keyed else self.get_lookup_kwargs(model, key, value)
             if self.is_deletion(model, key, value):
+                if keyed:
+                    key, value = self.transform_message(model, key, value, MessagePart.KEY)
                 row: dict[str, Any] | None = None
             elif isinstance(value, dict):
-                value = self.apply_transforms(model, key, value)
+                key, value = self.transform_message(model, key, value)
                 row = self.get_defaults(model, self.transform(model, value))
             else:
                 raise DjangoKafkaError(f"{type(self).__name__}: message value is not a dict")
+            if lookup is None:
+                lookup = self.get_lookup_kwargs(model, key, value)
             marker = (model, tuple(sorted(lookup.items())))
             latest.pop(marker, None)  # keep the order of the last write
             latest[marker] = (model, lookup, row)

@@ -18,7 +18,12 @@ from django_messaging.kafka.delivery import deliver
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.serialization import NamedSerializer
 from django_messaging.kafka.topic import TopicConsumer, _as_bytes, _header_list
-from django_messaging.kafka.topic.transforms import Transform, TransformContext, apply_transforms
+from django_messaging.kafka.topic.transforms import (
+    MessagePart,
+    Transform,
+    TransformContext,
+    apply_message_transforms,
+)
 from django_messaging.kafka.utils.message import Message
 
 __all__ = ["TopicReproducer"]
@@ -28,8 +33,9 @@ class TopicReproducer(TopicConsumer):
     """Re-produces the messages of ``name`` (a topic or a ``^regex``) to
     :meth:`get_reproduce_name` (``reproduce_name``, else ``"<REPRODUCER_NAMESPACE>.<topic>"``).
 
-    ``transforms`` rewrite each value (a dict); override :meth:`reproduce` for more, e.g. to
-    change the key or skip an event (return ``None``). Keys and values are read and written as
+    ``transforms`` rewrite each value (a dict), and the key (a dict) where a step says
+    ``apply_to=MessagePart.KEY`` or ``BOTH`` (a tombstone's key too); override :meth:`reproduce`
+    for more, e.g. to skip an event (return ``None``). Keys and values are read and written as
     JSON unless ``key_deserializer``/``value_deserializer`` and ``key_serializer``/
     ``value_serializer`` (django-messaging serializer names) say otherwise. The consumed
     message's headers are copied.
@@ -56,15 +62,17 @@ class TopicReproducer(TopicConsumer):
 
     def reproduce(self, key: Any, value: Any, msg: Message) -> tuple[Any, Any] | None:
         """The ``(key, value)`` to produce for a consumed message, ``None`` to skip it.
-        By default: the key, and the value through ``transforms``."""
-        if value is None or not self.transforms:
+        By default: the key and the value through ``transforms``, each step on its side(s)
+        (of a tombstone, the key only)."""
+        if not self.transforms:
             return key, value
-        if not isinstance(value, dict):
+        if value is not None and not isinstance(value, dict):
             raise DjangoKafkaError(
                 f"{type(self).__name__}: transforms need a dict value, got {type(value).__name__}."
             )
         context = TransformContext(key, None, self, msg.topic())
-        return key, apply_transforms(self.transforms, value, context)
+        parts = MessagePart.KEY if value is None else MessagePart.BOTH
+        return apply_message_transforms(self.transforms, key, value, context, parts)
 
     def serialize_key(self, key: Any, target: str) -> bytes | None:
         """The re-produced key's bytes (``key_serializer``)."""

@@ -1,4 +1,5 @@
-"""Transforms: steps that rewrite a message's value (a dict of fields) before it is written.
+"""Transforms: steps that rewrite a message's value (a dict of fields) before it is written,
+and its key when they are told to (``apply_to``).
 
 A model consumer (``ModelTopicConsumer``, ``DbzModelTopicConsumer``) or a ``TopicReproducer``
 lists them in ``transforms``; they run in order, each one receiving the previous one's result::
@@ -11,6 +12,15 @@ lists them in ``transforms``; they run in order, each one receiving the previous
         ContentTypeTransform("target_type"),
         EnricherTransform(lambda value, context: {"slug": slugify(value["name"])}),
     ]
+
+Each step applies to the value unless ``apply_to`` says otherwise: ``MessagePart.KEY`` (the
+key, a dict of fields) or ``MessagePart.BOTH`` (each side on its own, the same way)::
+
+    FieldTransform("code", rename_to="id", apply_to=MessagePart.BOTH)
+
+A model consumer looks the row up by the transformed key, and the key of a deletion (a
+tombstone) is transformed too; a reproducer produces the transformed key, tombstones included.
+A step that applies to the key fails on a key that is not a dict.
 
 A transform that raises fails the message with a :class:`TransformError` naming the transform;
 the topic's failure policy (retries, dead letter topic) handles it like any other failure.
@@ -26,7 +36,8 @@ from __future__ import annotations
 import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import Flag, auto
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.conf import settings as django_settings
@@ -45,9 +56,11 @@ __all__ = [
     "EpochToDatetimeTransform",
     "FieldTransform",
     "MappingTransform",
+    "MessagePart",
     "Transform",
     "TransformContext",
     "TransformError",
+    "apply_message_transforms",
     "apply_transforms",
     "days_from_epoch_to_date",
 ]
@@ -68,6 +81,24 @@ def days_from_epoch_to_date(days: int | Literal[""] | None, default: Any = None)
     return EPOCH + dt.timedelta(days=days)
 
 
+class MessagePart(Flag):
+    """The side(s) of a message a transform applies to: ``KEY``, ``VALUE`` (the default) or
+    ``BOTH``."""
+
+    KEY = auto()
+    VALUE = auto()
+    BOTH = KEY | VALUE
+
+
+def _check_part(owner: str, apply_to: Any) -> MessagePart:
+    if not isinstance(apply_to, MessagePart) or not apply_to:
+        raise DjangoKafkaError(
+            f"{owner}: apply_to must be MessagePart.KEY, MessagePart.VALUE or MessagePart.BOTH, "
+            f"not {apply_to!r}."
+        )
+    return apply_to
+
+
 class TransformError(DjangoKafkaError):
     """A transform failed on a message; ``transform`` is its name."""
 
@@ -79,13 +110,19 @@ class TransformError(DjangoKafkaError):
 
 @dataclass(frozen=True)
 class TransformContext:
-    """What a transform may look at besides the value: the message key, the model being written
-    (``None`` for a reproducer), the topic consumer and the message's topic name."""
+    """What a transform may look at besides the fields it rewrites: the message key, the model
+    being written (``None`` for a reproducer), the topic consumer, the message's topic name, the
+    part being rewritten and the message's value (``None`` for a tombstone).
+
+    ``key`` and ``value`` are the message as the step received it: when a step applies to both
+    sides, each side sees the other one unchanged by the step."""
 
     key: Any = None
     model: type[models.Model] | None = None
     topic: Any = None
     topic_name: str = ""
+    part: MessagePart = MessagePart.VALUE
+    value: Any = None
 
 
 class Transform(ABC):
@@ -93,7 +130,11 @@ class Transform(ABC):
 
     Subclasses implement :meth:`apply`; they may change ``value`` in place and return it.
     ``name`` appears in error messages (default: the class name and its arguments).
+    ``apply_to`` (:class:`MessagePart`): the side(s) of the message it rewrites; on the key,
+    ``apply`` receives a copy of the key as ``value`` and ``context.part`` is ``KEY``.
     """
+
+    apply_to: MessagePart = MessagePart.VALUE
 
     @abstractmethod
     def apply(self, value: dict[str, Any], context: TransformContext) -> dict[str, Any]:
@@ -110,38 +151,74 @@ class Transform(ABC):
         return self.name
 
 
+def _run(transform: Transform, fields: dict[str, Any], context: TransformContext) -> dict[str, Any]:
+    try:
+        result = transform(fields, context)
+    except TransformError:
+        raise
+    except Exception as exc:
+        raise TransformError(transform.name, f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(result, dict):
+        raise TransformError(
+            transform.name, f"returned {type(result).__name__}, not a dict of fields"
+        )
+    return result
+
+
 def apply_transforms(
     transforms: Iterable[Transform], value: dict[str, Any], context: TransformContext
 ) -> dict[str, Any]:
-    """Run ``transforms`` in order; any failure becomes a :class:`TransformError` naming the
-    transform that failed."""
+    """Run the ``transforms`` that apply to the value, in order; any failure becomes a
+    :class:`TransformError` naming the transform that failed."""
     for transform in transforms:
-        try:
-            result = transform(value, context)
-        except TransformError:
-            raise
-        except Exception as exc:
-            raise TransformError(transform.name, f"{type(exc).__name__}: {exc}") from exc
-        if not isinstance(result, dict):
-            raise TransformError(
-                transform.name, f"returned {type(result).__name__}, not a dict of fields"
-            )
-        value = result
+        if transform.apply_to & MessagePart.VALUE:
+            value = _run(transform, value, replace(context, part=MessagePart.VALUE, value=value))
     return value
 
 
-class Chain(Transform):
-    """Several transforms as one (a reusable piece of a pipeline)."""
+def apply_message_transforms(
+    transforms: Iterable[Transform],
+    key: Any,
+    value: dict[str, Any] | None,
+    context: TransformContext,
+    parts: MessagePart = MessagePart.BOTH,
+) -> tuple[Any, dict[str, Any] | None]:
+    """Run ``transforms`` in order on the key and the value, each step on the side(s) of its
+    ``apply_to`` (limited to ``parts``); a ``None`` value (a tombstone) is left as it is.
+    Returns the new ``(key, value)``."""
+    for transform in transforms:
+        new_key = key
+        if transform.apply_to & parts & MessagePart.KEY:
+            if not isinstance(key, dict):
+                raise TransformError(
+                    transform.name,
+                    f"applies to the key, which is {type(key).__name__}, not a dict of fields",
+                )
+            step = replace(context, key=key, value=value, part=MessagePart.KEY)
+            new_key = _run(transform, dict(key), step)
+        if value is not None and transform.apply_to & parts & MessagePart.VALUE:
+            step = replace(context, key=key, value=value, part=MessagePart.VALUE)
+            value = _run(transform, value, step)
+        key = new_key
+    return key, value
 
-    def __init__(self, *transforms: Transform) -> None:
+
+class Chain(Transform):
+    """Several transforms as one (a reusable piece of a pipeline). The chain's ``apply_to``
+    decides which side(s) it rewrites; its steps all run on that side."""
+
+    def __init__(self, *transforms: Transform, apply_to: MessagePart = MessagePart.VALUE) -> None:
         self.transforms = transforms
+        self.apply_to = _check_part("Chain", apply_to)
 
     @property
     def name(self) -> str:
         return f"Chain({', '.join(t.name for t in self.transforms)})"
 
     def apply(self, value: dict[str, Any], context: TransformContext) -> dict[str, Any]:
-        return apply_transforms(self.transforms, value, context)
+        for transform in self.transforms:
+            value = _run(transform, value, context)
+        return value
 
 
 class _FieldStep(Transform):
@@ -173,7 +250,9 @@ class FieldTransform(_FieldStep):
         default: Any = _MISSING,
         default_if_none: bool = False,
         required: bool = False,
+        apply_to: MessagePart = MessagePart.VALUE,
     ) -> None:
+        self.apply_to = _check_part(f"FieldTransform({field!r})", apply_to)
         if drop and (rename_to is not None or default is not _MISSING or required):
             raise DjangoKafkaError(
                 f"FieldTransform({field!r}): drop=True takes no rename_to, default or required."
@@ -217,7 +296,9 @@ class MappingTransform(_FieldStep):
         *,
         default: Any = _MISSING,
         target: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
     ) -> None:
+        self.apply_to = _check_part(f"MappingTransform({field!r})", apply_to)
         self.field = field
         self.mapping = mapping
         self.default = default
@@ -255,8 +336,14 @@ class ContentTypeTransform(_FieldStep):
     """
 
     def __init__(
-        self, field: str, *, to: Literal["id", "label"] = "id", target: str | None = None
+        self,
+        field: str,
+        *,
+        to: Literal["id", "label"] = "id",
+        target: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
     ) -> None:
+        self.apply_to = _check_part(f"ContentTypeTransform({field!r})", apply_to)
         if to not in ("id", "label"):
             raise DjangoKafkaError(f"ContentTypeTransform({field!r}): to must be 'id' or 'label'.")
         self.field = field
@@ -301,7 +388,15 @@ class EpochToDateTransform(_FieldStep):
     ``"s"``/``"ms"``/``"us"``/``"ns"`` (the UTC date of that instant). ``None`` and ``""``
     become ``None``."""
 
-    def __init__(self, field: str, *, unit: EpochUnit = "days", target: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        *,
+        unit: EpochUnit = "days",
+        target: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
+    ) -> None:
+        self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
         _check_unit(f"{type(self).__name__}({field!r})", unit, ("days", *_PER_SECOND))
         self.field = field
         self.unit = unit
@@ -324,7 +419,15 @@ class EpochToDatetimeTransform(_FieldStep):
     ``MicroTimestamp``; ``"s"``; ``"ns"``) as a UTC ``datetime``, aware when ``USE_TZ``.
     ``None`` and ``""`` become ``None``."""
 
-    def __init__(self, field: str, *, unit: EpochUnit = "ms", target: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        *,
+        unit: EpochUnit = "ms",
+        target: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
+    ) -> None:
+        self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
         _check_unit(f"{type(self).__name__}({field!r})", unit, _PER_SECOND)
         self.field = field
         self.unit = unit
@@ -348,7 +451,15 @@ class DateToEpochTransform(_FieldStep):
     (``"days"`` for a date, the default; ``"s"``/``"ms"``/``"us"``/``"ns"``). A naive
     datetime is taken as UTC. ``None`` stays ``None``."""
 
-    def __init__(self, field: str, *, unit: EpochUnit = "days", target: str | None = None) -> None:
+    def __init__(
+        self,
+        field: str,
+        *,
+        unit: EpochUnit = "days",
+        target: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
+    ) -> None:
+        self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
         _check_unit(f"{type(self).__name__}({field!r})", unit, ("days", *_PER_SECOND))
         self.field = field
         self.unit = unit
@@ -403,7 +514,9 @@ class EnricherTransform(Transform):
         *,
         overwrite: bool = False,
         name: str | None = None,
+        apply_to: MessagePart = MessagePart.VALUE,
     ) -> None:
+        self.apply_to = _check_part("EnricherTransform", apply_to)
         self.function = function
         self.overwrite = overwrite
         self._name = name or getattr(function, "__name__", "function")

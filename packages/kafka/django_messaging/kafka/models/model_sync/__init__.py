@@ -38,6 +38,7 @@ from django_messaging.kafka.models.model_sync.transforms import (
     RelationTransform,
     SyncMethodTransform,
 )
+from django_messaging.kafka.topic.transforms import MessagePart
 
 __all__ = [
     "ConnectorSink",
@@ -46,6 +47,7 @@ __all__ = [
     "DbzPostgresSource",
     "ExcludeFields",
     "IncludeFields",
+    "MessagePart",
     "ModelSync",
     "ModelSyncAvroEnricher",
     "ModelSyncEnricher",

@@ -68,7 +68,8 @@ class ModelSyncEnricher(TopicReproducer):
 class ModelSyncAvroEnricher(AvroTopicConsumer, ModelSyncEnricher):
     """The enricher of one sync in Avro: the raw records are read with their writer schema,
     the enriched ones written with :meth:`value_schema` (the synced columns, ``__deleted``
-    and ``enrich_schema``) and :meth:`key_schema` under the public topic's subjects."""
+    and ``enrich_schema``) and :meth:`key_schema` (the key columns and ``enrich_key_schema``)
+    under the public topic's subjects."""
 
     schema_config: ClassVar[dict[str, Any] | None] = None
 
@@ -84,7 +85,10 @@ class ModelSyncAvroEnricher(AvroTopicConsumer, ModelSyncEnricher):
         sync = self.model_sync
         source = sync.source
         columns = source.key_columns(sync) if source is not None else ["pk"]
-        return AvroSchema.key_from_model(sync.get_model(), columns)
+        schema = AvroSchema.key_from_model(sync.get_model(), columns)
+        if sync.enrich_key_schema is not None:
+            schema = schema.extend(sync.enrich_key_schema)
+        return schema
 
     def _serializer(self, field: str) -> FastAvroSerializer:
         found = self.__dict__.get(f"_{field}_serializer")

@@ -27,6 +27,7 @@ from django_messaging.kafka.relations import ModelRelation
 from django_messaging.kafka.schema.avro import from_avro, resolve_column
 from django_messaging.kafka.topic.avro import AvroTopicConsumer
 from django_messaging.kafka.topic.model import ModelTopicConsumer
+from django_messaging.kafka.topic.transforms import MessagePart
 from django_messaging.kafka.utils.message import Message
 
 if TYPE_CHECKING:
@@ -221,12 +222,19 @@ class Relation:
     ``fk``: the foreign key of the model to set to that row (a :class:`RelationTransform`
     runs before the sync's ``consume_transforms``); ``value_field`` may then be any field of
     the message, not only a column, and the foreign key's own column in the message is
-    ignored. It replaces the relation found on its own for that foreign key."""
+    ignored. It replaces the relation found on its own for that foreign key.
+
+    ``lookup``: the message key's field ``value_field`` finds the row through this ORM lookup
+    (``"order__number"``) instead of being a column of the model: the key names the row by
+    its related row. The key's columns stay lookups beside it; a deletion is looked up the
+    same way. Such a lookup needs ``bulk = False`` (the default), as Django's
+    ``update_or_create`` follows relations and a batched upsert cannot."""
 
     model: type[models.Model]
     id_field: str
     value_field: str
     fk: str | None = None
+    lookup: str | None = None
 
     def of(self, value: dict[str, Any]) -> ModelRelation | None:
         found = value.get(self.value_field)
@@ -241,7 +249,8 @@ class Relation:
 class PythonSinkTopic(ModelTopicConsumer):
     """The topic of a :class:`PythonSink`: a ``ModelTopicConsumer`` of the sync's model.
 
-    Lookup: the key's columns (a dict key; a scalar key is the primary key). Deletion: a
+    Lookup: the key's columns (a dict key; a scalar key is the primary key), and its fields
+    named by a :class:`Relation` with ``lookup`` through that lookup. Deletion: a
     tombstone, or a true ``deletion_key`` field (``__deleted``, as Debezium's
     ``ExtractNewRecordState`` writes it; ``None`` turns that off). Only the sync's columns
     are written (``kafka_skip`` never: a ``KafkaConnectSkipModel`` row written here gets
@@ -272,6 +281,13 @@ class PythonSinkTopic(ModelTopicConsumer):
         }
         #: message fields kept as they are for the relation transforms
         self._passed = [r.value_field for r in self.relations if r.fk]
+        #: fields of the key that find the row through a relation
+        self._lookups = {r.value_field: r.lookup for r in self.relations if r.lookup}
+        if self._lookups and self.bulk:
+            raise DjangoKafkaError(
+                f"{sync.__qualname__}.sink: a Relation with lookup finds rows through a "
+                "relation, which the batched upsert cannot; use a topic_class with bulk = False."
+            )
         if self.relations:
             self.get_relations = self._relations_of
 
@@ -301,9 +317,12 @@ class PythonSinkTopic(ModelTopicConsumer):
                 )
             return {"pk": key}
         fields = {f.column: f for f in model._meta.concrete_fields}
-        lookup = {
-            fields[c].attname: self.decode(fields[c], v) for c, v in key.items() if c in fields
-        }
+        lookup: dict[str, Any] = {}
+        for name, found in key.items():
+            if name in self._lookups:
+                lookup[self._lookups[name]] = found
+            elif name in fields:
+                lookup[fields[name].attname] = self.decode(fields[name], found)
         if not lookup:
             raise DjangoKafkaError(
                 f"{self.model_sync.__qualname__}: the key {sorted(key)} of a message of "
@@ -311,18 +330,26 @@ class PythonSinkTopic(ModelTopicConsumer):
             )
         return lookup
 
-    def apply_transforms(
-        self, model: type[models.Model], key: Any, value: dict[str, Any]
-    ) -> dict[str, Any]:
-        row = {
-            column: self.decode(field, value[column])
-            for column, field in self._columns.items()
-            if column in value
-        }
-        for name in self._passed:
-            if name in value:
-                row[name] = value[name]
-        return super().apply_transforms(model, key, row)
+    def transform_message(
+        self,
+        model: type[models.Model],
+        key: Any,
+        value: Any,
+        parts: MessagePart = MessagePart.BOTH,
+    ) -> tuple[Any, Any]:
+        """The value as a row of the sync's columns, each decoded (and the fields the relation
+        transforms read), then ``(key, row)`` through the transforms."""
+        if isinstance(value, dict) and parts & MessagePart.VALUE:
+            row = {
+                column: self.decode(field, value[column])
+                for column, field in self._columns.items()
+                if column in value
+            }
+            for name in self._passed:
+                if name in value:
+                    row[name] = value[name]
+            value = row
+        return super().transform_message(model, key, value, parts)
 
     def transform(self, model: type[models.Model], value: dict[str, Any]) -> dict[str, Any]:
         """The transformed row by field attname (transforms see columns, as messages have

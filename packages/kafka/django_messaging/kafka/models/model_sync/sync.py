@@ -50,7 +50,9 @@ class ModelSync:
     ``MODEL_SYNC_ENRICHER_CONSUMER``) re-produces each record through those transforms to the
     public topic, ``enriched_topic`` or ``topic``, which the sink reads. In Avro (every source
     but ``PythonSource``) the enriched records are written with the model's schema of the
-    synced columns, extended by ``enrich_schema`` (a ``TypedDict`` of the added fields).
+    synced columns, extended by ``enrich_schema`` (a ``TypedDict`` of the added fields), and
+    their keys with the schema of the key columns extended by ``enrich_key_schema`` (the fields
+    that steps with ``apply_to=MessagePart.KEY`` or ``BOTH`` add to the key).
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -62,6 +64,7 @@ class ModelSync:
     enrich_transforms: ClassVar[Sequence[Transform]] = ()
     enriched_topic: ClassVar[str | None] = None
     enrich_schema: ClassVar[type | None] = None
+    enrich_key_schema: ClassVar[type | None] = None
     enricher_consumer: ClassVar[str | type | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -13,7 +13,12 @@ from typing import Any
 from django.db import models
 
 from django_messaging.kafka.topic.reproducer import TopicReproducer
-from django_messaging.kafka.topic.transforms import Transform, TransformContext
+from django_messaging.kafka.topic.transforms import (
+    MessagePart,
+    Transform,
+    TransformContext,
+    _check_part,
+)
 
 __all__ = ["RelationTransform", "SyncMethodTransform"]
 
@@ -22,9 +27,18 @@ class SyncMethodTransform(Transform):
     """Sets ``target`` (default: ``source``) to what a method of the sync returns for the
     message: ``enrich_<source>(key, value)`` when the enricher runs it, ``consume_<source>(key,
     value)`` when the sink does (a static or class method). With ``replace`` (the default) a
-    ``source`` other than ``target`` is removed. Values only: keys are not transformed."""
+    ``source`` other than ``target`` is removed. ``apply_to``: the value (the default), the
+    key (``MessagePart.KEY``) or both; the method receives the message's key and value either
+    way (as the step found them), and its result goes to the side being rewritten."""
 
-    def __init__(self, source: str, target: str | None = None, replace: bool = True) -> None:
+    def __init__(
+        self,
+        source: str,
+        target: str | None = None,
+        replace: bool = True,
+        apply_to: MessagePart = MessagePart.VALUE,
+    ) -> None:
+        self.apply_to = _check_part(f"SyncMethodTransform({source!r})", apply_to)
         self.source = source
         self.target = target or source
         self.replace = replace
@@ -45,7 +59,10 @@ class SyncMethodTransform(Transform):
             raise AttributeError(
                 f"{getattr(sync, '__qualname__', sync)} has no method {name}(key, value)"
             )
-        value[self.target] = method(context.key, value)
+        if context.part is MessagePart.KEY:
+            value[self.target] = method(context.key, context.value)
+        else:
+            value[self.target] = method(context.key, value)
         if self.replace and self.target != self.source:
             value.pop(self.source, None)
         return value

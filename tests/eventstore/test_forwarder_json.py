@@ -116,10 +116,16 @@ def test_json_bodies_are_what_the_transcoder_decoding_gives() -> None:
             plain.content_type,
         )
         paged, plain_paged = fast_pages.message(notification), plain_pages.message(notification)
-        assert (paged.body, paged.raw_headers, paged.headers) == (
+        assert (paged.body, paged.raw_headers, paged.headers, paged.destination) == (
             plain_paged.body,
             plain_paged.raw_headers,
             plain_paged.headers,
+            "topic",
+        )
+        assert (paged.key, paged.ordering_key, paged.content_type) == (
+            plain.key,
+            plain.ordering_key,
+            plain.content_type,
         )
         flagged += "dop-decode-error" in plain.headers
         if "dop-decode-error" in plain.headers:

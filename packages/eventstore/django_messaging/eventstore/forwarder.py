@@ -321,14 +321,10 @@ class _KafkaMessages:
                     undecodable=self.undecodable,
                 )
             content_type = "application/json"
+        # Positional (a frozen dataclass's keyword call costs more): key, destination, body,
+        # headers, content_type, ordering_key, raw_key, raw_headers.
         return OutgoingMessage(
-            key=nid,
-            destination=self.destination,
-            body=body,
-            content_type=content_type,
-            ordering_key=key,
-            raw_key=raw_key,
-            raw_headers=headers,
+            nid, self.destination, body, {}, content_type, key, raw_key, headers
         )
 
 

@@ -54,7 +54,7 @@ class PlainJSONTranscoder(JSONTranscoder):
     """The transcoder decoding as always (no fast path for a subclass)."""
 
 
-WHEN = dt.datetime(2026, 12, 6, 9, 0, 0, 123456, tzinfo=dt.timezone.utc)
+WHEN = dt.datetime(2026, 12, 6, 9, 0, 0, 123456, tzinfo=dt.UTC)
 ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
 

@@ -96,7 +96,8 @@ def _revive(value: Any, names: dict[str, Any]) -> Any:
     return value
 
 
-_SCAN = json.JSONDecoder().scan_once  # the C scanner, without an object hook
+#: The C scanner, without an object hook.
+_SCAN: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _WHITESPACE = " \t\n\r"
 
 
@@ -323,9 +324,7 @@ class _KafkaMessages:
             content_type = "application/json"
         # Positional (a frozen dataclass's keyword call costs more): key, destination, body,
         # headers, content_type, ordering_key, raw_key, raw_headers.
-        return OutgoingMessage(
-            nid, self.destination, body, {}, content_type, key, raw_key, headers
-        )
+        return OutgoingMessage(nid, self.destination, body, {}, content_type, key, raw_key, headers)
 
 
 def resolve_application(path: str) -> Application[Any]:

@@ -449,7 +449,7 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         # An aggregate's events sit side by side in the log: parse each originator id once.
         originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id
-        notifications = []
+        notifications: list[Notification] = []
         append = notifications.append
         for nid, oid, version, topic, state in rows:
             originator_id = originator_ids.get(oid)

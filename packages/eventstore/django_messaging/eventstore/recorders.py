@@ -17,6 +17,7 @@ ORM ``save()`` per event.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -61,6 +62,17 @@ __all__ = [
 
 #: Rows per INSERT statement when the database does not limit query parameters.
 MAX_ROWS_PER_INSERT = 500
+
+
+#: ``Notification``'s fields in the order its constructor takes them positionally (cheaper than
+#: by keyword for a frozen dataclass), when the installed eventsourcing has that order.
+_NOTIFICATION_POSITIONAL = [f.name for f in dataclasses.fields(Notification)] == [
+    "originator_id",
+    "originator_version",
+    "topic",
+    "state",
+    "id",
+]
 
 
 def _as_bytes(value: Any) -> bytes:
@@ -437,20 +449,26 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         # An aggregate's events sit side by side in the log: parse each originator id once.
         originator_ids: dict[str, UUID | str] = {}
         py_id = self._py_originator_id
-        notifications = []
+        notifications: list[Notification] = []
+        append = notifications.append
         for nid, oid, version, topic, state in rows:
             originator_id = originator_ids.get(oid)
             if originator_id is None:
                 originator_id = originator_ids[oid] = py_id(oid)
-            notifications.append(
-                Notification(
-                    id=nid,
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=_as_bytes(state),
+            if type(state) is not bytes:
+                state = bytes(state)
+            if _NOTIFICATION_POSITIONAL:
+                append(Notification(originator_id, version, topic, state, nid))
+            else:  # pragma: no cover - another eventsourcing's field order
+                append(
+                    Notification(
+                        id=nid,
+                        originator_id=originator_id,
+                        originator_version=version,
+                        topic=topic,
+                        state=state,
+                    )
                 )
-            )
         return notifications
 
     def _select_notification_rows(

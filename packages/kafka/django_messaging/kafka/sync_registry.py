@@ -5,36 +5,31 @@ A leaf module: consumers' ``Topics`` read it, and it imports nothing of theirs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.keyed import Registry
 
 __all__ = ["ModelSyncRegistry", "model_syncs"]
 
 
-class ModelSyncRegistry:
+class ModelSyncRegistry(Registry[Any]):
     """``ModelSync`` classes by ``module.ClassName``: filled as they are defined (an app's
     ``model_syncs.py`` is imported by ``autodiscover()``). What they generate is derived on use,
     from the settings of that moment: the topics a consumer runs (:meth:`topics_for`), the
     source declarations a connector merges into its config (:meth:`sources_for`)."""
 
     def __init__(self) -> None:
-        self._classes: dict[str, Any] = {}
+        super().__init__()
         self._topics: dict[tuple[str, str], Any] = {}
 
-    @staticmethod
-    def get_key(cls: type) -> str:
+    def get_key(self, cls: Any) -> str:
         return f"{cls.__module__}.{cls.__qualname__}"
 
     def register(self, cls: Any) -> str:
         """Add a ``ModelSync`` class (done when it is defined); its ``registered()`` hook
         then registers what it declares (a JDBC sink connector, the signals of a Python
         source)."""
-        key = self.get_key(cls)
-        if key in self._classes:
-            raise DjangoKafkaError(f"{key!r} is already registered.", context=cls)
-        self._classes[key] = cls
+        key = super().register(cls)
         cls.registered()
         return key
 
@@ -45,22 +40,6 @@ class ModelSyncRegistry:
             del self._topics[cached]
         if cls is not None:
             cls.unregistered()
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._classes[key]
-        except KeyError:
-            known = ", ".join(self._classes) or "none"
-            raise DjangoKafkaError(f"{key!r} is not registered (registered: {known}).") from None
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._classes
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(list(self._classes))
-
-    def __len__(self) -> int:
-        return len(self._classes)
 
     def syncs(self) -> list[Any]:
         return list(self._classes.values())

@@ -383,24 +383,32 @@ def _check_unit(owner: str, unit: str, allowed: Iterable[str]) -> None:
         raise DjangoKafkaError(f"{owner}: unit must be one of {', '.join(allowed)}, not {unit!r}.")
 
 
-class EpochToDateTransform(_FieldStep):
-    """An epoch number as a ``date``: ``unit="days"`` (Debezium ``Date``, the default) or
-    ``"s"``/``"ms"``/``"us"``/``"ns"`` (the UTC date of that instant). ``None`` and ``""``
-    become ``None``."""
+class _EpochStep(_FieldStep):
+    """A transform between an epoch number and a date: ``unit`` (``units`` allowed, default
+    ``default_unit``) and ``target`` (default: the field)."""
+
+    units: tuple[str, ...] = ("days", *_PER_SECOND)
+    default_unit: EpochUnit = "days"
 
     def __init__(
         self,
         field: str,
         *,
-        unit: EpochUnit = "days",
+        unit: EpochUnit | None = None,
         target: str | None = None,
         apply_to: MessagePart = MessagePart.VALUE,
     ) -> None:
         self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
-        _check_unit(f"{type(self).__name__}({field!r})", unit, ("days", *_PER_SECOND))
+        self.unit = unit or self.default_unit
+        _check_unit(f"{type(self).__name__}({field!r})", self.unit, self.units)
         self.field = field
-        self.unit = unit
         self.target = target or field
+
+
+class EpochToDateTransform(_EpochStep):
+    """An epoch number as a ``date``: ``unit="days"`` (Debezium ``Date``, the default) or
+    ``"s"``/``"ms"``/``"us"``/``"ns"`` (the UTC date of that instant). ``None`` and ``""``
+    become ``None``."""
 
     def apply(self, value: dict[str, Any], context: TransformContext) -> dict[str, Any]:
         if self.field in value:
@@ -414,24 +422,13 @@ class EpochToDateTransform(_FieldStep):
         return value
 
 
-class EpochToDatetimeTransform(_FieldStep):
+class EpochToDatetimeTransform(_EpochStep):
     """An epoch number (``unit``: ``"ms"``, Debezium ``Timestamp``, the default; ``"us"``,
     ``MicroTimestamp``; ``"s"``; ``"ns"``) as a UTC ``datetime``, aware when ``USE_TZ``.
     ``None`` and ``""`` become ``None``."""
 
-    def __init__(
-        self,
-        field: str,
-        *,
-        unit: EpochUnit = "ms",
-        target: str | None = None,
-        apply_to: MessagePart = MessagePart.VALUE,
-    ) -> None:
-        self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
-        _check_unit(f"{type(self).__name__}({field!r})", unit, _PER_SECOND)
-        self.field = field
-        self.unit = unit
-        self.target = target or field
+    units = tuple(_PER_SECOND)
+    default_unit: EpochUnit = "ms"
 
     def apply(self, value: dict[str, Any], context: TransformContext) -> dict[str, Any]:
         if self.field in value:
@@ -446,24 +443,10 @@ class EpochToDatetimeTransform(_FieldStep):
         return value
 
 
-class DateToEpochTransform(_FieldStep):
+class DateToEpochTransform(_EpochStep):
     """The reverse: a ``date``/``datetime`` (or its ISO string) as an epoch number in ``unit``
     (``"days"`` for a date, the default; ``"s"``/``"ms"``/``"us"``/``"ns"``). A naive
     datetime is taken as UTC. ``None`` stays ``None``."""
-
-    def __init__(
-        self,
-        field: str,
-        *,
-        unit: EpochUnit = "days",
-        target: str | None = None,
-        apply_to: MessagePart = MessagePart.VALUE,
-    ) -> None:
-        self.apply_to = _check_part(f"{type(self).__name__}({field!r})", apply_to)
-        _check_unit(f"{type(self).__name__}({field!r})", unit, ("days", *_PER_SECOND))
-        self.field = field
-        self.unit = unit
-        self.target = target or field
 
     def apply(self, value: dict[str, Any], context: TransformContext) -> dict[str, Any]:
         if self.field not in value:

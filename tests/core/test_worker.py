@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 
 from django_messaging.core.exceptions import ConfigurationError
 from django_messaging.core.worker import StopRequested, Worker, child_arguments, run_worker
@@ -188,6 +188,48 @@ def test_old_connections_are_closed_between_units(settings: object) -> None:
     run_worker(worker, stop)
     assert worker.stopped
     assert len({id(c) for c in worker.connections}) == 3  # a fresh connection for every unit
+
+
+class CountingWorker(QueryingWorker):
+    """Handles one message in each unit ``busy`` marks, none in the others; the unit
+    ``broken`` ends with its connection killed under it."""
+
+    def __init__(self, stop: StopRequested, busy: list[bool], broken: int | None = None) -> None:
+        super().__init__(stop, len(busy))
+        self.busy, self.broken, self.handled = busy, broken, 0
+
+    def run_once(self) -> None:
+        super().run_once()
+        unit = len(self.connections) - 1
+        if unit == self.broken:
+            with pytest.raises(OperationalError), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        self.handled += self.busy[unit]
+
+    def messages_handled(self) -> int:
+        return self.handled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_worker_keeps_its_connection_until_a_unit_handles_nothing() -> None:
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+    stop = StopRequested()
+    worker = CountingWorker(stop, [True, True, False, True, True])
+    run_worker(worker, stop)
+    first, second, idle, after_idle, last = (id(c) for c in worker.connections)
+    assert first == second == idle  # kept while busy, and through the idle unit itself
+    assert after_idle == last != idle  # closed after the unit that handled nothing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_busy_worker_replaces_a_connection_that_broke() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("kills its own PostgreSQL backend")
+    stop = StopRequested()
+    worker = CountingWorker(stop, [True, True, True, True], broken=1)
+    run_worker(worker, stop)
+    first, broken, replaced, last = (id(c) for c in worker.connections)
+    assert first == broken != replaced == last
 
 
 def test_stop_runs_even_when_a_unit_raises() -> None:

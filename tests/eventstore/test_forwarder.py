@@ -119,6 +119,24 @@ def test_kafka_in_notification_order_as_json(kafka_bootstrap) -> None:
     assert headers["dop-originator-version"] == b"3"
 
 
+def test_two_pages_in_flight_and_a_stop_records_what_it_sent(kafka_bootstrap) -> None:
+    school = school_with_events()
+    topic = new_topic(kafka_bootstrap)
+    worker = forwarder(
+        school, KafkaTransport({"bootstrap.servers": kafka_bootstrap}), topic, batch_size=2
+    )
+    try:
+        worker.run_once()
+        # Pages 1-2 and 3-4 were sent; the first is recorded, the second still in flight.
+        assert worker.position == 2
+        assert [[m.key for m in page] for page in worker._inflight] == [[3, 4]]
+    finally:
+        worker.stop()
+    # The stop waited for 3-4 and recorded it, so a new start sends nothing twice.
+    assert not worker._inflight and position(school, worker.tracking_name) == 4
+    assert [json.loads(r.value())["id"] for r in read_topic(kafka_bootstrap, topic, 4)] == [1, 2, 3, 4]
+
+
 def test_raw_forwards_the_stored_bytes(kafka_bootstrap) -> None:
     school = school_with_events()
     topic = new_topic(kafka_bootstrap)

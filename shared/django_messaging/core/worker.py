@@ -4,8 +4,9 @@
 A :class:`Worker` does one bounded unit of work per :meth:`Worker.run_once` call (a poll and the
 batch it returned, one relay batch, ...). :func:`run_worker` calls it until SIGTERM or SIGINT
 arrives, then lets the unit in progress finish, calls :meth:`Worker.stop` (commit, ack, close)
-and returns, so the command exits 0. Between units it calls ``close_old_connections()`` so
-that a database restart or ``CONN_MAX_AGE`` never breaks a long-lived worker, and every
+and returns, so the command exits 0. Between units it closes database connections the way
+Django does between requests (:func:`release_connections`), so that a database restart or
+``CONN_MAX_AGE`` never breaks a long-lived worker, and every
 ``MESSAGING["STATUS"]["SAMPLE_INTERVAL"]`` seconds it records the status figures for the admin
 dashboard (:mod:`django_messaging.core.sampling`).
 
@@ -146,18 +147,41 @@ def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
         try:
             worker.start()
             sampler = Sampler.for_worker(worker)
+            handled = worker.messages_handled()
             try:
                 while not stop:
                     worker.run_once()
                     if sampler is not None:
                         sampler.tick()
-                    db.close_old_connections()
+                    handled, before = worker.messages_handled(), handled
+                    release_connections(busy=handled is not None and handled != before)
             finally:
                 worker.stop()
                 db.connections.close_all()
         finally:
             stopped.set()
         logger.info("%s stopped cleanly", worker.name)
+
+
+def release_connections(busy: bool = False) -> None:
+    """Django's ``close_old_connections()`` between two units of work: a connection that had
+    an error and no longer works, or that has outlived its ``CONN_MAX_AGE``, is closed (the next
+    query opens a new one). One exception: a connection with ``CONN_MAX_AGE = 0`` (Django's
+    default, "close at the end of each request") stays open while the worker is ``busy`` (the
+    unit handled messages) and is closed after the first unit that handled none. Otherwise a
+    busy worker would connect again for every batch, which costs more than the batch's
+    queries."""
+    for connection in db.connections.all(initialized_only=True):
+        if busy and connection.connection is not None and connection.settings_dict.get(
+            "CONN_MAX_AGE"
+        ) == 0:
+            close_at, connection.close_at = connection.close_at, None
+            try:
+                connection.close_if_unusable_or_obsolete()
+            finally:
+                connection.close_at = close_at
+        else:
+            connection.close_if_unusable_or_obsolete()
 
 
 def _exit_when_stop_overruns(

@@ -1,10 +1,11 @@
 """Events out of the store: an application's notification log forwarded to a broker, in order.
 
 :class:`EventForwarder` is the worker of ``manage.py forward_events``. It reads the log in pages
-after its position, sends each page through a core transport (Kafka, AMQP, or one the project
-names), waits until the broker confirmed every message of the page, and only then records the
-id of the last one as its position, with the tracking recorder, in the event store's own
-database. A process that dies between a send and the record sends the unrecorded messages again
+after its position and sends each page through a core transport (Kafka, AMQP, or one the
+project names), the next page read and sent while the broker stores the one before
+(:attr:`EventForwarder.pages_in_flight`). Once the broker confirmed every message of the oldest
+page, it records the id of that page's last message as its position, with the tracking
+recorder, in the event store's own database. A process that dies between a send and the record sends the unrecorded messages again
 when it starts, never fewer and never out of order; each message carries the same id every time
 (the ``dop-msg-id`` header), so an idempotent consumer applies it once.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -399,6 +401,9 @@ class EventForwarder(Worker):
     """
 
     name = "forward_events"
+    #: Pages sent before the oldest is confirmed: the next page is read, built and sent while
+    #: the broker stores the one before, so neither side waits for the other.
+    pages_in_flight = 2
 
     def __init__(
         self,
@@ -434,8 +439,10 @@ class EventForwarder(Worker):
         #: The last notification id the broker confirmed and the tracking table holds.
         self.position: int | None = None
         self.forwarded = 0
-        #: The page after the one in flight, read while the broker confirmed that one.
-        self._prefetched: list[OutgoingMessage] | None = None
+        #: Pages sent and not yet recorded, oldest first, and the keys of theirs the broker
+        #: confirmed so far.
+        self._inflight: deque[list[OutgoingMessage]] = deque()
+        self._confirmed: set[Hashable] = set()
         self._kafka_messages: _KafkaMessages | None = None
 
     def __repr__(self) -> str:
@@ -461,6 +468,10 @@ class EventForwarder(Worker):
         self.transport = self._transport_factory()
 
     def stop(self) -> None:
+        # What is in flight is confirmed and recorded before the transport closes, so a
+        # graceful stop sends nothing twice on the next start.
+        while self._inflight and self.transport is not None and self.transport.is_open():
+            self._settle_oldest_page()
         if self.transport is not None:
             self.transport.close()
 
@@ -474,33 +485,14 @@ class EventForwarder(Worker):
             time.sleep(min(wait, 0.5))
             return
         if not self._connected():
-            self._prefetched = None
+            self._drop_inflight()
             return
-        messages = self._prefetched
-        self._prefetched = None
-        if messages is None:
-            try:
-                if self.position is None:
-                    self.position = self._recorded_position()
-                    logger.info(
-                        "%s: forwarding %s from notification %d to %s",
-                        self.tracking_name,
-                        self._app.name,
-                        self.position + 1,
-                        self.destination,
-                    )
-                page = self._page(self.position)
-            except (es.OperationalError, es.InterfaceError) as exc:
-                if not outage(exc):
-                    raise
-                self._database_away(exc)
-                return
-            self._database.succeeded()
-            if not page:
-                time.sleep(self.poll_interval)
-                return
-            messages = self._messages(page)
-        self._forward(messages)
+        if self.position is None and not self._read_position():
+            return
+        while len(self._inflight) < self.pages_in_flight and self._send_next_page():
+            pass
+        if self._inflight:
+            self._settle_oldest_page()
 
     # the steps --------------------------------------------------------------------------------
     @property
@@ -513,15 +505,58 @@ class EventForwarder(Worker):
             start=after, limit=self.batch_size, inclusive_of_start=False
         )
 
-    def _prefetch(self, after: int) -> None:
-        """Read and encode the page after ``after`` while the broker confirms the one in
-        flight; it is sent only once that one is confirmed and recorded. A page that cannot be
-        read or built now is read again on the next round."""
+    def _read_position(self) -> bool:
+        try:
+            self.position = self._recorded_position()
+        except (es.OperationalError, es.InterfaceError) as exc:
+            if not outage(exc):
+                raise
+            self._database_away(exc)
+            return False
+        logger.info(
+            "%s: forwarding %s from notification %d to %s",
+            self.tracking_name,
+            self._app.name,
+            self.position + 1,
+            self.destination,
+        )
+        return True
+
+    def _send_next_page(self) -> bool:
+        """Read, build and send the page after the last message sent; ``False`` when nothing
+        was sent. With pages in flight, a page that cannot be read or whose first event cannot
+        be decoded is left for later: the error is raised (or waited out) once everything
+        before it is recorded."""
+        inflight = self._inflight
+        after = int(str(inflight[-1][-1].key)) if inflight else self.position
+        assert after is not None
         try:
             page = self._page(after)
-            self._prefetched = (self._messages(page, quiet=True) if page else None) or None
-        except (UndecodableEvent, es.OperationalError, es.InterfaceError):
-            self._prefetched = None
+            messages = self._messages(page, quiet=bool(inflight)) if page else []
+        except (es.OperationalError, es.InterfaceError) as exc:
+            if inflight:
+                return False
+            if not outage(exc):
+                raise
+            self._database_away(exc)
+            return False
+        if not inflight:
+            self._database.succeeded()
+        if not page:
+            if not inflight:
+                time.sleep(self.poll_interval)
+            return False
+        if not messages:
+            return False
+        transport = self.transport
+        assert transport is not None
+        send_page = getattr(transport, "send_page", None)
+        unsent = send_page(messages) if send_page is not None else transport.send(messages)
+        inflight.append(messages)
+        if unsent:
+            self._failed(0, "connection lost while sending")
+            return False
+        return True
 
     def _recorded_position(self) -> int:
         assert self.tracking is not None
@@ -595,37 +630,31 @@ class EventForwarder(Worker):
             )
         return self._kafka_messages
 
-    def _send(
-        self, transport: Transport, messages: list[OutgoingMessage]
-    ) -> tuple[set[Hashable], str | None]:
-        """Send ``messages``, read the next page meanwhile, and wait for every confirmation
-        (or an error, or ``confirm_timeout``): the keys confirmed, and what went wrong."""
+    def _settle_oldest_page(self) -> None:
+        """Wait until the broker confirmed every message of the oldest page in flight (or an
+        error, or ``confirm_timeout``), then record the last one as the position."""
+        transport = self.transport
+        assert transport is not None and self.tracking is not None
+        messages = self._inflight[0]
+        confirmed = self._confirmed
         pending = {m.key for m in messages}
-        confirmed: set[Hashable] = set()
-        send_page = getattr(transport, "send_page", None)
-        unsent = send_page(messages) if send_page is not None else transport.send(messages)
-        if unsent:
-            return confirmed, "connection lost while sending"
-        self._prefetch(int(str(messages[-1].key)))
+        pending.difference_update(confirmed)
+        error: str | None = None
         deadline = time.monotonic() + self.confirm_timeout
         while pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return confirmed, f"no confirmation within {self.confirm_timeout}s"
+                error = f"no confirmation within {self.confirm_timeout}s"
+                break
             polled = transport.poll(min(remaining, 0.5))
-            keys = pending.intersection(polled.confirmed)
-            pending -= keys
-            confirmed |= keys
+            confirmed.update(polled.confirmed)
+            pending.difference_update(polled.confirmed)
             if pending.intersection(polled.rejected):
-                return confirmed, polled.error or "refused by the broker"
+                error = polled.error or "refused by the broker"
+                break
             if polled.lost:
-                return confirmed, polled.error or "connection lost"
-        return confirmed, None
-
-    def _forward(self, messages: list[OutgoingMessage]) -> None:
-        transport = self.transport
-        assert transport is not None and self.tracking is not None
-        confirmed, error = self._send(transport, messages)
+                error = polled.error or "connection lost"
+                break
         done = 0  # the confirmed prefix: nothing is recorded past a message not confirmed
         while done < len(messages) and messages[done].key in confirmed:
             done += 1
@@ -638,7 +667,8 @@ class EventForwarder(Worker):
                     raise
                 # Sent but not recorded: sent again once the database is back (same ids).
                 self._database_away(exc)
-                self.position, self._prefetched = None, None
+                self.position = None
+                self._drop_inflight()
                 return
             except es.IntegrityError:
                 # Another process recorded this position or a later one under this name.
@@ -648,25 +678,38 @@ class EventForwarder(Worker):
                     self.tracking_name,
                     last,
                 )
-                self.position, self._prefetched = None, None
+                self.position = None
+                self._drop_inflight()
                 return
             self.position = last
             self.forwarded += done
             logger.debug("%s: forwarded up to notification %d", self.tracking_name, last)
         if error is None:
+            self._inflight.popleft()
+            confirmed.difference_update(m.key for m in messages)
             self._broker.succeeded()
             return
-        self._prefetched = None
-        transport.close()
+        self._failed(done, error)
+
+    def _failed(self, done: int, error: str) -> None:
+        """The oldest page in flight is confirmed up to ``done`` messages: the rest, and every
+        page after it, is sent again from the position once the broker is back."""
+        unconfirmed = sum(map(len, self._inflight)) - done
+        self._drop_inflight()
+        assert self.transport is not None
+        self.transport.close()
         delay = self._broker.failed()
         log = logger.warning if self._broker.attempt == 1 else logger.debug
         log(
-            "%s: %d of %d messages not confirmed from notification %d (%s); sending again "
-            "from there in %.1fs",
+            "%s: %d messages not confirmed from notification %d (%s); sending again from "
+            "there in %.1fs",
             self.tracking_name,
-            len(messages) - done,
-            len(messages),
+            unconfirmed,
             (self.position or 0) + 1,
             error,
             delay,
         )
+
+    def _drop_inflight(self) -> None:
+        self._inflight.clear()
+        self._confirmed.clear()

@@ -134,7 +134,12 @@ def test_two_pages_in_flight_and_a_stop_records_what_it_sent(kafka_bootstrap) ->
         worker.stop()
     # The stop waited for 3-4 and recorded it, so a new start sends nothing twice.
     assert not worker._inflight and position(school, worker.tracking_name) == 4
-    assert [json.loads(r.value())["id"] for r in read_topic(kafka_bootstrap, topic, 4)] == [1, 2, 3, 4]
+    assert [json.loads(r.value())["id"] for r in read_topic(kafka_bootstrap, topic, 4)] == [
+        1,
+        2,
+        3,
+        4,
+    ]
 
 
 def test_raw_forwards_the_stored_bytes(kafka_bootstrap) -> None:

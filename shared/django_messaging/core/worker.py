@@ -172,9 +172,11 @@ def release_connections(busy: bool = False) -> None:
     busy worker would connect again for every batch, which costs more than the batch's
     queries."""
     for connection in db.connections.all(initialized_only=True):
-        if busy and connection.connection is not None and connection.settings_dict.get(
-            "CONN_MAX_AGE"
-        ) == 0:
+        if (
+            busy
+            and connection.connection is not None
+            and connection.settings_dict.get("CONN_MAX_AGE") == 0
+        ):
             close_at, connection.close_at = connection.close_at, None
             try:
                 connection.close_if_unusable_or_obsolete()

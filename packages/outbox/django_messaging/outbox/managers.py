@@ -114,10 +114,16 @@ class PublishedQuerySet(models.QuerySet):
         ]
         lock = " FOR UPDATE OF p SKIP LOCKED" if vendor == "postgresql" else ""
         returning = ", ".join(col[name] for name in _RETURNED)
+        chosen = (
+            f"SELECT {p['id']} FROM {table} p WHERE {pending} "
+            f"ORDER BY {p['added']}, {p['id']} LIMIT %s{lock}"
+        )
+        # PostgreSQL: the chosen ids as an array, so the UPDATE finds each by its primary key;
+        # "IN (subquery)" may be planned as a join that reads the whole table every claim.
+        chosen = f"= ANY(ARRAY({chosen}))" if vendor == "postgresql" else f"IN ({chosen})"
         sql = (
             f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
-            f"WHERE {col['id']} IN (SELECT {p['id']} FROM {table} p WHERE {pending} "
-            f"ORDER BY {p['added']}, {p['id']} LIMIT %s{lock}) RETURNING {returning}"
+            f"WHERE {col['id']} {chosen} RETURNING {returning}"
         )
         if vendor == "postgresql":
             # Ordered by the database; the body comes back as JSON text, never decoded here.

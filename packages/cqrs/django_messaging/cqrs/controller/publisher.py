@@ -26,6 +26,7 @@ from django.db import connections
 
 from django_messaging.core import tracing
 from django_messaging.core.transports import Confirmations
+from django_messaging.core.worker import release_connections
 from django_messaging.cqrs.conf import master_setting
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.dataclasses import TransportPayload
@@ -260,8 +261,9 @@ class _Background:
                     "the CQRS publisher thread could not keep %d message(s)", len(batch)
                 )
             finally:
-                # Reports use this thread's own database connection: never keep it open.
-                connections.close_all()
+                # Reports and deletes use this thread's own database connection: kept while
+                # saves keep coming (unless it broke), closed once the thread is idle.
+                release_connections(busy=True)
             if marker is not None:
                 self._settle(CONFIRM_TIMEOUT)
                 marker.set()

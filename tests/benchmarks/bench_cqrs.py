@@ -446,9 +446,9 @@ _ALL_SCENARIOS = [
         targets=[Target("django-cqrs 3.1.0", 1.0), Target("django-cqrs 2.8.1", 1.0)],
         note=(
             "Each create in its own transaction.atomic() block; default settings on both sides "
-            "(django-messaging-cqrs writes the block's message rows in one INSERT sent with the "
-            "COMMIT). The clock runs from the first save until the replica queue holds every "
-            "message."
+            "(django-messaging-cqrs writes the create's message row in the create's own INSERT, "
+            "as in autocommit). The clock runs from the first save until the replica queue "
+            "holds every message."
         ),
     ),
     Scenario(
@@ -462,9 +462,9 @@ _ALL_SCENARIOS = [
         targets=[Target("django-cqrs 3.1.0", 1.0), Target("django-cqrs 2.8.1", 1.0)],
         note=(
             "Ten creates per transaction.atomic() block; default settings on both sides "
-            "(django-messaging-cqrs writes the block's ten message rows in one INSERT sent with "
-            "the COMMIT). The clock runs from the first save until the replica queue holds every "
-            "message."
+            "(django-messaging-cqrs: the first create carries its message row in its own "
+            "INSERT, the other nine rows go in one INSERT sent with the COMMIT). The clock runs "
+            "from the first save until the replica queue holds every message."
         ),
     ),
     Scenario(

@@ -29,7 +29,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from tests.benchmarks.harness import Scenario, Target, Variant, emit
+from tests.benchmarks.harness import Scenario, Target, Variant, cpu_so_far, emit, wait_for
 
 AGGREGATES = 500
 EVENTS_PER_AGGREGATE = 101  # one "Registered" and 100 "TrickAdded"
@@ -126,20 +126,13 @@ def run(key: str, timing: str = "start") -> None:
         with psycopg.connect(**{**database_params(), "dbname": name}, autocommit=True) as conn:
             started = time.perf_counter()
             child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 600
             ops = TOTAL
             cpu_before = 0.0
             if timing == "steady":
-                while not _first_page_done(conn, key):
-                    if child.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{key} stopped: {child.stderr.read()!r}")
-                    time.sleep(0.005)
+                wait_for(child, lambda: _first_page_done(conn, key), key)
                 started, ops = time.perf_counter(), TOTAL - PAGE
-                cpu_before = _cpu_so_far(child.pid)
-            while not _done(conn, key):
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{key} stopped or too slow: {child.stderr.read()!r}")
-                time.sleep(0.005)
+                cpu_before = cpu_so_far(child.pid)
+            wait_for(child, lambda: _done(conn, key), key)
             elapsed = time.perf_counter() - started
             child.send_signal(signal.SIGTERM)
             _, _, usage = os.wait4(child.pid, 0)
@@ -150,13 +143,6 @@ def run(key: str, timing: str = "start") -> None:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     cpu = usage.ru_utime + usage.ru_stime - cpu_before
     emit(ops, elapsed, cpu_seconds=cpu)
-
-
-def _cpu_so_far(pid: int) -> float:
-    """The CPU seconds (user + system, all threads) process ``pid`` has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _compile_bytecode() -> None:

@@ -24,8 +24,10 @@ from tests.benchmarks.harness import (
     Scenario,
     Target,
     Variant,
+    cpu_so_far,
     emit,
     enable_observability,
+    wait_for,
 )
 
 RELAY_ROWS = 3000
@@ -314,27 +316,20 @@ def relay_command(key: str, timing: str = "start") -> None:
             child = subprocess.Popen(
                 args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
             )
-            deadline = time.monotonic() + 600
             ops, cpu_before = KAFKA_RELAY_ROWS, 0.0
             if timing == "steady":
                 if key == "raw-kafka":
                     child.stdout.readline()  # "first": its first FIRST_BATCH reports are in
                 else:
-                    while not sent(first):
-                        if child.poll() is not None or time.monotonic() > deadline:
-                            raise RuntimeError(f"{key} stopped: {child.stderr.read()!r}")
-                        time.sleep(0.005)
+                    wait_for(child, lambda: sent(first), key)
                 started, ops = time.perf_counter(), KAFKA_RELAY_ROWS - FIRST_BATCH
-                cpu_before = _cpu_so_far(child.pid)
+                cpu_before = cpu_so_far(child.pid)
             if key == "raw-kafka":
                 child.stdout.read()  # to its exit, after the last report
                 elapsed = time.perf_counter() - started
                 _, _, usage = os.wait4(child.pid, 0)
             else:
-                while not sent(last):
-                    if child.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(f"{key} stopped or too slow: {child.stderr.read()!r}")
-                    time.sleep(0.005)
+                wait_for(child, lambda: sent(last), key)
                 elapsed = time.perf_counter() - started
                 child.send_signal(signal.SIGTERM)
                 _, _, usage = os.wait4(child.pid, 0)
@@ -346,13 +341,6 @@ def relay_command(key: str, timing: str = "start") -> None:
         if queue is not None:
             delete_queues(queue)
     emit(ops, elapsed, cpu_seconds=usage.ru_utime + usage.ru_stime - cpu_before)
-
-
-def _cpu_so_far(pid: int) -> float:
-    """The CPU seconds (user + system, all threads) process ``pid`` has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def relay_child(key: str, destination: str) -> None:
@@ -497,11 +485,7 @@ def subscribe(key: str) -> None:
         args = [sys.executable, __file__, "subscribe-command", key, destination, queue]
         started = time.perf_counter()
         child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 600
-        while Received.objects.count() < SUBSCRIBER_MESSAGES:
-            if child.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"subscriber stopped or too slow: {child.stderr.read()!r}")
-            time.sleep(0.005)
+        wait_for(child, lambda: Received.objects.count() >= SUBSCRIBER_MESSAGES, "subscribe")
         elapsed = time.perf_counter() - started
         child.send_signal(signal.SIGTERM)
         _, _, usage = os.wait4(child.pid, 0)

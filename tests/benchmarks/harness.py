@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -232,6 +233,24 @@ def emit(ops: int, seconds: float, cpu_seconds: float | None = None) -> None:
     if cpu_seconds is not None:
         result["cpu_seconds"] = cpu_seconds
     print(json.dumps(result), flush=True)
+
+
+def wait_for(child: subprocess.Popen, done: Callable[[], bool], what: str) -> None:
+    """Poll ``done()`` every 5 ms until it holds; raise with the child's stderr when the child
+    exits first or ten minutes pass."""
+    deadline = time.monotonic() + 600
+    while not done():
+        if child.poll() is not None or time.monotonic() > deadline:
+            stderr = child.stderr.read() if child.stderr is not None else ""
+            raise RuntimeError(f"{what}: the process stopped or is too slow: {stderr!r}")
+        time.sleep(0.005)
+
+
+def cpu_so_far(pid: int) -> float:
+    """The CPU seconds (user + system, all threads) process ``pid`` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 #: What the "metrics and tracing enabled" variants turn on, for their notes.

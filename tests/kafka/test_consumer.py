@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 
 import pytest
@@ -414,13 +415,18 @@ def test_without_auto_commit_each_batch_is_committed(create_topic, group, kafka_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_database_connections_are_recycled_between_batches(create_topic, group, kafka_bootstrap):
+def test_database_connections_are_recycled_once_a_poll_brings_nothing(
+    create_topic, group, kafka_bootstrap
+):
     """django-kafka never called ``close_old_connections()``: a consumer kept its first
-    connection for ever, past ``CONN_MAX_AGE`` (0 here) and after the server dropped it."""
+    connection for ever, past ``CONN_MAX_AGE`` (0 here) and after the server dropped it. Here a
+    ``CONN_MAX_AGE = 0`` connection is closed after the first poll that brings nothing (while
+    batches keep coming it stays open: tests/core/test_worker.py)."""
     from django.db import connection
 
     from django_messaging.core.worker import StopRequested, run_worker
 
+    assert connection.settings_dict["CONN_MAX_AGE"] == 0
     name = create_topic()
     produce_raw(kafka_bootstrap, name, [b"first"])
     stop = StopRequested()
@@ -430,12 +436,18 @@ def test_database_connections_are_recycled_between_batches(create_topic, group, 
         value = msg.value().decode()
         Handled.objects.create(topic=name, value=value)
         used.append(connection.connection)
-        if value == "first":  # the next batch: produced only once this one is handled
-            produce_raw(kafka_bootstrap, name, [b"second"])
+        if value == "first":
+            # The next message comes after polls that bring nothing (each waits at most the
+            # polling frequency, 1 s by default).
+            later = threading.Timer(2.5, produce_raw, (kafka_bootstrap, name, [b"second"]))
+            later.daemon = True
+            later.start()
         else:
             stop.request()
 
-    run_worker(make_consumer(group, make_topic(TopicConsumer, name, consume=consume)())(), stop)
+    consumer = make_consumer(group, make_topic(TopicConsumer, name, consume=consume)())()
+    assert consumer.get_polling_freq() <= 1.0
+    run_worker(consumer, stop)
     assert len(used) == 2 and used[0] is not None and used[1] is not None
     assert used[0] is not used[1]
     assert sorted(Handled.objects.filter(topic=name).values_list("value", flat=True)) == [

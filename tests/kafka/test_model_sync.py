@@ -512,20 +512,27 @@ class Channel(TypedDict):
     channel: str
 
 
+@pytest.fixture
+def enrich_topics(
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+) -> tuple[str, str]:
+    """The raw topic a source writes (under a topic prefix of the test's own) and the public
+    one an enricher writes."""
+    prefix = unique_name("raw").replace("-", "_")
+    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
+    return create_topic(f"{prefix}.public.test_kafka_syncorder"), create_topic()
+
+
 def _lower_number(value: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"number": value["number"].lower(), "channel": "web"}
 
 
 def test_an_enricher_stands_between_the_source_and_the_sink(
-    sync_settings: Callable[..., None],
-    create_topic: Callable[..., str],
-    unique_name: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    enrich_topics: tuple[str, str], django_capture_on_commit_callbacks: Any
 ) -> None:
-    prefix = unique_name("raw").replace("-", "_")
-    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
-    raw = create_topic(f"{prefix}.public.test_kafka_syncorder")
-    public = create_topic()
+    raw, public = enrich_topics
 
     class Orders(ModelSync):
         model = SyncOrder
@@ -563,15 +570,9 @@ def test_an_enricher_stands_between_the_source_and_the_sink(
 
 
 def test_an_enricher_rewrites_the_key_and_the_sink_looks_rows_up_by_it(
-    sync_settings: Callable[..., None],
-    create_topic: Callable[..., str],
-    unique_name: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    enrich_topics: tuple[str, str], django_capture_on_commit_callbacks: Any
 ) -> None:
-    prefix = unique_name("raw").replace("-", "_")
-    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
-    create_topic(f"{prefix}.public.test_kafka_syncorder")
-    public = create_topic()
+    public = enrich_topics[1]
 
     class Orders(ModelSync):
         model = SyncOrder
@@ -617,15 +618,9 @@ class NumberKey(TypedDict):
 
 
 def test_an_avro_enricher_writes_the_key_fields_its_transforms_add(
-    sync_settings: Callable[..., None],
-    create_topic: Callable[..., str],
-    unique_name: Callable[[str], str],
-    django_capture_on_commit_callbacks: Any,
+    enrich_topics: tuple[str, str], django_capture_on_commit_callbacks: Any
 ) -> None:
-    prefix = unique_name("raw").replace("-", "_")
-    sync_settings(MODEL_SYNC_TOPIC_PREFIX=prefix)
-    create_topic(f"{prefix}.public.test_kafka_syncorder")
-    public = create_topic()
+    public = enrich_topics[1]
 
     class Orders(ModelSync):
         model = SyncOrder

@@ -6,7 +6,7 @@ batch it returned, one relay batch, ...). :func:`run_worker` calls it until SIGT
 arrives, then lets the unit in progress finish, calls :meth:`Worker.stop` (commit, ack, close)
 and returns, so the command exits 0. Between units it closes database connections the way
 Django does between requests (:func:`release_connections`), so that a database restart or
-``CONN_MAX_AGE`` never breaks a long-lived worker, and every
+``CONN_MAX_AGE`` never breaks a long-lived worker. Every
 ``MESSAGING["STATUS"]["SAMPLE_INTERVAL"]`` seconds it records the status figures for the admin
 dashboard (:mod:`django_messaging.core.sampling`).
 

@@ -5,9 +5,10 @@ after its position and sends each page through a core transport (Kafka, AMQP, or
 project names), the next page read and sent while the broker stores the one before
 (:attr:`EventForwarder.pages_in_flight`). Once the broker confirmed every message of the oldest
 page, it records the id of that page's last message as its position, with the tracking
-recorder, in the event store's own database. A process that dies between a send and the record sends the unrecorded messages again
-when it starts, never fewer and never out of order; each message carries the same id every time
-(the ``dop-msg-id`` header), so an idempotent consumer applies it once.
+recorder, in the event store's own database. A process that dies between a send and the record
+sends the unrecorded messages again when it starts, never fewer and never out of order; each
+message carries the same id every time (the ``dop-msg-id`` header), so an idempotent consumer
+applies it once.
 
 A message is built by :func:`notification_message`: a JSON body any consumer can read (the
 event's topic and type, originator id and version, timestamp, and its state decoded with the

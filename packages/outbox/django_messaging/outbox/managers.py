@@ -120,10 +120,10 @@ class PublishedQuerySet(models.QuerySet):
         )
         # PostgreSQL: the chosen ids as an array, so the UPDATE finds each by its primary key;
         # "IN (subquery)" may be planned as a join that reads the whole table every claim.
-        chosen = f"= ANY(ARRAY({chosen}))" if vendor == "postgresql" else f"IN ({chosen})"
+        among_chosen = f"= ANY(ARRAY({chosen}))" if vendor == "postgresql" else f"IN ({chosen})"
         sql = (
             f"UPDATE {table} SET {col['claimed_by']} = %s, {col['claimed_until']} = %s "
-            f"WHERE {col['id']} {chosen} RETURNING {returning}"
+            f"WHERE {col['id']} {among_chosen} RETURNING {returning}"
         )
         if vendor == "postgresql":
             # Ordered by the database; the body comes back as JSON text, never decoded here.

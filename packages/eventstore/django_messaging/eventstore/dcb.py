@@ -144,13 +144,14 @@ class DjangoDCBRecorder(DCBRecorder):
             return DjangoDCBReadResponse([], None)
         with translated(), self._serialised(), self.connection.cursor() as cursor:
             head: int | None = None
-            if limit is None:
+            if limit is None or not dialect_for(self.connection).snapshots_are_atomic:
                 # The head is read first, and events are read up to it only: an append that
-                # commits in between is neither half seen nor claimed as seen.
+                # commits in between is neither half seen nor claimed as seen, and on MariaDB
+                # a page never shows an append without those committed before it.
                 cursor.execute(*self.queries.head())
                 head = cursor.fetchone()[0]
-                if head is None:
-                    return DjangoDCBReadResponse([], None)
+                if head is None or head <= (after or 0):
+                    return DjangoDCBReadResponse([], head if limit is None else None)
             cursor.execute(*self.queries.select_events(query, after or 0, head, limit))
             sequenced = [
                 DCBSequencedEvent(

@@ -270,6 +270,8 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
     events with the ids it reserved. So each application's ids are contiguous from 1,
     transactions of one application commit in id order (a reader never passes over an id that
     is filled in later), a rollback returns its ids, and applications do not block each other.
+    Where one statement's snapshot may show an append without an earlier committed one
+    (MariaDB), :meth:`select_notifications` reads the head first and the rows up to it.
     """
 
     def __init__(
@@ -428,15 +430,19 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
+        first = None if start is None else start if inclusive_of_start else start + 1
+        if not self.dialect.snapshots_are_atomic:
+            head = self._head()
+            if head is None or (first is not None and head < first):
+                return []
+            stop = head if stop is None else min(stop, head)
         # An application's ids are contiguous, so a page from ``first`` lies within
         # [first, first + limit - 1]. Bounded above, the range is read from the
         # (application, id) index row by row, whatever the planner knows of the table; an
         # open range on a table without statistics yet reads every later row and sorts them.
         upper, bounded = stop, False
-        if start is not None and not topics:
-            first = start if inclusive_of_start else start + 1
-            if stop is None or first + limit - 1 < stop:
-                upper, bounded = first + limit - 1, True
+        if first is not None and not topics and (stop is None or first + limit - 1 < stop):
+            upper, bounded = first + limit - 1, True
         rows = self._select_notification_rows(start, limit, upper, topics, inclusive_of_start)
         if bounded and len(rows) < limit:
             # The end of the log, or ids are missing (events written by other means): read on
@@ -500,6 +506,9 @@ class DjangoApplicationRecorder(DjangoRecorder, ApplicationRecorder):
 
     @retrying()
     def max_notification_id(self) -> int | None:
+        return self._head()
+
+    def _head(self) -> int | None:
         with translated(), self._serialised(), self.connection.cursor() as cursor:
             cursor.execute(self._sql["max"], [self.application_name])
             row = cursor.fetchone()

@@ -8,8 +8,9 @@ and hands the notifications to the iterating thread. It pulls again when woken:
 * otherwise every ``poll_interval`` seconds (``DJANGO_SUBSCRIPTION_POLL_INTERVAL``), which is
   how writers in other processes are noticed on SQLite and MariaDB.
 
-Because ids of one application commit in order (see :mod:`~.recorders`), reading
-``notification_id > last seen`` never skips an event.
+Because ids of one application commit in order, and a page is read only up to a head every
+id below which is visible (see :mod:`~.recorders`), reading ``notification_id > last seen``
+never skips an event.
 """
 
 from __future__ import annotations

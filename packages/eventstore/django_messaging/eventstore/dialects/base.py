@@ -27,6 +27,10 @@ class Dialect:
     appends_in_one_statement: ClassVar[bool] = False
     #: Other processes' appends can be waited for (:meth:`listen`), not only polled.
     listens: ClassVar[bool] = False
+    #: A statement that sees an append also sees every append committed before it. Where
+    #: that is not known (MariaDB builds a read view while transactions commit), readers of a
+    #: log read its head first and the rows up to it in a second statement.
+    snapshots_are_atomic: ClassVar[bool] = False
 
     def serialised(self, connection: BaseDatabaseWrapper) -> AbstractContextManager[Any]:
         """Held around every statement of a recorder on ``connection``."""

@@ -1,4 +1,9 @@
-"""MySQL and MariaDB: the portable statements, with an upsert that keeps an existing row."""
+"""MySQL and MariaDB: the portable statements, with an upsert that keeps an existing row.
+
+A MariaDB read view can show a transaction of an application without an earlier one that
+committed before it (it is built by walking the open transactions while they commit), so
+readers of a log fence their reads with its head (:attr:`~.base.Dialect.snapshots_are_atomic`).
+"""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from django_messaging.eventstore.dialects.base import Dialect, EventRow
 
 class PostgreSQLDialect(Dialect):
     vendor = "postgresql"
+    snapshots_are_atomic = True
     bump_returns_last_id = True
     appends_in_one_statement = True
     listens = True

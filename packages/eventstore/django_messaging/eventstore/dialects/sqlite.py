@@ -63,6 +63,7 @@ def _use_wal(connection: BaseDatabaseWrapper) -> None:
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
+    snapshots_are_atomic = True
     bump_returns_last_id = sqlite3.sqlite_version_info >= (3, 35)
 
     def serialised(self, connection: BaseDatabaseWrapper) -> AbstractContextManager[Any]:

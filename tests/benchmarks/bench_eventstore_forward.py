@@ -13,7 +13,7 @@ forwarded to a fresh one-partition Kafka topic:
   counted the same way; it records no position and decodes nothing.
 
 Every process starts from compiled bytecode, as an installed project does (written before the
-timing starts, see :func:`_compile_bytecode`).
+timing starts, see :func:`tests.benchmarks.harness.compile_bytecode`).
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ def run(key: str, timing: str = "start") -> None:
 
     from tests.benchmarks.bench_outbox import database_params, fresh_database
 
-    _compile_bytecode()
     name = f"bench_forward_{uuid.uuid4().hex[:10]}"
     fresh_database(name)
     try:
@@ -143,21 +142,6 @@ def run(key: str, timing: str = "start") -> None:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     cpu = usage.ru_utime + usage.ru_stime - cpu_before
     emit(ops, elapsed, cpu_seconds=cpu)
-
-
-def _compile_bytecode() -> None:
-    """Bytecode for every module a child imports, written before it starts, as ``pip install``
-    writes it for a user: where ``PYTHONDONTWRITEBYTECODE`` is set (CI) and the environment was
-    installed without bytecode, each process would otherwise compile Django, psycopg and the
-    rest from source at its start (some 0.8 s of CPU here), which no installed project pays."""
-    import compileall
-    import sysconfig
-
-    from tests.benchmarks.harness import ROOT
-
-    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
-    for path in [*sorted(paths), *(str(ROOT / d) for d in ("shared", "packages", "tests"))]:
-        compileall.compile_dir(path, quiet=2, workers=1)
 
 
 def _done(conn: Any, key: str) -> bool:

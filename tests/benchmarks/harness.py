@@ -86,7 +86,7 @@ def compile_bytecode(python: str) -> None:
     interpreter, this repository) holds, once per run and before any timing, as ``pip install``
     does for a user. Where ``PYTHONDONTWRITEBYTECODE`` is set (CI) and an environment was
     installed without bytecode (``uv`` writes none by default), each variant process would
-    otherwise compile Django, psycopg and the rest from source at its start: about 1 s of CPU
+    otherwise compile Django, psycopg and the rest from source at its start: 1-2 s of CPU
     here, paid by no installed project, which makes rows timed from process start measure
     the compiler."""
     if python in _COMPILED:

@@ -60,10 +60,7 @@ def new_topic(bootstrap: str, partitions: int = 1) -> str:
     return name
 
 
-@pytest.mark.parametrize("method", ["send", "send_page"])
-def test_kafka_key_value_and_headers_arrive_exactly(
-    kafka_bootstrap, kafka_transport, method
-) -> None:
+def test_kafka_key_value_and_headers_arrive_exactly(kafka_bootstrap, kafka_transport) -> None:
     topic = new_topic(kafka_bootstrap)
     transport = kafka_transport()
     assert transport.config["enable.idempotence"] is True
@@ -73,7 +70,7 @@ def test_kafka_key_value_and_headers_arrive_exactly(
         OutgoingMessage(2, topic, b"text", {"x-a": "1"}, ordering_key="order-7"),
         OutgoingMessage(3, topic, b"", {}),
     ]
-    assert getattr(transport, method)(messages) == []
+    assert transport.send(messages) == []
     polled = collect(transport, 3)
     assert sorted(polled.confirmed) == [1, 2, 3] and not polled.rejected
     records = read_topic(kafka_bootstrap, topic, 3)
@@ -94,7 +91,7 @@ def test_kafka_missing_topic_is_rejected_with_its_name(kafka_transport) -> None:
     assert transport.is_open()
 
 
-def test_kafka_send_page_rejects_refused_records_alone(kafka_bootstrap) -> None:
+def test_kafka_send_rejects_refused_records_alone(kafka_bootstrap) -> None:
     """A page with a record to a missing topic and one the client refuses (too large): those
     two are rejected with their reasons, the others confirmed and written in order."""
     topic = new_topic(kafka_bootstrap)
@@ -109,7 +106,7 @@ def test_kafka_send_page_rejects_refused_records_alone(kafka_bootstrap) -> None:
             OutgoingMessage(3, topic, b"x" * 5000, raw_key=b"k", raw_headers=headers),
             OutgoingMessage(4, topic, b"four", {"x-a": "1"}, ordering_key="k"),
         ]
-        assert transport.send_page(messages) == []
+        assert transport.send(messages) == []
         polled = collect(transport, 4)
         assert sorted(polled.confirmed) == [1, 4] and sorted(polled.rejected) == [2, 3]
         assert f"Kafka topic {missing!r} does not exist" in str(polled.error)
@@ -122,7 +119,7 @@ def test_kafka_send_page_rejects_refused_records_alone(kafka_bootstrap) -> None:
         (b"k", b"four", [("x-a", b"1")]),
     ]
     closed = KafkaTransport({"bootstrap.servers": kafka_bootstrap})
-    assert closed.send_page(messages) == [1, 2, 3, 4]  # not open: nothing sent
+    assert closed.send(messages) == [1, 2, 3, 4]  # not open: nothing sent
 
 
 def test_kafka_missing_topic_is_created_when_asked(kafka_bootstrap, kafka_transport) -> None:

@@ -36,6 +36,7 @@ from django_messaging.core import serializers
 from django_messaging.core.exceptions import ConfigurationError, MessagingError
 from django_messaging.core.reconnect import Backoff
 from django_messaging.core.transports import OutgoingMessage, Transport
+from django_messaging.core.transports.kafka import KafkaTransport
 from django_messaging.core.worker import Worker
 from django_messaging.eventstore.errors import outage
 from django_messaging.eventstore.recorders import (
@@ -551,8 +552,7 @@ class EventForwarder(Worker):
             return False
         transport = self.transport
         assert transport is not None
-        send_page = getattr(transport, "send_page", None)
-        unsent = send_page(messages) if send_page is not None else transport.send(messages)
+        unsent = transport.send(messages)
         inflight.append(messages)
         if unsent:
             self._failed(0, "connection lost while sending")
@@ -621,9 +621,9 @@ class EventForwarder(Worker):
         return messages
 
     def _encoded_headers(self) -> _KafkaMessages | None:
-        """For a transport that takes a page with headers as bytes (core's Kafka transport):
-        what builds those messages, their constant parts encoded once."""
-        if not hasattr(self.transport, "send_page"):
+        """For core's Kafka transport, which takes headers as bytes: what builds those
+        messages, their constant parts encoded once."""
+        if not isinstance(self.transport, KafkaTransport):
             return None
         if self._kafka_messages is None:
             self._kafka_messages = _KafkaMessages(

@@ -122,65 +122,11 @@ class KafkaTransport(Transport):
             self._pending.clear()
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
-        producer = self._producer
-        if producer is None or self._fatal is not None:
-            return [m.key for m in messages]
-        missing = {m.destination for m in messages} - self._topics
-        unknown = self._ensure_topics(missing) if missing else {}
-        for message in messages:
-            if message.destination in unknown:
-                self._reject(message.key, unknown[message.destination])
-                continue
-            if message.raw_key is not None:
-                key = message.raw_key
-            elif message.ordering_key is not None:
-                key = message.ordering_key.encode()
-            else:
-                key = None
-            if message.raw_headers is not None:
-                headers: Any = list(message.raw_headers)
-            else:
-                headers = [(name, value.encode()) for name, value in message.headers.items()]
-            with self._lock:
-                self._pending.add(message.key)
-            try:
-                self._produce(producer, message, key, headers)
-            except Exception as exc:  # a record the client refuses (too large...)
-                self._reject(
-                    message.key, f"Kafka refused the message to {message.destination!r}: {exc}"
-                )
-        producer.poll(0)
-        return []
-
-    def _produce(self, producer: Any, message: OutgoingMessage, key: Any, headers: Any) -> None:
-        def report(error: Any, record: Any, _key: Hashable = message.key) -> None:
-            with self._lock:
-                if _key not in self._pending:
-                    return
-                self._pending.discard(_key)
-                if error is None:
-                    self._confirmed.append(_key)
-                else:
-                    self._rejected.append(_key)
-                    self._errors.append(f"delivery to {message.destination!r} failed: {error}")
-
-        try:
-            producer.produce(
-                message.destination, message.body, key, headers=headers, on_delivery=report
-            )
-        except BufferError:  # the local queue is full: let some records go, then try again
-            producer.poll(1.0)
-            producer.produce(
-                message.destination, message.body, key, headers=headers, on_delivery=report
-            )
-
-    def send_page(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
-        """:meth:`send` for a page of records at once, with the same guarantees (each record
-        confirmed by its delivery report, a refusal or failed delivery rejects that record
-        alone) at less cost per record: the lock is taken once for the page, one delivery
-        handler serves the page (each record reports its index in it), and ``raw_headers``
-        go to the client as given, so a caller encodes them once. Messages without
-        ``raw_key`` or ``raw_headers`` are encoded as :meth:`send` does."""
+        """Produce ``messages``; each is confirmed by its delivery report, and a refusal (a
+        missing topic, a record the client refuses as too large) or a failed delivery rejects
+        that record alone. The lock is taken once for the batch, one delivery handler serves
+        it (each record reports its index), and ``raw_headers`` go to the client as given, so
+        a caller can encode constant headers once. ``headers`` are encoded as UTF-8."""
         producer = self._producer
         if producer is None or self._fatal is not None:
             return [m.key for m in messages]
@@ -188,8 +134,7 @@ class KafkaTransport(Transport):
             return []
         missing = {m.destination for m in messages} - self._topics
         unknown = self._ensure_topics(missing) if missing else {}
-        page = _Page(self, messages)
-        report = page.report
+        report = _Batch(self, messages).report
         produce = producer.produce
         with self._lock:
             self._pending.update(m.key for m in messages)
@@ -297,9 +242,9 @@ class KafkaTransport(Transport):
             logger.debug("Kafka client error: %s", error)
 
 
-class _Page:
-    """The delivery handler of one :meth:`KafkaTransport.send_page`: record ``index`` of the
-    page reports through :meth:`report`."""
+class _Batch:
+    """The delivery handler of one :meth:`KafkaTransport.send`: record ``index`` of the batch
+    reports through :meth:`report`."""
 
     __slots__ = ("messages", "transport")
 

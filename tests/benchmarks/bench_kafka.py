@@ -315,6 +315,26 @@ def consume_reference(n: int, variant: str, db: str, insert: bool) -> None:
     clock.emit()
 
 
+def insert_ceiling(n: int, variant: str, db: str, insert: bool) -> None:
+    """The handler's ``Model.objects.create`` alone, ``n`` times in one transaction, without
+    Kafka: what no consumer's loop around that handler can exceed."""
+    setup_django("ours", db)
+    from django.db import transaction
+
+    row = make_row_model(variant)
+    bodies, keys = keyed_messages(n)  # the consumers' messages, decoded as their handler does
+    values = [(key.decode(), body.decode()) for body, key in zip(bodies, keys, strict=True)]
+    clock = Clock(n)
+    with transaction.atomic():
+        for key, value in values:
+            row.objects.create(key=key, value=value)
+            clock.tick()
+    clock.stop()
+    assert row.objects.count() == n
+    drop_row_model(row)
+    clock.emit()
+
+
 def consume_raw(n: int, variant: str, db: str, insert: bool) -> None:
     from confluent_kafka import Consumer
     from confluent_kafka.serialization import StringDeserializer
@@ -576,6 +596,8 @@ def main(scenario: str, variant: str, *options: str) -> None:
     if scenario in ("consume", "insert"):
         db = options[0] if options else "postgres"
         run = consume_raw if variant == "raw" else consume_ours
+        if variant == "ceiling":
+            run = insert_ceiling
         if variant.startswith("reference"):
             run = consume_reference
         run(INSERT_N if scenario == "insert" else CONSUME_N, variant, db, scenario == "insert")
@@ -693,6 +715,10 @@ _ALL_SCENARIOS = [
                 "django-messaging, topic idempotent = True",
                 [__file__, "insert", "ours-idempotent", "postgres"],
             ),
+            Variant(
+                "Model.objects.create alone in one transaction, no Kafka (the ceiling)",
+                [__file__, "insert", "ceiling", "postgres"],
+            ),
         ],
         targets=[Target("django-kafka 0.5.13", 3.0)],
         note=(
@@ -700,7 +726,10 @@ _ALL_SCENARIOS = [
             "value=...)`. django-messaging with its defaults (the batch's transaction, a savepoint "
             "per message sent with its INSERT); django-kafka autocommits each INSERT. The "
             "`idempotent = True` row also records each message's id (the ids of up to 64 "
-            "messages in one INSERT ... RETURNING). Each run checks that every row is in."
+            "messages in one INSERT ... RETURNING). Each run checks that every row is in. The "
+            "ceiling row runs the handler's `create()` alone, every one in a single transaction "
+            "and without Kafka: no consumer of this handler can be faster, so it bounds the "
+            "ratio any consumer can reach here."
         ),
     ),
     Scenario(

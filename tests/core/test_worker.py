@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -245,6 +246,27 @@ def test_stop_runs_even_when_a_unit_raises() -> None:
     with pytest.raises(ValueError):
         run_worker(Failing())
     assert Failing.stopped
+
+
+def test_the_loop_runs_with_what_existed_before_it_frozen_and_thawed_after() -> None:
+    """The collector's full collections in the loop skip the objects of the start (Django, the
+    apps, the worker); they are handed back to it when the worker stops, also after a unit
+    raised."""
+
+    class Observing(Worker):
+        def __init__(self) -> None:
+            self.frozen: list[int] = []
+
+        def run_once(self) -> None:
+            self.frozen.append(gc.get_freeze_count())
+            raise ValueError("stop here")
+
+    worker = Observing()
+    assert gc.get_freeze_count() == 0
+    with pytest.raises(ValueError):
+        run_worker(worker)
+    assert worker.frozen and worker.frozen[0] > 1000  # the interpreter, Django and the rest
+    assert gc.get_freeze_count() == 0
 
 
 def test_spawned_workers_need_picklable_factories_refused_before_any_start() -> None:

@@ -13,10 +13,11 @@ import sys
 from collections.abc import Hashable, Iterator, Sequence
 
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_messaging.core.reconnect import Backoff
-from django_messaging.core.relay import Relay, RelayPolicy
+from django_messaging.core.relay import Relay, RelayPolicy, one_transaction
 from django_messaging.core.transports import Confirmations, OutgoingMessage
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.models import Published
@@ -415,3 +416,25 @@ def test_leases_are_renewed_a_third_of_the_lease_after_the_claim_not_at_once(
     finally:
         relay.stop()
     assert store.renewals == []
+
+
+def _setting(using: str, name: str, *, by_index: bool) -> str:
+    rows = one_transaction(using, [("SELECT current_setting(%s)", [name])], by_index=by_index)
+    return str(rows[0][0])
+
+
+def test_one_transaction_by_index_reads_through_indexes_for_its_own_statements_only() -> None:
+    """``by_index``: the statements of that transaction are planned without sequential and
+    bitmap scans (a backlog before the table's first ANALYZE); the session and a caller's
+    transaction keep their settings."""
+    if connection.vendor != "postgresql":
+        pytest.skip("planner settings of PostgreSQL")
+    using = connection.alias
+    assert _setting(using, "enable_seqscan", by_index=True) == "off"
+    assert _setting(using, "enable_bitmapscan", by_index=True) == "off"
+    assert _setting(using, "enable_seqscan", by_index=False) == "on"  # ended with it
+    with transaction.atomic():
+        assert _setting(using, "enable_seqscan", by_index=True) == "on"  # a caller's: untouched
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('enable_bitmapscan')")
+            assert cursor.fetchone()[0] == "on"

@@ -114,13 +114,23 @@ class RelayStore(Protocol[Row]):
         ...
 
 
-def one_transaction(using: str, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[tuple]:
-    """Run ``statements`` (SQL, parameters) in one transaction and return the rows of the last.
+def one_transaction(
+    using: str, statements: Sequence[tuple[str, Sequence[Any]]], *, by_index: bool = False
+) -> list[tuple]:
+    """Run ``statements`` (SQL, parameters) in one transaction and return the rows of the last
+    (none when it returns no rows).
 
     On PostgreSQL with client-side parameter binding (Django's default) they go as one query
     string: one round trip, the implicit transaction of a multi-statement query (each
     statement still sees what the ones before it committed, under READ COMMITTED). Otherwise,
     and inside a caller's transaction, one statement after the other in ``atomic()``.
+
+    ``by_index``: on PostgreSQL, outside a caller's transaction, the statements read rows
+    through indexes only (no sequential or bitmap scans: ``SET LOCAL``, for this transaction).
+    A relay's statements find rows by primary key or walk a pending index in order up to a
+    ``LIMIT``; before a table's first ``ANALYZE`` (a backlog written and relayed within the
+    minute before autovacuum analyzes it) the planner takes every clause for rare and instead
+    reads, and sorts, every pending row for each batch.
     """
     connection = connections[using]
     if (
@@ -129,19 +139,22 @@ def one_transaction(using: str, statements: Sequence[tuple[str, Sequence[Any]]])
     ):
         from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
+        sql = [statement for statement, _ in statements]
+        if by_index and not connection.in_atomic_block:
+            sql[:0] = ["SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"]
         with connection.cursor() as cursor:
             cursor.execute(
-                "; ".join(sql for sql, _ in statements),
+                "; ".join(sql),
                 [value for _, params in statements for value in params],
             )
             if is_psycopg3:  # psycopg 2 keeps only the last statement's result
                 while cursor.nextset():
                     pass
-            return list(cursor.fetchall())
+            return list(cursor.fetchall()) if cursor.description else []
     with transaction.atomic(using=using), connection.cursor() as cursor:
-        for sql, params in statements:
-            cursor.execute(sql, params)
-        return list(cursor.fetchall())
+        for statement, params in statements:
+            cursor.execute(statement, params)
+        return list(cursor.fetchall()) if cursor.description else []
 
 
 _RETRY = Backoff(initial=1.0, cap=300.0)

@@ -9,6 +9,9 @@ MariaDB) lock, then mark, in one transaction.
 ``claim(sent=ids)`` first marks the rows ``ids`` sent, in the claim's transaction: one commit
 per batch. On PostgreSQL the mark, the claims' advisory lock and the claim go to the server as
 one query string (see :func:`django_messaging.core.relay.one_transaction`): one round trip.
+There, every statement of the relay reads through indexes (``by_index``): the claim walks the
+pending index in order and stops at its ``LIMIT``, the others find rows by primary key, also
+while a backlog is relayed before the table's first ``ANALYZE``.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ class PublishedQuerySet(models.QuerySet):
                 statements.append(self._mark_sent_statement(table, owner, sent))
             statements.append(("SELECT pg_advisory_xact_lock(%s)", [_CLAIM_LOCK]))
             statements.append((sql, [owner, until, *params, size]))
-            raw = one_transaction(using, statements)
+            raw = one_transaction(using, statements, by_index=True)
         else:
             with transaction.atomic(using=using), connection.cursor() as cursor:
                 if sent:
@@ -250,13 +253,19 @@ class PublishedQuerySet(models.QuerySet):
         if connection.vendor != "postgresql":
             return self.held_by(owner).filter(id__in=ids).update(claimed_until=until)
         table = connection.ops.quote_name(self.model._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {table} SET claimed_until = %s "
-                "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = %s",
-                [until, _uuid_array(ids), owner, StatusChoice.SCHEDULE],
-            )
-            return int(cursor.rowcount)
+        renewed = one_transaction(
+            using,
+            [
+                (
+                    f"UPDATE {table} SET claimed_until = %s "
+                    "WHERE id = ANY(%s::uuid[]) AND claimed_by = %s AND status = %s "
+                    "RETURNING 1",
+                    [until, _uuid_array(ids), owner, StatusChoice.SCHEDULE],
+                )
+            ],
+            by_index=True,
+        )
+        return len(renewed)
 
     def _mark_sent_statement(
         self, table: str, owner: str, ids: Sequence[Hashable]
@@ -274,8 +283,7 @@ class PublishedQuerySet(models.QuerySet):
         connection = connections[using]
         if connection.vendor == "postgresql":
             table = connection.ops.quote_name(self.model._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.execute(*self._mark_sent_statement(table, owner, ids))
+            one_transaction(using, [self._mark_sent_statement(table, owner, ids)], by_index=True)
             return
         self.using(using).filter(id__in=ids, claimed_by=owner).update(
             status=StatusChoice.SUCCEEDED,

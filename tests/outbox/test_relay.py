@@ -7,6 +7,7 @@ import json
 
 import pytest
 from django.db import transaction
+from django.db.models.signals import post_init
 from django.test import override_settings
 from django.utils import timezone
 
@@ -119,6 +120,52 @@ def test_claims_are_disjoint_and_leased(unique_name) -> None:
         claimed_until=timezone.now() - dt.timedelta(seconds=1)
     )
     assert {r.id for r in claim_batch("relay-c", 10, 60)} == {r.id for r in first}
+
+
+def test_claimed_rows_are_the_rows_from_db_builds_and_init_receivers_still_run() -> None:
+    """A claimed row is what ``Published.from_db`` gives for the claim's columns (the others
+    deferred), also when it is built without ``__init__``; with a ``post_init`` receiver on
+    the model, the receiver runs for every claimed row."""
+    stored = Published.objects.create(
+        destination="/topic/loaded", body={"n": 1}, headers={"h": "v"}, key="k-1"
+    )
+    stored = Published.objects.get(id=stored.id)
+    (row,) = claim_batch("relay-a", 10, 60)
+    assert type(row) is Published and not row._state.adding and row._state.db == "default"
+    assert (row.id, row.destination, row.body, row.headers, row.key, row.retry) == (
+        stored.id,
+        "/topic/loaded",
+        {"n": 1},
+        stored.headers,
+        "k-1",
+        0,
+    )
+    assert row.headers["h"] == "v"
+    assert row.claimed_by == "relay-a" and row.transport == "default" and row.payload is None
+    assert row.get_deferred_fields() == {
+        "added",
+        "expires_at",
+        "status",
+        "available_at",
+        "claimed_until",
+        "sent_at",
+        "last_error",
+    }
+    assert row.added == stored.added  # loaded when read
+    assert row == stored and row.pk == stored.pk
+
+    seen: list[object] = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.id)
+
+    Published.objects.filter(id=stored.id).update(claimed_by=None, claimed_until=None)
+    post_init.connect(receiver, sender=Published)
+    try:
+        (again,) = claim_batch("relay-b", 10, 60)
+    finally:
+        post_init.disconnect(receiver, sender=Published)
+    assert seen == [stored.id] and again.claimed_by == "relay-b"
 
 
 def test_broker_refusing_a_frame_reschedules_rows_then_marks_them_failed(

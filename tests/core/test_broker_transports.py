@@ -69,15 +69,17 @@ def test_kafka_key_value_and_headers_arrive_exactly(kafka_bootstrap, kafka_trans
         OutgoingMessage(1, topic, b"\x01\x02", raw_key=b"\xfe\x00k", raw_headers=raw_headers),
         OutgoingMessage(2, topic, b"text", {"x-a": "1"}, ordering_key="order-7"),
         OutgoingMessage(3, topic, b"", {}),
+        OutgoingMessage(4, topic, b"t", raw_headers=(("h", b"tuple"),)),
     ]
     assert transport.send(messages) == []
-    polled = collect(transport, 3)
-    assert sorted(polled.confirmed) == [1, 2, 3] and not polled.rejected
-    records = read_topic(kafka_bootstrap, topic, 3)
+    polled = collect(transport, 4)
+    assert sorted(polled.confirmed) == [1, 2, 3, 4] and not polled.rejected
+    records = read_topic(kafka_bootstrap, topic, 4)
     assert [(m.key(), m.value(), m.headers()) for m in records] == [
         (b"\xfe\x00k", b"\x01\x02", raw_headers),
         (b"order-7", b"text", [("x-a", b"1")]),
         (None, b"", None),
+        (None, b"t", [("h", b"tuple")]),
     ]
 
 

@@ -125,8 +125,9 @@ class KafkaTransport(Transport):
         """Produce ``messages``; each is confirmed by its delivery report, and a refusal (a
         missing topic, a record the client refuses as too large) or a failed delivery rejects
         that record alone. The lock is taken once for the batch, one delivery handler serves
-        it (each record reports its index), and ``raw_headers`` go to the client as given, so
-        a caller can encode constant headers once. ``headers`` are encoded as UTF-8."""
+        it (each record reports its index), and a list of ``raw_headers`` goes to the client as
+        given, so a caller can encode constant headers once. ``headers`` are encoded as
+        UTF-8."""
         producer = self._producer
         if producer is None or self._fatal is not None:
             return [m.key for m in messages]
@@ -149,6 +150,8 @@ class KafkaTransport(Transport):
             headers: Any = message.raw_headers
             if headers is None:
                 headers = [(name, value.encode()) for name, value in message.headers.items()]
+            elif type(headers) is not list:  # the client takes a list (or a dict), no tuple
+                headers = list(headers)
             on_delivery = partial(report, index)
             try:
                 try:

@@ -96,3 +96,46 @@ def test_counters_histograms_and_status_gauges() -> None:
         assert expected in lines, out
     # Only the packages asked for: no outbox or Kafka gauges.
     assert "messaging_outbox_backlog" not in out
+
+
+def test_a_fork_waits_for_the_scrape_in_progress() -> None:
+    """A worker forked while ``/metrics`` is collecting would start with the scrape's client
+    locks held by a thread it does not have: the fork waits until the scrape is done."""
+    out = run(
+        """
+        import socket, threading, urllib.request
+        entered, release = threading.Event(), threading.Event()
+        def slow(timeout):
+            entered.set()
+            release.wait(10)
+            return [status.Figure("probe", "probe_lag", status.Kind.LAG, 1, (("topic", "t"),), "lag")]
+        status.register("probe", "slow", slow)
+        assert metrics.enable(status_packages=["probe"])
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        metrics.serve(port, "127.0.0.1")
+        url = f"http://127.0.0.1:{port}/metrics"
+        scraped = []
+        scrape = threading.Thread(target=lambda: scraped.append(urllib.request.urlopen(url, timeout=20).read()))
+        scrape.start()
+        assert entered.wait(10)
+        forked = []
+        def fork():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            forked.append(time.monotonic())
+            os.waitpid(pid, 0)
+        forking = threading.Thread(target=fork)
+        forking.start()
+        time.sleep(0.5)
+        print("during", bool(forked))
+        released = time.monotonic()
+        release.set()
+        forking.join(10)
+        scrape.join(10)
+        print("after", forked[0] >= released, b"probe_lag" in scraped[0])
+        """
+    )
+    assert out.split() == ["during", "False", "after", "True", "True"], out

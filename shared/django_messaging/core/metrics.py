@@ -163,15 +163,53 @@ def registry() -> Any:
 def serve(port: int, addr: str = "0.0.0.0") -> Any:
     """Serve ``/metrics`` from a thread of this process; returns the HTTP server.
 
-    A process forked later (a worker) closes its copy of the listening socket.
+    A process forked later (a worker) closes its copy of the listening socket. A fork waits
+    for a scrape in progress, and a scrape for a fork: a scrape reads the status figures
+    through database and Kafka clients, and a child forked halfway through would start with
+    copies of their locks held by a thread it does not have (a worker whose own Kafka client
+    then waits forever).
     """
     from prometheus_client import start_http_server
 
-    server, _thread = start_http_server(port, addr, registry=_registry)
+    server, _thread = start_http_server(port, addr, registry=_OneScrapeAtATime(_registry))
     if hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=server.socket.close)
+
+        def in_child() -> None:
+            global _scraping
+            _scraping = threading.RLock()  # the parent's, held by its forking thread
+            server.socket.close()
+
+        os.register_at_fork(
+            before=_fork_starting, after_in_parent=_fork_done, after_in_child=in_child
+        )
     logger.info("serving Prometheus metrics on %s:%d/metrics", addr, port)
     return server
+
+
+#: Held by a scrape while it collects, and by this process while it forks.
+_scraping = threading.RLock()
+
+
+def _fork_starting() -> None:
+    _scraping.acquire()
+
+
+def _fork_done() -> None:
+    _scraping.release()
+
+
+class _OneScrapeAtATime:
+    """The served registry, collected under ``_scraping``."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> list[Any]:
+        with _scraping:
+            return list(self.registry.collect())
+
+    def restricted_registry(self, names: Iterable[str]) -> _OneScrapeAtATime:
+        return _OneScrapeAtATime(self.registry.restricted_registry(names))
 
 
 # --- what the packages call -----------------------------------------------------------------

@@ -345,6 +345,39 @@ def test_a_burst_goes_out_with_one_send(broker, cqrs_settings, monkeypatch):
     assert received == list(range(1, 21))
 
 
+def test_a_burst_waits_while_messages_keep_arriving_and_no_longer(monkeypatch):
+    """The publisher thread sends once a LINGER passed without a new message, BURST are
+    waiting or STREAM_LINGER passed: the last save of a stream does not wait for the rest of
+    STREAM_LINGER."""
+    import queue
+
+    from django_messaging.cqrs.controller import publisher
+
+    background = publisher._Background()
+
+    def run(arrivals: list[int]) -> int:
+        """``arrivals[i]`` messages arrive during the i-th sleep; returns how many sleeps."""
+        background.queue = queue.Queue()
+        background.queue.put("first")
+        sleeps = []
+
+        def sleep(seconds: float) -> None:
+            for _ in range(arrivals[len(sleeps)] if len(sleeps) < len(arrivals) else 0):
+                background.queue.put("more")
+            sleeps.append(seconds)
+
+        monkeypatch.setattr(publisher.time, "sleep", sleep)
+        background._linger()
+        assert set(sleeps) <= {publisher.LINGER}
+        return len(sleeps)
+
+    assert run([]) == 1  # a single save: one quiet LINGER
+    assert run([3, 2, 0, 9]) == 3  # a short stream: until the first quiet LINGER
+    whole = round(publisher.STREAM_LINGER / publisher.LINGER)
+    assert run([1] * 100) == whole  # a steady stream: STREAM_LINGER in all
+    assert run([publisher.BURST]) == 1  # a full burst goes at once
+
+
 def test_after_a_failed_connect_sends_fail_at_once_until_the_backoff_is_due(
     cqrs_settings, monkeypatch
 ):

@@ -43,12 +43,12 @@ __all__ = ["CONFIRM_TIMEOUT", "submit", "wait_for_confirms"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the publisher thread waits for more messages after the first of a burst.
-LINGER = 0.01
-#: Under a stream of saves (at least STREAM messages arrived during LINGER), it waits up to
-#: STREAM_LINGER in all: fewer, larger bursts, so the thread wakes and takes the interpreter
-#: lock from the saving threads less often. Single saves still go out after LINGER.
-STREAM = 5
+#: After the first message of a burst the publisher thread waits for more, LINGER seconds at a
+#: time, and sends once a LINGER passed without a new one, BURST are waiting or STREAM_LINGER
+#: passed in all. Under a stream of saves that makes fewer, larger bursts (the thread wakes and
+#: takes the interpreter lock from the saving threads less often); a single save, or the last
+#: of a stream, goes out after one quiet LINGER.
+LINGER = 0.005
 STREAM_LINGER = 0.05
 #: Messages sent with one flush.
 BURST = 200
@@ -245,9 +245,7 @@ class _Background:
                 # What arrives meanwhile goes out in the same burst: one write and one poll
                 # for many messages, and one wake-up of this thread rather than one per
                 # message (each one takes the GIL from the application).
-                time.sleep(LINGER)
-                if self.queue.qsize() >= STREAM:
-                    time.sleep(STREAM_LINGER - LINGER)
+                self._linger()
             while True:
                 if isinstance(item, threading.Event):
                     marker = item
@@ -274,6 +272,16 @@ class _Background:
             if marker is not None:
                 self._settle(CONFIRM_TIMEOUT)
                 marker.set()
+
+    def _linger(self) -> None:
+        waiting = self.queue.qsize()
+        for _ in range(round(STREAM_LINGER / LINGER)):
+            if waiting >= BURST - 1:
+                return
+            time.sleep(LINGER)
+            before, waiting = waiting, self.queue.qsize()
+            if waiting == before:
+                return
 
     @staticmethod
     def _settle(timeout: float) -> None:

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Hashable, Iterator, Sequence
 
 import pytest
@@ -21,6 +22,7 @@ from django_messaging.core.relay import Relay, RelayPolicy, one_transaction
 from django_messaging.core.transports import Confirmations, OutgoingMessage
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.models import Published
+from django_messaging.outbox.relay import PublishedStore
 from django_messaging.outbox.transports.stomp import StompTransport
 from tests.core.relay_store import KeyedStore
 from tests.helpers import catches_signal, wait_until
@@ -438,3 +440,89 @@ def test_one_transaction_by_index_reads_through_indexes_for_its_own_statements_o
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_setting('enable_bitmapscan')")
             assert cursor.fetchone()[0] == "on"
+
+
+class HeldClaims(PublishedStore):
+    """The outbox's store, whose claims (run on the relay's database thread) can be held
+    between their statement and their return, to let the relay go on meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go_on = threading.Event()
+        self.go_on.set()
+        self.claimed = threading.Event()
+
+    def claim(self, owner: str, size: int, lease: float) -> list[Published]:
+        return self._held(super().claim(owner, size, lease))
+
+    def mark_sent_and_claim(
+        self, owner: str, sent: Sequence[Hashable], size: int, lease: float
+    ) -> list[Published]:
+        return self._held(super().mark_sent_and_claim(owner, sent, size, lease))
+
+    def _held(self, rows: list[Published]) -> list[Published]:
+        self.claimed.set()
+        assert self.go_on.wait(30)
+        return rows
+
+
+class RefusesFirst(StompTransport):
+    """Writes nothing of the first message sent, and reports it refused by the broker once
+    ``refuse`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refuse = threading.Event()
+        self.refused: list[Hashable] = []
+        self._to_refuse: list[Hashable] = []
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[Hashable]:
+        messages = list(messages)
+        if not self.refused:
+            self.refused.append(messages[0].key)
+            self._to_refuse.append(messages.pop(0).key)
+        return super().send(messages)
+
+    def poll(self, timeout: float) -> Confirmations:
+        result = super().poll(timeout)
+        if self._to_refuse and self.refuse.is_set():
+            result.rejected, self._to_refuse = [*result.rejected, *self._to_refuse], []
+            result.error = "refused on purpose"
+        return result
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="claims ahead on PostgreSQL only")
+def test_a_claim_ahead_that_saw_a_refused_row_still_held_does_not_send_the_rows_behind_it(
+    stomp_address,
+    probe,  # noqa: F811
+    unique_name,
+) -> None:
+    """The next batch is claimed on the database thread while the relay sends. A claim that
+    read the table while row A of key k was in flight returns B, the row behind it; if the
+    broker refuses A before that claim comes back, B goes back to the table, and is sent after
+    A's retry."""
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    a, b = (
+        Published.objects.create(destination=destination, body={"n": n}, key="k") for n in (1, 2)
+    )
+    store = HeldClaims()
+    transport = RefusesFirst()
+    policy = RelayPolicy(batch_size=1, window=2, idle_wait=0.05, retry=lambda n: 0.5)
+    relay = Relay(store, transport, policy)
+    relay.start()
+    try:
+        drive(relay, lambda: relay._ahead is not None, what="the first claim")
+        store.go_on.clear()  # claims from now on wait after their statement
+        store.claimed.clear()
+        drive(relay, lambda: transport.refused, what="A sent (and lost)")
+        assert store.claimed.wait(10)  # the claim ahead read B as claimable, A still held
+        assert transport.refused == [a.id]
+        transport.refuse.set()
+        drive(relay, lambda: Published.objects.get(id=a.id).retry == 1, what="A rescheduled")
+        store.go_on.set()
+        drive(relay, lambda: sent() == 2 and len(p.messages) >= 2, what="both sent")
+    finally:
+        store.go_on.set()
+        relay.stop()
+    assert p.ids() == [str(a.id), str(b.id)]

@@ -14,7 +14,8 @@ One unit of work:
    during a database outage they wait, and are recorded first once the database is back.
    A store with ``mark_sent_and_claim`` records them in the transaction of the next claim (one
    commit, and on PostgreSQL one round trip, per batch); they are recorded on their own when
-   no claim follows.
+   no claim follows. A store that also sets ``claims_ahead`` has that claim run on a database
+   thread of the relay (a connection of its own) while the relay sends the batch before it.
 4. Rows the broker refused or did not confirm within ``policy.receipt_timeout`` are
    **rescheduled** after ``policy.retry(attempts)`` seconds, until ``policy.max_attempts``;
    rows never written (the connection broke first) are released without counting an attempt.
@@ -34,7 +35,9 @@ import socket
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for_future
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -71,7 +74,11 @@ class RelayStore(Protocol[Row]):
 
     A store may also define ``mark_sent_and_claim(owner, sent, size, lease)``: ``mark_sent``
     of ``sent`` then ``claim``, in one transaction (both or neither). The relay then records
-    confirmations with its next claim instead of in a statement of their own.
+    confirmations with its next claim instead of in a statement of their own. With it, a store
+    whose ``claims_ahead`` is true has each of those claims run on the relay's database thread
+    while the relay sends and collects receipts: its database must take a claim on one
+    connection while the relay's own connection renews, releases and reschedules other rows
+    (PostgreSQL does; SQLite would make one of them wait for the other's lock).
     """
 
     #: True: rows sharing an ordering key are sent one at a time, in claim order. The store's
@@ -218,6 +225,12 @@ class Relay(Worker, Generic[Row]):
         self._database_failures = 0
         self._next_database_try = 0.0
         self._next_purge = 0.0
+        #: The claim running on the database thread, with the confirmations it records.
+        self._ahead: Future[list[Row]] | None = None
+        self._recording: list[Hashable] = []
+        #: Ordering keys whose rows were given back since that claim began.
+        self._given_back_keys: set[str | None] = set()
+        self._claims: ThreadPoolExecutor | None = None
 
     @property
     def database_failures(self) -> int:
@@ -240,6 +253,11 @@ class Relay(Worker, Generic[Row]):
     def stop(self) -> None:
         """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
         policy = self.current_policy()
+        if self._ahead is not None:
+            try:
+                self._take_ahead()  # its rows are released below with the others
+            except DatabaseError as exc:
+                logger.error("relay %s: database error while stopping: %s", self.owner, exc)
         if self._inflight and self.transport is not None:
             deadline = time.monotonic() + policy.receipt_timeout
             try:
@@ -268,6 +286,10 @@ class Relay(Worker, Generic[Row]):
             released = 0
         if released:
             logger.info("relay %s released %d claimed rows", self.owner, released)
+        if self._claims is not None:
+            self._claims.submit(db.connections.close_all).result()
+            self._claims.shutdown()
+            self._claims = None
         if self.transport is not None:
             self.transport.close()
         logger.info("relay %s stopped: %d messages confirmed by the broker", self.owner, self.sent)
@@ -311,31 +333,44 @@ class Relay(Worker, Generic[Row]):
         # Confirmations waiting to be recorded (the database may just be back) are recorded
         # first: with this unit's claim, or on their own when it claims nothing.
         if not self._ensure_open(policy):
+            if self._ahead is not None:
+                self._release_ids(self._take_ahead())
             if self._confirmed:
                 self._record_confirmed()
             return
         size = policy.batch_size
-        claimed = 0
-        held = len(self._inflight) + self._waiting_count()
+        started = time.perf_counter()
+        rows: list[Row] | None = None
+        if self._ahead is not None and self._ahead.done():
+            rows = self._take_ahead()
+            self._short_batch = len(rows) < size
+        held = len(self._inflight) + self._waiting_count() + len(rows or ())
         # After a short batch the backlog is drained: collect receipts before claiming again.
         drained = self._short_batch and bool(held)
-        if held < size * policy.window and not drained:
-            started = time.perf_counter()
-            rows = self._claim(policy)
-            self._short_batch = len(rows) < size
-            if rows:
-                claimed = len(rows)
-                self._send(rows, policy)
-                if metrics.enabled:
-                    metrics.batch(self.metrics_package, "relay_send", started)
-        elif self._confirmed and (drained or not self._inflight):
+        if self._ahead is None and rows != [] and held < size * policy.window and not drained:
+            if self._claims_ahead():
+                # Claimed (and the confirmations so far recorded) while this batch goes out.
+                self._claim_ahead(policy)
+            else:
+                rows = self._claim(policy)
+                self._short_batch = len(rows) < size
+        elif self._confirmed and self._ahead is None and (drained or not self._inflight):
             # No claim comes until the last receipts are in: record now. (A window still
             # full goes on collecting: the confirmations that free it go with the next claim.)
             self._record_confirmed()
+        claimed = len(rows or ())
+        if claimed:
+            self._send(rows or [], policy)
+            if metrics.enabled:
+                metrics.batch(self.metrics_package, "relay_send", started)
         if self._inflight:
             full = len(self._inflight) + self._waiting_count() >= size * policy.window
-            # What it confirms is recorded by the next unit of work, which comes at once.
-            self._collect(0.0 if claimed and not full else 0.2, policy, record=False)
+            # What it confirms is recorded by the next claim, which comes at once (or is
+            # running: then the receipts are looked at again soon).
+            wait = 0.0 if claimed and not full else 0.002 if self._ahead else 0.2
+            self._collect(wait, policy, record=False)
+        elif self._ahead is not None:
+            wait_for_future([self._ahead], timeout=0.2)
         elif not claimed:
             time.sleep(min(policy.idle_wait, 1.0))
         self._purge(policy)
@@ -381,6 +416,67 @@ class Relay(Worker, Generic[Row]):
         if rows and not holds:
             self._next_renewal = claimed_at + policy.lease / 3
         return rows
+
+    def _claims_ahead(self) -> bool:
+        return bool(
+            getattr(self.store, "claims_ahead", False)
+            and hasattr(self.store, "mark_sent_and_claim")
+        )
+
+    def _claim_ahead(self, policy: RelayPolicy) -> None:
+        """Start :meth:`_claim`'s work on the database thread; :meth:`_take_ahead` takes it."""
+        if self._claims is None:
+            self._claims = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name} claims")
+        if not (self._inflight or self._waiting):
+            self._next_renewal = time.monotonic() + policy.lease / 3
+        self._recording = list(self._confirmed)
+        self._confirmed.clear()
+        self._given_back_keys.clear()
+        self._ahead = self._claims.submit(
+            self._claim_on_database_thread, self._recording, policy.batch_size, policy.lease
+        )
+
+    def _claim_on_database_thread(self, sent: list[Hashable], size: int, lease: float) -> list[Row]:
+        try:
+            if sent:
+                return self.store.mark_sent_and_claim(self.owner, sent, size, lease)  # type: ignore[attr-defined,no-any-return]
+            return self.store.claim(self.owner, size, lease)
+        except BaseException:
+            db.connections.close_all()  # this thread's: opened afresh for the next claim
+            raise
+
+    def _take_ahead(self) -> list[Row]:
+        """The rows of the claim on the database thread (waiting for it). A row whose ordering
+        key had a row given back while the claim ran is released: the claim may have seen that
+        row still held by this relay and returned the rows behind it."""
+        assert self._ahead is not None
+        ahead, recording = self._ahead, self._recording
+        self._ahead, self._recording = None, []
+        try:
+            rows = ahead.result()
+        except BaseException:
+            self._confirmed.update(recording)  # recorded by the next attempt
+            raise
+        self._recorded(recording)
+        stale = self._given_back_keys
+        if stale and self.store.ordered:
+            behind = [row for row in rows if self.store.ordering_key(row) in stale]
+            if behind:
+                self._release_ids(behind)
+                rows = [row for row in rows if self.store.ordering_key(row) not in stale]
+        self._given_back_keys = set()
+        return rows
+
+    def _release_ids(self, rows: Iterable[Row]) -> None:
+        ids = [self.store.row_id(row) for row in rows]
+        if ids:
+            self.store.release(self.owner, ids)
+
+    def _giving_back(self, rows: Iterable[Row]) -> None:
+        """Note the ordering keys of rows given back while a claim runs on the database
+        thread (see :meth:`_take_ahead`)."""
+        if self._ahead is not None and self.store.ordered:
+            self._given_back_keys.update(self.store.ordering_key(row) for row in rows)
 
     def send_rows(self, rows: list[Row]) -> None:
         """Send ``rows`` (claimed by this relay) and wait for their receipts."""
@@ -579,6 +675,7 @@ class Relay(Worker, Generic[Row]):
         if not rows:
             return
         given_back = [*rows, *self._waiting_behind(rows)]
+        self._giving_back(given_back)
         self.store.release(self.owner, [self.store.row_id(row) for row in given_back])
 
     def _waiting_behind(self, rows: Sequence[Row]) -> list[Row]:
@@ -636,6 +733,7 @@ class Relay(Worker, Generic[Row]):
     def _reschedule(
         self, rows: Sequence[Row], errors: dict[Hashable, str], policy: RelayPolicy
     ) -> None:
+        self._giving_back(rows)
         now = timezone.now()
         groups: dict[tuple[int, str], list[Hashable]] = defaultdict(list)
         for row in rows:

@@ -33,7 +33,7 @@ import datetime as dt
 from collections.abc import Hashable, Sequence
 from typing import cast
 
-from django.db import router
+from django.db import connections, router
 
 from django_messaging.core import relay as core_relay
 from django_messaging.core.serializers import get_serializer
@@ -78,10 +78,17 @@ class PublishedStore:
         self.using = using
         self.transport = transport
 
+    @property
+    def claims_ahead(self) -> bool:
+        """On PostgreSQL the relay claims the next batch on a connection of its own while it
+        sends the one before (see :mod:`django_messaging.core.relay`)."""
+        return connections[self.alias()].vendor == "postgresql"
+
+    def alias(self) -> str:
+        return self.using or router.db_for_write(Published)
+
     def rows(self) -> PublishedQuerySet:
-        return cast(
-            PublishedQuerySet, Published.objects.using(self.using or router.db_for_write(Published))
-        )
+        return cast(PublishedQuerySet, Published.objects.using(self.alias()))
 
     def claim(self, owner: str, size: int, lease: float) -> list[Published]:
         # Through the module's function, the one name tests and tools patch.

@@ -4,7 +4,7 @@ Every variant runs in its own process on PostgreSQL and the same RabbitMQ; djang
 its own virtualenv (the harness installs it). Row counts are kept moderate so that a run fits on
 a small shared machine: ``BENCH_CQRS_DUMP_ROWS`` and ``BENCH_CQRS_LOAD_ROWS`` (default 100 000
 each; django-cqrs loads about 1 100 rows/s here, so a load round takes it about 90 s),
-``BENCH_CQRS_MESSAGES`` (apply, default 4 000) and ``BENCH_CQRS_SAVES`` (publish, default 1 000).
+``BENCH_CQRS_MESSAGES`` (apply, default 4 000) and ``BENCH_CQRS_SAVES`` (publish, default 3 000).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.benchmarks.harness import Scenario, Target, Variant, emit
 DUMP_ROWS = int(os.environ.get("BENCH_CQRS_DUMP_ROWS", "100000"))
 LOAD_ROWS = int(os.environ.get("BENCH_CQRS_LOAD_ROWS", "100000"))
 MESSAGES = int(os.environ.get("BENCH_CQRS_MESSAGES", "4000"))
-SAVES = int(os.environ.get("BENCH_CQRS_SAVES", "1000"))
+SAVES = int(os.environ.get("BENCH_CQRS_SAVES", "3000"))
 DB_NAME = "messaging_cqrs_bench"
 REF_310 = ["django-cqrs==3.1.0", "Django>=5.2,<5.3", "psycopg[binary]>=3.1"]
 REF_281 = ["django-cqrs==2.8.1", "Django>=4.2,<4.3", "psycopg[binary]>=3.1"]

@@ -116,28 +116,23 @@ class PublishedQuerySet(models.QuerySet):
             return self._claim_locking(using, owner, size, lease, transport, sent)
         p = {name: f"p.{c}" for name, c in col.items()}
         q = {name: f"q.{c}" for name, c in col.items()}
+        # The statuses are written in the text, and "NOT (status = sent)" as the partial
+        # indexes' condition reads: SQLite uses a partial index only for a query that repeats
+        # its condition, PostgreSQL only for one it can prove it from.
+        scheduled, unsent = int(StatusChoice.SCHEDULE), f"NOT (%s = {int(StatusChoice.SUCCEEDED)})"
         pending = (
-            f"{p['status']} = %s AND {p['transport']} = %s AND {p['available_at']} <= %s "
+            f"{p['status']} = {scheduled} AND {unsent % p['status']} "
+            f"AND {p['transport']} = %s AND {p['available_at']} <= %s "
             f"AND ({p['claimed_until']} IS NULL OR {p['claimed_until']} < %s) "
             f"AND ({p['key']} IS NULL OR NOT EXISTS (SELECT 1 FROM {table} q "
             f"WHERE {q['key']} = {p['key']} AND {q['transport']} = {p['transport']} "
-            f"AND {q['status']} <> %s AND ({q['added']} < {p['added']} "
+            f"AND {unsent % q['status']} AND ({q['added']} < {p['added']} "
             f"OR ({q['added']} = {p['added']} AND {q['id']} < {p['id']})) "
             f"AND ({q['claimed_by']} IS NULL OR {q['claimed_by']} <> %s) "
-            f"AND ({q['status']} <> %s OR {q['available_at']} > %s "
+            f"AND ({q['status']} <> {scheduled} OR {q['available_at']} > %s "
             f"OR {q['claimed_until']} >= %s)))"
         )
-        params: list[Any] = [
-            StatusChoice.SCHEDULE,
-            transport,
-            adapt(now),
-            adapt(now),
-            StatusChoice.SUCCEEDED,
-            owner,
-            StatusChoice.SCHEDULE,
-            adapt(now),
-            adapt(now),
-        ]
+        params: list[Any] = [transport, adapt(now), adapt(now), owner, adapt(now), adapt(now)]
         lock = " FOR UPDATE OF p SKIP LOCKED" if vendor == "postgresql" else ""
         returning = ", ".join(col[name] for name in _RETURNED)
         chosen = (

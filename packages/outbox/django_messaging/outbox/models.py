@@ -73,12 +73,28 @@ class Published(models.Model):
     class Meta:
         verbose_name = "published message"
         verbose_name_plural = "published messages"
-        # One index: the relay walks pending rows in ``added`` order through it. The claim
-        # columns are not indexed, so claiming a row can be a HOT update on PostgreSQL.
+        # The relay walks unsent rows in ``added`` order through the first, and looks up the
+        # earlier unsent rows of a key through the second; retention finds sent rows through
+        # the third. Partial (PostgreSQL, SQLite): marking a row sent takes it out of the first
+        # two instead of adding entries to them, and they stay as small as the backlog. The
+        # claim columns are not indexed, so claiming a row can be a HOT update on PostgreSQL.
+        # (MySQL and MariaDB have no partial indexes: they keep full ones, see migration 0004.)
         indexes = [
-            models.Index(fields=["status", "added", "id"], name="msg_outbox_pub_pending"),
-            # The earlier rows of a key, looked up by the relay's claim.
-            models.Index(fields=["key", "transport", "added"], name="msg_outbox_pub_key"),
+            models.Index(
+                fields=["status", "added", "id"],
+                name="msg_outbox_pub_unsent",
+                condition=~models.Q(status=StatusChoice.SUCCEEDED),
+            ),
+            models.Index(
+                fields=["key", "transport", "added"],
+                name="msg_outbox_pub_key_unsent",
+                condition=~models.Q(status=StatusChoice.SUCCEEDED) & models.Q(key__isnull=False),
+            ),
+            models.Index(
+                fields=["sent_at"],
+                name="msg_outbox_pub_sent",
+                condition=models.Q(status=StatusChoice.SUCCEEDED),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ MariaDB) lock, then mark, in one transaction.
 per batch. On PostgreSQL the mark, the claims' advisory lock and the claim go to the server as
 one query string (see :func:`django_messaging.core.relay.one_transaction`): one round trip.
 There, every statement of the relay reads through indexes (``by_index``): the claim walks the
-pending index in order and stops at its ``LIMIT``, the others find rows by primary key, also
+index of unsent rows in order and stops at its ``LIMIT``, the others find rows by primary key, also
 while a backlog is relayed before the table's first ``ANALYZE``.
 """
 

@@ -14,7 +14,13 @@ import pytest
 from django.db import OperationalError, connection
 
 from django_messaging.core.exceptions import ConfigurationError
-from django_messaging.core.worker import StopRequested, Worker, child_arguments, run_worker
+from django_messaging.core.worker import (
+    YOUNG_COLLECTION_THRESHOLD,
+    StopRequested,
+    Worker,
+    child_arguments,
+    run_worker,
+)
 from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,6 +273,31 @@ def test_the_loop_runs_with_what_existed_before_it_frozen_and_thawed_after() -> 
         run_worker(worker)
     assert worker.frozen and worker.frozen[0] > 1000  # the interpreter, Django and the rest
     assert gc.get_freeze_count() == 0
+
+
+def test_the_loop_collects_young_objects_less_often_and_the_thresholds_come_back_after() -> None:
+    """A batch's objects live until the batch is done: the loop collects the youngest generation
+    every YOUNG_COLLECTION_THRESHOLD allocations, not Python's 700; the thresholds the process
+    had come back when the worker stops, also after a unit raised."""
+
+    class Observing(Worker):
+        def __init__(self) -> None:
+            self.thresholds: list[tuple[int, int, int]] = []
+
+        def run_once(self) -> None:
+            self.thresholds.append(gc.get_threshold())
+            raise ValueError("stop here")
+
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        worker = Observing()
+        with pytest.raises(ValueError):
+            run_worker(worker)
+        assert worker.thresholds == [(YOUNG_COLLECTION_THRESHOLD, 10, 10)]
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_spawned_workers_need_picklable_factories_refused_before_any_start() -> None:

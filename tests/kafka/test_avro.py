@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField
@@ -112,3 +114,28 @@ def test_avro_producer_and_consumer_halves(registry, create_topic, read):
     assert into.deserialize(msg.value(), MessageField.VALUE) == {"id": 7, "item": "half", "qty": 1}
     with pytest.raises(DjangoKafkaError):
         into.consume(msg)  # a consumer half still needs its own consume()
+
+
+def test_a_project_starts_without_importing_the_schema_registry_client():
+    """The model-sync consumers import the Avro module in every process of a project that
+    installs the package; confluent-kafka's registry client (and the HTTP libraries under it)
+    comes only with the first Avro serializer or deserializer."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, django; django.setup()\n"
+        "import django_messaging.kafka.topic.avro as avro\n"
+        "assert 'confluent_kafka.schema_registry' not in sys.modules, 'imported at start'\n"
+        'avro.FastAvroSerializer(None, \'{"type": "string"}\')\n'
+        "assert 'confluent_kafka.schema_registry' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.project.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

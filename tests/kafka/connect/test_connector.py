@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
 from django_messaging.core.checks import check_messaging_settings
 from django_messaging.kafka import kafka
@@ -232,6 +233,14 @@ def test_system_checks_report_wrong_connect_settings(settings: Any) -> None:
     settings.MESSAGING = {"KAFKA": {"CONNECT_AUTH": "deployer:pw-s3cret"}}
     text = "\n".join(_connect_errors())
     assert "messaging.E005" in text and "pw-s3cret" not in text
+
+    # Besides a pair, what requests calls with each request: an AuthBase, or any callable.
+    for auth in (HTTPBasicAuth("deployer", "pw"), HTTPDigestAuth("d", "pw"), lambda r: r):
+        settings.MESSAGING = {"KAFKA": {"CONNECT_AUTH": auth}}
+        assert _connect_errors() == []
+    for auth in (b"deployer:pw", 3, object()):
+        settings.MESSAGING = {"KAFKA": {"CONNECT_AUTH": auth}}
+        assert "messaging.E005" in "\n".join(_connect_errors()), auth
 
     settings.MESSAGING = {
         "KAFKA": {

@@ -8,8 +8,8 @@ Every value is read when it is used (``settings.POLLING_FREQUENCY``), never capt
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django_messaging.core.settings import Section, Setting
@@ -149,12 +149,10 @@ def _check_timeout(value: Any) -> str | None:
     return None
 
 
-try:  # requests is a dependency of this package; the import only widens the accepted types.
-    from requests.auth import AuthBase
-
-    _AUTH_TYPES: tuple[type, ...] = (tuple, list, AuthBase)
-except ImportError:  # pragma: no cover
-    _AUTH_TYPES = (tuple, list)
+#: A (username, password) pair, or what requests calls with each request (``AuthBase`` and its
+#: subclasses, or any callable): ``Callable`` rather than ``AuthBase``, so that reading the
+#: settings does not import requests.
+_AUTH_TYPES: tuple[type, ...] = (tuple, list, cast(type, Callable))
 
 CONNECT_SETTINGS: dict[str, Setting] = {
     "CONNECT_HOST": Setting(

@@ -9,6 +9,11 @@ The built-in codec supports the ``schema_config`` keys ``auto.register.schemas``
 ``normalize.schemas``, ``use.latest.version`` and ``subject.name.strategy``; any other key
 (data-contract rules, encryption, ...) or deserializer argument switches that topic to
 confluent-kafka's own ``AvroSerializer``/``AvroDeserializer``.
+
+confluent-kafka's ``schema_registry`` package (and the HTTP and auth libraries it imports) is
+imported when the first Avro serializer or deserializer is built, not with this module: the
+model-sync consumers import this module in every process of a project that installs the
+package, and most never use Avro.
 """
 
 from __future__ import annotations
@@ -18,8 +23,6 @@ import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from confluent_kafka.schema_registry import Schema, topic_subject_name_strategy
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import (
     Deserializer,
     SerializationContext,
@@ -53,6 +56,8 @@ class FastAvroSerializer(Serializer):
     """Confluent-framed Avro with one registry round trip per subject (then cached)."""
 
     def __init__(self, client: Any, schema_str: str, conf: dict[str, Any] | None = None) -> None:
+        from confluent_kafka.schema_registry import Schema, topic_subject_name_strategy
+
         conf = dict(conf or {})
         self.client = client
         self.auto_register = bool(conf.get("auto.register.schemas", True))
@@ -168,6 +173,8 @@ class AvroTopicProducer(TopicProducer):
         if set(options) <= {"schema_str", "conf"} and set(options["conf"] or {}) <= SERIALIZER_CONF:
             serializer: Any = FastAvroSerializer(client, options["schema_str"], options["conf"])
         else:
+            from confluent_kafka.schema_registry.avro import AvroSerializer
+
             serializer = AvroSerializer(client, **options)
         if not kwargs:
             cache[key] = serializer
@@ -188,6 +195,8 @@ class AvroTopicConsumer(TopicConsumer):
         if kwargs:
             if set(kwargs) <= {"schema_str", "from_dict", "return_record_name"}:
                 return FastAvroDeserializer(client, **kwargs)
+            from confluent_kafka.schema_registry.avro import AvroDeserializer
+
             return AvroDeserializer(client, **kwargs)
         cache = _cache_of(type(self))
         key = ("avro-de", field, id(client))

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from django.db import (
@@ -18,6 +19,7 @@ from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.publishing import wait_for_confirms
 from django_messaging.cqrs.transport import RabbitMQTransport
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
+from tests.helpers import wait_until
 from tests.project.cqrs_app.models import Author, Product, Publisher
 from tests.project.cqrs_app.serializers import AuthorSerializer
 
@@ -73,6 +75,27 @@ def test_default_mode_stores_in_the_transaction_and_deletes_once_confirmed(broke
         _method, _props, body = broker.basic_get(cqrs_settings["queue"], auto_ack=True)
         bodies.append(json.loads(body)["instance_data"])
     assert [(b["name"], b["cqrs_revision"]) for b in bodies] == [("first", 0), ("third", 1)]
+
+
+def test_saves_never_wait_for_the_delete_of_confirmed_rows(broker, cqrs_settings, monkeypatch):
+    """The publisher thread deletes the rows the broker confirmed, on its own connection: the
+    saving thread runs no DELETE, and the rows go without anyone waiting for confirms."""
+    monkeypatch.setattr(producer, "DELETE_BATCH", 5)
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        for i in range(30):
+            with transaction.atomic():
+                Product.objects.create(name=f"p{i}")
+            time.sleep(0.02)  # confirms of earlier saves arrive while saves go on
+        wait_until(lambda: not PendingMessage.objects.exists(), what="rows of confirmed messages")
+    assert not [sql for sql in statements if sql.lstrip().upper().startswith("DELETE")]
+    assert queue_depth(broker, cqrs_settings["queue"]) == 30
+    assert wait_for_confirms() == 0
 
 
 KILL_AFTER_COMMIT = """

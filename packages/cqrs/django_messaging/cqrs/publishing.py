@@ -231,8 +231,7 @@ def publish_staged(payload: TransportPayload, using: str) -> None:
     payload.origin_db = using
     transport = current_transport()
     if getattr(transport, "pipelined", False):
-        publisher.submit(payload)
-        producer.delete_confirmed()
+        publisher.submit(payload)  # its thread deletes the rows of what the broker confirmed
         return
     try:
         transport.produce(payload)

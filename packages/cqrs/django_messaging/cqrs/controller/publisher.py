@@ -260,6 +260,8 @@ class _Background:
             try:
                 if batch and _publish_burst(batch):
                     _published(batch)
+                # Here rather than in the saving threads: no request waits for this DELETE.
+                producer.delete_confirmed()
             except Exception:
                 # Storing what could not be sent failed too (each message was logged).
                 logger.exception(

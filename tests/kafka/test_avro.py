@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -120,9 +122,6 @@ def test_a_project_starts_without_importing_the_schema_registry_client():
     """The model-sync consumers import the Avro module in every process of a project that
     installs the package; confluent-kafka's registry client (and the HTTP libraries under it)
     comes only with the first Avro serializer or deserializer."""
-    import subprocess
-    import sys
-
     script = (
         "import sys, django; django.setup()\n"
         "import django_messaging.kafka.topic.avro as avro\n"

@@ -9,6 +9,7 @@ import pytest
 from requests.auth import HTTPBasicAuth
 
 from django_messaging.kafka.connect.client import KafkaConnectClient, KafkaConnectError
+from django_messaging.kafka.exceptions import DjangoKafkaError
 from tests.kafka.connect.conftest import FAST_RETRY
 from tests.kafka.connect.connect_server import FakeConnect
 
@@ -151,6 +152,14 @@ def test_basic_auth_from_a_pair_or_an_auth_object() -> None:
         assert (
             client_for(server, auth=HTTPBasicAuth("deployer", "s3cret-pw")).list_connectors() == []
         )
+
+        def signs(request):  # any callable, as requests takes it
+            return HTTPBasicAuth("deployer", "s3cret-pw")(request)
+
+        assert client_for(server, auth=signs).list_connectors() == []
+        for wrong in ("deployer:s3cret-pw", HTTPBasicAuth, 3):
+            with pytest.raises(DjangoKafkaError, match="CONNECT_AUTH must be"):
+                client_for(server, auth=wrong)
 
         with pytest.raises(KafkaConnectError) as info:
             client_for(server, auth=("deployer", "wrong-pw")).list_connectors()

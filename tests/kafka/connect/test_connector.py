@@ -241,6 +241,10 @@ def test_system_checks_report_wrong_connect_settings(settings: Any) -> None:
     for auth in (b"deployer:pw", 3, object()):
         settings.MESSAGING = {"KAFKA": {"CONNECT_AUTH": auth}}
         assert "messaging.E005" in "\n".join(_connect_errors()), auth
+    settings.MESSAGING = {"KAFKA": {"CONNECT_AUTH": HTTPBasicAuth}}  # the class, not an instance
+    assert "['CONNECT_AUTH']: must be a requests auth object (an instance)" in "\n".join(
+        _connect_errors()
+    )
 
     settings.MESSAGING = {
         "KAFKA": {

@@ -121,6 +121,8 @@ def _check_connect_host(value: Any) -> str | None:
 
 
 def _check_connect_auth(value: Any) -> str | None:
+    if isinstance(value, type):  # a class is callable, but requests calls an instance
+        return "must be a requests auth object (an instance) or a (username, password) pair."
     if value is None or not isinstance(value, tuple | list):
         return None
     if len(value) != 2 or not all(isinstance(part, str) for part in value):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 from django_messaging.core.redact import redact_url
@@ -48,11 +47,13 @@ def _public_host(host: str) -> str:
     return redact_url(urlunsplit((parts.scheme, netloc, parts.path, "", ""))).rstrip("/")
 
 
-def _auth(auth: Any) -> AuthBase | tuple[str, str] | None:
-    if auth is None or isinstance(auth, AuthBase):
-        return auth
+def _auth(auth: Any) -> Callable[..., Any] | tuple[str, str] | None:
+    """What requests takes as ``auth``: a pair, or an object it calls with each request
+    (``AuthBase`` and its subclasses, or any callable)."""
     if isinstance(auth, tuple | list) and len(auth) == 2:
         return (str(auth[0]), str(auth[1]))
+    if auth is None or (callable(auth) and not isinstance(auth, type)):
+        return auth  # type: ignore[no-any-return]
     raise DjangoKafkaError(
         "CONNECT_AUTH must be a requests auth object or a (username, password) pair, "
         f"got {type(auth).__name__}."

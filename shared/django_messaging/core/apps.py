@@ -6,6 +6,7 @@ class MessagingCoreConfig(AppConfig):
     name = "django_messaging.core"
     label = "messaging_core"
     verbose_name = "Messaging"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from django_messaging.core import (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import gc
 import io
 import json
 import os
@@ -97,6 +98,74 @@ def test_bulk_dump_and_load_round_trip(quiet, tmp_path):
     assert rows[products[3].pk].price == Decimal("3.125")
     assert rows[products[3].pk].duration == dt.timedelta(seconds=3)
     assert bytes(rows[products[3].pk].blob) == b"\x03"
+
+
+def test_progress_lines_of_batches_that_took_no_measurable_time(quiet, tmp_path, monkeypatch):
+    """A clock that did not move between the start and a batch (a coarse timer, a tiny table)
+    gives a rate of 0 and no ETA rather than a division by zero (django-cqrs 3.0.1's fix)."""
+    from types import SimpleNamespace
+
+    from django_messaging.cqrs.management import utils
+
+    monkeypatch.setattr(utils, "time", SimpleNamespace(monotonic=lambda: 1000.0))
+    products = [Product.objects.create(name=f"z{i}") for i in range(3)]
+    dump = tmp_path / "product.dump"
+    _, err = run("cqrs_bulk_dump", "--cqrs-id=product", "-o", str(dump), "-b", "2", "--progress")
+    lines = [line for line in err.splitlines() if "rows/s" in line]
+    assert lines[-1] == "3/3 (100.0%), 0 rows/s, ETA n/a", err
+    assert all(line.endswith(", 0 rows/s, ETA n/a") for line in lines), err
+    assert [json.loads(line)["id"] for line in dump.read_text().split("\n")[1:]] == [
+        p.pk for p in products
+    ]
+    _, err = run("cqrs_bulk_load", "-i", str(dump), "--progress")
+    assert "3/3 (100.0%), 0 rows/s, ETA n/a" in err
+    assert ProductRef.objects.count() == 3
+    _, err = run("cqrs_sync", "--cqrs-id=product", "--progress")
+    assert "3/3 (100.0%), 0 rows/s, ETA n/a" in err and "Done! 3" in err
+
+
+class _ClosedPipe(io.StringIO):
+    """stdout of ``cqrs_bulk_dump -o - | head -1``: the reader is gone after the first line."""
+
+    def write(self, text):
+        if self.tell():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_a_dump_whose_reader_went_away_leaves_the_database_connection_usable(quiet, monkeypatch):
+    """On PostgreSQL the dump streams one ``COPY``; when writing fails half way (``| head``,
+    a full disk) the copy is ended at once, so the process's connection can run the next
+    query instead of waiting forever behind the unfinished copy."""
+    for i in range(5):
+        Product.objects.create(name=f"h{i}")
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    # The caller keeps the error (and with it the traceback and the command's frames), as
+    # an error report being sent, or a script that reports its failures at the end, does.
+    with pytest.raises(BrokenPipeError) as failure:
+        call_command("cqrs_bulk_dump", "--cqrs-id=product", "-o", "-", "-b", "1")
+    from django.db import connections
+
+    used = connections[Product.objects.db]  # the dump's connection, queried from a thread
+    counted: list[int] = []
+
+    def count() -> None:
+        with used.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {Product._meta.db_table}")
+            counted.append(cursor.fetchone()[0])
+
+    used.inc_thread_sharing()
+    try:
+        query = threading.Thread(target=count, daemon=True)
+        query.start()
+        query.join(20)
+        stuck = query.is_alive()
+    finally:
+        del failure  # what the error held goes: a copy still open is ended, for the teardown
+        gc.collect()
+        query.join(20)
+        used.dec_thread_sharing()
+    assert not stuck and counted == [5], "the next query waited behind the dump's copy"
 
 
 def test_bulk_load_clear_is_a_flag(quiet, tmp_path):

@@ -97,7 +97,9 @@ def master_json_lines(model: Any, batch_size: int, using: str = "default") -> An
     """Batches of JSON lines built by PostgreSQL itself, or None when that is not possible.
 
     Used by ``cqrs_bulk_dump`` for models without ``CQRS_SERIALIZER`` on PostgreSQL: the rows
-    never become Python objects. The values are those of :func:`master_rows`.
+    never become Python objects. The values are those of :func:`master_rows`. On psycopg 3 the
+    batches come from one ``COPY``, which holds the connection until the iterator is exhausted
+    or closed: close it when stopping early.
     """
     from django.db import connections
 

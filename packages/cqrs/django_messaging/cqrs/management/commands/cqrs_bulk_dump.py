@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import closing
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -39,10 +40,14 @@ class Command(BaseCommand):
             stream.write(options["cqrs_id"])
             lines = master_json_lines(model, options["batch"], queryset.db)
             if lines is not None:
-                for batch in lines:
-                    stream.write("\n" + "\n".join(batch))
-                    written += len(batch)
-                    progress.add(len(batch))
+                # A failed write (a reader that went away, a full disk) ends the COPY now: left
+                # to the garbage collector, it would hold the connection while anything keeps
+                # the error's traceback.
+                with closing(lines):
+                    for batch in lines:
+                        stream.write("\n" + "\n".join(batch))
+                        written += len(batch)
+                        progress.add(len(batch))
             else:
                 for rows in master_rows(model, queryset, options["batch"]):
                     stream.write("".join("\n" + to_json(row) for row in rows))

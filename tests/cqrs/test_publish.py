@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ import time
 import pytest
 from django.db import (
     connection,
+    connections,
     transaction,
 )
 
@@ -262,6 +264,56 @@ def test_one_connection_serves_every_publish(mode, broker, cqrs_settings, monkey
     assert wait_for_confirms() == 0
     assert queue_depth(broker, cqrs_settings["queue"]) == 20
     assert len(opened) == 1
+
+
+@pytest.mark.parametrize("mode", ["outbox", "each", "pipelined"])
+def test_a_forked_child_publishes_on_a_connection_of_its_own(
+    mode, broker, cqrs_settings, monkeypatch
+):
+    """A process forked after its parent published (a pre-fork server's workers) opens a
+    broker connection of its own; the parent's, which the child inherited, goes on serving
+    the parent alone, which opens none again (django-cqrs 3.1.0)."""
+    import pika
+
+    from django_messaging.cqrs.transport import rabbit_mq
+
+    opened: list[int] = []
+    real = pika.BlockingConnection
+
+    def counting(*args, **kwargs):
+        opened.append(os.getpid())
+        return real(*args, **kwargs)
+
+    cqrs_settings["master"] = {"CQRS_PUBLISH_CONFIRMS": mode}
+    RabbitMQTransport.clean_connection()
+    monkeypatch.setattr(rabbit_mq.pika, "BlockingConnection", counting)
+    Product.objects.create(name="parent before")
+    assert wait_for_confirms() == 0
+    assert opened == [os.getpid()]
+    connections.close_all()  # the child opens its own database connection, as workers do
+    pid = os.fork()
+    if pid == 0:  # the child: never back into the test runner
+        code = 1
+        try:
+            Product.objects.create(name="child")
+            confirmed = wait_for_confirms() == 0
+            code = 0 if confirmed and opened[1:] == [os.getpid()] else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish publishing within 60 s")
+    # 2: the child sent on the parent's connection (or opened more than one of its own)
+    assert os.waitstatus_to_exitcode(done[1]) == 0
+    Product.objects.create(name="parent after")
+    assert wait_for_confirms() == 0
+    assert opened == [os.getpid()], "the parent had to connect again"
+    names = sorted(m["instance_data"]["name"] for m in messages(broker, cqrs_settings["queue"]))
+    assert names == ["child", "parent after", "parent before"]
 
 
 def test_unroutable_messages_are_logged_not_stored(cqrs_settings, caplog):

@@ -112,7 +112,8 @@ class PendingStore:
             f"AND NOT ({earlier_ok})) ORDER BY p.id LIMIT %s"
         )
         params = [*row_params, *earlier_params, size]
-        until = connection.ops.adapt_datetimefield_value(now + dt.timedelta(seconds=lease))
+        ends = now + dt.timedelta(seconds=lease)
+        until = connection.ops.adapt_datetimefield_value(ends)  # for the SQL written here
         columns = ", ".join(_CLAIMED)
         update = (
             f"UPDATE {table} SET claimed_by = %s, claimed_until = %s "
@@ -138,7 +139,9 @@ class PendingStore:
                 suffix = " FOR UPDATE" if connection.features.has_select_for_update else ""
                 cursor.execute(select + suffix, params)
                 ids = [row[0] for row in cursor.fetchall()]
-                self.rows().filter(id__in=ids).update(claimed_by=owner, claimed_until=until)
+                # The ORM adapts the aware time itself: a value adapted already would be a
+                # naive one, read in the project's TIME_ZONE.
+                self.rows().filter(id__in=ids).update(claimed_by=owner, claimed_until=ends)
                 raw = list(self.rows().filter(id__in=ids).order_by("id").values_list(*_CLAIMED))
         self.drained = not raw
         return [PendingMessage.from_db(self.using, _CLAIMED, values) for values in raw]

@@ -36,12 +36,21 @@ def leased(store, ids):
     return ids, earliest, latest
 
 
-@pytest.mark.parametrize("renew", [False, True], ids=["claim", "renew"])
-def test_a_stored_cqrs_message_is_leased_for_the_lease(renew):
+def cqrs_row():
     row = PendingMessage.objects.create(
         cqrs_id="product", signal_type="SAVE", instance_pk="1", body="{}", attempts=1
     )
-    store = PendingStore()
+    return row, PendingStore()
+
+
+def outbox_row():
+    return Published.objects.create(destination="/topic/lease", body={"n": 1}), PublishedStore()
+
+
+@pytest.mark.parametrize("renew", [False, True], ids=["claim", "renew"])
+@pytest.mark.parametrize("relayed", [cqrs_row, outbox_row], ids=["cqrs", "outbox"])
+def test_a_row_is_leased_for_the_lease(relayed, renew):
+    row, store = relayed()
     ids, earliest, latest = leased(store, None)
     assert ids == [row.pk]
     if renew:
@@ -51,17 +60,3 @@ def test_a_stored_cqrs_message_is_leased_for_the_lease(renew):
     # Stored to the microsecond, or to the second where the database keeps no fraction.
     assert earliest.replace(microsecond=0) <= row.claimed_until <= latest, (earliest, latest)
     assert store.claim("relay-b", 10, LEASE) == []  # the lease holds against another relay
-
-
-@pytest.mark.parametrize("renew", [False, True], ids=["claim", "renew"])
-def test_an_outbox_row_is_leased_for_the_lease(renew):
-    row = Published.objects.create(destination="/topic/lease", body={"n": 1})
-    store = PublishedStore()
-    ids, earliest, latest = leased(store, None)
-    assert ids == [row.pk]
-    if renew:
-        ids, earliest, latest = leased(store, ids)
-    row.refresh_from_db()
-    assert row.claimed_by == "relay-a"
-    assert earliest.replace(microsecond=0) <= row.claimed_until <= latest, (earliest, latest)
-    assert store.claim("relay-b", 10, LEASE) == []

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from django_messaging.kafka import kafka
 from django_messaging.kafka.exceptions import DjangoKafkaError
-from django_messaging.kafka.schema.avro import AvroSchema, from_avro
+from django_messaging.kafka.schema.avro import AvroSchema, from_avro, to_avro
 from django_messaging.kafka.schema.fields import UnsupportedType
 from django_messaging.kafka.topic.avro import AvroTopic
 from tests.kafka.conftest import make_consumer, make_topic, run_until
@@ -214,12 +214,18 @@ def test_nulls_round_trip() -> None:
     assert back["big"] is back["ref"] is back["blob"] is back["customer_id"] is None
 
 
-@override_settings(USE_TZ=False)
-def test_naive_datetimes_come_back_naive() -> None:
-    schema = AvroSchema.from_model(SyncOrder, fields=["created_at"])
-    naive = dt.datetime(2026, 3, 1, 12, 30, 45, 999999)
-    back = _through_fastavro(schema, {"created_at": naive})
-    assert from_avro(schema.model_fields["created_at"], back["created_at"]) == naive
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/Chicago"])
+def test_naive_datetimes_travel_as_their_wall_time_and_come_back_unchanged(zone) -> None:
+    """Without ``USE_TZ`` a datetime travels as its wall time read as UTC, as Kafka Connect
+    sends a column without a time zone, whatever ``TIME_ZONE`` (and with it the process's local
+    zone) is; it comes back unchanged."""
+    with override_settings(USE_TZ=False, TIME_ZONE=zone):
+        schema = AvroSchema.from_model(SyncOrder, fields=["created_at"])
+        field = schema.model_fields["created_at"]
+        naive = dt.datetime(2026, 3, 1, 12, 30, 45, 999999)
+        back = _through_fastavro(schema, {"created_at": to_avro(field, naive)})
+        assert back["created_at"] == naive.replace(tzinfo=dt.UTC)
+        assert from_avro(field, back["created_at"]) == naive
 
 
 def test_a_row_round_trips_through_the_broker_and_the_registry(settings, create_topic, group):

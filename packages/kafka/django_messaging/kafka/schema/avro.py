@@ -82,6 +82,11 @@ def to_avro(field: models.Field[Any, Any], value: Any) -> Any:
     if isinstance(field, models.DecimalField):
         number = field.to_python(value)
         return number.quantize(decimal.Decimal(1).scaleb(-field.decimal_places))
+    if isinstance(value, dt.datetime) and timezone.is_naive(value):
+        # USE_TZ off: the wall time goes as if it were UTC, as Kafka Connect sends a column
+        # without a time zone (and from_avro reads it back). Left naive, the encoder would
+        # read it in the process's local zone, which Django sets to TIME_ZONE.
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 

@@ -281,7 +281,7 @@ def test_config_can_be_a_property(
             }
 
     assert FromSettings().create_or_update() is True
-    assert connect_server.connectors["FromSettings"].config["file"] == "/data/UTC.txt"
+    assert connect_server.connectors["FromSettings"].config["file"] == "/data/Asia/Kolkata.txt"
 
 
 def test_connector_status_knows_every_connect_state() -> None:

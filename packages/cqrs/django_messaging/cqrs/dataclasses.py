@@ -229,7 +229,13 @@ class TransportPayload:
         return self._body
 
     def is_expired(self) -> bool:
-        return self._expires is not None and self._expires <= timezone.now()
+        """``expires`` is an instant (naive: UTC, as on the wire), also without ``USE_TZ``."""
+        expires = self._expires
+        if expires is None:
+            return False
+        if timezone.is_naive(expires):
+            expires = expires.replace(tzinfo=dt.UTC)
+        return expires <= dt.datetime.now(dt.UTC)
 
     @property
     def signal_type(self) -> SignalType:

@@ -21,7 +21,7 @@ def get_message_expiration_dt(ttl: int | None = ...) -> dt.datetime | None:  # t
         ttl = master_setting("MESSAGE_TTL")
     if ttl is None:
         return None
-    return timezone.now() + dt.timedelta(seconds=ttl)
+    return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)  # an instant, whatever USE_TZ
 
 
 def get_correlation_id(signal_type: Any, cqrs_id: str, instance_pk: Any, queue: str | None) -> Any:

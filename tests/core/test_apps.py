@@ -29,7 +29,6 @@ def test_the_apps_need_no_migration_and_raise_no_warning_under_any_default_auto_
         "import django\n"
         "from django.conf import settings\n"
         "from django.core.management import call_command\n"
-        "from django.core.management.base import SystemCheckError\n"
         "settings.configure(\n"
         f"    INSTALLED_APPS=['django.contrib.contenttypes', *{APPS!r}],\n"
         "    DATABASES={'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': ':memory:'}},\n"

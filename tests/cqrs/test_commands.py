@@ -18,6 +18,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection  # noqa: F401  (read by a skipif condition)
+from django.utils import timezone
 
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.publishing import wait_for_confirms
@@ -174,7 +175,7 @@ def test_bulk_load_clear_is_a_flag(quiet, tmp_path):
     dump = tmp_path / "d.dump"
     run("cqrs_bulk_dump", "--cqrs-id=product", "-o", str(dump))
     ProductRef.objects.create(
-        id=10_000, name="old", price=1, cqrs_revision=0, cqrs_updated=dt.datetime.now(dt.UTC)
+        id=10_000, name="old", price=1, cqrs_revision=0, cqrs_updated=timezone.now()
     )
     run("cqrs_bulk_load", "-i", str(dump))
     assert ProductRef.objects.filter(pk=10_000).exists()
@@ -259,7 +260,7 @@ def test_diff_pipeline_resyncs_drifted_rows(broker, cqrs_settings, monkeypatch):
 
 def test_deleted_diff_pipeline_removes_rows_gone_from_the_master(quiet, monkeypatch):
     kept = Product.objects.create(name="kept")
-    now = dt.datetime.now(dt.UTC)
+    now = timezone.now()
     ProductRef.objects.create(id=kept.pk, name="kept", price=0, cqrs_revision=0, cqrs_updated=now)
     ProductRef.objects.create(
         id=kept.pk + 100, name="ghost", price=0, cqrs_revision=0, cqrs_updated=now

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from tests import refenv, services
 from tests.cqrs.conftest import drain, queue_depth
@@ -126,6 +127,42 @@ def test_django_cqrs_master_to_our_replica(reference, broker, cqrs_settings, mon
     CompatProductRef.objects.all().delete()
     call_command("cqrs_bulk_load", f"-i={dump}", stderr=io.StringIO())
     assert dict(CompatProductRef.objects.values_list("pk", "name")) == expected
+
+
+@pytest.mark.parametrize(
+    "master_tz,replica_tz",
+    [(True, False), (False, True), (False, False)],
+    ids=["aware-master-naive-replica", "naive-master-aware-replica", "both-naive"],
+)
+def test_django_cqrs_master_and_our_replica_with_and_without_time_zone_support(
+    reference, broker, cqrs_settings, settings, master_tz, replica_tz
+):
+    """Either side may run without ``USE_TZ``. A master with it sends datetimes with an offset;
+    one without sends its local time in ``TIME_ZONE`` (``cqrs_updated`` and ``expires``). The
+    replica stores each as its own setting wants and reads a naive time in ``TIME_ZONE``: west
+    of UTC a naive expiry read as UTC had every message of an hour's TTL expire on arrival."""
+    python, env = reference
+    zone = "America/Chicago"
+    env = {**env, "REF_USE_TZ": "1" if master_tz else "0", "REF_TIME_ZONE": zone}
+    settings.USE_TZ, settings.TIME_ZONE = replica_tz, zone
+    done = subprocess.run(
+        [python, str(HERE / "master.py")],
+        env=env,
+        cwd=HERE,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    expected = {int(pk): name for pk, name in json.loads(done.stdout.splitlines()[-1]).items()}
+    drain(
+        lambda: dict(CompatProductRef.objects.values_list("pk", "name")) == expected,
+        what="django-cqrs master's rows on our replica",
+    )
+    assert queue_depth(broker, f"dead_letter_{cqrs_settings['queue']}") == 0
+    for updated in CompatProductRef.objects.values_list("cqrs_updated", flat=True):
+        assert timezone.is_aware(updated) is replica_tz
+        assert abs(timezone.now() - updated) < dt.timedelta(minutes=5)
 
 
 @every_release

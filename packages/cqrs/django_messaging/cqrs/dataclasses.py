@@ -59,7 +59,9 @@ def parse_expires(value: Any) -> dt.datetime | None:
         except ValueError:
             raise PayloadError("'expires' is not an ISO 8601 datetime") from None
     if timezone.is_naive(parsed):
-        parsed = parsed.replace(tzinfo=dt.UTC)
+        # Written by a master without time zone support (django-cqrs with USE_TZ = False): its
+        # time in TIME_ZONE, the zone it shares with this service.
+        parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
     return parsed
 
 
@@ -229,12 +231,13 @@ class TransportPayload:
         return self._body
 
     def is_expired(self) -> bool:
-        """``expires`` is an instant (naive: UTC, as on the wire), also without ``USE_TZ``."""
+        """``expires`` is an instant (a naive one is read in ``TIME_ZONE``), also without
+        ``USE_TZ``."""
         expires = self._expires
         if expires is None:
             return False
         if timezone.is_naive(expires):
-            expires = expires.replace(tzinfo=dt.UTC)
+            expires = timezone.make_aware(expires, timezone.get_default_timezone())
         return expires <= dt.datetime.now(dt.UTC)
 
     @property

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.db import connections, models, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from django_messaging.core.datetimes import as_stored
 from django_messaging.cqrs.exceptions import PayloadError
 from django_messaging.cqrs.serialization import from_wire
 
@@ -101,18 +100,12 @@ def lock_instances(model: Any, db: str, pks: Any) -> None:
 
 
 def parse_updated(value: Any) -> Any:
-    """A master's ``cqrs_updated`` as this project stores datetimes: aware (a naive one read as
-    UTC) with ``USE_TZ``; without it, naive in ``TIME_ZONE``, as Django keeps them."""
+    """A master's ``cqrs_updated`` as this project stores datetimes (see
+    :func:`~django_messaging.core.datetimes.as_stored`)."""
     if value is None or not isinstance(value, str):
         return value
     parsed = parse_datetime(value)
-    if parsed is None:
-        return parsed
-    if not django_settings.USE_TZ:
-        return timezone.make_naive(parsed) if timezone.is_aware(parsed) else parsed
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt.UTC)
-    return parsed
+    return None if parsed is None else as_stored(parsed)
 
 
 class ReplicaManager(models.Manager):

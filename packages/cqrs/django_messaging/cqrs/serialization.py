@@ -18,6 +18,8 @@ from typing import Any
 from django.utils.duration import duration_iso_string
 from django.utils.functional import Promise
 
+from django_messaging.core.datetimes import as_stored
+
 _PLAIN = (str, int, float, bool)
 _AS_STR = (dt.datetime, dt.date, uuid.UUID, Decimal)
 _BINARY = (bytes, bytearray, memoryview)
@@ -46,7 +48,12 @@ def to_wire(value: Any) -> Any:
 
 
 def from_wire(field: Any, value: Any) -> Any:
-    """One ``instance_data`` value as the replica field's Python value."""
+    """One ``instance_data`` value as the replica field's Python value. A datetime comes back
+    as this project stores it: aware with ``USE_TZ``, naive time in ``TIME_ZONE`` without it
+    (SQLite and MySQL refuse an aware one then)."""
     if value is None:
         return None
-    return field.to_python(value)
+    value = field.to_python(value)
+    if isinstance(value, dt.datetime):
+        return as_stored(value)
+    return value

@@ -3,7 +3,8 @@
 import os
 
 SECRET_KEY = "compat-tests-only"
-USE_TZ = True
+USE_TZ = os.environ.get("REF_USE_TZ", "1") == "1"
+TIME_ZONE = os.environ.get("REF_TIME_ZONE", "UTC")
 INSTALLED_APPS = ["django.contrib.contenttypes", "dj_cqrs", "refapp"]
 DATABASES = {
     "default": {

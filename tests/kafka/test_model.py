@@ -8,13 +8,14 @@ from decimal import Decimal
 
 import pytest
 from confluent_kafka import Producer
+from django.utils import timezone
 
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.topic.debezium import DbzModelTopicConsumer
 from django_messaging.kafka.topic.model import ModelTopicConsumer
 from django_messaging.kafka.topic.transforms import days_from_epoch_to_date
 from tests.kafka.conftest import make_consumer, make_topic, run_until
-from tests.project.kafka_app.models import Category, Customer, Product
+from tests.project.kafka_app.models import Category, Customer, Product, SyncOrderReplica
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -198,3 +199,38 @@ def test_bulk_batch_with_a_bad_message_falls_back_to_single_messages(
     )
     assert sorted(Product.objects.values_list("name", flat=True)) == ["ok", "ok2"]
     assert len(read(f"{group}.{name}.dlt", 1)) == 1
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["one-by-one", "bulk"])
+@pytest.mark.parametrize("use_tz", [True, False], ids=["USE_TZ", "no-USE_TZ"])
+def test_a_zoned_timestamp_is_stored_as_the_project_stores_datetimes(
+    create_topic, group, kafka_bootstrap, settings, use_tz, bulk
+):
+    """Debezium's ``ZonedTimestamp`` (ISO 8601 with ``Z``) into a ``DateTimeField``: aware with
+    ``USE_TZ``, local time in ``TIME_ZONE`` without it (SQLite and MySQL refuse an aware value
+    then, and the message went to the dead letters)."""
+    settings.USE_TZ = use_tz
+    name = create_topic()
+
+    class Lines(DbzModelTopicConsumer):
+        model = SyncOrderReplica
+
+    Lines.bulk = bulk
+    send(
+        kafka_bootstrap,
+        name,
+        [
+            (
+                {"id": 1},
+                {"id": 1, "number": "A-1", "total": "1.00", "created_at": "2026-05-01T10:00:00Z"},
+            ),
+        ],
+    )
+    consume_all(
+        group,
+        make_topic(Lines, name)(),
+        lambda: SyncOrderReplica.objects.filter(number="A-1").exists(),
+    )
+    moment = dt.datetime(2026, 5, 1, 10, tzinfo=dt.UTC)
+    stored = SyncOrderReplica.objects.get(number="A-1").created_at
+    assert stored == (moment if use_tz else timezone.make_naive(moment))

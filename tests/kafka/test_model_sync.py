@@ -438,9 +438,17 @@ def test_a_line_waits_for_its_order(
     assert SyncLine.objects.get(pk=9).sku == "S-9"
 
 
+@pytest.mark.parametrize("use_tz", [True, False], ids=["USE_TZ", "no-USE_TZ"])
 def test_a_debezium_record_is_applied_and_deleted(
-    sync_settings: Callable[..., None], create_topic: Callable[..., str], kafka_bootstrap: str
+    sync_settings: Callable[..., None],
+    create_topic: Callable[..., str],
+    kafka_bootstrap: str,
+    settings: Any,
+    use_tz: bool,
 ) -> None:
+    """Without ``USE_TZ`` the record's ISO time with an offset is stored as local time in
+    ``TIME_ZONE`` (SQLite and MySQL refuse an aware value then)."""
+    settings.USE_TZ = use_tz
     name = create_topic()
 
     class Lines(ModelSync):
@@ -463,6 +471,8 @@ def test_a_debezium_record_is_applied_and_deleted(
     _consume_until(lambda: SyncOrderReplica.objects.filter(pk=3).exists())
     row = SyncOrderReplica.objects.get(pk=3)
     assert (row.number, row.total, row.paid) == ("D-3", decimal.Decimal("12.30"), False)
+    moment = dt.datetime(2026, 5, 1, 10, 0, 0, 1, tzinfo=dt.UTC)
+    assert row.created_at == (moment if use_tz else timezone.make_naive(moment))
     produce_raw(kafka_bootstrap, name, [b'{"id": 3, "__deleted": "true"}'], key=b'{"id": 3}')
     _consume_until(lambda: not SyncOrderReplica.objects.filter(pk=3).exists())
 

@@ -86,11 +86,12 @@ def test_epoch_transforms_read_and_write_debezium_temporal_types():
     assert run([EpochToDateTransform("d")], {"d": 20000}) == {"d": dt.date(2024, 10, 4)}
     assert run([EpochToDateTransform("d", unit="ms")], {"d": ms}) == {"d": dt.date(2024, 10, 4)}
     assert run([EpochToDateTransform("d")], {"d": ""}) == {"d": None}
-    assert run([EpochToDatetimeTransform("t")], {"t": ms}) == {"t": moment}
-    assert run([EpochToDatetimeTransform("t", unit="us")], {"t": ms * 1000}) == {"t": moment}
-    assert run([EpochToDatetimeTransform("t", unit="s")], {"t": -1}) == {
-        "t": dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
-    }
+    with override_settings(USE_TZ=True):  # the aware results; without USE_TZ below
+        assert run([EpochToDatetimeTransform("t")], {"t": ms}) == {"t": moment}
+        assert run([EpochToDatetimeTransform("t", unit="us")], {"t": ms * 1000}) == {"t": moment}
+        assert run([EpochToDatetimeTransform("t", unit="s")], {"t": -1}) == {
+            "t": dt.datetime(1969, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+        }
     with override_settings(USE_TZ=False):
         assert run([EpochToDatetimeTransform("t")], {"t": ms}) == {"t": moment.replace(tzinfo=None)}
     assert run([DateToEpochTransform("d")], {"d": dt.date(2024, 10, 4)}) == {"d": 20000}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from abc import abstractmethod
 from collections import defaultdict
 from collections.abc import Sequence
@@ -9,10 +10,12 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from confluent_kafka.serialization import MessageField
+from django.conf import settings as django_settings
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
 
+from django_messaging.core.datetimes import as_stored
 from django_messaging.kafka.exceptions import DjangoKafkaError
 from django_messaging.kafka.topic import TopicConsumer, upsert
 from django_messaging.kafka.topic.transforms import (
@@ -108,6 +111,8 @@ class ModelTopicConsumer(TopicConsumer):
         ``KafkaConnectSkipModel`` so a connector does not publish the synced row again."""
         known = model._meta._forward_fields_map  # type: ignore[attr-defined]
         defaults = {k: v for k, v in value.items() if k in known}
+        if not django_settings.USE_TZ:
+            _local_datetimes(model, defaults)
         if _is_skip_model(model):
             defaults["kafka_skip"] = True
         return defaults
@@ -228,3 +233,23 @@ def _field_name(model: type[models.Model], name: str) -> str:
     if name == "pk":
         return model._meta.pk.name  # type: ignore[union-attr]
     return model._meta.get_field(name).name
+
+
+def _local_datetimes(model: type[models.Model], defaults: dict[str, Any]) -> None:
+    """Without ``USE_TZ``: the datetimes of ``defaults`` sent with an offset (Debezium's
+    ``ZonedTimestamp``, an ISO string ending in ``Z``) as naive time in ``TIME_ZONE``, as Django
+    stores them; SQLite and MySQL refuse an aware value then."""
+    for name in _datetime_fields(model).intersection(defaults):
+        value = defaults[name]
+        if value is not None and not hasattr(value, "resolve_expression"):
+            value = model._meta.get_field(name).to_python(value)
+            defaults[name] = as_stored(value) if isinstance(value, dt.datetime) else value
+
+
+def _datetime_fields(model: type[models.Model]) -> frozenset[str]:
+    found = model.__dict__.get("_kafka_datetime_fields")
+    if found is None:
+        fields = [f for f in model._meta.concrete_fields if isinstance(f, models.DateTimeField)]
+        found = frozenset([f.name for f in fields] + [f.attname for f in fields])
+        model._kafka_datetime_fields = found  # type: ignore[attr-defined]
+    return found  # type: ignore[no-any-return]

@@ -32,6 +32,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import Counter, defaultdict, deque
@@ -432,11 +433,24 @@ class Relay(Worker, Generic[Row]):
         self._recording = list(self._confirmed)
         self._confirmed.clear()
         self._given_back_keys.clear()
+        started = threading.Event()
         self._ahead = self._claims.submit(
-            self._claim_on_database_thread, self._recording, policy.batch_size, policy.lease
+            self._claim_on_database_thread,
+            started,
+            self._recording,
+            policy.batch_size,
+            policy.lease,
         )
+        # The database thread goes first: it builds and sends its statement, then waits on the
+        # database without the interpreter. Otherwise its claim waited for the interpreter
+        # behind this thread's encoding and writing of the batch (a switch interval, 5 ms, or
+        # more) before it even reached the database: a third of each batch's time.
+        started.wait(0.05)
 
-    def _claim_on_database_thread(self, sent: list[Hashable], size: int, lease: float) -> list[Row]:
+    def _claim_on_database_thread(
+        self, started: threading.Event, sent: list[Hashable], size: int, lease: float
+    ) -> list[Row]:
+        started.set()
         try:
             if sent:
                 return self.store.mark_sent_and_claim(self.owner, sent, size, lease)  # type: ignore[attr-defined,no-any-return]

@@ -10,6 +10,7 @@ them again, in order, nothing lost.
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 
@@ -21,10 +22,7 @@ class TcpProxy:
         self._sockets: list[socket.socket] = []
         self._server: socket.socket | None = None
         self._thread: threading.Thread | None = None
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = _port_outside_the_ephemeral_range()
         self.connections = 0
         self._flowing = threading.Event()
         self._flowing.set()
@@ -115,3 +113,25 @@ class TcpProxy:
 
     def stop(self) -> None:
         self.cut()
+
+
+def _port_outside_the_ephemeral_range() -> int:
+    """A free port below the range the kernel takes the local ports of outgoing connections
+    from: while the proxy is cut its port is free, and one in that range could become the
+    local port of any connection on the machine, so that ``restore()`` could not bind it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            first = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        first = 32768
+    for _ in range(200):
+        port = random.randrange(max(1024, first - 12000), first)
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        return port
+    raise RuntimeError("no free port below the ephemeral range")

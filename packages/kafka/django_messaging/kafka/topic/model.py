@@ -239,17 +239,21 @@ def _local_datetimes(model: type[models.Model], defaults: dict[str, Any]) -> Non
     """Without ``USE_TZ``: the datetimes of ``defaults`` sent with an offset (Debezium's
     ``ZonedTimestamp``, an ISO string ending in ``Z``) as naive time in ``TIME_ZONE``, as Django
     stores them; SQLite and MySQL refuse an aware value then."""
-    for name in _datetime_fields(model).intersection(defaults):
+    fields = _datetime_fields(model)
+    for name in fields.keys() & defaults.keys():
         value = defaults[name]
         if value is not None and not hasattr(value, "resolve_expression"):
-            value = model._meta.get_field(name).to_python(value)
+            value = fields[name].to_python(value)
             defaults[name] = as_stored(value) if isinstance(value, dt.datetime) else value
 
 
-def _datetime_fields(model: type[models.Model]) -> frozenset[str]:
+def _datetime_fields(model: type[models.Model]) -> dict[str, models.DateTimeField[Any, Any]]:
+    """The model's datetime fields by name and by attname."""
     found = model.__dict__.get("_kafka_datetime_fields")
     if found is None:
-        fields = [f for f in model._meta.concrete_fields if isinstance(f, models.DateTimeField)]
-        found = frozenset([f.name for f in fields] + [f.attname for f in fields])
+        found = {}
+        for field in model._meta.concrete_fields:
+            if isinstance(field, models.DateTimeField):
+                found[field.name] = found[field.attname] = field
         model._kafka_datetime_fields = found  # type: ignore[attr-defined]
     return found  # type: ignore[no-any-return]

@@ -97,6 +97,40 @@ def mariadb(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", *paths, env=env)
 
 
+#: The tests of what turns the datetimes of messages, dumps and leases into stored values.
+NO_TIME_ZONES_TESTS = [
+    "tests/cqrs",
+    "tests/outbox",
+    "tests/integration",
+    "tests/kafka/test_model.py",
+    "tests/kafka/test_model_fidelity.py",
+    "tests/kafka/test_model_sync.py",
+    "tests/kafka/test_avro.py",
+    "tests/kafka/test_schema_avro.py",
+    "tests/kafka/test_transform_pipeline.py",
+    "tests/kafka/test_transforms.py",
+    "tests/kafka/test_upsert.py",
+    "tests/kafka/test_inbox.py",
+    "tests/kafka/test_retry.py",
+]
+
+
+@nox.session
+def no_time_zones(session: nox.Session) -> None:
+    """The tests of datetimes in messages on SQLite with ``USE_TZ = False``, the setting of a
+    project that never turned time zone support on (Django's default before 5.0): aware values
+    are refused by the database then, and naive ones are local time. The recovery tests
+    (RECOVERY_TESTS) are left out: they exercise the workers, which the tests sessions do."""
+    install_project(session)
+    env = {
+        "MESSAGING_TEST_DB": "sqlite",
+        "MESSAGING_TEST_DB_NAME": db_name("no_tz"),
+        "MESSAGING_TEST_USE_TZ": "0",
+    }
+    selection = session.posargs or [*NO_TIME_ZONES_TESTS, "-k", f"not ({RECOVERY_TESTS})"]
+    session.run("python", "-m", "pytest", *selection, env=env)
+
+
 @nox.session
 @nox.parametrize("package", PACKAGES)
 def alone(session: nox.Session, package: str) -> None:

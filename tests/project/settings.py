@@ -16,7 +16,9 @@ from tests import services
 
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
-USE_TZ = True
+#: ``MESSAGING_TEST_USE_TZ=0`` (``nox -s no_time_zones``): a project that never turned time zone
+#: support on, as Django projects before 5.0 did by default.
+USE_TZ = os.environ.get("MESSAGING_TEST_USE_TZ", "1") != "0"
 # A zone far from UTC, half an hour off and without daylight saving: code that reads a UTC
 # time in the local zone, or the reverse, is hours off here and fails its test.
 TIME_ZONE = "Asia/Kolkata"

@@ -189,7 +189,9 @@ class QueryingWorker(Worker):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_old_connections_are_closed_between_units(settings: object) -> None:
+def test_old_connections_are_closed_between_units(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)  # Django's default
+    connection.close()  # the next connection takes it
     stop = StopRequested()
     worker = QueryingWorker(stop, 3)
     run_worker(worker, stop)
@@ -218,8 +220,11 @@ class CountingWorker(QueryingWorker):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_busy_worker_keeps_its_connection_until_a_unit_handles_nothing() -> None:
-    assert connection.settings_dict["CONN_MAX_AGE"] == 0
+def test_a_busy_worker_keeps_its_connection_until_a_unit_handles_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)  # Django's default
+    connection.close()  # the next connection takes it
     stop = StopRequested()
     worker = CountingWorker(stop, [True, True, False, True, True])
     run_worker(worker, stop)

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -19,7 +18,6 @@ from django.conf import settings as django_settings
 from django.db import models
 from django.utils.module_loading import import_string
 
-from django_messaging.core.datetimes import as_stored
 from django_messaging.kafka.conf import settings
 from django_messaging.kafka.connect.connector import Connector
 from django_messaging.kafka.exceptions import DjangoKafkaError
@@ -362,12 +360,10 @@ class PythonSinkTopic(ModelTopicConsumer):
 
     def decode(self, field: models.Field[Any, Any], value: Any) -> Any:
         """A value of the message as the field's Python value (``field.to_python``: ISO
-        dates, decimal strings, base64 bytes of the ``json`` serializer); a datetime as the
-        project stores it (naive in ``TIME_ZONE`` without ``USE_TZ``)."""
+        dates, decimal strings, base64 bytes of the ``json`` serializer)."""
         if value is None or isinstance(field, models.JSONField):
             return value
-        value = field.to_python(value)
-        return as_stored(value) if isinstance(value, dt.datetime) else value
+        return field.to_python(value)
 
     def _relations_of(self, msg: Message) -> Iterator[ModelRelation]:
         value = self.deserialize(msg.value(), MessageField.VALUE, msg.headers())

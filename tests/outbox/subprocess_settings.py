@@ -5,3 +5,4 @@ from tests.project.settings import *  # noqa: F403
 from tests.project.settings import DATABASES
 
 DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+DATABASES["eventstore"]["NAME"] = DATABASES["eventstore"]["TEST"]["NAME"]

@@ -33,7 +33,7 @@ import datetime as dt
 from collections.abc import Hashable, Sequence
 from typing import cast
 
-from django.db import connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from django_messaging.core import relay as core_relay
 from django_messaging.core.serializers import get_serializer
@@ -186,8 +186,11 @@ class Relay(core_relay.Relay[Published]):
         self.batch_size = batch_size
         self.using = using
         self.transport_name = transport_name
-        if transport_name != named.DEFAULT:
-            self.name = f"outbox relay ({transport_name})"
+        named_by = [transport_name] if transport_name != named.DEFAULT else []
+        if using is not None and using != DEFAULT_DB_ALIAS:
+            named_by.append(f"database {using}")
+        if named_by:
+            self.name = f"outbox relay ({', '.join(named_by)})"
 
     def make_transport(self) -> Transport:
         return named.make_transport(self.transport_name)

@@ -34,7 +34,8 @@ def delete_in_batches(queryset: QuerySet, batch_size: int, dry_run: bool) -> int
         ids = list(queryset.values_list("pk", flat=True)[:batch_size])
         if not ids:
             return total
-        deleted, _ = queryset.model._default_manager.filter(pk__in=ids).delete()
+        batch = queryset.model._default_manager.using(queryset.db).filter(pk__in=ids)
+        deleted, _ = batch.delete()
         total += deleted
 
 
@@ -45,16 +46,19 @@ def purge(
     published: bool = True,
     received: bool = True,
     dry_run: bool = False,
+    using: str | None = None,
 ) -> PurgeResult:
+    """Delete sent ``Published`` rows and ``Received`` rows older than ``days`` from database
+    ``using`` (default: the one the router gives for writing each model)."""
     days = float(settings.DAYS_TO_KEEP_DATA if days is None else days)
     size = int(batch_size or settings.PURGE_BATCH_SIZE)
     cutoff = timezone.now() - dt.timedelta(days=days)
     result = PurgeResult()
     if published:
-        old = cast(PublishedQuerySet, Published.objects.all()).sent_before(cutoff)
+        rows = Published.objects.using(using) if using else Published.objects.all()
+        old = cast(PublishedQuerySet, rows).sent_before(cutoff)
         result.published = delete_in_batches(old, size, dry_run)
     if received:
-        result.received = delete_in_batches(
-            Received.objects.filter(added__lt=cutoff), size, dry_run
-        )
+        received_rows = Received.objects.using(using) if using else Received.objects.all()
+        result.received = delete_in_batches(received_rows.filter(added__lt=cutoff), size, dry_run)
     return result

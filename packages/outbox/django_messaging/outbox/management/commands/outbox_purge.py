@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from django_messaging.outbox.retention import purge
 
@@ -13,24 +14,37 @@ class Command(BaseCommand):
     help = (
         "Delete sent outbox rows and received rows older than --days (default DAYS_TO_KEEP_DATA), "
         "in batches of --batch-size (default PURGE_BATCH_SIZE). Rows not yet sent are "
-        "never deleted. Example: ./manage.py outbox_purge --days 14 --dry-run"
+        "never deleted. --database purges another database of DATABASES (default: the one the "
+        "router gives for writing each table). Example: ./manage.py outbox_purge --days 14 "
+        "--dry-run"
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--days", type=float, default=None)
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+        parser.add_argument(
+            "--database",
+            metavar="ALIAS",
+            help="the database to purge (default: the router's database for each table)",
+        )
         only = parser.add_mutually_exclusive_group()
         only.add_argument("--published-only", action="store_true")
         only.add_argument("--received-only", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        using = options["database"]
+        if using is not None and using not in settings.DATABASES:
+            raise CommandError(
+                f"--database {using!r} is not in DATABASES (known: {', '.join(settings.DATABASES)})"
+            )
         result = purge(
             options["days"],
             batch_size=options["batch_size"],
             published=not options["received_only"],
             received=not options["published_only"],
             dry_run=options["dry_run"],
+            using=using,
         )
         verb = "would delete" if options["dry_run"] else "deleted"
         self.stdout.write(

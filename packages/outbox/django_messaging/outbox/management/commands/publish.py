@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandParser
 
 from django_messaging.core.commands import UsageError, WorkerCommand
@@ -18,7 +19,10 @@ class Command(WorkerCommand):
         "the broker confirmed them. Every transport of MESSAGING['OUTBOX']['TRANSPORTS'] gets "
         "its own relay: with one transport (the default) it runs in this process; with several, "
         "each runs as a supervised worker process (--workers of them per transport). "
-        "--transport limits the command to the transports named. Runs until SIGTERM/SIGINT, "
+        "--transport limits the command to the transports named. The rows are read from the "
+        "database the router gives for writing Published (default: 'default'); a project that "
+        "writes outbox rows in several databases (models saved elsewhere, produce(using=...)) "
+        "relays each with --database, repeated. Runs until SIGTERM/SIGINT, "
         "which finish the current batch. Several relays (processes, hosts) may run at once: "
         "each row goes to exactly one, and rows with the same key go in order. "
         "Example: ./manage.py publish --transport events --batch-size 500 --workers 2"
@@ -43,9 +47,24 @@ class Command(WorkerCommand):
             "transport in MESSAGING['OUTBOX']['TRANSPORTS'], 'default' included)",
         )
 
+        parser.add_argument(
+            "--database",
+            action="append",
+            dest="databases",
+            metavar="ALIAS",
+            help="relay the outbox rows of this database of DATABASES (repeat for several; "
+            "default: the database the router gives for writing Published)",
+        )
+
     def check_options(self, **options: Any) -> None:
         if options["batch_size"] is not None and options["batch_size"] < 1:
             raise UsageError("--batch-size must be at least 1")
+        for alias in options["databases"] or ():
+            if alias not in settings.DATABASES:
+                raise UsageError(
+                    f"--database {alias!r} is not in DATABASES (known: "
+                    f"{', '.join(settings.DATABASES)})"
+                )
         known = named.configured()
         for name in options["transports"] or ():
             if name not in known:
@@ -54,8 +73,11 @@ class Command(WorkerCommand):
     def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
         batch_size = options["batch_size"]
         names = list(dict.fromkeys(options["transports"] or named.configured()))
+        databases: list[str | None] = list(dict.fromkeys(options["databases"] or [None]))
 
-        def relay_of(name: str) -> WorkerFactory:
-            return lambda: Relay(batch_size=batch_size, transport_name=name)
+        def relay_of(name: str, using: str | None) -> WorkerFactory:
+            return lambda: Relay(batch_size=batch_size, transport_name=name, using=using)
 
-        return [relay_of(name) for name in names for _ in range(workers)]
+        return [
+            relay_of(name, using) for using in databases for name in names for _ in range(workers)
+        ]

@@ -156,3 +156,37 @@ def test_help_lists_the_shared_flags() -> None:
     text = Demo().create_parser("manage.py", "demo").format_help()
     for flag in ("--workers", "-w", "--processes", "--reload", "--units"):
         assert flag in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["publish"],
+        ["publish", "--database", "default", "--transport", "default", "--batch-size", "5"],
+        ["subscribe", "tests.outbox.callbacks.store_order", "/topic/spawned"],
+        ["cqrs_consume"],
+        ["cqrs_pending", "run", "--interval", "0.5"],
+        ["kafka_resolve_relations", "--interval", "2"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_the_shipped_worker_commands_can_start_spawned_workers(argv: list[str]) -> None:
+    """``-w 2 --start-method spawn`` (or ``forkserver``) pickles each worker's factory for the
+    new process, which builds its worker from it; a factory that is a closure is refused."""
+    import pickle
+
+    from django.core.management import get_commands, load_command_class
+
+    from django_messaging.core.worker import child_arguments
+
+    name = argv[0]
+    command = load_command_class(get_commands()[name], name)
+    options = vars(command.create_parser("manage.py", name).parse_args(argv[1:]))
+    for shared in ("workers", "reload", "metrics_port", "metrics_addr", "start_method"):
+        options.pop(shared)
+    factories = command.worker_factories(2, **options)
+    method, arguments = child_arguments(factories, "spawn")
+    assert method == "spawn" and len(arguments) == len(factories) >= 2
+    for pickled, _level in arguments:
+        factory = pickle.loads(pickled)
+        assert callable(factory)

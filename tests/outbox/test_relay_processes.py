@@ -125,3 +125,22 @@ def test_supervised_relays_share_the_work(stomp_address, probe, processes, uniqu
     out, _ = relay.communicate(timeout=60)
     assert relay.returncode == 0, out[-3000:]
     assert out.count("stopped cleanly") == 2
+
+
+def test_relays_started_with_spawn_share_the_work(
+    stomp_address, probe, processes, unique_name
+) -> None:
+    """``--start-method spawn``: each worker process sets Django up again and builds its relay
+    from the pickled factory."""
+    destination, _ = topic(unique_name)
+    p = probe(destination)
+    total = 200
+    make_rows(destination, total)
+    relay = processes.start("publish", "--workers", "2", "--start-method", "spawn")
+    wait_until(lambda: sent() == total, timeout=90, what="every row sent")
+    wait_until(lambda: len(p.messages) >= total)
+    assert len(set(p.ids())) == total
+    relay.send_signal(signal.SIGTERM)
+    out, _ = relay.communicate(timeout=60)
+    assert relay.returncode == 0, out[-3000:]
+    assert out.count("stopped cleanly") == 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -61,5 +62,5 @@ class Command(WorkerCommand):
         transport = current_transport()
         factory = getattr(transport, "consumer_worker", None)
         if factory is not None:
-            return lambda: factory(cqrs_ids)
-        return lambda: _ConsumeWorker(transport, cqrs_ids)
+            return partial(factory, cqrs_ids)
+        return partial(_ConsumeWorker, transport, cqrs_ids)

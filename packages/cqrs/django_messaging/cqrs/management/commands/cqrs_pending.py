@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -43,7 +44,7 @@ class Command(WorkerCommand):
 
     def worker_factory(self, **options: Any) -> WorkerFactory:
         database, interval = options["database"], options["interval"]
-        return lambda: PendingRelay(database, interval=interval)
+        return partial(PendingRelay, database, interval=interval)
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["command"] == "run":

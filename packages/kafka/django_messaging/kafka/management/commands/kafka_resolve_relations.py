@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -68,10 +69,14 @@ class Command(WorkerCommand):
             raise UsageError(f"not registered: {', '.join(unknown)} (registered: {known})")
 
     def _resolver(self, **options: Any) -> RelationResolver:
-        keys = options["consumers"] or [k for k in kafka.consumers if not k.endswith(".retry")]
-        return RelationResolver(
-            [kafka.consumers[k] for k in keys], options["interval"], options["limit"]
-        )
+        return build_resolver(options["consumers"], options["interval"], options["limit"])
 
     def worker_factory(self, **options: Any) -> WorkerFactory:
-        return lambda: self._resolver(**options)
+        return partial(build_resolver, options["consumers"], options["interval"], options["limit"])
+
+
+def build_resolver(keys: list[str] | None, interval: float, limit: int) -> RelationResolver:
+    """The resolver of the consumers registered as ``keys`` (default: every one but the
+    retry consumers); importable by name, so a spawned worker process can build it."""
+    keys = keys or [k for k in kafka.consumers if not k.endswith(".retry")]
+    return RelationResolver([kafka.consumers[k] for k in keys], interval, limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -75,9 +76,9 @@ class Command(WorkerCommand):
         names = list(dict.fromkeys(options["transports"] or named.configured()))
         databases: list[str | None] = list(dict.fromkeys(options["databases"] or [None]))
 
-        def relay_of(name: str, using: str | None) -> WorkerFactory:
-            return lambda: Relay(batch_size=batch_size, transport_name=name, using=using)
-
         return [
-            relay_of(name, using) for using in databases for name in names for _ in range(workers)
+            partial(Relay, batch_size=batch_size, transport_name=name, using=using)
+            for using in databases
+            for name in names
+            for _ in range(workers)
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.core.management.base import CommandParser
@@ -42,7 +43,7 @@ class Command(WorkerCommand):
     def worker_factory(self, **options: Any) -> WorkerFactory:
         callback = self._callback(options["callback"])
         destination, queue_name = options["destination"], options["queue_name"]
-        return lambda: Consumer(callback, destination, queue_name)
+        return partial(Consumer, callback, destination, queue_name)
 
     @staticmethod
     def _callback(path: str) -> Callable[..., Any]:

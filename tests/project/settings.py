@@ -118,6 +118,12 @@ elif DB == "sqlite":
 else:
     raise RuntimeError(f"MESSAGING_TEST_DB={DB!r}: use sqlite, postgres or mariadb")
 
+#: Extra OPTIONS for the database's driver, as JSON: to run the suite against a configuration
+#: such as PostgreSQL's {"server_side_binding": true} or {"pool": true}.
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    json.loads(os.environ.get("MESSAGING_TEST_DB_OPTIONS", "{}"))
+)
+
 # A second database of the same kind, for the event store's DJANGO_DB_ALIAS tests. Only tests
 # that name it (databases = {"default", "eventstore"}) make the test runner create it.
 DATABASES["eventstore"] = {

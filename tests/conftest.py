@@ -105,3 +105,26 @@ def spans() -> Iterator[Any]:
     finally:
         tracing.disable()
         provider.shutdown()
+
+
+@pytest.fixture(params=[False, True], ids=["client-side binding", "server-side binding"])
+def pg_binding(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The test's PostgreSQL connection with the ``server_side_binding`` option off, then on
+    (a test of a transactional test case: the connection is closed to take it)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL option")
+    options = connection.settings_dict["OPTIONS"]
+    before = options.get("server_side_binding", _ABSENT)
+    options["server_side_binding"] = request.param
+    connection.close()
+    yield
+    if before is _ABSENT:
+        options.pop("server_side_binding")
+    else:
+        options["server_side_binding"] = before
+    connection.close()
+
+
+_ABSENT = object()

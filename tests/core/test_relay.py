@@ -425,12 +425,13 @@ def _setting(using: str, name: str, *, by_index: bool) -> str:
     return str(rows[0][0])
 
 
-def test_one_transaction_by_index_reads_through_indexes_for_its_own_statements_only() -> None:
+def test_one_transaction_by_index_reads_through_indexes_for_its_own_statements_only(
+    pg_binding: None,
+) -> None:
     """``by_index``: the statements of that transaction are planned without sequential and
     bitmap scans (a backlog before the table's first ANALYZE); the session and a caller's
-    transaction keep their settings."""
-    if connection.vendor != "postgresql":
-        pytest.skip("planner settings of PostgreSQL")
+    transaction keep their settings. With server-side binding too, where the statements go one
+    by one."""
     using = connection.alias
     assert _setting(using, "enable_seqscan", by_index=True) == "off"
     assert _setting(using, "enable_bitmapscan", by_index=True) == "off"

@@ -141,6 +141,8 @@ def one_transaction(
     reads, and sorts, every pending row for each batch.
     """
     connection = connections[using]
+    if by_index and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        statements = [*_BY_INDEX, *statements]
     if (
         connection.vendor == "postgresql"
         and connection.settings_dict["OPTIONS"].get("server_side_binding") is not True
@@ -148,8 +150,6 @@ def one_transaction(
         from django.db.backends.postgresql.psycopg_any import is_psycopg3
 
         sql = [statement for statement, _ in statements]
-        if by_index and not connection.in_atomic_block:
-            sql[:0] = ["SET LOCAL enable_seqscan = off", "SET LOCAL enable_bitmapscan = off"]
         with connection.cursor() as cursor:
             cursor.execute(
                 "; ".join(sql),
@@ -164,6 +164,12 @@ def one_transaction(
             cursor.execute(statement, params)
         return list(cursor.fetchall()) if cursor.description else []
 
+
+#: ``one_transaction(by_index=True)`` on PostgreSQL: for that transaction only.
+_BY_INDEX: list[tuple[str, Sequence[Any]]] = [
+    ("SET LOCAL enable_seqscan = off", ()),
+    ("SET LOCAL enable_bitmapscan = off", ()),
+]
 
 _RETRY = Backoff(initial=1.0, cap=300.0)
 _RECONNECT = Backoff(initial=1.0, cap=60.0)

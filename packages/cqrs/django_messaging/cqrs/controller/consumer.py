@@ -69,7 +69,8 @@ def _apply_timeout(db: str) -> None:
     timeout = replica_setting("QUERY_TIMEOUT")
     if timeout and connections[db].vendor == "postgresql":
         with connections[db].cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = %s", [int(timeout)])
+            # set_config, not SET: a SET statement takes no bound parameter (server-side binding)
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(int(timeout))])
 
 
 def consume(payload: TransportPayload) -> Any:

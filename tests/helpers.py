@@ -109,3 +109,15 @@ def read_topic(
         return found
     finally:
         consumer.close()
+
+
+def skip_with_server_side_binding() -> None:
+    """Skip a test of how statements share a round trip on PostgreSQL: with the
+    ``server_side_binding`` option they go one by one (a query string with parameters holds one
+    statement there)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql" and connection.settings_dict["OPTIONS"].get(
+        "server_side_binding"
+    ):
+        pytest.skip("server-side binding sends one statement per round trip")

@@ -19,6 +19,7 @@ from django_messaging.cqrs.controller import producer, staging
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.publishing import wait_for_confirms
 from tests.cqrs.conftest import ROOT, db_env, messages, queue_depth
+from tests.helpers import skip_with_server_side_binding
 from tests.project.cqrs_app.models import Filtered, Product, UuidItem
 
 pytestmark = [
@@ -114,6 +115,7 @@ def test_a_create_opening_a_transaction_s_messages_carries_its_row_in_its_insert
 
 
 def test_ten_creates_in_one_transaction_are_eleven_statements(broker, cqrs_settings):
+    skip_with_server_side_binding()
     with CaptureQueriesContext(connection) as queries, transaction.atomic():
         products = [Product.objects.create(name=f"block {i}") for i in range(10)]
     statements = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT")]
@@ -266,7 +268,7 @@ def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
 
 
 def test_a_pooler_that_drops_prepared_statements_costs_no_save(
-    broker, cqrs_settings, caplog, prepare_again
+    broker, cqrs_settings, caplog, prepare_again, pg_binding
 ):
     """A pooler in transaction mode may hand the next statement to a server connection that
     never saw the PREPARE: the save is sent again unprepared, and so are later ones."""
@@ -283,7 +285,9 @@ def test_a_pooler_that_drops_prepared_statements_costs_no_save(
     assert Product.objects.count() == 3
 
 
-def test_a_transaction_never_sends_a_prepared_statement(broker, cqrs_settings, prepare_again):
+def test_a_transaction_never_sends_a_prepared_statement(
+    broker, cqrs_settings, prepare_again, pg_binding
+):
     """A prepared statement that fails inside a transaction would abort it: a save in one is
     sent plain, and a pooler that dropped the statement costs it nothing."""
     Product.objects.create(name="prepared")

@@ -15,7 +15,7 @@ from django.db import DatabaseError, OperationalError, connection, transaction
 from django_messaging.kafka.models import ProcessedMessage
 from django_messaging.kafka.topic import TopicConsumer
 from tests import services
-from tests.helpers import wait_until
+from tests.helpers import skip_with_server_side_binding, wait_until
 from tests.kafka.conftest import committed, make_consumer, make_topic, produce_raw, run_until
 from tests.kafka.test_worker import lines, start, stop
 from tests.project.kafka_app.models import Handled
@@ -253,6 +253,7 @@ def test_on_postgresql_a_writing_message_costs_one_round_trip(
     """The message's savepoint (and the release of the previous one) travels with its first
     statement; a statement that fails there loses only its own message's writes, and a first
     statement that reads gets its own rows back."""
+    skip_with_server_side_binding()
     if connection.vendor != "postgresql":
         pytest.skip("the statements are merged on PostgreSQL only")
     from django.db.backends.postgresql.base import Cursor

@@ -24,7 +24,7 @@ from django_messaging.kafka import kafka
 from django_messaging.kafka.consumer import Consumer
 from django_messaging.kafka.models import ProcessedMessage
 from django_messaging.kafka.topic import TopicConsumer
-from tests.helpers import wait_until
+from tests.helpers import skip_with_server_side_binding, wait_until
 from tests.kafka.conftest import committed, make_consumer, make_topic, produce_raw, run_until
 from tests.kafka.test_batch_transaction import ROW_CONSUMER, row_env, rows  # noqa: F401
 from tests.kafka.test_readme import my_app, python_blocks  # noqa: F401
@@ -204,6 +204,7 @@ def test_on_postgresql_the_ids_of_a_batch_are_recorded_in_one_statement(
 ):
     if connection.vendor != "postgresql":
         pytest.skip("the statements are counted on PostgreSQL")
+    skip_with_server_side_binding()
     from django.db.backends.postgresql.base import Cursor
 
     name = create_topic()

@@ -276,7 +276,9 @@ def _execute(connection: Any, statement: str, params: tuple) -> Any:
                     exc,
                 )
     with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+        # Not the prepared statement's text: with server-side binding, psycopg would run the
+        # statement it prepared under the same text, which a pooler may have dropped since.
+        cursor.execute(f"{statement} /* unprepared */", params)
         return cursor.fetchone()
 
 

@@ -175,3 +175,9 @@ def committed(bootstrap: str, group_id: str, topic: str, partitions: int = 1) ->
         return [tp.offset for tp in tps]
     finally:
         consumer.close()
+
+
+def committed_total(bootstrap: str, group_id: str, topic: str, partitions: int) -> int:
+    """The messages of ``topic`` the group committed, over its partitions: one the producer gave
+    no message has no committed offset (-1001), which counts as none."""
+    return sum(max(offset, 0) for offset in committed(bootstrap, group_id, topic, partitions))

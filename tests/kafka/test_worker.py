@@ -13,7 +13,7 @@ import pytest
 
 from tests import services
 from tests.helpers import wait_until
-from tests.kafka.conftest import committed, produce_raw
+from tests.kafka.conftest import committed, committed_total, produce_raw
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_CONSUMER = "tests.project.kafka_app.consumers.FileConsumer"
@@ -103,7 +103,7 @@ def test_sigterm_finishes_commits_and_exits_zero(setup, kafka_bootstrap):
     finally:
         code = stop(proc)
     assert code == 0, proc.stdout.read().decode()[-3000:]
-    assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == 30
+    assert committed_total(kafka_bootstrap, group, topic, partitions=3) == 30
 
 
 def test_sigterm_stops_parallel_consumers_gracefully(
@@ -127,7 +127,7 @@ def test_sigterm_stops_parallel_consumers_gracefully(
     for pid in workers:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)  # no orphan left behind
-    assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == 20
+    assert committed_total(kafka_bootstrap, group, topic, partitions=3) == 20
     assert committed(kafka_bootstrap, second_group, second) == [10]
 
 
@@ -268,7 +268,7 @@ def test_workers_runs_that_many_processes_of_each_consumer_sharing_its_group(
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(int(pid), 0)  # no orphan left behind
-    assert sum(committed(kafka_bootstrap, group, topic, partitions=3)) == sent
+    assert committed_total(kafka_bootstrap, group, topic, partitions=3) == sent
 
 
 def test_unknown_consumer_key_is_a_usage_error_exit_2(kafka_bootstrap):

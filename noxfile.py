@@ -24,7 +24,7 @@ TEST_REQUIREMENTS = [
     # The clients of the core Kafka and AMQP transports, which every package's tests may use.
     "confluent-kafka>=2.6,<3",
     "pika>=1.3,<2",
-    "psycopg[binary]>=3.1",
+    "psycopg[binary,pool]>=3.1",  # pool: Django 5.1+ connection pools (OPTIONS["pool"])
     "PyMySQL>=1.1",
     "fastavro>=1.9",
     "requests>=2.31",

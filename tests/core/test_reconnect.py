@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import django
 import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connection
 from django.db.utils import load_backend
@@ -68,3 +69,39 @@ def test_an_unreachable_database_is_an_outage_and_a_bad_request_is_not() -> None
     assert not database_outage(bad.value)
     assert not database_outage(IntegrityError("duplicate key value violates unique constraint"))
     assert not database_outage(ValueError("connection refused"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_pool_that_cannot_connect_is_an_outage() -> None:
+    """Django's connection pool (PostgreSQL, Django 5.1+): with the server away, a connection
+    is waited for, then refused with the pool's timeout, which is an outage too."""
+    if connection.vendor != "postgresql" or django.VERSION < (5, 1):
+        pytest.skip("the connection pool of Django's PostgreSQL backend")
+    pytest.importorskip("psycopg_pool")
+    settings = connection.settings_dict
+    proxy = TcpProxy((settings["HOST"], int(settings["PORT"]))).start()
+    backend = load_backend(settings["ENGINE"])
+    options = {**settings["OPTIONS"], "pool": {"min_size": 1, "timeout": 1}}
+    probe = backend.DatabaseWrapper(
+        {**settings, "HOST": "127.0.0.1", "PORT": proxy.port, "OPTIONS": options}
+    )
+    refused: OperationalError | None = None
+    try:
+        with probe.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        proxy.cut()
+        for _ in range(5):  # the connections the pool opened before fail first, then none comes
+            probe.close()
+            try:
+                with probe.cursor() as cursor:
+                    cursor.execute("SELECT 1")
+            except OperationalError as exc:
+                assert database_outage(exc), repr(exc)
+                if "couldn't get a connection" in str(exc):
+                    refused = exc
+                    break
+        assert refused is not None, "the pool never timed out"
+    finally:
+        proxy.stop()
+        probe.close()
+        probe.close_pool()

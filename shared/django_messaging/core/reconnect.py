@@ -71,6 +71,9 @@ _AWAY = (
     "ssl syscall error",
     "consuming input failed",
     "no connection to the server",
+    # Django's connection pool (psycopg_pool's PoolTimeout): no connection could be opened or
+    # freed within the pool's timeout.
+    "couldn't get a connection",
 )
 
 

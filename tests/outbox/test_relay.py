@@ -142,15 +142,20 @@ def test_claimed_rows_are_the_rows_from_db_builds_and_init_receivers_still_run()
     )
     assert row.headers["h"] == "v"
     assert row.claimed_by == "relay-a" and row.transport == "default" and row.payload is None
-    assert row.get_deferred_fields() == {
-        "added",
-        "expires_at",
-        "status",
-        "available_at",
-        "claimed_until",
-        "sent_at",
-        "last_error",
-    }
+    from django.db import connection
+
+    if connection.vendor == "mysql":  # locked with SELECT ... FOR UPDATE: read whole
+        assert row.get_deferred_fields() == set()
+    else:
+        assert row.get_deferred_fields() == {
+            "added",
+            "expires_at",
+            "status",
+            "available_at",
+            "claimed_until",
+            "sent_at",
+            "last_error",
+        }
     assert row.added == stored.added  # loaded when read
     assert row == stored and row.pk == stored.pk
 
@@ -540,6 +545,8 @@ def test_the_claim_reads_unsent_rows_through_the_partial_indexes() -> None:
     through an index of their own."""
     from django.db import connection
 
+    if connection.vendor == "mysql":
+        pytest.skip("MySQL and MariaDB have no partial indexes")
     earlier = Published.objects.create(destination="/topic/plan", body={}, key="k")
     Published.objects.create(destination="/topic/plan", body={}, key="k")
     Published.objects.bulk_create(

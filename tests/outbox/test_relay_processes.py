@@ -11,6 +11,7 @@ from django.db.models import Q
 from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.models import Published
 from tests.helpers import catches_signal, wait_until
+from tests.outbox.conftest import Output
 from tests.outbox.helpers import topic
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
@@ -137,10 +138,17 @@ def test_relays_started_with_spawn_share_the_work(
     total = 200
     make_rows(destination, total)
     relay = processes.start("publish", "--workers", "2", "--start-method", "spawn")
+    output = Output(relay)
+    # Each spawned process sets Django up before its relay starts: the first may send every
+    # row before the second is up, so both are waited for before they are stopped.
+    wait_until(
+        lambda: len(re.findall(r"relay \S+ starting", output.text)) == 2,
+        timeout=90,
+        what="both spawned relays running",
+    )
     wait_until(lambda: sent() == total, timeout=90, what="every row sent")
     wait_until(lambda: len(p.messages) >= total)
     assert len(set(p.ids())) == total
     relay.send_signal(signal.SIGTERM)
-    out, _ = relay.communicate(timeout=60)
-    assert relay.returncode == 0, out[-3000:]
-    assert out.count("stopped cleanly") == 2
+    assert relay.wait(60) == 0, output.text[-3000:]
+    wait_until(lambda: output.text.count("stopped cleanly") == 2, what="both relays stopped")

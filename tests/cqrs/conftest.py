@@ -270,7 +270,8 @@ def db_env() -> dict[str, str]:
     name = connection.settings_dict["NAME"]
     if connection.vendor == "sqlite":
         return {"MESSAGING_TEST_DB": "sqlite", "MESSAGING_SQLITE_PATH": str(name)}
-    return {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": str(name)}
+    kind = "mariadb" if connection.vendor == "mysql" else "postgres"
+    return {"MESSAGING_TEST_DB": kind, "MESSAGING_TEST_DB_NAME": str(name)}
 
 
 class Consumer:

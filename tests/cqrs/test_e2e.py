@@ -201,7 +201,8 @@ def test_unpublished_changes_are_stored_and_sent_later(consumer, broker, cqrs_se
         lambda: ProductRef.objects.filter(pk=lost.pk).exists(), timeout=20, what="stored change"
     )
     wait_for_confirms()  # the confirmed rows are deleted in batches
-    assert PendingMessage.objects.count() == 0
+    # A save whose confirm was late on a loaded machine is stored too, and sent the same way.
+    wait_until(lambda: PendingMessage.objects.count() == 0, timeout=30, what="no stored change")
     assert replica.terminate() == 0
 
 

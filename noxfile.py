@@ -169,8 +169,10 @@ sys.exit(f"installed although not asked for: {present}" if present else 0)
 
 @nox.session
 def faults(session: nox.Session) -> None:
-    """Tests that restart the shared RabbitMQ: run alone, before the other test sessions."""
+    """Tests that restart the shared RabbitMQ: run alone, before the other test sessions. The
+    chaos smoke test among them (private services) draws its plot with matplotlib."""
     install_project(session)
+    session.install("matplotlib>=3.8")
     # Everything on PostgreSQL; the CQRS master and replica processes on SQLite as well (one
     # file shared by the processes).
     for db, default_paths in (("postgres", []), ("sqlite", ["tests/cqrs"])):
@@ -181,32 +183,11 @@ def faults(session: nox.Session) -> None:
             "-m",
             "pytest",
             "-m",
-            "broker_restart",
+            "broker_restart or server_restart",
             *(session.posargs or default_paths),
             env=env,
             success_codes=[0, 5],
         )
-
-
-@nox.session
-def restarts(session: nox.Session) -> None:
-    """Tests that stop and start servers of their own (a private PostgreSQL; the chaos smoke
-    test's private PostgreSQL, RabbitMQ and Kafka, whose plot needs matplotlib): they restart
-    nothing shared, so they run beside the other test sessions."""
-    install_project(session)
-    session.install("matplotlib>=3.8")
-    env = {"MESSAGING_TEST_DB": "postgres", "MESSAGING_TEST_DB_NAME": db_name("restarts")}
-    # Exit code 5 (nothing selected) is fine when pytest arguments narrow the run elsewhere.
-    session.run(
-        "python",
-        "-m",
-        "pytest",
-        "-m",
-        "server_restart",
-        *session.posargs,
-        env=env,
-        success_codes=[0, 5],
-    )
 
 
 @nox.session

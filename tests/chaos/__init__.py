@@ -3,5 +3,5 @@ schedule of faults kills workers, restarts brokers and databases, cuts connectio
 garbage; then a checker proves from the databases and brokers that nothing was lost.
 
 ``python -m tests.chaos --help`` (``nox -s chaos``); ``tests/chaos/test_smoke.py`` is the short
-variant that ``nox -s restarts`` runs.
+variant that ``nox -s faults`` runs.
 """

@@ -1,5 +1,5 @@
 """The chaos soak, short: about a minute of load and faults on private services (its own
-PostgreSQL, RabbitMQ and Kafka), then the check that nothing was lost. ``nox -s restarts`` runs
+PostgreSQL, RabbitMQ and Kafka), then the check that nothing was lost. ``nox -s faults`` runs
 it; ``nox -s chaos`` runs the full soak."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ wait for the database, then apply every message exactly once; nothing is dead-le
 worker dies, and both stop cleanly on SIGTERM afterwards.
 
 The workers use a PostgreSQL server of this test's own (the shared one must never be restarted
-under other runs); run by ``nox -s restarts``.
+under other runs); run by ``nox -s faults``.
 """
 
 from __future__ import annotations

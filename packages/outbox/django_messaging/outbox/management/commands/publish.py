@@ -47,7 +47,6 @@ class Command(WorkerCommand):
             help="relay only the rows of this transport (repeat for several; default: every "
             "transport in MESSAGING['OUTBOX']['TRANSPORTS'], 'default' included)",
         )
-
         parser.add_argument(
             "--database",
             action="append",

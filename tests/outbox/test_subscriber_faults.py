@@ -48,10 +48,14 @@ def dead_letter_queues():
         )
 
 
-def stop(proc: subprocess.Popen[str]) -> None:
+def stop(proc: subprocess.Popen[str], output: Output) -> None:
     wait_until(lambda: catches_signal(proc.pid, signal.SIGTERM), what="the worker running")
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0
+    try:
+        code = proc.wait(30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"no exit 30 s after SIGTERM; it said:\n{output.text}") from None
+    assert code == 0, output.text
 
 
 def test_restart_with_a_dead_letter_waiting_leaves_the_dead_letter_queue_alone(
@@ -66,10 +70,11 @@ def test_restart_with_a_dead_letter_waiting_leaves_the_dead_letter_queue_alone(
     dead_letter_queues.append(dlq)
     args = ("subscribe", "tests.outbox.callbacks.store_order", destination, queue)
     first = processes.start(*args)
+    first_output = Output(first)
     wait_until(lambda: consumers(queue) == 1, timeout=30, what="the first subscriber")
     send_raw(stomp_address, destination, '{"number": "no-id"}', {})  # no idempotency header
     wait_until(lambda: queue_depth(dlq)[0] == 1, timeout=30, what="one dead letter")
-    stop(first)
+    stop(first, first_output)
 
     second = processes.start(*args)
     output = Output(second)
@@ -81,7 +86,7 @@ def test_restart_with_a_dead_letter_waiting_leaves_the_dead_letter_queue_alone(
         what="the next good message saved",
     )
     assert queue_depth(dlq) == (1, 0)
-    stop(second)
+    stop(second, output)
     assert "Subscription not found" not in output.text
     assert "broker error" not in output.text
 
@@ -128,4 +133,4 @@ def test_database_outage_while_handling_waits_for_the_database(
     wait_until(lambda: queue_depth(queue) == (0, 0), what="the message acknowledged")
     assert queue_depth(dlq) == (0, 0)
     assert "database available again" in output.text
-    stop(sub)
+    stop(sub, output)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "django_messaging.core",
     *(f"django_messaging.{app}" for app in APPS),
     *(f"tests.project.{app}_app" for app in APPS),
+    "tests.project.testdb",
 ]
 
 MIDDLEWARE = [

@@ -53,9 +53,7 @@ def row_counts(connection: Any, tables: list[str]) -> list[int]:
     if not present:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {quote(t)})" for t in present)
-        )
+        cursor.execute("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {quote(t)})" for t in present))
         return list(cursor.fetchone())
 
 

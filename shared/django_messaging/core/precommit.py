@@ -18,14 +18,10 @@ block passes through (``Atomic.__exit__`` and ``transaction.commit()`` call it).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from django.db import DatabaseError, connections
-
-try:
-    import psycopg
-except ImportError:  # psycopg2, or no PostgreSQL driver at all
-    psycopg = None  # type: ignore[assignment]
 
 __all__ = ["BeforeCommit", "can_carry_commit", "defer", "deferring"]
 
@@ -83,6 +79,9 @@ def defer(hook: BeforeCommit, using: str) -> None:
 def can_carry_commit(cursor: Any) -> bool:
     """True when the driver binds parameters on the client (psycopg 3's default cursor in
     Django), so one statement string may hold an ``INSERT`` and the ``COMMIT`` after it."""
+    # Read from sys.modules: a psycopg cursor means psycopg is imported, and a project on
+    # another database does not pay for importing it.
+    psycopg = sys.modules.get("psycopg")
     return psycopg is not None and isinstance(getattr(cursor, "cursor", None), psycopg.ClientCursor)
 
 

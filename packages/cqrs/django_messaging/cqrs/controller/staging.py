@@ -23,9 +23,11 @@ writes the message into the row.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
+import sys
 from typing import Any
 
 import django
@@ -208,26 +210,25 @@ def update(
     return True
 
 
-#: Errors of a prepared statement that a plain one does not have: a connection pooler in
-#: transaction mode that does not keep prepared statements, or a table altered since.
-_PREPARED_ERRORS: tuple[type[BaseException], ...] = ()
-try:
+@functools.cache
+def _preparing() -> tuple[type, tuple[type[BaseException], ...]]:
+    """psycopg 3's cursor that prepares what it executes (Django turns psycopg's automatic
+    preparation off), and the errors of a prepared statement that a plain one does not have: a
+    connection pooler in transaction mode that does not keep prepared statements, or a table
+    altered since. Built at the first use: a project on another database never imports psycopg."""
     import psycopg
-except ImportError:  # psycopg2, or no PostgreSQL driver at all
-    psycopg = None  # type: ignore[assignment]
-else:
-    _PREPARED_ERRORS = (
-        psycopg.errors.InvalidSqlStatementName,
-        psycopg.errors.DuplicatePreparedStatement,
-        psycopg.errors.FeatureNotSupported,
-    )
 
-    class _PreparingCursor(psycopg.Cursor):
-        """Prepares what it executes (Django turns psycopg's automatic preparation off)."""
-
+    class PreparingCursor(psycopg.Cursor):
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
             kwargs.setdefault("prepare", True)
             return super().execute(query, params, **kwargs)
+
+    errors = psycopg.errors
+    return PreparingCursor, (
+        errors.InvalidSqlStatementName,
+        errors.DuplicatePreparedStatement,
+        errors.FeatureNotSupported,
+    )
 
 
 #: Set on the first error only a prepared statement gets: plain statements from then on.
@@ -245,26 +246,28 @@ def _execute(connection: Any, statement: str, params: tuple) -> Any:
     # Logged queries (DEBUG, tests) take the plain path: Django logs them with their values.
     # So do statements inside a transaction, which a failed prepared one would abort.
     if (
-        psycopg is not None
+        connection.vendor == "postgresql"
         and not _prepare_failed[0]
         and not connection.queries_logged
         and not connection.in_atomic_block
         and master_setting("PREPARED_STATEMENTS")
     ):
         connection.ensure_connection()
-        if isinstance(connection.connection, psycopg.Connection):
+        psycopg = sys.modules.get("psycopg")  # psycopg2 has no prepared statements to ask for
+        if psycopg is not None and isinstance(connection.connection, psycopg.Connection):
+            preparing_cursor, prepared_errors = _preparing()
             connection.validate_thread_sharing()
             if connection.connection.prepare_threshold is None:
                 # Django's default, which turns explicit preparation off too. A threshold no
                 # query reaches still keeps psycopg from preparing any other query by itself.
                 connection.connection.prepare_threshold = _NEVER
-            cursor = connection.make_cursor(_PreparingCursor(connection.connection))
+            cursor = connection.make_cursor(preparing_cursor(connection.connection))
             try:
                 with cursor:
                     cursor.execute(statement, params)
                     return cursor.fetchone()
             except DatabaseError as exc:
-                if not isinstance(exc.__cause__, _PREPARED_ERRORS):
+                if not isinstance(exc.__cause__, prepared_errors):
                     raise
                 # Outside a transaction the failed statement changed nothing: send it plain.
                 _prepare_failed[0] = True

@@ -12,7 +12,6 @@ from typing import Any
 from django_messaging.cqrs.conf import settings
 from django_messaging.cqrs.transport.base import BaseTransport
 from django_messaging.cqrs.transport.mock import TransportMock
-from django_messaging.cqrs.transport.rabbit_mq import RabbitMQTransport
 
 __all__ = [
     "BaseTransport",
@@ -29,8 +28,13 @@ def current_transport() -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    # Kombu is an optional dependency: imported when asked for.
-    if name == "KombuTransport":
+    # Each client library is imported when its transport is asked for: a process that never
+    # opens a RabbitMQ connection (a Kafka project, most management commands) skips pika.
+    if name == "RabbitMQTransport":
+        from django_messaging.cqrs.transport.rabbit_mq import RabbitMQTransport
+
+        return RabbitMQTransport
+    if name == "KombuTransport":  # Kombu is an optional dependency
         from django_messaging.cqrs.transport.kombu import KombuTransport
 
         return KombuTransport

@@ -9,7 +9,7 @@ refused messages and keeps the connection; a broken connection reports every unc
 message lost.
 
 On the wire a message is published to the master's exchange with its ``destination`` as routing
-key, ``mandatory``, with the django-cqrs properties (:data:`.wire.PERSISTENT`) and its body as
+key, ``mandatory``, with the django-cqrs properties (:data:`PERSISTENT`) and its body as
 given: a message no replica queue is bound to receive is logged, not refused (nobody listens).
 """
 
@@ -25,11 +25,14 @@ from pika.adapters.blocking_connection import _IoloopTimerContext
 from django_messaging.core.transports import Confirmations, OutgoingMessage, Transport
 from django_messaging.cqrs.conf import settings
 from django_messaging.cqrs.transport.amqp import AMQP_ERRORS, connection_parameters
-from django_messaging.cqrs.transport.wire import PERSISTENT, properties
+from django_messaging.cqrs.transport.wire import properties
 
 __all__ = ["PikaTransport"]
 
 logger = logging.getLogger(__name__)
+
+#: The master's message properties (immutable, so one instance serves every publish).
+PERSISTENT = properties()
 
 
 def _log_unroutable(channel: Any, method: Any, props: Any, body: bytes) -> None:

@@ -13,14 +13,15 @@ Topology (the names django-cqrs uses, so both libraries can share a broker):
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
-import pika
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django_messaging.core.serializers import get_serializer
 from django_messaging.cqrs.conf import dead_letter_queue, settings
 from django_messaging.cqrs.constants import SignalType
 from django_messaging.cqrs.dataclasses import TransportPayload
+
+if TYPE_CHECKING:
+    import pika
 
 CONTENT_TYPE = "text/plain"
 #: The replica queue of a direct SYNC sent through the default exchange (retries, dead letters).
@@ -64,11 +65,9 @@ def decode(delivery: Delivery) -> TransportPayload:
 
 
 def properties(**extra: Any) -> pika.BasicProperties:
+    import pika  # the RabbitMQ transports' client; the Kafka transport reads this module too
+
     return pika.BasicProperties(content_type=CONTENT_TYPE, delivery_mode=2, **extra)
-
-
-#: The master's message properties (immutable, so one instance serves every publish).
-PERSISTENT = properties()
 
 
 def delay_queue_arguments(milliseconds: int) -> dict[str, Any]:

@@ -21,19 +21,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from django_messaging.core.redact import redact_url
-from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.exceptions import DjangoKafkaError, KafkaConnectError
+
+__all__ = ["KafkaConnectClient", "KafkaConnectError", "KafkaConnectSession"]
 
 logger = logging.getLogger(__name__)
 
 Timeout = float | tuple[float, float]
-
-
-class KafkaConnectError(DjangoKafkaError):
-    """A Connect request failed; ``status_code`` is the HTTP status (``None``: no response)."""
-
-    def __init__(self, *args: Any, status_code: int | None = None, context: Any = None) -> None:
-        super().__init__(*args, context=context)
-        self.status_code = status_code
 
 
 def _public_host(host: str) -> str:

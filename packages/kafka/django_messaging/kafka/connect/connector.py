@@ -18,12 +18,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django_messaging.kafka.conf import settings
-from django_messaging.kafka.connect.client import KafkaConnectClient, KafkaConnectError
-from django_messaging.kafka.exceptions import DjangoKafkaError
+from django_messaging.kafka.exceptions import DjangoKafkaError, KafkaConnectError
 from django_messaging.kafka.sync_registry import model_syncs
+
+if TYPE_CHECKING:
+    from django_messaging.kafka.connect.client import KafkaConnectClient
 
 
 class ConnectorStatus(enum.StrEnum):
@@ -184,6 +186,10 @@ class Connector:
 
     @cached_property
     def client(self) -> KafkaConnectClient:
+        # Imported here: requests is needed by the Connect calls only, not by every process
+        # that imports the project's connectors.
+        from django_messaging.kafka.connect.client import KafkaConnectClient
+
         host = settings.CONNECT_HOST
         if not host:
             raise DjangoKafkaError(

@@ -7,8 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import override_settings
 
 from django_messaging.core.worker import Worker
+
+
+def outbox_settings(**values: Any) -> override_settings:
+    """``MESSAGING["OUTBOX"]`` with ``values`` over the test project's."""
+    from django.conf import settings
+
+    return override_settings(
+        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
+    )
 
 
 def drive(worker: Worker, until: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:

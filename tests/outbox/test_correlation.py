@@ -32,7 +32,7 @@ from django_messaging.outbox.factories import factory_producer
 from django_messaging.outbox.models import Published
 from django_messaging.outbox.payloads import Payload
 from django_messaging.outbox.relay import Relay
-from tests.outbox.helpers import drive, topic
+from tests.outbox.helpers import drive, outbox_settings, topic
 from tests.outbox.stomp_probe import send_raw
 from tests.project.outbox_app.models import (
     PLAIN,
@@ -58,12 +58,6 @@ def readme_example() -> dict:
 README = readme_example()
 MIDDLEWARE = README["MIDDLEWARE"][-1]
 LOGGING = README["LOGGING"]
-
-
-def outbox_settings(**values):
-    return override_settings(
-        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
-    )
 
 
 # --- a view that saves a decorated model, as a project's would ---------------------------------

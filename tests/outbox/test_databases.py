@@ -1,13 +1,16 @@
 """Outbox rows in several databases: a row is written in the database of the change it comes
-with (the same transaction), and ``publish --database`` relays each database's rows."""
+with (the same transaction); ``publish``, ``outbox_purge`` and ``messaging_status`` cover the
+databases of ``OUTBOX["DATABASES"]``, or the ones ``--database`` names."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import signal
+from io import StringIO
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
@@ -17,6 +20,7 @@ from django_messaging.outbox.choices import StatusChoice
 from django_messaging.outbox.models import Published
 from tests.helpers import read_topic, wait_until
 from tests.outbox.brokers import kafka_transport, new_topic, relay_env
+from tests.outbox.helpers import outbox_settings
 from tests.project.outbox_app.models import PLAIN, PlainModel
 
 pytestmark = [
@@ -133,3 +137,61 @@ def test_an_unknown_database_is_refused(processes) -> None:
     assert "--database 'nowhere' is not in DATABASES" in out
     with pytest.raises(CommandError, match="'nowhere' is not in DATABASES"):
         call_command("outbox_purge", "--database", "nowhere")
+
+
+def test_the_databases_setting_is_what_publish_relays_by_default(probe, processes) -> None:
+    p = probe(PLAIN)
+    PlainModel.objects.using(OTHER).create(field_one="other", field_two="x")
+    PlainModel.objects.create(field_one="default", field_two="x")
+    relay = processes.start("publish", env={"MESSAGING_OUTBOX_DATABASES": f"default,{OTHER}"})
+    wait_until(lambda: sent(OTHER) == 1 and sent("default") == 1, timeout=60, what="both sent")
+    wait_until(lambda: len(p.messages) >= 2, what="both messages on the broker")
+    out = stop(relay)
+    assert bodies(p) == {"other", "default"}
+    assert "outbox relay (database eventstore)" in out
+
+
+def status_figures() -> dict[tuple[str, str], float]:
+    out = StringIO()
+    call_command("messaging_status", "--json", "--package", "outbox", stdout=out)
+    return {
+        (f["metric"], f["labels"]["database"]): f["value"]
+        for f in json.loads(out.getvalue())["figures"]
+    }
+
+
+def test_status_and_purge_cover_every_database_of_the_setting() -> None:
+    old = timezone.now() - dt.timedelta(days=30)
+    for using, unsent in (("default", 1), (OTHER, 3)):
+        Published.objects.using(using).create(
+            destination="/topic/x", body={}, status=StatusChoice.SUCCEEDED, sent_at=old
+        )
+        for _ in range(unsent):
+            Published.objects.using(using).create(destination="/topic/x", body={})
+    Published.objects.using(OTHER).create(
+        destination="/topic/x", body={}, status=StatusChoice.FAILED
+    )
+    # without the setting: the router's database only
+    assert status_figures() == {
+        ("outbox_backlog", "default"): 1,
+        ("outbox_oldest_unsent_age_seconds", "default"): pytest.approx(0, abs=30),
+        ("outbox_failed", "default"): 0,
+    }
+    with outbox_settings(DATABASES=["default", OTHER]):
+        figures = status_figures()
+        assert figures[("outbox_backlog", "default")] == 1
+        assert figures[("outbox_backlog", OTHER)] == 3
+        assert figures[("outbox_failed", OTHER)] == 1
+        out = StringIO()
+        call_command("outbox_purge", "--days", "1", "--published-only", stdout=out)
+    assert "deleted 1 published and 0 received rows in database 'default'" in out.getvalue()
+    assert f"deleted 1 published and 0 received rows in database '{OTHER}'" in out.getvalue()
+    assert sent("default") == sent(OTHER) == 0
+    assert len(statuses(OTHER)) == 4
+
+
+def test_a_database_of_the_setting_must_be_in_databases() -> None:
+    with outbox_settings(DATABASES=["default", "nowhere"]):
+        errors = [e for e in checks.run_checks() if e.id == "messaging.E006"]
+    assert len(errors) == 1
+    assert "'DATABASES']: names 'nowhere', which is not in DATABASES" in errors[0].msg

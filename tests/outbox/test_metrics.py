@@ -28,7 +28,7 @@ def test_relay_counters_and_backlog_gauge(stomp_address, probe, processes, uniqu
         "messaging_messages_produced_total",
         (("destination", destination), ("package", "outbox")),
     )
-    backlog = ("messaging_outbox_backlog", (("package", "outbox"),))
+    backlog = ("messaging_outbox_backlog", (("database", "default"), ("package", "outbox")))
 
     def settled() -> dict | None:
         samples = try_scrape(port)
@@ -39,7 +39,10 @@ def test_relay_counters_and_backlog_gauge(stomp_address, probe, processes, uniqu
     try:
         samples = wait_until(settled, timeout=60, interval=0.5, what="30 produced, backlog 0")
         wait_until(lambda: len(p.messages) >= 30, what="every message on the broker")
-        assert samples[("messaging_outbox_failed", (("package", "outbox"),))] == 0
+        assert (
+            samples[("messaging_outbox_failed", (("database", "default"), ("package", "outbox")))]
+            == 0
+        )
         assert (
             samples[
                 (

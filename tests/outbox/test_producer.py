@@ -6,21 +6,13 @@ import json
 
 import pytest
 import stomp
-from django.conf import settings
-from django.test import override_settings
 
 from django_messaging.outbox.exceptions import ExceededSendAttemptsException
 from django_messaging.outbox.factories import factory_connection, factory_producer
 from tests.helpers import wait_until
-from tests.outbox.helpers import topic
+from tests.outbox.helpers import outbox_settings, topic
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def outbox_settings(**values):
-    return override_settings(
-        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
-    )
 
 
 def test_send_event_delivers_body_and_headers(stomp_address, probe, unique_name) -> None:

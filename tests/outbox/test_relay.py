@@ -17,18 +17,10 @@ from django_messaging.outbox.models import Published
 from django_messaging.outbox.relay import Relay, claim_batch
 from django_messaging.outbox.transports.stomp import StompTransport
 from tests.helpers import skip_with_server_side_binding, wait_until
-from tests.outbox.helpers import drive, topic
+from tests.outbox.helpers import drive, outbox_settings, topic
 from tests.project.outbox_app.models import PLAIN, PlainModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
-
-
-def outbox_settings(**values):
-    from django.conf import settings
-
-    return override_settings(
-        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
-    )
 
 
 def sent_count() -> int:

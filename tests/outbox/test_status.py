@@ -52,9 +52,9 @@ def test_backlog_age_and_failed_rows() -> None:
 @pytest.mark.parametrize(
     ("option", "metric"),
     [
-        (("--max-backlog", "1"), "outbox_backlog = 2 > 1"),
-        (("--max-age", "300"), "outbox_oldest_unsent_age_seconds = 6"),
-        (("--max-dead-letters", "0"), "outbox_failed = 1 > 0"),
+        (("--max-backlog", "1"), "outbox_backlog (database=default) = 2 > 1"),
+        (("--max-age", "300"), "outbox_oldest_unsent_age_seconds (database=default) = 6"),
+        (("--max-dead-letters", "0"), "outbox_failed (database=default) = 1 > 0"),
     ],
 )
 def test_a_limit_exceeded_exits_1(option: tuple[str, str], metric: str) -> None:

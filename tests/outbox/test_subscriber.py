@@ -10,7 +10,6 @@ import socket
 
 import pytest
 from django.conf import settings
-from django.test import override_settings
 
 from django_messaging.outbox import connection as stomp_connection
 from django_messaging.outbox.consumers import DEAD_LETTER_REASON_HEADER, Consumer
@@ -19,17 +18,11 @@ from django_messaging.outbox.models import Received
 from tests.helpers import wait_until
 from tests.outbox import callbacks
 from tests.outbox.conftest import queue_depth
-from tests.outbox.helpers import drive, topic
+from tests.outbox.helpers import drive, outbox_settings, topic
 from tests.outbox.stomp_probe import send_raw
 from tests.project.outbox_app.models import Order
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(90)]
-
-
-def outbox_settings(**values):
-    return override_settings(
-        MESSAGING={**settings.MESSAGING, "OUTBOX": {**settings.MESSAGING["OUTBOX"], **values}}
-    )
 
 
 @pytest.fixture

@@ -207,6 +207,9 @@ if os.environ.get("MESSAGING_OUTBOX_TRANSPORTS"):  # JSON: the transports a test
 
     MESSAGING["OUTBOX"]["TRANSPORTS"] = json.loads(os.environ["MESSAGING_OUTBOX_TRANSPORTS"])
 
+if os.environ.get("MESSAGING_OUTBOX_DATABASES"):  # comma-separated aliases a test's relays read
+    MESSAGING["OUTBOX"]["DATABASES"] = os.environ["MESSAGING_OUTBOX_DATABASES"].split(",")
+
 if os.environ.get("MESSAGING_OUTBOX_CLAIM_TIMEOUT"):  # otherwise the package default
     MESSAGING["OUTBOX"]["DEFAULT_RELAY_CLAIM_TIMEOUT"] = float(
         os.environ["MESSAGING_OUTBOX_CLAIM_TIMEOUT"]

@@ -52,6 +52,20 @@ def _string_list(value: Any) -> str | None:
     return None
 
 
+def _database_aliases(value: Any) -> str | None:
+    from django.conf import settings as django_settings
+
+    for alias in value:
+        if alias not in django_settings.DATABASES:
+            return (
+                f"names {alias!r}, which is not in DATABASES "
+                f"(known: {', '.join(django_settings.DATABASES)})"
+            )
+    if len(set(value)) != len(value):
+        return "names a database twice"
+    return None
+
+
 NUMBER = (int, float)
 
 settings = Section(
@@ -192,6 +206,10 @@ settings = Section(
         # --- transports: name -> {"BACKEND": "stomp" | "kafka" | "amqp" | path, "OPTIONS": {}}
         # (see transports/named.py); "default" is STOMP over STOMP_* unless defined.
         "TRANSPORTS": Setting({}, dict, open=True),
+        # --- databases: the aliases of DATABASES that hold outbox rows, which ``publish`` relays,
+        # ``outbox_purge`` purges and ``messaging_status`` reports on; empty: the database the
+        # router gives for writing Published. (``--database`` of a command overrides it.)
+        "DATABASES": Setting([], (list, tuple), validate=_database_aliases),
         # --- retention (``./manage.py outbox_purge``) ------------------------------------------
         "DAYS_TO_KEEP_DATA": Setting(30, NUMBER, validate=_positive),
         "PURGE_BATCH_SIZE": Setting(

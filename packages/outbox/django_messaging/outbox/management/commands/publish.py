@@ -10,6 +10,7 @@ from django.core.management.base import CommandParser
 
 from django_messaging.core.commands import UsageError, WorkerCommand
 from django_messaging.core.worker import WorkerFactory
+from django_messaging.outbox.conf import settings as outbox_settings
 from django_messaging.outbox.relay import Relay
 from django_messaging.outbox.transports import named
 
@@ -21,9 +22,9 @@ class Command(WorkerCommand):
         "its own relay: with one transport (the default) it runs in this process; with several, "
         "each runs as a supervised worker process (--workers of them per transport). "
         "--transport limits the command to the transports named. The rows are read from the "
-        "database the router gives for writing Published (default: 'default'); a project that "
-        "writes outbox rows in several databases (models saved elsewhere, produce(using=...)) "
-        "relays each with --database, repeated. Runs until SIGTERM/SIGINT, "
+        "databases of MESSAGING['OUTBOX']['DATABASES'], by default the one the router gives for "
+        "writing Published ('default'); --database, repeated, names others. With several "
+        "databases each gets its relays. Runs until SIGTERM/SIGINT, "
         "which finish the current batch. Several relays (processes, hosts) may run at once: "
         "each row goes to exactly one, and rows with the same key go in order. "
         "Example: ./manage.py publish --transport events --batch-size 500 --workers 2"
@@ -53,7 +54,7 @@ class Command(WorkerCommand):
             dest="databases",
             metavar="ALIAS",
             help="relay the outbox rows of this database of DATABASES (repeat for several; "
-            "default: the database the router gives for writing Published)",
+            "default: MESSAGING['OUTBOX']['DATABASES'], or the router's database for Published)",
         )
 
     def check_options(self, **options: Any) -> None:
@@ -73,7 +74,9 @@ class Command(WorkerCommand):
     def worker_factories(self, workers: int, **options: Any) -> list[WorkerFactory]:
         batch_size = options["batch_size"]
         names = list(dict.fromkeys(options["transports"] or named.configured()))
-        databases: list[str | None] = list(dict.fromkeys(options["databases"] or [None]))
+        databases: list[str | None] = list(
+            dict.fromkeys(options["databases"] or outbox_settings.DATABASES or [None])
+        )
 
         return [
             partial(Relay, batch_size=batch_size, transport_name=name, using=using)

@@ -70,21 +70,26 @@ def services(session: nox.Session) -> None:
 #: The tests that kill worker processes or take a database away under them (pytest -k over
 #: test names): the slowest third of the suite's time.
 RECOVERY_TESTS = "kill or outage or restart or sigterm or crash"
+#: The other tests that run the project's commands as processes (end to end, spawned workers,
+#: the reference libraries' processes): the code they run is the code the in-process tests run.
+PROCESS_TESTS = "process or e2e or compat or spawn or worker"
 
 
 @nox.session
 @nox.parametrize("django,db", MATRIX, ids=[f"django{d}-{db}" for d, db in MATRIX])
 def tests(session: nox.Session, django: str, db: str) -> None:
     """Every package's tests against real services, on one Django version and one database.
-    On Django 4.2 the recovery tests (RECOVERY_TESTS) are left out unless pytest arguments
-    are given: they exercise the workers' own recovery, which the Django 5.2 sessions run on
-    both databases, and leaving them out keeps `./dev tests` under half an hour."""
+    On Django 4.2 the recovery tests (RECOVERY_TESTS) and the other process tests
+    (PROCESS_TESTS) are left out unless pytest arguments are given: the workers' own recovery
+    and the commands as processes, which the Django 5.2 sessions run on both databases. What
+    meets Django (the ORM, transactions, signals, commands, checks, migrations, admin) runs
+    in-process in the others. Leaving them out keeps `./dev tests` well under half an hour."""
     install_project(session, django)
     name = db_name(f"dj{django.replace('.', '')}_{db}")
     env = {"MESSAGING_TEST_DB": db, "MESSAGING_TEST_DB_NAME": name}
     selection = session.posargs
     if not selection and django != "5.2":
-        selection = ["-k", f"not ({RECOVERY_TESTS})"]
+        selection = ["-k", f"not ({RECOVERY_TESTS} or {PROCESS_TESTS})"]
     session.run("python", "-m", "pytest", *selection, env=env)
 
 

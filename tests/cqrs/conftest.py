@@ -290,24 +290,26 @@ class Consumer:
         self.log = Path(env["CQRS_LOG"])
 
     def start(self) -> Consumer:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "django",
-                "cqrs_consume",
-                "-w",
-                str(self.workers),
-                *self.args,
-                "--settings",
-                self.settings,
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=self.log.open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        # The child writes to its own copy of the descriptor: ours is closed at once.
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "django",
+                    "cqrs_consume",
+                    "-w",
+                    str(self.workers),
+                    *self.args,
+                    "--settings",
+                    self.settings,
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def kill(self) -> None:

@@ -116,13 +116,14 @@ def test_the_master_deletes_confirmed_rows_once_the_database_is_back(
         "MESSAGING_POSTGRES_URL": through(pg_proxy),
     }
     stop_file = tmp_path / "stop"
-    master = subprocess.Popen(
-        [sys.executable, "-m", "tests.cqrs.outage_master", str(stop_file)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        master = subprocess.Popen(
+            [sys.executable, "-m", "tests.cqrs.outage_master", str(stop_file)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until(lambda: "saved 30" in log.read_text(), timeout=60, what="saves before")
         pg_proxy.cut()
@@ -184,16 +185,17 @@ def test_the_relay_logs_an_outage_once_and_sends_what_is_stored_when_it_is_back(
         "MESSAGING_LOG_LEVEL": "INFO",
         "MESSAGING_POSTGRES_URL": through(pg_proxy),
     }
-    relay = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "django", "cqrs_pending", "run"),
-            *("--interval", "0.1", "--settings", "tests.project.settings"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-    )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        relay = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "django", "cqrs_pending", "run"),
+                *("--interval", "0.1", "--settings", "tests.project.settings"),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_until(lambda: pg_proxy.connections >= 1, timeout=30, what="the relay's first read")
         pg_proxy.cut()

@@ -152,13 +152,14 @@ def relays(cqrs_settings, tmp_path) -> Iterator[Any]:
         if proxy is not None:
             env["MESSAGING_RABBITMQ_URL"] = f"amqp://guest:guest@127.0.0.1:{proxy.port}/%2F"
         command = ["cqrs_pending", "run", "--interval", "0.05"]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "django", *command, "--settings", "tests.project.settings"],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
+        with log.open("ab") as out:  # the child keeps its own descriptor
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "django", *command, "--settings", "tests.project.settings"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         proc.log = log  # type: ignore[attr-defined]
         started.append(proc)
         return proc

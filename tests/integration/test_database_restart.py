@@ -105,17 +105,17 @@ def test_workers_ride_out_a_postgresql_restart(server, unique_name, stomp_addres
             outbox_queue,
         ],
     }
-    workers = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "django", *argv],
-            env=env,
-            cwd=ROOT,
-            stdout=logs[name].open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        for name, argv in commands.items()
-    }
+    workers = {}
+    for name, argv in commands.items():
+        with logs[name].open("wb") as out:  # the child keeps its own descriptor
+            workers[name] = subprocess.Popen(
+                [sys.executable, "-m", "django", *argv],
+                env=env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def output(name: str) -> str:
         return logs[name].read_text(errors="replace")

@@ -143,6 +143,26 @@ def no_time_zones(session: nox.Session) -> None:
 
 
 @nox.session
+def server_side_binding(session: nox.Session) -> None:
+    """The in-process tests of the outbox, CQRS, Kafka and core on PostgreSQL with psycopg's
+    server-side binding (``OPTIONS["server_side_binding"]``): each statement travels apart
+    from its parameters, so a parameter where PostgreSQL takes none (``SET``), several
+    statements in one string and statement reuse behave otherwise than with Django's default
+    client-side binding. The process tests run with the default in ``tests``."""
+    install_project(session)
+    env = {
+        "MESSAGING_TEST_DB": "postgres",
+        "MESSAGING_TEST_DB_NAME": db_name("binding"),
+        "MESSAGING_TEST_DB_OPTIONS": '{"server_side_binding": true}',
+    }
+    selection = session.posargs or [
+        *("tests/core", "tests/outbox", "tests/cqrs", "tests/kafka", "tests/integration"),
+        *("-k", f"not ({RECOVERY_TESTS} or {PROCESS_TESTS})"),
+    ]
+    session.run("python", "-m", "pytest", *selection, env=env)
+
+
+@nox.session
 @nox.parametrize("package", PACKAGES)
 def alone(session: nox.Session, package: str) -> None:
     """One feature distribution installed alone with core, as `pip install

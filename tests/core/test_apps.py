@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -47,3 +48,29 @@ def test_the_apps_need_no_migration_and_raise_no_warning_under_any_default_auto_
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "ok"
+
+
+def test_a_project_on_sqlite_starts_without_the_clients_it_does_not_use():
+    """Django's start (apps, models, the project's connectors and CQRS models) loads neither
+    psycopg nor requests nor pika: each is imported by the first PostgreSQL connection, Kafka
+    Connect call or RabbitMQ transport. Every process of a project paid for them before."""
+    script = (
+        "import sys, django; django.setup()\n"
+        "from django.core import checks; checks.run_checks()\n"
+        "loaded = [m for m in ('psycopg', 'requests', 'pika') if m in sys.modules]\n"
+        "assert not loaded, f'imported at start: {loaded}'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.project.settings",
+            "MESSAGING_TEST_DB": "sqlite",
+            "MESSAGING_CQRS_TRANSPORT": "django_messaging.cqrs.transport.TransportMock",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

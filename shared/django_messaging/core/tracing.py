@@ -51,7 +51,9 @@ __all__ = [
 #: True once :func:`enable` succeeded; callers on hot paths test it before calling.
 enabled = False
 
-_new_traces = False  # a message without trace context starts a new trace (see enable())
+#: True when a message without trace context starts a new trace (see :func:`enable`): with it
+#: off, a traced hot path may skip a message whose headers are ``None`` without a call.
+starts_new_traces = False
 
 _tracer: Any = None
 _propagator: Any = None
@@ -65,10 +67,10 @@ def enable(tracer_provider: Any = None, *, new_traces: bool = False) -> bool:
     changes) when ``opentelemetry-api`` is missing. Calling it again changes nothing but
     ``new_traces``: with ``True``, a message that carries no trace context gets a root span
     (subject to the provider's sampler) instead of none."""
-    global enabled, _new_traces, _tracer, _propagator
+    global enabled, starts_new_traces, _tracer, _propagator
     with _lock:
         if enabled:
-            _new_traces = new_traces
+            starts_new_traces = new_traces
             return True
         try:
             from opentelemetry import trace
@@ -79,7 +81,7 @@ def enable(tracer_provider: Any = None, *, new_traces: bool = False) -> bool:
             return False
         _tracer = trace.get_tracer("django_messaging", tracer_provider=tracer_provider)
         _propagator = TraceContextTextMapPropagator()
-        _new_traces = new_traces
+        starts_new_traces = new_traces
         enabled = True
         return True
 
@@ -163,7 +165,7 @@ def traced(headers: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> boo
     """Whether :func:`process` does anything for a message with these headers: tracing is on
     and the message carries trace context, or :func:`enable` asked for ``new_traces``. Hot
     paths call it to skip :func:`process` (and building its attributes) for the rest."""
-    return enabled and (_new_traces or _traceparent(headers) is not None)
+    return enabled and (starts_new_traces or _traceparent(headers) is not None)
 
 
 def inject(headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -226,7 +228,7 @@ def send_all(system: str, messages: Sequence[Any]) -> list[Any]:
     for message in messages:
         traceparent = message.headers.get("traceparent") if message.headers else None
         if traceparent is None:
-            if not _new_traces:
+            if not starts_new_traces:
                 continue  # no trace to continue: the message goes without one
         elif not _sampled(traceparent):
             continue  # sampled out where it started: its headers pass on unchanged
@@ -270,7 +272,7 @@ def process(
         return
     traceparent = None if batch else _traceparent(headers)
     if traceparent is None:
-        if headers is not None and not _new_traces and not batch:
+        if headers is not None and not starts_new_traces and not batch:
             yield None  # no trace to continue, and none to start
             return
     elif not _sampled(traceparent):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import operator
 import time
 from typing import Any, ClassVar
 
@@ -46,6 +47,7 @@ __all__ = ["TRANSIENT_ERRORS", "Consumer"]
 logger = logging.getLogger(__name__)
 
 _NOT_ATOMIC: Any = object()
+_topic = operator.methodcaller("topic")
 
 
 class Consumer(FailurePolicy, Worker):
@@ -177,7 +179,7 @@ class Consumer(FailurePolicy, Worker):
             started = time.perf_counter()
             self.process_batch(msgs, done)
             if metrics.enabled:
-                metrics.consumed_batch("kafka", (m.topic() for m in msgs), started)
+                metrics.consumed_batch("kafka", map(_topic, msgs), started)
 
     def messages_handled(self) -> int:
         """Messages taken from the broker since the start (a retried one counts once per try)."""
@@ -499,7 +501,8 @@ class Consumer(FailurePolicy, Worker):
 
         def traced(msg: Message) -> Any:
             headers = msg.headers()
-            if not tracing.traced(headers):  # no trace to continue: no span (see core.tracing)
+            # No trace to continue: no span (see core.tracing). Most messages have no headers.
+            if (headers is None and not tracing.starts_new_traces) or not tracing.traced(headers):
                 return call(msg)
             with tracing.process(
                 "kafka",

@@ -143,17 +143,20 @@ def no_time_zones(session: nox.Session) -> None:
 
 
 @nox.session
-def server_side_binding(session: nox.Session) -> None:
+def pool_and_binding(session: nox.Session) -> None:
     """The in-process tests of the outbox, CQRS, Kafka and core on PostgreSQL with psycopg's
-    server-side binding (``OPTIONS["server_side_binding"]``): each statement travels apart
-    from its parameters, so a parameter where PostgreSQL takes none (``SET``), several
-    statements in one string and statement reuse behave otherwise than with Django's default
-    client-side binding. The process tests run with the default in ``tests``."""
+    server-side binding (``OPTIONS["server_side_binding"]``) and Django's connection pool
+    (``OPTIONS["pool"]``). With the binding each statement travels apart from its parameters,
+    so a parameter where PostgreSQL takes none (``SET``), several statements in one string
+    and statement reuse behave otherwise than with Django's default client-side binding. With
+    the pool a closed connection keeps its session (prepared statements, settings) for the
+    next user, and an unreachable database is waited for up to the pool's timeout. The process
+    tests run with the defaults in ``tests``."""
     install_project(session)
     env = {
         "MESSAGING_TEST_DB": "postgres",
         "MESSAGING_TEST_DB_NAME": db_name("binding"),
-        "MESSAGING_TEST_DB_OPTIONS": '{"server_side_binding": true}',
+        "MESSAGING_TEST_DB_OPTIONS": '{"server_side_binding": true, "pool": true}',
     }
     selection = session.posargs or [
         *("tests/core", "tests/outbox", "tests/cqrs", "tests/kafka", "tests/integration"),

@@ -107,6 +107,15 @@ def spans() -> Iterator[Any]:
         provider.shutdown()
 
 
+def close_connection_and_pool(connection: Any) -> None:
+    """Close ``connection``; with Django's connection pool, close the pool too, so that the
+    next connection is a new one made with the settings as they are then (a pooled connection
+    keeps its session: cursor class, prepared statements)."""
+    connection.close()
+    if connection.settings_dict["OPTIONS"].get("pool"):
+        connection.close_pool()
+
+
 @pytest.fixture(params=[False, True], ids=["client-side binding", "server-side binding"])
 def pg_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     """The test's PostgreSQL connection with the ``server_side_binding`` option off, then on
@@ -118,13 +127,25 @@ def pg_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     options = connection.settings_dict["OPTIONS"]
     before = options.get("server_side_binding", _ABSENT)
     options["server_side_binding"] = request.param
-    connection.close()
+    close_connection_and_pool(connection)
     yield
     if before is _ABSENT:
         options.pop("server_side_binding")
     else:
         options["server_side_binding"] = before
-    connection.close()
+    close_connection_and_pool(connection)
+
+
+@pytest.fixture
+def new_pg_session() -> Iterator[None]:
+    """The test starts on a PostgreSQL session of its own, and leaves none behind: what it
+    prepares or sets is not met by another test (with a connection pool, a closed connection
+    goes back to the pool with its session)."""
+    from django.db import connection
+
+    close_connection_and_pool(connection)
+    yield
+    close_connection_and_pool(connection)
 
 
 _ABSENT = object()

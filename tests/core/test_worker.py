@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -315,3 +316,47 @@ def test_spawned_workers_need_picklable_factories_refused_before_any_start() -> 
             child_arguments([factory, factory], method)
     with pytest.raises(ConfigurationError, match="not available"):
         child_arguments([factory, factory], "teleport")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_forked_workers_never_share_a_pooled_connection(tmp_path: Path) -> None:
+    """With Django's connection pool (PostgreSQL, Django 5.1+), closing the connections before
+    forking left the pool's own open: each child took the same inherited socket from it, so two
+    processes spoke on one database session."""
+    import django
+
+    if connection.vendor != "postgresql" or django.VERSION < (5, 1):
+        pytest.skip("the connection pool of Django's PostgreSQL backend")
+    pytest.importorskip("psycopg_pool")
+    options = json.loads(os.environ.get("MESSAGING_TEST_DB_OPTIONS") or "{}")
+    options["pool"] = {"min_size": 2}
+    log = tmp_path / "backends.log"
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.core.pool_fork_script", str(log)],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "MESSAGING_TEST_DB": "postgres",
+            "MESSAGING_TEST_DB_NAME": connection.settings_dict["NAME"],
+            "MESSAGING_TEST_DB_OPTIONS": json.dumps(options),
+        },
+        capture_output=True,
+        text=True,
+        timeout=STARTUP + 60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    backends: dict[int, set[int]] = defaultdict(set)
+    for line in log.read_text().splitlines():
+        pid, backend = map(int, line.split())
+        backends[pid].add(backend)
+    supervisor = backends.pop(result_pid(log))
+    assert len(backends) == 2, backends
+    first, second = backends.values()
+    assert not first & second, f"two workers on one database session: {backends}"
+    assert not (first | second) & supervisor, "a worker on the supervisor's session"
+
+
+def result_pid(log: Path) -> int:
+    """The supervisor's pid: the first line of the log is its own."""
+    return int(log.read_text().split()[0])

@@ -250,7 +250,7 @@ def prepare_again():
     staging._prepare_failed[0] = False
 
 
-def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
+def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings, new_pg_session):
     for i in range(3):
         Product.objects.create(name=f"prepared {i}")
     (statement,) = _prepared_statements()
@@ -259,7 +259,7 @@ def test_the_statement_is_prepared_on_psycopg_3(broker, cqrs_settings):
     assert len(messages(broker, cqrs_settings["queue"])) == 3
 
 
-def test_prepared_statements_can_be_turned_off(broker, cqrs_settings):
+def test_prepared_statements_can_be_turned_off(broker, cqrs_settings, new_pg_session):
     cqrs_settings["master"] = {"CQRS_PREPARED_STATEMENTS": False}
     Product.objects.create(name="plain")
     assert _prepared_statements() == []

@@ -311,6 +311,17 @@ def child_arguments(
     return method, args
 
 
+def close_connections_before_fork() -> None:
+    """Close this process's database connections and Django's connection pools (PostgreSQL,
+    ``OPTIONS["pool"]``) with the connections they hold open: a forked child inherits every
+    open socket, and two processes speaking on one database session corrupt each other's
+    statements and transactions. What the process queries next opens afresh."""
+    db.connections.close_all()
+    for connection in db.connections.all():
+        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            connection.close_pool()
+
+
 def run_workers(
     factories: Sequence[WorkerFactory],
     *,
@@ -339,13 +350,13 @@ def run_workers(
     children = [_Child(i, f) for i, f in enumerate(factories)]
     pause = Backoff(*backoff)
     previous = _install(stop)
-    db.connections.close_all()  # never share a database socket with a forked child
     exit_code = 0
     try:
         while not stop:
             now = time.monotonic()
             for child in children:
                 if child.process is None and now >= child.next_start:
+                    close_connections_before_fork()  # also before a restart
                     child.process = context.Process(
                         target=_child_main,
                         args=(

@@ -318,8 +318,9 @@ def close_connections_before_fork() -> None:
     statements and transactions. What the process queries next opens afresh."""
     db.connections.close_all()
     for connection in db.connections.all():
-        if connection.settings_dict.get("OPTIONS", {}).get("pool"):
-            connection.close_pool()
+        close_pool = getattr(connection, "close_pool", None)  # PostgreSQL, Django 5.1+
+        if close_pool is not None and connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            close_pool()
 
 
 def run_workers(

@@ -14,6 +14,7 @@ import pytest
 from django.conf import settings
 
 from tests import services
+from tests.helpers import close_connection_and_pool
 
 
 def _fail_missing(exc: services.ServiceMissing) -> None:
@@ -105,15 +106,6 @@ def spans() -> Iterator[Any]:
     finally:
         tracing.disable()
         provider.shutdown()
-
-
-def close_connection_and_pool(connection: Any) -> None:
-    """Close ``connection``; with Django's connection pool, close the pool too, so that the
-    next connection is a new one made with the settings as they are then (a pooled connection
-    keeps its session: cursor class, prepared statements)."""
-    connection.close()
-    if connection.settings_dict["OPTIONS"].get("pool"):
-        connection.close_pool()
 
 
 @pytest.fixture(params=[False, True], ids=["client-side binding", "server-side binding"])

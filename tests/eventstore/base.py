@@ -9,6 +9,8 @@ from typing import ClassVar
 from django.db import connections
 from django.test import TransactionTestCase
 
+from tests.helpers import close_connection_and_pool
+
 AVAILABLE_APPS = [
     "django_messaging.core",
     "django_messaging.eventstore",
@@ -32,11 +34,18 @@ def close_other_connections(alias: str = "default") -> None:
         gc.collect()
         gc.collect()
     elif connection.vendor == "postgresql":
+        # With Django's connection pool, the sessions ended here would be handed out again:
+        # the pool is closed before (this query's connection is a new one) and after.
+        pooled = bool(connection.settings_dict["OPTIONS"].get("pool"))
+        if pooled:
+            close_connection_and_pool(connection)
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
+        if pooled:
+            close_connection_and_pool(connection)
     elif connection.vendor == "mysql":
         with connection.cursor() as cursor:
             cursor.execute(

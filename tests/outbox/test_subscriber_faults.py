@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from tests.outbox.conftest import Output, queue_depth, through
 from tests.outbox.helpers import topic
 from tests.outbox.stomp_probe import send_raw
 from tests.project.outbox_app.models import Order
+from tests.proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -134,3 +136,34 @@ def test_database_outage_while_handling_waits_for_the_database(
     assert queue_depth(dlq) == (0, 0)
     assert "database available again" in output.text
     stop(sub, output)
+
+
+def test_sigterm_while_the_broker_does_not_answer_stops_without_waiting_it_out(
+    stomp_address, processes, unique_name
+) -> None:
+    """A broker that takes the connection and answers nothing (one still starting, a stuck
+    proxy): SIGTERM waited out the connect timeout (10 s) before the subscriber exited. It
+    ends the wait."""
+    destination, _ = topic(unique_name)
+    proxy = TcpProxy(stomp_address).start()
+    proxy.hold()  # what the broker says waits at the proxy: no CONNECTED frame comes
+    try:
+        sub = processes.start(
+            "subscribe",
+            "tests.outbox.callbacks.store_order",
+            destination,
+            unique_name("q"),
+            env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"},
+        )
+        output = Output(sub)
+        wait_until(lambda: proxy.connections == 1, timeout=60, what="the subscriber connecting")
+        wait_until(lambda: catches_signal(sub.pid, signal.SIGTERM), what="the worker running")
+        asked = time.monotonic()
+        sub.send_signal(signal.SIGTERM)
+        code = sub.wait(30)
+        waited = time.monotonic() - asked
+    finally:
+        proxy.stop()
+    assert code == 0, output.text
+    assert waited < 5, f"exited {waited:.1f}s after SIGTERM:\n{output.text}"
+    assert "stop requested while waiting" in output.text

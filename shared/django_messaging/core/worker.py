@@ -66,6 +66,9 @@ class Worker:
     #: process exits at once with status 1, leaving what it held to the broker to redeliver.
     #: ``None``: wait as long as it takes.
     shutdown_timeout: float | None = None
+    #: Set by :func:`run_worker` before :meth:`start`: true once a stop was requested. A unit
+    #: that may wait long on a broker (a connect, a receipt) can give up when it is.
+    stop_requested: StopRequested | None = None
 
     def start(self) -> None:
         """Open connections, subscribe. Called once before the first unit."""
@@ -153,6 +156,7 @@ def run_worker(worker: Worker, stop: StopRequested | None = None) -> None:
                 daemon=True,
             ).start()
         thresholds = gc.get_threshold()
+        worker.stop_requested = stop
         try:
             worker.start()
             sampler = Sampler.for_worker(worker)

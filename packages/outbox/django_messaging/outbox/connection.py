@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django_messaging.core.reconnect import Backoff
@@ -59,9 +60,11 @@ def factory_connection(*, auto_decode: bool = True, heartbeats: bool = True) -> 
     return connection
 
 
-def connect(connection: Any, timeout: float | None = None) -> None:
+def connect(
+    connection: Any, timeout: float | None = None, stopped: Callable[[], bool] | None = None
+) -> None:
     """CONNECT with the configured credentials and wait up to ``timeout`` (default
-    :data:`CONNECT_TIMEOUT`) seconds for CONNECTED.
+    :data:`CONNECT_TIMEOUT`) seconds for CONNECTED, or until ``stopped()`` is true.
 
     stomp.py's own wait has no deadline: a broker that accepts the socket but never answers (one
     that is still starting, or a stuck proxy) would hold the caller, and its SIGTERM, forever.
@@ -77,6 +80,9 @@ def connect(connection: Any, timeout: float | None = None) -> None:
         if time.monotonic() >= deadline:
             disconnect(connection)
             raise TimeoutError(f"no CONNECTED frame from the broker within {timeout:g}s")
+        if stopped is not None and stopped():
+            disconnect(connection)
+            raise InterruptedError("stop requested while waiting for the broker's CONNECTED")
         time.sleep(0.005)
 
 

@@ -185,15 +185,24 @@ class Consumer(Worker):
     def _receipt(self) -> str:
         return f"{self.subscription_id}-r{next(self._counter)}"
 
-    def _wait_receipt(self, receipt: str, what: str, timeout: float | None = None) -> None:
+    def _stopping(self) -> bool:
+        return bool(self.stop_requested)
+
+    def _wait_receipt(
+        self, receipt: str, what: str, timeout: float | None = None, *, until_stop: bool = False
+    ) -> None:
+        """Wait for the broker's RECEIPT ``receipt``; ``until_stop``: give up when a stop is
+        requested (while connecting: nothing is held that a stop must finish)."""
         deadline = time.monotonic() + (timeout or float(settings.RECEIPT_TIMEOUT))
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TransportError(f"no receipt from the broker for {what}")
             try:
-                item = self._receipts.get(timeout=min(remaining, 0.5))
+                item = self._receipts.get(timeout=min(remaining, 0.2 if until_stop else 0.5))
             except queue.Empty:
+                if until_stop and self._stopping():
+                    raise TransportError(f"stop requested while waiting for {what}") from None
                 continue
             if item is _LOST:
                 raise TransportError(f"connection lost while waiting for {what}")
@@ -210,7 +219,7 @@ class Consumer(Worker):
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection
         try:
-            stomp_connection.connect(connection)
+            stomp_connection.connect(connection, stopped=self._stopping)
         except Exception as exc:
             self._close()
             raise TransportError(
@@ -235,7 +244,7 @@ class Consumer(Worker):
         connection.subscribe(
             self.destination, self.subscription_id, ack="client-individual", headers=headers
         )
-        self._wait_receipt(receipt, f"SUBSCRIBE {self.destination}")
+        self._wait_receipt(receipt, f"SUBSCRIBE {self.destination}", until_stop=True)
         logger.info(
             "subscribed to %s (queue %s, dead letters to %s)",
             self.destination,
@@ -260,7 +269,7 @@ class Consumer(Worker):
         )
         receipt = self._receipt()
         self.connection.abort(transaction, headers={"receipt": receipt})
-        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}")
+        self._wait_receipt(receipt, f"declaring {self.dead_letter_queue}", until_stop=True)
 
     def _close(self) -> None:
         connection, self.connection = self.connection, None
@@ -303,6 +312,10 @@ class Consumer(Worker):
         try:
             self._connect()
         except Exception as exc:
+            if self._stopping():
+                logger.info("subscriber for %s stopping: %s", self.destination, exc)
+                self._close()
+                return False
             self._connect_failures += 1
             delay = stomp_connection.reconnect_backoff().delay(self._connect_failures)
             self._next_connect = time.monotonic() + delay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -150,3 +151,25 @@ def test_a_live_relay_keeps_its_claims_past_the_lease(stomp_address, proxy) -> N
         finally:
             proxy.release()
             relay.stop()
+
+
+def test_sigterm_while_the_broker_does_not_answer_stops_without_waiting_it_out(
+    processes, unique_name, proxy
+) -> None:
+    """A broker that takes the connection and answers nothing: SIGTERM waited out the
+    connect timeout (10 s) before the relay exited. It ends the wait; the row stays unsent."""
+    destination, _ = topic(unique_name)
+    proxy.hold()  # what the broker says waits at the proxy: no CONNECTED frame comes
+    make_rows(destination, 1)  # the relay connects once there is something to send
+    relay = processes.start("publish", env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"})
+    output = Output(relay)
+    wait_until(lambda: proxy.connections == 1, timeout=60, what="the relay connecting")
+    wait_until(lambda: catches_signal(relay.pid, signal.SIGTERM), what="the worker running")
+    asked = time.monotonic()
+    relay.send_signal(signal.SIGTERM)
+    code = relay.wait(30)
+    waited = time.monotonic() - asked
+    assert code == 0, output.text
+    assert waited < 5, f"exited {waited:.1f}s after SIGTERM:\n{output.text}"
+    assert "stop requested while waiting" in output.text
+    assert sent() == 0

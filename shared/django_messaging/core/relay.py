@@ -255,7 +255,11 @@ class Relay(Worker, Generic[Row]):
     def start(self) -> None:
         if self.transport is None:
             self.transport = self.make_transport()
+        self.transport.stopped = self._stopping
         logger.info("relay %s starting", self.owner)
+
+    def _stopping(self) -> bool:
+        return bool(self.stop_requested)
 
     def stop(self) -> None:
         """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
@@ -804,6 +808,9 @@ class Relay(Worker, Generic[Row]):
         try:
             self.transport.open()
         except Exception as exc:
+            if self._stopping():
+                logger.info("relay %s stopping: %s", self.owner, exc)
+                return False
             self._connect_failures += 1
             delay = policy.reconnect.delay(self._connect_failures)
             self._next_connect = time.monotonic() + delay

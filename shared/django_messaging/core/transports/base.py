@@ -61,6 +61,10 @@ class Transport(abc.ABC):
     """A connection to one broker: ``open``, ``send`` asking for confirmation, ``poll`` the
     confirmations, ``close``. Used from one thread."""
 
+    #: Set by the relay that runs the transport: true once its worker was asked to stop. An
+    #: ``open`` that waits for a broker which answers nothing may end its wait then.
+    stopped: Callable[[], bool] | None = None
+
     @abc.abstractmethod
     def open(self) -> None:
         """Connect; raise on failure (the caller backs off and tries again)."""

@@ -79,7 +79,7 @@ class StompTransport(Transport):
         self._broken = False
         self._error = None
         try:
-            stomp_connection.connect(connection)
+            stomp_connection.connect(connection, stopped=self.stopped)
         except Exception as exc:
             stomp_connection.disconnect(connection)
             raise TransportError(

@@ -255,11 +255,8 @@ class Relay(Worker, Generic[Row]):
     def start(self) -> None:
         if self.transport is None:
             self.transport = self.make_transport()
-        self.transport.stopped = self._stopping
+        self.transport.stopped = self.stopping
         logger.info("relay %s starting", self.owner)
-
-    def _stopping(self) -> bool:
-        return bool(self.stop_requested)
 
     def stop(self) -> None:
         """Wait (bounded) for the receipts of what is in flight, then give back the rest."""
@@ -808,7 +805,7 @@ class Relay(Worker, Generic[Row]):
         try:
             self.transport.open()
         except Exception as exc:
-            if self._stopping():
+            if self.stopping():
                 logger.info("relay %s stopping: %s", self.owner, exc)
                 return False
             self._connect_failures += 1

@@ -70,6 +70,10 @@ class Worker:
     #: that may wait long on a broker (a connect, a receipt) can give up when it is.
     stop_requested: StopRequested | None = None
 
+    def stopping(self) -> bool:
+        """True once a stop was requested (see :attr:`stop_requested`)."""
+        return bool(self.stop_requested)
+
     def start(self) -> None:
         """Open connections, subscribe. Called once before the first unit."""
 

@@ -185,9 +185,6 @@ class Consumer(Worker):
     def _receipt(self) -> str:
         return f"{self.subscription_id}-r{next(self._counter)}"
 
-    def _stopping(self) -> bool:
-        return bool(self.stop_requested)
-
     def _wait_receipt(
         self, receipt: str, what: str, timeout: float | None = None, *, until_stop: bool = False
     ) -> None:
@@ -201,7 +198,7 @@ class Consumer(Worker):
             try:
                 item = self._receipts.get(timeout=min(remaining, 0.2 if until_stop else 0.5))
             except queue.Empty:
-                if until_stop and self._stopping():
+                if until_stop and self.stopping():
                     raise TransportError(f"stop requested while waiting for {what}") from None
                 continue
             if item is _LOST:
@@ -219,7 +216,7 @@ class Consumer(Worker):
         connection.set_listener(self.listener_name, listener_class(self))
         self.connection = connection
         try:
-            stomp_connection.connect(connection, stopped=self._stopping)
+            stomp_connection.connect(connection, stopped=self.stopping)
         except Exception as exc:
             self._close()
             raise TransportError(
@@ -312,7 +309,7 @@ class Consumer(Worker):
         try:
             self._connect()
         except Exception as exc:
-            if self._stopping():
+            if self.stopping():
                 logger.info("subscriber for %s stopping: %s", self.destination, exc)
                 self._close()
                 return False

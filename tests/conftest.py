@@ -14,7 +14,6 @@ import pytest
 from django.conf import settings
 
 from tests import services
-from tests.helpers import close_connection_and_pool
 
 
 def _fail_missing(exc: services.ServiceMissing) -> None:
@@ -114,18 +113,20 @@ def pg_binding(request: pytest.FixtureRequest) -> Iterator[None]:
     (a test of a transactional test case: the connection is closed to take it)."""
     from django.db import connection
 
+    from django_messaging.core.worker import close_connections_and_pools
+
     if connection.vendor != "postgresql":
         pytest.skip("a PostgreSQL option")
     options = connection.settings_dict["OPTIONS"]
     before = options.get("server_side_binding", _ABSENT)
     options["server_side_binding"] = request.param
-    close_connection_and_pool(connection)
+    close_connections_and_pools()
     yield
     if before is _ABSENT:
         options.pop("server_side_binding")
     else:
         options["server_side_binding"] = before
-    close_connection_and_pool(connection)
+    close_connections_and_pools()
 
 
 @pytest.fixture
@@ -133,11 +134,11 @@ def new_pg_session() -> Iterator[None]:
     """The test starts on a PostgreSQL session of its own, and leaves none behind: what it
     prepares or sets is not met by another test (with a connection pool, a closed connection
     goes back to the pool with its session)."""
-    from django.db import connection
+    from django_messaging.core.worker import close_connections_and_pools
 
-    close_connection_and_pool(connection)
+    close_connections_and_pools()
     yield
-    close_connection_and_pool(connection)
+    close_connections_and_pools()
 
 
 _ABSENT = object()

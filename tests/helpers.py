@@ -121,12 +121,3 @@ def skip_with_server_side_binding() -> None:
         "server_side_binding"
     ):
         pytest.skip("server-side binding sends one statement per round trip")
-
-
-def close_connection_and_pool(connection: Any) -> None:
-    """Close ``connection``; with Django's connection pool, close the pool too, so that the
-    next connection is a new one made with the settings as they are then (a pooled connection
-    keeps its session: cursor class, prepared statements)."""
-    connection.close()
-    if connection.settings_dict["OPTIONS"].get("pool"):
-        connection.close_pool()

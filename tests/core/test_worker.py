@@ -350,13 +350,13 @@ def test_forked_workers_never_share_a_pooled_connection(tmp_path: Path) -> None:
     for line in log.read_text().splitlines():
         pid, backend = map(int, line.split())
         backends[pid].add(backend)
-    supervisor = backends.pop(result_pid(log))
+    supervisor = backends.pop(supervisor_pid(log))
     assert len(backends) == 2, backends
     first, second = backends.values()
     assert not first & second, f"two workers on one database session: {backends}"
     assert not (first | second) & supervisor, "a worker on the supervisor's session"
 
 
-def result_pid(log: Path) -> int:
+def supervisor_pid(log: Path) -> int:
     """The supervisor's pid: the first line of the log is its own."""
     return int(log.read_text().split()[0])

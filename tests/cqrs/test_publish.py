@@ -15,7 +15,7 @@ from django.db import (
     transaction,
 )
 
-from django_messaging.core.worker import close_connections_before_fork
+from django_messaging.core.worker import close_connections_and_pools
 from django_messaging.cqrs.controller import producer
 from django_messaging.cqrs.models import PendingMessage
 from django_messaging.cqrs.publishing import wait_for_confirms
@@ -290,7 +290,7 @@ def test_a_forked_child_publishes_on_a_connection_of_its_own(
     Product.objects.create(name="parent before")
     assert wait_for_confirms() == 0
     assert opened == [os.getpid()]
-    close_connections_before_fork()  # the child opens its own database connection, as workers do
+    close_connections_and_pools()  # the child opens its own database connection, as workers do
     pid = os.fork()
     if pid == 0:  # the child: never back into the test runner
         code = 1

@@ -9,7 +9,7 @@ from typing import ClassVar
 from django.db import connections
 from django.test import TransactionTestCase
 
-from tests.helpers import close_connection_and_pool
+from django_messaging.core.worker import close_connections_and_pools
 
 AVAILABLE_APPS = [
     "django_messaging.core",
@@ -38,14 +38,14 @@ def close_other_connections(alias: str = "default") -> None:
         # the pool is closed before (this query's connection is a new one) and after.
         pooled = bool(connection.settings_dict["OPTIONS"].get("pool"))
         if pooled:
-            close_connection_and_pool(connection)
+            close_connections_and_pools()
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         if pooled:
-            close_connection_and_pool(connection)
+            close_connections_and_pools()
     elif connection.vendor == "mysql":
         with connection.cursor() as cursor:
             cursor.execute(

@@ -14,7 +14,6 @@ from tests.outbox.conftest import Output, queue_depth, through
 from tests.outbox.helpers import assert_gives_up_the_broker_at_once, topic
 from tests.outbox.stomp_probe import send_raw
 from tests.project.outbox_app.models import Order
-from tests.proxy import TcpProxy
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -138,24 +137,20 @@ def test_database_outage_while_handling_waits_for_the_database(
 
 
 def test_sigterm_while_the_broker_does_not_answer_stops_without_waiting_it_out(
-    stomp_address, processes, unique_name
+    processes, unique_name, proxy
 ) -> None:
     """A broker that takes the connection and answers nothing (one still starting, a stuck
     proxy): SIGTERM waited out the connect timeout (10 s) before the subscriber exited. It
     ends the wait."""
     destination, _ = topic(unique_name)
-    proxy = TcpProxy(stomp_address).start()
     proxy.hold()  # what the broker says waits at the proxy: no CONNECTED frame comes
-    try:
-        sub = processes.start(
-            "subscribe",
-            "tests.outbox.callbacks.store_order",
-            destination,
-            unique_name("q"),
-            env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"},
-        )
-        output = Output(sub)
-        wait_until(lambda: proxy.connections == 1, timeout=60, what="the subscriber connecting")
-        assert_gives_up_the_broker_at_once(sub, output)
-    finally:
-        proxy.stop()
+    sub = processes.start(
+        "subscribe",
+        "tests.outbox.callbacks.store_order",
+        destination,
+        unique_name("q"),
+        env={"MESSAGING_STOMP_ADDRESS": f"127.0.0.1:{proxy.port}"},
+    )
+    output = Output(sub)
+    wait_until(lambda: proxy.connections == 1, timeout=60, what="the subscriber connecting")
+    assert_gives_up_the_broker_at_once(sub, output)

@@ -319,11 +319,12 @@ def child_arguments(
     return method, args
 
 
-def close_connections_before_fork() -> None:
-    """Close this process's database connections and Django's connection pools (PostgreSQL,
-    ``OPTIONS["pool"]``) with the connections they hold open: a forked child inherits every
-    open socket, and two processes speaking on one database session corrupt each other's
-    statements and transactions. What the process queries next opens afresh."""
+def close_connections_and_pools() -> None:
+    """Close this thread's database connections and Django's connection pools (PostgreSQL,
+    ``OPTIONS["pool"]``) with the connections they hold open; what is queried next opens a new
+    session. Before a fork: a forked child inherits every open socket, and two processes
+    speaking on one database session corrupt each other's statements and transactions (a
+    closed connection alone goes back to its pool, still open)."""
     db.connections.close_all()
     for connection in db.connections.all():
         close_pool = getattr(connection, "close_pool", None)  # PostgreSQL, Django 5.1+
@@ -365,7 +366,7 @@ def run_workers(
             now = time.monotonic()
             for child in children:
                 if child.process is None and now >= child.next_start:
-                    close_connections_before_fork()  # also before a restart
+                    close_connections_and_pools()  # before each fork, restarts too
                     child.process = context.Process(
                         target=_child_main,
                         args=(
